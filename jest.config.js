@@ -1,5 +1,5 @@
 /** @type {import('jest').Config} */
-module.exports = {
+const config = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
@@ -7,3 +7,8 @@ module.exports = {
   moduleNameMapper: { '^@common/(.*)$': '<rootDir>/lambdas/common/$1' },
   testTimeout: 120000,
 };
+// .ci/run asks for a machine-readable summary.
+if (process.env.JEST_JSON_OUTPUT) {
+  config.reporters = ['default', ['<rootDir>/test/support/json-summary-reporter.js', { outputFile: process.env.JEST_JSON_OUTPUT }]];
+}
+module.exports = config;
