@@ -1,0 +1,213 @@
+/**
+ * The plan record, which is also the lock: one SSM String parameter per instance
+ * (`/reset-access/locks/<instance-id>`), JSON, created by preflight without overwrite and rewritten
+ * by every later step after it checked that the plan is its execution's. This file is the one
+ * definition of its shape (docs/architecture.md, "The plan record (and lock)").
+ */
+import {
+  DeleteParameterCommand,
+  GetParameterCommand,
+  PutParameterCommand,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
+import { isAwsError, LockHeldError, PlanError } from './errors';
+import type { BackupMethod, SubnetChoice } from './validation';
+import type { KeyType } from '@common/keys';
+
+export const PLAN_VERSION = 1;
+export const LOCK_PREFIX = '/reset-access/locks/';
+
+/** The lock parameter's name for `instanceId`. */
+export function lockParameterName(instanceId: string): string {
+  return `${LOCK_PREFIX}${instanceId}`;
+}
+
+export interface PlanInputs {
+  subnetId: SubnetChoice;
+  helperInstanceType: string;
+  keyType: KeyType;
+  /** The user's public key line, or '' when the Lambda makes the key pair. */
+  publicKey: string;
+  users: string[];
+  backupMethod: BackupMethod;
+  allowEncryptedVolume: boolean;
+  allowEphemeralDataLoss: boolean;
+}
+
+export type OriginalState = 'running' | 'stopped';
+
+export interface PlanInstance {
+  originalState: OriginalState;
+  rootVolumeId: string;
+  rootDeviceName: string;
+  deleteOnTermination: boolean;
+  availabilityZone: string;
+  architecture: string;
+  subnetId: string;
+  vpcId: string;
+  publicIpAddress: string;
+  elasticIp: boolean;
+}
+
+/** Every resource this execution created, recorded right after its create call. */
+export interface PlanCreated {
+  helperInstanceId?: string;
+  vpcId?: string;
+  subnetId?: string;
+  internetGatewayId?: string;
+  routeTableId?: string;
+  securityGroupId?: string;
+  backupId?: string;
+  keyParameterName?: string;
+  commandId?: string;
+}
+
+export type Phase =
+  | 'preflight'
+  | 'stop-requested'
+  | 'helper-launched'
+  | 'root-detached'
+  | 'attached-to-helper'
+  | 'injection-sent'
+  | 'released-from-helper'
+  | 'root-reattached'
+  | 'started'
+  | 'restored'
+  | 'cleaned-up';
+
+export interface PlanProgress {
+  keyInjected: boolean;
+  phase: Phase;
+}
+
+export interface Plan {
+  version: typeof PLAN_VERSION;
+  executionId: string;
+  instanceId: string;
+  createdAt: string;
+  inputs: PlanInputs;
+  instance: PlanInstance;
+  created: PlanCreated;
+  progress: PlanProgress;
+}
+
+function parsePlan(text: string | undefined, name: string): Plan {
+  let value: unknown;
+  try {
+    value = JSON.parse(text ?? '');
+  } catch {
+    throw new PlanError(`The plan record ${name} is not JSON; delete the parameter if no run is going on this instance`);
+  }
+  const p = value as Partial<Plan> | null;
+  if (
+    !p ||
+    typeof p !== 'object' ||
+    p.version !== PLAN_VERSION ||
+    typeof p.executionId !== 'string' ||
+    typeof p.instanceId !== 'string' ||
+    !p.inputs ||
+    !p.instance ||
+    !p.created ||
+    !p.progress
+  ) {
+    throw new PlanError(
+      `The plan record ${name} is not a version ${PLAN_VERSION} plan; delete the parameter if no run is going on this instance`,
+    );
+  }
+  return p as Plan;
+}
+
+/** The plan of `instanceId`, or undefined when there is none. */
+export async function readPlan(ssm: SSMClient, instanceId: string): Promise<Plan | undefined> {
+  const name = lockParameterName(instanceId);
+  try {
+    const out = await ssm.send(new GetParameterCommand({ Name: name }));
+    return parsePlan(out.Parameter?.Value, name);
+  } catch (err) {
+    if (isAwsError(err, 'ParameterNotFound')) return undefined;
+    throw err;
+  }
+}
+
+/** The plan of `instanceId` if it belongs to `executionId`; throws PlanError otherwise. */
+export async function loadOwnPlan(ssm: SSMClient, instanceId: string, executionId: string): Promise<Plan> {
+  const plan = await readPlan(ssm, instanceId);
+  if (!plan) {
+    throw new PlanError(`No plan record ${lockParameterName(instanceId)}: preflight did not run for execution ${executionId}`);
+  }
+  if (plan.executionId !== executionId) {
+    throw new PlanError(
+      `The plan record ${lockParameterName(instanceId)} belongs to execution ${plan.executionId}, not ${executionId}; not touching it`,
+    );
+  }
+  return plan;
+}
+
+function putRequest(plan: Plan, overwrite: boolean): PutParameterCommand {
+  return new PutParameterCommand({
+    Name: lockParameterName(plan.instanceId),
+    Value: JSON.stringify(plan),
+    Type: 'String',
+    Overwrite: overwrite,
+    // Intelligent-Tiering stays Standard (free) under 4 KB and moves to Advanced only for a plan
+    // holding a very long user public key.
+    Tier: 'Intelligent-Tiering',
+    Description: `ec2-reset-access plan and lock of execution ${plan.executionId}`,
+  });
+}
+
+/**
+ * Creates the plan without overwrite: the lock. Throws LockHeldError when a plan exists already
+ * (the caller decides whether to take it over).
+ */
+export async function createPlan(ssm: SSMClient, plan: Plan): Promise<void> {
+  try {
+    await ssm.send(putRequest(plan, false));
+  } catch (err) {
+    if (isAwsError(err, 'ParameterAlreadyExists')) {
+      throw new LockHeldError(`Instance ${plan.instanceId} is locked: ${lockParameterName(plan.instanceId)} exists`);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Reads the plan, checks it is `executionId`'s, applies `change`, writes it back (overwrite) and
+ * returns it. The read-check-write is not atomic: SSM has no compare-and-set on a parameter; the
+ * lock makes a concurrent writer of another execution unlikely, and the check refuses a stale one.
+ */
+export async function updatePlan(
+  ssm: SSMClient,
+  instanceId: string,
+  executionId: string,
+  change: (plan: Plan) => void,
+): Promise<Plan> {
+  const plan = await loadOwnPlan(ssm, instanceId, executionId);
+  change(plan);
+  if (plan.executionId !== executionId || plan.instanceId !== instanceId) {
+    throw new PlanError('A plan update may not change the execution id or the instance id');
+  }
+  await ssm.send(putRequest(plan, true));
+  return plan;
+}
+
+/**
+ * Deletes the plan (releases the lock) when it is `executionId`'s. Returns true when deleted,
+ * false when there was none or it is another execution's (left untouched).
+ */
+export async function deletePlan(ssm: SSMClient, instanceId: string, executionId: string): Promise<boolean> {
+  const plan = await readPlan(ssm, instanceId);
+  if (!plan || plan.executionId !== executionId) return false;
+  return deleteLockParameter(ssm, instanceId);
+}
+
+/** Deletes the lock parameter unconditionally (preflight's take-over of a finished run). */
+export async function deleteLockParameter(ssm: SSMClient, instanceId: string): Promise<boolean> {
+  try {
+    await ssm.send(new DeleteParameterCommand({ Name: lockParameterName(instanceId) }));
+    return true;
+  } catch (err) {
+    if (isAwsError(err, 'ParameterNotFound')) return false;
+    throw err;
+  }
+}
