@@ -1,0 +1,909 @@
+/**
+ * The twin's agent: an HTTP server on 127.0.0.1 in front of moto that plays the parts of AWS
+ * moto lacks and keeps the books the tests read.
+ *
+ * - every request is parsed (EC2/autoscaling/IAM query protocol, SSM/KMS JSON 1.1) and counted
+ *   by service and action;
+ * - faults: an armed fault answers the nth matching call with an AWS-shaped error and forwards
+ *   nothing;
+ * - SSM Agent: DescribeInstanceInformation (helpers Online once their launch completed on the
+ *   virtual clock), SendCommand (the document from moto, parameters checked against its
+ *   allowedPattern, the script run for real on the attached volume's disk image),
+ *   GetCommandInvocation, ListCommandInvocations, ListCommands, CancelCommand;
+ * - GetAutomationExecution from the runner's execution registry;
+ * - slow EC2 work (stop, start, run, terminate, attach, detach, image, snapshot) is scheduled on
+ *   the virtual clock, and Describe* calls show the resource still changing while its completion
+ *   is pending (an observer that sees it pending has waited: the clock moves to the completion);
+ * - RunInstances honours ClientToken (moto does not), DetachVolume gets its InstanceId filled in
+ *   (moto answers 500 without it);
+ * - everything else goes to moto unchanged.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, IncomingMessage, request as httpRequest, Server, ServerResponse } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { DescribeInstancesCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { GetDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { parse as parseYaml } from 'yaml';
+
+/** The part of the runner's virtual clock the agent uses (local/runner/clock.ts). */
+export interface AgentClock {
+  now(): number;
+  advanceTo(t: number): number;
+  schedule(op: string, resourceIds: readonly string[], seconds?: number): { readonly completesAt: number };
+  pending(resourceId: string): ReadonlyArray<{ readonly op: string; readonly completesAt: number }>;
+}
+
+/** What the disk side's runInjectScript takes and gives back (local/disk). */
+export interface InjectScriptRun {
+  readonly script: string;
+  readonly env: Record<string, string>;
+  readonly volumes: Record<string, string>;
+  readonly timeoutMs: number;
+}
+export interface InjectScriptResult {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+export type RunInjectScript = (run: InjectScriptRun) => Promise<InjectScriptResult>;
+
+/** An execution as GetAutomationExecution reports it. */
+export interface KnownExecution {
+  readonly status: string;
+  readonly documentName?: string;
+  readonly failureMessage?: string;
+}
+export type ExecutionLookup = (executionId: string) => KnownExecution | undefined;
+
+/** A fault: the nth (and the following times-1) matching calls fail, nothing is forwarded. */
+export interface AwsFault {
+  /** `ec2`, `ssm`, `kms`, `autoscaling`, `iam`; any service when omitted. */
+  readonly service?: string;
+  readonly action: string;
+  /** Which matching call (1-based, counted from when the fault is armed). @default 1 */
+  readonly nth?: number;
+  /** How many consecutive matching calls fail from the nth on. @default 1 */
+  readonly times?: number;
+  /** @default 'TwinInjectedFault' (not retryable by the SDK) */
+  readonly code?: string;
+  /** @default a message naming the call */
+  readonly message?: string;
+  /** @default 400 */
+  readonly statusCode?: number;
+}
+
+export interface CallRecord {
+  readonly service: string;
+  readonly action: string;
+  /** Virtual time of the call. */
+  readonly at: number;
+  readonly status: number;
+  readonly faulted: boolean;
+}
+
+export interface CommandRecord {
+  readonly commandId: string;
+  readonly documentName: string;
+  readonly instanceId: string;
+  readonly parameters: Record<string, string>;
+  readonly requestedAt: Date;
+  readonly timeoutSeconds: number;
+  readonly comment: string;
+  /** Volume ids whose images the script ran on. */
+  volumes: string[];
+  status: 'Pending' | 'InProgress' | 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  startedAt?: Date;
+  endedAt?: Date;
+  done: Promise<void>;
+}
+
+export interface AgentOptions {
+  readonly motoEndpoint: string;
+  readonly region: string;
+  readonly clock: AgentClock;
+  readonly runInjectScript: RunInjectScript;
+  readonly executions?: ExecutionLookup;
+  /** Wall-clock limit for one command's script. @default 120000 */
+  readonly scriptTimeoutMs?: number;
+}
+
+export interface Agent {
+  readonly endpoint: string;
+  readonly port: number;
+  /** Calls by `service:Action` since the last resetCalls. */
+  calls(): Record<string, number>;
+  callCount(service: string, action: string): number;
+  callLog(): readonly CallRecord[];
+  resetCalls(): void;
+  injectFault(fault: AwsFault): void;
+  clearFaults(): void;
+  /** Faults armed that have not fired yet. */
+  pendingFaults(): readonly AwsFault[];
+  setClock(clock: AgentClock): void;
+  setExecutionLookup(lookup: ExecutionLookup): void;
+  /** The disk image (or loop device) backing an EBS volume. */
+  registerVolume(volumeId: string, imagePath: string): void;
+  volumeImage(volumeId: string): string | undefined;
+  commands(): readonly CommandRecord[];
+  /** Waits for every command's script to end (none left running). */
+  drainCommands(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export class AgentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentError';
+  }
+}
+
+/** An error the agent answers with, shaped per protocol. */
+class AwsErrorReply extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly statusCode = 400,
+  ) {
+    super(message);
+    this.name = 'AwsErrorReply';
+  }
+}
+
+type Protocol = 'ec2' | 'query' | 'json';
+
+interface ParsedRequest {
+  readonly service: string;
+  readonly action: string;
+  readonly protocol: Protocol;
+  readonly form?: URLSearchParams;
+  readonly json?: Record<string, unknown>;
+}
+
+const STATE_CODES: Record<string, number> = {
+  pending: 0,
+  running: 16,
+  'shutting-down': 32,
+  terminated: 48,
+  stopping: 64,
+  stopped: 80,
+};
+
+/** Output limits of Run Command (GetCommandInvocation: 24,000 / 8,000 characters). */
+export const STDOUT_LIMIT = 24000;
+export const STDERR_LIMIT = 8000;
+const PLUGIN_OUTPUT_LIMIT = 2500;
+
+function serviceFromAuthorization(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const m = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\/aws4_request/.exec(header);
+  return m?.[1];
+}
+
+function parseRequest(req: IncomingMessage, body: string): ParsedRequest {
+  const target = req.headers['x-amz-target'];
+  if (typeof target === 'string' && target.includes('.')) {
+    const [prefix, action] = target.split('.', 2) as [string, string];
+    const service =
+      prefix === 'AmazonSSM' ? 'ssm' : prefix === 'TrentService' ? 'kms' : (serviceFromAuthorization(req.headers.authorization) ?? prefix);
+    let json: Record<string, unknown> = {};
+    if (body.trim() !== '') json = JSON.parse(body) as Record<string, unknown>;
+    return { service, action, protocol: 'json', json };
+  }
+  const form = new URLSearchParams(body);
+  const action = form.get('Action') ?? '';
+  const service = serviceFromAuthorization(req.headers.authorization) ?? (action ? 'ec2' : 'unknown');
+  return { service, action: action || `${req.method} ${req.url}`, protocol: service === 'ec2' ? 'ec2' : 'query', form };
+}
+
+function xmlEscape(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function errorBody(protocol: Protocol, code: string, message: string): { body: string; contentType: string } {
+  const requestId = randomUUID();
+  if (protocol === 'json') {
+    return { body: JSON.stringify({ __type: code, message }), contentType: 'application/x-amz-json-1.1' };
+  }
+  if (protocol === 'ec2') {
+    return {
+      body: `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${xmlEscape(code)}</Code><Message>${xmlEscape(message)}</Message></Error></Errors><RequestID>${requestId}</RequestID></Response>`,
+      contentType: 'text/xml',
+    };
+  }
+  return {
+    body: `<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse><Error><Type>Sender</Type><Code>${xmlEscape(code)}</Code><Message>${xmlEscape(message)}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
+    contentType: 'text/xml',
+  };
+}
+
+/** Values of an EC2 query list parameter (`InstanceId.1`, `InstanceId.2`, ...). */
+function formList(form: URLSearchParams, name: string): string[] {
+  const out: string[] = [];
+  for (let i = 1; ; i++) {
+    const v = form.get(`${name}.${i}`);
+    if (v === null) break;
+    out.push(v);
+  }
+  return out;
+}
+
+function allMatches(text: string, re: RegExp): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(re)) if (m[1] !== undefined) out.push(m[1]);
+  return out;
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? s.slice(0, n) : s;
+}
+
+interface AttachmentMemo {
+  readonly instanceId: string;
+  readonly device: string;
+}
+
+/** Reads a document's Content (JSON or YAML) as an object. */
+function parseDocumentContent(content: string): Record<string, unknown> {
+  const doc = parseYaml(content) as unknown;
+  if (!doc || typeof doc !== 'object') throw new AgentError('the document content is not an object');
+  return doc as Record<string, unknown>;
+}
+
+interface DocParameter {
+  readonly type?: string;
+  readonly default?: unknown;
+  readonly allowedPattern?: string;
+  readonly allowedValues?: unknown[];
+  readonly interpolationType?: string;
+}
+
+/** The shell script of a Command document's aws:runShellScript steps, and its parameters. */
+function commandScript(doc: Record<string, unknown>): { script: string; parameters: Record<string, DocParameter> } {
+  const parameters = (doc.parameters ?? {}) as Record<string, DocParameter>;
+  const steps = doc.mainSteps;
+  if (!Array.isArray(steps) || steps.length === 0) throw new AgentError('the Command document has no mainSteps');
+  const parts: string[] = [];
+  for (const step of steps as Array<Record<string, unknown>>) {
+    if (step.action !== 'aws:runShellScript') {
+      throw new AgentError(`the twin's agent runs aws:runShellScript only, not ${String(step.action)}`);
+    }
+    const inputs = (step.inputs ?? {}) as Record<string, unknown>;
+    const run = inputs.runCommand;
+    if (Array.isArray(run)) parts.push(run.map(String).join('\n'));
+    else if (typeof run === 'string') parts.push(run);
+    else throw new AgentError('aws:runShellScript without runCommand');
+  }
+  return { script: parts.join('\n'), parameters };
+}
+
+export async function startAgent(options: AgentOptions): Promise<Agent> {
+  const motoUrl = new URL(options.motoEndpoint);
+  const credentials = { accessKeyId: 'twin', secretAccessKey: 'twin' };
+  const motoEc2 = new EC2Client({ endpoint: options.motoEndpoint, region: options.region, credentials });
+  const motoSsm = new SSMClient({ endpoint: options.motoEndpoint, region: options.region, credentials });
+  const scriptTimeoutMs = options.scriptTimeoutMs ?? 120000;
+
+  let clock = options.clock;
+  let executions: ExecutionLookup = options.executions ?? (() => undefined);
+  let counts = new Map<string, number>();
+  let log: CallRecord[] = [];
+  interface ArmedFault {
+    readonly fault: AwsFault;
+    seen: number;
+    fired: number;
+  }
+  let faults: ArmedFault[] = [];
+  const volumeImages = new Map<string, string>();
+  const commandList: CommandRecord[] = [];
+  const clientTokens = new Map<string, string>();
+  /** What a DetachVolume detached, so a pending detach still shows the attachment. */
+  const detaching = new Map<string, AttachmentMemo>();
+
+  const pendingOp = (id: string, ops: string[]): { op: string; completesAt: number } | undefined =>
+    clock.pending(id).find((p) => ops.includes(p.op));
+
+  /** An observer saw work still going: it has waited for it. */
+  const observed = (p: { completesAt: number }): void => {
+    clock.advanceTo(p.completesAt);
+  };
+
+  function matchFault(service: string, action: string): AwsFault | undefined {
+    for (const armed of faults) {
+      const f = armed.fault;
+      if (f.action !== action) continue;
+      if (f.service !== undefined && f.service !== service) continue;
+      armed.seen += 1;
+      const nth = f.nth ?? 1;
+      const times = f.times ?? 1;
+      if (armed.seen >= nth && armed.fired < times) {
+        armed.fired += 1;
+        return f;
+      }
+    }
+    return undefined;
+  }
+
+  function forward(req: IncomingMessage, body: Buffer): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (v === undefined || k === 'host' || k === 'content-length' || k === 'connection') continue;
+        headers[k] = Array.isArray(v) ? v.join(', ') : v;
+      }
+      headers['content-length'] = String(body.length);
+      const out = httpRequest(
+        { host: motoUrl.hostname, port: motoUrl.port, method: req.method, path: req.url, headers },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const h: Record<string, string> = {};
+            for (const [k, v] of Object.entries(res.headers)) {
+              if (v === undefined || k === 'content-length' || k === 'connection' || k === 'transfer-encoding') continue;
+              h[k] = Array.isArray(v) ? v.join(', ') : v;
+            }
+            resolve({ status: res.statusCode ?? 500, headers: h, body: Buffer.concat(chunks) });
+          });
+          res.on('error', reject);
+        },
+      );
+      out.on('error', reject);
+      out.end(body);
+    });
+  }
+
+  // ---- EC2: before forwarding ----
+
+  async function describeVolume(volumeId: string) {
+    const out = await motoEc2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
+    return out.Volumes?.[0];
+  }
+
+  async function prepareEc2(form: URLSearchParams, action: string): Promise<string | undefined> {
+    if (action === 'RunInstances') {
+      const token = form.get('ClientToken');
+      if (token && clientTokens.has(token)) return clientTokens.get(token);
+    }
+    if (action === 'DetachVolume' && !form.get('InstanceId')) {
+      const volumeId = form.get('VolumeId') ?? '';
+      const vol = await describeVolume(volumeId).catch(() => undefined);
+      const instanceId = vol?.Attachments?.[0]?.InstanceId;
+      if (instanceId) form.set('InstanceId', instanceId);
+      else throw new AwsErrorReply('IncorrectState', `Volume '${volumeId}' is in the 'available' state.`);
+    }
+    if (action === 'DetachVolume') {
+      const volumeId = form.get('VolumeId') ?? '';
+      const vol = await describeVolume(volumeId).catch(() => undefined);
+      const att = vol?.Attachments?.find((a) => a.InstanceId === form.get('InstanceId'));
+      if (att?.InstanceId && att.Device) detaching.set(volumeId, { instanceId: att.InstanceId, device: att.Device });
+    }
+    return undefined;
+  }
+
+  // ---- EC2: after a successful forward ----
+
+  function afterEc2(form: URLSearchParams, action: string, responseBody: string): void {
+    switch (action) {
+      case 'StopInstances':
+        clock.schedule('StopInstances', formList(form, 'InstanceId'));
+        break;
+      case 'StartInstances':
+        clock.schedule('StartInstances', formList(form, 'InstanceId'));
+        break;
+      case 'TerminateInstances':
+        clock.schedule('TerminateInstances', formList(form, 'InstanceId'));
+        break;
+      case 'RunInstances': {
+        const ids = allMatches(responseBody, /<instanceId>(i-[0-9a-f]+)<\/instanceId>/g);
+        clock.schedule('RunInstancesUntilOnline', ids);
+        const token = form.get('ClientToken');
+        if (token) clientTokens.set(token, responseBody);
+        break;
+      }
+      case 'AttachVolume':
+        clock.schedule('AttachVolume', [form.get('VolumeId') ?? '', form.get('InstanceId') ?? ''].filter(Boolean));
+        break;
+      case 'DetachVolume':
+        clock.schedule('DetachVolume', [form.get('VolumeId') ?? '', form.get('InstanceId') ?? ''].filter(Boolean));
+        break;
+      case 'CreateImage': {
+        const imageId = /<imageId>(ami-[0-9a-f]+)<\/imageId>/.exec(responseBody)?.[1];
+        clock.schedule('CreateImage', [form.get('InstanceId') ?? '', ...(imageId ? [imageId] : [])]);
+        break;
+      }
+      case 'CreateSnapshot': {
+        const snapshotId = /<snapshotId>(snap-[0-9a-f]+)<\/snapshotId>/.exec(responseBody)?.[1];
+        clock.schedule('CreateSnapshot', [form.get('VolumeId') ?? '', ...(snapshotId ? [snapshotId] : [])]);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /** Shows instances and volumes still changing while their completion is pending. */
+  function maskEc2(action: string, body: string): string {
+    if (action === 'DescribeInstances') {
+      return body.replace(
+        /(<instanceId>(i-[0-9a-f]+)<\/instanceId>(?:(?!<instanceId>)[\s\S])*?<instanceState>)<code>\d+<\/code><name>([a-z-]+)<\/name>/g,
+        (whole, head: string, id: string, name: string) => {
+          let shown = name;
+          const stop = pendingOp(id, ['StopInstances']);
+          const start = pendingOp(id, ['StartInstances']);
+          const term = pendingOp(id, ['TerminateInstances']);
+          if (term && name === 'terminated') {
+            shown = 'shutting-down';
+            observed(term);
+          } else if (stop && name === 'stopped') {
+            shown = 'stopping';
+            observed(stop);
+          } else if (start && name === 'running') {
+            shown = 'pending';
+            observed(start);
+          }
+          if (shown === name) return whole;
+          return `${head}<code>${STATE_CODES[shown]}</code><name>${shown}</name>`;
+        },
+      );
+    }
+    if (action === 'DescribeVolumes') {
+      return body.replace(/<item><volumeType>[\s\S]*?<\/item><\/attachmentSet>|<item><volumeType>[\s\S]*?<attachmentSet\/>/g, (item) => {
+        const id = /<volumeId>(vol-[0-9a-f]+)<\/volumeId>/.exec(item)?.[1];
+        if (!id) return item;
+        const detach = pendingOp(id, ['DetachVolume']);
+        const attach = pendingOp(id, ['AttachVolume']);
+        if (detach && /<status>available<\/status>/.test(item)) {
+          const memo = detaching.get(id);
+          observed(detach);
+          if (!memo) return item;
+          const att = `<attachmentSet><item><volumeId>${id}</volumeId><instanceId>${memo.instanceId}</instanceId><device>${memo.device}</device><status>detaching</status></item></attachmentSet>`;
+          return item
+            .replace('<status>available</status>', '<status>in-use</status>')
+            .replace(/<attachmentSet\/>|<attachmentSet><\/attachmentSet>/, att);
+        }
+        if (attach && /<attachmentSet><item>/.test(item)) {
+          observed(attach);
+          return item.replace(/(<attachmentSet><item>[\s\S]*?)<status>attached<\/status>/, '$1<status>attaching</status>');
+        }
+        return item;
+      });
+    }
+    return body;
+  }
+
+  // ---- SSM: what the agent answers itself ----
+
+  async function describeInstanceInformation(json: Record<string, unknown>): Promise<unknown> {
+    const wanted = new Set<string>();
+    for (const f of (json.InstanceInformationFilterList ?? []) as Array<{ key?: string; valueSet?: string[] }>) {
+      if (f.key === 'InstanceIds') for (const v of f.valueSet ?? []) wanted.add(v);
+    }
+    for (const f of (json.Filters ?? []) as Array<{ Key?: string; Values?: string[] }>) {
+      if (f.Key === 'InstanceIds') for (const v of f.Values ?? []) wanted.add(v);
+    }
+    const out = await motoEc2.send(
+      new DescribeInstancesCommand({
+        Filters: [
+          { Name: 'tag:reset-access:role', Values: ['helper'] },
+          { Name: 'instance-state-name', Values: ['running'] },
+        ],
+      }),
+    );
+    const list: unknown[] = [];
+    for (const r of out.Reservations ?? []) {
+      for (const i of r.Instances ?? []) {
+        const id = i.InstanceId ?? '';
+        if (wanted.size > 0 && !wanted.has(id)) continue;
+        const launching = pendingOp(id, ['RunInstancesUntilOnline']);
+        if (launching) {
+          observed(launching);
+          continue; // not registered yet
+        }
+        list.push({
+          InstanceId: id,
+          PingStatus: 'Online',
+          LastPingDateTime: Date.now() / 1000,
+          AgentVersion: '3.3.0.0',
+          IsLatestVersion: true,
+          PlatformType: 'Linux',
+          PlatformName: 'Amazon Linux',
+          PlatformVersion: '2023',
+          ResourceType: 'EC2Instance',
+          IPAddress: i.PrivateIpAddress ?? '10.0.0.10',
+          ComputerName: i.PrivateDnsName ?? id,
+        });
+      }
+    }
+    return { InstanceInformationList: list };
+  }
+
+  async function isOnline(instanceId: string): Promise<boolean> {
+    const info = (await describeInstanceInformation({ Filters: [{ Key: 'InstanceIds', Values: [instanceId] }] })) as {
+      InstanceInformationList: unknown[];
+    };
+    return info.InstanceInformationList.length > 0;
+  }
+
+  async function sendCommand(json: Record<string, unknown>): Promise<unknown> {
+    const documentName = String(json.DocumentName ?? '');
+    const instanceIds = (json.InstanceIds ?? []) as string[];
+    if (instanceIds.length !== 1) throw new AwsErrorReply('InvalidInstanceId', 'the twin runs a command on exactly one instance id');
+    const instanceId = instanceIds[0] as string;
+    let doc: Record<string, unknown>;
+    let documentVersion = '1';
+    try {
+      const got = await motoSsm.send(new GetDocumentCommand({ Name: documentName }));
+      doc = parseDocumentContent(got.Content ?? '');
+      documentVersion = got.DocumentVersion ?? '1';
+    } catch (err) {
+      if (err instanceof AgentError) throw new AwsErrorReply('InvalidDocumentContent', err.message);
+      throw new AwsErrorReply('InvalidDocument', `Document ${documentName} does not exist`);
+    }
+    let script: string;
+    let declared: Record<string, DocParameter>;
+    try {
+      ({ script, parameters: declared } = commandScript(doc));
+    } catch (err) {
+      throw new AwsErrorReply('InvalidDocumentContent', (err as Error).message);
+    }
+    const given = (json.Parameters ?? {}) as Record<string, unknown>;
+    const values: Record<string, string> = {};
+    for (const name of Object.keys(given)) {
+      if (!(name in declared)) throw new AwsErrorReply('InvalidParameters', `Parameter "${name}" is not defined in the document`);
+    }
+    for (const [name, spec] of Object.entries(declared)) {
+      const raw = given[name];
+      let value: string;
+      if (raw === undefined) {
+        if (spec.default === undefined) throw new AwsErrorReply('InvalidParameters', `Parameter "${name}" is required`);
+        value = String(spec.default);
+      } else if (Array.isArray(raw)) {
+        if (raw.length !== 1) throw new AwsErrorReply('InvalidParameters', `Parameter "${name}" takes one value`);
+        value = String(raw[0]);
+      } else {
+        value = String(raw);
+      }
+      if (spec.allowedPattern !== undefined && !new RegExp(spec.allowedPattern).test(value)) {
+        // Never echo the value: it may be a key.
+        throw new AwsErrorReply('InvalidParameters', `Parameter "${name}" does not match its allowedPattern`);
+      }
+      if (spec.allowedValues !== undefined && !spec.allowedValues.map(String).includes(value)) {
+        throw new AwsErrorReply('InvalidParameters', `Parameter "${name}" is not one of its allowedValues`);
+      }
+      values[name] = value;
+    }
+    for (const [name, spec] of Object.entries(declared)) {
+      if (spec.interpolationType !== 'ENV_VAR' && script.includes(`{{ ${name} }}`)) {
+        throw new AgentError(`the twin does not paste parameter ${name} into the script text: use interpolationType ENV_VAR`);
+      }
+    }
+    if (!(await isOnline(instanceId))) {
+      throw new AwsErrorReply('InvalidInstanceId', `Instance ${instanceId} is not in a valid state for this command (not Online in Systems Manager)`);
+    }
+    const attached = await motoEc2.send(
+      new DescribeVolumesCommand({ Filters: [{ Name: 'attachment.instance-id', Values: [instanceId] }] }),
+    );
+    const volumes: Record<string, string> = {};
+    for (const v of attached.Volumes ?? []) {
+      const image = v.VolumeId ? volumeImages.get(v.VolumeId) : undefined;
+      if (v.VolumeId && image) volumes[v.VolumeId] = image;
+    }
+    const timeoutSeconds = Number(json.TimeoutSeconds ?? 3600);
+    const record: CommandRecord = {
+      commandId: randomUUID(),
+      documentName,
+      instanceId,
+      parameters: values,
+      requestedAt: new Date(),
+      timeoutSeconds,
+      comment: String(json.Comment ?? ''),
+      volumes: Object.keys(volumes),
+      status: 'InProgress',
+      exitCode: -1,
+      stdout: '',
+      stderr: '',
+      done: Promise.resolve(),
+    };
+    const env: Record<string, string> = {};
+    for (const [name, value] of Object.entries(values)) env[`SSM_${name}`] = value;
+    record.startedAt = new Date();
+    record.done = options
+      .runInjectScript({ script, env, volumes, timeoutMs: Math.min(scriptTimeoutMs, timeoutSeconds * 1000) })
+      .then(
+        (r) => {
+          record.exitCode = r.exitCode;
+          record.stdout = r.stdout;
+          record.stderr = r.stderr;
+          if (record.status === 'InProgress') record.status = r.exitCode === 0 ? 'Success' : 'Failed';
+        },
+        (err: unknown) => {
+          record.exitCode = 1;
+          record.stderr = `the twin could not run the script: ${(err as Error).message}`;
+          if (record.status === 'InProgress') record.status = 'Failed';
+        },
+      )
+      .finally(() => {
+        record.endedAt = new Date();
+      });
+    commandList.push(record);
+    clock.schedule('RunCommand', [record.commandId, instanceId]);
+    return {
+      Command: {
+        CommandId: record.commandId,
+        DocumentName: documentName,
+        DocumentVersion: documentVersion,
+        Comment: record.comment,
+        ExpiresAfter: record.requestedAt.getTime() / 1000 + timeoutSeconds,
+        Parameters: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, [v]])),
+        InstanceIds: [instanceId],
+        Targets: [],
+        RequestedDateTime: record.requestedAt.getTime() / 1000,
+        Status: 'Pending',
+        StatusDetails: 'Pending',
+        MaxConcurrency: '50',
+        MaxErrors: '0',
+        TargetCount: 1,
+        CompletedCount: 0,
+        ErrorCount: 0,
+        DeliveryTimedOutCount: 0,
+        TimeoutSeconds: timeoutSeconds,
+      },
+    };
+  }
+
+  function findCommand(commandId: string, instanceId?: string): CommandRecord {
+    const c = commandList.find((x) => x.commandId === commandId && (instanceId === undefined || x.instanceId === instanceId));
+    if (!c) throw new AwsErrorReply('InvocationDoesNotExist', `Command ${commandId} has no invocation on ${instanceId ?? 'any instance'}`);
+    return c;
+  }
+
+  /** Status as seen now: the script must have ended, and the clock passed its completion. */
+  async function commandStatus(c: CommandRecord): Promise<string> {
+    await c.done;
+    const running = pendingOp(c.commandId, ['RunCommand']);
+    if (running && c.status !== 'Cancelled') {
+      observed(running);
+      return 'InProgress';
+    }
+    return c.status;
+  }
+
+  async function getCommandInvocation(json: Record<string, unknown>): Promise<unknown> {
+    const c = findCommand(String(json.CommandId ?? ''), String(json.InstanceId ?? ''));
+    const status = await commandStatus(c);
+    const finished = status !== 'InProgress';
+    return {
+      CommandId: c.commandId,
+      InstanceId: c.instanceId,
+      Comment: c.comment,
+      DocumentName: c.documentName,
+      DocumentVersion: '1',
+      PluginName: 'injectKey',
+      ResponseCode: finished ? c.exitCode : -1,
+      ExecutionStartDateTime: c.startedAt?.toISOString() ?? '',
+      ExecutionElapsedTime: '',
+      ExecutionEndDateTime: finished ? (c.endedAt?.toISOString() ?? '') : '',
+      Status: status,
+      StatusDetails: status,
+      StandardOutputContent: finished ? truncate(c.stdout, STDOUT_LIMIT) : '',
+      StandardOutputUrl: '',
+      StandardErrorContent: finished ? truncate(c.stderr, STDERR_LIMIT) : '',
+      StandardErrorUrl: '',
+      CloudWatchOutputConfig: { CloudWatchLogGroupName: '', CloudWatchOutputEnabled: false },
+    };
+  }
+
+  async function listCommandInvocations(json: Record<string, unknown>): Promise<unknown> {
+    const list: unknown[] = [];
+    for (const c of commandList) {
+      if (json.CommandId !== undefined && c.commandId !== json.CommandId) continue;
+      if (json.InstanceId !== undefined && c.instanceId !== json.InstanceId) continue;
+      const status = await commandStatus(c);
+      const finished = status !== 'InProgress';
+      list.push({
+        CommandId: c.commandId,
+        InstanceId: c.instanceId,
+        InstanceName: '',
+        Comment: c.comment,
+        DocumentName: c.documentName,
+        DocumentVersion: '1',
+        RequestedDateTime: c.requestedAt.getTime() / 1000,
+        Status: status,
+        StatusDetails: status,
+        StandardOutputUrl: '',
+        StandardErrorUrl: '',
+        CommandPlugins: json.Details
+          ? [
+              {
+                Name: 'injectKey',
+                Status: status,
+                StatusDetails: status,
+                ResponseCode: finished ? c.exitCode : -1,
+                Output: finished ? truncate(c.stdout, PLUGIN_OUTPUT_LIMIT) : '',
+              },
+            ]
+          : [],
+      });
+    }
+    return { CommandInvocations: list };
+  }
+
+  async function listCommands(json: Record<string, unknown>): Promise<unknown> {
+    const list: unknown[] = [];
+    for (const c of commandList) {
+      if (json.CommandId !== undefined && c.commandId !== json.CommandId) continue;
+      if (json.InstanceId !== undefined && c.instanceId !== json.InstanceId) continue;
+      const status = await commandStatus(c);
+      list.push({
+        CommandId: c.commandId,
+        DocumentName: c.documentName,
+        Comment: c.comment,
+        InstanceIds: [c.instanceId],
+        RequestedDateTime: c.requestedAt.getTime() / 1000,
+        Status: status,
+        StatusDetails: status,
+        TargetCount: 1,
+        CompletedCount: status === 'InProgress' ? 0 : 1,
+        ErrorCount: status === 'Failed' ? 1 : 0,
+      });
+    }
+    return { Commands: list };
+  }
+
+  function cancelCommand(json: Record<string, unknown>): unknown {
+    const id = String(json.CommandId ?? '');
+    const matching = commandList.filter((c) => c.commandId === id);
+    if (matching.length === 0) throw new AwsErrorReply('InvalidCommandId', `Command ${id} does not exist`);
+    for (const c of matching) if (c.status === 'InProgress' || c.status === 'Pending') c.status = 'Cancelled';
+    return {};
+  }
+
+  function getAutomationExecution(json: Record<string, unknown>): unknown {
+    const id = String(json.AutomationExecutionId ?? '');
+    const found = executions(id);
+    if (!found) throw new AwsErrorReply('AutomationExecutionNotFoundException', `Automation execution ${id} was not found`);
+    return {
+      AutomationExecution: {
+        AutomationExecutionId: id,
+        DocumentName: found.documentName ?? '',
+        AutomationExecutionStatus: found.status,
+        ...(found.failureMessage ? { FailureMessage: found.failureMessage } : {}),
+      },
+    };
+  }
+
+  const ssmHandlers: Record<string, (json: Record<string, unknown>) => Promise<unknown> | unknown> = {
+    DescribeInstanceInformation: describeInstanceInformation,
+    SendCommand: sendCommand,
+    GetCommandInvocation: getCommandInvocation,
+    ListCommandInvocations: listCommandInvocations,
+    ListCommands: listCommands,
+    CancelCommand: cancelCommand,
+    GetAutomationExecution: getAutomationExecution,
+  };
+
+  // ---- the server ----
+
+  function reply(res: ServerResponse, status: number, contentType: string, body: string | Buffer, extra: Record<string, string> = {}): void {
+    const buf = typeof body === 'string' ? Buffer.from(body) : body;
+    res.writeHead(status, { ...extra, 'content-type': contentType, 'content-length': String(buf.length), 'x-amzn-requestid': randomUUID() });
+    res.end(buf);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    let raw = Buffer.concat(chunks);
+    const parsed = parseRequest(req, raw.toString('utf8'));
+    const key = `${parsed.service}:${parsed.action}`;
+    const at = clock.now();
+    const record = (status: number, faulted: boolean) => {
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      log.push({ service: parsed.service, action: parsed.action, at, status, faulted });
+    };
+    try {
+      const fault = matchFault(parsed.service, parsed.action);
+      if (fault) {
+        const e = errorBody(
+          parsed.protocol,
+          fault.code ?? 'TwinInjectedFault',
+          fault.message ?? `fault injected by the twin on ${key}`,
+        );
+        record(fault.statusCode ?? 400, true);
+        reply(res, fault.statusCode ?? 400, e.contentType, e.body, parsed.protocol === 'json' ? { 'x-amzn-errortype': fault.code ?? 'TwinInjectedFault' } : {});
+        return;
+      }
+      if (parsed.service === 'ssm' && parsed.protocol === 'json' && ssmHandlers[parsed.action]) {
+        const result = await ssmHandlers[parsed.action]!(parsed.json ?? {});
+        record(200, false);
+        reply(res, 200, 'application/x-amz-json-1.1', JSON.stringify(result));
+        return;
+      }
+      if (parsed.service === 'ec2' && parsed.form) {
+        const cached = await prepareEc2(parsed.form, parsed.action);
+        if (cached !== undefined) {
+          record(200, false);
+          reply(res, 200, 'text/xml', cached);
+          return;
+        }
+        raw = Buffer.from(parsed.form.toString());
+      }
+      const out = await forward(req, raw);
+      record(out.status, false);
+      let body: Buffer = out.body;
+      if (parsed.service === 'ec2' && parsed.form && out.status === 200) {
+        const text = out.body.toString('utf8');
+        afterEc2(parsed.form, parsed.action, text);
+        const masked = maskEc2(parsed.action, text);
+        if (masked !== text) body = Buffer.from(masked);
+      }
+      reply(res, out.status, out.headers['content-type'] ?? 'text/xml', body, out.headers);
+    } catch (err) {
+      const e =
+        err instanceof AwsErrorReply
+          ? err
+          : new AwsErrorReply('InternalFailure', `twin agent: ${(err as Error).message}`, 500);
+      record(e.statusCode, false);
+      const b = errorBody(parsed.protocol, e.code, e.message);
+      reply(res, e.statusCode, b.contentType, b.body, parsed.protocol === 'json' ? { 'x-amzn-errortype': e.code } : {});
+    }
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) reply(res, 500, 'text/plain', `twin agent: ${(err as Error).message}`);
+    });
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const endpoint = `http://127.0.0.1:${port}`;
+
+  return {
+    endpoint,
+    port,
+    calls: () => Object.fromEntries(counts),
+    callCount: (service, action) => counts.get(`${service}:${action}`) ?? 0,
+    callLog: () => [...log],
+    resetCalls() {
+      counts = new Map();
+      log = [];
+    },
+    injectFault(fault) {
+      faults.push({ fault, seen: 0, fired: 0 });
+    },
+    clearFaults() {
+      faults = [];
+    },
+    pendingFaults: () => faults.filter((f) => f.fired < (f.fault.times ?? 1)).map((f) => f.fault),
+    setClock(c) {
+      clock = c;
+    },
+    setExecutionLookup(lookup) {
+      executions = lookup;
+    },
+    registerVolume(volumeId, imagePath) {
+      volumeImages.set(volumeId, imagePath);
+    },
+    volumeImage: (volumeId) => volumeImages.get(volumeId),
+    commands: () => [...commandList],
+    async drainCommands() {
+      await Promise.all(commandList.map((c) => c.done));
+    },
+    async stop() {
+      await Promise.all(commandList.map((c) => c.done));
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      motoEc2.destroy();
+      motoSsm.destroy();
+    },
+  };
+}

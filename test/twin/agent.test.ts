@@ -1,0 +1,206 @@
+/**
+ * The agent on its own, in front of a real moto: counting, faults, the clock-driven states, the
+ * SSM agent answers. The script runner here records what it was asked to run (the end-to-end
+ * tests run the real script on real images).
+ */
+import {
+  AttachVolumeCommand,
+  CreateVolumeCommand,
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  DetachVolumeCommand,
+  EC2Client,
+  RunInstancesCommand,
+  StopInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import {
+  CreateDocumentCommand,
+  DescribeInstanceInformationCommand,
+  GetAutomationExecutionCommand,
+  GetCommandInvocationCommand,
+  SendCommandCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
+import { Agent, InjectScriptRun, startAgent, STDOUT_LIMIT } from '../../local/agent';
+import { MotoServer, startMoto } from '../../local/moto';
+import { VirtualClock } from '../../local/runner/clock';
+import { latencyOf } from '../../local/latency';
+
+const region = 'us-east-1';
+const AMI = 'ami-0ed094fb1304fd857';
+let moto: MotoServer;
+let agent: Agent;
+let clock: VirtualClock;
+let ec2: EC2Client;
+let ssm: SSMClient;
+const runs: InjectScriptRun[] = [];
+let scriptStdout = '';
+
+beforeAll(async () => {
+  moto = await startMoto({ maxLifetimeSeconds: 300 });
+  clock = new VirtualClock();
+  agent = await startAgent({
+    motoEndpoint: moto.endpoint,
+    region,
+    clock,
+    runInjectScript: async (run) => {
+      runs.push(run);
+      return { exitCode: 0, stdout: scriptStdout, stderr: '' };
+    },
+    executions: (id) => (id === 'exec-known' ? { status: 'InProgress' } : undefined),
+  });
+  const credentials = { accessKeyId: 'twin', secretAccessKey: 'twin' };
+  ec2 = new EC2Client({ endpoint: agent.endpoint, region, credentials, maxAttempts: 1 });
+  ssm = new SSMClient({ endpoint: agent.endpoint, region, credentials, maxAttempts: 1 });
+});
+
+afterAll(async () => {
+  ec2?.destroy();
+  ssm?.destroy();
+  await agent?.stop();
+  await moto?.stop();
+});
+
+async function launch(tags: Record<string, string> = {}, clientToken?: string): Promise<string> {
+  const out = await ec2.send(
+    new RunInstancesCommand({
+      ImageId: AMI,
+      MinCount: 1,
+      MaxCount: 1,
+      InstanceType: 't3.small',
+      ClientToken: clientToken,
+      TagSpecifications: Object.keys(tags).length
+        ? [{ ResourceType: 'instance', Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }]
+        : undefined,
+    }),
+  );
+  return out.Instances?.[0]?.InstanceId as string;
+}
+
+test('counts calls by service and action, and a fault answers the nth call without forwarding it', async () => {
+  agent.resetCalls();
+  const id = await launch();
+  agent.injectFault({ service: 'ec2', action: 'DescribeInstances', nth: 2, code: 'UnauthorizedOperation' });
+  await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+  await expect(ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).rejects.toMatchObject({
+    name: 'UnauthorizedOperation',
+  });
+  await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+  expect(agent.callCount('ec2', 'RunInstances')).toBe(1);
+  expect(agent.callCount('ec2', 'DescribeInstances')).toBe(3);
+  expect(agent.callLog().filter((c) => c.faulted)).toHaveLength(1);
+  expect(agent.pendingFaults()).toHaveLength(0);
+
+  agent.injectFault({ service: 'ssm', action: 'GetParameter', code: 'ThrottlingException', statusCode: 400 });
+  await expect(
+    ssm.send(new (await import('@aws-sdk/client-ssm')).GetParameterCommand({ Name: '/nothing' })),
+  ).rejects.toMatchObject({ name: 'ThrottlingException' });
+});
+
+test('RunInstances with the same ClientToken returns the same instance (moto alone does not)', async () => {
+  const a = await launch({}, 'token-abc');
+  const b = await launch({}, 'token-abc');
+  expect(b).toBe(a);
+});
+
+test('a stop shows stopping until an observer has waited for it on the virtual clock', async () => {
+  const id = await launch();
+  const t0 = clock.now();
+  await ec2.send(new StopInstancesCommand({ InstanceIds: [id] }));
+  const first = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+  expect(first.Reservations?.[0]?.Instances?.[0]?.State?.Name).toBe('stopping');
+  expect(clock.now()).toBe(t0 + latencyOf('StopInstances'));
+  const second = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+  expect(second.Reservations?.[0]?.Instances?.[0]?.State?.Name).toBe('stopped');
+});
+
+test('detach shows detaching then available; DetachVolume without InstanceId works; attach shows attaching', async () => {
+  const id = await launch();
+  await ec2.send(new StopInstancesCommand({ InstanceIds: [id] }));
+  clock.settle([id]);
+  const vol = await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 1 }));
+  const volumeId = vol.VolumeId as string;
+  await ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: id, Device: '/dev/sdf' }));
+  const attaching = await ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
+  expect(attaching.Volumes?.[0]?.Attachments?.[0]?.State).toBe('attaching');
+  const attached = await ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
+  expect(attached.Volumes?.[0]?.Attachments?.[0]?.State).toBe('attached');
+
+  await ec2.send(new DetachVolumeCommand({ VolumeId: volumeId }));
+  const detaching = await ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
+  expect(detaching.Volumes?.[0]?.State).toBe('in-use');
+  expect(detaching.Volumes?.[0]?.Attachments?.[0]).toMatchObject({ State: 'detaching', InstanceId: id, Device: '/dev/sdf' });
+  const available = await ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
+  expect(available.Volumes?.[0]?.State).toBe('available');
+});
+
+test('a helper is Online only after its launch completes on the clock; SendCommand runs the document script', async () => {
+  const helper = await launch({ 'reset-access:role': 'helper' });
+  const notYet = await ssm.send(
+    new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: [helper] }] }),
+  );
+  expect(notYet.InstanceInformationList).toHaveLength(0);
+  const online = await ssm.send(
+    new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: [helper] }] }),
+  );
+  expect(online.InstanceInformationList?.[0]?.PingStatus).toBe('Online');
+
+  const vol = await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 1 }));
+  const volumeId = vol.VolumeId as string;
+  agent.registerVolume(volumeId, '/tmp/not-read-by-this-test.img');
+  await ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: helper, Device: '/dev/sdf' }));
+
+  await ssm.send(
+    new CreateDocumentCommand({
+      Name: 'TwinAgentTestDoc',
+      DocumentType: 'Command',
+      DocumentFormat: 'YAML',
+      Content: [
+        "schemaVersion: '2.2'",
+        'description: test',
+        'parameters:',
+        '  VolumeId:',
+        '    type: String',
+        "    allowedPattern: '^(vol-[0-9a-f]{8,17})?$'",
+        '    interpolationType: ENV_VAR',
+        'mainSteps:',
+        '  - action: aws:runShellScript',
+        '    name: injectKey',
+        '    inputs:',
+        '      runCommand:',
+        '        - echo "$SSM_VolumeId"',
+      ].join('\n'),
+    }),
+  );
+  await expect(
+    ssm.send(
+      new SendCommandCommand({
+        DocumentName: 'TwinAgentTestDoc',
+        InstanceIds: [helper],
+        Parameters: { VolumeId: ['vol-1; rm -rf /'] },
+      }),
+    ),
+  ).rejects.toMatchObject({ name: 'InvalidParameters' });
+
+  scriptStdout = 'x'.repeat(STDOUT_LIMIT + 500);
+  const sent = await ssm.send(
+    new SendCommandCommand({ DocumentName: 'TwinAgentTestDoc', InstanceIds: [helper], Parameters: { VolumeId: [volumeId] } }),
+  );
+  const commandId = sent.Command?.CommandId as string;
+  expect(runs.at(-1)).toMatchObject({ env: { SSM_VolumeId: volumeId }, volumes: { [volumeId]: '/tmp/not-read-by-this-test.img' } });
+  expect(runs.at(-1)?.script).toContain('echo "$SSM_VolumeId"');
+  const first = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: helper }));
+  expect(first.Status).toBe('InProgress');
+  const done = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: helper }));
+  expect(done.Status).toBe('Success');
+  expect(done.ResponseCode).toBe(0);
+  expect(done.StandardOutputContent).toHaveLength(STDOUT_LIMIT);
+});
+
+test('GetAutomationExecution answers from the execution registry', async () => {
+  const known = await ssm.send(new GetAutomationExecutionCommand({ AutomationExecutionId: 'exec-known' }));
+  expect(known.AutomationExecution?.AutomationExecutionStatus).toBe('InProgress');
+  await expect(ssm.send(new GetAutomationExecutionCommand({ AutomationExecutionId: 'exec-unknown' }))).rejects.toMatchObject({
+    name: 'AutomationExecutionNotFoundException',
+  });
+});
