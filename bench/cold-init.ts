@@ -1,0 +1,78 @@
+/**
+ * coldInitMs: the time a fresh Node process takes to load a Lambda bundle, as the runtime does
+ * at a cold start (the module's top level: requiring the SDK clients, building them, reading
+ * the environment). Each run spawns `node -e` that reads process.hrtime around require(bundle)
+ * and prints the difference. The bundle sits under the project, so its external `@aws-sdk/*`
+ * imports resolve from the project's node_modules, as from the runtime-provided SDK in Lambda.
+ *
+ * Also measured, to explain the figure: the same for the bundle's `@aws-sdk/*` imports alone.
+ */
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { median, round } from './stats';
+
+export interface ColdInitResult {
+  /** Median over `runsMs` (the warm-up run is reported apart and not in the median). */
+  readonly medianMs: number;
+  readonly runsMs: readonly number[];
+  /** The first run, before the page cache holds the files; not in the median. */
+  readonly firstRunMs: number;
+  /** The bundle measured (the largest). */
+  readonly bundle: string;
+  /** The `@aws-sdk/*` packages the bundle requires, and the median time to load only them. */
+  readonly sdkPackages: readonly string[];
+  readonly sdkOnlyMedianMs: number | null;
+}
+
+/** The external `@aws-sdk/*` packages a bundle requires. Exported for the test. */
+export function sdkRequiresOf(bundleText: string): string[] {
+  const found = new Set<string>();
+  for (const m of bundleText.matchAll(/require\(\s*["'](@aws-sdk\/[a-z0-9-]+)["']\s*\)/g)) found.add(m[1]);
+  for (const m of bundleText.matchAll(/from\s*["'](@aws-sdk\/[a-z0-9-]+)["']/g)) found.add(m[1]);
+  return [...found].sort();
+}
+
+function timeRequire(targets: readonly string[], cwd: string, env: Record<string, string>): number {
+  const code = [
+    'const start = process.hrtime.bigint();',
+    `for (const t of ${JSON.stringify(targets)}) require(t);`,
+    'const end = process.hrtime.bigint();',
+    'process.stdout.write(String(Number(end - start) / 1e6));',
+  ].join('\n');
+  const out = execFileSync(process.execPath, ['-e', code], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 60_000,
+    // A Lambda-like environment: only what the function is given, plus the region and PATH.
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AWS_REGION: 'us-east-1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return Number(out.trim());
+}
+
+export function measureColdInit(bundleEntry: string, environment: Readonly<Record<string, string>>, runs: number): ColdInitResult {
+  const dir = path.dirname(bundleEntry);
+  const env = { ...environment };
+  const firstRunMs = timeRequire([bundleEntry], dir, env);
+  const runsMs: number[] = [];
+  for (let i = 0; i < runs; i += 1) runsMs.push(timeRequire([bundleEntry], dir, env));
+
+  const sdkPackages = sdkRequiresOf(fs.readFileSync(bundleEntry, 'utf8'));
+  let sdkOnlyMedianMs: number | null = null;
+  if (sdkPackages.length > 0) {
+    // Resolve from the bundle's folder, exactly as the bundle's own require() calls do.
+    const resolved = sdkPackages.map((p) => require.resolve(p, { paths: [dir] }));
+    const sdkRuns: number[] = [];
+    for (let i = 0; i < runs; i += 1) sdkRuns.push(timeRequire(resolved, dir, env));
+    sdkOnlyMedianMs = round(median(sdkRuns), 1);
+  }
+  return {
+    medianMs: round(median(runsMs), 1),
+    runsMs: runsMs.map((v) => round(v, 1)),
+    firstRunMs: round(firstRunMs, 1),
+    bundle: bundleEntry,
+    sdkPackages,
+    sdkOnlyMedianMs,
+  };
+}

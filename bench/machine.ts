@@ -1,0 +1,38 @@
+/** The machine a benchmark ran on, as docs/benchmarks.md reports it. */
+import { execFileSync } from 'child_process';
+import * as os from 'os';
+
+export interface MachineInfo {
+  /** `nproc` */
+  readonly nproc: number;
+  /** The `Mem:` line of `free -h`, e.g. `total 23Gi`. */
+  readonly memory: string;
+  readonly cpuModel: string;
+  /** `node --version` of the process that ran the benchmark. */
+  readonly node: string;
+  /** `uname -r` */
+  readonly kernel: string;
+  readonly platform: string;
+}
+
+function run(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+
+export function machineInfo(): MachineInfo {
+  const nproc = Number(run('nproc', [])) || os.cpus().length;
+  const memLine = run('free', ['-h']).split('\n').find((l) => l.startsWith('Mem:')) ?? '';
+  const total = memLine.split(/\s+/)[1];
+  return {
+    nproc,
+    memory: total ? `${total} total (free -h)` : `${Math.round(os.totalmem() / 2 ** 30)} GiB total`,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    kernel: run('uname', ['-r']) || os.release(),
+    platform: `${os.platform()} ${os.arch()}`,
+  };
+}

@@ -1,0 +1,183 @@
+/**
+ * The one JSON object `npm run bench -- --json` prints, and bench/results/latest.json holds.
+ * A figure that could not be measured is `null`, with the reason in `notMeasured`: never a guess.
+ */
+import type { ColdInitResult } from './cold-init';
+import type { KeygenResult } from './keygen';
+import type { MachineInfo } from './machine';
+import type { ModeledStep } from './reference-sequence';
+
+export const RESULT_VERSION = 1;
+
+export interface TimelineStep {
+  readonly name: string;
+  readonly startSeconds: number;
+  readonly endSeconds: number;
+  readonly seconds: number;
+  /** What the step was charged (reference) or what happened (ours). */
+  readonly note: string;
+}
+
+export interface OursRun {
+  /** Every step the twin's runner executed, in order, on the virtual clock. */
+  readonly steps: readonly TimelineStep[];
+  readonly status: string;
+  /** The step whose end is the time to access. */
+  readonly accessStep: string;
+  readonly totalSeconds: number | null;
+  readonly keyType: string;
+}
+
+export interface ApiCalls {
+  readonly total: number;
+  /** `service:Action` → count, e.g. `ec2:DescribeVolumes`. */
+  readonly byAction: Readonly<Record<string, number>>;
+  readonly byService: Readonly<Record<string, number>>;
+}
+
+export interface BundleSizes {
+  /** The largest of the product's step Lambdas. */
+  readonly maxBytes: number;
+  readonly largest: string;
+  /** Lambda folder (or construct) → bytes of its bundle's entry file. */
+  readonly perFunction: Readonly<Record<string, number>>;
+  /** Functions CDK adds itself (custom resource providers), not the product's steps. */
+  readonly cdkInternal: Readonly<Record<string, number>>;
+}
+
+export interface InjectRun {
+  readonly layout: string;
+  readonly imageBytes: number;
+  readonly seconds: number;
+  readonly status: string;
+}
+
+export interface Target {
+  readonly id: string;
+  readonly description: string;
+  readonly threshold: string;
+  readonly measured: string;
+  /** null: not measured, so neither passed nor failed. */
+  readonly pass: boolean | null;
+}
+
+export interface BenchResult {
+  readonly version: number;
+  readonly generatedAt: string;
+  readonly machine: MachineInfo;
+  readonly timeToAccessSeconds: number | null;
+  readonly referenceTimeToAccessSeconds: number;
+  readonly referenceTotalSeconds: number;
+  readonly speedup: number | null;
+  readonly ours: OursRun | null;
+  readonly reference: readonly ModeledStep[];
+  readonly apiCallsPerReset: ApiCalls | null;
+  readonly bundleBytes: BundleSizes | null;
+  readonly coldInitMs: ColdInitResult | null;
+  readonly keygenMs: KeygenResult | null;
+  readonly injectSeconds: { readonly ext4: number | null; readonly xfs: number | null; readonly runs: readonly InjectRun[] } | null;
+  readonly targets: readonly Target[];
+  readonly notMeasured: ReadonlyArray<{ readonly field: string; readonly reason: string }>;
+}
+
+/** Thresholds of issue 6. */
+export const TARGETS = {
+  accessFractionOfReference: 1 / 3,
+  accessSecondsBelow: 180,
+  /** 500 KB, read strictly as 500,000 bytes. */
+  bundleBytesMax: 500_000,
+  coldInitMsBelow: 150,
+} as const;
+
+type Figures = Pick<BenchResult, 'timeToAccessSeconds' | 'referenceTimeToAccessSeconds' | 'bundleBytes' | 'coldInitMs' | 'keygenMs'>;
+
+/** Pass or fail for each target; `pass: null` when its figure is missing. */
+export function evaluateTargets(f: Figures): Target[] {
+  const third = f.referenceTimeToAccessSeconds * TARGETS.accessFractionOfReference;
+  const t = f.timeToAccessSeconds;
+  return [
+    {
+      id: 'access-vs-reference',
+      description: 'modeled time to access at most one third of the reference',
+      threshold: `≤ ${third.toFixed(1)} s (${f.referenceTimeToAccessSeconds.toFixed(1)} s / 3)`,
+      measured: t === null ? 'not measured yet' : `${t.toFixed(1)} s`,
+      pass: t === null ? null : t <= third,
+    },
+    {
+      id: 'access-under-180s',
+      description: 'modeled time to access under 180 s',
+      threshold: `< ${TARGETS.accessSecondsBelow} s`,
+      measured: t === null ? 'not measured yet' : `${t.toFixed(1)} s`,
+      pass: t === null ? null : t < TARGETS.accessSecondsBelow,
+    },
+    {
+      id: 'bundle-size',
+      description: 'no Lambda bundle over 500 KB',
+      threshold: `≤ ${TARGETS.bundleBytesMax.toLocaleString('en-US')} bytes`,
+      measured: f.bundleBytes ? `${f.bundleBytes.maxBytes.toLocaleString('en-US')} bytes (${f.bundleBytes.largest})` : 'not measured yet',
+      pass: f.bundleBytes ? f.bundleBytes.maxBytes <= TARGETS.bundleBytesMax : null,
+    },
+    {
+      id: 'cold-init',
+      description: 'cold init of the largest bundle under 150 ms (median)',
+      threshold: `< ${TARGETS.coldInitMsBelow} ms`,
+      measured: f.coldInitMs ? `${f.coldInitMs.medianMs.toFixed(1)} ms` : 'not measured yet',
+      pass: f.coldInitMs ? f.coldInitMs.medianMs < TARGETS.coldInitMsBelow : null,
+    },
+    {
+      id: 'rsa-native',
+      description: 'RSA 4096 generation never on a pure-JS path',
+      threshold: 'native crypto only, node-forge generator never called',
+      measured: f.keygenMs
+        ? `${f.keygenMs.rsaPath.native ? 'native' : 'NOT native'}, median ${f.keygenMs.rsa.medianMs.toFixed(0)} ms`
+        : 'not measured yet',
+      pass: f.keygenMs ? f.keygenMs.rsaPath.native : null,
+    },
+  ];
+}
+
+const REQUIRED_FIELDS: ReadonlyArray<[keyof BenchResult, 'number' | 'object' | 'nullable-number' | 'nullable-object' | 'string']> = [
+  ['version', 'number'],
+  ['generatedAt', 'string'],
+  ['machine', 'object'],
+  ['timeToAccessSeconds', 'nullable-number'],
+  ['referenceTimeToAccessSeconds', 'number'],
+  ['apiCallsPerReset', 'nullable-object'],
+  ['bundleBytes', 'nullable-object'],
+  ['coldInitMs', 'nullable-object'],
+  ['keygenMs', 'nullable-object'],
+  ['injectSeconds', 'nullable-object'],
+  ['targets', 'object'],
+  ['notMeasured', 'object'],
+];
+
+/** Problems with the shape of a result object (empty when it is well formed). For the test. */
+export function shapeProblems(value: unknown): string[] {
+  if (typeof value !== 'object' || value === null) return ['not an object'];
+  const obj = value as Record<string, unknown>;
+  const problems: string[] = [];
+  for (const [field, kind] of REQUIRED_FIELDS) {
+    const v = obj[field];
+    const ok =
+      kind === 'number' ? typeof v === 'number' && Number.isFinite(v)
+        : kind === 'string' ? typeof v === 'string'
+          : kind === 'object' ? typeof v === 'object' && v !== null
+            : kind === 'nullable-number' ? v === null || (typeof v === 'number' && Number.isFinite(v))
+              : v === null || (typeof v === 'object' && v !== undefined);
+    if (!ok) problems.push(`${field}: expected ${kind}, got ${v === null ? 'null' : typeof v}`);
+  }
+  const targets = obj.targets;
+  if (Array.isArray(targets)) {
+    for (const t of targets as Array<Record<string, unknown>>) {
+      if (typeof t.id !== 'string' || !(t.pass === null || typeof t.pass === 'boolean')) problems.push(`targets: bad entry ${JSON.stringify(t)}`);
+    }
+  } else {
+    problems.push('targets: expected an array');
+  }
+  // A null figure must say why.
+  const notMeasured = Array.isArray(obj.notMeasured) ? (obj.notMeasured as Array<{ field: string }>).map((n) => n.field) : [];
+  for (const field of ['timeToAccessSeconds', 'apiCallsPerReset', 'bundleBytes', 'coldInitMs', 'keygenMs', 'injectSeconds']) {
+    if (obj[field] === null && !notMeasured.includes(field)) problems.push(`${field} is null without a reason in notMeasured`);
+  }
+  return problems;
+}
