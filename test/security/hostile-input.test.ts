@@ -1,0 +1,344 @@
+/**
+ * Hostile input: every parameter of both documents and every handler input, refused with a
+ * clear message naming the field, before any AWS call that changes anything.
+ *
+ * Three layers are tested on their own, so that each would catch what the one before missed:
+ * 1. the documents' allowedPattern / allowedValues (what Systems Manager refuses at start),
+ *    checked with the documents' own regexes under JavaScript and Java semantics;
+ * 2. the Lambdas' own validation (what reaches them if a document pattern is too loose, or if
+ *    someone invokes a function directly);
+ * 3. the inject-key script on the helper (test/security/inject-script.test.ts).
+ */
+import './support/env';
+import { existsSync } from 'fs';
+import { join } from 'path';
+import { asText, leaks } from './support/secrets';
+import { mockHealthyTarget, mockPlanEcho, setPlanExecutionId, GOOD_EXECUTION, GOOD_INSTANCE, GOOD_SUBNET, GOOD_VOLUME } from './support/fixtures';
+import { mutatingCommands, resetAll, sentCommands } from './support/mocks';
+import { acceptedByType, javaVerdicts, loadDocParameters, REPO, type DocParameter } from './support/patterns';
+import {
+  BACKUP_ROWS,
+  EXECUTION_ID_ROWS,
+  FLAG_ROWS,
+  GOOD_ED25519,
+  GOOD_RSA,
+  INSTANCE_ID_ROWS,
+  INSTANCE_TYPE_ROWS,
+  KEY_TYPE_ROWS,
+  PRIVATE_KEYS,
+  PUBLIC_KEY_ROWS,
+  ROLE_ARN_ROWS,
+  ROOT_ROWS,
+  SUBNET_ROWS,
+  USERS_ROWS,
+  VOLUME_ID_ROWS,
+  type Row,
+} from './support/hostile';
+
+/**
+ * PublicKey rows a regular expression cannot judge (they need the decoded blob): the
+ * Lambda refuses them (handler table below), and the script gets only what the Lambda sent.
+ */
+const NEEDS_BLOB_PARSING = new Set([
+  'type differs from the blob',
+  'truncated blob',
+  'RSA 1024 (too weak)',
+  'OpenSSH private key body behind a public key type',
+  // a second key after the first is, to sshd, an inert comment; the Lambda refuses it anyway
+  'two keys on one line',
+]);
+
+// ---------------------------------------------------------------------------------------------
+// 1. The documents' own constraints
+// ---------------------------------------------------------------------------------------------
+
+interface DocCase {
+  doc: string;
+  param: string;
+  label: string;
+  value: string;
+  expectAccepted: boolean;
+}
+
+const RESET_ACCESS_TABLE: Record<string, { good: string[]; hostile: Row[] }> = {
+  InstanceId: { good: [GOOD_INSTANCE], hostile: INSTANCE_ID_ROWS },
+  AutomationAssumeRole: { good: ['arn:aws:iam::123456789012:role/ResetAccessAutomation'], hostile: ROLE_ARN_ROWS },
+  SubnetId: { good: ['CreateNewVPC', 'SelectedInstanceSubnet', GOOD_SUBNET], hostile: SUBNET_ROWS },
+  HelperInstanceType: { good: ['t3.small', 'm7i-flex.large', 't4g.small'], hostile: INSTANCE_TYPE_ROWS },
+  KeyType: { good: ['rsa', 'ed25519'], hostile: KEY_TYPE_ROWS },
+  PublicKey: {
+    good: ['', GOOD_ED25519, GOOD_RSA],
+    hostile: PUBLIC_KEY_ROWS.filter(([l]) => !NEEDS_BLOB_PARSING.has(l)),
+  },
+  Users: { good: ['', 'ec2-user', 'ec2-user,ubuntu', 'root', 'svc_deploy.2'], hostile: USERS_ROWS },
+  BackupMethod: { good: ['Snapshot', 'Image', 'None'], hostile: BACKUP_ROWS },
+  AllowEncryptedVolume: { good: [], hostile: FLAG_ROWS },
+  AllowEphemeralDataLoss: { good: [], hostile: FLAG_ROWS },
+};
+
+const INJECT_KEY_TABLE: Record<string, { good: string[]; hostile: Row[] }> = {
+  VolumeId: { good: [GOOD_VOLUME, ''], hostile: VOLUME_ID_ROWS },
+  PublicKey: { good: [GOOD_ED25519, GOOD_RSA], hostile: PUBLIC_KEY_ROWS.filter(([l]) => !NEEDS_BLOB_PARSING.has(l)).concat([['empty', '']]) },
+  Users: { good: ['', 'ec2-user', 'ec2-user,ubuntu', 'root'], hostile: USERS_ROWS },
+  Root: { good: ['', '/'], hostile: ROOT_ROWS },
+};
+
+function docCases(doc: string, params: Record<string, DocParameter>, table: Record<string, { good: string[]; hostile: Row[] }>): DocCase[] {
+  const cases: DocCase[] = [];
+  for (const [param, { good, hostile }] of Object.entries(table)) {
+    if (!params[param]) continue; // reported by the "declares" test
+    for (const v of good) cases.push({ doc, param, label: 'good value', value: v, expectAccepted: true });
+    for (const [label, value] of hostile) cases.push({ doc, param, label, value, expectAccepted: false });
+  }
+  return cases;
+}
+
+function loadOrEmpty(file: string): Record<string, DocParameter> {
+  return existsSync(join(REPO, 'runbooks', file)) ? loadDocParameters(file) : {};
+}
+
+const resetParams = loadOrEmpty('reset-access.yaml');
+const injectParams = loadOrEmpty('inject-key.yaml');
+const DOC_CASES = [
+  ...docCases('reset-access.yaml', resetParams, RESET_ACCESS_TABLE),
+  ...docCases('inject-key.yaml', injectParams, INJECT_KEY_TABLE),
+];
+
+describe('document parameters refuse hostile values with their own patterns', () => {
+  // Java's verdicts for every (pattern, value) in one JVM start.
+  const verdicts = new Map<DocCase, { matches: boolean; find: boolean }>();
+  beforeAll(() => {
+    const withPattern = DOC_CASES.filter((c) => paramOf(c).allowedPattern !== undefined && acceptedByType(paramOf(c), c.value) === undefined);
+    const answers = javaVerdicts(withPattern.map((c) => [paramOf(c).allowedPattern as string, c.value]));
+    withPattern.forEach((c, i) => verdicts.set(c, answers[i]));
+  });
+
+  function paramOf(c: DocCase): DocParameter {
+    return (c.doc === 'reset-access.yaml' ? resetParams : injectParams)[c.param];
+  }
+
+  test.each([
+    ['reset-access.yaml', resetParams, RESET_ACCESS_TABLE] as const,
+    ['inject-key.yaml', injectParams, INJECT_KEY_TABLE] as const,
+  ])('%s declares every parameter of the table, each constrained', (_doc, params, table) => {
+    expect(Object.keys(params).sort()).toEqual(expect.arrayContaining(Object.keys(table).sort()));
+    for (const name of Object.keys(table)) {
+      const p = params[name];
+      const constrained = p.allowedPattern !== undefined || p.allowedValues !== undefined || p.type === 'Boolean';
+      expect({ name, constrained }).toEqual({ name, constrained: true });
+      if (p.allowedPattern !== undefined) {
+        // anchored at both ends, or the pattern accepts anything around a good value
+        expect({ name, anchored: /^\^/.test(p.allowedPattern) && /\$$/.test(p.allowedPattern) }).toEqual({ name, anchored: true });
+      }
+    }
+  });
+
+  test('inject-key.yaml passes every parameter as an environment variable, never into the script text', () => {
+    expect(Object.keys(injectParams).length).toBeGreaterThan(0);
+    for (const [name, p] of Object.entries(injectParams)) {
+      expect({ name, interpolationType: p.interpolationType }).toEqual({ name, interpolationType: 'ENV_VAR' });
+    }
+  });
+
+  const rows = DOC_CASES.map((c) => [c.doc, c.param, c.expectAccepted ? 'accepts' : 'refuses', c.label, c] as const);
+  test.each(rows)('%s %s %s: %s', (_d, _p, _verb, _l, c) => {
+    const p = paramOf(c);
+    const byType = acceptedByType(p, c.value);
+    let verdict: Record<string, boolean>;
+    if (byType !== undefined) {
+      verdict = { allowedValuesOrType: byType };
+    } else {
+      const java = verdicts.get(c);
+      verdict = {
+        javascript: new RegExp(p.allowedPattern as string).test(c.value),
+        javaMatches: java?.matches ?? true,
+        javaFind: java?.find ?? true,
+      };
+    }
+    const expected = Object.fromEntries(Object.keys(verdict).map((k) => [k, c.expectAccepted]));
+    expect(verdict).toEqual(expected);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 2. The Lambdas' own validation
+// ---------------------------------------------------------------------------------------------
+
+type Handler = (event: unknown) => Promise<unknown>;
+
+export const HANDLER_FOLDERS = [
+  'preflight',
+  'stop-instance',
+  'launch-helper',
+  'backup-and-detach',
+  'attach-to-helper',
+  'inject-key',
+  'release-from-helper',
+  'reattach-root',
+  'start-instance',
+  'cleanup',
+  'summarize',
+  'restore',
+];
+
+function loadHandler(folder: string): Handler {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(join(REPO, 'lambdas', folder, 'handler')) as { handler: Handler };
+  return mod.handler;
+}
+
+function handlerExists(folder: string): boolean {
+  return existsSync(join(REPO, 'lambdas', folder, 'handler.ts'));
+}
+
+const VALID_PREFLIGHT: Record<string, string> = {
+  ExecutionId: GOOD_EXECUTION,
+  InstanceId: GOOD_INSTANCE,
+  SubnetId: 'CreateNewVPC',
+  HelperInstanceType: 't3.small',
+  KeyType: 'rsa',
+  PublicKey: '',
+  Users: '',
+  BackupMethod: 'Snapshot',
+  AllowEncryptedVolume: 'True',
+  AllowEphemeralDataLoss: 'False',
+};
+
+const PREFLIGHT_TABLE: Record<string, Row[]> = {
+  ExecutionId: EXECUTION_ID_ROWS,
+  InstanceId: INSTANCE_ID_ROWS,
+  SubnetId: SUBNET_ROWS,
+  HelperInstanceType: INSTANCE_TYPE_ROWS,
+  KeyType: KEY_TYPE_ROWS,
+  PublicKey: PUBLIC_KEY_ROWS,
+  Users: USERS_ROWS,
+  BackupMethod: BACKUP_ROWS,
+  AllowEncryptedVolume: FLAG_ROWS,
+  AllowEphemeralDataLoss: FLAG_ROWS,
+};
+
+/** Non-string shapes for a field (the runbook sends strings; a direct invoke may not). */
+const WRONG_TYPES: Array<[string, unknown]> = [
+  ['missing', undefined],
+  ['null', null],
+  ['a number', 42],
+  ['an array', ['ec2-user']],
+  ['an object', { $: 'x' }],
+];
+
+interface Outcome {
+  error?: unknown;
+  console: string[];
+}
+
+async function runCapturing(handler: Handler, event: unknown): Promise<Outcome> {
+  const lines: string[] = [];
+  const spies = (['log', 'info', 'warn', 'error', 'debug'] as const).map((m) =>
+    jest.spyOn(console, m).mockImplementation((...args: unknown[]) => {
+      lines.push(args.map(asText).join(' '));
+    }),
+  );
+  try {
+    await handler(event);
+    return { console: lines };
+  } catch (error) {
+    return { error, console: lines };
+  } finally {
+    for (const s of spies) s.mockRestore();
+  }
+}
+
+/** The checks every refusal must pass. */
+function expectRefusedNamingField(outcome: Outcome, field: string): void {
+  expect(outcome.error).toBeInstanceOf(Error);
+  const err = outcome.error as Error;
+  // a clear message naming the field, not a TypeError from deep inside
+  expect(err.name).not.toBe('TypeError');
+  expect(err.message.toLowerCase()).toContain(field.toLowerCase());
+  // nothing that changes anything was sent
+  expect(mutatingCommands().map((c) => `${c.service}:${c.name}`)).toEqual([]);
+  // no private key in the message or in anything logged
+  for (const pk of PRIVATE_KEYS) {
+    expect(leaks([{ source: 'error', text: asText(err) }, ...outcome.console.map((t, i) => ({ source: `console #${i}`, text: t }))], pk)).toEqual([]);
+  }
+}
+
+describe('preflight refuses every hostile input, naming the field, before any change', () => {
+  const present = handlerExists('preflight');
+  let handler: Handler;
+  beforeAll(() => {
+    expect(present).toBe(true);
+    handler = loadHandler('preflight');
+  });
+  beforeEach(() => {
+    resetAll();
+    mockHealthyTarget();
+  });
+
+  test('positive control: the valid payload passes and takes the lock (so the mocks reach the mutating calls)', async () => {
+    const outcome = await runCapturing(handler, { ...VALID_PREFLIGHT });
+    expect(outcome.error).toBeUndefined();
+    expect(mutatingCommands().map((c) => c.name)).toContain('PutParameter');
+  });
+
+  test.each([[''], ['x'], [42], [null], [[]], [['a']]])('a payload that is not an object (%p) is refused before any call', async (event) => {
+    const outcome = await runCapturing(handler, event);
+    expect(outcome.error).toBeInstanceOf(Error);
+    expect(sentCommands()).toEqual([]);
+  });
+
+  const rows: Array<[string, string, string]> = [];
+  for (const [field, table] of Object.entries(PREFLIGHT_TABLE)) {
+    for (const [label, value] of table) rows.push([field, label, value]);
+  }
+  test.each(rows)('%s: %s', async (field, _label, value) => {
+    const outcome = await runCapturing(handler, { ...VALID_PREFLIGHT, [field]: value });
+    expectRefusedNamingField(outcome, field);
+    // validation comes first: not even a read was sent
+    expect(sentCommands().map((c) => c.name)).toEqual([]);
+  });
+
+  const typeRows: Array<[string, string, unknown]> = [];
+  for (const field of Object.keys(PREFLIGHT_TABLE)) {
+    for (const [label, value] of WRONG_TYPES) typeRows.push([field, label, value]);
+  }
+  test.each(typeRows)('%s %s', async (field, _label, value) => {
+    const event: Record<string, unknown> = { ...VALID_PREFLIGHT, [field]: value };
+    if (value === undefined) delete event[field];
+    const outcome = await runCapturing(handler, event);
+    expectRefusedNamingField(outcome, field);
+  });
+});
+
+describe.each(HANDLER_FOLDERS.filter((f) => f !== 'preflight'))('%s refuses a hostile InstanceId or ExecutionId before any change', (folder) => {
+  let handler: Handler;
+  beforeAll(() => {
+    expect(handlerExists(folder)).toBe(true);
+    handler = loadHandler(folder);
+  });
+  beforeEach(() => {
+    resetAll();
+    mockHealthyTarget();
+    // The plan record answers for any instance id with the execution id asked about, so only
+    // the handler's own validation can stop a hostile id.
+    mockPlanEcho({ phase: 'attached-to-helper' });
+  });
+
+  const rows: Array<[string, string, string]> = [
+    ...INSTANCE_ID_ROWS.map(([l, v]): [string, string, string] => ['InstanceId', l, v]),
+    ...EXECUTION_ID_ROWS.map(([l, v]): [string, string, string] => ['ExecutionId', l, v]),
+  ];
+  test.each(rows)('%s: %s', async (field, _label, value) => {
+    const event = { ExecutionId: GOOD_EXECUTION, InstanceId: GOOD_INSTANCE, [field]: value };
+    setPlanExecutionId(event.ExecutionId);
+    const outcome = await runCapturing(handler, event);
+    expectRefusedNamingField(outcome, field);
+  });
+
+  test.each(['InstanceId', 'ExecutionId'])('%s missing', async (field) => {
+    const event: Record<string, unknown> = { ExecutionId: GOOD_EXECUTION, InstanceId: GOOD_INSTANCE };
+    delete event[field];
+    const outcome = await runCapturing(handler, event);
+    expectRefusedNamingField(outcome, field);
+  });
+});
