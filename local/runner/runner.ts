@@ -1,0 +1,518 @@
+/**
+ * The local twin's Automation runner: executes a schemaVersion 0.3 document (the Content of
+ * the synthesized AWS::SSM::Document) following the documented semantics of Systems Manager
+ * Automation for the actions and fields it implements, on a virtual clock.
+ *
+ * It is a test double of Automation, not a second engine. What it does not implement it
+ * refuses before running anything (see document.ts). It never prints payloads or outputs:
+ * `log` receives only step names, statuses and virtual times.
+ *
+ * Semantics (AWS Systems Manager User Guide, "Automation actions reference", common properties):
+ * - a step without nextStep goes to the next step in document order; the last one ends;
+ * - isEnd ends the execution after the step; onFailure Abort (default) / Continue / step:X;
+ *   onCancel Abort (default) / step:X; maxAttempts (default 1) retries the action;
+ * - isCritical defaults to true, or to false when onFailure is Continue; a failed critical
+ *   step makes the execution Failed even when the path after it succeeds;
+ * - timeoutSeconds is measured on the virtual clock; waitForAwsResourceProperty defaults to 3600.
+ */
+import { randomUUID } from 'node:crypto';
+import { latencyOf } from '../latency';
+import { VirtualClock } from './clock';
+import {
+  BUILT_IN_OUTPUTS,
+  findReferences,
+  parseDocument,
+  parseDuration,
+  ParsedDocument,
+  resolveParameters,
+  StepSpec,
+  UnsupportedDocument,
+  VARIABLE_PATTERN,
+  wholeReference,
+} from './document';
+import { select } from './selector';
+
+export { VirtualClock } from './clock';
+export { InvalidAutomationExecutionParameters, UnsupportedDocument } from './document';
+export { sdkAwsCall } from './sdk-aws-call';
+
+export type InvokeLambda = (functionNameValue: unknown, payload: unknown) => Promise<unknown>;
+export type AwsCall = (service: string, api: string, params: Record<string, unknown>) => Promise<unknown>;
+
+export type ExecutionStatus = 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
+export type StepStatus = 'Success' | 'Failed' | 'Cancelled' | 'TimedOut';
+
+export interface Fault {
+  /** The step to fail. */
+  step: string;
+  /** before: the action does not run; after: the action runs, then the step is reported failed. */
+  when: 'before' | 'after';
+  message: string;
+  /** How many attempts it fails (default: every attempt). */
+  times?: number;
+}
+
+export interface StepResult {
+  name: string;
+  action: string;
+  status: StepStatus;
+  /** Virtual seconds. */
+  startedAt: number;
+  endedAt: number;
+  attempts: number;
+  outputs: Record<string, unknown>;
+  failureMessage?: string;
+}
+
+export interface ExecutionResult {
+  executionId: string;
+  status: ExecutionStatus;
+  steps: StepResult[];
+  /** The document's outputs, keyed as written ('summarize.BackupId'). */
+  outputs: Record<string, unknown>;
+  failureMessage?: string;
+  /** Virtual seconds from start to end. */
+  modeledSeconds: number;
+  /** assumeRole as resolved (recorded; the twin does not assume roles). */
+  assumeRole?: unknown;
+}
+
+export interface RunAutomationOptions {
+  document: unknown;
+  parameters?: Record<string, unknown>;
+  executionId?: string;
+  invokeLambda: InvokeLambda;
+  awsCall: AwsCall;
+  clock?: VirtualClock;
+  faults?: Fault[];
+  /** Cancel the execution when this step starts (its onCancel routes the cancellation). */
+  cancelAt?: string;
+  log?: (line: string) => void;
+  /** Resolves a CloudFormation token found as a parameter default (e.g. the AutomationAssumeRole ARN). */
+  resolveIntrinsic?: (value: unknown) => unknown;
+  /** Functions already warm (keyed by JSON of the FunctionName value); shared across executions if given. */
+  warmFunctions?: Set<string>;
+  accountId?: string;
+  region?: string;
+  /** Wall-clock date that virtual time 0 stands for (global:DATE, global:DATE_TIME). */
+  startDate?: Date;
+}
+
+export type RegistryStatus = ExecutionStatus | 'InProgress';
+
+/** Every execution this process has run or is running: id → status (for GetAutomationExecution). */
+export const executions = new Map<string, RegistryStatus>();
+
+const DEFAULT_WAIT_TIMEOUT = 3600;
+const MAX_STEP_RUNS = 10000;
+
+class StepFailure extends Error {
+  constructor(
+    message: string,
+    readonly status: 'Failed' | 'TimedOut' = 'Failed',
+  ) {
+    super(message);
+    this.name = 'StepFailure';
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function errorMessage(e: unknown): string {
+  if (e instanceof Error) return e.name && e.name !== 'Error' ? `${e.name}: ${e.message}` : e.message;
+  return String(e);
+}
+
+function pad(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+function fmt(t: number): string {
+  return `${Math.round(t * 10) / 10}s`;
+}
+
+export async function runAutomation(opts: RunAutomationOptions): Promise<ExecutionResult> {
+  const doc: ParsedDocument = parseDocument(opts.document);
+  const clock = opts.clock ?? new VirtualClock();
+  const log = opts.log ?? (() => undefined);
+  const executionId = opts.executionId ?? cryptoRandomId();
+  const faults = (opts.faults ?? []).map((f) => ({ ...f, left: f.times ?? Infinity }));
+  for (const f of faults) {
+    if (!doc.stepIndex.has(f.step)) throw new UnsupportedDocument(`fault names step "${f.step}", which is not in the document`);
+    if (f.when !== 'before' && f.when !== 'after') throw new UnsupportedDocument(`fault on ${f.step}: when must be before or after`);
+  }
+  if (opts.cancelAt !== undefined && !doc.stepIndex.has(opts.cancelAt)) {
+    throw new UnsupportedDocument(`cancelAt names step "${opts.cancelAt}", which is not in the document`);
+  }
+  if (executions.has(executionId)) throw new UnsupportedDocument(`execution id ${executionId} was already used`);
+  const params = resolveParameters(doc, opts.parameters ?? {}, opts.resolveIntrinsic);
+
+  const startedAt = clock.now();
+  const startDate = opts.startDate ?? new Date();
+  const region = opts.region ?? 'us-east-1';
+  const accountId = opts.accountId ?? '123456789012';
+  const warm = opts.warmFunctions ?? new Set<string>();
+  const stepOutputs = new Map<string, Record<string, unknown>>();
+
+  const variable = (ref: string): unknown => {
+    const date = new Date(startDate.getTime() + (clock.now() - startedAt) * 1000);
+    const ymd = `${date.getUTCFullYear()}-${pad(date.getUTCMonth() + 1)}-${pad(date.getUTCDate())}`;
+    switch (ref) {
+      case 'automation:EXECUTION_ID':
+        return executionId;
+      case 'global:ACCOUNT_ID':
+        return accountId;
+      case 'global:REGION':
+        return region;
+      case 'global:AWS_PARTITION':
+        return region.startsWith('cn-') ? 'aws-cn' : region.startsWith('us-gov-') ? 'aws-us-gov' : 'aws';
+      case 'global:DATE':
+        return ymd;
+      case 'global:DATE_TIME':
+        return `${ymd}_${pad(date.getUTCHours())}.${pad(date.getUTCMinutes())}.${pad(date.getUTCSeconds())}`;
+    }
+    if (ref.includes('.')) {
+      const [stepName, outputName] = ref.split('.');
+      const outs = stepOutputs.get(stepName);
+      if (!outs || !(outputName in outs)) {
+        throw new StepFailure(`{{ ${ref} }} did not resolve: step ${stepName} ${outs ? `has no output ${outputName}` : 'has not succeeded'}`);
+      }
+      return outs[outputName];
+    }
+    if (ref in params) return params[ref];
+    throw new StepFailure(`{{ ${ref} }} did not resolve`);
+  };
+
+  const resolve = (v: unknown): unknown => {
+    if (typeof v === 'string') {
+      const whole = wholeReference(v);
+      if (whole !== undefined) return variable(whole);
+      return v.replace(VARIABLE_PATTERN, (_m, ref: string) => {
+        const x = variable(ref);
+        return typeof x === 'string' ? x : Array.isArray(x) && x.every((i) => typeof i === 'string') ? x.join(',') : JSON.stringify(x);
+      });
+    }
+    if (Array.isArray(v)) return v.map(resolve);
+    if (isObject(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolve(x)]));
+    return v;
+  };
+
+  let assumeRole: unknown;
+  if (doc.assumeRole !== undefined) {
+    try {
+      assumeRole = resolve(doc.assumeRole);
+    } catch (e) {
+      throw new UnsupportedDocument(`assumeRole: ${errorMessage(e)}`);
+    }
+  }
+
+  executions.set(executionId, 'InProgress');
+  log(`[${fmt(0)}] execution ${executionId} started`);
+
+  const steps: StepResult[] = [];
+  const failures: string[] = [];
+  let criticalFailure: StepStatus | undefined;
+  let abortStatus: StepStatus | undefined;
+  let cancelled = false;
+  let cancelFired = false;
+  let current: number | undefined = 0;
+  let runs = 0;
+
+  const rel = (): number => clock.now() - startedAt;
+
+  const nextInOrder = (step: StepSpec, index: number): number | undefined => {
+    if (step.isEnd) return undefined;
+    if (step.nextStep !== undefined) return doc.stepIndex.get(step.nextStep);
+    return index + 1 < doc.steps.length ? index + 1 : undefined;
+  };
+
+  try {
+    while (current !== undefined) {
+      if (++runs > MAX_STEP_RUNS) throw new Error(`more than ${MAX_STEP_RUNS} step runs: the document loops`);
+      const index: number = current;
+      const step: StepSpec = doc.steps[index];
+      clock.advanceBy(latencyOf('AutomationStepTransition'));
+      const record: StepResult = {
+        name: step.name,
+        action: step.action,
+        status: 'Success',
+        startedAt: rel(),
+        endedAt: rel(),
+        attempts: 0,
+        outputs: {},
+      };
+      steps.push(record);
+
+      if (!cancelFired && opts.cancelAt === step.name) {
+        cancelFired = true;
+        cancelled = true;
+        record.status = 'Cancelled';
+        record.failureMessage = 'The execution was cancelled when this step started';
+        log(`[${fmt(rel())}] ${step.name} Cancelled (onCancel ${step.onCancel})`);
+        current = step.onCancel === 'Abort' ? undefined : doc.stepIndex.get(step.onCancel.slice(5));
+        continue;
+      }
+
+      let outcome: { outputs: Record<string, unknown>; next?: number; branched: boolean } | undefined;
+      let failure: StepFailure | undefined;
+      for (let attempt = 1; attempt <= step.maxAttempts; attempt++) {
+        record.attempts = attempt;
+        const attemptStart = clock.now();
+        try {
+          const fault = (when: 'before' | 'after') => {
+            const f = faults.find((x) => x.step === step.name && x.when === when && x.left > 0);
+            if (f) {
+              f.left--;
+              throw new StepFailure(f.message);
+            }
+          };
+          fault('before');
+          const result = await runAction(step, attemptStart);
+          fault('after');
+          outcome = result;
+          failure = undefined;
+          break;
+        } catch (e) {
+          failure = e instanceof StepFailure ? e : new StepFailure(errorMessage(e));
+          log(`[${fmt(rel())}] ${step.name} attempt ${attempt}/${step.maxAttempts} ${failure.status}`);
+        }
+      }
+      record.endedAt = rel();
+
+      if (outcome && !failure) {
+        record.outputs = outcome.outputs;
+        stepOutputs.set(step.name, outcome.outputs);
+        log(`[${fmt(record.endedAt)}] ${step.name} Success`);
+        current = step.isEnd ? undefined : outcome.branched ? outcome.next : nextInOrder(step, index);
+        continue;
+      }
+
+      const f = failure as StepFailure;
+      record.status = f.status;
+      record.failureMessage = f.message;
+      failures.push(`Step ${step.name} ${f.status === 'TimedOut' ? 'timed out' : 'failed'}: ${f.message}`);
+      const critical = step.isCritical ?? step.onFailure !== 'Continue';
+      if (critical && criticalFailure === undefined) criticalFailure = f.status;
+      log(`[${fmt(record.endedAt)}] ${step.name} ${f.status} (onFailure ${step.onFailure})`);
+      if (step.onFailure === 'Abort') {
+        abortStatus = f.status;
+        current = undefined;
+      } else if (step.onFailure === 'Continue') {
+        current = nextInOrder(step, index);
+      } else {
+        current = doc.stepIndex.get(step.onFailure.slice(5));
+      }
+    }
+  } catch (e) {
+    executions.set(executionId, 'Failed');
+    throw e;
+  }
+
+  let status: ExecutionStatus;
+  if (cancelled) status = 'Cancelled';
+  else if (criticalFailure !== undefined) status = criticalFailure === 'TimedOut' ? 'TimedOut' : 'Failed';
+  else if (abortStatus !== undefined) status = abortStatus === 'TimedOut' ? 'TimedOut' : 'Failed';
+  else status = 'Success';
+
+  const outputs: Record<string, unknown> = {};
+  for (const o of doc.outputs) {
+    const [stepName, outputName] = o.split('.');
+    const outs = stepOutputs.get(stepName);
+    if (outs && outputName in outs) outputs[o] = outs[outputName];
+  }
+
+  executions.set(executionId, status);
+  const modeledSeconds = rel();
+  log(`[${fmt(modeledSeconds)}] execution ${executionId} ${status}`);
+  return {
+    executionId,
+    status,
+    steps,
+    outputs,
+    failureMessage: failures.length > 0 ? failures.join(' ') : cancelled ? 'The execution was cancelled' : undefined,
+    modeledSeconds,
+    assumeRole,
+  };
+
+  // ---- actions -------------------------------------------------------------------------
+
+  async function runAction(step: StepSpec, attemptStart: number): Promise<{ outputs: Record<string, unknown>; next?: number; branched: boolean }> {
+    const timeout = step.timeoutSeconds ?? (step.action === 'aws:waitForAwsResourceProperty' ? DEFAULT_WAIT_TIMEOUT : undefined);
+    const deadline = timeout === undefined ? Infinity : attemptStart + timeout;
+    const checkDeadline = (what: string) => {
+      if (clock.now() > deadline) throw new StepFailure(`${what} took ${fmt(clock.now() - attemptStart)}, over timeoutSeconds ${timeout}`, 'TimedOut');
+    };
+    switch (step.action) {
+      case 'aws:invokeLambdaFunction': {
+        const fn = resolve(step.inputs.FunctionName);
+        let payload: unknown = {};
+        if (step.inputs.InputPayload !== undefined) payload = resolve(step.inputs.InputPayload);
+        if (step.inputs.Payload !== undefined) {
+          try {
+            payload = JSON.parse(resolve(step.inputs.Payload) as string);
+          } catch (e) {
+            throw new StepFailure(`Payload is not JSON: ${errorMessage(e)}`);
+          }
+        }
+        const key = JSON.stringify(fn);
+        const cost = latencyOf(warm.has(key) ? 'LambdaWarmInvoke' : 'LambdaColdInvoke');
+        warm.add(key);
+        let returned: unknown;
+        try {
+          returned = await opts.invokeLambda(fn, payload);
+        } catch (e) {
+          clock.advanceBy(cost);
+          throw new StepFailure(errorMessage(e));
+        }
+        clock.advanceBy(cost);
+        checkDeadline('the Lambda invocation');
+        const json = returned === undefined ? null : JSON.parse(JSON.stringify(returned));
+        const response = { Payload: json, StatusCode: 200 };
+        return { outputs: { Payload: JSON.stringify(json), StatusCode: 200, ...selectOutputs(step, response) }, branched: false };
+      }
+      case 'aws:executeAwsApi': {
+        const { Service, Api, ...rest } = step.inputs;
+        const params = resolve(rest) as Record<string, unknown>;
+        clock.advanceBy(latencyOf('ApiCall'));
+        let response: unknown;
+        try {
+          response = await opts.awsCall(Service as string, Api as string, params);
+        } catch (e) {
+          throw new StepFailure(`${Service} ${Api}: ${errorMessage(e)}`);
+        }
+        checkDeadline(`${Service} ${Api}`);
+        return { outputs: selectOutputs(step, response), branched: false };
+      }
+      case 'aws:waitForAwsResourceProperty': {
+        const { Service, Api, PropertySelector, DesiredValues, ...rest } = step.inputs;
+        const params = resolve(rest) as Record<string, unknown>;
+        const desired = (resolve(DesiredValues) as unknown[]).map(String);
+        const ids = stringsIn(params);
+        let last = 'no answer yet';
+        for (;;) {
+          const completion = clock.latestCompletion(ids);
+          if (completion !== undefined && completion > deadline) {
+            clock.advanceTo(deadline);
+            const ops = ids.flatMap((id) => clock.pending(id).map((p) => p.op));
+            throw new StepFailure(
+              `timed out after ${timeout}s waiting for ${PropertySelector} in [${desired.join(', ')}]: ` +
+                `${[...new Set(ops)].join(', ')} modeled to complete at ${fmt(completion - startedAt)}`,
+              'TimedOut',
+            );
+          }
+          clock.settle(ids);
+          clock.advanceBy(latencyOf('ApiCall'));
+          try {
+            const response = await opts.awsCall(Service as string, Api as string, params);
+            const sel = select(response, PropertySelector as string);
+            if (sel.found && desired.includes(typeof sel.value === 'string' ? sel.value : JSON.stringify(sel.value))) {
+              return { outputs: {}, branched: false };
+            }
+            last = sel.found ? `last value ${JSON.stringify(sel.value)}` : `${PropertySelector} not found in the response`;
+          } catch (e) {
+            last = `last call failed: ${errorMessage(e)}`;
+          }
+          const poll = latencyOf('WaitPollInterval');
+          if (clock.now() + poll > deadline) {
+            clock.advanceTo(Math.max(deadline, clock.now()));
+            throw new StepFailure(`timed out after ${timeout}s waiting for ${PropertySelector} in [${desired.join(', ')}]; ${last}`, 'TimedOut');
+          }
+          clock.advanceBy(poll);
+        }
+      }
+      case 'aws:branch': {
+        const choices = step.inputs.Choices as Record<string, unknown>[];
+        for (const c of choices) {
+          if (evaluate(c)) return { outputs: {}, next: doc.stepIndex.get(c.NextStep as string), branched: true };
+        }
+        if (step.inputs.Default !== undefined) return { outputs: {}, next: doc.stepIndex.get(step.inputs.Default as string), branched: true };
+        throw new StepFailure('no choice matched and the branch has no Default');
+      }
+      case 'aws:sleep': {
+        const seconds = parseDuration(`step ${step.name}`, resolve(step.inputs.Duration) as string);
+        if (attemptStart + seconds > deadline) {
+          clock.advanceTo(deadline);
+          throw new StepFailure(`sleeping ${seconds}s exceeds timeoutSeconds ${timeout}`, 'TimedOut');
+        }
+        clock.advanceBy(seconds);
+        return { outputs: {}, branched: false };
+      }
+    }
+  }
+
+  function evaluate(c: Record<string, unknown>): boolean {
+    if ('Not' in c) return !evaluate(c.Not as Record<string, unknown>);
+    if ('And' in c) return (c.And as Record<string, unknown>[]).every(evaluate);
+    if ('Or' in c) return (c.Or as Record<string, unknown>[]).some(evaluate);
+    const value = resolve(c.Variable);
+    if ('StringEquals' in c) return typeof value === 'string' && value === resolve(c.StringEquals);
+    if ('BooleanEquals' in c) {
+      const want = resolve(c.BooleanEquals);
+      const have = typeof value === 'string' && /^(true|false)$/i.test(value) ? value.toLowerCase() === 'true' : value;
+      if (typeof have !== 'boolean') throw new StepFailure(`BooleanEquals: ${c.Variable as string} is not a Boolean`);
+      return have === want;
+    }
+    if ('NumericEquals' in c) {
+      const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+      if (Number.isNaN(n)) throw new StepFailure(`NumericEquals: ${c.Variable as string} is not a number`);
+      return n === Number(resolve(c.NumericEquals));
+    }
+    throw new StepFailure(`unknown choice ${JSON.stringify(Object.keys(c))}`);
+  }
+}
+
+/** Outputs declared with a Selector, typed as declared; a selector that matches nothing yields no output. */
+function selectOutputs(step: StepSpec, response: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const o of step.outputs) {
+    const sel = select(response, o.path);
+    if (!sel.found) continue;
+    const v = sel.value;
+    const ok =
+      o.Type === 'String'
+        ? typeof v === 'string'
+        : o.Type === 'Integer'
+          ? typeof v === 'number' && Number.isInteger(v)
+          : o.Type === 'Boolean'
+            ? typeof v === 'boolean'
+            : o.Type === 'StringList'
+              ? Array.isArray(v) && v.every((x) => typeof x === 'string')
+              : o.Type === 'StringMap'
+                ? isObject(v)
+                : Array.isArray(v) && v.every(isObject);
+    if (!ok) {
+      throw new StepFailure(`output ${o.Name} (${o.Selector}) is declared ${o.Type} but selected ${Array.isArray(v) ? 'a list' : typeof v}`);
+    }
+    out[o.Name] = v;
+  }
+  return out;
+}
+
+/** Every string value inside v: the resource ids a wait may be waiting on. */
+function stringsIn(v: unknown, out: string[] = []): string[] {
+  if (typeof v === 'string') out.push(v);
+  else if (Array.isArray(v)) v.forEach((x) => stringsIn(x, out));
+  else if (isObject(v)) Object.values(v).forEach((x) => stringsIn(x, out));
+  return out;
+}
+
+function cryptoRandomId(): string {
+  return randomUUID();
+}
+
+/**
+ * Time to access: the end (virtual seconds) of the first of the given steps, in the order
+ * given, that succeeded; undefined when none did.
+ */
+export function timeToAccess(result: ExecutionResult, stepNames: readonly string[]): number | undefined {
+  for (const name of stepNames) {
+    const s = result.steps.find((x) => x.name === name && x.status === 'Success');
+    if (s) return s.endedAt;
+  }
+  return undefined;
+}
+
+/** For tests and tooling: every `{{ }}` reference in a value. */
+export { findReferences, BUILT_IN_OUTPUTS };
