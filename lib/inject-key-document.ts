@@ -1,0 +1,66 @@
+/**
+ * The inject-key Command document (runbooks/inject-key.yaml) with its script
+ * (runbooks/inject-key.sh) inlined: the document's runCommand is the script's lines. The stack
+ * deploys this object and the tests run the script taken back out of it, so the tests run the
+ * very text that is deployed.
+ */
+import { readFileSync } from 'fs';
+import { join } from 'path';
+import { parse } from 'yaml';
+
+/** The one runCommand entry of the YAML that stands for the script. */
+export const INJECT_KEY_SCRIPT_PLACEHOLDER = '%%InjectKeyScript%%';
+
+const RUNBOOKS_DIR = join(__dirname, '..', 'runbooks');
+
+/** Thrown when the document or its script is not what the stack can deploy. */
+export class InjectKeyDocumentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InjectKeyDocumentError';
+  }
+}
+
+interface RunShellScriptStep {
+  action: string;
+  name: string;
+  inputs: { runCommand: unknown; [key: string]: unknown };
+}
+
+function runShellScriptStep(doc: Record<string, unknown>): RunShellScriptStep {
+  const steps = doc.mainSteps;
+  if (!Array.isArray(steps) || steps.length !== 1) {
+    throw new InjectKeyDocumentError('the inject-key document must have exactly one step');
+  }
+  const step = steps[0] as RunShellScriptStep;
+  if (step.action !== 'aws:runShellScript' || typeof step.inputs !== 'object' || step.inputs === null) {
+    throw new InjectKeyDocumentError('the inject-key step must be aws:runShellScript with inputs');
+  }
+  return step;
+}
+
+/** The Command document object with the script inlined, ready for AWS::SSM::Document Content. */
+export function loadInjectKeyDocument(runbooksDir: string = RUNBOOKS_DIR): Record<string, unknown> {
+  const doc = parse(readFileSync(join(runbooksDir, 'inject-key.yaml'), 'utf8')) as Record<string, unknown>;
+  const script = readFileSync(join(runbooksDir, 'inject-key.sh'), 'utf8');
+  if (script.includes(INJECT_KEY_SCRIPT_PLACEHOLDER)) {
+    throw new InjectKeyDocumentError('the script must not contain the placeholder');
+  }
+  const step = runShellScriptStep(doc);
+  const runCommand = step.inputs.runCommand;
+  if (!Array.isArray(runCommand) || runCommand.length !== 1 || runCommand[0] !== INJECT_KEY_SCRIPT_PLACEHOLDER) {
+    throw new InjectKeyDocumentError(`runCommand must be exactly ['${INJECT_KEY_SCRIPT_PLACEHOLDER}']`);
+  }
+  const lines = script.replace(/\n$/, '').split('\n');
+  step.inputs.runCommand = lines;
+  return doc;
+}
+
+/** The script text the document runs (its runCommand lines joined), ending with a newline. */
+export function injectKeyScriptFromDocument(doc: Record<string, unknown>): string {
+  const runCommand = runShellScriptStep(doc).inputs.runCommand;
+  if (!Array.isArray(runCommand) || runCommand.some((line) => typeof line !== 'string')) {
+    throw new InjectKeyDocumentError('runCommand must be a list of strings');
+  }
+  return `${(runCommand as string[]).join('\n')}\n`;
+}

@@ -1,0 +1,887 @@
+#!/usr/bin/env bash
+# inject-key.sh: add one OpenSSH public key to the authorized keys of users of a Linux root
+# filesystem. Runs on the helper instance as the script of the inject-key Command document.
+#
+# Offline method (SSM_Root empty): the target's root volume SSM_VolumeId is attached to this
+# machine. Find its device by the volume id, find the one Linux root among the disk and its
+# partitions (ext2/3/4, xfs, btrfs, LVM logical volumes), follow the target's /etc/fstab to a
+# separate /home, inject, unmount.
+# Online method (SSM_Root=/): the same logic on the running system, nothing mounted.
+#
+# Inputs, only from the environment (Command document parameters, interpolationType ENV_VAR):
+#   SSM_VolumeId   vol-0123456789abcdef0, or empty with SSM_Root=/
+#   SSM_PublicKey  one OpenSSH public key line
+#   SSM_Users      comma-separated user names, or empty: the cloud-init default user, else
+#                  every user with uid >= 1000 and a login shell
+#   SSM_Root       empty (offline) or / (online)
+# Output: log lines on stderr; the last line of stdout is one JSON report
+#   {"version":1,"status":"ok"|"error",...}; non-zero exit on error. A refusal (no root, two
+#   roots, unknown user, ...) is decided while everything is mounted read-only: nothing written.
+# Needs only bash, coreutils, util-linux, e2fsprogs and xfsprogs; uses btrfs-progs, lvm2, attr
+# and chcon when present.
+if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi
+set +o posix
+set -Eeuo pipefail
+umask 077
+export LC_ALL=C
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+readonly DEVICE_WAIT_SECONDS=120
+readonly BY_ID_PREFIX=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_
+readonly SSH_HOME_LABEL=system_u:object_r:ssh_home_t:s0
+readonly DEFAULT_AUTHORIZED_KEYS=.ssh/authorized_keys
+readonly KEY_PATTERN='^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) ([A-Za-z0-9+/]+={0,2})( [A-Za-z0-9@._+=:,/ -]{0,256})?$'
+readonly USERS_PATTERN='^([a-z_][a-z0-9_.-]{0,31}(,[a-z_][a-z0-9_.-]{0,31})*)?$'
+readonly VOLUME_PATTERN='^(vol-[0-9a-f]{8,17})?$'
+
+# --- state -------------------------------------------------------------------------------
+VOLUME_ID=""
+PUBLIC_KEY=""
+KEY_TYPE=""
+KEY_BASE64=""
+KEY_LINE=""
+REQUESTED_USERS=""
+ONLINE=0
+WORK_DIR=""
+ROOT=""            # the target's root as seen from here ("/" online, a mount point offline)
+TARGET=""          # prefix for paths inside the target: "" online, ROOT offline
+DISK=""
+ROOT_DEVICE=""
+ROOT_FSTYPE=""
+ROOT_SUBVOL=""
+HOME_DEVICE=""
+HOME_FSTYPE=""
+SELINUX=0
+REPORT_DONE=0
+MOUNTS=()          # mount points, in mount order
+ACTIVATED_VGS=()
+REIMMUTABLE=()     # files whose immutable flag must be set again
+CHANGES=()         # JSON objects
+WARNINGS=()        # JSON strings
+CANDIDATE_NOTES=() # what each candidate turned out to be, for the error message
+declare -A PASSWD_UID=() PASSWD_GID=() PASSWD_HOME=() PASSWD_SHELL=()
+PASSWD_ORDER=()
+AUTHORIZED_KEYS_FILES=()
+# The plan: one entry per selected user.
+PLAN_USER=()
+PLAN_FILE=()       # resolved path inside the target
+PLAN_HOME=()       # resolved home inside the target
+
+# --- output ------------------------------------------------------------------------------
+log() { printf 'inject-key: %s\n' "$*" >&2; }
+
+json_string() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  s=${s//$'\t'/\\t}
+  s=$(printf '%s' "$s" | tr -d '\000-\037\177')
+  printf '"%s"' "$s"
+}
+
+json_join() {
+  local IFS=,
+  printf '[%s]' "$*"
+}
+
+warn() {
+  log "warning: $*"
+  WARNINGS+=("$(json_string "$*")")
+}
+
+print_error_report() {
+  local message=$1
+  REPORT_DONE=1
+  printf '{"version":1,"status":"error","error":%s,"changes":%s,"warnings":%s}\n' \
+    "$(json_string "$message")" "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")"
+}
+
+print_ok_report() {
+  local home=null
+  if [[ -n $HOME_DEVICE ]]; then
+    home=$(printf '{"device":%s,"fstype":%s}' "$(json_string "$HOME_DEVICE")" "$(json_string "$HOME_FSTYPE")")
+  fi
+  local selinux=false
+  ((SELINUX)) && selinux=true
+  REPORT_DONE=1
+  printf '{"version":1,"status":"ok","root":{"device":%s,"fstype":%s},"home":%s,"selinux":%s,"changes":%s,"warnings":%s}\n' \
+    "$(json_string "$ROOT_DEVICE")" "$(json_string "$ROOT_FSTYPE")" "$home" "$selinux" \
+    "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")"
+}
+
+# Refuse or fail: clean up, print the error report, exit 1.
+die() {
+  if [[ $BASHPID != "$$" ]]; then
+    # A subshell must not clean up or report: say so and let the parent fail.
+    log "error (in a subshell): $*"
+    exit 1
+  fi
+  log "error: $*"
+  cleanup || true
+  print_error_report "$*"
+  exit 1
+}
+
+# --- cleanup (every exit path) -------------------------------------------------------------
+restore_immutable() {
+  local file
+  for file in "${REIMMUTABLE[@]}"; do
+    chattr +i -- "$file" || log "could not set the immutable flag again on $file"
+  done
+  REIMMUTABLE=()
+}
+
+unmount_all() {
+  local i mountpoint
+  for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+    mountpoint=${MOUNTS[i]}
+    if ! umount -- "$mountpoint" 2>/dev/null; then
+      log "umount $mountpoint failed, detaching it lazily"
+      umount -l -- "$mountpoint" || return 1
+    fi
+    unset 'MOUNTS[i]'
+  done
+  MOUNTS=()
+}
+
+deactivate_vgs() {
+  local vg
+  for vg in "${ACTIVATED_VGS[@]}"; do
+    lvm vgchange -an -- "$vg" >/dev/null 2>&1 || log "could not deactivate volume group $vg"
+  done
+  ACTIVATED_VGS=()
+}
+
+cleanup() {
+  local status=0
+  restore_immutable
+  unmount_all || status=1
+  deactivate_vgs
+  if [[ -n $WORK_DIR && -d $WORK_DIR ]]; then
+    rm -f -- "$WORK_DIR/mount.err"
+    find "$WORK_DIR" -mindepth 1 -maxdepth 1 -type d -empty -delete 2>/dev/null || true
+    rmdir -- "$WORK_DIR" 2>/dev/null || { log "left $WORK_DIR (not empty)"; status=1; }
+  fi
+  WORK_DIR=""
+  return "$status"
+}
+
+on_exit() {
+  local status=$?
+  cleanup || true
+  if ((!REPORT_DONE)); then
+    print_error_report "unexpected failure (exit $status) at line ${FAILED_LINE:-?}: ${FAILED_COMMAND:-?}"
+    ((status)) || status=1
+  fi
+  exit "$status"
+}
+
+FAILED_LINE=""
+FAILED_COMMAND=""
+trap 'FAILED_LINE=$LINENO; FAILED_COMMAND=$BASH_COMMAND' ERR
+trap on_exit EXIT
+trap 'die "interrupted by a signal"' INT TERM HUP
+
+# --- parameters --------------------------------------------------------------------------
+read_parameters() {
+  VOLUME_ID=${SSM_VolumeId:-}
+  PUBLIC_KEY=${SSM_PublicKey:-}
+  REQUESTED_USERS=${SSM_Users:-}
+  local root=${SSM_Root:-}
+  [[ $VOLUME_ID =~ $VOLUME_PATTERN ]] || die "VolumeId is not a volume id (vol- and 8 to 17 hex digits)"
+  [[ $REQUESTED_USERS =~ $USERS_PATTERN ]] || die "Users must be comma-separated user names"
+  [[ $root == "" || $root == / ]] || die "Root must be empty (offline method) or / (online method)"
+  [[ -n $PUBLIC_KEY ]] || die "PublicKey is empty: give one OpenSSH public key line"
+  if [[ $PUBLIC_KEY == *"PRIVATE KEY"* ]]; then
+    die "PublicKey is a private key; paste the .pub line"
+  fi
+  [[ $PUBLIC_KEY =~ $KEY_PATTERN ]] || die "PublicKey is not one OpenSSH public key line (type, base64, optional comment of safe characters)"
+  KEY_TYPE=${BASH_REMATCH[1]}
+  KEY_BASE64=${BASH_REMATCH[3]}
+  local comment=${BASH_REMATCH[4]# }
+  KEY_LINE="$KEY_TYPE $KEY_BASE64"
+  [[ -n ${comment// /} ]] && KEY_LINE+=" $comment"
+  if [[ $root == / ]]; then
+    [[ -z $VOLUME_ID ]] || die "give either VolumeId (offline method) or Root=/ (online method), not both"
+    ONLINE=1
+  else
+    [[ -n $VOLUME_ID ]] || die "VolumeId is required for the offline method (or set Root=/)"
+  fi
+}
+
+# --- the device --------------------------------------------------------------------------
+wait_for_device() {
+  local link="${BY_ID_PREFIX}vol${VOLUME_ID#vol-}"
+  local deadline=$((SECONDS + DEVICE_WAIT_SECONDS))
+  log "waiting for $link"
+  until [[ -e $link ]]; do
+    ((SECONDS < deadline)) || die "volume $VOLUME_ID did not appear as $link within ${DEVICE_WAIT_SECONDS} s: is it attached to this instance (a Nitro instance)?"
+    sleep 1
+  done
+  DISK=$(readlink -f -- "$link")
+  [[ -b $DISK ]] || die "$link does not lead to a block device"
+  local helper_root
+  helper_root=$(findmnt -n -o SOURCE / 2>/dev/null || true)
+  if [[ -n $helper_root && ( $helper_root == "$DISK" || $(lsblk -nrpo PKNAME -- "$helper_root" 2>/dev/null || true) == "$DISK" ) ]]; then
+    die "volume $VOLUME_ID is this helper's own root disk"
+  fi
+  log "volume $VOLUME_ID is $DISK"
+}
+
+# Disk and partitions: the partitions when there is a partition table, else the disk.
+list_block_devices() {
+  local -a names=()
+  mapfile -t names < <(lsblk -lnpo NAME -- "$DISK")
+  if ((${#names[@]} > 1)); then
+    printf '%s\n' "${names[@]:1}"
+  else
+    printf '%s\n' "$DISK"
+  fi
+}
+
+fs_type() { blkid -p -o value -s TYPE -- "$1" 2>/dev/null || true; }
+
+# --- mounting ----------------------------------------------------------------------------
+new_mount_dir() {
+  local dir
+  dir=$(mktemp -d -- "$WORK_DIR/m.XXXXXX")
+  printf '%s' "$dir"
+}
+
+# mount_fs DEVICE FSTYPE DIR ro|inspect|rw [SUBVOL]: "inspect" never writes to the device
+# (no journal replay); "ro" is used for nothing else; "rw" replays the journal.
+mount_fs() {
+  local device=$1 fstype=$2 dir=$3 mode=$4 subvol=${5:-} options
+  case "$fstype:$mode" in
+    xfs:inspect) options=ro,nouuid,norecovery ;;
+    xfs:rw) options=rw,nouuid ;;
+    ext2:inspect | ext3:inspect | ext4:inspect) options=ro,noload ;;
+    ext*:rw) options=rw ;;
+    btrfs:inspect) options=ro ;;
+    btrfs:rw) options=rw ;;
+    *) return 1 ;;
+  esac
+  [[ -n $subvol ]] && options+=",$subvol"
+  mount -t "$fstype" -o "$options" -- "$device" "$dir" 2>"$WORK_DIR/mount.err" || return 1
+  MOUNTS+=("$dir")
+}
+
+unmount_last() {
+  local last=$((${#MOUNTS[@]} - 1))
+  umount -- "${MOUNTS[last]}"
+  rmdir -- "${MOUNTS[last]}" 2>/dev/null || true
+  unset 'MOUNTS[last]'
+  MOUNTS=("${MOUNTS[@]}")
+}
+
+is_linux_root() { [[ -f $1/etc/passwd && ! -L $1/etc/passwd && -d $1/etc/ssh ]]; }
+
+# Activate the volume group on an LVM physical volume; set LVM_LVS to its logical volumes.
+LVM_LVS=()
+lvm_candidates() {
+  local pv=$1 vg err
+  LVM_LVS=()
+  if ! command -v lvm >/dev/null 2>&1; then
+    CANDIDATE_NOTES+=("$pv: LVM physical volume, but lvm2 is not installed on this helper")
+    return 0
+  fi
+  vg=$(lvm pvs --noheadings -o vg_name -- "$pv" 2>/dev/null | tr -d ' ' || true)
+  if [[ -z $vg ]]; then
+    CANDIDATE_NOTES+=("$pv: LVM physical volume without a volume group")
+    return 0
+  fi
+  if ! err=$(lvm vgchange -ay -- "$vg" 2>&1 >/dev/null); then
+    err=$(printf '%s' "$err" | tail -n 1)
+    CANDIDATE_NOTES+=("$pv: LVM physical volume of volume group $vg, which could not be activated (${err:-no message})")
+    lvm vgchange -an -- "$vg" >/dev/null 2>&1 || true
+    return 0
+  fi
+  ACTIVATED_VGS+=("$vg")
+  mapfile -t LVM_LVS < <(lvm lvs --noheadings -o lv_path -- "$vg" 2>/dev/null | tr -d ' ')
+}
+
+# Mount each candidate read-only and keep the one Linux root. Leaves it mounted (inspect mode).
+find_root() {
+  local -a candidates=() found=() found_types=() found_subvols=()
+  local device fstype dir sub
+  mapfile -t candidates < <(list_block_devices)
+  local i=0
+  while ((i < ${#candidates[@]})); do
+    device=${candidates[i]}
+    i=$((i + 1))
+    fstype=$(fs_type "$device")
+    case "$fstype" in
+      ext2 | ext3 | ext4 | xfs | btrfs) ;;
+      LVM2_member)
+        lvm_candidates "$device"
+        candidates+=("${LVM_LVS[@]}")
+        continue
+        ;;
+      "") CANDIDATE_NOTES+=("$device: no filesystem"); continue ;;
+      *) CANDIDATE_NOTES+=("$device: $fstype"); continue ;;
+    esac
+    dir=$(new_mount_dir)
+    if ! mount_fs "$device" "$fstype" "$dir" inspect; then
+      CANDIDATE_NOTES+=("$device: $fstype that could not be mounted ($(tail -n 1 "$WORK_DIR/mount.err"))")
+      rmdir -- "$dir"
+      continue
+    fi
+    if is_linux_root "$dir"; then
+      found+=("$device"); found_types+=("$fstype"); found_subvols+=("")
+    elif [[ $fstype == btrfs ]]; then
+      # A btrfs root usually lives in a subvolume (Fedora: root, openSUSE/Ubuntu: @).
+      for sub in "$dir"/*/; do
+        sub=${sub%/}
+        [[ -L $sub ]] && continue
+        if is_linux_root "$sub"; then
+          found+=("$device"); found_types+=("$fstype"); found_subvols+=("subvol=${sub##*/}")
+        fi
+      done
+    fi
+    CANDIDATE_NOTES+=("$device: $fstype")
+    unmount_last
+  done
+  if ((${#found[@]} == 0)); then
+    local IFS=';'
+    die "no Linux root (a filesystem with /etc/passwd and /etc/ssh) on $DISK; found: ${CANDIDATE_NOTES[*]:-nothing}"
+  fi
+  if ((${#found[@]} > 1)); then
+    local list="" j
+    for j in "${!found[@]}"; do
+      list+="${list:+, }${found[j]}${found_subvols[j]:+ (${found_subvols[j]})}"
+    done
+    die "more than one Linux root on $DISK: $list; refusing to guess"
+  fi
+  ROOT_DEVICE=${found[0]}
+  ROOT_FSTYPE=${found_types[0]}
+  ROOT_SUBVOL=${found_subvols[0]}
+  log "root filesystem: $ROOT_DEVICE ($ROOT_FSTYPE${ROOT_SUBVOL:+, $ROOT_SUBVOL})"
+}
+
+# mount_target inspect|rw: mount the root at $ROOT and the target's separate /home in it.
+mount_target() {
+  local mode=$1
+  ROOT=$WORK_DIR/root
+  mkdir -p -- "$ROOT"
+  mount_fs "$ROOT_DEVICE" "$ROOT_FSTYPE" "$ROOT" "$mode" "$ROOT_SUBVOL" ||
+    die "cannot mount the root $ROOT_DEVICE ($mode): $(tail -n 1 "$WORK_DIR/mount.err")"
+  TARGET=$ROOT
+  if [[ -n $HOME_DEVICE ]]; then
+    resolve_in_root /home
+    [[ -d $TARGET$RESOLVED ]] || die "the target's /home mount point does not exist on the root filesystem"
+    mount_fs "$HOME_DEVICE" "$HOME_FSTYPE" "$TARGET$RESOLVED" "$mode" "$HOME_OPTIONS" ||
+      die "cannot mount the target's /home $HOME_DEVICE ($mode): $(tail -n 1 "$WORK_DIR/mount.err")"
+  fi
+}
+
+# --- the target's /etc/fstab ---------------------------------------------------------------
+HOME_OPTIONS=""
+
+# Print the device among the disk's block devices (and activated LVs) that an fstab spec names.
+device_for_spec() {
+  local spec=$1 device key value number
+  case "$spec" in
+    UUID=* | LABEL=* | PARTUUID=* | PARTLABEL=*) key=${spec%%=*}; value=${spec#*=} ;;
+    /dev/disk/by-uuid/*) key=UUID; value=${spec##*/} ;;
+    /dev/disk/by-label/*) key=LABEL; value=${spec##*/} ;;
+    /dev/disk/by-partuuid/*) key=PARTUUID; value=${spec##*/} ;;
+    /dev/mapper/* | /dev/[a-z]*/[a-z]*)
+      if [[ -b $spec ]] && [[ " $(lvm_paths) " == *" $(readlink -f -- "$spec") "* ]]; then
+        readlink -f -- "$spec"
+      fi
+      return 0
+      ;;
+    /dev/*)
+      # /dev/xvda3, /dev/nvme0n1p3, /dev/sda3: the target's names differ from ours; match the
+      # partition number.
+      [[ $spec =~ [^0-9]([0-9]+)$ ]] || return 0
+      number=${BASH_REMATCH[1]}
+      for device in "${DISK}p$number" "$DISK$number"; do
+        if [[ -b $device && $device != "$DISK" ]]; then
+          printf '%s\n' "$device"
+          return 0
+        fi
+      done
+      return 0
+      ;;
+    *) return 0 ;;
+  esac
+  value=${value//\"/}
+  while read -r device; do
+    [[ -b $device ]] || continue
+    local probed
+    probed=$(blkid -p -o export -- "$device" 2>/dev/null || true)
+    case "$key" in
+      UUID) grep -qx "UUID=$value" <<<"$probed" && { printf '%s\n' "$device"; return 0; } ;;
+      LABEL) grep -qxF "LABEL=$value" <<<"$probed" && { printf '%s\n' "$device"; return 0; } ;;
+      PARTUUID) grep -qix "PART_ENTRY_UUID=$value" <<<"$probed" && { printf '%s\n' "$device"; return 0; } ;;
+      PARTLABEL) grep -qxF "PART_ENTRY_NAME=$value" <<<"$probed" && { printf '%s\n' "$device"; return 0; } ;;
+    esac
+  done < <(list_block_devices; lvm_paths | tr ' ' '\n')
+  return 0
+}
+
+lvm_paths() {
+  local vg
+  for vg in "${ACTIVATED_VGS[@]}"; do
+    lvm lvs --noheadings -o lv_path -- "$vg" 2>/dev/null | tr -d ' ' | tr '\n' ' '
+  done
+}
+
+# Find the target's separate /home (or a mount that holds the homes): sets HOME_DEVICE.
+find_home() {
+  local fstab=$TARGET/etc/fstab spec mountpoint fstype options rest device subvol option
+  [[ -f $fstab ]] || return 0
+  while read -r spec mountpoint fstype options rest; do
+    [[ -z $spec || $spec == \#* ]] && continue
+    [[ $mountpoint == /home || $mountpoint == /home/ ]] || continue
+    device=$(device_for_spec "$spec")
+    [[ -n $device ]] || die "the target's /etc/fstab mounts /home from $spec, which is not on volume $VOLUME_ID: the keys would be hidden under it"
+    HOME_FSTYPE=$(fs_type "$device")
+    case "$HOME_FSTYPE" in
+      ext2 | ext3 | ext4 | xfs | btrfs) ;;
+      *) die "the target's /home ($spec, $device) has an unsupported filesystem: ${HOME_FSTYPE:-none}" ;;
+    esac
+    subvol=""
+    local -a opts=()
+    IFS=, read -ra opts <<<"$options"
+    for option in "${opts[@]}"; do
+      case "$option" in subvol=* | subvolid=*) subvol=$option ;; esac
+    done
+    HOME_DEVICE=$device
+    HOME_OPTIONS=$subvol
+    log "separate /home: $HOME_DEVICE ($HOME_FSTYPE${subvol:+, $subvol}) from fstab $spec"
+    return 0
+  done <"$fstab"
+}
+
+# --- paths inside the target -------------------------------------------------------------
+# resolve_in_root PATH: set RESOLVED to PATH resolved inside the target as the target would
+# (chroot semantics): an absolute symlink restarts at the target's root, ".." stops at it.
+# Components that do not exist are kept as they are.
+RESOLVED=""
+resolve_in_root() {
+  local -a todo=() parts=()
+  local current="" component link hops=0
+  IFS=/ read -ra todo <<<"$1"
+  while ((${#todo[@]})); do
+    component=${todo[0]}
+    todo=("${todo[@]:1}")
+    case "$component" in
+      "" | .) continue ;;
+      ..) current=${current%/*}; continue ;;
+    esac
+    if [[ -L $TARGET$current/$component ]]; then
+      hops=$((hops + 1))
+      ((hops <= 40)) || die "too many symbolic links resolving $1 in the target"
+      link=$(readlink -- "$TARGET$current/$component")
+      [[ $link == /* ]] && current=""
+      IFS=/ read -ra parts <<<"$link"
+      todo=("${parts[@]}" "${todo[@]}")
+    else
+      current+="/$component"
+    fi
+  done
+  RESOLVED=${current:-/}
+}
+
+# --- the target's configuration ------------------------------------------------------------
+read_passwd() {
+  local name password uid gid gecos home shell
+  [[ -f $TARGET/etc/passwd ]] || die "the target has no /etc/passwd"
+  while IFS=: read -r name password uid gid gecos home shell || [[ -n $name ]]; do
+    [[ -z $name || $name == [+-]* || $name == \#* ]] && continue
+    [[ $uid =~ ^[0-9]+$ && $gid =~ ^[0-9]+$ ]] || continue
+    [[ -n ${PASSWD_UID[$name]+set} ]] && continue
+    PASSWD_UID[$name]=$uid
+    PASSWD_GID[$name]=$gid
+    PASSWD_HOME[$name]=$home
+    PASSWD_SHELL[$name]=$shell
+    PASSWD_ORDER+=("$name")
+  done <"$TARGET/etc/passwd"
+  : "$password" "$gecos"
+}
+
+# The cloud-init default user: system_info.default_user.name in cloud.cfg, overridden by
+# cloud.cfg.d/*.cfg in order.
+cloud_init_default_user() {
+  local file name="" found
+  for file in "$TARGET/etc/cloud/cloud.cfg" "$TARGET"/etc/cloud/cloud.cfg.d/*.cfg; do
+    [[ -f $file ]] || continue
+    found=$(default_user_in "$file")
+    [[ -n $found ]] && name=$found
+  done
+  printf '%s' "$name"
+}
+
+default_user_in() {
+  local line indent=-1 this_indent name=""
+  while IFS= read -r line || [[ -n $line ]]; do
+    line=${line%$'\r'}
+    [[ $line =~ ^[[:space:]]*(#|$) ]] && continue
+    [[ $line =~ ^([[:space:]]*) ]]
+    this_indent=${#BASH_REMATCH[1]}
+    if [[ $line =~ ^[[:space:]]*default_user:[[:space:]]*$ ]]; then
+      indent=$this_indent
+      continue
+    fi
+    if ((indent >= 0)); then
+      if ((this_indent <= indent)); then
+        indent=-1
+      elif [[ $line =~ ^[[:space:]]*name:[[:space:]]*[\"\']?([a-z_][a-z0-9_.-]*)[\"\']?[[:space:]]*$ ]]; then
+        name=${BASH_REMATCH[1]}
+      fi
+    fi
+  done <"$1"
+  printf '%s' "$name"
+}
+
+is_login_shell() {
+  case "$1" in
+    "" | */nologin | */false | */sync | */shutdown | */halt) return 1 ;;
+  esac
+  return 0
+}
+
+SELECTED_USERS=()
+select_users() {
+  local -a users=()
+  local name
+  if [[ -n $REQUESTED_USERS ]]; then
+    IFS=, read -ra users <<<"$REQUESTED_USERS"
+    for name in "${users[@]}"; do
+      [[ -n ${PASSWD_UID[$name]+set} ]] || die "user $name is not in the target's /etc/passwd"
+    done
+  else
+    name=$(cloud_init_default_user)
+    if [[ -n $name && -n ${PASSWD_UID[$name]+set} ]]; then
+      log "cloud-init default user: $name"
+      users=("$name")
+    else
+      [[ -n $name ]] && warn "the cloud-init default user $name is not in the target's /etc/passwd"
+      for name in "${PASSWD_ORDER[@]}"; do
+        if ((PASSWD_UID[$name] >= 1000 && PASSWD_UID[$name] != 65534)) && is_login_shell "${PASSWD_SHELL[$name]}"; then
+          users+=("$name")
+        fi
+      done
+    fi
+    ((${#users[@]})) || die "no user to give the key: no cloud-init default user and no user with uid >= 1000 and a login shell in the target's /etc/passwd; name one in Users"
+  fi
+  SELECTED_USERS=("${users[@]}")
+}
+
+# AuthorizedKeysFile from the target's sshd_config and its Include files: the first value
+# outside a Match block wins (as in sshd).
+read_authorized_keys_setting() {
+  AUTHORIZED_KEYS_FILES=()
+  if [[ -f $TARGET/etc/ssh/sshd_config ]]; then
+    sshd_config_file /etc/ssh/sshd_config 0 || true
+  fi
+  if ((${#AUTHORIZED_KEYS_FILES[@]} == 0)); then
+    AUTHORIZED_KEYS_FILES=("$DEFAULT_AUTHORIZED_KEYS")
+  fi
+  log "AuthorizedKeysFile: ${AUTHORIZED_KEYS_FILES[*]}"
+}
+
+# sshd_config_file PATH DEPTH: returns 0 when AuthorizedKeysFile was found.
+sshd_config_file() {
+  local path=$1 depth=$2 line keyword args in_match=0 pattern file
+  ((depth <= 16)) || die "sshd_config Include nests deeper than 16 levels"
+  resolve_in_root "$path"
+  local resolved=$TARGET$RESOLVED
+  [[ -f $resolved ]] || return 1
+  local -a words=() files=()
+  while IFS= read -r line || [[ -n $line ]]; do
+    line=${line%$'\r'}
+    [[ $line =~ ^[[:space:]]*(#|$) ]] && continue
+    [[ $line =~ ^[[:space:]]*([A-Za-z]+)[[:space:]]*(=[[:space:]]*|[[:space:]]+)(.*)$ ]] || continue
+    keyword=${BASH_REMATCH[1],,}
+    args=${BASH_REMATCH[3]}
+    args=${args%%[[:space:]]#*}
+    case "$keyword" in
+      match) in_match=1 ;;
+      include)
+        ((in_match)) && continue
+        read -ra words <<<"$args"
+        for pattern in "${words[@]}"; do
+          pattern=${pattern//\"/}
+          [[ $pattern == /* ]] || pattern=/etc/ssh/$pattern
+          glob_in_target "$pattern"
+          files=("${GLOB_MATCHES[@]}")
+          for file in "${files[@]}"; do
+            sshd_config_file "$file" $((depth + 1)) && return 0
+          done
+        done
+        ;;
+      authorizedkeysfile)
+        ((in_match)) && continue
+        read -ra words <<<"$args"
+        AUTHORIZED_KEYS_FILES=("${words[@]//\"/}")
+        if [[ ${AUTHORIZED_KEYS_FILES[0],,} == none ]]; then
+          die "the target's sshd_config sets AuthorizedKeysFile none: sshd reads no key file"
+        fi
+        return 0
+        ;;
+    esac
+  done <"$resolved"
+  return 1
+}
+
+# Expand a glob (in its last component) inside the target: set GLOB_MATCHES to the matching
+# paths inside the target, sorted.
+GLOB_MATCHES=()
+glob_in_target() {
+  local pattern=$1 match
+  resolve_in_root "${pattern%/*}"
+  local dir=$RESOLVED
+  local -a matches=()
+  shopt -s nullglob
+  # shellcheck disable=SC2206 # the glob part must expand
+  matches=("$TARGET${dir%/}"/${pattern##*/})
+  shopt -u nullglob
+  GLOB_MATCHES=()
+  for match in "${matches[@]}"; do
+    GLOB_MATCHES+=("${match#"$TARGET"}")
+  done
+}
+
+# expand_tokens TEMPLATE USER: set EXPANDED; %h %u %U %% as sshd does; a relative result is
+# under the home.
+EXPANDED=""
+expand_tokens() {
+  local template=$1 user=$2 out="" c
+  local i=0
+  while ((i < ${#template})); do
+    c=${template:i:1}
+    if [[ $c == % ]]; then
+      i=$((i + 1))
+      case "${template:i:1}" in
+        h) out+=${PASSWD_HOME[$user]} ;;
+        u) out+=$user ;;
+        U) out+=${PASSWD_UID[$user]} ;;
+        %) out+=% ;;
+        *) die "AuthorizedKeysFile has an unknown token %${template:i:1}" ;;
+      esac
+    else
+      out+=$c
+    fi
+    i=$((i + 1))
+  done
+  [[ $out == /* ]] || out=${PASSWD_HOME[$user]%/}/$out
+  EXPANDED=$out
+}
+
+read_selinux() {
+  SELINUX=0
+  local config=$TARGET/etc/selinux/config line
+  [[ -f $config ]] || return 0
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line =~ ^[[:space:]]*SELINUX[[:space:]]*=[[:space:]]*[\"\']?(enforcing|permissive)[\"\']?[[:space:]]*$ ]]; then
+      SELINUX=1
+    fi
+  done <"$config"
+  ((SELINUX)) && log "the target uses SELinux: new files get $SSH_HOME_LABEL"
+  return 0
+}
+
+# --- plan: decide everything before writing ------------------------------------------------
+plan() {
+  PLAN_USER=(); PLAN_FILE=(); PLAN_HOME=()
+  PASSWD_UID=(); PASSWD_GID=(); PASSWD_HOME=(); PASSWD_SHELL=(); PASSWD_ORDER=()
+  read_passwd
+  read_selinux
+  read_authorized_keys_setting
+  local user home file
+  select_users
+  for user in "${SELECTED_USERS[@]}"; do
+    [[ -n ${PASSWD_HOME[$user]} && ${PASSWD_HOME[$user]} == /* ]] || die "user $user has no absolute home directory in the target's /etc/passwd"
+    resolve_in_root "${PASSWD_HOME[$user]}"
+    home=$RESOLVED
+    [[ -d $TARGET$home ]] || die "the home directory ${PASSWD_HOME[$user]} of user $user does not exist in the target"
+    expand_tokens "${AUTHORIZED_KEYS_FILES[0]}" "$user"
+    resolve_in_root "$EXPANDED"
+    file=$RESOLVED
+    if [[ -e $TARGET$file && ! -f $TARGET$file ]]; then
+      die "the key file $file of user $user exists but is not a regular file"
+    fi
+    local parent=${file%/*}
+    resolve_in_root "${parent:-/}"
+    if [[ ! -d $TARGET$RESOLVED ]]; then
+      [[ $file == "${home%/}"/* ]] || die "the key file $file of user $user is outside the home and its directory does not exist in the target"
+      local missing=$RESOLVED
+      while [[ ! -e $TARGET$missing && $missing != "$home" ]]; do missing=${missing%/*}; done
+      [[ -d $TARGET$missing ]] || die "$missing, on the way to the key file of user $user, is not a directory"
+    fi
+    PLAN_USER+=("$user"); PLAN_FILE+=("$file"); PLAN_HOME+=("$home")
+  done
+}
+
+# --- apply ---------------------------------------------------------------------------------
+has_key() {
+  local file=$1 line
+  local -a words=()
+  [[ -f $file ]] || return 1
+  while IFS= read -r line || [[ -n $line ]]; do
+    read -ra words <<<"${line%$'\r'}"
+    local k
+    for ((k = 0; k + 1 < ${#words[@]}; k++)); do
+      if [[ ${words[k]} == "$KEY_TYPE" && ${words[k + 1]} == "$KEY_BASE64" ]]; then
+        return 0
+      fi
+    done
+  done <"$file"
+  return 1
+}
+
+label() {
+  local path=$1
+  ((SELINUX)) || return 0
+  if command -v setfattr >/dev/null 2>&1; then
+    setfattr -h -n security.selinux -v "$SSH_HOME_LABEL" -- "$path" || die "cannot set the SELinux label on $path"
+  elif command -v chcon >/dev/null 2>&1; then
+    chcon -h -- "$SSH_HOME_LABEL" "$path" || die "cannot set the SELinux label on $path"
+  else
+    die "the target uses SELinux but neither setfattr nor chcon is on this helper"
+  fi
+}
+
+is_immutable() {
+  local flags
+  flags=$(lsattr -d -- "$1" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ $flags == *i* ]]
+}
+
+# make_mutable PATH: clear the immutable flag for the write; cleanup sets it again.
+make_mutable() {
+  if is_immutable "$1"; then
+    log "clearing the immutable flag of ${1#"$TARGET"} for the write"
+    chattr -i -- "$1" || die "cannot clear the immutable flag of ${1#"$TARGET"}"
+    REIMMUTABLE+=("$1")
+  fi
+}
+
+# create_dirs USER HOME FILE: create the missing directories from the home down to FILE's
+# directory, 0700, owned by the user.
+create_dirs() {
+  local user=$1 home=$2 file=$3 dir
+  local relative=${file#"${home%/}"/}
+  local -a parts=()
+  IFS=/ read -ra parts <<<"${relative%/*}"
+  [[ $relative == */* ]] || return 0
+  dir=${home%/}
+  local part
+  for part in "${parts[@]}"; do
+    [[ -z $part ]] && continue
+    dir+="/$part"
+    if [[ ! -e $TARGET$dir ]]; then
+      make_mutable "$TARGET${dir%/*}"
+      mkdir -m 0700 -- "$TARGET$dir"
+      chown -- "${PASSWD_UID[$user]}:${PASSWD_GID[$user]}" "$TARGET$dir"
+      label "$TARGET$dir"
+      log "created $dir (0700, ${PASSWD_UID[$user]}:${PASSWD_GID[$user]})"
+    fi
+  done
+}
+
+record_change() {
+  CHANGES+=("$(printf '{"user":%s,"uid":%s,"file":%s,"action":%s}' "$(json_string "$1")" "${PASSWD_UID[$1]}" "$(json_string "$2")" "$(json_string "$3")")")
+}
+
+inject_for() {
+  local user=$1 file=$2 home=$3 path action
+  path=$TARGET$file
+  if [[ -f $path ]]; then
+    if has_key "$path"; then
+      action=already-present
+    else
+      make_mutable "$path"
+      if [[ -s $path && $(tail -c 1 -- "$path" | wc -l) -eq 0 ]]; then
+        printf '\n' >>"$path"
+      fi
+      printf '%s\n' "$KEY_LINE" >>"$path"
+      action=appended
+    fi
+  else
+    [[ $file == "${home%/}"/* ]] && create_dirs "$user" "$home" "$file"
+    make_mutable "$TARGET${file%/*}"
+    (umask 077 && printf '%s\n' "$KEY_LINE" >"$path")
+    chmod 0600 -- "$path"
+    chown -- "${PASSWD_UID[$user]}:${PASSWD_GID[$user]}" "$path"
+    label "$path"
+    action=created
+  fi
+  restore_immutable
+  log "$user: $file $action"
+  record_change "$user" "$file" "$action"
+  check_strict_modes "$user" "$file" "$home"
+}
+
+# Warn when sshd's StrictModes would refuse the file (we never change an existing file's mode).
+check_strict_modes() {
+  local user=$1 file=$2 home=$3 owner mode path
+  for path in "$file" "${file%/*}" "$home"; do
+    [[ -e $TARGET$path ]] || continue
+    read -r owner mode < <(stat -c '%u %a' -- "$TARGET$path")
+    if [[ $owner != 0 && $owner != "${PASSWD_UID[$user]}" ]]; then
+      warn "$path is owned by uid $owner, not by $user or root: sshd StrictModes refuses it"
+    elif (((8#$mode & 8#022) != 0)); then
+      warn "$path is group or world writable (mode $mode): sshd StrictModes refuses it"
+    fi
+  done
+}
+
+apply() {
+  local i
+  for i in "${!PLAN_USER[@]}"; do
+    inject_for "${PLAN_USER[i]}" "${PLAN_FILE[i]}" "${PLAN_HOME[i]}"
+  done
+  sync
+}
+
+# --- methods -------------------------------------------------------------------------------
+offline() {
+  wait_for_device
+  find_root
+  # Decide with everything read-only; only then mount read-write and write.
+  mount_target inspect
+  find_home
+  if [[ -n $HOME_DEVICE ]]; then
+    unmount_all
+    mount_target inspect
+  fi
+  plan
+  unmount_all
+  mount_target rw
+  plan
+  apply
+}
+
+online() {
+  ROOT=/
+  TARGET=""
+  ROOT_DEVICE=$(findmnt -n -o SOURCE / 2>/dev/null || echo unknown)
+  ROOT_FSTYPE=$(findmnt -n -o FSTYPE / 2>/dev/null || echo unknown)
+  if [[ -n $(findmnt -n -o SOURCE /home 2>/dev/null || true) ]]; then
+    HOME_DEVICE=$(findmnt -n -o SOURCE /home)
+    HOME_FSTYPE=$(findmnt -n -o FSTYPE /home)
+  fi
+  plan
+  apply
+}
+
+main() {
+  [[ $(id -u) == 0 ]] || die "must run as root"
+  read_parameters
+  WORK_DIR=$(mktemp -d -t inject-key.XXXXXX)
+  if ((ONLINE)); then
+    online
+  else
+    offline
+  fi
+  cleanup || die "could not unmount everything after the injection"
+  print_ok_report
+}
+
+main "$@"
