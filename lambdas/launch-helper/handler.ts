@@ -1,0 +1,28 @@
+/** Step `launchHelper`. */
+import { ec2, ssm } from '@common/clients';
+import { requireEnv } from '@common/env';
+import { createLogger } from '@common/log';
+import { outputFields } from '@common/outputs';
+import { validateStepInput } from '@common/validation';
+import { launchHelper, type LaunchConfig } from './launch-helper';
+
+export interface LaunchHelperOutput {
+  HelperInstanceId: string;
+  SubnetId: string;
+  VpcId: string;
+  NetworkCreated: boolean;
+}
+
+export const OUTPUT_FIELDS = outputFields<LaunchHelperOutput>()(['HelperInstanceId', 'SubnetId', 'VpcId', 'NetworkCreated']);
+
+const config: LaunchConfig = {
+  instanceProfileArn: requireEnv('HELPER_INSTANCE_PROFILE_ARN'),
+  amiParameterPrefix: requireEnv('HELPER_AMI_PARAMETER_PREFIX'),
+};
+const log = createLogger('reset-access-launch-helper');
+
+export async function handler(event: unknown): Promise<LaunchHelperOutput> {
+  const input = validateStepInput(event);
+  const r = await launchHelper({ ec2, ssm, log, config }, input);
+  return { HelperInstanceId: r.helperInstanceId, SubnetId: r.subnetId, VpcId: r.vpcId, NetworkCreated: r.networkCreated };
+}

@@ -1,0 +1,268 @@
+/**
+ * Step `launchHelper`: the network (a temporary VPC, or the chosen subnet), a security group with
+ * no inbound rule and egress 443 only, and the helper instance. Every id is recorded in the plan
+ * right after its create call, so restore and cleanup find it even if a later call fails; on a
+ * retry each resource is looked up by the plan and then by its tags before it is created.
+ */
+import { createHash } from 'crypto';
+import {
+  AssociateRouteTableCommand,
+  AttachInternetGatewayCommand,
+  AuthorizeSecurityGroupEgressCommand,
+  CreateInternetGatewayCommand,
+  CreateRouteCommand,
+  CreateRouteTableCommand,
+  CreateSecurityGroupCommand,
+  CreateSubnetCommand,
+  CreateVpcCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeInstanceTypesCommand,
+  DescribeInternetGatewaysCommand,
+  DescribeRouteTablesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
+  RevokeSecurityGroupEgressCommand,
+  RunInstancesCommand,
+  type EC2Client,
+  type IpPermission,
+  type _InstanceType,
+} from '@aws-sdk/client-ec2';
+import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { UnexpectedStateError } from '@common/errors';
+import type { Logger } from '@common/log';
+import { loadOwnPlan, updatePlan, type Plan, type PlanCreated } from '@common/plan';
+import { ownedFilters, tagSpec, type ResourceRole } from '@common/tags';
+import type { StepInput } from '@common/validation';
+
+export const TEMP_VPC_CIDR = '10.255.0.0/24';
+
+export interface LaunchConfig {
+  readonly instanceProfileArn: string;
+  readonly amiParameterPrefix: string;
+}
+
+export interface LaunchDeps {
+  readonly ec2: EC2Client;
+  readonly ssm: SSMClient;
+  readonly log: Logger;
+  readonly config: LaunchConfig;
+}
+
+export interface LaunchResult {
+  readonly helperInstanceId: string;
+  readonly subnetId: string;
+  readonly vpcId: string;
+  readonly networkCreated: boolean;
+}
+
+/** RunInstances' idempotency token: derived from the execution and instance, at most 64 chars. */
+export function clientTokenFor(executionId: string, instanceId: string): string {
+  return `reset-access-${createHash('sha256').update(`${executionId}/${instanceId}`).digest('hex').slice(0, 48)}`;
+}
+
+class Step {
+  constructor(
+    readonly deps: LaunchDeps,
+    readonly input: StepInput,
+    public plan: Plan,
+  ) {}
+
+  async record(field: keyof PlanCreated, id: string): Promise<void> {
+    this.plan = await updatePlan(this.deps.ssm, this.input.instanceId, this.input.executionId, (p) => {
+      p.created[field] = id;
+    });
+    this.deps.log.info('created', { resource: field, id, instanceId: this.input.instanceId });
+  }
+
+  spec(resourceType: Parameters<typeof tagSpec>[0], role: ResourceRole) {
+    return tagSpec(resourceType, role, this.input.executionId, this.input.instanceId);
+  }
+
+  filters(role: ResourceRole) {
+    return ownedFilters(role, this.input.executionId);
+  }
+}
+
+export async function launchHelper(deps: LaunchDeps, input: StepInput): Promise<LaunchResult> {
+  const s = new Step(deps, input, await loadOwnPlan(deps.ssm, input.instanceId, input.executionId));
+  const choice = s.plan.inputs.subnetId;
+  let subnetId: string;
+  let vpcId: string;
+  const networkCreated = choice === 'CreateNewVPC';
+  if (networkCreated) {
+    ({ subnetId, vpcId } = await createNetwork(s));
+  } else if (choice === 'SelectedInstanceSubnet') {
+    subnetId = s.plan.instance.subnetId;
+    vpcId = s.plan.instance.vpcId;
+  } else {
+    subnetId = choice;
+    const out = await deps.ec2.send(new DescribeSubnetsCommand({ SubnetIds: [choice] }));
+    vpcId = out.Subnets?.[0]?.VpcId ?? '';
+    if (!vpcId) throw new UnexpectedStateError(`Subnet ${choice} was not found`);
+  }
+  const securityGroupId = await ensureSecurityGroup(s, vpcId);
+  const helperInstanceId = await ensureHelper(s, subnetId, securityGroupId, networkCreated);
+  await updatePlan(deps.ssm, input.instanceId, input.executionId, (p) => {
+    p.progress.phase = 'helper-launched';
+  });
+  return { helperInstanceId, subnetId, vpcId, networkCreated };
+}
+
+async function createNetwork(s: Step): Promise<{ subnetId: string; vpcId: string }> {
+  const { ec2 } = s.deps;
+  const az = s.plan.instance.availabilityZone;
+
+  let vpcId = s.plan.created.vpcId;
+  if (!vpcId) {
+    const found = await ec2.send(new DescribeVpcsCommand({ Filters: s.filters('vpc') }));
+    vpcId = found.Vpcs?.[0]?.VpcId;
+    if (!vpcId) {
+      const out = await ec2.send(new CreateVpcCommand({ CidrBlock: TEMP_VPC_CIDR, TagSpecifications: [s.spec('vpc', 'vpc')] }));
+      vpcId = required(out.Vpc?.VpcId, 'CreateVpc', 'VPC');
+    }
+    await s.record('vpcId', vpcId);
+  }
+
+  let subnetId = s.plan.created.subnetId;
+  if (!subnetId) {
+    const found = await ec2.send(new DescribeSubnetsCommand({ Filters: s.filters('subnet') }));
+    subnetId = found.Subnets?.[0]?.SubnetId;
+    if (!subnetId) {
+      const out = await ec2.send(
+        new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: TEMP_VPC_CIDR, AvailabilityZone: az, TagSpecifications: [s.spec('subnet', 'subnet')] }),
+      );
+      subnetId = required(out.Subnet?.SubnetId, 'CreateSubnet', 'subnet');
+    }
+    await s.record('subnetId', subnetId);
+  }
+
+  let igwId = s.plan.created.internetGatewayId;
+  if (!igwId) {
+    const found = await ec2.send(new DescribeInternetGatewaysCommand({ Filters: s.filters('internet-gateway') }));
+    igwId = found.InternetGateways?.[0]?.InternetGatewayId;
+    if (!igwId) {
+      const out = await ec2.send(new CreateInternetGatewayCommand({ TagSpecifications: [s.spec('internet-gateway', 'internet-gateway')] }));
+      igwId = required(out.InternetGateway?.InternetGatewayId, 'CreateInternetGateway', 'internet gateway');
+    }
+    await s.record('internetGatewayId', igwId);
+  }
+  const igw = await ec2.send(new DescribeInternetGatewaysCommand({ InternetGatewayIds: [igwId] }));
+  const attached = igw.InternetGateways?.[0]?.Attachments?.some((a) => a.VpcId === vpcId);
+  if (!attached) await ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: igwId, VpcId: vpcId }));
+
+  let rtbId = s.plan.created.routeTableId;
+  if (!rtbId) {
+    const found = await ec2.send(new DescribeRouteTablesCommand({ Filters: s.filters('route-table') }));
+    rtbId = found.RouteTables?.[0]?.RouteTableId;
+    if (!rtbId) {
+      const out = await ec2.send(new CreateRouteTableCommand({ VpcId: vpcId, TagSpecifications: [s.spec('route-table', 'route-table')] }));
+      rtbId = required(out.RouteTable?.RouteTableId, 'CreateRouteTable', 'route table');
+    }
+    await s.record('routeTableId', rtbId);
+  }
+  const rtb = (await ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [rtbId] }))).RouteTables?.[0];
+  if (!rtb?.Routes?.some((r) => r.DestinationCidrBlock === '0.0.0.0/0')) {
+    await ec2.send(new CreateRouteCommand({ RouteTableId: rtbId, DestinationCidrBlock: '0.0.0.0/0', GatewayId: igwId }));
+  }
+  if (!rtb?.Associations?.some((a) => a.SubnetId === subnetId)) {
+    await ec2.send(new AssociateRouteTableCommand({ RouteTableId: rtbId, SubnetId: subnetId }));
+  }
+  return { subnetId, vpcId };
+}
+
+function isHttpsOnly(p: IpPermission): boolean {
+  return p.IpProtocol === 'tcp' && p.FromPort === 443 && p.ToPort === 443;
+}
+
+async function ensureSecurityGroup(s: Step, vpcId: string): Promise<string> {
+  const { ec2 } = s.deps;
+  let sgId = s.plan.created.securityGroupId;
+  if (!sgId) {
+    const found = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [...s.filters('security-group'), { Name: 'vpc-id', Values: [vpcId] }] }));
+    sgId = found.SecurityGroups?.[0]?.GroupId;
+    if (!sgId) {
+      const out = await ec2.send(
+        new CreateSecurityGroupCommand({
+          // Group names are unique per VPC: the execution id keeps fleet runs apart.
+          GroupName: `reset-access-helper-${s.input.executionId}`,
+          Description: `ec2-reset-access helper for ${s.input.instanceId}: no inbound, HTTPS out only`,
+          VpcId: vpcId,
+          TagSpecifications: [s.spec('security-group', 'security-group')],
+        }),
+      );
+      sgId = required(out.GroupId, 'CreateSecurityGroup', 'security group');
+    }
+    await s.record('securityGroupId', sgId);
+  }
+  const group = (await ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [sgId] }))).SecurityGroups?.[0];
+  const egress = group?.IpPermissionsEgress ?? [];
+  const others = egress.filter((p) => !isHttpsOnly(p));
+  if (others.length > 0) {
+    // The default allow-all egress (and an IPv6 one in a dual-stack VPC) goes.
+    await ec2.send(new RevokeSecurityGroupEgressCommand({ GroupId: sgId, IpPermissions: others }));
+  }
+  if (!egress.some((p) => isHttpsOnly(p) && p.IpRanges?.some((r) => r.CidrIp === '0.0.0.0/0'))) {
+    await ec2.send(
+      new AuthorizeSecurityGroupEgressCommand({
+        GroupId: sgId,
+        IpPermissions: [{ IpProtocol: 'tcp', FromPort: 443, ToPort: 443, IpRanges: [{ CidrIp: '0.0.0.0/0', Description: 'Systems Manager over HTTPS' }] }],
+      }),
+    );
+  }
+  return sgId;
+}
+
+async function helperImage(s: Step): Promise<{ imageId: string; rootDeviceName: string }> {
+  const { ec2, ssm, config } = s.deps;
+  const type = s.plan.inputs.helperInstanceType;
+  const info = (await ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: [type as _InstanceType] }))).InstanceTypes?.[0];
+  const archs = info?.ProcessorInfo?.SupportedArchitectures ?? [];
+  const arch = archs.includes('arm64') && !archs.includes('x86_64') ? 'arm64' : 'x86_64';
+  const name = `${config.amiParameterPrefix}${arch}`;
+  const imageId = (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
+  if (!imageId) throw new UnexpectedStateError(`The public parameter ${name} has no AMI id`);
+  const image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
+  if (!image?.RootDeviceName) throw new UnexpectedStateError(`The helper image ${imageId} (from ${name}) was not found`);
+  return { imageId, rootDeviceName: image.RootDeviceName };
+}
+
+async function ensureHelper(s: Step, subnetId: string, securityGroupId: string, publicIp: boolean): Promise<string> {
+  const { ec2, config } = s.deps;
+  if (s.plan.created.helperInstanceId) return s.plan.created.helperInstanceId;
+  const found = await ec2.send(
+    new DescribeInstancesCommand({
+      Filters: [...s.filters('helper'), { Name: 'instance-state-name', Values: ['pending', 'running'] }],
+    }),
+  );
+  let helperId = found.Reservations?.flatMap((r) => r.Instances ?? [])[0]?.InstanceId;
+  if (!helperId) {
+    const { imageId, rootDeviceName } = await helperImage(s);
+    const out = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: imageId,
+        InstanceType: s.plan.inputs.helperInstanceType as _InstanceType,
+        MinCount: 1,
+        MaxCount: 1,
+        ClientToken: clientTokenFor(s.input.executionId, s.input.instanceId),
+        MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled' },
+        BlockDeviceMappings: [{ DeviceName: rootDeviceName, Ebs: { Encrypted: true, DeleteOnTermination: true, VolumeType: 'gp3' } }],
+        InstanceInitiatedShutdownBehavior: 'terminate',
+        IamInstanceProfile: { Arn: config.instanceProfileArn },
+        NetworkInterfaces: [
+          { DeviceIndex: 0, SubnetId: subnetId, Groups: [securityGroupId], AssociatePublicIpAddress: publicIp, DeleteOnTermination: true },
+        ],
+        TagSpecifications: [s.spec('instance', 'helper'), s.spec('volume', 'helper')],
+      }),
+    );
+    helperId = required(out.Instances?.[0]?.InstanceId, 'RunInstances', 'instance');
+  }
+  await s.record('helperInstanceId', helperId);
+  return helperId;
+}
+
+function required(id: string | undefined, call: string, what: string): string {
+  if (!id) throw new UnexpectedStateError(`${call} returned no ${what} id`);
+  return id;
+}

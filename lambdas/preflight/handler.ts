@@ -1,0 +1,67 @@
+/** Step `preflight`: validate, describe, refuse, take the lock, write the plan. */
+import { autoScaling, ec2, kms, ssm } from '@common/clients';
+import { createLogger } from '@common/log';
+import { outputFields } from '@common/outputs';
+import { lockParameterName } from '@common/plan';
+import {
+  requireObject,
+  validateBackupMethod,
+  validateFlag,
+  validateInstanceType,
+  validateKeyType,
+  validatePublicKey,
+  validateStepInput,
+  validateSubnetChoice,
+  validateUsers,
+} from '@common/validation';
+import { preflight, type PreflightRequest } from './preflight';
+
+export interface PreflightOutput {
+  RootVolumeId: string;
+  RootDeviceName: string;
+  OriginalState: 'running' | 'stopped';
+  AvailabilityZone: string;
+  LockParameterName: string;
+}
+
+export const OUTPUT_FIELDS = outputFields<PreflightOutput>()([
+  'RootVolumeId',
+  'RootDeviceName',
+  'OriginalState',
+  'AvailabilityZone',
+  'LockParameterName',
+]);
+
+const log = createLogger('reset-access-preflight');
+
+/** Every input checked before any AWS call; throws InvalidInputError naming the field. */
+export function parseRequest(event: unknown): PreflightRequest {
+  const { executionId, instanceId } = validateStepInput(event);
+  const o = requireObject(event);
+  return {
+    executionId,
+    instanceId,
+    inputs: {
+      subnetId: validateSubnetChoice(o.SubnetId),
+      helperInstanceType: validateInstanceType(o.HelperInstanceType),
+      keyType: validateKeyType(o.KeyType),
+      publicKey: validatePublicKey(o.PublicKey).line,
+      users: validateUsers(o.Users),
+      backupMethod: validateBackupMethod(o.BackupMethod),
+      allowEncryptedVolume: validateFlag(o.AllowEncryptedVolume, 'AllowEncryptedVolume'),
+      allowEphemeralDataLoss: validateFlag(o.AllowEphemeralDataLoss, 'AllowEphemeralDataLoss'),
+    },
+  };
+}
+
+export async function handler(event: unknown): Promise<PreflightOutput> {
+  const request = parseRequest(event);
+  const plan = await preflight({ ec2, ssm, kms, autoScaling, log, now: () => new Date() }, request);
+  return {
+    RootVolumeId: plan.instance.rootVolumeId,
+    RootDeviceName: plan.instance.rootDeviceName,
+    OriginalState: plan.instance.originalState,
+    AvailabilityZone: plan.instance.availabilityZone,
+    LockParameterName: lockParameterName(plan.instanceId),
+  };
+}

@@ -1,0 +1,294 @@
+/**
+ * Preflight: describe the instance, refuse what cannot be done safely (changing nothing), then
+ * take the lock by writing the plan record.
+ */
+import { DescribeAutoScalingInstancesCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import {
+  DescribeAddressesCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeInstanceTypesCommand,
+  DescribeSpotInstanceRequestsCommand,
+  DescribeSubnetsCommand,
+  type EC2Client,
+  type Instance,
+  type InstanceTypeInfo,
+  type _InstanceType,
+} from '@aws-sdk/client-ec2';
+import { DescribeKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { GetAutomationExecutionCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { findInstance, findVolume } from '@common/ec2';
+import { awsErrorCode, isAwsError, LockHeldError, PlanError, RefusedError } from '@common/errors';
+import type { Logger } from '@common/log';
+import {
+  createPlan,
+  deleteLockParameter,
+  lockParameterName,
+  PLAN_VERSION,
+  readPlan,
+  type OriginalState,
+  type Plan,
+  type PlanInputs,
+  type PlanInstance,
+  updatePlan,
+} from '@common/plan';
+
+export interface PreflightDeps {
+  readonly ec2: EC2Client;
+  readonly ssm: SSMClient;
+  readonly kms: KMSClient;
+  readonly autoScaling: AutoScalingClient;
+  readonly log: Logger;
+  readonly now: () => Date;
+}
+
+export interface PreflightRequest {
+  readonly executionId: string;
+  readonly instanceId: string;
+  readonly inputs: PlanInputs;
+}
+
+/** Statuses of an execution that can no longer touch the instance: its lock may be taken over. */
+export const FINISHED_EXECUTION_STATUSES = ['Success', 'Failed', 'TimedOut', 'Cancelled', 'CompletedWithFailure'];
+
+function refuse(instanceId: string, cause: string, wayOut: string): never {
+  throw new RefusedError(`Refused: instance ${instanceId} ${cause}. ${wayOut}`);
+}
+
+/** Runs every check, then writes the plan. Returns the plan written. */
+export async function preflight(deps: PreflightDeps, req: PreflightRequest): Promise<Plan> {
+  const instance = await inspect(deps, req);
+  const plan: Plan = {
+    version: PLAN_VERSION,
+    executionId: req.executionId,
+    instanceId: req.instanceId,
+    createdAt: deps.now().toISOString(),
+    inputs: req.inputs,
+    instance,
+    created: {},
+    progress: { keyInjected: false, phase: 'preflight' },
+  };
+  await takeLock(deps, plan);
+  deps.log.info('plan written', { instanceId: req.instanceId, executionId: req.executionId });
+  return plan;
+}
+
+/** All the describes and refusals; no call here changes anything. */
+async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<PlanInstance> {
+  const { ec2 } = deps;
+  const id = req.instanceId;
+  const instance = await findInstance(ec2, id);
+  if (!instance) {
+    refuse(id, 'was not found in this account and Region', 'Check the InstanceId and run the runbook in the Region of the instance.');
+  }
+
+  checkPlatform(instance, id);
+  const state = instance.State?.Name ?? 'unknown';
+  if (state !== 'running' && state !== 'stopped') {
+    refuse(id, `is ${state}`, 'Wait until it is running or stopped, then run again.');
+  }
+  if (instance.RootDeviceType === 'instance-store') {
+    refuse(id, 'has an instance-store root volume, which cannot be detached or survive a stop', 'Use EC2 Instance Connect, Session Manager or user data to add a key instead.');
+  }
+  if (instance.ProductCodes?.some((p) => p.ProductCodeType === 'marketplace')) {
+    refuse(id, 'has AWS Marketplace product codes on its root volume, which may not be attached to another instance', 'Use EC2 Instance Connect or Session Manager, or ask the product vendor how to regain access.');
+  }
+  await checkSpot(ec2, instance, id);
+  await checkAutoScaling(deps, instance, id);
+  await checkAttributes(ec2, id);
+
+  const targetType = await describeInstanceType(ec2, instance.InstanceType ?? '');
+  if (targetType?.InstanceStorageSupported && !req.inputs.allowEphemeralDataLoss) {
+    refuse(id, `is of type ${instance.InstanceType}, which has instance-store volumes whose data is lost when it stops`, 'Copy that data away and run again with AllowEphemeralDataLoss=True.');
+  }
+
+  const rootDeviceName = instance.RootDeviceName ?? '';
+  const mapping = instance.BlockDeviceMappings?.find((m) => m.DeviceName === rootDeviceName);
+  const rootVolumeId = mapping?.Ebs?.VolumeId;
+  if (!rootVolumeId) {
+    refuse(id, `has no EBS volume attached at its root device ${rootDeviceName || '(none)'}`, 'Attach the root volume back at its device name (a failed earlier run names it), then run again.');
+  }
+  await checkRootVolume(deps, req, rootVolumeId);
+
+  const availabilityZone = instance.Placement?.AvailabilityZone ?? '';
+  await checkSubnet(ec2, req.inputs.subnetId, instance, availabilityZone);
+  await checkHelperType(ec2, req.inputs.helperInstanceType, id);
+
+  const elasticIp = await hasElasticIp(ec2, id);
+  return {
+    originalState: state as OriginalState,
+    rootVolumeId,
+    rootDeviceName,
+    deleteOnTermination: mapping?.Ebs?.DeleteOnTermination ?? false,
+    availabilityZone,
+    architecture: instance.Architecture ?? '',
+    subnetId: instance.SubnetId ?? '',
+    vpcId: instance.VpcId ?? '',
+    publicIpAddress: instance.PublicIpAddress ?? '',
+    elasticIp,
+  };
+}
+
+function checkPlatform(instance: Instance, id: string): void {
+  const windows =
+    instance.Platform?.toLowerCase() === 'windows' || /windows/i.test(instance.PlatformDetails ?? '');
+  if (windows) {
+    refuse(id, 'runs Windows; this runbook resets SSH access on Linux only', 'Use AWSSupport-ResetAccess or EC2Rescue for Windows.');
+  }
+}
+
+async function checkSpot(ec2: EC2Client, instance: Instance, id: string): Promise<void> {
+  if (instance.InstanceLifecycle !== 'spot') return;
+  let type: string | undefined;
+  if (instance.SpotInstanceRequestId) {
+    const out = await ec2.send(
+      new DescribeSpotInstanceRequestsCommand({ SpotInstanceRequestIds: [instance.SpotInstanceRequestId] }),
+    );
+    type = out.SpotInstanceRequests?.[0]?.Type;
+  }
+  // A Spot instance whose request is gone or unknown is treated as one-time: it cannot be stopped.
+  if (type !== 'persistent') {
+    refuse(id, 'is a one-time Spot instance, which cannot be stopped and started', 'Use EC2 Instance Connect or Session Manager, or relaunch it from a snapshot of its root volume.');
+  }
+}
+
+async function checkAutoScaling(deps: PreflightDeps, instance: Instance, id: string): Promise<void> {
+  const tagged = instance.Tags?.find((t) => t.Key === 'aws:autoscaling:groupName')?.Value;
+  let group = tagged;
+  if (!group) {
+    const out = await deps.autoScaling.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [id] }));
+    group = out.AutoScalingInstances?.[0]?.AutoScalingGroupName;
+  }
+  if (group) {
+    refuse(id, `is a member of Auto Scaling group ${group}, which would replace it when it stops`, 'Detach it from the group (or put it in Standby), run again, then attach it back.');
+  }
+}
+
+async function checkAttributes(ec2: EC2Client, id: string): Promise<void> {
+  const stop = await ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: id, Attribute: 'disableApiStop' }));
+  if (stop.DisableApiStop?.Value === true) {
+    refuse(id, 'has stop protection on', `Turn it off (aws ec2 modify-instance-attribute --instance-id ${id} --no-disable-api-stop) and run again.`);
+  }
+  const shutdown = await ec2.send(
+    new DescribeInstanceAttributeCommand({ InstanceId: id, Attribute: 'instanceInitiatedShutdownBehavior' }),
+  );
+  if (shutdown.InstanceInitiatedShutdownBehavior?.Value === 'terminate') {
+    refuse(id, "has shutdown behaviour 'terminate'", `Set it to stop (aws ec2 modify-instance-attribute --instance-id ${id} --instance-initiated-shutdown-behavior stop) and run again.`);
+  }
+}
+
+async function describeInstanceType(ec2: EC2Client, type: string): Promise<InstanceTypeInfo | undefined> {
+  try {
+    const out = await ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: [type as _InstanceType] }));
+    return out.InstanceTypes?.[0];
+  } catch (err) {
+    if (isAwsError(err, 'InvalidInstanceType', 'InvalidParameterValue')) return undefined;
+    throw err;
+  }
+}
+
+async function checkRootVolume(deps: PreflightDeps, req: PreflightRequest, volumeId: string): Promise<void> {
+  const id = req.instanceId;
+  const volume = await findVolume(deps.ec2, volumeId);
+  if (!volume) refuse(id, `has root volume ${volumeId}, which was not found`, 'Check the instance and run again.');
+  if (!volume.Encrypted) return;
+  if (!req.inputs.allowEncryptedVolume) {
+    refuse(id, `has an encrypted root volume ${volumeId} and AllowEncryptedVolume is False`, 'Run again with AllowEncryptedVolume=True (the helper uses the same KMS key through EBS).');
+  }
+  if (!volume.KmsKeyId) return;
+  let keyState: string | undefined;
+  try {
+    const out = await deps.kms.send(new DescribeKeyCommand({ KeyId: volume.KmsKeyId }));
+    keyState = out.KeyMetadata?.KeyState;
+  } catch (err) {
+    refuse(id, `has root volume ${volumeId} encrypted with KMS key ${volume.KmsKeyId}, which cannot be described (${awsErrorCode(err) || 'error'})`, 'Give the automation role kms:DescribeKey and kms:CreateGrant on that key, then run again.');
+  }
+  if (keyState !== 'Enabled') {
+    refuse(id, `has root volume ${volumeId} encrypted with KMS key ${volume.KmsKeyId}, which is ${keyState ?? 'in an unknown state'}`, 'Enable the key (or cancel its deletion), then run again.');
+  }
+}
+
+async function checkSubnet(ec2: EC2Client, choice: string, instance: Instance, az: string): Promise<void> {
+  const id = instance.InstanceId ?? '';
+  if (choice === 'SelectedInstanceSubnet') {
+    if (!instance.SubnetId) refuse(id, 'is not in a VPC subnet', 'Run again with SubnetId=CreateNewVPC.');
+    return;
+  }
+  if (!choice.startsWith('subnet-')) return;
+  let subnetAz: string | undefined;
+  try {
+    const out = await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [choice] }));
+    subnetAz = out.Subnets?.[0]?.AvailabilityZone;
+  } catch (err) {
+    if (!isAwsError(err, 'InvalidSubnetID.NotFound')) throw err;
+  }
+  if (!subnetAz) refuse(id, `cannot use subnet ${choice}: it was not found`, 'Give a subnet of this account and Region, or SubnetId=CreateNewVPC.');
+  if (subnetAz !== az) {
+    refuse(id, `is in ${az} but subnet ${choice} is in ${subnetAz}; a volume attaches only within its Availability Zone`, `Give a subnet in ${az}, SelectedInstanceSubnet, or CreateNewVPC.`);
+  }
+}
+
+async function checkHelperType(ec2: EC2Client, type: string, id: string): Promise<void> {
+  const info = await describeInstanceType(ec2, type);
+  const archs = info?.ProcessorInfo?.SupportedArchitectures ?? [];
+  if (!info || !archs.some((a) => a === 'x86_64' || a === 'arm64')) {
+    refuse(id, `cannot use helper instance type ${type}: it is not an x86_64 or arm64 type offered in this Region`, 'Give another HelperInstanceType, for example t3.small or t4g.small.');
+  }
+}
+
+async function hasElasticIp(ec2: EC2Client, id: string): Promise<boolean> {
+  const out = await ec2.send(new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: [id] }] }));
+  return (out.Addresses?.length ?? 0) > 0;
+}
+
+/** Creates the plan without overwrite; takes over the lock of a finished execution. */
+async function takeLock(deps: PreflightDeps, plan: Plan): Promise<void> {
+  const name = lockParameterName(plan.instanceId);
+  try {
+    await createPlan(deps.ssm, plan);
+    return;
+  } catch (err) {
+    if (!(err instanceof LockHeldError)) throw err;
+  }
+  let holder: string;
+  try {
+    const existing = await readPlan(deps.ssm, plan.instanceId);
+    if (!existing) {
+      // Deleted between our two calls: try once more.
+      await createPlan(deps.ssm, plan);
+      return;
+    }
+    holder = existing.executionId;
+  } catch (err) {
+    if (err instanceof PlanError) {
+      throw new LockHeldError(`Refused: instance ${plan.instanceId} is locked by ${name}, which is not a readable plan. If no run is going on this instance, delete that parameter and run again.`);
+    }
+    throw err;
+  }
+  if (holder === plan.executionId) {
+    // This same execution wrote it (a retried preflight, before any later step ran): rewrite it.
+    await updatePlan(deps.ssm, plan.instanceId, plan.executionId, (p) => Object.assign(p, plan));
+    return;
+  }
+  const status = await executionStatus(deps.ssm, holder);
+  if (!status || !FINISHED_EXECUTION_STATUSES.includes(status)) {
+    throw new LockHeldError(
+      `Refused: instance ${plan.instanceId} is locked by execution ${holder} (${status ?? 'unknown to Systems Manager'}). ` +
+        (status
+          ? `Wait for it to finish, or stop it (aws ssm stop-automation-execution --automation-execution-id ${holder}), then run again.`
+          : `If no run is going on this instance, delete the parameter ${name} and run again.`),
+    );
+  }
+  deps.log.info('taking over the lock of a finished execution', { instanceId: plan.instanceId, previousExecutionId: holder, previousStatus: status });
+  await deleteLockParameter(deps.ssm, plan.instanceId);
+  await createPlan(deps.ssm, plan);
+}
+
+async function executionStatus(ssm: SSMClient, executionId: string): Promise<string | undefined> {
+  try {
+    const out = await ssm.send(new GetAutomationExecutionCommand({ AutomationExecutionId: executionId }));
+    return out.AutomationExecution?.AutomationExecutionStatus;
+  } catch (err) {
+    if (isAwsError(err, 'AutomationExecutionNotFoundException')) return undefined;
+    throw err;
+  }
+}
