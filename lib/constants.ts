@@ -1,0 +1,45 @@
+/**
+ * Names the CDK app shares with the Lambdas and the runbook (docs/architecture.md).
+ * One definition here; the IAM conditions below key on them.
+ */
+
+/** Tag key every resource the runbook creates carries (IAM conditions key on it). */
+export const MANAGED_BY_TAG_KEY = 'reset-access:managed-by';
+/** The value of {@link MANAGED_BY_TAG_KEY}. */
+export const MANAGED_BY_TAG_VALUE = 'ec2-reset-access';
+/** Tag key naming what a created resource is for (`helper`, `vpc`, ...). */
+export const ROLE_TAG_KEY = 'reset-access:role';
+/** The value of {@link ROLE_TAG_KEY} on the helper instance. */
+export const HELPER_ROLE_TAG_VALUE = 'helper';
+
+/** SSM parameter path (without the leading slash) of the plan record / lock. */
+export const LOCK_PARAMETER_PATH = 'reset-access/locks';
+/** SSM parameter path (without the leading slash) of the generated private keys. */
+export const KEY_PARAMETER_PATH = 'ec2rl/openssh';
+/** Public SSM parameter the helper's AMI is read from; launch-helper appends the architecture. */
+export const HELPER_AMI_PARAMETER_PREFIX = '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-';
+
+/** Default names, overridable by the context keys `stackName` and `documentName`. */
+export const DEFAULT_STACK_NAME = 'ResetAccessStack';
+export const DEFAULT_DOCUMENT_NAME = 'ResetAccess';
+/** The Command document is named `<documentName><suffix>`. */
+export const INJECT_DOCUMENT_SUFFIX = '-InjectKey';
+
+/** The 12 Lambda folders of docs/architecture.md, in runbook order. */
+export const STEP_FOLDERS = [
+  'preflight',
+  'stop-instance',
+  'launch-helper',
+  'backup-and-detach',
+  'attach-to-helper',
+  'inject-key',
+  'release-from-helper',
+  'reattach-root',
+  'start-instance',
+  'cleanup',
+  'summarize',
+  'restore',
+] as const;
+
+/** One Lambda folder name. */
+export type StepFolder = (typeof STEP_FOLDERS)[number];

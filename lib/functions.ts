@@ -1,0 +1,465 @@
+import { Duration } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import {
+  ArnBuilder,
+  CFN_PARTS,
+  NAG_PARTS,
+  anyKmsKeyArn,
+  automationExecutionArn,
+  ec2Arn,
+  parameterArn,
+  publicParameterArn,
+} from './arns';
+import {
+  HELPER_AMI_PARAMETER_PREFIX,
+  HELPER_ROLE_TAG_VALUE,
+  KEY_PARAMETER_PATH,
+  LOCK_PARAMETER_PATH,
+  MANAGED_BY_TAG_KEY,
+  MANAGED_BY_TAG_VALUE,
+  ROLE_TAG_KEY,
+  STEP_FOLDERS,
+  StepFolder,
+} from './constants';
+import { StepFunction } from './step-function';
+
+export interface StepFunctionsProps {
+  /** The helper's instance profile: launch-helper passes its role to EC2. */
+  readonly helperInstanceProfile: iam.IInstanceProfile;
+  /** The helper's role (the only role launch-helper may pass). */
+  readonly helperRole: iam.IRole;
+  /** Encrypts the SecureString that holds a generated private key. */
+  readonly parameterKey: kms.IKey;
+  /** Name of the inject-key Command document (a token: its Ref). */
+  readonly injectDocumentName: string;
+  /**
+   * The directory holding the Lambda folders.
+   * @default - `<repo>/lambdas`
+   */
+  readonly lambdasDir?: string;
+}
+
+/** The resource tag condition every mutating call on a created resource carries. */
+const MANAGED = { StringEquals: { [`aws:ResourceTag/${MANAGED_BY_TAG_KEY}`]: MANAGED_BY_TAG_VALUE } };
+/** The request tag condition every create call carries (tags are given in the create call). */
+const TAGGED_AT_CREATION = { StringEquals: { [`aws:RequestTag/${MANAGED_BY_TAG_KEY}`]: MANAGED_BY_TAG_VALUE } };
+
+/** The create calls of launch-helper (network and helper instance). */
+const NETWORK_CREATE_ACTIONS = [
+  'CreateVpc',
+  'CreateSubnet',
+  'CreateInternetGateway',
+  'CreateRouteTable',
+  'CreateSecurityGroup',
+  'RunInstances',
+];
+/** The create calls of backup-and-detach. */
+const BACKUP_CREATE_ACTIONS = ['CreateSnapshot', 'CreateImage'];
+
+/** Timeout and memory of each step; every timeout stays below its runbook step's timeoutSeconds. */
+const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; description: string }> = {
+  preflight: { timeout: Duration.seconds(60), description: 'Validate, refuse what is unsafe, take the lock, write the plan' },
+  'stop-instance': { timeout: Duration.seconds(60), description: 'Keep the root volume on termination, stop the instance' },
+  'launch-helper': { timeout: Duration.seconds(120), description: 'Build the temporary network and launch the helper' },
+  'backup-and-detach': { timeout: Duration.seconds(120), description: 'Back up the root volume and detach it' },
+  'attach-to-helper': { timeout: Duration.seconds(60), description: 'Attach the root volume to the helper' },
+  // RSA 4096 key generation is CPU bound: 1024 MB buys a proportional share of a vCPU.
+  'inject-key': { timeout: Duration.seconds(120), memorySize: 1024, description: 'Make or take the key, store it, send the inject-key command' },
+  'release-from-helper': { timeout: Duration.seconds(60), description: 'Read the inject report, detach the volume from the helper' },
+  'reattach-root': { timeout: Duration.seconds(60), description: 'Attach the root volume back at its device name' },
+  'start-instance': { timeout: Duration.seconds(60), description: 'Restore DeleteOnTermination, start the instance if it was running' },
+  cleanup: { timeout: Duration.seconds(240), description: 'Terminate the helper, delete the network, release the lock' },
+  summarize: { timeout: Duration.seconds(60), description: 'Read the final state and return the outputs' },
+  restore: { timeout: Duration.seconds(290), description: 'Converge back to the original state from the plan and AWS' },
+};
+
+/**
+ * One step function's policy, built statement by statement. Every wildcard resource is
+ * recorded with the reason it cannot be narrower, and acknowledged to cdk-nag (IAM5) on that
+ * function's policy only, naming exactly that resource.
+ */
+class StepPolicy {
+  private readonly suppressions = new Map<string, string>();
+
+  public constructor(private readonly fn: StepFunction) {}
+
+  /** Adds a statement on the given resources (ARN builders or literal '*'). */
+  public allow(
+    sid: string,
+    actions: string[],
+    resources: (ArnBuilder | '*')[],
+    reason: string,
+    conditions?: Record<string, Record<string, unknown>>,
+  ): this {
+    const arns = resources.map((r) => (r === '*' ? '*' : r(CFN_PARTS)));
+    this.fn.addToRolePolicy(new iam.PolicyStatement({ sid, actions, resources: arns, conditions }));
+    for (const r of resources) {
+      const nag = r === '*' ? '*' : r(NAG_PARTS);
+      if (nag.includes('*')) {
+        const known = this.suppressions.get(nag);
+        this.suppressions.set(nag, known && !known.includes(reason) ? `${known} ${reason}` : reason);
+      }
+    }
+    for (const action of actions) {
+      if (action.includes('*')) {
+        this.suppressions.set(`Action::${action}`, reason);
+      }
+    }
+    return this;
+  }
+
+  /** Adds a statement on concrete resources (tokens), no wildcard. */
+  public allowOn(sid: string, actions: string[], resources: string[], conditions?: Record<string, Record<string, unknown>>): this {
+    this.fn.addToRolePolicy(new iam.PolicyStatement({ sid, actions, resources, conditions }));
+    return this;
+  }
+
+  /** Acknowledges the recorded wildcards to cdk-nag, on this function's role only. */
+  public acknowledge(): void {
+    if (this.suppressions.size === 0) {
+      return;
+    }
+    NagSuppressions.addResourceSuppressions(
+      this.fn.role!,
+      [...this.suppressions.entries()].map(([appliesTo, reason]) => ({
+        id: 'AwsSolutions-IAM5',
+        reason,
+        appliesTo: [appliesTo.startsWith('Action::') ? appliesTo : `Resource::${appliesTo}`],
+      })),
+      true,
+    );
+  }
+}
+
+const WHY_DESCRIBE = 'EC2 Describe calls do not support resource-level permissions (read-only).';
+const WHY_USER_INSTANCE =
+  'The target instance and its root volume are the user\'s, named only at run time, and carry none of our tags; ' +
+  'the runbook must act on any of them (stop, start, DeleteOnTermination, detach, attach, back up).';
+const WHY_LOCKS = 'The plan record / lock of any instance: /reset-access/locks/<instance-id>, named at run time.';
+const WHY_KEYS = 'The SecureString of any instance: /ec2rl/openssh/<instance-id>/key, named at run time.';
+const WHY_TAGGED =
+  'Only resources this product created (condition aws:ResourceTag/reset-access:managed-by); their ids are known at run time only.';
+const WHY_CREATED =
+  'Resources created by the call, tagged in the same call (condition aws:RequestTag/reset-access:managed-by); ids do not exist before.';
+const WHY_KMS_GRANT =
+  'An encrypted root volume may use any customer key (the user\'s); only grants for AWS resources (kms:GrantIsForAWSResource), ' +
+  'which EC2 makes to attach or start with the volume.';
+
+/** The 12 step Lambdas of docs/architecture.md, each with its own least-privilege policy. */
+export class StepFunctions extends Construct {
+  /** The functions by Lambda folder. */
+  public readonly byFolder: Record<StepFolder, StepFunction>;
+
+  public constructor(scope: Construct, id: string, props: StepFunctionsProps) {
+    super(scope, id);
+    const fns = {} as Record<StepFolder, StepFunction>;
+    for (const folder of STEP_FOLDERS) {
+      const sizing = SIZING[folder];
+      fns[folder] = new StepFunction(this, toId(folder), {
+        folder,
+        description: `ResetAccess ${folder}: ${sizing.description}`,
+        lambdasDir: props.lambdasDir,
+        timeout: sizing.timeout,
+        memorySize: sizing.memorySize,
+        environment: environmentFor(folder, props),
+      });
+    }
+    this.byFolder = fns;
+
+    const policies = Object.fromEntries(STEP_FOLDERS.map((f) => [f, new StepPolicy(fns[f])])) as Record<StepFolder, StepPolicy>;
+    grantPreflight(policies.preflight);
+    grantStopInstance(policies['stop-instance']);
+    grantLaunchHelper(policies['launch-helper'], props);
+    grantBackupAndDetach(policies['backup-and-detach']);
+    grantAttachToHelper(policies['attach-to-helper']);
+    grantInjectKey(policies['inject-key'], props);
+    grantReleaseFromHelper(policies['release-from-helper']);
+    grantReattachRoot(policies['reattach-root']);
+    grantStartInstance(policies['start-instance']);
+    grantCleanup(policies.cleanup);
+    grantSummarize(policies.summarize);
+    grantRestore(policies.restore);
+    for (const policy of Object.values(policies)) {
+      policy.acknowledge();
+    }
+  }
+
+  /** All 12 functions, in runbook order. */
+  public get all(): StepFunction[] {
+    return STEP_FOLDERS.map((f) => this.byFolder[f]);
+  }
+}
+
+function toId(folder: string): string {
+  return folder
+    .split('-')
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join('');
+}
+
+function environmentFor(folder: StepFolder, props: StepFunctionsProps): Record<string, string> {
+  switch (folder) {
+    case 'launch-helper':
+      return {
+        HELPER_INSTANCE_PROFILE_ARN: props.helperInstanceProfile.instanceProfileArn,
+        HELPER_AMI_PARAMETER_PREFIX,
+      };
+    case 'inject-key':
+      return { KEY_ID: props.parameterKey.keyArn, INJECT_DOCUMENT_NAME: props.injectDocumentName };
+    default:
+      return {};
+  }
+}
+
+// ---- building blocks -------------------------------------------------------------------------
+
+function describe(p: StepPolicy, actions: string[]): StepPolicy {
+  return p.allow('Describe', actions.map((a) => `ec2:${a}`), ['*'], WHY_DESCRIBE);
+}
+
+function locks(p: StepPolicy, actions: ('GetParameter' | 'PutParameter' | 'DeleteParameter')[]): StepPolicy {
+  return p.allow('PlanRecord', actions.map((a) => `ssm:${a}`), [parameterArn(LOCK_PARAMETER_PATH)], WHY_LOCKS);
+}
+
+/** kms:CreateGrant for EC2 on an encrypted volume's key (attach, start). */
+function kmsGrantForEc2(p: StepPolicy): StepPolicy {
+  // Attaching or starting with a volume encrypted by a customer managed key makes EC2 create a
+  // grant with the caller's credentials. Assumption (not verified against AWS here): CreateGrant
+  // is the only KMS permission the caller needs for AttachVolume / StartInstances.
+  return p.allow('EncryptedVolumeGrant', ['kms:CreateGrant'], [anyKmsKeyArn], WHY_KMS_GRANT, {
+    Bool: { 'kms:GrantIsForAWSResource': 'true' },
+  });
+}
+
+/** Attach or detach: the user's volume, and an instance (the user's, or only our helper). */
+function volumeMove(p: StepPolicy, sid: string, action: 'AttachVolume' | 'DetachVolume', helperOnly: boolean): StepPolicy {
+  p.allow(`${sid}Volume`, [`ec2:${action}`], [ec2Arn('volume')], WHY_USER_INSTANCE);
+  if (helperOnly) {
+    // The instance side is the helper, which we tagged: the volume can only move to or from it.
+    return p.allow(`${sid}Helper`, [`ec2:${action}`], [ec2Arn('instance')], WHY_TAGGED, MANAGED);
+  }
+  return p.allow(`${sid}Instance`, [`ec2:${action}`], [ec2Arn('instance')], WHY_USER_INSTANCE);
+}
+
+/** ec2:CreateTags, only as part of the named create calls (tags given in the create call). */
+function tagOnCreate(p: StepPolicy, createActions: string[], types: string[]): StepPolicy {
+  return p.allow('TagOnCreate', ['ec2:CreateTags'], types.map(ec2Arn), WHY_CREATED, {
+    StringEquals: { 'ec2:CreateAction': createActions },
+  });
+}
+
+// ---- per step --------------------------------------------------------------------------------
+
+function grantPreflight(p: StepPolicy): void {
+  describe(p, ['DescribeInstances', 'DescribeVolumes', 'DescribeInstanceAttribute', 'DescribeImages', 'DescribeSubnets']);
+  p.allow(
+    'AutoScalingMembership',
+    ['autoscaling:DescribeAutoScalingInstances'],
+    ['*'],
+    'autoscaling:DescribeAutoScalingInstances does not support resource-level permissions (read-only).',
+  );
+  // Refuse an encrypted root whose key is not enabled: the key may be anyone's.
+  p.allow('RootVolumeKey', ['kms:DescribeKey'], [anyKmsKeyArn], 'The encrypted root volume\'s key is the user\'s, named only at run time (read-only).');
+  // Lock take-over: is the execution that holds the lock finished?
+  p.allow('LockHolderStatus', ['ssm:GetAutomationExecution'], [automationExecutionArn], 'The execution holding a lock is named only in the lock (read-only).');
+  locks(p, ['GetParameter', 'PutParameter', 'DeleteParameter']);
+}
+
+function grantStopInstance(p: StepPolicy): void {
+  describe(p, ['DescribeInstances']);
+  p.allow('StopTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StopInstances'], [ec2Arn('instance')], WHY_USER_INSTANCE);
+  locks(p, ['GetParameter', 'PutParameter']);
+}
+
+function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
+  describe(p, [
+    'DescribeInstances',
+    'DescribeSubnets',
+    'DescribeVpcs',
+    'DescribeSecurityGroups',
+    'DescribeRouteTables',
+    'DescribeInternetGateways',
+  ]);
+  // Create calls: the created resource must carry our tag in the request.
+  p.allow(
+    'CreateNetwork',
+    ['ec2:CreateVpc', 'ec2:CreateSubnet', 'ec2:CreateInternetGateway', 'ec2:CreateRouteTable', 'ec2:CreateSecurityGroup'],
+    [ec2Arn('vpc'), ec2Arn('subnet'), ec2Arn('internet-gateway'), ec2Arn('route-table'), ec2Arn('security-group')],
+    WHY_CREATED,
+    TAGGED_AT_CREATION,
+  );
+  // CreateSubnet and CreateRouteTable also authorize on the VPC they go into: ours (tagged).
+  // CreateSecurityGroup also authorizes on its VPC: ours, or the VPC of the subnet the user named,
+  // so that one is on any VPC (a group with no inbound rules in it changes nothing).
+  p.allow('CreateInOurVpc', ['ec2:CreateSubnet', 'ec2:CreateRouteTable'], [ec2Arn('vpc')], WHY_TAGGED, MANAGED);
+  p.allow(
+    'SecurityGroupInAnyVpc',
+    ['ec2:CreateSecurityGroup'],
+    [ec2Arn('vpc')],
+    'With a SubnetId the helper\'s security group goes into the user\'s VPC; the group itself must be tagged ours.',
+  );
+  // Wiring the network: every resource involved (gateway, VPC, route table, subnet, group) is ours.
+  p.allow(
+    'WireOurNetwork',
+    [
+      'ec2:AttachInternetGateway',
+      'ec2:CreateRoute',
+      'ec2:AssociateRouteTable',
+      'ec2:RevokeSecurityGroupEgress',
+      'ec2:AuthorizeSecurityGroupEgress',
+    ],
+    [ec2Arn('internet-gateway'), ec2Arn('vpc'), ec2Arn('route-table'), ec2Arn('subnet'), ec2Arn('security-group')],
+    WHY_TAGGED,
+    MANAGED,
+  );
+  // Egress rule changes also name the rule (security-group-rule): a rule has no tag of ours (the
+  // default egress rule, or a new one), so the rule ARN is unconditioned; the group itself must be
+  // ours (statement above). Assumption: IAM evaluates the rule ARN only when rules are named.
+  p.allow(
+    'EgressRules',
+    ['ec2:RevokeSecurityGroupEgress', 'ec2:AuthorizeSecurityGroupEgress'],
+    [ec2Arn('security-group-rule')],
+    'A security group rule carries none of our tags; the rule can only change on a group we tagged (see WireOurNetwork).',
+  );
+  // RunInstances: created resources tagged in the request; the helper must get the helper profile
+  // and IMDSv2 (ec2:InstanceProfile and ec2:MetadataHttpTokens are evaluated on the instance).
+  p.allow('LaunchHelperCreated', ['ec2:RunInstances'], [ec2Arn('volume'), ec2Arn('network-interface')], WHY_CREATED, TAGGED_AT_CREATION);
+  p.allow('LaunchHelperInstance', ['ec2:RunInstances'], [ec2Arn('instance')], WHY_CREATED, {
+    StringEquals: {
+      [`aws:RequestTag/${MANAGED_BY_TAG_KEY}`]: MANAGED_BY_TAG_VALUE,
+      [`aws:RequestTag/${ROLE_TAG_KEY}`]: HELPER_ROLE_TAG_VALUE,
+      'ec2:MetadataHttpTokens': 'required',
+    },
+    ArnEquals: { 'ec2:InstanceProfile': props.helperInstanceProfile.instanceProfileArn },
+  });
+  // The AMI comes from the public Amazon Linux parameter: only Amazon-owned images.
+  p.allow('LaunchHelperImage', ['ec2:RunInstances'], [ec2Arn('image')], 'Amazon Linux 2023 images, published by Amazon (condition ec2:Owner amazon); the id changes with every release.', {
+    StringEquals: { 'ec2:Owner': 'amazon' },
+  });
+  // Into our subnet or the one the user named, with our security group (tagged).
+  p.allow('LaunchHelperSubnet', ['ec2:RunInstances'], [ec2Arn('subnet')], 'The helper goes into our temporary subnet or the subnet the user named (SubnetId).');
+  p.allow('LaunchHelperSecurityGroup', ['ec2:RunInstances'], [ec2Arn('security-group')], WHY_TAGGED, MANAGED);
+  tagOnCreate(p, NETWORK_CREATE_ACTIONS, [
+    'vpc',
+    'subnet',
+    'internet-gateway',
+    'route-table',
+    'security-group',
+    'instance',
+    'volume',
+    'network-interface',
+  ]);
+  p.allowOn('PassHelperRole', ['iam:PassRole'], [props.helperRole.roleArn], {
+    StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' },
+  });
+  p.allow(
+    'HelperImageParameter',
+    ['ssm:GetParameter', 'ssm:GetParameters'],
+    [publicParameterArn(HELPER_AMI_PARAMETER_PREFIX.split('/').slice(1, -1).join('/'))],
+    'The public Amazon Linux AMI parameters (owned by AWS, read-only); the architecture is chosen at run time.',
+  );
+  locks(p, ['GetParameter', 'PutParameter']);
+}
+
+function grantBackupAndDetach(p: StepPolicy): void {
+  describe(p, ['DescribeInstances', 'DescribeVolumes']);
+  // The source of the backup is the user's volume or instance; the backup is created tagged.
+  p.allow('BackupSource', ['ec2:CreateSnapshot'], [ec2Arn('volume')], WHY_USER_INSTANCE);
+  p.allow('BackupSourceInstance', ['ec2:CreateImage'], [ec2Arn('instance')], WHY_USER_INSTANCE);
+  p.allow('BackupCreated', ['ec2:CreateSnapshot', 'ec2:CreateImage'], [ec2Arn('snapshot'), ec2Arn('image')], WHY_CREATED, TAGGED_AT_CREATION);
+  tagOnCreate(p, BACKUP_CREATE_ACTIONS, ['snapshot', 'image']);
+  volumeMove(p, 'DetachRoot', 'DetachVolume', false);
+  locks(p, ['GetParameter', 'PutParameter']);
+}
+
+function grantAttachToHelper(p: StepPolicy): void {
+  describe(p, ['DescribeInstances', 'DescribeVolumes']);
+  volumeMove(p, 'AttachToHelper', 'AttachVolume', true);
+  kmsGrantForEc2(p);
+  locks(p, ['GetParameter', 'PutParameter']);
+}
+
+function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
+  describe(p, ['DescribeInstances']);
+  // The SecureString holding a generated private key (tags need AddTagsToResource).
+  p.allow('KeyParameter', ['ssm:PutParameter', 'ssm:AddTagsToResource'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
+  // Encrypt only through Systems Manager (PutParameter of the SecureString), never directly.
+  // Assumption: SSM calls Encrypt for a standard parameter and GenerateDataKey for an advanced one.
+  p.allowOn('EncryptKeyParameter', ['kms:Encrypt', 'kms:GenerateDataKey'], [props.parameterKey.keyArn], {
+    StringEquals: { 'kms:ViaService': `ssm.${CFN_PARTS.region}.amazonaws.com` },
+  });
+  // SendCommand authorizes on the document and on each target instance: our document only, and
+  // only instances tagged as our helper. (ssm:resourceTag is the SSM spelling of the key for
+  // managed-instance tags; assumption: it is evaluated on the EC2 instance ARN.)
+  p.allowOn('SendInjectCommand', ['ssm:SendCommand'], [
+    `arn:${CFN_PARTS.partition}:ssm:${CFN_PARTS.region}:${CFN_PARTS.account}:document/${props.injectDocumentName}`,
+  ]);
+  p.allow('SendToHelperOnly', ['ssm:SendCommand'], [ec2Arn('instance')], 'Only instances tagged as our helper (condition ssm:resourceTag/reset-access:role).', {
+    StringEquals: { [`ssm:resourceTag/${ROLE_TAG_KEY}`]: HELPER_ROLE_TAG_VALUE },
+  });
+  locks(p, ['GetParameter', 'PutParameter']);
+}
+
+function grantReleaseFromHelper(p: StepPolicy): void {
+  describe(p, ['DescribeInstances', 'DescribeVolumes']);
+  p.allow('InjectReport', ['ssm:GetCommandInvocation'], ['*'], 'ssm:GetCommandInvocation does not support resource-level permissions (read-only).');
+  volumeMove(p, 'DetachFromHelper', 'DetachVolume', true);
+  locks(p, ['GetParameter', 'PutParameter']);
+}
+
+function grantReattachRoot(p: StepPolicy): void {
+  describe(p, ['DescribeInstances', 'DescribeVolumes']);
+  volumeMove(p, 'ReattachRoot', 'AttachVolume', false);
+  kmsGrantForEc2(p);
+  locks(p, ['GetParameter', 'PutParameter']);
+}
+
+function grantStartInstance(p: StepPolicy): void {
+  describe(p, ['DescribeInstances', 'DescribeVolumes']);
+  p.allow('StartTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StartInstances'], [ec2Arn('instance')], WHY_USER_INSTANCE);
+  kmsGrantForEc2(p);
+  locks(p, ['GetParameter', 'PutParameter']);
+}
+
+function grantCleanup(p: StepPolicy): void {
+  describe(p, ['DescribeInstances', 'DescribeVpcs', 'DescribeSubnets', 'DescribeInternetGateways', 'DescribeRouteTables', 'DescribeSecurityGroups']);
+  p.allow('TerminateHelper', ['ec2:TerminateInstances'], [ec2Arn('instance')], WHY_TAGGED, MANAGED);
+  // Every resource each delete names is one we created: gateway and VPC for the detach, route
+  // table and subnet for the disassociation.
+  p.allow(
+    'DeleteOurNetwork',
+    [
+      'ec2:DeleteSecurityGroup',
+      'ec2:DetachInternetGateway',
+      'ec2:DeleteInternetGateway',
+      'ec2:DisassociateRouteTable',
+      'ec2:DeleteRouteTable',
+      'ec2:DeleteSubnet',
+      'ec2:DeleteVpc',
+    ],
+    [ec2Arn('security-group'), ec2Arn('internet-gateway'), ec2Arn('vpc'), ec2Arn('route-table'), ec2Arn('subnet')],
+    WHY_TAGGED,
+    MANAGED,
+  );
+  locks(p, ['GetParameter', 'PutParameter', 'DeleteParameter']);
+}
+
+function grantSummarize(p: StepPolicy): void {
+  describe(p, ['DescribeInstances']);
+  locks(p, ['GetParameter']);
+}
+
+function grantRestore(p: StepPolicy): void {
+  describe(p, ['DescribeInstances', 'DescribeVolumes']);
+  // Take the volume off the helper (ours, tagged), put it back on the user's instance.
+  volumeMove(p, 'DetachFromHelper', 'DetachVolume', true);
+  volumeMove(p, 'ReattachRoot', 'AttachVolume', false);
+  p.allow('RestoreTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StartInstances'], [ec2Arn('instance')], WHY_USER_INSTANCE);
+  kmsGrantForEc2(p);
+  // A key written but never injected is deleted.
+  p.allow('DeleteUnusedKey', ['ssm:DeleteParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
+  locks(p, ['GetParameter', 'PutParameter']);
+}

@@ -1,0 +1,131 @@
+import { CfnOutput, Fn, Stack, StackProps } from 'aws-cdk-lib';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { AutomationRole } from './automation-role';
+import { DEFAULT_DOCUMENT_NAME, INJECT_DOCUMENT_SUFFIX } from './constants';
+import { StepFunctions } from './functions';
+import { HelperRole } from './helper-role';
+import { loadInjectKeyDocument } from './inject-key-document';
+import { ParameterKey } from './key';
+import { InjectKeyCommandDocument, Runbook } from './runbook';
+
+/** SSM document names: letters, digits, `_`, `-`, `.`; 3 to 128 characters; not an AWS prefix. */
+const DOCUMENT_NAME = /^[a-zA-Z0-9_.-]{3,128}$/;
+const RESERVED_DOCUMENT_PREFIX = /^(aws|amazon|amzn)/i;
+
+export interface ResetAccessStackProps extends StackProps {
+  /**
+   * The Automation document's name; the Command document is `<documentName>-InjectKey`.
+   * @default 'ResetAccess'
+   */
+  readonly documentName?: string;
+  /**
+   * The directory holding the Lambda folders.
+   * @default - `<repo>/lambdas`
+   */
+  readonly lambdasDir?: string;
+  /**
+   * The Automation runbook YAML.
+   * @default - `<repo>/runbooks/reset-access.yaml`
+   */
+  readonly runbookFile?: string;
+  /**
+   * The inject-key Command document's content.
+   * @default - loadInjectKeyDocument()
+   */
+  readonly injectKeyDocument?: Record<string, unknown>;
+}
+
+/**
+ * Everything ResetAccess deploys: the Automation runbook and its Command document, the 12 step
+ * Lambdas, the automation role, the helper's role and instance profile, and the KMS key of the
+ * generated private keys. Environment-agnostic: no lookups, synthesizes offline.
+ */
+export class ResetAccessStack extends Stack {
+  public readonly documentName: string;
+  public readonly injectDocumentName: string;
+  public readonly functions: StepFunctions;
+  public readonly automationRole: AutomationRole;
+  public readonly helper: HelperRole;
+  public readonly parameterKey: ParameterKey;
+  public readonly runbook: Runbook;
+  public readonly injectDocument: InjectKeyCommandDocument;
+
+  public constructor(scope: Construct, id: string, props: ResetAccessStackProps = {}) {
+    super(scope, id, props);
+    this.documentName = props.documentName ?? DEFAULT_DOCUMENT_NAME;
+    this.injectDocumentName = `${this.documentName}${INJECT_DOCUMENT_SUFFIX}`;
+    for (const name of [this.documentName, this.injectDocumentName]) {
+      if (!DOCUMENT_NAME.test(name) || RESERVED_DOCUMENT_PREFIX.test(name)) {
+        throw new Error(
+          `Invalid document name "${name}": use 3 to 128 letters, digits, "_", "-" or "." ` +
+            '(the Command document adds "-InjectKey"), not starting with aws, amazon or amzn',
+        );
+      }
+    }
+
+    this.injectDocument = new InjectKeyCommandDocument(this, 'InjectKey', {
+      documentName: this.injectDocumentName,
+      content: props.injectKeyDocument ?? loadInjectKeyDocument(),
+    });
+    // Ref of a document is its name: referencing it orders the deployment.
+    const injectDocumentName = this.injectDocument.document.ref;
+
+    this.parameterKey = new ParameterKey(this, 'ParameterKey', { aliasName: `reset-access/${this.documentName}` });
+    this.helper = new HelperRole(this, 'Helper');
+    this.functions = new StepFunctions(this, 'Steps', {
+      helperInstanceProfile: this.helper.instanceProfile,
+      helperRole: this.helper.role,
+      parameterKey: this.parameterKey.key,
+      injectDocumentName,
+      lambdasDir: props.lambdasDir,
+    });
+    this.automationRole = new AutomationRole(this, 'Automation', { functions: this.functions.all });
+
+    this.runbook = new Runbook(this, 'Runbook', {
+      documentName: this.documentName,
+      runbookFile: props.runbookFile,
+      functionArns: Object.fromEntries(this.functions.all.map((fn) => [fn.folder, fn.functionArn])),
+      automationRoleArn: this.automationRole.role.roleArn,
+      injectDocumentName,
+    });
+
+    const documentRef = this.runbook.document.ref;
+    new CfnOutput(this, 'DocumentName', { value: documentRef, description: 'The Automation runbook' });
+    new CfnOutput(this, 'AutomationRoleArn', {
+      value: this.automationRole.role.roleArn,
+      description: 'The role the runbook assumes (the default of AutomationAssumeRole)',
+    });
+    new CfnOutput(this, 'InjectKeyDocumentName', { value: injectDocumentName, description: 'The Command document the helper runs' });
+    new CfnOutput(this, 'KeyArn', {
+      value: this.parameterKey.key.keyArn,
+      description: 'The KMS key of the SecureString parameters /ec2rl/openssh/<instance-id>/key',
+    });
+    new CfnOutput(this, 'StartCommand', {
+      description: 'Reset access on one instance (replace the instance id)',
+      value: Fn.sub(
+        'aws ssm start-automation-execution --region ${AWS::Region} --document-name ${Doc} --parameters InstanceId=i-0123456789abcdef0',
+        { Doc: documentRef },
+      ),
+    });
+    new CfnOutput(this, 'FleetCommand', {
+      description: 'Reset access on every instance tagged ResetAccess=true, five at a time, stopping at the first error',
+      value: Fn.sub(
+        'aws ssm start-automation-execution --region ${AWS::Region} --document-name ${Doc} ' +
+          '--targets Key=tag:ResetAccess,Values=true --target-parameter-name InstanceId --max-concurrency 5 --max-errors 1',
+        { Doc: documentRef },
+      ),
+    });
+
+    for (const fn of this.functions.all) {
+      NagSuppressions.addResourceSuppressions(fn, [
+        {
+          id: 'AwsSolutions-L1',
+          reason:
+            'Node.js 22 is the runtime the project pins (an LTS with Lambda support until 2027); the code, its bundles and its ' +
+            'tests target it. Moving to a newer runtime is a deliberate change, not an automatic one.',
+        },
+      ]);
+    }
+  }
+}
