@@ -1,0 +1,116 @@
+/**
+ * The twin's copy of the synthesized app: `createApp().app.synth()` into a git-ignored folder
+ * under the project (so the bundles' external `@aws-sdk/*` resolve from its node_modules),
+ * cached by a hash of everything that goes into it. Several test files (and processes) share
+ * one synthesis; a new one is written to a temporary folder and renamed into place.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+export const PROJECT_ROOT = join(__dirname, '..');
+export const TWIN_DIR = join(PROJECT_ROOT, '.twin');
+
+export interface SynthesizedApp {
+  readonly outdir: string;
+  readonly stackName: string;
+  readonly template: CfnTemplate;
+  /** True when this call ran the synthesis (false: reused). */
+  readonly fresh: boolean;
+}
+
+export interface CfnResource {
+  readonly Type: string;
+  readonly Properties?: Record<string, unknown>;
+  readonly Metadata?: Record<string, unknown>;
+  readonly DependsOn?: unknown;
+}
+
+export interface CfnTemplate {
+  readonly Resources: Record<string, CfnResource>;
+  readonly Outputs?: Record<string, unknown>;
+  readonly Parameters?: Record<string, unknown>;
+}
+
+export class SynthError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SynthError';
+  }
+}
+
+const INPUTS = ['lib', 'lambdas', 'runbooks', 'bin', 'package-lock.json', 'cdk.json', 'tsconfig.json'];
+
+function filesUnder(path: string, out: string[]): void {
+  if (!existsSync(path)) return;
+  const st = statSync(path);
+  if (st.isFile()) {
+    out.push(path);
+    return;
+  }
+  for (const name of readdirSync(path).sort()) {
+    if (name === 'node_modules' || name.startsWith('.')) continue;
+    filesUnder(join(path, name), out);
+  }
+}
+
+/** A hash of every file the synthesis reads. */
+export function inputsHash(): string {
+  const h = createHash('sha256');
+  const files: string[] = [];
+  for (const i of INPUTS) filesUnder(join(PROJECT_ROOT, i), files);
+  for (const f of files) {
+    h.update(relative(PROJECT_ROOT, f));
+    h.update('\0');
+    h.update(readFileSync(f));
+    h.update('\0');
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+function readAssembly(outdir: string): { stackName: string; template: CfnTemplate } {
+  const manifest = JSON.parse(readFileSync(join(outdir, 'manifest.json'), 'utf8')) as {
+    artifacts?: Record<string, { type?: string; properties?: { templateFile?: string; stackName?: string } }>;
+  };
+  const stacks = Object.entries(manifest.artifacts ?? {}).filter(([, a]) => a.type === 'aws:cloudformation:stack');
+  if (stacks.length !== 1) throw new SynthError(`expected one stack in ${outdir}, found ${stacks.length}`);
+  const [artifactId, artifact] = stacks[0] as [string, { properties?: { templateFile?: string; stackName?: string } }];
+  const templateFile = artifact.properties?.templateFile ?? `${artifactId}.template.json`;
+  const template = JSON.parse(readFileSync(join(outdir, templateFile), 'utf8')) as CfnTemplate;
+  return { stackName: artifact.properties?.stackName ?? artifactId, template };
+}
+
+let memo: SynthesizedApp | undefined;
+
+/** Synthesizes the app once per process (and once per set of inputs on disk). */
+export function synthesizeApp(log: (line: string) => void = () => undefined): SynthesizedApp {
+  const hash = inputsHash();
+  const outdir = join(TWIN_DIR, 'cdk.out', hash);
+  if (memo && memo.outdir === outdir) return memo;
+  if (existsSync(join(outdir, '.complete'))) {
+    memo = { outdir, ...readAssembly(outdir), fresh: false };
+    return memo;
+  }
+  const tmp = join(TWIN_DIR, 'cdk.out', `tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  mkdirSync(tmp, { recursive: true });
+  log('synthesizing the CDK app (bundling the step Lambdas)');
+  try {
+    // Loaded here, not at the top: aws-cdk-lib is heavy and a cached synthesis does not need it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { createApp } = require('../lib/app') as typeof import('../lib/app');
+    const { app } = createApp({ outdir: tmp });
+    app.synth();
+    writeFileSync(join(tmp, '.complete'), new Date().toISOString());
+    try {
+      renameSync(tmp, outdir);
+    } catch {
+      // Another process got there first: use its copy.
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new SynthError(`the CDK app did not synthesize: ${(err as Error).message}`);
+  }
+  memo = { outdir, ...readAssembly(outdir), fresh: true };
+  return memo;
+}

@@ -1,0 +1,800 @@
+/**
+ * The local twin: the whole reset on this machine, without AWS.
+ *
+ * startTwin() starts moto and the agent in front of it, synthesizes the CDK app (cached under
+ * .twin/), creates in moto what the step Lambdas reference (the KMS key, the helper's role and
+ * instance profile, the inject-key Command document, the Automation document), and gives the
+ * Lambdas the environment their template gives them. runReset() runs the *synthesized*
+ * Automation document through the runner, each Lambda step running its bundled asset in
+ * process. stop() leaves no process, mount, loop device or file behind, and checks it.
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { AutoScalingClient, AttachInstancesCommand, CreateAutoScalingGroupCommand, CreateLaunchConfigurationCommand } from '@aws-sdk/client-auto-scaling';
+import {
+  DescribeAddressesCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
+  DescribeInternetGatewaysCommand,
+  DescribeRouteTablesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVolumesCommand,
+  DescribeVpcsCommand,
+  EC2Client,
+  Instance,
+  RequestSpotInstancesCommand,
+  RunInstancesCommand,
+  StopInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import { CreateAliasCommand, CreateKeyCommand, DisableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import {
+  CreateDocumentCommand,
+  GetParameterCommand,
+  GetParametersByPathCommand,
+  ParameterNotFound,
+  PutParameterCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
+import { Agent, AwsFault, startAgent } from './agent';
+import { PhysicalResource, resolveIntrinsics, ResolveContext } from './cfn';
+import { DiskApi, ImageSpec, loadDisk, LOST_KEY_IMAGE } from './twin-disk';
+import { MotoServer, startMoto } from './moto';
+import { executions, ExecutionResult, Fault, runAutomation, sdkAwsCall, VirtualClock } from './runner/runner';
+import { CfnResource, CfnTemplate, PROJECT_ROOT, synthesizeApp, SynthesizedApp } from './synth';
+
+export const REGION = 'us-east-1';
+export const ACCOUNT_ID = '123456789012';
+export const AVAILABILITY_ZONE = 'us-east-1a';
+/** Amazon Linux 2023 x86_64 in moto's image list (the public parameter names it too). */
+export const LINUX_AMI = 'ami-0ed094fb1304fd857';
+/** A Windows Server image in moto's list. */
+export const WINDOWS_AMI = 'ami-03cf127a';
+/** An instance-store-backed Linux image in moto's list. */
+export const INSTANCE_STORE_AMI = 'ami-04681a1dbd79675b6';
+
+export const LOCK_PREFIX = '/reset-access/locks/';
+export const MANAGED_TAG = { Name: 'tag:reset-access:managed-by', Values: ['ec2-reset-access'] };
+
+export class TwinError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TwinError';
+  }
+}
+
+export interface TwinOptions {
+  /** Progress lines (never payloads or keys). */
+  readonly log?: (line: string) => void;
+  /** Hard limit on moto's life in seconds. @default 900 */
+  readonly maxLifetimeSeconds?: number;
+}
+
+export interface LockedOutSpec {
+  /** The root volume's disk image; false: no image (the command, if sent, finds no disk). @default LOST_KEY_IMAGE */
+  readonly image?: ImageSpec | false;
+  /** @default 'running' */
+  readonly state?: 'running' | 'stopped';
+  /** @default '/dev/xvda' */
+  readonly rootDeviceName?: string;
+  /** @default true */
+  readonly deleteOnTermination?: boolean;
+  /** @default LINUX_AMI */
+  readonly imageId?: string;
+  /** @default 't3.small' */
+  readonly instanceType?: string;
+  /** @default 'stop' */
+  readonly shutdownBehavior?: 'stop' | 'terminate';
+  /** Stop protection. @default false */
+  readonly disableApiStop?: boolean;
+  /** Launch as a one-time Spot instance. @default false */
+  readonly spot?: boolean;
+  /** Encrypt the root volume with a customer KMS key in this state. @default - not encrypted */
+  readonly kmsKey?: 'enabled' | 'disabled';
+  /** Make it a member of an Auto Scaling group. @default false */
+  readonly autoScalingGroup?: boolean;
+  /** @default - moto's default subnet */
+  readonly subnetId?: string;
+}
+
+export interface LockedOutInstance {
+  readonly instanceId: string;
+  readonly rootVolumeId: string;
+  readonly rootDeviceName: string;
+  readonly subnetId: string;
+  readonly vpcId: string;
+  readonly availabilityZone: string;
+  /** The disk image backing the root volume, when it has one. */
+  readonly imagePath?: string;
+}
+
+export interface RunOptions {
+  /** Step faults for the runner. */
+  readonly faults?: Fault[];
+  /** Cancel the execution when this step starts. */
+  readonly cancelAt?: string;
+  /** Faults on AWS calls, armed for this run and cleared after it. */
+  readonly awsFaults?: AwsFault[];
+  readonly executionId?: string;
+  /** Runner progress lines. */
+  readonly log?: (line: string) => void;
+}
+
+export interface ResetRun {
+  readonly result: ExecutionResult;
+  /** API calls made during the run, by `service:Action`. */
+  readonly calls: Record<string, number>;
+  /** Faults armed for the run that never fired. */
+  readonly unfiredFaults: readonly AwsFault[];
+}
+
+/** What the tests compare before and after a run. */
+export interface InstanceSnapshot {
+  readonly instanceId: string;
+  readonly state: string;
+  readonly rootDeviceName: string;
+  readonly rootVolumeId?: string;
+  readonly rootDeleteOnTermination?: boolean;
+  /** Every block device: device → volume id. */
+  readonly devices: Record<string, string>;
+  readonly disableApiStop: boolean;
+}
+
+export interface Leftovers {
+  readonly helpers: string[];
+  readonly vpcs: string[];
+  readonly subnets: string[];
+  readonly internetGateways: string[];
+  readonly routeTables: string[];
+  readonly securityGroups: string[];
+  readonly locks: string[];
+  readonly addresses: string[];
+}
+
+export interface Twin {
+  readonly agent: Agent;
+  readonly moto: MotoServer;
+  readonly clock: VirtualClock;
+  readonly app: SynthesizedApp;
+  readonly documentName: string;
+  readonly injectDocumentName: string;
+  readonly keyArn: string;
+  /** SDK clients straight to moto (not counted by the agent). */
+  readonly ec2: EC2Client;
+  readonly ssm: SSMClient;
+  readonly kms: KMSClient;
+  readonly disk: DiskApi;
+  /** The synthesized Automation document with its intrinsics resolved (as deployed). */
+  readonly automationDocument: Record<string, unknown>;
+  createLockedOutInstance(spec?: LockedOutSpec): Promise<LockedOutInstance>;
+  runReset(parameters: Record<string, unknown>, options?: RunOptions): Promise<ResetRun>;
+  /** Runs one step Lambda directly (e.g. restore a second time). */
+  invokeStep(folder: string, payload: Record<string, unknown>, executionId: string): Promise<unknown>;
+  snapshotInstance(instanceId: string): Promise<InstanceSnapshot>;
+  leftovers(): Promise<Leftovers>;
+  /** The parameter's value, or undefined when it does not exist. */
+  getParameter(name: string, decrypt?: boolean): Promise<string | undefined>;
+  /** Writes a lock as a run that is still going would (for the lock-held refusal). */
+  holdLock(instanceId: string, executionId: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function tagSpec(resourceType: 'instance' | 'volume', tags: Record<string, string>) {
+  return { ResourceType: resourceType, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) } as const;
+}
+
+/** The Lambda folder a function resource was built from (its Code asset's entry, or its description). */
+interface FunctionInfo {
+  readonly logicalId: string;
+  readonly physicalName: string;
+  readonly arn: string;
+  readonly assetDir: string;
+  readonly handlerFile: string;
+  readonly handlerExport: string;
+  readonly environment: Record<string, string>;
+  readonly timeoutSeconds: number;
+  readonly folder?: string;
+}
+
+const TWIN_ENV = {
+  AWS_REGION: REGION,
+  AWS_DEFAULT_REGION: REGION,
+  AWS_ACCESS_KEY_ID: 'twin',
+  AWS_SECRET_ACCESS_KEY: 'twin',
+};
+
+export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
+  const log = options.log ?? (() => undefined);
+  const disk = loadDisk();
+  const app = synthesizeApp(log);
+  const template: CfnTemplate = app.template;
+  const workDir = mkdtempSync(join(tmpdir(), 'ec2-reset-access-twin-'));
+  const clock = new VirtualClock();
+  const cleanups: Array<() => Promise<void> | void> = [];
+  let moto: MotoServer | undefined;
+  let agent: Agent | undefined;
+  try {
+    moto = await startMoto({ maxLifetimeSeconds: options.maxLifetimeSeconds ?? 900 });
+    const motoEndpoint = moto.endpoint;
+    agent = await startAgent({
+      motoEndpoint,
+      region: REGION,
+      clock,
+      runInjectScript: (run) => disk.runInjectScript(run),
+      executions: (id) => {
+        const status = executions.get(id);
+        return status === undefined ? undefined : { status };
+      },
+    });
+    const credentials = { accessKeyId: 'twin', secretAccessKey: 'twin' };
+    const client = { endpoint: motoEndpoint, region: REGION, credentials };
+    const ec2 = new EC2Client(client);
+    const ssm = new SSMClient(client);
+    const kms = new KMSClient(client);
+    const iam = new IamQuery(motoEndpoint);
+    const autoscaling = new AutoScalingClient(client);
+    cleanups.push(() => [ec2, ssm, kms, autoscaling].forEach((c) => c.destroy()));
+
+    const deployed = await deployTemplate(template, app.stackName, { ec2, ssm, kms, iam }, app.outdir);
+    log(`emulator up: moto ${motoEndpoint}, agent ${agent.endpoint}; stack ${app.stackName} created in moto`);
+
+    const baseEnv: Record<string, string> = { ...TWIN_ENV, AWS_ENDPOINT_URL: agent.endpoint };
+    const copies: string[] = [];
+    let copyCounter = 0;
+    const warm = new Set<string>();
+    /** executionId → logical id → loaded handler module */
+    const loaded = new Map<string, Map<string, Record<string, unknown>>>();
+
+    const functionFor = (value: unknown): FunctionInfo => {
+      let key: string | undefined;
+      if (typeof value === 'string') {
+        key = value;
+      } else if (value && typeof value === 'object') {
+        const v = value as Record<string, unknown>;
+        if (Array.isArray(v['Fn::GetAtt'])) key = String((v['Fn::GetAtt'] as unknown[])[0]);
+        else if (typeof v.Ref === 'string') key = v.Ref;
+      }
+      const fn =
+        key === undefined
+          ? undefined
+          : (deployed.functions.get(key) ??
+            [...deployed.functions.values()].find((f) => f.arn === key || f.physicalName === key || f.folder === key));
+      if (!fn) throw new TwinError(`no function in the template for FunctionName ${JSON.stringify(value)}`);
+      return fn;
+    };
+
+    const loadHandler = (fn: FunctionInfo, executionId: string): Record<string, unknown> => {
+      let perExecution = loaded.get(executionId);
+      if (!perExecution) {
+        perExecution = new Map();
+        loaded.set(executionId, perExecution);
+      }
+      const known = perExecution.get(fn.logicalId);
+      if (known) return known;
+      // A fresh module instance per execution (a new Lambda container): a copy of the bundle
+      // under a new name next to the original, so its source map and node_modules resolve.
+      const copy = join(fn.assetDir, `twin-${process.pid}-${++copyCounter}-${basename(fn.handlerFile)}`);
+      copyFileSync(fn.handlerFile, copy);
+      copies.push(copy);
+      Object.assign(process.env, baseEnv, fn.environment);
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const mod = require(copy) as Record<string, unknown>;
+      perExecution.set(fn.logicalId, mod);
+      return mod;
+    };
+
+    const invoke = async (fn: FunctionInfo, payload: unknown, executionId: string): Promise<unknown> => {
+      const mod = loadHandler(fn, executionId);
+      const handler = mod[fn.handlerExport];
+      if (typeof handler !== 'function') throw new TwinError(`${fn.logicalId}: the bundle exports no ${fn.handlerExport}`);
+      Object.assign(process.env, baseEnv, fn.environment, {
+        AWS_LAMBDA_FUNCTION_NAME: fn.physicalName,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '256',
+      });
+      const context = {
+        functionName: fn.physicalName,
+        functionVersion: '$LATEST',
+        invokedFunctionArn: fn.arn,
+        memoryLimitInMB: '256',
+        awsRequestId: `twin-${executionId}-${copyCounter}`,
+        logGroupName: `/aws/lambda/${fn.physicalName}`,
+        logStreamName: 'twin',
+        getRemainingTimeInMillis: () => fn.timeoutSeconds * 1000,
+        callbackWaitsForEmptyEventLoop: true,
+      };
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new TwinError(`Task timed out after ${fn.timeoutSeconds} seconds (${fn.logicalId}, wall clock)`)),
+          fn.timeoutSeconds * 1000,
+        );
+      });
+      try {
+        return await Promise.race([(handler as (e: unknown, c: unknown) => Promise<unknown>)(payload, context), limit]);
+      } finally {
+        if (timer) clearTimeout(timer);
+      }
+    };
+
+    const awsCall = sdkAwsCall(agent.endpoint, REGION);
+    const images: string[] = [];
+    const imageTemplates = new Map<string, string>();
+    let imageCounter = 0;
+
+    const makeImage = async (spec: ImageSpec): Promise<string> => {
+      const key = JSON.stringify(spec);
+      let base = imageTemplates.get(key);
+      if (!base) {
+        base = join(workDir, `template-${imageTemplates.size + 1}.img`);
+        await disk.buildImage(base, spec);
+        imageTemplates.set(key, base);
+      }
+      const path = join(workDir, `root-${++imageCounter}.img`);
+      // Sparse copy: fast, and byte-identical to the template.
+      execFileSync('cp', ['--sparse=always', base, path]);
+      images.push(path);
+      return path;
+    };
+
+    const twin: Twin = {
+      agent,
+      moto,
+      clock,
+      app,
+      documentName: deployed.documentName,
+      injectDocumentName: deployed.injectDocumentName,
+      keyArn: deployed.keyArn,
+      ec2,
+      ssm,
+      kms,
+      disk,
+      automationDocument: deployed.automationDocument,
+
+      async createLockedOutInstance(spec: LockedOutSpec = {}): Promise<LockedOutInstance> {
+        const rootDeviceName = spec.rootDeviceName ?? '/dev/xvda';
+        let kmsKeyId: string | undefined;
+        if (spec.kmsKey) {
+          const key = await kms.send(new CreateKeyCommand({ Description: 'twin: a customer key of the target root volume' }));
+          kmsKeyId = key.KeyMetadata?.Arn;
+          if (spec.kmsKey === 'disabled') await kms.send(new DisableKeyCommand({ KeyId: key.KeyMetadata?.KeyId }));
+        }
+        const blockDeviceMappings = [
+          {
+            DeviceName: rootDeviceName,
+            Ebs: {
+              VolumeSize: 8,
+              DeleteOnTermination: spec.deleteOnTermination ?? true,
+              ...(kmsKeyId ? { Encrypted: true, KmsKeyId: kmsKeyId } : {}),
+            },
+          },
+        ];
+        const tags = { Name: 'locked-out', 'twin:purpose': 'target' };
+        let instanceId: string;
+        if (spec.spot) {
+          const req = await ec2.send(
+            new RequestSpotInstancesCommand({
+              InstanceCount: 1,
+              Type: 'one-time',
+              LaunchSpecification: {
+                ImageId: spec.imageId ?? LINUX_AMI,
+                InstanceType: spec.instanceType ?? 't3.small',
+                BlockDeviceMappings: blockDeviceMappings,
+                Placement: { AvailabilityZone: AVAILABILITY_ZONE },
+                ...(spec.subnetId ? { SubnetId: spec.subnetId } : {}),
+              },
+            }),
+          );
+          instanceId = req.SpotInstanceRequests?.[0]?.InstanceId ?? '';
+          if (!instanceId) throw new TwinError('moto made no instance for the Spot request');
+        } else {
+          const run = await ec2.send(
+            new RunInstancesCommand({
+              ImageId: spec.imageId ?? LINUX_AMI,
+              InstanceType: spec.instanceType ?? 't3.small',
+              MinCount: 1,
+              MaxCount: 1,
+              BlockDeviceMappings: blockDeviceMappings,
+              InstanceInitiatedShutdownBehavior: spec.shutdownBehavior ?? 'stop',
+              DisableApiStop: spec.disableApiStop ?? false,
+              Placement: { AvailabilityZone: AVAILABILITY_ZONE },
+              ...(spec.subnetId ? { SubnetId: spec.subnetId } : {}),
+              TagSpecifications: [tagSpec('instance', tags)],
+            }),
+          );
+          instanceId = run.Instances?.[0]?.InstanceId ?? '';
+        }
+        if (spec.autoScalingGroup) {
+          const name = `twin-asg-${instanceId}`;
+          await autoscaling.send(
+            new CreateLaunchConfigurationCommand({ LaunchConfigurationName: name, ImageId: LINUX_AMI, InstanceType: 't3.small' }),
+          );
+          await autoscaling.send(
+            new CreateAutoScalingGroupCommand({
+              AutoScalingGroupName: name,
+              LaunchConfigurationName: name,
+              MinSize: 0,
+              MaxSize: 2,
+              DesiredCapacity: 0,
+              AvailabilityZones: [AVAILABILITY_ZONE],
+            }),
+          );
+          await autoscaling.send(new AttachInstancesCommand({ AutoScalingGroupName: name, InstanceIds: [instanceId] }));
+        }
+        if (spec.state === 'stopped') await ec2.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
+        const instance = await describeInstance(ec2, instanceId);
+        const root = instance.BlockDeviceMappings?.find((b) => b.DeviceName === (instance.RootDeviceName ?? rootDeviceName));
+        const rootVolumeId = root?.Ebs?.VolumeId ?? '';
+        let imagePath: string | undefined;
+        if (spec.image !== false && rootVolumeId) {
+          imagePath = await makeImage(spec.image ?? LOST_KEY_IMAGE);
+          agent!.registerVolume(rootVolumeId, imagePath);
+        }
+        return {
+          instanceId,
+          rootVolumeId,
+          rootDeviceName: instance.RootDeviceName ?? rootDeviceName,
+          subnetId: instance.SubnetId ?? '',
+          vpcId: instance.VpcId ?? '',
+          availabilityZone: instance.Placement?.AvailabilityZone ?? AVAILABILITY_ZONE,
+          imagePath,
+        };
+      },
+
+      async runReset(parameters: Record<string, unknown>, runOptions: RunOptions = {}): Promise<ResetRun> {
+        const executionId = runOptions.executionId ?? randomExecutionId();
+        const before = agent!.calls();
+        for (const f of runOptions.awsFaults ?? []) agent!.injectFault(f);
+        try {
+          const result = await runAutomation({
+            document: deployed.automationDocument,
+            parameters,
+            executionId,
+            invokeLambda: (fn, payload) => invoke(functionFor(fn), payload, executionId),
+            awsCall,
+            clock,
+            faults: runOptions.faults,
+            cancelAt: runOptions.cancelAt,
+            log: runOptions.log,
+            warmFunctions: warm,
+            accountId: ACCOUNT_ID,
+            region: REGION,
+          });
+          await agent!.drainCommands();
+          const after = agent!.calls();
+          const calls: Record<string, number> = {};
+          for (const [k, v] of Object.entries(after)) {
+            const d = v - (before[k] ?? 0);
+            if (d > 0) calls[k] = d;
+          }
+          return { result, calls, unfiredFaults: agent!.pendingFaults() };
+        } finally {
+          loaded.delete(executionId);
+          if ((runOptions.awsFaults ?? []).length > 0) agent!.clearFaults();
+        }
+      },
+
+      async invokeStep(folder, payload, executionId) {
+        return invoke(functionFor(folder), payload, executionId);
+      },
+
+      async snapshotInstance(instanceId: string): Promise<InstanceSnapshot> {
+        const i = await describeInstance(ec2, instanceId);
+        const devices: Record<string, string> = {};
+        for (const b of i.BlockDeviceMappings ?? []) if (b.DeviceName && b.Ebs?.VolumeId) devices[b.DeviceName] = b.Ebs.VolumeId;
+        const root = i.BlockDeviceMappings?.find((b) => b.DeviceName === i.RootDeviceName);
+        const stop = await ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'disableApiStop' }));
+        return {
+          instanceId,
+          state: i.State?.Name ?? 'unknown',
+          rootDeviceName: i.RootDeviceName ?? '',
+          rootVolumeId: root?.Ebs?.VolumeId,
+          rootDeleteOnTermination: root?.Ebs?.DeleteOnTermination,
+          devices,
+          disableApiStop: stop.DisableApiStop?.Value ?? false,
+        };
+      },
+
+      async leftovers(): Promise<Leftovers> {
+        const helpers = await ec2.send(
+          new DescribeInstancesCommand({
+            Filters: [
+              { Name: 'tag:reset-access:role', Values: ['helper'] },
+              { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] },
+            ],
+          }),
+        );
+        const vpcs = await ec2.send(new DescribeVpcsCommand({ Filters: [MANAGED_TAG] }));
+        const subnets = await ec2.send(new DescribeSubnetsCommand({ Filters: [MANAGED_TAG] }));
+        const igws = await ec2.send(new DescribeInternetGatewaysCommand({ Filters: [MANAGED_TAG] }));
+        const rtbs = await ec2.send(new DescribeRouteTablesCommand({ Filters: [MANAGED_TAG] }));
+        const sgs = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [MANAGED_TAG] }));
+        const addresses = await ec2.send(new DescribeAddressesCommand({ Filters: [MANAGED_TAG] }));
+        const locks: string[] = [];
+        let next: string | undefined;
+        do {
+          const page = await ssm.send(new GetParametersByPathCommand({ Path: LOCK_PREFIX, Recursive: true, NextToken: next }));
+          for (const p of page.Parameters ?? []) if (p.Name) locks.push(p.Name);
+          next = page.NextToken;
+        } while (next);
+        return {
+          helpers: (helpers.Reservations ?? []).flatMap((r) => (r.Instances ?? []).map((i) => i.InstanceId ?? '')),
+          vpcs: (vpcs.Vpcs ?? []).map((v) => v.VpcId ?? ''),
+          subnets: (subnets.Subnets ?? []).map((s) => s.SubnetId ?? ''),
+          internetGateways: (igws.InternetGateways ?? []).map((g) => g.InternetGatewayId ?? ''),
+          routeTables: (rtbs.RouteTables ?? []).map((r) => r.RouteTableId ?? ''),
+          securityGroups: (sgs.SecurityGroups ?? []).map((g) => g.GroupId ?? ''),
+          locks,
+          addresses: (addresses.Addresses ?? []).map((a) => a.AllocationId ?? ''),
+        };
+      },
+
+      async getParameter(name: string, decrypt = false): Promise<string | undefined> {
+        try {
+          const out = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: decrypt }));
+          return out.Parameter?.Value;
+        } catch (err) {
+          if (err instanceof ParameterNotFound || (err as Error).name === 'ParameterNotFound') return undefined;
+          throw err;
+        }
+      },
+
+      async holdLock(instanceId: string, executionId: string): Promise<void> {
+        executions.set(executionId, 'InProgress');
+        await ssm.send(
+          new PutParameterCommand({
+            Name: `${LOCK_PREFIX}${instanceId}`,
+            Type: 'String',
+            Overwrite: false,
+            Value: JSON.stringify({ version: 1, executionId, instanceId, createdAt: new Date().toISOString() }),
+          }),
+        );
+      },
+
+      async stop(): Promise<void> {
+        const problems: string[] = [];
+        try {
+          await agent?.stop();
+        } catch (err) {
+          problems.push(`agent: ${(err as Error).message}`);
+        }
+        await moto?.stop();
+        for (const c of cleanups) await c();
+        for (const copy of copies) if (existsSync(copy)) unlinkSync(copy);
+        // Nothing may still use an image: no loop device, no mount.
+        for (const img of [...images, ...imageTemplates.values()]) {
+          const loops = execFileSync('losetup', ['-j', img], { encoding: 'utf8' }).trim();
+          if (loops) problems.push(`loop device left on ${img}: ${loops}`);
+        }
+        const mounts = execFileSync('cat', ['/proc/self/mountinfo'], { encoding: 'utf8' });
+        if (mounts.includes(workDir)) problems.push(`a mount under ${workDir} is left`);
+        if (moto && processAlive(moto.pid)) problems.push(`moto_server (pid ${moto.pid}) still runs`);
+        if (problems.length === 0) rmSync(workDir, { recursive: true, force: true });
+        if (problems.length > 0) throw new TwinError(`the twin left something behind: ${problems.join('; ')}`);
+      },
+    };
+    return twin;
+  } catch (err) {
+    await agent?.stop().catch(() => undefined);
+    await moto?.stop().catch(() => undefined);
+    for (const c of cleanups) await c();
+    rmSync(workDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * IAM's query protocol, straight to moto (the project has no IAM client package, and the twin
+ * only needs the helper's role and instance profile).
+ */
+class IamQuery {
+  constructor(private readonly endpoint: string) {}
+
+  async call(action: string, params: Record<string, string>): Promise<string> {
+    const body = new URLSearchParams({ Action: action, Version: '2010-05-08', ...params }).toString();
+    const res = await fetch(`${this.endpoint}/`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+        authorization: `AWS4-HMAC-SHA256 Credential=twin/20260101/${REGION}/iam/aws4_request, SignedHeaders=host, Signature=twin`,
+      },
+      body,
+    });
+    const text = await res.text();
+    if (!res.ok) throw new TwinError(`iam ${action} answered ${res.status}: ${xmlField(text, 'Message') || text.slice(0, 200)}`);
+    return text;
+  }
+}
+
+function xmlField(xml: string, field: string): string {
+  return new RegExp(`<${field}>([^<]*)</${field}>`).exec(xml)?.[1] ?? '';
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function randomExecutionId(): string {
+  // Automation execution ids are UUIDs.
+  return globalThis.crypto.randomUUID();
+}
+
+async function describeInstance(ec2: EC2Client, instanceId: string): Promise<Instance> {
+  const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+  const i = out.Reservations?.[0]?.Instances?.[0];
+  if (!i) throw new TwinError(`instance ${instanceId} not found in moto`);
+  return i;
+}
+
+interface Deployed {
+  readonly functions: Map<string, FunctionInfo>;
+  readonly automationDocument: Record<string, unknown>;
+  readonly documentName: string;
+  readonly injectDocumentName: string;
+  readonly keyArn: string;
+}
+
+/**
+ * "Deploys" the template into moto: the resources the Lambdas reference are created for real
+ * (KMS key and alias, the helper's role and instance profile, both SSM documents); every other
+ * resource gets a physical name and ARN so that every intrinsic resolves.
+ */
+async function deployTemplate(
+  template: CfnTemplate,
+  stackName: string,
+  clients: { ec2: EC2Client; ssm: SSMClient; kms: KMSClient; iam: IamQuery },
+  outdir: string,
+): Promise<Deployed> {
+  const resources = new Map<string, PhysicalResource>();
+  const ctx: ResolveContext = { region: REGION, accountId: ACCOUNT_ID, stackName, resources };
+  const arnPrefix = `arn:aws:%s:${REGION}:${ACCOUNT_ID}`;
+  const entries = Object.entries(template.Resources);
+  const ofType = (t: string) => entries.filter(([, r]) => r.Type === t);
+  const shortName = (logicalId: string) => `${stackName}-${logicalId}`.slice(0, 64);
+
+  // Names and ARNs of what needs no real creation.
+  for (const [id, r] of entries) {
+    const name = shortName(id);
+    switch (r.Type) {
+      case 'AWS::Lambda::Function':
+        resources.set(id, { ref: name, attributes: { Arn: `${arnPrefix.replace('%s', 'lambda')}:function:${name}` } });
+        break;
+      case 'AWS::IAM::Role':
+        resources.set(id, { ref: name, attributes: { Arn: `arn:aws:iam::${ACCOUNT_ID}:role/${name}`, RoleId: `AROA${id.slice(0, 12).toUpperCase()}` } });
+        break;
+      case 'AWS::Logs::LogGroup':
+        resources.set(id, { ref: name, attributes: { Arn: `${arnPrefix.replace('%s', 'logs')}:log-group:${name}:*` } });
+        break;
+      default:
+        resources.set(id, { ref: name, attributes: { Arn: `${arnPrefix.replace('%s', 'twin')}:${id}` } });
+    }
+  }
+
+  // The KMS key of the SecureString parameters.
+  let keyArn = '';
+  for (const [id] of ofType('AWS::KMS::Key')) {
+    const key = await clients.kms.send(new CreateKeyCommand({ Description: `${stackName} ${id}` }));
+    keyArn = key.KeyMetadata?.Arn ?? '';
+    resources.set(id, { ref: key.KeyMetadata?.KeyId ?? '', attributes: { Arn: keyArn, KeyId: key.KeyMetadata?.KeyId ?? '' } });
+  }
+  for (const [id, r] of ofType('AWS::KMS::Alias')) {
+    const props = resolveIntrinsics(r.Properties ?? {}, ctx) as { AliasName?: string; TargetKeyId?: string };
+    if (props.AliasName && props.TargetKeyId) {
+      await clients.kms.send(new CreateAliasCommand({ AliasName: props.AliasName, TargetKeyId: props.TargetKeyId }));
+      resources.set(id, { ref: props.AliasName, attributes: {} });
+    }
+  }
+
+  // The helper's role and instance profile (the role named by an instance profile).
+  const profileRoles = new Set<string>();
+  for (const [, r] of ofType('AWS::IAM::InstanceProfile')) {
+    for (const role of ((r.Properties?.Roles ?? []) as unknown[])) {
+      if (role && typeof role === 'object' && 'Ref' in role) profileRoles.add(String((role as { Ref: unknown }).Ref));
+    }
+  }
+  for (const id of profileRoles) {
+    const r = template.Resources[id] as CfnResource;
+    const name = shortName(id);
+    const trust = resolveIntrinsics(r.Properties?.AssumeRolePolicyDocument ?? {}, ctx);
+    const role = await clients.iam.call('CreateRole', { RoleName: name, AssumeRolePolicyDocument: JSON.stringify(trust) });
+    resources.set(id, { ref: name, attributes: { Arn: xmlField(role, 'Arn'), RoleId: xmlField(role, 'RoleId') } });
+  }
+  for (const [id, r] of ofType('AWS::IAM::InstanceProfile')) {
+    const name = shortName(id);
+    const profile = await clients.iam.call('CreateInstanceProfile', { InstanceProfileName: name });
+    for (const role of resolveIntrinsics(r.Properties?.Roles ?? [], ctx) as string[]) {
+      await clients.iam.call('AddRoleToInstanceProfile', { InstanceProfileName: name, RoleName: role });
+    }
+    resources.set(id, { ref: name, attributes: { Arn: xmlField(profile, 'Arn') } });
+  }
+
+  // The SSM documents: the Command document first (the runbook names it).
+  const documents = ofType('AWS::SSM::Document').sort(([, a], [, b]) =>
+    (a.Properties?.DocumentType === 'Command' ? 0 : 1) - (b.Properties?.DocumentType === 'Command' ? 0 : 1),
+  );
+  let automationDocument: Record<string, unknown> | undefined;
+  let documentName = '';
+  let injectDocumentName = '';
+  for (const [id, r] of documents) {
+    const props = r.Properties ?? {};
+    const type = String(props.DocumentType ?? 'Command');
+    const name = String(resolveIntrinsics(props.Name ?? shortName(id), ctx));
+    const content = resolveIntrinsics(props.Content, ctx);
+    const text = typeof content === 'string' ? content : JSON.stringify(content);
+    const format = typeof content === 'string' ? String(props.DocumentFormat ?? 'JSON') : 'JSON';
+    await clients.ssm.send(
+      new CreateDocumentCommand({ Name: name, DocumentType: type, DocumentFormat: format as 'JSON' | 'YAML', Content: text }),
+    );
+    resources.set(id, { ref: name, attributes: {} });
+    if (type === 'Automation') {
+      if (automationDocument) throw new TwinError('the template has more than one Automation document');
+      automationDocument = (typeof content === 'string' ? JSON.parse(content) : content) as Record<string, unknown>;
+      documentName = name;
+    } else {
+      injectDocumentName = name;
+    }
+  }
+  if (!automationDocument) throw new TwinError('the template has no Automation document');
+
+  // The step functions: asset folder, handler, environment.
+  const functions = new Map<string, FunctionInfo>();
+  for (const [id, r] of ofType('AWS::Lambda::Function')) {
+    const assetPath = r.Metadata?.['aws:asset:path'];
+    if (typeof assetPath !== 'string') throw new TwinError(`${id} has no aws:asset:path metadata`);
+    const assetDir = join(outdir, assetPath);
+    const handler = String(r.Properties?.Handler ?? 'index.handler');
+    const dot = handler.lastIndexOf('.');
+    const handlerFile = join(assetDir, `${handler.slice(0, dot)}.js`);
+    if (!existsSync(handlerFile)) throw new TwinError(`${id}: ${handlerFile} is missing from the synthesized assets`);
+    const env = resolveIntrinsics(
+      ((r.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {}),
+      ctx,
+    ) as Record<string, unknown>;
+    const physical = resources.get(id) as PhysicalResource;
+    functions.set(id, {
+      logicalId: id,
+      physicalName: physical.ref,
+      arn: physical.attributes.Arn as string,
+      assetDir,
+      handlerFile,
+      handlerExport: handler.slice(dot + 1),
+      environment: Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])),
+      timeoutSeconds: Number(r.Properties?.Timeout ?? 3),
+      folder: folderOf(r, id),
+    });
+  }
+  return { functions, automationDocument, documentName, injectDocumentName, keyArn };
+}
+
+/** The Lambda folder a function was built from, read from its description or its id. */
+function folderOf(r: CfnResource, logicalId: string): string | undefined {
+  const described = /^ResetAccess ([a-z-]+):/.exec(String(r.Properties?.Description ?? ''))?.[1];
+  if (described) return described;
+  const folders = [
+    'preflight',
+    'stop-instance',
+    'launch-helper',
+    'backup-and-detach',
+    'attach-to-helper',
+    'inject-key',
+    'release-from-helper',
+    'reattach-root',
+    'start-instance',
+    'cleanup',
+    'summarize',
+    'restore',
+  ];
+  const squash = (s: string) => s.replace(/[^a-z0-9]/gi, '').toLowerCase();
+  const id = squash(logicalId);
+  // The longest folder name whose letters start the construct id after its scope prefix.
+  const hits = folders.filter((f) => id.includes(squash(f))).sort((a, b) => b.length - a.length);
+  return hits[0];
+}
+
+export { PROJECT_ROOT };
