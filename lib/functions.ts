@@ -254,7 +254,16 @@ function tagOnCreate(p: StepPolicy, createActions: string[], types: string[]): S
 // ---- per step --------------------------------------------------------------------------------
 
 function grantPreflight(p: StepPolicy): void {
-  describe(p, ['DescribeInstances', 'DescribeVolumes', 'DescribeInstanceAttribute', 'DescribeImages', 'DescribeSubnets']);
+  describe(p, [
+    'DescribeInstances',
+    'DescribeVolumes',
+    'DescribeInstanceAttribute',
+    'DescribeInstanceTypes',
+    'DescribeImages',
+    'DescribeSubnets',
+    'DescribeAddresses',
+    'DescribeSpotInstanceRequests',
+  ]);
   p.allow(
     'AutoScalingMembership',
     ['autoscaling:DescribeAutoScalingInstances'],
@@ -277,6 +286,8 @@ function grantStopInstance(p: StepPolicy): void {
 function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
   describe(p, [
     'DescribeInstances',
+    'DescribeInstanceTypes',
+    'DescribeImages',
     'DescribeSubnets',
     'DescribeVpcs',
     'DescribeSecurityGroups',
@@ -284,13 +295,17 @@ function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
     'DescribeInternetGateways',
   ]);
   // Create calls: the created resource must carry our tag in the request.
-  p.allow(
-    'CreateNetwork',
-    ['ec2:CreateVpc', 'ec2:CreateSubnet', 'ec2:CreateInternetGateway', 'ec2:CreateRouteTable', 'ec2:CreateSecurityGroup'],
-    [ec2Arn('vpc'), ec2Arn('subnet'), ec2Arn('internet-gateway'), ec2Arn('route-table'), ec2Arn('security-group')],
-    WHY_CREATED,
-    TAGGED_AT_CREATION,
-  );
+  // One statement per create call and its created type: a statement pairing CreateSubnet with
+  // vpc/* under a request-tag condition would let a tagged subnet go into any VPC.
+  for (const [action, type] of [
+    ['CreateVpc', 'vpc'],
+    ['CreateSubnet', 'subnet'],
+    ['CreateInternetGateway', 'internet-gateway'],
+    ['CreateRouteTable', 'route-table'],
+    ['CreateSecurityGroup', 'security-group'],
+  ]) {
+    p.allow(action, [`ec2:${action}`], [ec2Arn(type)], WHY_CREATED, TAGGED_AT_CREATION);
+  }
   // CreateSubnet and CreateRouteTable also authorize on the VPC they go into: ours (tagged).
   // CreateSecurityGroup also authorizes on its VPC: ours, or the VPC of the subnet the user named,
   // so that one is on any VPC (a group with no inbound rules in it changes nothing).
@@ -326,7 +341,19 @@ function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
   );
   // RunInstances: created resources tagged in the request; the helper must get the helper profile
   // and IMDSv2 (ec2:InstanceProfile and ec2:MetadataHttpTokens are evaluated on the instance).
-  p.allow('LaunchHelperCreated', ['ec2:RunInstances'], [ec2Arn('volume'), ec2Arn('network-interface')], WHY_CREATED, TAGGED_AT_CREATION);
+  p.allow('LaunchHelperVolume', ['ec2:RunInstances'], [ec2Arn('volume')], WHY_CREATED, TAGGED_AT_CREATION);
+  // The helper's network interface: launch-helper does not tag it (it lives and dies with the
+  // helper, DeleteOnTermination), and an aws:RequestTag condition on a resource type the request
+  // does not tag denies the launch, so it carries no tag condition. The launch stays bound by the
+  // instance statement above. Tighten to TAGGED_AT_CREATION if launch-helper adds a
+  // 'network-interface' TagSpecification.
+  p.allow(
+    'LaunchHelperNetworkInterface',
+    ['ec2:RunInstances'],
+    [ec2Arn('network-interface')],
+    'The helper\'s network interface, created with it and deleted with it; the instance itself must be tagged, ' +
+      'use the helper profile and IMDSv2.',
+  );
   p.allow('LaunchHelperInstance', ['ec2:RunInstances'], [ec2Arn('instance')], WHY_CREATED, {
     StringEquals: {
       [`aws:RequestTag/${MANAGED_BY_TAG_KEY}`]: MANAGED_BY_TAG_VALUE,
@@ -350,7 +377,6 @@ function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
     'security-group',
     'instance',
     'volume',
-    'network-interface',
   ]);
   p.allowOn('PassHelperRole', ['iam:PassRole'], [props.helperRole.roleArn], {
     StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' },
@@ -365,11 +391,13 @@ function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
 }
 
 function grantBackupAndDetach(p: StepPolicy): void {
-  describe(p, ['DescribeInstances', 'DescribeVolumes']);
+  describe(p, ['DescribeInstances', 'DescribeVolumes', 'DescribeSnapshots', 'DescribeImages']);
   // The source of the backup is the user's volume or instance; the backup is created tagged.
   p.allow('BackupSource', ['ec2:CreateSnapshot'], [ec2Arn('volume')], WHY_USER_INSTANCE);
   p.allow('BackupSourceInstance', ['ec2:CreateImage'], [ec2Arn('instance')], WHY_USER_INSTANCE);
-  p.allow('BackupCreated', ['ec2:CreateSnapshot', 'ec2:CreateImage'], [ec2Arn('snapshot'), ec2Arn('image')], WHY_CREATED, TAGGED_AT_CREATION);
+  p.allow('SnapshotCreated', ['ec2:CreateSnapshot'], [ec2Arn('snapshot')], WHY_CREATED, TAGGED_AT_CREATION);
+  // CreateImage makes the image and a snapshot per volume; backup-and-detach tags both.
+  p.allow('ImageCreated', ['ec2:CreateImage'], [ec2Arn('image'), ec2Arn('snapshot')], WHY_CREATED, TAGGED_AT_CREATION);
   tagOnCreate(p, BACKUP_CREATE_ACTIONS, ['snapshot', 'image']);
   volumeMove(p, 'DetachRoot', 'DetachVolume', false);
   locks(p, ['GetParameter', 'PutParameter']);
@@ -384,8 +412,8 @@ function grantAttachToHelper(p: StepPolicy): void {
 
 function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
   describe(p, ['DescribeInstances']);
-  // The SecureString holding a generated private key (tags need AddTagsToResource).
-  p.allow('KeyParameter', ['ssm:PutParameter', 'ssm:AddTagsToResource'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
+  // The SecureString holding a generated private key.
+  p.allow('KeyParameter', ['ssm:PutParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
   // Encrypt only through Systems Manager (PutParameter of the SecureString), never directly.
   // Assumption: SSM calls Encrypt for a standard parameter and GenerateDataKey for an advanced one.
   p.allowOn('EncryptKeyParameter', ['kms:Encrypt', 'kms:GenerateDataKey'], [props.parameterKey.keyArn], {

@@ -1,0 +1,472 @@
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { Match } from 'aws-cdk-lib/assertions';
+import { CfnElement } from 'aws-cdk-lib';
+import { IConstruct } from 'constructs';
+import { STEP_FOLDERS, StepFolder } from '../../lib/constants';
+import { ec2ArnPattern, FlatStatement, grants, statements, statementsOf } from './iam';
+import { synthesize } from './synth';
+
+// One synthesis for the whole file; bundling is skipped (the template is the same but for the
+// asset hashes; test/infra/cfn-lint.test.ts bundles for real).
+const { stack, template, json } = synthesize({ skipBundling: true });
+
+const logicalId = (c: IConstruct): string =>
+  stack.getLogicalId((c instanceof CfnElement ? c : c.node.defaultChild) as CfnElement);
+const fnId = (folder: StepFolder): string => logicalId(stack.functions.byFolder[folder]);
+const roleId = (folder: StepFolder): string => logicalId(stack.functions.byFolder[folder].role as iam.Role);
+const policyOf = (folder: StepFolder): FlatStatement[] => statementsOf(json, roleId(folder));
+
+const MANAGED = { StringEquals: { 'aws:ResourceTag/reset-access:managed-by': 'ec2-reset-access' } };
+const REQUEST_TAGGED = { StringEquals: { 'aws:RequestTag/reset-access:managed-by': 'ec2-reset-access' } };
+const ALL = statements(json);
+
+function onlyWith(folder: StepFolder, action: string, resourceType: string): FlatStatement[] {
+  const found = grants(policyOf(folder), action, ec2ArnPattern(resourceType));
+  expect(found.length).toBeGreaterThan(0);
+  return found;
+}
+
+describe('functions', () => {
+  test('one Lambda per step folder, arm64, Node.js 22, timeouts under the 300 s step limit', () => {
+    template.resourceCountIs('AWS::Lambda::Function', STEP_FOLDERS.length);
+    for (const fn of Object.values<any>(template.findResources('AWS::Lambda::Function'))) {
+      expect(fn.Properties.Architectures).toEqual(['arm64']);
+      expect(fn.Properties.Runtime).toBe(lambda.Runtime.NODEJS_22_X.name);
+      expect(fn.Properties.Timeout).toBeLessThanOrEqual(290);
+      expect(fn.Properties.Handler).toBe('index.handler');
+    }
+  });
+
+  test('memory 256 MB, inject-key 1024 MB (RSA 4096); cleanup 240 s', () => {
+    for (const folder of STEP_FOLDERS) {
+      const props = json.Resources[fnId(folder)].Properties;
+      expect(props.MemorySize).toBe(folder === 'inject-key' ? 1024 : 256);
+    }
+    expect(json.Resources[fnId('cleanup')].Properties.Timeout).toBe(240);
+  });
+
+  test('each function logs to its own log group: one month, deleted with the stack', () => {
+    template.resourceCountIs('AWS::Logs::LogGroup', STEP_FOLDERS.length);
+    template.allResources('AWS::Logs::LogGroup', {
+      Properties: { RetentionInDays: 30 },
+      DeletionPolicy: 'Delete',
+      UpdateReplacePolicy: 'Delete',
+    });
+    for (const folder of STEP_FOLDERS) {
+      const logGroup = json.Resources[fnId(folder)].Properties.LoggingConfig.LogGroup;
+      expect(logGroup).toEqual({ Ref: expect.stringMatching(/LogGroup/) });
+      // The role writes to that log group only, and carries no managed policy.
+      const logs = grants(policyOf(folder), 'logs:PutLogEvents');
+      expect(logs).toHaveLength(1);
+      expect(logs[0].resources).toEqual([`\${${logGroup.Ref}.Arn}`]);
+      expect(json.Resources[roleId(folder)].Properties.ManagedPolicyArns).toBeUndefined();
+    }
+  });
+
+  test('the environment of the contract: launch-helper and inject-key', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: {
+          HELPER_INSTANCE_PROFILE_ARN: { 'Fn::GetAtt': [Match.stringLikeRegexp('HelperInstanceProfile'), 'Arn'] },
+          HELPER_AMI_PARAMETER_PREFIX: '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-',
+          NODE_OPTIONS: '--enable-source-maps',
+        },
+      },
+    });
+    expect(json.Resources[fnId('inject-key')].Properties.Environment.Variables).toEqual({
+      KEY_ID: { 'Fn::GetAtt': [logicalId(stack.parameterKey.key), 'Arn'] },
+      INJECT_DOCUMENT_NAME: { Ref: logicalId(stack.injectDocument.document) },
+      NODE_OPTIONS: '--enable-source-maps',
+    });
+  });
+});
+
+describe('IAM: never a wildcard action', () => {
+  test('no Action "*" nor a service wildcard, anywhere', () => {
+    for (const s of ALL) {
+      for (const a of s.actions) {
+        expect(a).not.toBe('*');
+        expect(a).not.toMatch(/^[a-z0-9-]+:\*$/);
+      }
+    }
+  });
+
+  test('no Deny-less trick: every statement is an Allow with at least one resource', () => {
+    for (const s of ALL) {
+      expect(s.effect).toBe('Allow');
+      expect(s.resources.length).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('IAM: resources this product creates are changed or deleted only when tagged', () => {
+  const TAG_GUARDED = [
+    'ec2:TerminateInstances',
+    'ec2:DeleteVpc',
+    'ec2:DeleteSubnet',
+    'ec2:DeleteInternetGateway',
+    'ec2:DetachInternetGateway',
+    'ec2:DeleteRouteTable',
+    'ec2:DisassociateRouteTable',
+    'ec2:DeleteSecurityGroup',
+    'ec2:CreateRoute',
+    'ec2:AttachInternetGateway',
+    'ec2:AssociateRouteTable',
+  ];
+
+  test.each(TAG_GUARDED)('%s: only with aws:ResourceTag/reset-access:managed-by', (action) => {
+    const found = ALL.filter((s) => s.actions.includes(action));
+    expect(found.length).toBeGreaterThan(0);
+    for (const s of found) {
+      expect(s.condition).toEqual(MANAGED);
+      expect(s.resources).not.toContain('*');
+    }
+  });
+
+  test('security group egress: the group must be ours; the rule ARN alone is unconditioned', () => {
+    for (const action of ['ec2:RevokeSecurityGroupEgress', 'ec2:AuthorizeSecurityGroupEgress']) {
+      const found = ALL.filter((s) => s.actions.includes(action));
+      expect(found.length).toBeGreaterThan(0);
+      for (const s of found) {
+        if (s.condition === undefined) {
+          expect(s.resources).toEqual([ec2ArnPattern('security-group-rule')]);
+        } else {
+          expect(s.condition).toEqual(MANAGED);
+          expect(s.resources).toContain(ec2ArnPattern('security-group'));
+        }
+      }
+    }
+  });
+
+  test('only launch-helper builds the network and only cleanup deletes it', () => {
+    const holders = (action: string): string[] => [...new Set(ALL.filter((s) => s.actions.includes(action)).map((s) => s.role))];
+    expect(holders('ec2:CreateVpc')).toEqual([roleId('launch-helper')]);
+    expect(holders('ec2:RunInstances')).toEqual([roleId('launch-helper')]);
+    expect(holders('ec2:TerminateInstances')).toEqual([roleId('cleanup')]);
+    expect(holders('ec2:DeleteVpc')).toEqual([roleId('cleanup')]);
+  });
+});
+
+describe('IAM: create calls tag the created resource in the same call', () => {
+  test.each([
+    ['ec2:CreateVpc', 'vpc'],
+    ['ec2:CreateSubnet', 'subnet'],
+    ['ec2:CreateInternetGateway', 'internet-gateway'],
+    ['ec2:CreateRouteTable', 'route-table'],
+    ['ec2:CreateSecurityGroup', 'security-group'],
+  ])('%s on %s requires aws:RequestTag', (action, type) => {
+    for (const s of onlyWith('launch-helper', action, type)) {
+      expect(s.condition).toEqual(REQUEST_TAGGED);
+    }
+  });
+
+  test('CreateSubnet and CreateRouteTable only into a VPC of ours', () => {
+    for (const action of ['ec2:CreateSubnet', 'ec2:CreateRouteTable']) {
+      for (const s of onlyWith('launch-helper', action, 'vpc')) {
+        expect(s.condition).toEqual(MANAGED);
+      }
+    }
+  });
+
+  test('RunInstances: the helper instance tagged, with the helper profile and IMDSv2; volume tagged; Amazon images only', () => {
+    const [instance] = onlyWith('launch-helper', 'ec2:RunInstances', 'instance');
+    expect(instance.condition).toEqual({
+      StringEquals: {
+        'aws:RequestTag/reset-access:managed-by': 'ec2-reset-access',
+        'aws:RequestTag/reset-access:role': 'helper',
+        'ec2:MetadataHttpTokens': 'required',
+      },
+      ArnEquals: { 'ec2:InstanceProfile': `\${${logicalId(stack.helper.instanceProfile)}.Arn}` },
+    });
+    for (const s of onlyWith('launch-helper', 'ec2:RunInstances', 'volume')) {
+      expect(s.condition).toEqual(REQUEST_TAGGED);
+    }
+    for (const s of onlyWith('launch-helper', 'ec2:RunInstances', 'image')) {
+      expect(s.condition).toEqual({ StringEquals: { 'ec2:Owner': 'amazon' } });
+    }
+    for (const s of onlyWith('launch-helper', 'ec2:RunInstances', 'security-group')) {
+      expect(s.condition).toEqual(MANAGED);
+    }
+    onlyWith('launch-helper', 'ec2:RunInstances', 'subnet');
+    onlyWith('launch-helper', 'ec2:RunInstances', 'network-interface');
+    // No key pair: the helper is reached through Systems Manager only.
+    expect(grants(policyOf('launch-helper'), 'ec2:RunInstances').flatMap((s) => s.resources).join()).not.toContain('key-pair');
+  });
+
+  test('backups: CreateSnapshot / CreateImage create only tagged snapshots and images', () => {
+    for (const [action, type] of [
+      ['ec2:CreateSnapshot', 'snapshot'],
+      ['ec2:CreateImage', 'image'],
+      ['ec2:CreateImage', 'snapshot'],
+    ]) {
+      for (const s of onlyWith('backup-and-detach', action, type)) {
+        expect(s.condition).toEqual(REQUEST_TAGGED);
+      }
+    }
+  });
+
+  test('ec2:CreateTags only as part of the create calls (ec2:CreateAction)', () => {
+    const tagging = ALL.filter((s) => s.actions.includes('ec2:CreateTags'));
+    expect(new Set(tagging.map((s) => s.role))).toEqual(new Set([roleId('launch-helper'), roleId('backup-and-detach')]));
+    for (const s of tagging) {
+      expect(Object.keys(s.condition ?? {})).toEqual(['StringEquals']);
+      const actions = s.condition!.StringEquals['ec2:CreateAction'] as string[];
+      expect(actions.length).toBeGreaterThan(0);
+      expect(
+        actions.every((a) =>
+          ['CreateVpc', 'CreateSubnet', 'CreateInternetGateway', 'CreateRouteTable', 'CreateSecurityGroup', 'RunInstances', 'CreateSnapshot', 'CreateImage'].includes(a),
+        ),
+      ).toBe(true);
+    }
+  });
+
+  test('iam:PassRole: the helper role only, to EC2 only', () => {
+    const passing = ALL.filter((s) => s.actions.includes('iam:PassRole'));
+    expect(passing).toHaveLength(1);
+    expect(passing[0].role).toBe(roleId('launch-helper'));
+    expect(passing[0].resources).toEqual([`\${${logicalId(stack.helper.role)}.Arn}`]);
+    expect(passing[0].condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
+  });
+});
+
+describe('IAM: the user\'s instance and volume', () => {
+  test.each([
+    ['stop-instance', 'ec2:StopInstances'],
+    ['stop-instance', 'ec2:ModifyInstanceAttribute'],
+    ['start-instance', 'ec2:StartInstances'],
+    ['start-instance', 'ec2:ModifyInstanceAttribute'],
+    ['restore', 'ec2:StartInstances'],
+  ] as [StepFolder, string][])('%s: %s on any instance', (folder, action) => {
+    const [s] = onlyWith(folder, action, 'instance');
+    expect(s.condition).toBeUndefined();
+  });
+
+  test('the volume moves only to and from an instance we tagged when the other end is the helper', () => {
+    for (const [folder, action] of [
+      ['attach-to-helper', 'ec2:AttachVolume'],
+      ['release-from-helper', 'ec2:DetachVolume'],
+      ['restore', 'ec2:DetachVolume'],
+    ] as [StepFolder, string][]) {
+      for (const s of onlyWith(folder, action, 'instance')) {
+        expect(s.condition).toEqual(MANAGED);
+      }
+      onlyWith(folder, action, 'volume');
+    }
+    for (const [folder, action] of [
+      ['backup-and-detach', 'ec2:DetachVolume'],
+      ['reattach-root', 'ec2:AttachVolume'],
+      ['restore', 'ec2:AttachVolume'],
+    ] as [StepFolder, string][]) {
+      expect(onlyWith(folder, action, 'instance')[0].condition).toBeUndefined();
+    }
+  });
+
+  test('kms:CreateGrant only for AWS resources, only for the steps that attach or start', () => {
+    const granting = ALL.filter((s) => s.actions.includes('kms:CreateGrant'));
+    expect(new Set(granting.map((s) => s.role))).toEqual(
+      new Set([roleId('attach-to-helper'), roleId('reattach-root'), roleId('start-instance'), roleId('restore')]),
+    );
+    for (const s of granting) {
+      expect(s.condition).toEqual({ Bool: { 'kms:GrantIsForAWSResource': 'true' } });
+    }
+  });
+});
+
+describe('IAM: Systems Manager', () => {
+  const LOCKS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/locks/*';
+  const KEYS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/ec2rl/openssh/*';
+
+  test('Put/Get/DeleteParameter only on the lock path and /ec2rl/openssh/ (and the public AMI path, read)', () => {
+    const AMI = 'arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/ami-amazon-linux-latest/*';
+    for (const s of ALL.filter((st) => st.actions.some((a) => /^ssm:(Put|Get|Delete)Parameters?$/.test(a)))) {
+      for (const r of s.resources) {
+        expect([LOCKS, KEYS, AMI]).toContain(r);
+      }
+      if (s.resources.includes(AMI)) {
+        expect(s.actions.sort()).toEqual(['ssm:GetParameter', 'ssm:GetParameters']);
+        expect(s.role).toBe(roleId('launch-helper'));
+      }
+    }
+  });
+
+  test('each function only the parameter calls it needs', () => {
+    const on = (folder: StepFolder, path: string): string[] =>
+      policyOf(folder)
+        .filter((s) => s.resources.includes(path))
+        .flatMap((s) => s.actions)
+        .sort();
+    expect(on('preflight', LOCKS)).toEqual(['ssm:DeleteParameter', 'ssm:GetParameter', 'ssm:PutParameter']);
+    expect(on('cleanup', LOCKS)).toEqual(['ssm:DeleteParameter', 'ssm:GetParameter', 'ssm:PutParameter']);
+    expect(on('summarize', LOCKS)).toEqual(['ssm:GetParameter']);
+    expect(on('inject-key', KEYS)).toEqual(['ssm:PutParameter']);
+    expect(on('restore', KEYS)).toEqual(['ssm:DeleteParameter']);
+    for (const folder of STEP_FOLDERS.filter((f) => !['preflight', 'cleanup', 'summarize'].includes(f))) {
+      expect(on(folder, LOCKS)).toEqual(['ssm:GetParameter', 'ssm:PutParameter']);
+    }
+    for (const folder of STEP_FOLDERS.filter((f) => !['inject-key', 'restore'].includes(f))) {
+      expect(on(folder, KEYS)).toEqual([]);
+    }
+  });
+
+  test('ssm:SendCommand: the inject-key document, and instances tagged as our helper', () => {
+    const sending = ALL.filter((s) => s.actions.includes('ssm:SendCommand'));
+    expect(new Set(sending.map((s) => s.role))).toEqual(new Set([roleId('inject-key')]));
+    const docRef = `\${${logicalId(stack.injectDocument.document)}}`;
+    const onDoc = sending.filter((s) => s.resources.some((r) => r.includes(':document/')));
+    expect(onDoc).toHaveLength(1);
+    expect(onDoc[0].resources).toEqual([`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:document/${docRef}`]);
+    const onInstances = sending.filter((s) => s !== onDoc[0]);
+    expect(onInstances).toHaveLength(1);
+    expect(onInstances[0].resources).toEqual([ec2ArnPattern('instance')]);
+    expect(onInstances[0].condition).toEqual({ StringEquals: { 'ssm:resourceTag/reset-access:role': 'helper' } });
+  });
+
+  test('preflight: GetAutomationExecution on this account\'s executions, kms:DescribeKey, DescribeAutoScalingInstances', () => {
+    const p = policyOf('preflight');
+    expect(grants(p, 'ssm:GetAutomationExecution')[0].resources).toEqual([
+      'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:automation-execution/*',
+    ]);
+    expect(grants(p, 'kms:DescribeKey')[0].resources).toEqual(['arn:${AWS::Partition}:kms:${AWS::Region}:*:key/*']);
+    expect(grants(p, 'autoscaling:DescribeAutoScalingInstances')[0].resources).toEqual(['*']);
+  });
+
+  test('the KMS key is used by inject-key only through Systems Manager', () => {
+    const encrypting = ALL.filter((s) => s.actions.some((a) => ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt'].includes(a)));
+    expect(encrypting).toHaveLength(1);
+    expect(encrypting[0].role).toBe(roleId('inject-key'));
+    expect(encrypting[0].actions.sort()).toEqual(['kms:Encrypt', 'kms:GenerateDataKey']);
+    expect(encrypting[0].resources).toEqual([`\${${logicalId(stack.parameterKey.key)}.Arn}`]);
+    expect(encrypting[0].condition).toEqual({ StringEquals: { 'kms:ViaService': 'ssm.${AWS::Region}.amazonaws.com' } });
+  });
+
+  test('resource "*" only for calls without resource-level permissions', () => {
+    const unscopable = new Set([
+      'autoscaling:DescribeAutoScalingInstances',
+      'ssm:GetCommandInvocation',
+      'ssm:DescribeInstanceInformation',
+    ]);
+    for (const s of ALL.filter((st) => st.resources.includes('*'))) {
+      for (const a of s.actions) {
+        expect(a.startsWith('ec2:Describe') || unscopable.has(a)).toBe(true);
+      }
+    }
+  });
+});
+
+describe('automation role', () => {
+  const roleLogicalId = logicalId(stack.automationRole.role);
+
+  test('assumed by Systems Manager of this account only', () => {
+    template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [
+          {
+            Action: 'sts:AssumeRole',
+            Effect: 'Allow',
+            Principal: { Service: 'ssm.amazonaws.com' },
+            Condition: {
+              StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+              ArnLike: { 'aws:SourceArn': Match.anyValue() },
+            },
+          },
+        ],
+      },
+    });
+    expect(json.Resources[roleLogicalId].Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  test('may invoke exactly the 12 step functions, and read what the wait steps poll', () => {
+    const stmts = statementsOf(json, roleLogicalId);
+    const invoke = grants(stmts, 'lambda:InvokeFunction');
+    expect(invoke).toHaveLength(1);
+    expect(invoke[0].actions).toEqual(['lambda:InvokeFunction']);
+    expect(invoke[0].resources.sort()).toEqual(STEP_FOLDERS.map((f) => `\${${fnId(f)}.Arn}`).sort());
+    const other = stmts.filter((s) => s !== invoke[0]);
+    expect(other.flatMap((s) => s.actions).sort()).toEqual([
+      'ec2:DescribeInstances',
+      'ec2:DescribeVolumes',
+      'ssm:DescribeInstanceInformation',
+      'ssm:GetCommandInvocation',
+    ]);
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: roleLogicalId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Action: 'lambda:InvokeFunction', Resource: Match.arrayWith([{ 'Fn::GetAtt': [fnId('preflight'), 'Arn'] }]) }),
+        ]),
+      },
+    });
+  });
+
+  test('no other principal may invoke the functions', () => {
+    const invokers = new Set(ALL.filter((s) => s.actions.includes('lambda:InvokeFunction')).map((s) => s.role));
+    expect(invokers).toEqual(new Set([roleLogicalId]));
+    template.resourceCountIs('AWS::Lambda::Permission', 0);
+  });
+});
+
+describe('helper role, key', () => {
+  test('the helper role: EC2 trust, AmazonSSMManagedInstanceCore only, no inline policy', () => {
+    const id = logicalId(stack.helper.role);
+    template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })] },
+      ManagedPolicyArns: [
+        { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::aws:policy/AmazonSSMManagedInstanceCore']] },
+      ],
+    });
+    expect(json.Resources[id].Properties.ManagedPolicyArns).toHaveLength(1);
+    expect(json.Resources[id].Properties.Policies).toBeUndefined();
+    expect(ALL.filter((s) => s.role === id)).toEqual([]);
+    template.hasResourceProperties('AWS::IAM::InstanceProfile', { Roles: [{ Ref: id }] });
+  });
+
+  test('the KMS key rotates, has an alias, and is kept when the stack goes', () => {
+    template.hasResource('AWS::KMS::Key', {
+      Properties: { EnableKeyRotation: true },
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+    template.hasResourceProperties('AWS::KMS::Alias', {
+      AliasName: 'alias/reset-access/ResetAccess',
+      TargetKeyId: { 'Fn::GetAtt': [logicalId(stack.parameterKey.key), 'Arn'] },
+    });
+  });
+});
+
+describe('stack outputs', () => {
+  test('document, role, Command document, key', () => {
+    template.hasOutput('DocumentName', { Value: { Ref: Match.stringLikeRegexp('RunbookDocument') } });
+    template.hasOutput('AutomationRoleArn', { Value: { 'Fn::GetAtt': [logicalId(stack.automationRole.role), 'Arn'] } });
+    template.hasOutput('InjectKeyDocumentName', { Value: { Ref: Match.stringLikeRegexp('InjectKeyDocument') } });
+    template.hasOutput('KeyArn', { Value: { 'Fn::GetAtt': [logicalId(stack.parameterKey.key), 'Arn'] } });
+  });
+
+  test('ready-to-paste commands for one instance and for a fleet', () => {
+    const start = json.Outputs.StartCommand.Value['Fn::Sub'];
+    expect(start[0]).toBe(
+      'aws ssm start-automation-execution --region ${AWS::Region} --document-name ${Doc} --parameters InstanceId=i-0123456789abcdef0',
+    );
+    expect(start[1]).toEqual({ Doc: { Ref: expect.stringMatching(/RunbookDocument/) } });
+    const fleet = json.Outputs.FleetCommand.Value['Fn::Sub'][0];
+    expect(fleet).toContain('--targets Key=tag:ResetAccess,Values=true --target-parameter-name InstanceId');
+    expect(fleet).toContain('--max-concurrency 5 --max-errors 1');
+  });
+});
+
+// Asset hashes change with every edit of a Lambda, and the documents' contents are asserted in
+// documents.test.ts: the snapshot keeps the shape of the infrastructure only.
+expect.addSnapshotSerializer({
+  test: (v) => typeof v === 'string' && (/[0-9a-f]{64}/.test(v) || v === '__DOCUMENT_CONTENT__'),
+  print: (v) => JSON.stringify((v as string).replace(/[0-9a-f]{64}/g, '<asset-hash>')),
+});
+
+test('snapshot of the template (asset hashes and document contents stripped)', () => {
+  const copy = JSON.parse(JSON.stringify(json));
+  for (const res of Object.values<any>(copy.Resources)) {
+    if (res.Type === 'AWS::SSM::Document') {
+      res.Properties.Content = '__DOCUMENT_CONTENT__';
+    }
+  }
+  expect(copy).toMatchSnapshot();
+});
