@@ -1,0 +1,117 @@
+/**
+ * Loop devices for disk images: attach an image with its partitions (losetup + partx, since
+ * the kernel reads no partition table of a loop device by itself), detach it again, and a
+ * process-exit safety net that detaches whatever this process attached and left behind.
+ */
+import { execFile, execFileSync } from 'child_process';
+import { existsSync, readdirSync } from 'fs';
+import { promisify } from 'util';
+
+const run = promisify(execFile);
+
+export interface AttachedLoop {
+  /** The loop device, e.g. /dev/loop3. */
+  readonly device: string;
+  /** Its partition devices in partition-number order, e.g. [/dev/loop3p1, /dev/loop3p128]. */
+  readonly partitions: string[];
+}
+
+/** Loop devices attached by this process and not yet detached. */
+const attached = new Set<string>();
+let safetyNetInstalled = false;
+
+function installSafetyNet(): void {
+  if (safetyNetInstalled) return;
+  safetyNetInstalled = true;
+  process.on('exit', () => {
+    for (const device of attached) {
+      try {
+        execFileSync('partx', ['-d', device], { stdio: 'ignore' });
+      } catch {
+        // no partitions
+      }
+      try {
+        execFileSync('losetup', ['-d', device], { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
+/** Partition devices of a loop device, from sysfs, in partition-number order. */
+export function partitionsOf(device: string): string[] {
+  const name = device.replace(/^\/dev\//, '');
+  const sys = `/sys/block/${name}`;
+  if (!existsSync(sys)) return [];
+  return readdirSync(sys)
+    .filter((entry) => entry.startsWith(`${name}p`) && /^\d+$/.test(entry.slice(name.length + 1)))
+    .sort((a, b) => Number(a.slice(name.length + 1)) - Number(b.slice(name.length + 1)))
+    .map((entry) => `/dev/${entry}`);
+}
+
+async function waitForNodes(paths: string[], timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (paths.some((p) => !existsSync(p))) {
+    if (Date.now() > deadline) {
+      throw new Error(`device nodes did not appear: ${paths.filter((p) => !existsSync(p)).join(', ')}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Attach an image file to a free loop device and create its partition devices. */
+export async function attachLoop(imagePath: string): Promise<AttachedLoop> {
+  if (!existsSync(imagePath)) {
+    throw new Error(`no such image: ${imagePath}`);
+  }
+  installSafetyNet();
+  const { stdout } = await run('losetup', ['-f', '--show', imagePath]);
+  const device = stdout.trim();
+  if (!/^\/dev\/loop\d+$/.test(device)) {
+    throw new Error(`losetup gave an unexpected device name: ${device}`);
+  }
+  attached.add(device);
+  try {
+    try {
+      await run('partx', ['-a', device]);
+    } catch {
+      // No partition table (a whole-disk filesystem) or partitions already known.
+    }
+    const partitions = partitionsOf(device);
+    await waitForNodes([device, ...partitions]);
+    return { device, partitions };
+  } catch (error) {
+    await detachLoop(device);
+    throw error;
+  }
+}
+
+/** Remove the partition devices and detach the loop device. */
+export async function detachLoop(device: string): Promise<void> {
+  if (partitionsOf(device).length > 0) {
+    try {
+      await run('partx', ['-d', device]);
+    } catch {
+      // fall through: losetup -d removes them with the device
+    }
+  }
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 20; attempt += 1) {
+    try {
+      await run('losetup', ['-d', device]);
+      attached.delete(device);
+      return;
+    } catch (error) {
+      lastError = error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`could not detach ${device}: ${(lastError as Error).message}`);
+}
+
+/** Loop devices currently attached on the machine (`losetup -a`), one line each. */
+export function listLoopDevices(): string[] {
+  const out = execFileSync('losetup', ['-a'], { encoding: 'utf8' });
+  return out.split('\n').filter((line) => line.trim() !== '');
+}
