@@ -1,0 +1,25 @@
+/** Step `injectKey`. */
+import { ssm } from '@common/clients';
+import { requireEnv } from '@common/env';
+import { createLogger } from '@common/log';
+import { outputFields } from '@common/outputs';
+import { validateStepInput } from '@common/validation';
+import { injectKey, type InjectConfig } from './inject-key';
+
+export interface InjectKeyOutput {
+  CommandId: string;
+  KeyParameterName: string;
+  Fingerprint: string;
+  KeyType: string;
+}
+
+export const OUTPUT_FIELDS = outputFields<InjectKeyOutput>()(['CommandId', 'KeyParameterName', 'Fingerprint', 'KeyType']);
+
+const config: InjectConfig = { keyId: requireEnv('KEY_ID'), documentName: requireEnv('INJECT_DOCUMENT_NAME') };
+const log = createLogger('reset-access-inject-key');
+
+export async function handler(event: unknown): Promise<InjectKeyOutput> {
+  const input = validateStepInput(event);
+  const r = await injectKey({ ssm, log, config }, input);
+  return { CommandId: r.commandId, KeyParameterName: r.keyParameterName, Fingerprint: r.fingerprint, KeyType: r.keyType };
+}

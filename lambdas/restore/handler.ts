@@ -1,0 +1,22 @@
+/** Step `restore`. */
+import { ec2, ssm } from '@common/clients';
+import { realClock } from '@common/ec2';
+import { createLogger } from '@common/log';
+import { outputFields } from '@common/outputs';
+import { validateStepInput } from '@common/validation';
+import { restore } from './restore';
+
+export interface RestoreOutput {
+  Restored: boolean;
+  Message: string;
+}
+
+export const OUTPUT_FIELDS = outputFields<RestoreOutput>()(['Restored', 'Message']);
+
+const log = createLogger('reset-access-restore');
+
+export async function handler(event: unknown): Promise<RestoreOutput> {
+  const input = validateStepInput(event);
+  const r = await restore({ ec2, ssm, log, clock: realClock }, input);
+  return { Restored: r.restored, Message: r.message };
+}

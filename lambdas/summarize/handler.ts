@@ -1,0 +1,40 @@
+/** Step `summarize`. */
+import { ec2 } from '@common/clients';
+import { createLogger } from '@common/log';
+import { outputFields } from '@common/outputs';
+import { instanceState, parseSummaryInput } from './summarize';
+
+export interface SummarizeOutput {
+  KeyParameterName: string;
+  BackupId: string;
+  UsersChanged: string;
+  FilesChanged: string;
+  Fingerprint: string;
+  Warnings: string;
+  InstanceState: string;
+}
+
+export const OUTPUT_FIELDS = outputFields<SummarizeOutput>()([
+  'KeyParameterName',
+  'BackupId',
+  'UsersChanged',
+  'FilesChanged',
+  'Fingerprint',
+  'Warnings',
+  'InstanceState',
+]);
+
+const log = createLogger('reset-access-summarize');
+
+export async function handler(event: unknown): Promise<SummarizeOutput> {
+  const s = parseSummaryInput(event);
+  return {
+    KeyParameterName: s.keyParameterName,
+    BackupId: s.backupId,
+    UsersChanged: s.usersChanged,
+    FilesChanged: s.filesChanged,
+    Fingerprint: s.fingerprint,
+    Warnings: s.warnings,
+    InstanceState: await instanceState({ ec2, log }, s.instanceId),
+  };
+}
