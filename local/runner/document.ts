@@ -116,7 +116,19 @@ const STEP_FIELDS = [
   'isCritical',
 ];
 const OUTPUT_FIELDS = ['Name', 'Selector', 'Type'];
-const COMPARISON_OPERATORS = ['StringEquals', 'BooleanEquals', 'NumericEquals'];
+export const COMPARISON_OPERATORS = [
+  'StringEquals',
+  'EqualsIgnoreCase',
+  'StartsWith',
+  'EndsWith',
+  'Contains',
+  'NumericEquals',
+  'NumericGreater',
+  'NumericLesser',
+  'NumericGreaterOrEquals',
+  'NumericLesserOrEquals',
+  'BooleanEquals',
+];
 const LOGICAL_OPERATORS = ['Not', 'And', 'Or'];
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -343,8 +355,12 @@ function requireInput(where: string, inputs: Record<string, unknown>, name: stri
 function checkInputs(where: string, action: Action, inputs: Record<string, unknown>, stepIndex: Map<string, number>): void {
   switch (action) {
     case 'aws:invokeLambdaFunction': {
-      checkFields(`${where} inputs`, inputs, ['FunctionName', 'InputPayload', 'Payload']);
+      checkFields(`${where} inputs`, inputs, ['FunctionName', 'InputPayload', 'Payload', 'InvocationType', 'LogType']);
       requireInput(where, inputs, 'FunctionName');
+      if (inputs.InvocationType !== undefined && inputs.InvocationType !== 'RequestResponse') {
+        refuse(where, `InvocationType ${JSON.stringify(inputs.InvocationType)} is not implemented (only RequestResponse)`);
+      }
+      if (inputs.LogType !== undefined && inputs.LogType !== 'None') refuse(where, `LogType ${JSON.stringify(inputs.LogType)} is not implemented (only None)`);
       if (inputs.InputPayload !== undefined && inputs.Payload !== undefined) refuse(where, 'give InputPayload or Payload, not both');
       if (inputs.InputPayload !== undefined && !isObject(inputs.InputPayload)) refuse(where, 'inputs.InputPayload must be a map');
       if (inputs.Payload !== undefined && typeof inputs.Payload !== 'string') refuse(where, 'inputs.Payload must be a JSON string');

@@ -13,7 +13,9 @@
  *   onCancel Abort (default) / step:X; maxAttempts (default 1) retries the action;
  * - isCritical defaults to true, or to false when onFailure is Continue; a failed critical
  *   step makes the execution Failed even when the path after it succeeds;
- * - timeoutSeconds is measured on the virtual clock; waitForAwsResourceProperty defaults to 3600.
+ * - timeoutSeconds is measured on the virtual clock; waitForAwsResourceProperty defaults to 3600,
+ *   invokeLambdaFunction to (and at most) 300;
+ * - a branch with no true choice and no Default goes on to the next step in the document.
  */
 import { randomUUID } from 'node:crypto';
 import { latencyOf } from '../latency';
@@ -103,7 +105,15 @@ export type RegistryStatus = ExecutionStatus | 'InProgress';
 /** Every execution this process has run or is running: id → status (for GetAutomationExecution). */
 export const executions = new Map<string, RegistryStatus>();
 
-const DEFAULT_WAIT_TIMEOUT = 3600;
+/**
+ * Documented defaults: "Each aws:invokeLambdaFunction action can run up to a maximum duration of
+ * 300 seconds"; "The default timeout value for this action [aws:waitForAwsResourceProperty] is
+ * 3600 seconds". The others have none documented.
+ */
+const DEFAULT_TIMEOUTS: Partial<Record<StepSpec['action'], number>> = {
+  'aws:invokeLambdaFunction': 300,
+  'aws:waitForAwsResourceProperty': 3600,
+};
 const MAX_STEP_RUNS = 10000;
 
 class StepFailure extends Error {
@@ -339,7 +349,8 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
   // ---- actions -------------------------------------------------------------------------
 
   async function runAction(step: StepSpec, attemptStart: number): Promise<{ outputs: Record<string, unknown>; next?: number; branched: boolean }> {
-    const timeout = step.timeoutSeconds ?? (step.action === 'aws:waitForAwsResourceProperty' ? DEFAULT_WAIT_TIMEOUT : undefined);
+    let timeout = step.timeoutSeconds ?? DEFAULT_TIMEOUTS[step.action];
+    if (step.action === 'aws:invokeLambdaFunction') timeout = Math.min(timeout as number, 300);
     const deadline = timeout === undefined ? Infinity : attemptStart + timeout;
     const checkDeadline = (what: string) => {
       if (clock.now() > deadline) throw new StepFailure(`${what} took ${fmt(clock.now() - attemptStart)}, over timeoutSeconds ${timeout}`, 'TimedOut');
@@ -428,7 +439,8 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
           if (evaluate(c)) return { outputs: {}, next: doc.stepIndex.get(c.NextStep as string), branched: true };
         }
         if (step.inputs.Default !== undefined) return { outputs: {}, next: doc.stepIndex.get(step.inputs.Default as string), branched: true };
-        throw new StepFailure('no choice matched and the branch has no Default');
+        // "If no default value is specified for the step, then the automation processes the next step in the runbook."
+        return { outputs: {}, branched: false };
       }
       case 'aws:sleep': {
         const seconds = parseDuration(`step ${step.name}`, resolve(step.inputs.Duration) as string);
@@ -447,17 +459,44 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
     if ('And' in c) return (c.And as Record<string, unknown>[]).every(evaluate);
     if ('Or' in c) return (c.Or as Record<string, unknown>[]).some(evaluate);
     const value = resolve(c.Variable);
-    if ('StringEquals' in c) return typeof value === 'string' && value === resolve(c.StringEquals);
-    if ('BooleanEquals' in c) {
-      const want = resolve(c.BooleanEquals);
-      const have = typeof value === 'string' && /^(true|false)$/i.test(value) ? value.toLowerCase() === 'true' : value;
-      if (typeof have !== 'boolean') throw new StepFailure(`BooleanEquals: ${c.Variable as string} is not a Boolean`);
-      return have === want;
-    }
-    if ('NumericEquals' in c) {
-      const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
-      if (Number.isNaN(n)) throw new StepFailure(`NumericEquals: ${c.Variable as string} is not a number`);
-      return n === Number(resolve(c.NumericEquals));
+    const op = Object.keys(c).find((k) => k !== 'Variable' && k !== 'NextStep') as string;
+    const operand = resolve(c[op]);
+    const text = (what: unknown): string => {
+      if (typeof what === 'string') return what;
+      if (typeof what === 'number' || typeof what === 'boolean') return String(what);
+      throw new StepFailure(`${op}: ${c.Variable as string} is not a string`);
+    };
+    const num = (what: unknown, name: string): number => {
+      const n = typeof what === 'number' ? what : typeof what === 'string' && what.trim() !== '' ? Number(what) : NaN;
+      if (Number.isNaN(n)) throw new StepFailure(`${op}: ${name} is not a number`);
+      return n;
+    };
+    switch (op) {
+      case 'StringEquals':
+        return typeof value === 'string' && value === operand;
+      case 'EqualsIgnoreCase':
+        return text(value).toLowerCase() === text(operand).toLowerCase();
+      case 'StartsWith':
+        return text(value).startsWith(text(operand));
+      case 'EndsWith':
+        return text(value).endsWith(text(operand));
+      case 'Contains':
+        return Array.isArray(value) ? value.map(String).includes(text(operand)) : text(value).includes(text(operand));
+      case 'BooleanEquals': {
+        const have = typeof value === 'string' && /^(true|false)$/i.test(value) ? value.toLowerCase() === 'true' : value;
+        if (typeof have !== 'boolean') throw new StepFailure(`BooleanEquals: ${c.Variable as string} is not a Boolean`);
+        return have === operand;
+      }
+      case 'NumericEquals':
+        return num(value, c.Variable as string) === num(operand, op);
+      case 'NumericGreater':
+        return num(value, c.Variable as string) > num(operand, op);
+      case 'NumericLesser':
+        return num(value, c.Variable as string) < num(operand, op);
+      case 'NumericGreaterOrEquals':
+        return num(value, c.Variable as string) >= num(operand, op);
+      case 'NumericLesserOrEquals':
+        return num(value, c.Variable as string) <= num(operand, op);
     }
     throw new StepFailure(`unknown choice ${JSON.stringify(Object.keys(c))}`);
   }

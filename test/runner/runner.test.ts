@@ -388,6 +388,14 @@ describe('aws:branch', () => {
       'left',
       'left',
     ],
+    ['EqualsIgnoreCase', [{ NextStep: 'right', Variable: '{{ pre.State }}', EqualsIgnoreCase: 'RUNNING' }], 'left', 'right'],
+    ['StartsWith', [{ NextStep: 'right', Variable: '{{ pre.State }}', StartsWith: 'run' }], 'left', 'right'],
+    ['EndsWith that does not match', [{ NextStep: 'right', Variable: '{{ pre.State }}', EndsWith: 'stop' }], 'left', 'left'],
+    ['Contains', [{ NextStep: 'right', Variable: '{{ pre.State }}', Contains: 'unn' }], 'left', 'right'],
+    ['NumericGreater', [{ NextStep: 'right', Variable: '{{ pre.N }}', NumericGreater: 6 }], 'left', 'right'],
+    ['NumericLesser', [{ NextStep: 'right', Variable: '{{ pre.N }}', NumericLesser: 7 }], 'left', 'left'],
+    ['NumericGreaterOrEquals', [{ NextStep: 'right', Variable: '{{ pre.N }}', NumericGreaterOrEquals: 7 }], 'left', 'right'],
+    ['NumericLesserOrEquals', [{ NextStep: 'right', Variable: '{{ pre.N }}', NumericLesserOrEquals: 6 }], 'left', 'left'],
     [
       'the first matching choice wins',
       [
@@ -403,10 +411,26 @@ describe('aws:branch', () => {
     expect(r.steps.map((s) => s.name)).toEqual(['pre', 'br', expected]);
   });
 
-  it('fails when no choice matches and there is no Default', async () => {
+  it('goes on to the next step in the document when no choice matches and there is no Default', async () => {
     const r = await run({ document: branchDoc([{ NextStep: 'right', Variable: '{{ pre.State }}', StringEquals: 'stopped' }]), executionId: freshId(), invokeLambda: pre.invoke });
+    expect(r.status).toBe('Success');
+    expect(r.steps.map((s) => s.name)).toEqual(['pre', 'br', 'left']);
+  });
+
+  it('a branch with isEnd and no true choice ends the execution', async () => {
+    const d = doc([
+      { name: 'br', action: 'aws:branch', isEnd: true, inputs: { Choices: [{ NextStep: 'x', Variable: '{{ Mode }}', StringEquals: 'slow' }] } },
+      lambdaStep('x', 'x'),
+    ], { parameters: { Mode: { type: 'String', default: 'fast' } } });
+    const r = await run({ document: d, executionId: freshId(), invokeLambda: pre.invoke });
+    expect(r.status).toBe('Success');
+    expect(r.steps.map((s) => s.name)).toEqual(['br']);
+  });
+
+  it('fails the step when a numeric comparison meets a value that is not a number', async () => {
+    const r = await run({ document: branchDoc([{ NextStep: 'right', Variable: '{{ pre.State }}', NumericGreater: 1 }], 'left'), executionId: freshId(), invokeLambda: pre.invoke });
     expect(r.status).toBe('Failed');
-    expect(r.steps[1].failureMessage).toBe('no choice matched and the branch has no Default');
+    expect(r.steps[1].failureMessage).toBe('NumericGreater: {{ pre.State }} is not a number');
   });
 });
 
@@ -421,6 +445,19 @@ describe('aws:sleep and timeoutSeconds', () => {
     const r = await run({ document: doc([{ name: 's', action: 'aws:sleep', timeoutSeconds: 10, inputs: { Duration: 'PT30S' } }]), executionId: freshId() });
     expect(r.status).toBe('TimedOut');
     expect(r.modeledSeconds).toBeCloseTo(STEP + 10);
+  });
+
+  it('a Lambda step is capped at 300 s, the documented maximum', async () => {
+    const clock = new VirtualClock();
+    const fake = lambdas({
+      long: () => {
+        clock.advanceBy(400); // e.g. the handler waits on slow work through the agent
+        return {};
+      },
+    });
+    const r = await run({ document: doc([lambdaStep('long', 'long', { timeoutSeconds: 900 })]), executionId: freshId(), invokeLambda: fake.invoke, clock });
+    expect(r.steps[0].status).toBe('TimedOut');
+    expect(r.steps[0].failureMessage).toMatch(/over timeoutSeconds 300/);
   });
 
   it('a Lambda step whose modeled invocation exceeds timeoutSeconds times out (its effects done)', async () => {
@@ -502,7 +539,8 @@ describe('refusals before anything runs', () => {
   it.each<[string, Record<string, unknown>, RegExp]>([
     ['an unknown action', doc([{ name: 'a', action: 'aws:runCommand', inputs: {} }]), /step a: action "aws:runCommand" is not implemented/],
     ['an unknown step field', doc([{ ...lambdaStep('a', 'x'), precondition: {} }]), /step a: field "precondition" is not implemented/],
-    ['an unknown Lambda input', doc([{ name: 'a', action: 'aws:invokeLambdaFunction', inputs: { FunctionName: 'x', InvocationType: 'Event' } }]), /step a inputs: field "InvocationType"/],
+    ['an unknown Lambda input', doc([{ name: 'a', action: 'aws:invokeLambdaFunction', inputs: { FunctionName: 'x', Qualifier: '1' } }]), /step a inputs: field "Qualifier"/],
+    ['an asynchronous Lambda invocation', doc([{ name: 'a', action: 'aws:invokeLambdaFunction', inputs: { FunctionName: 'x', InvocationType: 'Event' } }]), /step a: InvocationType "Event" is not implemented/],
     ['Payload and InputPayload together', doc([{ name: 'a', action: 'aws:invokeLambdaFunction', inputs: { FunctionName: 'x', InputPayload: {}, Payload: '{}' } }]), /not both/],
     ['an unknown document field', { ...doc(base()), files: {} }, /document: field "files"/],
     ['a wrong schemaVersion', { ...doc(base()), schemaVersion: '2.2' }, /schemaVersion must be "0.3"/],
