@@ -46,6 +46,13 @@ export interface ParameterSpec {
   default?: unknown;
   allowedValues?: unknown[];
   allowedPattern?: string;
+  /** StringList and MapList: fewest and most items. */
+  minItems?: number;
+  maxItems?: number;
+  /** String and StringList: most characters per value. */
+  maxChars?: number;
+  /** Console rendering only (textarea, textfield); no effect on values. */
+  displayType?: string;
 }
 
 export interface OutputSpec {
@@ -100,7 +107,7 @@ export class InvalidAutomationExecutionParameters extends Error {
 }
 
 const DOCUMENT_FIELDS = ['schemaVersion', 'description', 'assumeRole', 'parameters', 'mainSteps', 'outputs'];
-const PARAMETER_FIELDS = ['type', 'description', 'default', 'allowedValues', 'allowedPattern'];
+const PARAMETER_FIELDS = ['type', 'description', 'default', 'allowedValues', 'allowedPattern', 'minItems', 'maxItems', 'maxChars', 'displayType'];
 const STEP_FIELDS = [
   'name',
   'action',
@@ -204,6 +211,16 @@ export function parseDocument(doc: unknown): ParsedDocument {
         } catch (e) {
           refuse(where, `allowedPattern is not a valid regular expression: ${(e as Error).message}`);
         }
+      }
+      for (const f of ['minItems', 'maxItems', 'maxChars'] as const) {
+        if (spec[f] !== undefined && !(Number.isInteger(spec[f]) && (spec[f] as number) >= 0)) refuse(where, `${f} must be an integer ≥ 0`);
+      }
+      if ((spec.minItems !== undefined || spec.maxItems !== undefined) && !['StringList', 'MapList'].includes(spec.type as string)) {
+        refuse(where, 'minItems and maxItems apply to StringList and MapList only');
+      }
+      if (spec.maxChars !== undefined && !['String', 'StringList'].includes(spec.type as string)) refuse(where, 'maxChars applies to String and StringList only');
+      if (spec.displayType !== undefined && !['textarea', 'textfield'].includes(spec.displayType as string)) {
+        refuse(where, `displayType ${JSON.stringify(spec.displayType)} is not textarea or textfield`);
       }
       parameters[name] = spec as unknown as ParameterSpec;
     }
@@ -526,7 +543,16 @@ export function resolveParameters(
       throw new InvalidAutomationExecutionParameters(name, 'is required and has no default');
     }
     const v = coerceParameter(name, spec, raw);
+    if (Array.isArray(v)) {
+      if (spec.minItems !== undefined && v.length < spec.minItems) throw new InvalidAutomationExecutionParameters(name, `has ${v.length} items, fewer than minItems ${spec.minItems}`);
+      if (spec.maxItems !== undefined && v.length > spec.maxItems) throw new InvalidAutomationExecutionParameters(name, `has ${v.length} items, more than maxItems ${spec.maxItems}`);
+    }
     const items = spec.type === 'StringList' ? (v as string[]) : [v];
+    if (spec.maxChars !== undefined) {
+      for (const item of items) {
+        if ((item as string).length > spec.maxChars) throw new InvalidAutomationExecutionParameters(name, `a value is ${(item as string).length} characters, over maxChars ${spec.maxChars}`);
+      }
+    }
     for (const item of items) {
       if (spec.allowedValues && !spec.allowedValues.map(String).includes(String(item))) {
         throw new InvalidAutomationExecutionParameters(

@@ -563,7 +563,8 @@ describe('refusals before anything runs', () => {
     ['maxAttempts 0', doc([lambdaStep('a', 'x', { maxAttempts: 0 })]), /maxAttempts must be an integer/],
     ['isEnd as a string', doc([lambdaStep('a', 'x', { isEnd: 'true' })]), /isEnd must be true or false/],
     ['a duplicate step name', doc([lambdaStep('a', 'x'), lambdaStep('a', 'x')]), /name is used twice/],
-    ['an unknown parameter field', doc(base(), { parameters: { P: { type: 'String', maxChars: 3 } } }), /parameter P: field "maxChars"/],
+    ['an unknown parameter field', doc(base(), { parameters: { P: { type: 'String', secret: true } } }), /parameter P: field "secret"/],
+    ['maxItems on a String', doc(base(), { parameters: { P: { type: 'String', maxItems: 3 } } }), /minItems and maxItems apply to StringList and MapList only/],
     ['an unknown parameter type', doc(base(), { parameters: { P: { type: 'Float' } } }), /parameter P: type "Float"/],
     ['a document output of an unknown step', doc(base(), { outputs: ['zz.Out'] }), /document outputs/],
   ])('%s', async (_title, d, message) => {
@@ -593,7 +594,8 @@ describe('parameters', () => {
   const params = {
     InstanceId: { type: 'String', allowedPattern: '^i-[0-9a-f]{8,17}$' },
     KeyType: { type: 'String', default: 'rsa', allowedValues: ['rsa', 'ed25519'] },
-    Users: { type: 'StringList', default: [], allowedPattern: '^[a-z_][a-z0-9_.-]{0,31}$' },
+    Users: { type: 'StringList', default: [], allowedPattern: '^[a-z_][a-z0-9_.-]{0,31}$', maxItems: 3, displayType: 'textarea' },
+    Note: { type: 'String', default: '', maxChars: 5 },
     Allow: { type: 'Boolean', default: false },
     Count: { type: 'Integer', default: 1, allowedValues: [1, 2, 3] },
     Maps: { type: 'MapList', default: [] },
@@ -635,6 +637,8 @@ describe('parameters', () => {
     ['a value outside allowedValues', { InstanceId: INSTANCE, KeyType: 'dsa', Role: 'r' }, 'KeyType', /not one of the allowed values/],
     ['a StringList element outside allowedPattern', { InstanceId: INSTANCE, Users: ['ok', 'Bad User'], Role: 'r' }, 'Users', /"Bad User" does not match/],
     ['a wrong type', { InstanceId: 42, Role: 'r' }, 'InstanceId', /expected a String, got number 42/],
+    ['a StringList over maxItems', { InstanceId: INSTANCE, Users: ['a', 'b', 'c', 'd'], Role: 'r' }, 'Users', /more than maxItems 3/],
+    ['a String over maxChars', { InstanceId: INSTANCE, Note: 'toolong', Role: 'r' }, 'Note', /over maxChars 5/],
     ['a Boolean that is not one', { InstanceId: INSTANCE, Allow: 'yes', Role: 'r' }, 'Allow', /expected a Boolean/],
     ['an Integer that is not one', { InstanceId: INSTANCE, Count: '1.5', Role: 'r' }, 'Count', /expected an Integer/],
     ['an Integer outside allowedValues', { InstanceId: INSTANCE, Count: 4, Role: 'r' }, 'Count', /not one of the allowed values/],
