@@ -259,7 +259,6 @@ function grantPreflight(p: StepPolicy): void {
     'DescribeVolumes',
     'DescribeInstanceAttribute',
     'DescribeInstanceTypes',
-    'DescribeImages',
     'DescribeSubnets',
     'DescribeAddresses',
     'DescribeSpotInstanceRequests',
@@ -404,14 +403,13 @@ function grantBackupAndDetach(p: StepPolicy): void {
 }
 
 function grantAttachToHelper(p: StepPolicy): void {
-  describe(p, ['DescribeInstances', 'DescribeVolumes']);
+  describe(p, ['DescribeVolumes']);
   volumeMove(p, 'AttachToHelper', 'AttachVolume', true);
   kmsGrantForEc2(p);
   locks(p, ['GetParameter', 'PutParameter']);
 }
 
 function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
-  describe(p, ['DescribeInstances']);
   // The SecureString holding a generated private key.
   p.allow('KeyParameter', ['ssm:PutParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
   // Encrypt only through Systems Manager (PutParameter of the SecureString), never directly.
@@ -432,14 +430,14 @@ function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
 }
 
 function grantReleaseFromHelper(p: StepPolicy): void {
-  describe(p, ['DescribeInstances', 'DescribeVolumes']);
+  describe(p, ['DescribeVolumes']);
   p.allow('InjectReport', ['ssm:GetCommandInvocation'], ['*'], 'ssm:GetCommandInvocation does not support resource-level permissions (read-only).');
   volumeMove(p, 'DetachFromHelper', 'DetachVolume', true);
   locks(p, ['GetParameter', 'PutParameter']);
 }
 
 function grantReattachRoot(p: StepPolicy): void {
-  describe(p, ['DescribeInstances', 'DescribeVolumes']);
+  describe(p, ['DescribeVolumes']);
   volumeMove(p, 'ReattachRoot', 'AttachVolume', false);
   kmsGrantForEc2(p);
   locks(p, ['GetParameter', 'PutParameter']);
@@ -453,7 +451,7 @@ function grantStartInstance(p: StepPolicy): void {
 }
 
 function grantCleanup(p: StepPolicy): void {
-  describe(p, ['DescribeInstances', 'DescribeVpcs', 'DescribeSubnets', 'DescribeInternetGateways', 'DescribeRouteTables', 'DescribeSecurityGroups']);
+  describe(p, ['DescribeInstances', 'DescribeVolumes', 'DescribeRouteTables']);
   p.allow('TerminateHelper', ['ec2:TerminateInstances'], [ec2Arn('instance')], WHY_TAGGED, MANAGED);
   // Every resource each delete names is one we created: gateway and VPC for the detach, route
   // table and subnet for the disassociation.
@@ -472,12 +470,13 @@ function grantCleanup(p: StepPolicy): void {
     WHY_TAGGED,
     MANAGED,
   );
-  locks(p, ['GetParameter', 'PutParameter', 'DeleteParameter']);
+  // Cleanup reads the plan and releases the lock; it never rewrites it.
+  locks(p, ['GetParameter', 'DeleteParameter']);
 }
 
 function grantSummarize(p: StepPolicy): void {
+  // Summarize reads the final state only (the lock is released by then).
   describe(p, ['DescribeInstances']);
-  locks(p, ['GetParameter']);
 }
 
 function grantRestore(p: StepPolicy): void {
@@ -487,7 +486,8 @@ function grantRestore(p: StepPolicy): void {
   volumeMove(p, 'ReattachRoot', 'AttachVolume', false);
   p.allow('RestoreTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StartInstances'], [ec2Arn('instance')], WHY_USER_INSTANCE);
   kmsGrantForEc2(p);
-  // A key written but never injected is deleted.
+  // A key written but never injected is deleted (DescribeParameters tells whether it exists).
   p.allow('DeleteUnusedKey', ['ssm:DeleteParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
+  p.allow('FindUnusedKey', ['ssm:DescribeParameters'], ['*'], 'ssm:DescribeParameters does not support resource-level permissions (read-only, names and metadata, never values).');
   locks(p, ['GetParameter', 'PutParameter']);
 }

@@ -297,8 +297,8 @@ describe('IAM: Systems Manager', () => {
         .flatMap((s) => s.actions)
         .sort();
     expect(on('preflight', LOCKS)).toEqual(['ssm:DeleteParameter', 'ssm:GetParameter', 'ssm:PutParameter']);
-    expect(on('cleanup', LOCKS)).toEqual(['ssm:DeleteParameter', 'ssm:GetParameter', 'ssm:PutParameter']);
-    expect(on('summarize', LOCKS)).toEqual(['ssm:GetParameter']);
+    expect(on('cleanup', LOCKS)).toEqual(['ssm:DeleteParameter', 'ssm:GetParameter']);
+    expect(on('summarize', LOCKS)).toEqual([]);
     expect(on('inject-key', KEYS)).toEqual(['ssm:PutParameter']);
     expect(on('restore', KEYS)).toEqual(['ssm:DeleteParameter']);
     for (const folder of STEP_FOLDERS.filter((f) => !['preflight', 'cleanup', 'summarize'].includes(f))) {
@@ -345,6 +345,7 @@ describe('IAM: Systems Manager', () => {
       'autoscaling:DescribeAutoScalingInstances',
       'ssm:GetCommandInvocation',
       'ssm:DescribeInstanceInformation',
+      'ssm:DescribeParameters',
     ]);
     for (const s of ALL.filter((st) => st.resources.includes('*'))) {
       for (const a of s.actions) {
