@@ -25,6 +25,7 @@ set -Eeuo pipefail
 umask 077
 export LC_ALL=C
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LVM_SUPPRESS_FD_WARNINGS=1
 
 readonly DEVICE_WAIT_SECONDS=120
 readonly BY_ID_PREFIX=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_
@@ -33,6 +34,8 @@ readonly DEFAULT_AUTHORIZED_KEYS=.ssh/authorized_keys
 readonly KEY_PATTERN='^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) ([A-Za-z0-9+/]+={0,2})( [A-Za-z0-9@._+=:,/ -]{0,256})?$'
 readonly USERS_PATTERN='^([a-z_][a-z0-9_.-]{0,31}(,[a-z_][a-z0-9_.-]{0,31})*)?$'
 readonly VOLUME_PATTERN='^(vol-[0-9a-f]{8,17})?$'
+# LVM: no metadata backups or archives on the helper for the target's volume groups.
+readonly LVM_CONFIG='backup { backup = 0 archive = 0 }'
 
 # --- state -------------------------------------------------------------------------------
 VOLUME_ID=""
@@ -149,7 +152,7 @@ unmount_all() {
 deactivate_vgs() {
   local vg
   for vg in "${ACTIVATED_VGS[@]}"; do
-    lvm vgchange -an -- "$vg" >/dev/null 2>&1 || log "could not deactivate volume group $vg"
+    lvm vgchange --config "$LVM_CONFIG" -an -- "$vg" >/dev/null 2>&1 || log "could not deactivate volume group $vg"
   done
   ACTIVATED_VGS=()
 }
@@ -287,19 +290,19 @@ lvm_candidates() {
     CANDIDATE_NOTES+=("$pv: LVM physical volume, but lvm2 is not installed on this helper")
     return 0
   fi
-  vg=$(lvm pvs --noheadings -o vg_name -- "$pv" 2>/dev/null | tr -d ' ' || true)
+  vg=$(lvm pvs --config "$LVM_CONFIG" --noheadings -o vg_name -- "$pv" 2>/dev/null | tr -d ' ' || true)
   if [[ -z $vg ]]; then
     CANDIDATE_NOTES+=("$pv: LVM physical volume without a volume group")
     return 0
   fi
-  if ! err=$(lvm vgchange -ay -- "$vg" 2>&1 >/dev/null); then
-    err=$(printf '%s' "$err" | tail -n 1)
-    CANDIDATE_NOTES+=("$pv: LVM physical volume of volume group $vg, which could not be activated (${err:-no message})")
-    lvm vgchange -an -- "$vg" >/dev/null 2>&1 || true
+  if ! err=$(lvm vgchange --config "$LVM_CONFIG" -ay -- "$vg" 2>&1 >/dev/null); then
+    err=$(printf '%s' "$err" | grep -v '^[[:space:]]*$' | tail -n 1 | sed 's/^[[:space:]]*//')
+    CANDIDATE_NOTES+=("$pv: LVM physical volume of volume group $vg, which could not be activated, so its logical volumes cannot be searched for the root (${err:-no message})")
+    lvm vgchange --config "$LVM_CONFIG" -an -- "$vg" >/dev/null 2>&1 || true
     return 0
   fi
   ACTIVATED_VGS+=("$vg")
-  mapfile -t LVM_LVS < <(lvm lvs --noheadings -o lv_path -- "$vg" 2>/dev/null | tr -d ' ')
+  mapfile -t LVM_LVS < <(lvm lvs --config "$LVM_CONFIG" --noheadings -o lv_path -- "$vg" 2>/dev/null | tr -d ' ')
 }
 
 # Mount each candidate read-only and keep the one Linux root. Leaves it mounted (inspect mode).
@@ -344,8 +347,9 @@ find_root() {
     unmount_last
   done
   if ((${#found[@]} == 0)); then
-    local IFS=';'
-    die "no Linux root (a filesystem with /etc/passwd and /etc/ssh) on $DISK; found: ${CANDIDATE_NOTES[*]:-nothing}"
+    local notes="" note
+    for note in "${CANDIDATE_NOTES[@]}"; do notes+="${notes:+; }$note"; done
+    die "no Linux root (a filesystem with /etc/passwd and /etc/ssh) on $DISK; found: ${notes:-nothing}"
   fi
   if ((${#found[@]} > 1)); then
     local list="" j
@@ -426,7 +430,7 @@ device_for_spec() {
 lvm_paths() {
   local vg
   for vg in "${ACTIVATED_VGS[@]}"; do
-    lvm lvs --noheadings -o lv_path -- "$vg" 2>/dev/null | tr -d ' ' | tr '\n' ' '
+    lvm lvs --config "$LVM_CONFIG" --noheadings -o lv_path -- "$vg" 2>/dev/null | tr -d ' ' | tr '\n' ' '
   done
 }
 

@@ -15,7 +15,7 @@
  */
 import { execFile } from 'child_process';
 import { randomUUID } from 'crypto';
-import { chmodSync, chownSync, lchownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'fs';
+import { chmodSync, chownSync, lchownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { dirname, join } from 'path';
 import { promisify } from 'util';
@@ -82,6 +82,8 @@ export const DEFAULT_SSHD_CONFIG = [
 interface FsPlan {
   /** Partition number, or 0 for the whole disk. */
   readonly partition: number;
+  /** An LVM logical volume inside that partition: the byte range of its data. */
+  readonly lv?: { readonly offset: number; readonly size: number };
   readonly fstype: 'ext4' | 'xfs' | 'btrfs';
   readonly uuid: string;
   readonly label: string;
@@ -230,7 +232,7 @@ function sgdiskArgs(parts: ReadonlyArray<{ n: number; size: string; type: string
 function defaultSize(layout: ImageLayout): number {
   if (layout === 'gpt-xfs' || layout === 'gpt-xfs-home') return layout === 'gpt-xfs-home' ? 420 : 320;
   if (layout === 'btrfs') return 160;
-  if (layout === 'lvm') return 96;
+  if (layout === 'lvm') return 128;
   return 64;
 }
 
@@ -303,7 +305,13 @@ export async function buildImage(path: string, spec: ImageSpec): Promise<void> {
         const boot = stage('boot');
         writeStageFile(boot, 'grub2/grub.cfg', '# grub\n');
         writeStageFile(boot, 'vmlinuz-6.1', 'kernel\n');
-        filesystems.push({ partition: 2, fstype: 'ext4', uuid: randomUUID(), label: 'boot', content: [{ subvolume: '', stage: boot }] });
+        const bootUuid = randomUUID();
+        filesystems.push({ partition: 2, fstype: 'ext4', uuid: bootUuid, label: 'boot', content: [{ subvolume: '', stage: boot }] });
+        // The root filesystem inside the logical volume rootvg/root, written at the LV's
+        // extents directly (it cannot be activated here: no device-mapper).
+        const root = stage('root');
+        stageRoot(spec, root, root, `${fstabLine('/dev/mapper/rootvg-root', '/', 'ext4')}\n${fstabLine(`UUID=${bootUuid}`, '/boot', 'ext4')}\n`);
+        filesystems.push({ partition: 3, lv: { offset: 0, size: 0 }, fstype: 'ext4', uuid: randomUUID(), label: 'root', content: [{ subvolume: '', stage: root }] });
         break;
       }
       case 'no-root': {
@@ -343,10 +351,19 @@ async function populate(path: string, spec: ImageSpec, filesystems: FsPlan[], lv
   const loop = await attachLoop(path);
   try {
     const deviceOf = (partition: number): string => (partition === 0 ? loop.device : `${loop.device}p${partition}`);
+    if (lvmPartition !== undefined) {
+      const lv = await createLvm(deviceOf(lvmPartition));
+      const index = filesystems.findIndex((f) => f.lv !== undefined);
+      if (index >= 0) filesystems[index] = { ...filesystems[index], lv };
+    }
     const lines: string[] = ['set -euo pipefail', 'mnt=$(mktemp -d)', 'trap \'umount -R "$mnt" 2>/dev/null || true; rmdir "$mnt"\' EXIT'];
     const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
     for (const fs of filesystems) {
-      const dev = q(deviceOf(fs.partition));
+      let dev = q(deviceOf(fs.partition));
+      if (fs.lv) {
+        lines.push(`lvdev=$(losetup -f --show -o ${fs.lv.offset} --sizelimit ${fs.lv.size} ${dev})`);
+        dev = '"$lvdev"';
+      }
       if (fs.fstype === 'ext4') lines.push(`mkfs.ext4 -q -F -U ${fs.uuid} -L ${q(fs.label)} ${dev}`);
       if (fs.fstype === 'xfs') lines.push(`mkfs.xfs -q -f -m uuid=${fs.uuid} -L ${q(fs.label)} ${dev}`);
       if (fs.fstype === 'btrfs') lines.push(`mkfs.btrfs -q -f -U ${fs.uuid} -L ${q(fs.label)} ${dev}`);
@@ -363,21 +380,61 @@ async function populate(path: string, spec: ImageSpec, filesystems: FsPlan[], lv
         if (where && where.fs === fs) lines.push(`chattr +i "$mnt"${q(where.path)}`);
       }
       lines.push(`sync; umount "$mnt"`);
-    }
-    if (lvmPartition !== undefined) {
-      // The PV, VG and LV metadata are real; the LV cannot be activated here (no device-mapper).
-      const dev = q(deviceOf(lvmPartition));
-      const lvmEnv = 'LVM_SYSTEM_DIR=$(mktemp -d)';
-      lines.push(`export ${lvmEnv}; printf 'devices { use_devicesfile = 0 }\\nglobal { use_lvmlockd = 0 }\\nactivation { udev_sync = 0 udev_rules = 0 }\\n' > "$LVM_SYSTEM_DIR/lvm.conf"`);
-      lines.push(`pvcreate -q -ff -y ${dev} >/dev/null`);
-      lines.push(`vgcreate -q rootvg ${dev} >/dev/null`);
-      lines.push(`lvcreate -q -an -Zn -y -n root -l 100%FREE rootvg >/dev/null 2>&1 || true`);
-      lines.push(`vgchange -q -an rootvg >/dev/null 2>&1 || true`);
-      lines.push(`rm -rf "$LVM_SYSTEM_DIR"`);
+      if (fs.lv) lines.push('losetup -d "$lvdev"');
     }
     await run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', lines.join('\n')], { maxBuffer: 16 * 1024 * 1024 });
   } finally {
     await detachLoop(loop.device);
+  }
+}
+
+/**
+ * A real LVM physical volume with the volume group rootvg and the logical volume root on all
+ * its extents. lvcreate needs device-mapper, which this machine lacks, so the LV is added to
+ * the metadata with vgcfgbackup + vgcfgrestore. LVM runs with a private LVM_SYSTEM_DIR (no
+ * devices file, no backups on the host). Returns the LV's data range inside the partition.
+ */
+async function createLvm(device: string): Promise<{ offset: number; size: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'lvm-'));
+  try {
+    writeFileSync(
+      join(dir, 'lvm.conf'),
+      'devices { use_devicesfile = 0 }\nglobal { use_lvmlockd = 0 }\nactivation { udev_sync = 0 udev_rules = 0 }\nbackup { backup = 0 archive = 0 }\n',
+    );
+    const env = { ...process.env, LVM_SYSTEM_DIR: dir, LVM_SUPPRESS_FD_WARNINGS: '1' };
+    await run('pvcreate', ['-q', '-ff', '-y', device], { env });
+    await run('vgcreate', ['-q', 'rootvg', device], { env });
+    const backup = join(dir, 'rootvg.vg');
+    await run('vgcfgbackup', ['-q', '-f', backup, 'rootvg'], { env });
+    const text = readFileSync(backup, 'utf8');
+    const number = (name: string): number => Number(new RegExp(`\\b${name} = (\\d+)`).exec(text)?.[1]);
+    const extentSize = number('extent_size');
+    const peStart = number('pe_start');
+    const peCount = number('pe_count');
+    if (!extentSize || !peStart || !peCount) throw new Error('unexpected vgcfgbackup output');
+    const lvSection = [
+      '\tlogical_volumes {',
+      '\t\troot {',
+      '\t\t\tid = "r00tLV-0000-0000-0000-0000-0000-000000"',
+      '\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]',
+      '\t\t\tflags = []',
+      '\t\t\tsegment_count = 1',
+      '\t\t\tsegment1 {',
+      '\t\t\t\tstart_extent = 0',
+      `\t\t\t\textent_count = ${peCount}`,
+      '\t\t\t\ttype = "striped"',
+      '\t\t\t\tstripe_count = 1',
+      '\t\t\t\tstripes = ["pv0", 0]',
+      '\t\t\t}',
+      '\t\t}',
+      '\t}',
+    ].join('\n');
+    const end = text.trimEnd().lastIndexOf('}');
+    writeFileSync(backup, `${text.slice(0, end)}${lvSection}\n${text.slice(end)}`);
+    await run('vgcfgrestore', ['-q', '-f', backup, 'rootvg'], { env });
+    return { offset: peStart * 512, size: peCount * extentSize * 512 };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
