@@ -1,0 +1,173 @@
+/**
+ * Lint of every runbook under runbooks/ (reset-access.yaml; inject-key.yaml when present), and
+ * proof that the lint catches each mistake it looks for.
+ */
+import * as fs from 'fs';
+import { lintAutomation, lintCommand, loadDoc, loadOutputFields, RUNBOOKS, type Doc, type Step } from './lint';
+
+const files = fs.readdirSync(RUNBOOKS).filter((f) => f.endsWith('.yaml'));
+const isAutomation = (f: string): boolean => loadDoc(f).schemaVersion !== '2.2';
+
+describe('runbooks', () => {
+  it('include reset-access.yaml', () => {
+    expect(files).toContain('reset-access.yaml');
+  });
+});
+
+describe.each(files.filter(isAutomation))('Automation runbook %s', (file) => {
+  it('has no lint problem', async () => {
+    // Prepare
+    const doc = loadDoc(file);
+    const fields = await loadOutputFields(doc);
+    // Act
+    const problems = lintAutomation(doc, fields);
+    // Assess
+    expect(problems).toEqual([]);
+  });
+});
+
+describe.each(files.filter((f) => !isAutomation(f)))('Command document %s', (file) => {
+  it('has no lint problem', () => {
+    expect(lintCommand(loadDoc(file))).toEqual([]);
+  });
+});
+
+describe('reset-access.yaml follows the contract', () => {
+  const doc = loadDoc('reset-access.yaml');
+  const steps = doc.mainSteps ?? [];
+  const step = (n: string): Step => {
+    const s = steps.find((x) => x.name === n);
+    if (!s) throw new Error(`no step ${n}`);
+    return s;
+  };
+
+  it('has the steps of docs/architecture.md in order, with their Lambda folders', () => {
+    expect(steps.map((s) => [s.name, s.action.replace('aws:', ''), (String(s.inputs?.FunctionName ?? '').match(/:([a-z-]+)%%$/) ?? [])[1]])).toEqual([
+      ['preflight', 'invokeLambdaFunction', 'preflight'],
+      ['stopInstance', 'invokeLambdaFunction', 'stop-instance'],
+      ['launchHelper', 'invokeLambdaFunction', 'launch-helper'],
+      ['waitForInstanceStopped', 'waitForAwsResourceProperty', undefined],
+      ['backupAndDetachRoot', 'invokeLambdaFunction', 'backup-and-detach'],
+      ['waitForRootDetached', 'waitForAwsResourceProperty', undefined],
+      ['waitForHelperOnline', 'waitForAwsResourceProperty', undefined],
+      ['attachToHelper', 'invokeLambdaFunction', 'attach-to-helper'],
+      ['waitForAttachedToHelper', 'waitForAwsResourceProperty', undefined],
+      ['injectKey', 'invokeLambdaFunction', 'inject-key'],
+      ['waitForInjection', 'waitForAwsResourceProperty', undefined],
+      ['releaseFromHelper', 'invokeLambdaFunction', 'release-from-helper'],
+      ['waitForRootReleased', 'waitForAwsResourceProperty', undefined],
+      ['reattachRoot', 'invokeLambdaFunction', 'reattach-root'],
+      ['waitForRootReattached', 'waitForAwsResourceProperty', undefined],
+      ['startInstance', 'invokeLambdaFunction', 'start-instance'],
+      ['cleanup', 'invokeLambdaFunction', 'cleanup'],
+      ['branchOnOriginalState', 'branch', undefined],
+      ['waitForInstanceRunning', 'waitForAwsResourceProperty', undefined],
+      ['summarize', 'invokeLambdaFunction', 'summarize'],
+      ['restore', 'invokeLambdaFunction', 'restore'],
+      ['cleanupAfterRestore', 'invokeLambdaFunction', 'cleanup'],
+    ]);
+  });
+
+  it('gives cleanup and waitForInjection three attempts, and ends restore with cleanupAfterRestore', () => {
+    expect(step('cleanup').maxAttempts).toBe(3);
+    expect(step('waitForInjection').maxAttempts).toBe(3);
+    expect(step('restore').nextStep).toBe('cleanupAfterRestore');
+    expect(step('cleanupAfterRestore').isEnd).toBe(true);
+    expect(step('summarize').isEnd).toBe(true);
+  });
+
+  it('branches on the original state to waitForInstanceRunning or summarize', () => {
+    expect(step('branchOnOriginalState').inputs).toEqual({
+      Choices: [{ NextStep: 'waitForInstanceRunning', Variable: '{{ preflight.OriginalState }}', StringEquals: 'running' }],
+      Default: 'summarize',
+    });
+  });
+
+  it('has the parameters and defaults of issue 2', () => {
+    const p = doc.parameters ?? {};
+    expect(Object.keys(p).sort()).toEqual(
+      ['AllowEncryptedVolume', 'AllowEphemeralDataLoss', 'AutomationAssumeRole', 'BackupMethod', 'HelperInstanceType', 'InstanceId', 'KeyType', 'PublicKey', 'SubnetId', 'Users'].sort(),
+    );
+    expect(p.InstanceId.default).toBeUndefined();
+    expect(p.AutomationAssumeRole.default).toBe('%%AutomationRoleArn%%');
+    expect(p.SubnetId.default).toBe('CreateNewVPC');
+    expect(p.HelperInstanceType.default).toBe('t3.small');
+    expect(p.KeyType).toMatchObject({ default: 'rsa', allowedValues: ['rsa', 'ed25519'] });
+    expect(p.BackupMethod).toMatchObject({ default: 'Snapshot', allowedValues: ['Snapshot', 'Image', 'None'] });
+    expect(p.AllowEncryptedVolume).toMatchObject({ default: 'True', allowedValues: ['True', 'False'] });
+    expect(p.AllowEphemeralDataLoss).toMatchObject({ default: 'False', allowedValues: ['True', 'False'] });
+  });
+
+  it('accepts good parameter values and rejects bad ones', () => {
+    const p = doc.parameters ?? {};
+    const ok = (name: string, v: string): boolean => new RegExp(String(p[name].allowedPattern)).test(v);
+    expect(ok('SubnetId', 'subnet-0123456789abcdef0')).toBe(true);
+    expect(ok('SubnetId', 'SelectedInstanceSubnet')).toBe(true);
+    expect(ok('SubnetId', 'subnet-xyz')).toBe(false);
+    expect(ok('InstanceId', 'i-0123456789abcdef0')).toBe(true);
+    expect(ok('InstanceId', 'i-0123; rm -rf /')).toBe(false);
+    expect(ok('Users', 'ec2-user,ubuntu')).toBe(true);
+    expect(ok('Users', 'ec2-user;id')).toBe(false);
+    expect(ok('PublicKey', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host')).toBe(true);
+    expect(ok('PublicKey', '-----BEGIN OPENSSH PRIVATE KEY-----')).toBe(false);
+    expect(ok('HelperInstanceType', 't4g.small')).toBe(true);
+    expect(ok('HelperInstanceType', 't3.small\n')).toBe(false);
+  });
+});
+
+describe('the lint catches', () => {
+  let good: Doc;
+  let fields: Map<string, readonly string[]>;
+  beforeAll(async () => {
+    good = loadDoc('reset-access.yaml');
+    fields = await loadOutputFields(good);
+  });
+  const mutate = (change: (d: Doc) => void): string[] => {
+    const copy = JSON.parse(JSON.stringify(good)) as Doc;
+    change(copy);
+    return lintAutomation(copy, fields);
+  };
+  const stepOf = (d: Doc, n: string): Step => (d.mainSteps ?? []).find((s) => s.name === n) as Step;
+
+  it('a wrong schema version', () => {
+    expect(mutate((d) => (d.schemaVersion = '0.2'))).toContain('schemaVersion is 0.2, not 0.3');
+  });
+  it('aws:sleep', () => {
+    expect(mutate((d) => (stepOf(d, 'waitForRootDetached').action = 'aws:sleep'))).toContain('waitForRootDetached: action aws:sleep is not allowed');
+  });
+  it('an unresolved variable', () => {
+    expect(mutate((d) => ((stepOf(d, 'summarize').inputs?.InputPayload as Record<string, string>).BackupId = '{{ nowhere.BackupId }}'))).toEqual([
+      '$.mainSteps[19].inputs.InputPayload.BackupId: {{ nowhere.BackupId }} resolves to nothing',
+    ]);
+  });
+  it('a selector naming a field the handler does not return', () => {
+    expect(mutate((d) => (stepOf(d, 'injectKey').outputs![0].Selector = '$.Payload.PrivateKey'))).toContain(
+      'injectKey.CommandId: lambdas/inject-key does not return PrivateKey',
+    );
+  });
+  it('a Lambda step over 300 s, and Payload for InputPayload', () => {
+    const problems = mutate((d) => {
+      const s = stepOf(d, 'preflight');
+      s.timeoutSeconds = 600;
+      s.inputs!.Payload = s.inputs!.InputPayload;
+      delete s.inputs!.InputPayload;
+    });
+    expect(problems).toEqual(expect.arrayContaining(['preflight: timeoutSeconds 600 (a Lambda step needs ≤ 300)', 'preflight: Payload instead of InputPayload', 'preflight: no InputPayload']));
+  });
+  it('a parameter without a pattern, and a default outside its values', () => {
+    const problems = mutate((d) => {
+      delete d.parameters!.Users.allowedPattern;
+      d.parameters!.KeyType.default = 'dsa';
+    });
+    expect(problems).toEqual(expect.arrayContaining(['parameter Users: neither allowedPattern nor allowedValues', "parameter KeyType: default 'dsa' is not an allowed value"]));
+  });
+  it('a step not routed to restore', () => {
+    expect(mutate((d) => delete stepOf(d, 'attachToHelper').onCancel)).toEqual(['attachToHelper: onCancel is undefined, not step:restore']);
+  });
+  it('a route to a missing step and an unreachable step', () => {
+    const problems = mutate((d) => {
+      stepOf(d, 'startInstance').nextStep = 'cleanUp';
+    });
+    expect(problems).toEqual(expect.arrayContaining(['startInstance: goes to cleanUp, which does not exist', 'cleanup: unreachable']));
+  });
+});
