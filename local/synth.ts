@@ -4,6 +4,7 @@
  * cached by a hash of everything that goes into it. Several test files (and processes) share
  * one synthesis; a new one is written to a temporary folder and renamed into place.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -82,9 +83,19 @@ function readAssembly(outdir: string): { stackName: string; template: CfnTemplat
 
 let memo: SynthesizedApp | undefined;
 
+export interface SynthOptions {
+  /** Another runbook YAML than runbooks/reset-access.yaml (part of the cache key). */
+  readonly runbookFile?: string;
+  readonly log?: (line: string) => void;
+}
+
 /** Synthesizes the app once per process (and once per set of inputs on disk). */
-export function synthesizeApp(log: (line: string) => void = () => undefined): SynthesizedApp {
-  const hash = inputsHash();
+export function synthesizeApp(options: SynthOptions = {}): SynthesizedApp {
+  const log = options.log ?? (() => undefined);
+  let hash = inputsHash();
+  if (options.runbookFile) {
+    hash = createHash('sha256').update(hash).update(readFileSync(options.runbookFile)).digest('hex').slice(0, 16);
+  }
   const outdir = join(TWIN_DIR, 'cdk.out', hash);
   if (memo && memo.outdir === outdir) return memo;
   if (existsSync(join(outdir, '.complete'))) {
@@ -93,13 +104,21 @@ export function synthesizeApp(log: (line: string) => void = () => undefined): Sy
   }
   const tmp = join(TWIN_DIR, 'cdk.out', `tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   mkdirSync(tmp, { recursive: true });
-  log('synthesizing the CDK app (bundling the step Lambdas)');
+  log('synthesizing the CDK app and bundling the step Lambdas (once; cached under .twin/)');
   try {
-    // Loaded here, not at the top: aws-cdk-lib is heavy and a cached synthesis does not need it.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { createApp } = require('../lib/app') as typeof import('../lib/app');
-    const { app } = createApp({ outdir: tmp });
-    app.synth();
+    // In a child process: aws-cdk-lib stays out of this process, and the bundlers' chatter is
+    // kept (and shown only when the synthesis fails).
+    const tsx = join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx');
+    const child = spawnSync(tsx, [__filename, CHILD_FLAG, tmp, options.runbookFile ?? ''], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+      timeout: 600000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    if (child.status !== 0) {
+      const output = `${child.stdout ?? ''}\n${child.stderr ?? ''}`.trim().split('\n').slice(-25).join('\n');
+      throw new SynthError(`exit ${child.status ?? child.signal}: ${output}`);
+    }
     writeFileSync(join(tmp, '.complete'), new Date().toISOString());
     try {
       renameSync(tmp, outdir);
@@ -113,4 +132,22 @@ export function synthesizeApp(log: (line: string) => void = () => undefined): Sy
   }
   memo = { outdir, ...readAssembly(outdir), fresh: true };
   return memo;
+}
+
+const CHILD_FLAG = '--twin-synth-child';
+
+/** The child: synthesizes into argv's outdir with asset metadata (as the CDK CLI asks for it). */
+function synthChild(outdir: string, runbookFile: string): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createApp } = require('../lib/app') as typeof import('../lib/app');
+  const { app } = createApp({
+    outdir,
+    context: { 'aws:cdk:enable-asset-metadata': true },
+    stackProps: runbookFile ? { runbookFile } : undefined,
+  });
+  app.synth();
+}
+
+if (require.main === module && process.argv[2] === CHILD_FLAG) {
+  synthChild(process.argv[3] as string, process.argv[4] ?? '');
 }

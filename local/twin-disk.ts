@@ -3,6 +3,7 @@
  * document's script on images, the byte-level image comparison and the real sshd. Everything
  * the twin needs from local/disk goes through here.
  */
+import { buildImage, diffImage, ImageDifference, ImageSnapshot, ImageSpec, snapshotImage } from './disk/images';
 
 /**
  * A public key whose private half was deleted the moment it was made: the "lost" key of the
@@ -11,14 +12,12 @@
 export const LOST_PUBLIC_KEY =
   'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIh9UkFFCov4pC3LzZKiifsf/khbBitOzbFrRRvkHAWw lost-key@nowhere';
 
-/** What an image holds (local/disk's buildImage spec). */
-export type ImageSpec = Record<string, unknown>;
+export type { ImageSpec } from './disk/images';
 
 /** The default locked-out root: one ext4 filesystem, ec2-user whose only key is the lost one. */
 export const LOST_KEY_IMAGE: ImageSpec = {
   layout: 'ext4-whole',
-  sizeMiB: 64,
-  users: [{ name: 'ec2-user', uid: 1000, authorizedKeys: [LOST_PUBLIC_KEY] }],
+  users: [{ name: 'ec2-user', uid: 1000, gid: 1000, authorizedKeys: `${LOST_PUBLIC_KEY}\n` }],
   cloudInitDefaultUser: 'ec2-user',
 };
 
@@ -36,16 +35,7 @@ export interface InjectResult {
   readonly report?: unknown;
 }
 
-/** A record of an image's bytes to compare it with later. */
-export type ImageBaseline = unknown;
-
-export interface ImageDifference {
-  /** Paths (inside the image's filesystems) that differ, or byte ranges outside any file. */
-  readonly changedPaths: string[];
-  /** True when nothing outside the allowed key files changed. */
-  readonly identicalOutsideKeys: boolean;
-  readonly description: string;
-}
+export type { ImageSnapshot, ImageDifference } from './disk/images';
 
 export interface SshdHandle {
   readonly port: number;
@@ -55,10 +45,10 @@ export interface SshdHandle {
 export interface DiskApi {
   buildImage(path: string, spec: ImageSpec): Promise<unknown>;
   runInjectScript(run: InjectRun): Promise<InjectResult>;
-  /** Records the image to compare with later. */
-  baseline(path: string): Promise<ImageBaseline>;
-  /** Compares the image with its baseline, allowing changes to the key files of `users`. */
-  compare(path: string, baseline: ImageBaseline, allowedKeyFiles: readonly string[]): Promise<ImageDifference>;
+  /** Records the image (partition table, every file's metadata and content hash). */
+  snapshotImage(path: string): Promise<ImageSnapshot>;
+  /** What differs between two snapshots. */
+  diffImage(before: ImageSnapshot, after: ImageSnapshot): ImageDifference[];
   /** A real sshd on 127.0.0.1 over the image's users; `login` runs `ssh` with the key. */
   startSshd(imagePath: string): Promise<SshdHandle>;
   sshLogin(options: { port: number; user: string; privateKey: string; command?: string }): Promise<{ exitCode: number; stdout: string; stderr: string }>;
@@ -80,7 +70,7 @@ export function loadDisk(): DiskApi {
   let sshd: Record<string, unknown> = {};
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    mod = require('./disk') as Record<string, unknown>;
+    mod = require('./disk/inject') as Record<string, unknown>;
   } catch {
     /* not there yet */
   }
@@ -93,10 +83,10 @@ export function loadDisk(): DiskApi {
   const fn = <T>(m: Record<string, unknown>, name: string): T =>
     (typeof m[name] === 'function' ? m[name] : missing(name)) as T;
   return {
-    buildImage: fn(mod, 'buildImage'),
+    buildImage,
     runInjectScript: fn(mod, 'runInjectScript'),
-    baseline: fn(mod, 'snapshotImage'),
-    compare: fn(mod, 'diffImage'),
+    snapshotImage,
+    diffImage,
     startSshd: fn(sshd, 'startSshd'),
     sshLogin: fn(sshd, 'sshLogin'),
   };

@@ -21,10 +21,10 @@ import {
   DescribeRouteTablesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand,
-  DescribeVolumesCommand,
   DescribeVpcsCommand,
   EC2Client,
   Instance,
+  _InstanceType,
   RequestSpotInstancesCommand,
   RunInstancesCommand,
   StopInstancesCommand,
@@ -32,6 +32,7 @@ import {
 import { CreateAliasCommand, CreateKeyCommand, DisableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
   CreateDocumentCommand,
+  DocumentType,
   GetParameterCommand,
   GetParametersByPathCommand,
   ParameterNotFound,
@@ -70,6 +71,10 @@ export interface TwinOptions {
   readonly log?: (line: string) => void;
   /** Hard limit on moto's life in seconds. @default 900 */
   readonly maxLifetimeSeconds?: number;
+  /** Another runbook YAML than runbooks/reset-access.yaml. @default - the repository's */
+  readonly runbookFile?: string;
+  /** Where the Lambdas' log lines go (CloudWatch Logs in AWS). @default - kept, see lambdaLogs() */
+  readonly lambdaLog?: (line: string) => void;
 }
 
 export interface LockedOutSpec {
@@ -176,6 +181,8 @@ export interface Twin {
   leftovers(): Promise<Leftovers>;
   /** The parameter's value, or undefined when it does not exist. */
   getParameter(name: string, decrypt?: boolean): Promise<string | undefined>;
+  /** Every line the step Lambdas logged (their CloudWatch Logs). */
+  lambdaLogs(): readonly string[];
   /** Writes a lock as a run that is still going would (for the lock-held refusal). */
   holdLock(instanceId: string, executionId: string): Promise<void>;
   stop(): Promise<void>;
@@ -208,7 +215,7 @@ const TWIN_ENV = {
 export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const log = options.log ?? (() => undefined);
   const disk = loadDisk();
-  const app = synthesizeApp(log);
+  const app = synthesizeApp({ log, runbookFile: options.runbookFile });
   const template: CfnTemplate = app.template;
   const workDir = mkdtempSync(join(tmpdir(), 'ec2-reset-access-twin-'));
   const clock = new VirtualClock();
@@ -318,6 +325,23 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       }
     };
 
+    // The Lambdas log with console.log (what the runtime ships to CloudWatch Logs): their
+    // structured lines go to the twin's log store instead of this process's output.
+    const lambdaLines: string[] = [];
+    const originalConsoleLog = console.log;
+    console.log = (...args: unknown[]) => {
+      const first = args[0];
+      if (args.length === 1 && typeof first === 'string' && first.startsWith('{"level":')) {
+        lambdaLines.push(first);
+        options.lambdaLog?.(first);
+        return;
+      }
+      originalConsoleLog(...args);
+    };
+    cleanups.push(() => {
+      console.log = originalConsoleLog;
+    });
+
     const awsCall = sdkAwsCall(agent.endpoint, REGION);
     const images: string[] = [];
     const imageTemplates = new Map<string, string>();
@@ -379,7 +403,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
               Type: 'one-time',
               LaunchSpecification: {
                 ImageId: spec.imageId ?? LINUX_AMI,
-                InstanceType: spec.instanceType ?? 't3.small',
+                InstanceType: (spec.instanceType ?? 't3.small') as _InstanceType,
                 BlockDeviceMappings: blockDeviceMappings,
                 Placement: { AvailabilityZone: AVAILABILITY_ZONE },
                 ...(spec.subnetId ? { SubnetId: spec.subnetId } : {}),
@@ -392,7 +416,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
           const run = await ec2.send(
             new RunInstancesCommand({
               ImageId: spec.imageId ?? LINUX_AMI,
-              InstanceType: spec.instanceType ?? 't3.small',
+              InstanceType: (spec.instanceType ?? 't3.small') as _InstanceType,
               MinCount: 1,
               MaxCount: 1,
               BlockDeviceMappings: blockDeviceMappings,
@@ -539,6 +563,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
           throw err;
         }
       },
+
+      lambdaLogs: () => [...lambdaLines],
 
       async holdLock(instanceId: string, executionId: string): Promise<void> {
         executions.set(executionId, 'InProgress');
@@ -729,7 +755,7 @@ async function deployTemplate(
     const text = typeof content === 'string' ? content : JSON.stringify(content);
     const format = typeof content === 'string' ? String(props.DocumentFormat ?? 'JSON') : 'JSON';
     await clients.ssm.send(
-      new CreateDocumentCommand({ Name: name, DocumentType: type, DocumentFormat: format as 'JSON' | 'YAML', Content: text }),
+      new CreateDocumentCommand({ Name: name, DocumentType: type as DocumentType, DocumentFormat: format as 'JSON' | 'YAML', Content: text }),
     );
     resources.set(id, { ref: name, attributes: {} });
     if (type === 'Automation') {
@@ -745,8 +771,13 @@ async function deployTemplate(
   // The step functions: asset folder, handler, environment.
   const functions = new Map<string, FunctionInfo>();
   for (const [id, r] of ofType('AWS::Lambda::Function')) {
-    const assetPath = r.Metadata?.['aws:asset:path'];
-    if (typeof assetPath !== 'string') throw new TwinError(`${id} has no aws:asset:path metadata`);
+    // The asset folder: the metadata the CLI asks for, else the folder named by the S3 key's hash.
+    let assetPath = r.Metadata?.['aws:asset:path'];
+    if (typeof assetPath !== 'string') {
+      const key = (r.Properties?.Code as { S3Key?: unknown } | undefined)?.S3Key;
+      if (typeof key === 'string') assetPath = `asset.${key.replace(/\.zip$/, '')}`;
+    }
+    if (typeof assetPath !== 'string') throw new TwinError(`${id} has neither aws:asset:path metadata nor an S3Key`);
     const assetDir = join(outdir, assetPath);
     const handler = String(r.Properties?.Handler ?? 'index.handler');
     const dot = handler.lastIndexOf('.');
