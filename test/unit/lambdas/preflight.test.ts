@@ -1,0 +1,337 @@
+import 'aws-sdk-client-mock-jest';
+import { mockClient } from 'aws-sdk-client-mock';
+import { AutoScalingClient, DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
+import {
+  DescribeAddressesCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
+  DescribeInstanceTypesCommand,
+  DescribeSpotInstanceRequestsCommand,
+  DescribeSubnetsCommand,
+  DescribeVolumesCommand,
+  EC2Client,
+  type Instance,
+  type InstanceTypeInfo,
+  type Volume,
+} from '@aws-sdk/client-ec2';
+import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { GetAutomationExecutionCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { handler, OUTPUT_FIELDS } from '../../../lambdas/preflight/handler';
+import { awsError, EXECUTION_ID, INSTANCE_ID, LOCK_NAME, makePlan, OTHER_EXECUTION_ID, parameterStore, ROOT_VOLUME_ID, storedPlan, storePlan } from '../helpers';
+
+const ec2Mock = mockClient(EC2Client);
+const ssmMock = mockClient(SSMClient);
+const kmsMock = mockClient(KMSClient);
+const asgMock = mockClient(AutoScalingClient);
+
+const SUBNET = 'subnet-0123456789abcdef0';
+const PUBLIC_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host';
+
+function event(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    ExecutionId: EXECUTION_ID,
+    InstanceId: INSTANCE_ID,
+    SubnetId: 'CreateNewVPC',
+    HelperInstanceType: 't3.small',
+    KeyType: 'rsa',
+    PublicKey: '',
+    Users: '',
+    BackupMethod: 'Snapshot',
+    AllowEncryptedVolume: 'True',
+    AllowEphemeralDataLoss: 'False',
+    ...overrides,
+  };
+}
+
+let instance: Instance;
+let volume: Volume;
+let types: Record<string, InstanceTypeInfo>;
+let attributes: { disableApiStop: boolean; shutdown: string };
+let store: ReturnType<typeof parameterStore>;
+
+beforeEach(() => {
+  ec2Mock.reset();
+  ssmMock.reset();
+  kmsMock.reset();
+  asgMock.reset();
+  jest.spyOn(console, 'log').mockImplementation(() => undefined);
+  instance = {
+    InstanceId: INSTANCE_ID,
+    InstanceType: 't3.micro',
+    State: { Name: 'running', Code: 16 },
+    RootDeviceType: 'ebs',
+    RootDeviceName: '/dev/xvda',
+    BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeId: ROOT_VOLUME_ID, DeleteOnTermination: true, Status: 'attached' } }],
+    Placement: { AvailabilityZone: 'us-east-1a' },
+    Architecture: 'x86_64',
+    SubnetId: SUBNET,
+    VpcId: 'vpc-0123456789abcdef0',
+    PublicIpAddress: '203.0.113.10',
+    PlatformDetails: 'Linux/UNIX',
+    Tags: [{ Key: 'Name', Value: 'web' }],
+  };
+  volume = { VolumeId: ROOT_VOLUME_ID, State: 'in-use', Encrypted: false, Attachments: [{ InstanceId: INSTANCE_ID, Device: '/dev/xvda', State: 'attached' }] };
+  types = {
+    't3.micro': { InstanceType: 't3.micro', InstanceStorageSupported: false, ProcessorInfo: { SupportedArchitectures: ['x86_64'] } },
+    't3.small': { InstanceType: 't3.small', InstanceStorageSupported: false, ProcessorInfo: { SupportedArchitectures: ['x86_64'] } },
+    'm5d.large': { InstanceType: 'm5d.large', InstanceStorageSupported: true, ProcessorInfo: { SupportedArchitectures: ['x86_64'] } },
+  };
+  attributes = { disableApiStop: false, shutdown: 'stop' };
+  ec2Mock.on(DescribeInstancesCommand).callsFake(() => ({ Reservations: [{ Instances: [instance] }] }));
+  ec2Mock.on(DescribeVolumesCommand).callsFake(() => ({ Volumes: [volume] }));
+  ec2Mock.on(DescribeInstanceAttributeCommand).callsFake((input: { Attribute: string }) =>
+    input.Attribute === 'disableApiStop'
+      ? { DisableApiStop: { Value: attributes.disableApiStop } }
+      : { InstanceInitiatedShutdownBehavior: { Value: attributes.shutdown } },
+  );
+  ec2Mock.on(DescribeInstanceTypesCommand).callsFake((input: { InstanceTypes: string[] }) => {
+    const t = types[input.InstanceTypes[0]];
+    if (!t) throw awsError('InvalidInstanceType', 'The following supplied instance types do not exist');
+    return { InstanceTypes: [t] };
+  });
+  ec2Mock.on(DescribeAddressesCommand).resolves({ Addresses: [] });
+  ec2Mock.on(DescribeSubnetsCommand).callsFake((input: { SubnetIds: string[] }) => {
+    if (input.SubnetIds[0] === 'subnet-00000000000000001') return { Subnets: [{ SubnetId: input.SubnetIds[0], AvailabilityZone: 'us-east-1a', VpcId: 'vpc-1' }] };
+    if (input.SubnetIds[0] === 'subnet-00000000000000002') return { Subnets: [{ SubnetId: input.SubnetIds[0], AvailabilityZone: 'us-east-1b', VpcId: 'vpc-1' }] };
+    throw awsError('InvalidSubnetID.NotFound');
+  });
+  asgMock.on(DescribeAutoScalingInstancesCommand).resolves({ AutoScalingInstances: [] });
+  store = parameterStore(ssmMock);
+});
+
+afterEach(() => jest.restoreAllMocks());
+
+/** Nothing changed: no lock written, and every EC2 call a Describe. */
+function expectNothingChanged(): void {
+  expect(ssmMock).not.toHaveReceivedCommand(PutParameterCommand);
+  const ec2Calls = ec2Mock.calls().map((c) => c.args[0].constructor.name);
+  expect(ec2Calls.filter((n) => !n.startsWith('Describe'))).toEqual([]);
+  expect(store.has(LOCK_NAME)).toBe(false);
+}
+
+describe('preflight handler', () => {
+  it('writes the plan and returns the outputs for a running EBS-backed Linux instance', async () => {
+    // Act
+    const out = await handler(event({ Users: 'ec2-user, admin', PublicKey: PUBLIC_KEY }));
+    // Assess
+    expect(out).toEqual({
+      RootVolumeId: ROOT_VOLUME_ID,
+      RootDeviceName: '/dev/xvda',
+      OriginalState: 'running',
+      AvailabilityZone: 'us-east-1a',
+      LockParameterName: LOCK_NAME,
+    });
+    expect(Object.keys(out).sort()).toEqual([...OUTPUT_FIELDS].sort());
+    expect(ssmMock).toHaveReceivedCommandWith(PutParameterCommand, { Name: LOCK_NAME, Overwrite: false, Type: 'String' });
+    const plan = storedPlan(store);
+    expect(plan).toMatchObject({
+      version: 1,
+      executionId: EXECUTION_ID,
+      instanceId: INSTANCE_ID,
+      inputs: { subnetId: 'CreateNewVPC', keyType: 'rsa', users: ['ec2-user', 'admin'], publicKey: PUBLIC_KEY, allowEncryptedVolume: true, allowEphemeralDataLoss: false },
+      instance: { originalState: 'running', rootVolumeId: ROOT_VOLUME_ID, deleteOnTermination: true, architecture: 'x86_64', elasticIp: false, publicIpAddress: '203.0.113.10' },
+      created: {},
+      progress: { keyInjected: false, phase: 'preflight' },
+    });
+    expectNothingChangedButTheLock();
+  });
+
+  function expectNothingChangedButTheLock(): void {
+    const ec2Calls = ec2Mock.calls().map((c) => c.args[0].constructor.name);
+    expect(ec2Calls.filter((n) => !n.startsWith('Describe'))).toEqual([]);
+  }
+
+  it('records an Elastic IP and a stopped state', async () => {
+    instance.State = { Name: 'stopped' };
+    ec2Mock.on(DescribeAddressesCommand).resolves({ Addresses: [{ PublicIp: '198.51.100.1', InstanceId: INSTANCE_ID }] });
+    const out = await handler(event());
+    expect(out.OriginalState).toBe('stopped');
+    expect(storedPlan(store)?.instance.elasticIp).toBe(true);
+  });
+
+  it('accepts a subnet in the same Availability Zone', async () => {
+    await handler(event({ SubnetId: 'subnet-00000000000000001' }));
+    expect(storedPlan(store)?.inputs.subnetId).toBe('subnet-00000000000000001');
+  });
+
+  it('accepts an encrypted root whose KMS key is enabled', async () => {
+    volume.Encrypted = true;
+    volume.KmsKeyId = 'arn:aws:kms:us-east-1:123456789012:key/abc';
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: { KeyId: 'abc', KeyState: 'Enabled' } });
+    await handler(event());
+    expect(kmsMock).toHaveReceivedCommandWith(DescribeKeyCommand, { KeyId: volume.KmsKeyId });
+  });
+
+  it('accepts instance-store volumes with AllowEphemeralDataLoss=True', async () => {
+    instance.InstanceType = 'm5d.large';
+    await handler(event({ AllowEphemeralDataLoss: 'True' }));
+    expect(storedPlan(store)?.inputs.allowEphemeralDataLoss).toBe(true);
+  });
+
+  it('accepts a persistent Spot instance', async () => {
+    instance.InstanceLifecycle = 'spot';
+    instance.SpotInstanceRequestId = 'sir-1234';
+    ec2Mock.on(DescribeSpotInstanceRequestsCommand).resolves({ SpotInstanceRequests: [{ Type: 'persistent' }] });
+    await expect(handler(event())).resolves.toBeDefined();
+  });
+});
+
+describe('preflight refusals change nothing', () => {
+  const cases: [string, () => void, Record<string, unknown>, RegExp][] = [
+    ['instance not found', () => ec2Mock.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound')), {}, /was not found.*Region/],
+    ['instance-store root', () => (instance.RootDeviceType = 'instance-store'), {}, /instance-store root.*Instance Connect/],
+    ['instance-store volumes', () => (instance.InstanceType = 'm5d.large'), {}, /instance-store volumes.*AllowEphemeralDataLoss=True/],
+    ['Marketplace product codes', () => (instance.ProductCodes = [{ ProductCodeId: 'abc', ProductCodeType: 'marketplace' }]), {}, /Marketplace/],
+    ['shutdown behaviour terminate', () => (attributes.shutdown = 'terminate'), {}, /shutdown behaviour 'terminate'.*instance-initiated-shutdown-behavior stop/],
+    [
+      'one-time Spot',
+      () => {
+        instance.InstanceLifecycle = 'spot';
+        instance.SpotInstanceRequestId = 'sir-1234';
+        ec2Mock.on(DescribeSpotInstanceRequestsCommand).resolves({ SpotInstanceRequests: [{ Type: 'one-time' }] });
+      },
+      {},
+      /one-time Spot/,
+    ],
+    ['Auto Scaling member (tag)', () => instance.Tags?.push({ Key: 'aws:autoscaling:groupName', Value: 'web-asg' }), {}, /Auto Scaling group web-asg.*Standby/],
+    [
+      'Auto Scaling member (API)',
+      () => asgMock.on(DescribeAutoScalingInstancesCommand).resolves({ AutoScalingInstances: [{ AutoScalingGroupName: 'api-asg', InstanceId: INSTANCE_ID } as never] }),
+      {},
+      /Auto Scaling group api-asg/,
+    ],
+    ['stop protection', () => (attributes.disableApiStop = true), {}, /stop protection.*--no-disable-api-stop/],
+    ['Windows (Platform)', () => (instance.Platform = 'windows'), {}, /Windows/],
+    ['Windows (PlatformDetails)', () => (instance.PlatformDetails = 'Windows with SQL Server Standard'), {}, /Windows/],
+    ['a pending instance', () => (instance.State = { Name: 'pending' }), {}, /is pending.*running or stopped/],
+    ['a stopping instance', () => (instance.State = { Name: 'stopping' }), {}, /is stopping/],
+    ['no root volume attached', () => (instance.BlockDeviceMappings = []), {}, /no EBS volume attached at its root device \/dev\/xvda/],
+    ['encrypted root not allowed', () => (volume.Encrypted = true), { AllowEncryptedVolume: 'False' }, /encrypted root volume.*AllowEncryptedVolume=True/],
+    [
+      'encrypted root with a disabled key',
+      () => {
+        volume.Encrypted = true;
+        volume.KmsKeyId = 'arn:aws:kms:us-east-1:123456789012:key/abc';
+        kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: { KeyId: 'abc', KeyState: 'Disabled' } });
+      },
+      {},
+      /KMS key .* which is Disabled.*Enable the key/,
+    ],
+    [
+      'encrypted root with a key pending deletion',
+      () => {
+        volume.Encrypted = true;
+        volume.KmsKeyId = 'arn:aws:kms:us-east-1:123456789012:key/abc';
+        kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: { KeyId: 'abc', KeyState: 'PendingDeletion' } });
+      },
+      {},
+      /PendingDeletion/,
+    ],
+    [
+      'encrypted root with a key it cannot describe',
+      () => {
+        volume.Encrypted = true;
+        volume.KmsKeyId = 'arn:aws:kms:us-east-1:123456789012:key/abc';
+        kmsMock.on(DescribeKeyCommand).rejects(awsError('AccessDeniedException'));
+      },
+      {},
+      /cannot be described \(AccessDeniedException\).*kms:DescribeKey/,
+    ],
+    ['a subnet not found', () => undefined, { SubnetId: 'subnet-0000000000000000f' }, /subnet-0000000000000000f: it was not found/],
+    ['a subnet in another AZ', () => undefined, { SubnetId: 'subnet-00000000000000002' }, /us-east-1a but subnet subnet-00000000000000002 is in us-east-1b/],
+    ['an unknown helper type', () => undefined, { HelperInstanceType: 'x9.huge' }, /helper instance type x9.huge/],
+  ];
+
+  it.each(cases)('refuses %s', async (_name, prepare, overrides, message) => {
+    // Prepare
+    prepare();
+    // Act
+    const run = handler(event(overrides));
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: 'RefusedError', message: expect.stringMatching(message) });
+    expectNothingChanged();
+  });
+});
+
+describe('preflight input validation', () => {
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    ['a bad instance id', { InstanceId: 'i-123' }, /InstanceId must be an EC2 instance id/],
+    ['a newline in the instance id', { InstanceId: 'i-0123456789abcdef0\n' }, /InstanceId contains a line break/],
+    ['a missing execution id', { ExecutionId: undefined }, /ExecutionId is missing/],
+    ['a NUL in Users', { Users: 'ec2-user\0' }, /Users contains a NUL/],
+    ['a bad user', { Users: 'ec2-user,$(id)' }, /Users must be comma-separated.*'\$\(id\)'/],
+    ['a bad subnet', { SubnetId: 'subnet-xyz' }, /SubnetId must be CreateNewVPC, SelectedInstanceSubnet or a subnet id/],
+    ['a bad key type', { KeyType: 'dsa' }, /KeyType must be one of rsa, ed25519/],
+    ['a bad backup method', { BackupMethod: 'Tape' }, /BackupMethod must be one of Snapshot, Image, None/],
+    ['a bad flag', { AllowEncryptedVolume: 'yes' }, /AllowEncryptedVolume must be True or False/],
+    ['an oversized instance type', { HelperInstanceType: 'x'.repeat(300) }, /HelperInstanceType is 300 characters long/],
+    ['an invalid public key', { PublicKey: 'ssh-ed25519 not-base64!' }, /PublicKey is not a valid OpenSSH public key/],
+    ['two public keys', { PublicKey: `${PUBLIC_KEY}\n${PUBLIC_KEY}` }, /PublicKey contains a line break/],
+  ];
+
+  it.each(bad)('rejects %s, naming the field, before any AWS call', async (_name, overrides, message) => {
+    await expect(handler(event(overrides))).rejects.toMatchObject({ name: 'InvalidInputError', message: expect.stringMatching(message) });
+    expect(ec2Mock.calls()).toHaveLength(0);
+    expect(ssmMock.calls()).toHaveLength(0);
+  });
+
+  it('rejects a pasted private key without echoing it', async () => {
+    const secret = '-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ -----END OPENSSH PRIVATE KEY-----';
+    const err = (await handler(event({ PublicKey: secret })).catch((e: unknown) => e)) as Error;
+    expect(err.name).toBe('InvalidInputError');
+    expect(err.message).toMatch(/looks like a private key/);
+    expect(err.message).not.toContain('b3BlbnNzaC1rZXktdjE');
+    expect(ssmMock.calls()).toHaveLength(0);
+  });
+
+  it('rejects a payload that is not an object', async () => {
+    await expect(handler('i-0123456789abcdef0')).rejects.toMatchObject({ name: 'InvalidInputError' });
+  });
+});
+
+describe('preflight lock', () => {
+  it('refuses when a run still in progress holds the lock, and leaves its plan alone', async () => {
+    // Prepare
+    const theirs = makePlan({ executionId: OTHER_EXECUTION_ID });
+    storePlan(store, theirs);
+    ssmMock.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: 'InProgress' } });
+    // Act
+    const run = handler(event());
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: 'LockHeldError', message: expect.stringMatching(new RegExp(`locked by execution ${OTHER_EXECUTION_ID} \\(InProgress\\).*stop-automation-execution`)) });
+    expect(ssmMock).toHaveReceivedCommandWith(GetAutomationExecutionCommand, { AutomationExecutionId: OTHER_EXECUTION_ID });
+    expect(storedPlan(store)?.executionId).toBe(OTHER_EXECUTION_ID);
+    expect(ssmMock).toHaveReceivedCommandTimes(PutParameterCommand, 1); // the attempt without overwrite, refused
+    expect(ssmMock).toHaveReceivedCommandWith(PutParameterCommand, { Overwrite: false });
+  });
+
+  it('refuses when the lock names an execution Systems Manager does not know', async () => {
+    storePlan(store, makePlan({ executionId: OTHER_EXECUTION_ID }));
+    ssmMock.on(GetAutomationExecutionCommand).rejects(awsError('AutomationExecutionNotFoundException'));
+    await expect(handler(event())).rejects.toMatchObject({ name: 'LockHeldError', message: expect.stringMatching(/unknown to Systems Manager.*delete the parameter/) });
+    expect(storedPlan(store)?.executionId).toBe(OTHER_EXECUTION_ID);
+  });
+
+  it('refuses when the lock is not a readable plan', async () => {
+    store.set(LOCK_NAME, { value: 'garbage', type: 'String', version: 1 });
+    await expect(handler(event())).rejects.toMatchObject({ name: 'LockHeldError', message: expect.stringMatching(/not a readable plan/) });
+    expect(store.get(LOCK_NAME)?.value).toBe('garbage');
+  });
+
+  it.each(['Success', 'Failed', 'TimedOut', 'Cancelled', 'CompletedWithFailure'])('takes over the lock of a %s execution', async (status) => {
+    storePlan(store, makePlan({ executionId: OTHER_EXECUTION_ID }));
+    ssmMock.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: status as never } });
+    await handler(event());
+    expect(storedPlan(store)?.executionId).toBe(EXECUTION_ID);
+    // Deleted, then created again without overwrite.
+    const puts = ssmMock.commandCalls(PutParameterCommand).map((c) => c.args[0].input.Overwrite);
+    expect(puts).toEqual([false, false]);
+  });
+
+  it('rewrites its own plan when preflight runs again in the same execution', async () => {
+    storePlan(store, makePlan());
+    await handler(event({ KeyType: 'rsa' }));
+    expect(storedPlan(store)?.inputs.keyType).toBe('rsa');
+    expect(ssmMock).not.toHaveReceivedCommand(GetAutomationExecutionCommand);
+  });
+});
