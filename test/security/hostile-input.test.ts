@@ -15,7 +15,7 @@ import { join } from 'path';
 import { asText, leaks } from './support/secrets';
 import { mockHealthyTarget, mockPlanEcho, setPlanExecutionId, GOOD_EXECUTION, GOOD_INSTANCE, GOOD_SUBNET, GOOD_VOLUME } from './support/fixtures';
 import { mutatingCommands, resetAll, sentCommands } from './support/mocks';
-import { acceptedByType, javaVerdicts, loadDocParameters, REPO, type DocParameter } from './support/patterns';
+import { acceptedByType, javaVerdicts, withinMaxChars, loadDocParameters, REPO, type DocParameter } from './support/patterns';
 import {
   BACKUP_ROWS,
   EXECUTION_ID_ROWS,
@@ -160,14 +160,15 @@ describe('document parameters refuse hostile values with their own patterns', ()
       verdict = { allowedValuesOrType: byType };
     } else {
       const java = verdicts.get(c);
+      const fits = withinMaxChars(p, c.value);
       verdict = {
-        javascript: new RegExp(p.allowedPattern as string).test(c.value),
-        javaMatches: java?.matches ?? true,
+        javascript: fits && new RegExp(p.allowedPattern as string).test(c.value),
+        javaMatches: fits && (java?.matches ?? true),
       };
       // A search (Matcher.find) lets a '$'-anchored pattern accept one trailing line terminator.
       // That gap, and only that one, is tolerated here: the next layer refuses those values (the
       // handler table below; the script, test/security/inject-script.test.ts).
-      if (!c.expectAccepted && (java?.find ?? true)) {
+      if (!c.expectAccepted && fits && (java?.find ?? true)) {
         expect({ searchOnlyGap: c.label, endsWithLineTerminator: /[\r\n\u0085\u2028\u2029]$/.test(c.value) }).toEqual({
           searchOnlyGap: c.label,
           endsWithLineTerminator: true,

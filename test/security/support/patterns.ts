@@ -52,6 +52,11 @@ export function javaVerdicts(pairs: Array<[string, string]>): Array<{ matches: b
   return lines.map((l) => ({ matches: l[0] === '1', find: l[1] === '1' }));
 }
 
+/** A value longer than the parameter's maxChars is refused whatever its pattern says. */
+export function withinMaxChars(p: DocParameter, value: string): boolean {
+  return typeof p.maxChars !== 'number' || value.length <= p.maxChars;
+}
+
 /** Parameters of type Boolean take JSON booleans; a string is refused by the type itself. */
 export function acceptedByType(p: DocParameter, value: string): boolean | undefined {
   if (p.type === 'Boolean') return false; // every hostile value in the table is a string
