@@ -201,7 +201,7 @@ describe('preflight refusals change nothing', () => {
       /Auto Scaling group api-asg/,
     ],
     ['stop protection', () => (attributes.disableApiStop = true), {}, /stop protection.*--no-disable-api-stop/],
-    ['Windows (Platform)', () => (instance.Platform = 'windows'), {}, /Windows/],
+    ['Windows (Platform)', () => (instance.Platform = 'windows' as never) // the API returns lower case; the SDK type says 'Windows', {}, /Windows/],
     ['Windows (PlatformDetails)', () => (instance.PlatformDetails = 'Windows with SQL Server Standard'), {}, /Windows/],
     ['a pending instance', () => (instance.State = { Name: 'pending' }), {}, /is pending.*running or stopped/],
     ['a stopping instance', () => (instance.State = { Name: 'stopping' }), {}, /is stopping/],
