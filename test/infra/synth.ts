@@ -10,24 +10,16 @@ export interface Synthesized {
 }
 
 /**
- * Synthesizes the app once (tests share the result within a file: bundling 12 functions costs a
- * few seconds). `skipBundling` replaces the esbuild bundles by placeholders, for tests that only
- * look at names.
+ * Synthesizes the app once (tests share the result within a file). `skipBundling` leaves the
+ * esbuild bundles out (CDK's `aws:cdk:bundling-stacks` context): the template is the same but
+ * for asset hashes, and synthesis is several times faster. test/infra/cfn-lint.test.ts bundles.
  */
 export function synthesize(props: CreateAppProps & { skipBundling?: boolean } = {}): Synthesized {
   const context: Record<string, unknown> = { ...props.context };
   if (props.skipBundling) {
     context['aws:cdk:bundling-stacks'] = [];
   }
-  const fixture = process.env.RESET_ACCESS_TEST_FIXTURE;
-  const stackProps = fixture
-    ? {
-        lambdasDir: `${fixture}/lambdas`,
-        runbookFile: `${fixture}/reset-access.yaml`,
-        ...props.stackProps,
-      }
-    : props.stackProps;
-  const { stack } = createApp({ ...props, context, stackProps });
+  const { stack } = createApp({ ...props, context });
   const template = Template.fromStack(stack);
   return { stack, template, json: template.toJSON() };
 }

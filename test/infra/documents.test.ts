@@ -1,0 +1,88 @@
+import { CfnElement } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import { STEP_FOLDERS, StepFolder } from '../../lib/constants';
+import { loadInjectKeyDocument } from '../../lib/inject-key-document';
+import { synthesize } from './synth';
+
+// Read together with the synthesis, so both see the same script file.
+const injectKeyDocument = loadInjectKeyDocument();
+const { stack, template, json } = synthesize({ skipBundling: true });
+const id = (e: CfnElement): string => stack.getLogicalId(e);
+const fnId = (folder: StepFolder): string => id(stack.functions.byFolder[folder].node.defaultChild as CfnElement);
+const automation = json.Resources[id(stack.runbook.document)].Properties;
+const command = json.Resources[id(stack.injectDocument.document)].Properties;
+const steps: any[] = automation.Content.mainSteps;
+const lambdaSteps = steps.filter((s) => s.action === 'aws:invokeLambdaFunction');
+
+/** The step → Lambda folder table of docs/architecture.md. */
+const STEP_TO_FOLDER: Record<string, StepFolder> = {
+  preflight: 'preflight',
+  stopInstance: 'stop-instance',
+  launchHelper: 'launch-helper',
+  backupAndDetachRoot: 'backup-and-detach',
+  attachToHelper: 'attach-to-helper',
+  injectKey: 'inject-key',
+  releaseFromHelper: 'release-from-helper',
+  reattachRoot: 'reattach-root',
+  startInstance: 'start-instance',
+  cleanup: 'cleanup',
+  summarize: 'summarize',
+  restore: 'restore',
+  cleanupAfterRestore: 'cleanup',
+};
+
+describe('the Automation document', () => {
+  test('named, Automation, new versions on update, schemaVersion 0.3', () => {
+    template.hasResourceProperties('AWS::SSM::Document', {
+      Name: 'ResetAccess',
+      DocumentType: 'Automation',
+      UpdateMethod: 'NewVersion',
+      Content: Match.objectLike({ schemaVersion: '0.3', assumeRole: '{{ AutomationAssumeRole }}' }),
+    });
+    expect(typeof automation.Content.description).toBe('string');
+    expect(automation.Content.description).toMatch(/What does this document do\?/);
+  });
+
+  test('no placeholder is left anywhere in the template', () => {
+    // (The Command document's script legitimately holds sshd's `%%` token: look for ours.)
+    const left = JSON.stringify(json).match(/%%[A-Za-z]+(:[a-z0-9-]+)?%%/g) ?? [];
+    expect(left).toEqual([]);
+    expect(JSON.stringify(automation.Content).match(/%%/g) ?? []).toEqual([]);
+  });
+
+  test('AutomationAssumeRole defaults to the stack\'s automation role', () => {
+    expect(automation.Content.parameters.AutomationAssumeRole.default).toEqual({
+      'Fn::GetAtt': [id(stack.automationRole.role.node.defaultChild as CfnElement), 'Arn'],
+    });
+  });
+
+  test('every Lambda step names its function of the contract by GetAtt, and all 12 are used', () => {
+    expect(lambdaSteps.map((s) => s.name).sort()).toEqual(Object.keys(STEP_TO_FOLDER).sort());
+    for (const s of lambdaSteps) {
+      expect([s.name, s.inputs.FunctionName]).toEqual([s.name, { 'Fn::GetAtt': [fnId(STEP_TO_FOLDER[s.name]), 'Arn'] }]);
+    }
+    const used = new Set(lambdaSteps.map((s) => s.inputs.FunctionName['Fn::GetAtt'][0]));
+    expect(used).toEqual(new Set(STEP_FOLDERS.map(fnId)));
+  });
+
+  test('each function times out before its step does (step ≤ 300 s)', () => {
+    for (const s of lambdaSteps) {
+      const fnTimeout = json.Resources[fnId(STEP_TO_FOLDER[s.name])].Properties.Timeout as number;
+      expect(s.timeoutSeconds).toBeLessThanOrEqual(300);
+      expect([s.name, fnTimeout < s.timeoutSeconds]).toEqual([s.name, true]);
+    }
+  });
+});
+
+describe('the inject-key Command document', () => {
+  test('named <documentName>-InjectKey, Command, new versions on update, the loader\'s content', () => {
+    expect(command).toEqual({
+      Name: 'ResetAccess-InjectKey',
+      DocumentType: 'Command',
+      DocumentFormat: 'JSON',
+      UpdateMethod: 'NewVersion',
+      Content: injectKeyDocument,
+    });
+    expect(command.Content.schemaVersion).toBe('2.2');
+  });
+});
