@@ -201,7 +201,8 @@ describe('preflight refusals change nothing', () => {
       /Auto Scaling group api-asg/,
     ],
     ['stop protection', () => (attributes.disableApiStop = true), {}, /stop protection.*--no-disable-api-stop/],
-    ['Windows (Platform)', () => (instance.Platform = 'windows' as never) // the API returns lower case; the SDK type says 'Windows', {}, /Windows/],
+    // The API returns 'windows' in lower case; the SDK's type says 'Windows'.
+    ['Windows (Platform)', () => (instance.Platform = 'windows' as never), {}, /Windows/],
     ['Windows (PlatformDetails)', () => (instance.PlatformDetails = 'Windows with SQL Server Standard'), {}, /Windows/],
     ['a pending instance', () => (instance.State = { Name: 'pending' }), {}, /is pending.*running or stopped/],
     ['a stopping instance', () => (instance.State = { Name: 'stopping' }), {}, /is stopping/],
