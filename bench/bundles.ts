@@ -4,9 +4,9 @@
  * from the runtime-provided SDK in Lambda), then size every Lambda's bundle. A function's bundle
  * is the folder its `aws:asset:path` metadata names; its entry is index.js (or index.mjs).
  */
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { runChild } from './exec';
 import { PROJECT_ROOT, TSX } from './keygen';
 
 export const BENCH_CDK_OUT = path.join(PROJECT_ROOT, '.twin', 'bench-cdk.out');
@@ -39,13 +39,11 @@ interface TemplateResource {
 export function synthesize(outdir: string = BENCH_CDK_OUT): string[] {
   fs.rmSync(outdir, { recursive: true, force: true });
   fs.mkdirSync(outdir, { recursive: true });
-  const out = execFileSync(TSX, [path.join(__dirname, 'probes', 'synth-probe.ts'), outdir], {
+  const out = runChild(TSX, [path.join(__dirname, 'probes', 'synth-probe.ts'), outdir], {
+    what: 'the synth (lib/app.ts createApp)',
     cwd: PROJECT_ROOT,
-    encoding: 'utf8',
     timeout: 10 * 60_000,
     env: { ...process.env, CDK_DISABLE_VERSION_CHECK: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    maxBuffer: 64 * 1024 * 1024,
   });
   const parsed = JSON.parse(out.trim().split('\n').pop() as string) as { templates: Array<{ path: string }> };
   return parsed.templates.map((t) => t.path);
@@ -63,8 +61,9 @@ function folderSize(dir: string): number {
 /** A stand-in for a CloudFormation token in an environment variable (the value only has to exist). */
 function placeholderFor(name: string, value: unknown): string {
   if (typeof value === 'string') return value;
-  if (/ARN/i.test(name)) return `arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000`;
-  return `bench-placeholder-${name.toLowerCase()}`;
+  if (/PROFILE/i.test(name)) return 'arn:aws:iam::123456789012:instance-profile/bench-placeholder';
+  if (/KEY/i.test(name)) return 'arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000';
+  return `bench-placeholder-${name.toLowerCase().replace(/_/g, '-')}`;
 }
 
 const KNOWN_FOLDERS = [
@@ -82,6 +81,19 @@ export function folderNameOf(logicalId: string, cdkPath: string): string {
   return found ?? (cdkPath || logicalId);
 }
 
+/**
+ * The asset folder of a function: its `aws:asset:path` metadata, or else the folder named after
+ * the S3 key's hash (`asset.<hash>`, the layout of a cloud assembly).
+ */
+function assetDirOf(resource: TemplateResource, assemblyDir: string): string | undefined {
+  const assetPath = resource.Metadata?.['aws:asset:path'];
+  if (typeof assetPath === 'string') return path.resolve(assemblyDir, assetPath);
+  const key = (resource.Properties?.Code as { S3Key?: unknown } | undefined)?.S3Key;
+  const hash = typeof key === 'string' ? /^([0-9a-f]{64})\.zip$/.exec(key)?.[1] : undefined;
+  const dir = hash ? path.join(assemblyDir, `asset.${hash}`) : undefined;
+  return dir && fs.existsSync(dir) ? dir : undefined;
+}
+
 /** Every Lambda bundle named by the templates. */
 export function lambdaBundles(templatePaths: readonly string[]): LambdaBundle[] {
   const bundles: LambdaBundle[] = [];
@@ -89,9 +101,8 @@ export function lambdaBundles(templatePaths: readonly string[]): LambdaBundle[] 
     const template = JSON.parse(fs.readFileSync(templatePath, 'utf8')) as { Resources?: Record<string, TemplateResource> };
     for (const [logicalId, resource] of Object.entries(template.Resources ?? {})) {
       if (resource.Type !== 'AWS::Lambda::Function') continue;
-      const assetPath = resource.Metadata?.['aws:asset:path'];
-      if (typeof assetPath !== 'string') continue; // inline code (e.g. a CDK custom resource provider)
-      const dir = path.resolve(path.dirname(templatePath), assetPath);
+      const dir = assetDirOf(resource, path.dirname(templatePath));
+      if (!dir) continue; // inline code
       const entry = ['index.js', 'index.mjs', 'index.cjs'].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
       if (!entry) continue;
       const variables = ((resource.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables) ?? {};

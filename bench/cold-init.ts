@@ -7,9 +7,10 @@
  *
  * Also measured, to explain the figure: the same for the bundle's `@aws-sdk/*` imports alone.
  */
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
+import { runChild } from './exec';
 import { median, round } from './stats';
 
 export interface ColdInitResult {
@@ -18,6 +19,10 @@ export interface ColdInitResult {
   readonly runsMs: readonly number[];
   /** The first run, before the page cache holds the files; not in the median. */
   readonly firstRunMs: number;
+  /** Median CPU time (user + system) of the same require: less sensitive to a busy machine. */
+  readonly cpuMedianMs: number;
+  /** The 1-minute load average before and after the runs (this machine has `nproc` cores). */
+  readonly loadAverage: readonly [number, number];
   /** The bundle measured (the largest). */
   readonly bundle: string;
   /** The `@aws-sdk/*` packages the bundle requires, and the median time to load only them. */
@@ -33,30 +38,44 @@ export function sdkRequiresOf(bundleText: string): string[] {
   return [...found].sort();
 }
 
-function timeRequire(targets: readonly string[], cwd: string, env: Record<string, string>): number {
+interface Timing {
+  wallMs: number;
+  cpuMs: number;
+}
+
+function timeRequire(targets: readonly string[], cwd: string, env: Record<string, string>): Timing {
   const code = [
+    'const cpu0 = process.cpuUsage();',
     'const start = process.hrtime.bigint();',
     `for (const t of ${JSON.stringify(targets)}) require(t);`,
     'const end = process.hrtime.bigint();',
-    'process.stdout.write(String(Number(end - start) / 1e6));',
+    'const cpu = process.cpuUsage(cpu0);',
+    'process.stdout.write(JSON.stringify({ wallMs: Number(end - start) / 1e6, cpuMs: (cpu.user + cpu.system) / 1000 }));',
   ].join('\n');
-  const out = execFileSync(process.execPath, ['-e', code], {
+  const out = runChild(process.execPath, ['-e', code], {
+    what: `loading ${targets.join(', ')} in a fresh node`,
     cwd,
-    encoding: 'utf8',
     timeout: 60_000,
     // A Lambda-like environment: only what the function is given, plus the region and PATH.
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AWS_REGION: 'us-east-1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  return Number(out.trim());
+  return JSON.parse(out.trim()) as Timing;
 }
 
 export function measureColdInit(bundleEntry: string, environment: Readonly<Record<string, string>>, runs: number): ColdInitResult {
+  bundleEntry = path.resolve(bundleEntry);
   const dir = path.dirname(bundleEntry);
   const env = { ...environment };
-  const firstRunMs = timeRequire([bundleEntry], dir, env);
+  const firstRunMs = timeRequire([bundleEntry], dir, env).wallMs;
   const runsMs: number[] = [];
-  for (let i = 0; i < runs; i += 1) runsMs.push(timeRequire([bundleEntry], dir, env));
+  const cpuMs: number[] = [];
+  const loadBefore = os.loadavg()[0];
+  for (let i = 0; i < runs; i += 1) {
+    const t = timeRequire([bundleEntry], dir, env);
+    runsMs.push(t.wallMs);
+    cpuMs.push(t.cpuMs);
+  }
+  const loadAfter = os.loadavg()[0];
 
   const sdkPackages = sdkRequiresOf(fs.readFileSync(bundleEntry, 'utf8'));
   let sdkOnlyMedianMs: number | null = null;
@@ -64,13 +83,15 @@ export function measureColdInit(bundleEntry: string, environment: Readonly<Recor
     // Resolve from the bundle's folder, exactly as the bundle's own require() calls do.
     const resolved = sdkPackages.map((p) => require.resolve(p, { paths: [dir] }));
     const sdkRuns: number[] = [];
-    for (let i = 0; i < runs; i += 1) sdkRuns.push(timeRequire(resolved, dir, env));
+    for (let i = 0; i < runs; i += 1) sdkRuns.push(timeRequire(resolved, dir, env).wallMs);
     sdkOnlyMedianMs = round(median(sdkRuns), 1);
   }
   return {
     medianMs: round(median(runsMs), 1),
     runsMs: runsMs.map((v) => round(v, 1)),
     firstRunMs: round(firstRunMs, 1),
+    cpuMedianMs: round(median(cpuMs), 1),
+    loadAverage: [round(loadBefore, 2), round(loadAfter, 2)],
     bundle: bundleEntry,
     sdkPackages,
     sdkOnlyMedianMs,

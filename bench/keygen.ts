@@ -7,9 +7,9 @@
  * 3. bundle (when the synthesized inject-key bundle is at hand): it calls generateKeyPairSync and
  *    does not contain forge's prime search (`generateProbablePrime`), so it cannot run it.
  */
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { runChild } from './exec';
 import { median, round } from './stats';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..');
@@ -64,12 +64,7 @@ export function checkBundleText(text: string): { ok: boolean; detail: string } {
 
 export function measureKeygen(runsPerType: number, injectKeyBundle: string | undefined): KeygenResult {
   const probe = path.join(__dirname, 'probes', 'keygen-probe.ts');
-  const out = execFileSync(TSX, [probe, String(runsPerType)], {
-    cwd: PROJECT_ROOT,
-    encoding: 'utf8',
-    timeout: 10 * 60_000,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const out = runChild(TSX, [probe, String(runsPerType)], { what: 'the key generation probe', cwd: PROJECT_ROOT, timeout: 10 * 60_000 });
   const parsed = JSON.parse(out.trim().split('\n').pop() as string) as ProbeOutput;
   const typeResult = (t: string): KeygenTypeResult => ({
     medianMs: round(median(parsed[t].runsMs), 2),

@@ -3,27 +3,38 @@
  * as the step sequence of ../shared/reference/resetaccess-sequence.md, written as data and
  * modeled under the twin's latency table (local/latency.ts), the same table that times our
  * runbook in the twin. Every step runs strictly after the one before it: the reference's
- * documents have no overlap, so its modeled time is a plain sum.
+ * documents have no overlap.
  *
- * How an Automation action is charged (the same figures the twin's runner charges ours):
- * - every Automation step: one AutomationStepTransition;
- * - aws:executeAwsApi / aws:assertAwsResourceProperty / aws:executeAutomation: one ApiCall;
- * - aws:executeScript (Python in the Automation service's sandbox): one LambdaWarmInvoke, the
- *   cheaper of the two invoke figures, so the reference is never charged more than we are;
- * - a wait for slow work (stop, start, attach, detach, a Run Command, a stack): that work's
- *   figure from the table, once, from the call that started it;
- * - aws:sleep: its literal duration (not a latency figure: the document fixes it);
- * - aws:branch: the transition only.
- * Optional work the reference skips by default (the post-script AMI) is not charged.
+ * Each item is a list of Automation actions, charged exactly as the twin's runner
+ * (local/runner/runner.ts) charges the same action in our runbook:
+ * - every Automation step: one AutomationStepTransition first;
+ * - `api` (aws:executeAwsApi, aws:assertAwsResourceProperty, aws:executeAutomation): one ApiCall;
+ *   when the call starts slow work (a stop, an attach, ...), that work completes at the call's
+ *   time + its latency figure;
+ * - `wait` (aws:waitForAwsResourceProperty): the clock moves to the completion of the work it
+ *   waits for (if still pending), then one ApiCall for the poll that sees the desired value;
+ * - `callAndWait` (aws:changeInstanceState, aws:createStack, aws:deleteStack, aws:runCommand: one
+ *   step that starts work and waits for it): one ApiCall, the work's figure, one ApiCall;
+ * - `script` (aws:executeScript in the Automation service's sandbox): one LambdaWarmInvoke, the
+ *   cheaper of the runner's two invoke figures (ours pay LambdaColdInvoke on a first invoke), so
+ *   the reference is never charged more than we are for the same kind of step;
+ * - `branch`: the transition only; `sleep` (aws:sleep): its literal duration (the document fixes
+ *   it, not a latency figure).
+ * Optional work the reference skips by default (the post-script AMI) and fallbacks it does not
+ * take (force-stop, helper reboot and retry) are not charged.
  */
 import { latencyOf, type LatencyOp } from '../local/latency';
 
-export interface Charge {
-  /** A latency table entry. */
-  readonly op: LatencyOp;
-  /** How many times it is paid in this step (default 1). */
-  readonly times?: number;
-}
+export type ReferenceAction =
+  /** API steps; `starts` names slow work begun by the (last) call, awaited later by a `wait`. */
+  | { readonly kind: 'api'; readonly count?: number; readonly starts?: LatencyOp }
+  /** aws:waitForAwsResourceProperty on the work started last and not yet awaited. */
+  | { readonly kind: 'wait' }
+  /** One step that starts work and waits for it; `thenStarts`: work that begins when it ends. */
+  | { readonly kind: 'callAndWait'; readonly op: LatencyOp; readonly thenStarts?: LatencyOp }
+  | { readonly kind: 'script'; readonly count?: number }
+  | { readonly kind: 'branch' }
+  | { readonly kind: 'sleep'; readonly seconds: number; readonly why: string };
 
 export interface ReferenceStep {
   /** The item number in resetaccess-sequence.md. */
@@ -33,18 +44,16 @@ export interface ReferenceStep {
   readonly document: 'AWSSupport-ResetAccess' | 'AWSSupport-StartEC2RescueWorkflow';
   /** What the step does, in the reference's own terms. */
   readonly what: string;
-  /** The latency table entries it pays, strictly in sequence. */
-  readonly charges: readonly Charge[];
-  /** A fixed duration the document itself sets (aws:sleep), with the reason. */
-  readonly fixed?: { readonly seconds: number; readonly why: string };
+  /** Its Automation actions, in order. */
+  readonly actions: readonly ReferenceAction[];
   /** Access is back when this step completes (the key already stands in the parameter). */
   readonly access?: true;
 }
 
-// Helpers that say which Automation action a charge comes from.
-const transition = (steps = 1): Charge => ({ op: 'AutomationStepTransition', times: steps });
-const apiCalls = (n = 1): Charge => ({ op: 'ApiCall', times: n });
-const scripts = (n = 1): Charge => ({ op: 'LambdaWarmInvoke', times: n });
+const api = (count = 1, starts?: LatencyOp): ReferenceAction => ({ kind: 'api', count, starts });
+const wait: ReferenceAction = { kind: 'wait' };
+const callAndWait = (op: LatencyOp, thenStarts?: LatencyOp): ReferenceAction => ({ kind: 'callAndWait', op, thenStarts });
+const script = (count = 1): ReferenceAction => ({ kind: 'script', count });
 
 const PARENT = 'AWSSupport-ResetAccess' as const;
 const CHILD = 'AWSSupport-StartEC2RescueWorkflow' as const;
@@ -53,104 +62,107 @@ export const REFERENCE_SEQUENCE: readonly ReferenceStep[] = [
   {
     item: 1, name: 'checkPlatformAndStartWorkflow', document: PARENT,
     what: 'check whether the platform is Windows (DescribeInstances); start the child automation',
-    charges: [transition(2), apiCalls(2)],
+    actions: [api(2)],
   },
   {
     item: 2, name: 'waitForRunningOrStopped', document: CHILD,
-    what: 'wait for the instance to be running or stopped (already running: one poll)',
-    charges: [transition(), apiCalls()],
+    what: 'wait for the instance to be running or stopped (it is running: the first poll sees it)',
+    actions: [wait],
   },
   {
     item: 3, name: 'preflightChecks', document: CHILD,
     what:
       'describe the instance and its root volume; assert EBS root, unencrypted, shutdown behaviour ' +
-      'stop, no product codes (6 API steps); branch out for Spot; Auto Scaling and concurrency ' +
-      'checks (2 scripts); check the subnet AZ (1 API step)',
-    charges: [transition(10), apiCalls(7), scripts(2)],
+      'stop, no product codes; branch out for Spot; Auto Scaling and concurrent-execution checks ' +
+      '(two scripts); check the subnet AZ',
+    actions: [api(6), { kind: 'branch' }, script(2), api(1)],
   },
   {
     item: 4, name: 'createStack', document: CHILD,
     what:
       'aws:createStack: IAM role and instance profile, launch template, helper instance, VPC, subnet, ' +
-      'internet gateway, route; waits for CREATE_COMPLETE',
-    charges: [transition(), { op: 'CloudFormationCreateStack' }],
+      'internet gateway, route; waits for CREATE_COMPLETE (the helper counted from the end, in item 5)',
+    actions: [callAndWait('CloudFormationCreateStack', 'RunInstancesUntilOnline')],
   },
   {
     item: 5, name: 'waitForHelperOnline', document: CHILD,
     what: 'the helper boots and registers with Systems Manager; wait until Online',
-    charges: [transition(), { op: 'RunInstancesUntilOnline' }],
+    actions: [wait],
   },
   {
     item: 6, name: 'disableDeleteOnTermination', document: CHILD,
     what: 'ModifyInstanceAttribute: DeleteOnTermination=false on the root volume',
-    charges: [transition(), apiCalls()],
+    actions: [api()],
   },
   {
     item: 7, name: 'stopInstanceAndWait', document: CHILD,
     what: 'stop the target (force-stop as fallback, not taken) and wait for stopped',
-    charges: [transition(), apiCalls(), { op: 'StopInstances' }],
+    actions: [callAndWait('StopInstances')],
   },
   {
     item: 8, name: 'createBackupImage', document: CHILD,
     what: 'CreateImage of the stopped target (not waited for)',
-    charges: [transition(), { op: 'CreateImage' }],
+    actions: [api(1)],
   },
   {
     item: 9, name: 'installEC2Rescue', document: CHILD,
     what: 'AWS-ConfigureAWSPackage (Run Command) installs EC2Rescue for Linux on the helper; wait',
-    charges: [transition(), { op: 'ConfigureAWSPackageEC2Rescue' }],
+    actions: [callAndWait('ConfigureAWSPackageEC2Rescue')],
   },
   {
     item: 10, name: 'detachRootAndWait', document: CHILD,
     what: 'DetachVolume of the target root; wait for available',
-    charges: [transition(2), apiCalls(), { op: 'DetachVolume' }],
+    actions: [api(1, 'DetachVolume'), wait],
   },
   {
     item: 11, name: 'attachToHelperWaitAndSleep', document: CHILD,
-    what: 'AttachVolume to the helper as /dev/sdf; wait for in-use; aws:sleep 30 s',
-    charges: [transition(3), apiCalls(), { op: 'AttachVolume' }],
-    fixed: { seconds: 30, why: 'the document sleeps a fixed 30 s after the attach (aws:sleep PT30S)' },
+    what: 'AttachVolume to the helper as /dev/sdf; wait for in-use; sleep a fixed 30 s',
+    actions: [
+      api(1, 'AttachVolume'),
+      wait,
+      { kind: 'sleep', seconds: 30, why: 'the document sleeps a fixed 30 s after the attach' },
+    ],
   },
   {
     item: 12, name: 'runEC2RescueInjectKey', document: CHILD,
     what: 'Run Command: mount, chroot, ec2rl --inject-key-only (RSA 4096, SecureString); wait',
-    charges: [transition(), { op: 'RunCommand' }],
+    actions: [callAndWait('RunCommand')],
   },
   {
     item: 13, name: 'stopHelperAndWait', document: CHILD,
     what: 'stop the helper (force-stop as fallback, not taken) and wait for stopped',
-    charges: [transition(), apiCalls(), { op: 'StopInstances' }],
+    actions: [callAndWait('StopInstances')],
   },
   {
     item: 14, name: 'detachFromHelperAndWait', document: CHILD,
     what: 'DetachVolume from the helper; wait for available',
-    charges: [transition(2), apiCalls(), { op: 'DetachVolume' }],
+    actions: [api(1, 'DetachVolume'), wait],
   },
   {
     item: 15, name: 'reattachRootAndWait', document: CHILD,
     what: 'AttachVolume back at the original device name; wait for in-use',
-    charges: [transition(2), apiCalls(), { op: 'AttachVolume' }],
+    actions: [api(1, 'AttachVolume'), wait],
   },
   {
     item: 16, name: 'restoreDeleteOnTermination', document: CHILD,
     what: 'optional post-script AMI (off by default, not charged); restore DeleteOnTermination',
-    charges: [transition(), apiCalls()],
+    actions: [api()],
   },
   {
     item: 17, name: 'startInstanceAndWait', document: CHILD,
     what: 'restore the original state: start the target and wait for running',
-    charges: [transition(2), apiCalls(), { op: 'StartInstances' }],
+    actions: [api(1, 'StartInstances'), wait],
     access: true,
   },
   {
     item: 18, name: 'deleteStack', document: CHILD,
     what: 'delete the CloudFormation stack and wait for DELETE_COMPLETE',
-    charges: [transition(), { op: 'CloudFormationDeleteStack' }],
+    actions: [callAndWait('CloudFormationDeleteStack')],
   },
   {
     item: 19, name: 'readWorkflowOutputs', document: PARENT,
     what: "read the child's outputs: the backup AMI id and the key parameter name",
-    charges: [transition(), apiCalls()],
+    actions: [api()],
   },
 ];
 
@@ -172,19 +184,37 @@ export interface ReferenceModel {
   readonly totalSeconds: number;
 }
 
-/** Seconds a step costs under a latency function (the real table by default). */
-export function stepSeconds(step: ReferenceStep, latency: (op: LatencyOp) => number = latencyOf): number {
-  const charged = step.charges.reduce((sum, c) => sum + latency(c.op) * (c.times ?? 1), 0);
-  return charged + (step.fixed?.seconds ?? 0);
+/** The number of Automation steps an action stands for. */
+function stepsOf(a: ReferenceAction): number {
+  return a.kind === 'api' || a.kind === 'script' ? (a.count ?? 1) : 1;
 }
 
-function describeCharges(step: ReferenceStep): string {
-  const parts = step.charges.map((c) => ((c.times ?? 1) === 1 ? c.op : `${c.op}×${c.times}`));
-  if (step.fixed) parts.push(`sleep ${step.fixed.seconds} s`);
-  return parts.join(' + ');
+function describeActions(actions: readonly ReferenceAction[]): string {
+  return actions
+    .map((a) => {
+      switch (a.kind) {
+        case 'api':
+          return `api${(a.count ?? 1) > 1 ? `×${a.count}` : ''}${a.starts ? ` (starts ${a.starts})` : ''}`;
+        case 'wait':
+          return 'wait';
+        case 'callAndWait':
+          return `${a.op}${a.thenStarts ? ` (then ${a.thenStarts} begins)` : ''}`;
+        case 'script':
+          return `script${(a.count ?? 1) > 1 ? `×${a.count}` : ''}`;
+        case 'branch':
+          return 'branch';
+        case 'sleep':
+          return `sleep ${a.seconds} s`;
+      }
+      return '';
+    })
+    .join(' + ');
 }
 
-/** The reference's timeline: strictly sequential, each step starting when the previous one ends. */
+/**
+ * The reference's timeline under a latency function (the real table by default): the items one
+ * after the other, each action charged as the runner charges it (see the header).
+ */
 export function modelReference(
   sequence: readonly ReferenceStep[] = REFERENCE_SEQUENCE,
   latency: (op: LatencyOp) => number = latencyOf,
@@ -194,12 +224,48 @@ export function modelReference(
     throw new Error(`the reference sequence must mark exactly one access step, found ${accessSteps.length}`);
   }
   let t = 0;
+  /** Completion time of work started by an `api` action and not yet awaited. */
+  let pending: number | undefined;
   const steps: ModeledStep[] = [];
   for (const step of sequence) {
-    const seconds = stepSeconds(step, latency);
-    steps.push({ item: step.item, name: step.name, startSeconds: t, endSeconds: t + seconds, seconds, charged: describeCharges(step) });
-    t += seconds;
+    const start = t;
+    for (const a of step.actions) {
+      for (let i = 0; i < stepsOf(a); i += 1) {
+        t += latency('AutomationStepTransition');
+        switch (a.kind) {
+          case 'api':
+            t += latency('ApiCall');
+            if (a.starts && i === stepsOf(a) - 1) {
+              if (pending !== undefined) throw new Error(`${step.name}: work started while other work is not awaited`);
+              pending = t + latency(a.starts);
+            }
+            break;
+          case 'wait':
+            if (pending !== undefined) t = Math.max(t, pending);
+            pending = undefined;
+            t += latency('ApiCall');
+            break;
+          case 'callAndWait':
+            t += latency('ApiCall') + latency(a.op) + latency('ApiCall');
+            if (a.thenStarts) {
+              if (pending !== undefined) throw new Error(`${step.name}: work started while other work is not awaited`);
+              pending = t + latency(a.thenStarts);
+            }
+            break;
+          case 'script':
+            t += latency('LambdaWarmInvoke');
+            break;
+          case 'branch':
+            break;
+          case 'sleep':
+            t += a.seconds;
+            break;
+        }
+      }
+    }
+    steps.push({ item: step.item, name: step.name, startSeconds: start, endSeconds: t, seconds: t - start, charged: describeActions(step.actions) });
   }
+  if (pending !== undefined) throw new Error('the reference sequence ends with work that nothing waited for');
   const access = steps.find((s) => s.item === accessSteps[0].item) as ModeledStep;
   return { steps, timeToAccessSeconds: access.endSeconds, totalSeconds: t };
 }

@@ -18,6 +18,7 @@ const outdir = path.resolve(process.argv[2] ?? '');
 const write = process.stdout.write.bind(process.stdout);
 console.log = (...args: unknown[]) => process.stderr.write(`${args.map(String).join(' ')}\n`);
 const { createApp } = require('../../lib/app') as AppModule;
-const { app } = createApp({ outdir, context: {} });
+// As the CDK CLI does: asset and path metadata on every resource (aws:asset:path names the bundle).
+const { app } = createApp({ outdir, context: { 'aws:cdk:enable-asset-metadata': true, 'aws:cdk:enable-path-metadata': true } });
 const assembly = app.synth();
 write(`${JSON.stringify({ directory: assembly.directory, templates: assembly.stacks.map((s) => ({ stackName: s.stackName, path: s.templateFullPath })) })}\n`);

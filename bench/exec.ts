@@ -1,0 +1,30 @@
+/** Child processes for the benchmark, with short errors (the last lines of stderr, not a dump). */
+import { execFileSync, ExecFileSyncOptions } from 'child_process';
+
+export class ChildFailed extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChildFailed';
+  }
+}
+
+/** The tail of a child's stderr that names the problem (skips stack frames and blank lines). */
+export function errorTail(stderr: string, lines = 4): string {
+  const meaningful = stderr
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l.trim() !== '' && !/^\s+at /.test(l) && !/^Node\.js v/.test(l) && !/^\s*\^\s*$/.test(l) && !/triggerUncaughtException|throw err;|^node:internal/.test(l));
+  return meaningful.slice(-lines).join(' / ');
+}
+
+/** Run a command; stdout as a string. On failure, throws ChildFailed naming the cause briefly. */
+export function runChild(command: string, args: readonly string[], options: ExecFileSyncOptions & { what: string }): string {
+  try {
+    return execFileSync(command, args, { ...options, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 }) as string;
+  } catch (err) {
+    const e = err as { stderr?: Buffer | string; status?: number | null; signal?: string | null; message: string };
+    const stderr = e.stderr ? e.stderr.toString() : '';
+    const why = errorTail(stderr) || e.message.split('\n')[0];
+    throw new ChildFailed(`${options.what} failed (exit ${e.status ?? e.signal ?? '?'}): ${why}`);
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Child-process probe for bench/twin-run.ts: one real reset through the local twin (moto, the
+ * agent, the synthesized runbook, the bundled Lambdas, the inject script on a disk image), on the
+ * virtual clock. Writes one JSON file: the steps with their virtual times, the status, the time
+ * to access and the API calls the agent counted. Never a payload, an output value or a key.
+ * Usage: tsx bench/probes/twin-probe.ts <out.json> <rsa|ed25519>
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+import { writeFileSync } from 'fs';
+
+interface StepResult {
+  name: string;
+  action: string;
+  status: string;
+  startedAt: number;
+  endedAt: number;
+  attempts: number;
+}
+interface ExecutionResult {
+  status: string;
+  steps: StepResult[];
+  modeledSeconds: number;
+  failureMessage?: string;
+}
+interface TwinModule {
+  startTwin(options?: { log?: (line: string) => void }): Promise<{
+    createLockedOutInstance(spec?: Record<string, unknown>): Promise<{ instanceId: string }>;
+    runReset(parameters: Record<string, unknown>, options?: { log?: (line: string) => void }): Promise<{ result: ExecutionResult; calls: Record<string, number> }>;
+    leftovers(): Promise<Record<string, string[]>>;
+    stop(): Promise<void>;
+  }>;
+}
+interface RunnerModule {
+  timeToAccess(result: ExecutionResult, stepNames: readonly string[]): number | undefined;
+}
+
+/** The steps after which access is back, in order of preference (docs/architecture.md). */
+const ACCESS_STEPS = ['waitForInstanceRunning', 'startInstance'];
+
+async function main(): Promise<void> {
+  const [outFile, keyType = 'rsa'] = process.argv.slice(2);
+  const progress = (line: string) => process.stderr.write(`  twin: ${line}\n`);
+  const { startTwin } = require('../../local/twin') as TwinModule;
+  const { timeToAccess } = require('../../local/runner/runner') as RunnerModule;
+  const wallStart = Date.now();
+  const twin = await startTwin({ log: progress });
+  try {
+    const instance = await twin.createLockedOutInstance({ state: 'running' });
+    const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: keyType }, { log: progress });
+    const leftovers = await twin.leftovers();
+    const accessStep = ACCESS_STEPS.find((name) => result.steps.some((s) => s.name === name && s.status === 'Success')) ?? '';
+    writeFileSync(
+      outFile,
+      JSON.stringify({
+        status: result.status,
+        failureMessage: result.status === 'Success' ? undefined : result.failureMessage,
+        steps: result.steps.map((s) => ({ name: s.name, action: s.action, status: s.status, startedAt: s.startedAt, endedAt: s.endedAt, attempts: s.attempts })),
+        modeledSeconds: result.modeledSeconds,
+        timeToAccessSeconds: timeToAccess(result, ACCESS_STEPS) ?? null,
+        accessStep,
+        calls,
+        leftovers: Object.fromEntries(Object.entries(leftovers).filter(([, v]) => v.length > 0)),
+        wallSeconds: (Date.now() - wallStart) / 1000,
+        keyType,
+      }),
+    );
+  } finally {
+    await twin.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`twin probe: ${(err as Error).name}: ${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,287 @@
+/**
+ * Rendering of a BenchResult: the console table of `npm run bench`, and docs/benchmarks.md
+ * (results, machine, how to reproduce, the latency table with its sources, both step sequences
+ * with their modeled timelines, and what the model does and does not capture).
+ */
+import { LATENCY_TABLE } from '../local/latency';
+import { REFERENCE_SEQUENCE } from './reference-sequence';
+import type { BenchResult, Target } from './result';
+
+const fmt = (v: number | null | undefined, digits = 1, unit = ''): string =>
+  v === null || v === undefined ? 'not measured yet' : `${v.toFixed(digits)}${unit}`;
+const bytes = (v: number): string => `${v.toLocaleString('en-US')} B (${(v / 1000).toFixed(1)} KB)`;
+const verdict = (t: Target): string => (t.pass === null ? 'not measured' : t.pass ? 'PASS' : 'FAIL');
+
+/** Rows of the headline table: [figure, value]. */
+export function headlineRows(r: BenchResult): Array<[string, string]> {
+  const rows: Array<[string, string]> = [
+    ['time to access, ours (modeled, twin run)', fmt(r.timeToAccessSeconds, 1, ' s')],
+    ['time to access, reference (modeled)', fmt(r.referenceTimeToAccessSeconds, 1, ' s')],
+    ['speed-up (reference / ours)', r.speedup === null ? 'not measured yet' : `${r.speedup.toFixed(2)}×`],
+    ['API calls per reset (twin agent)', r.apiCallsPerReset ? String(r.apiCallsPerReset.total) : 'not measured yet'],
+    ['largest Lambda bundle', r.bundleBytes ? `${bytes(r.bundleBytes.maxBytes)}, ${r.bundleBytes.largest}` : 'not measured yet'],
+    [
+      'cold init of the largest bundle (median)',
+      r.coldInitMs
+        ? `${r.coldInitMs.medianMs.toFixed(1)} ms over ${r.coldInitMs.runsMs.length} runs` +
+          (r.coldInitMs.sdkOnlyMedianMs !== null ? ` (its @aws-sdk imports alone: ${r.coldInitMs.sdkOnlyMedianMs.toFixed(1)} ms)` : '')
+        : 'not measured yet',
+    ],
+    ['RSA 4096 key generation (median)', r.keygenMs ? `${r.keygenMs.rsa.medianMs.toFixed(0)} ms over ${r.keygenMs.rsa.runsMs.length} runs` : 'not measured yet'],
+    ['Ed25519 key generation (median)', r.keygenMs ? `${r.keygenMs.ed25519.medianMs.toFixed(2)} ms over ${r.keygenMs.ed25519.runsMs.length} runs` : 'not measured yet'],
+    ['inject script, 1 GiB ext4 image', fmt(r.injectSeconds?.ext4 ?? null, 2, ' s')],
+    ['inject script, 1 GiB xfs image', fmt(r.injectSeconds?.xfs ?? null, 2, ' s')],
+  ];
+  return rows;
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+/** The console table. */
+export function renderConsole(r: BenchResult): string {
+  const rows = headlineRows(r);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  const lines = ['', 'ec2-reset-access benchmark', ''];
+  for (const [k, v] of rows) lines.push(`  ${pad(k, w)}  ${v}`);
+  lines.push('', 'targets', '');
+  const tw = Math.max(...r.targets.map((t) => t.description.length));
+  for (const t of r.targets) lines.push(`  ${pad(verdict(t), 12)} ${pad(t.description, tw)}  ${t.measured} (target ${t.threshold})`);
+  if (r.notMeasured.length > 0) {
+    lines.push('', 'not measured');
+    for (const n of r.notMeasured) lines.push(`  ${n.field}: ${n.reason}`);
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+const mdCell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+function table(header: string[], rows: string[][]): string {
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((row) => `| ${row.map(mdCell).join(' | ')} |`),
+  ].join('\n');
+}
+
+function sourceText(entry: (typeof LATENCY_TABLE)[number]): string {
+  const s = entry.source;
+  if (s.kind === 'published') return `published: ${s.url} — "${s.statement}" (${s.reading})`;
+  return `estimate: ${s.why}${s.related ? ` (related: ${s.related})` : ''}`;
+}
+
+/** docs/benchmarks.md */
+export function renderMarkdown(r: BenchResult): string {
+  const out: string[] = [];
+  out.push('# Benchmarks');
+  out.push('');
+  out.push(
+    'What a user pays for one reset, measured by `npm run bench` (bench/run.ts) and committed with ' +
+      'its raw output in `bench/results/latest.json`. This page is generated from that result by ' +
+      '`npm run bench -- --write`; edit `bench/report.ts`, not this file.',
+  );
+  out.push('');
+  out.push(`Run: ${r.generatedAt}.`);
+  out.push('');
+  out.push('## Results');
+  out.push('');
+  out.push(table(['figure', 'value'], headlineRows(r).map(([k, v]) => [k, v])));
+  out.push('');
+  out.push('### Targets (issue 6)');
+  out.push('');
+  out.push(table(['target', 'threshold', 'measured', 'verdict'], r.targets.map((t) => [t.description, t.threshold, t.measured, verdict(t)])));
+  out.push('');
+  const failed = r.targets.filter((t) => t.pass === false);
+  if (failed.length > 0) {
+    out.push('**Missed targets.** ' + failed.map((t) => `${t.description}: ${t.measured} against ${t.threshold}.`).join(' '));
+    out.push('');
+  }
+  if (r.notMeasured.length > 0) {
+    out.push('**Not measured in this run:**');
+    out.push('');
+    for (const n of r.notMeasured) out.push(`- \`${n.field}\`: ${n.reason}`);
+    out.push('');
+  }
+
+  out.push('## The machine');
+  out.push('');
+  out.push(
+    table(
+      ['', ''],
+      [
+        ['nproc', String(r.machine.nproc)],
+        ['memory', r.machine.memory],
+        ['CPU', r.machine.cpuModel],
+        ['node --version', r.machine.node],
+        ['kernel (uname -r)', r.machine.kernel],
+        ['platform', r.machine.platform],
+      ],
+    ),
+  );
+  out.push('');
+  out.push('Timings of real work (cold init, key generation, the inject script) are of this machine; the modeled times do not depend on it.');
+  out.push('');
+
+  out.push('## How to reproduce');
+  out.push('');
+  out.push('```sh');
+  out.push('npm run bench              # the table');
+  out.push('npm run bench -- --json    # one JSON object on stdout (progress on stderr)');
+  out.push('npm run bench -- --write   # also rewrites bench/results/latest.json and this page');
+  out.push('```');
+  out.push('');
+  out.push(
+    'It needs root (loop devices and mounts for the inject script), the Debian packages of ' +
+      '`scripts/setup.sh` and Python with moto for the twin. No AWS account and no network. ' +
+      'Options: `--runs N` (cold init runs, default 7), `--keygen-runs N` (default 5), `--skip-twin`, `--skip-inject`.',
+  );
+  out.push('');
+
+  out.push('## How each figure is measured');
+  out.push('');
+  out.push(
+    '- **Time to access, ours**: the twin runs the synthesized runbook end to end (moto as the AWS API, ' +
+      'the agent running the Command document for real on a disk image, the real Lambda code) on a ' +
+      'virtual clock; a call that starts slow work schedules its completion at now + its figure in the ' +
+      'latency table, a wait moves the clock to that completion, each Lambda invocation and step ' +
+      'transition costs its figure. Access is back when `waitForInstanceRunning` completes (or ' +
+      '`startInstance` for an instance that was stopped).',
+  );
+  out.push(
+    '- **Time to access, reference**: the step sequence of AWSSupport-ResetAccess and ' +
+      'AWSSupport-StartEC2RescueWorkflow (below, data in `bench/reference-sequence.ts`), each step ' +
+      'charged latency table entries, strictly one after the other, as those documents run. ' +
+      'Access is back when the target is running again (item 17).',
+  );
+  out.push('- **API calls per reset**: every request the twin\'s agent received during that one run (Lambda calls and the runner\'s waits), by service and action.');
+  out.push('- **Bundle size**: bytes of each Lambda\'s entry file in the synthesized assets (`aws:asset:path`); `@aws-sdk/*` is external (the runtime provides it).');
+  out.push(
+    '- **Cold init**: a fresh `node -e` per run reads `process.hrtime` before and after `require()` of the largest ' +
+      'bundle, with the environment its function gets from the template; the bundle lies under the project ' +
+      'so its `@aws-sdk/*` imports resolve from the project\'s node_modules, as from the runtime-provided SDK. ' +
+      'One warm-up run is reported apart and left out of the median.',
+  );
+  out.push(
+    '- **Key generation**: `generateKeyPair` of `lambdas/common/keys.ts` in a child process that spies on ' +
+      'Node\'s crypto and on node-forge\'s RSA generator and prime search; the RSA path proof also reads ' +
+      'keys.ts and the inject-key bundle.',
+  );
+  out.push('- **Inject script**: the deployed script text (from the Command document) run through `runInjectScript` on a fresh sparse 1 GiB image per layout, wall clock of that call.');
+  out.push('');
+
+  if (r.keygenMs) {
+    out.push('### RSA 4096: the native path, proven');
+    out.push('');
+    out.push(`- runtime: ${r.keygenMs.rsaPath.runtime}`);
+    out.push(`- source: ${r.keygenMs.rsaPath.source}`);
+    out.push(`- bundle: ${r.keygenMs.rsaPath.bundle}`);
+    out.push('');
+  }
+
+  if (r.bundleBytes) {
+    out.push('### Bundles');
+    out.push('');
+    out.push(table(['function', 'bytes'], Object.entries(r.bundleBytes.perFunction).map(([k, v]) => [k, bytes(v)])));
+    if (Object.keys(r.bundleBytes.cdkInternal).length > 0) {
+      out.push('');
+      out.push('CDK\'s own functions (not the product\'s steps, not held to the target): ' +
+        Object.entries(r.bundleBytes.cdkInternal).map(([k, v]) => `${k} ${bytes(v)}`).join('; ') + '.');
+    }
+    out.push('');
+  }
+
+  if (r.apiCallsPerReset) {
+    out.push('### API calls in one reset');
+    out.push('');
+    out.push(table(['service:Action', 'calls'], Object.entries(r.apiCallsPerReset.byAction).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, String(v)])));
+    out.push('');
+  }
+
+  if (r.injectSeconds) {
+    out.push('### Inject script runs');
+    out.push('');
+    out.push(table(['layout', 'image', 'seconds', 'status'], r.injectSeconds.runs.map((i) => [i.layout, bytes(i.imageBytes), i.seconds.toFixed(2), i.status])));
+    out.push('');
+  }
+
+  out.push('## The latency table');
+  out.push('');
+  out.push('Generated from `local/latency.ts`, the one table both sides are modeled with.');
+  out.push('');
+  out.push(table(['op', 'what is timed', 'seconds', 'source'], LATENCY_TABLE.map((e) => [`\`${e.op}\``, e.what, String(e.seconds), sourceText(e)])));
+  out.push('');
+
+  out.push('## Our sequence (the twin run)');
+  out.push('');
+  if (r.ours) {
+    out.push(`Key type ${r.ours.keyType}; status ${r.ours.status}; access at the end of \`${r.ours.accessStep}\`.`);
+    out.push('');
+    out.push(table(['step', 'start (s)', 'end (s)', 'duration (s)', 'note'], r.ours.steps.map((s) => [s.name, s.startSeconds.toFixed(1), s.endSeconds.toFixed(1), s.seconds.toFixed(1), s.note])));
+  } else {
+    out.push('Not measured yet (see "Not measured in this run" above). The intended order is that of docs/architecture.md: the stop is issued before the helper is launched, so the stop, the helper\'s boot and the network overlap; no wait for the snapshot; cleanup after the start.');
+  }
+  out.push('');
+
+  out.push('## The reference sequence (modeled)');
+  out.push('');
+  out.push(
+    'From `../shared/reference/resetaccess-sequence.md`, as data in `bench/reference-sequence.ts`. Each ' +
+      'item is a list of Automation actions charged exactly as the twin\'s runner charges the same action ' +
+      'in our runbook: every step one `AutomationStepTransition`; an API step one `ApiCall` (a call that ' +
+      'starts slow work schedules its completion at the call + its figure); a wait moves to that ' +
+      'completion, then one `ApiCall` for the poll that sees it; a step that starts and waits in one ' +
+      '(`aws:changeInstanceState`, `aws:createStack`, `aws:deleteStack`, `aws:runCommand`) one `ApiCall`, ' +
+      'the figure, one `ApiCall`; an `aws:executeScript` one `LambdaWarmInvoke` (the cheaper invoke ' +
+      'figure; our Lambdas pay `LambdaColdInvoke` on their first call); `aws:sleep` its literal ' +
+      'duration. Optional work that is off by default and fallbacks not taken are not charged. Here a ' +
+      'step\'s start includes its transition; in our timeline the runner records a step from after its ' +
+      'transition, so our steps show 1 s gaps.',
+  );
+  out.push('');
+  const byItem = new Map(REFERENCE_SEQUENCE.map((s) => [s.item, s]));
+  out.push(
+    table(
+      ['#', 'step', 'document', 'what', 'charged', 'start (s)', 'end (s)'],
+      r.reference.map((s) => {
+        const step = byItem.get(s.item);
+        return [
+          String(s.item) + (step?.access ? ' (access)' : ''),
+          s.name,
+          step?.document ?? '',
+          step?.what ?? '',
+          s.charged,
+          s.startSeconds.toFixed(1),
+          s.endSeconds.toFixed(1),
+        ];
+      }),
+    ),
+  );
+  out.push('');
+  out.push(`Reference: access at ${r.referenceTimeToAccessSeconds.toFixed(1)} s, whole execution ${r.referenceTotalSeconds.toFixed(1)} s.`);
+  out.push('');
+
+  out.push('## What the model captures, and what it does not');
+  out.push('');
+  out.push(
+    'The modeled times compare two step orders under one set of figures: the order, the overlap ' +
+      'and the number of steps are real (ours from the synthesized document actually executed, the ' +
+      'reference from its published sequence), the durations are not. Most figures in the latency ' +
+      'table are estimates with their reasoning, not measurements; change one in `local/latency.ts` and ' +
+      'both sides move together, so the ratio is more trustworthy than either absolute number. The ' +
+      'model does not capture: variance (every figure is a single middle value, no tail: a helper ' +
+      'that takes five minutes to reach Online delays both sides alike, but the reference also ' +
+      'waits for its stack first); EC2 capacity or API throttling; the time for sshd to answer after ' +
+      'the instance is running (the same for both); the SSM Agent\'s poll and delivery jitter; the ' +
+      'reference\'s fallback paths (force-stop, helper reboot and retry), which only add to its time; ' +
+      'and CloudFormation\'s internal parallelism beyond the single figure for the stack. Waits are ' +
+      'modeled as noticing a completion the moment it happens, plus one API call (no rounding up to ' +
+      'the poll interval), on both sides. The reference is charged the cheaper invoke figure for its scripts and nothing for ' +
+      'optional work, so where the model errs on its side, it errs in the reference\'s favour. ' +
+      'Timings of real work (cold init, key generation, the inject script) are measured on this ' +
+      'machine, not modeled; Lambda\'s arm64 environment differs from it.',
+  );
+  out.push('');
+  return out.join('\n');
+}

@@ -1,0 +1,168 @@
+/**
+ * `npm run bench`: what one reset costs, measured. Prints a table, or with `--json` one JSON
+ * object (progress goes to stderr). `--write` also writes bench/results/latest.json and
+ * docs/benchmarks.md. Each figure is measured on its own: one that cannot be measured is null
+ * with its reason in `notMeasured`, and the others still are.
+ *
+ * Options: --json, --write, --runs N (cold init, default 7), --keygen-runs N (default 5),
+ * --key-type rsa|ed25519 (twin run, default rsa), --skip-twin, --skip-inject.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { lambdaBundles, synthesize, type LambdaBundle } from './bundles';
+import { measureColdInit, type ColdInitResult } from './cold-init';
+import { measureInject, type InjectMeasurement } from './inject';
+import { measureKeygen, PROJECT_ROOT, type KeygenResult } from './keygen';
+import { machineInfo } from './machine';
+import { modelReference } from './reference-sequence';
+import { renderConsole, renderMarkdown } from './report';
+import { evaluateTargets, RESULT_VERSION, shapeProblems, type BenchResult, type BundleSizes } from './result';
+import { round } from './stats';
+import { measureTwin, type TwinMeasurement } from './twin-run';
+
+export const RESULTS_FILE = path.join(PROJECT_ROOT, 'bench', 'results', 'latest.json');
+export const DOC_FILE = path.join(PROJECT_ROOT, 'docs', 'benchmarks.md');
+
+interface Options {
+  json: boolean;
+  write: boolean;
+  runs: number;
+  keygenRuns: number;
+  keyType: 'rsa' | 'ed25519';
+  skipTwin: boolean;
+  skipInject: boolean;
+}
+
+export function parseArgs(argv: readonly string[]): Options {
+  const o: Options = { json: false, write: false, runs: 7, keygenRuns: 5, keyType: 'rsa', skipTwin: false, skipInject: false };
+  for (let i = 0; i < argv.length; i += 1) {
+    const a = argv[i];
+    const num = (): number => {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`${a} needs a positive integer`);
+      return n;
+    };
+    if (a === '--json') o.json = true;
+    else if (a === '--write') o.write = true;
+    else if (a === '--runs') o.runs = Math.max(5, num());
+    else if (a === '--keygen-runs') o.keygenRuns = num();
+    else if (a === '--key-type') {
+      const t = argv[++i];
+      if (t !== 'rsa' && t !== 'ed25519') throw new Error('--key-type is rsa or ed25519');
+      o.keyType = t;
+    } else if (a === '--skip-twin') o.skipTwin = true;
+    else if (a === '--skip-inject') o.skipInject = true;
+    else throw new Error(`unknown option ${a} (see bench/run.ts)`);
+  }
+  return o;
+}
+
+const progress = (line: string): void => {
+  process.stderr.write(`bench: ${line}\n`);
+};
+
+/** Run one measurement; on failure record why and return null. */
+function attempt<T>(field: string, notMeasured: Array<{ field: string; reason: string }>, fn: () => T): T | null {
+  const start = Date.now();
+  progress(`${field}...`);
+  try {
+    const value = fn();
+    progress(`${field} done in ${((Date.now() - start) / 1000).toFixed(1)} s`);
+    return value;
+  } catch (err) {
+    const reason = `${(err as Error).name === 'PartMissing' ? '' : `${(err as Error).name}: `}${(err as Error).message}`;
+    progress(`${field} not measured: ${reason}`);
+    notMeasured.push({ field, reason });
+    return null;
+  }
+}
+
+export function bundleSizes(bundles: readonly LambdaBundle[]): BundleSizes {
+  const ours = bundles.filter((b) => b.ours);
+  if (ours.length === 0) throw new Error('the synthesized template has no step Lambda with a bundled asset');
+  const largest = ours.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  return {
+    maxBytes: largest.bytes,
+    largest: largest.name,
+    perFunction: Object.fromEntries(ours.map((b) => [b.name, b.bytes])),
+    cdkInternal: Object.fromEntries(bundles.filter((b) => !b.ours).map((b) => [b.name, b.bytes])),
+  };
+}
+
+export function main(argv: readonly string[]): BenchResult {
+  const opts = parseArgs(argv);
+  const notMeasured: Array<{ field: string; reason: string }> = [];
+  const machine = machineInfo();
+  const reference = modelReference();
+
+  const bundles = attempt('bundleBytes', notMeasured, () => lambdaBundles(synthesize()));
+  const sizes = bundles ? attempt('bundleBytes', notMeasured, () => bundleSizes(bundles)) : null;
+  const largest = bundles?.filter((b) => b.ours)[0];
+  let coldInit: ColdInitResult | null = null;
+  if (largest) {
+    coldInit = attempt('coldInitMs', notMeasured, () => measureColdInit(largest.entry, largest.environment, opts.runs));
+  } else {
+    notMeasured.push({ field: 'coldInitMs', reason: 'no synthesized bundle to load (see bundleBytes)' });
+  }
+  const injectBundle = bundles?.find((b) => b.name === 'inject-key')?.entry;
+  const keygen: KeygenResult | null = attempt('keygenMs', notMeasured, () => measureKeygen(opts.keygenRuns, injectBundle));
+  let inject: InjectMeasurement | null = null;
+  if (opts.skipInject) notMeasured.push({ field: 'injectSeconds', reason: 'skipped (--skip-inject)' });
+  else inject = attempt('injectSeconds', notMeasured, () => measureInject());
+  let twin: TwinMeasurement | null = null;
+  if (opts.skipTwin) notMeasured.push({ field: 'timeToAccessSeconds', reason: 'skipped (--skip-twin)' });
+  else twin = attempt('timeToAccessSeconds', notMeasured, () => measureTwin(opts.keyType));
+  if (twin && twin.timeToAccessSeconds === null) {
+    notMeasured.push({ field: 'timeToAccessSeconds', reason: `the twin run did not reach access: ${twin.ours.status}` });
+  }
+  if (!twin) notMeasured.push({ field: 'apiCallsPerReset', reason: 'no twin run (see timeToAccessSeconds)' });
+  if (twin && Object.keys(twin.leftovers).length > 0) {
+    notMeasured.push({ field: 'leftovers', reason: `the twin run left resources behind: ${JSON.stringify(twin.leftovers)}` });
+  }
+  if (inject && (inject.ext4 === null || inject.xfs === null)) {
+    notMeasured.push({ field: 'injectSeconds', reason: `a run failed: ${inject.runs.map((r) => `${r.layout} ${r.status}`).join('; ')}` });
+  }
+
+  const timeToAccessSeconds = twin?.timeToAccessSeconds ?? null;
+  const figures = {
+    timeToAccessSeconds,
+    referenceTimeToAccessSeconds: round(reference.timeToAccessSeconds, 2),
+    bundleBytes: sizes,
+    coldInitMs: coldInit,
+    keygenMs: keygen,
+  };
+  const result: BenchResult = {
+    version: RESULT_VERSION,
+    generatedAt: new Date().toISOString(),
+    machine,
+    ...figures,
+    referenceTotalSeconds: round(reference.totalSeconds, 2),
+    speedup: timeToAccessSeconds ? round(reference.timeToAccessSeconds / timeToAccessSeconds, 2) : null,
+    ours: twin?.ours ?? null,
+    reference: reference.steps.map((s) => ({ ...s, startSeconds: round(s.startSeconds, 2), endSeconds: round(s.endSeconds, 2), seconds: round(s.seconds, 2) })),
+    apiCallsPerReset: twin?.apiCalls ?? null,
+    injectSeconds: inject,
+    targets: evaluateTargets(figures),
+    notMeasured,
+  };
+  const problems = shapeProblems(result);
+  if (problems.length > 0) throw new Error(`the result is malformed: ${problems.join('; ')}`);
+
+  if (opts.write) {
+    fs.mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
+    fs.writeFileSync(RESULTS_FILE, `${JSON.stringify(result, null, 2)}\n`);
+    fs.writeFileSync(DOC_FILE, renderMarkdown(result));
+    progress(`wrote ${path.relative(PROJECT_ROOT, RESULTS_FILE)} and ${path.relative(PROJECT_ROOT, DOC_FILE)}`);
+  }
+  process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : renderConsole(result));
+  return result;
+}
+
+if (require.main === module) {
+  try {
+    main(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
