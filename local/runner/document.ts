@@ -15,8 +15,29 @@ export const ACTIONS = [
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
-export const PARAMETER_TYPES = ['String', 'StringList', 'Boolean', 'Integer', 'MapList', 'StringMap'] as const;
-export type ParameterType = (typeof PARAMETER_TYPES)[number];
+/**
+ * Resource parameter types and the patterns Automation documents for them
+ * (https://docs.aws.amazon.com/systems-manager/latest/userguide/populating-input-parameters.html).
+ * They are Strings (List<…>: StringLists) whose values match the pattern; an empty value is
+ * accepted, as in the documented example's `AutomationAssumeRole` default of ''.
+ */
+export const RESOURCE_TYPES: Record<string, { base: 'String' | 'StringList'; pattern: RegExp }> = {
+  'AWS::EC2::Instance::Id': { base: 'String', pattern: /^m?i-([a-z0-9]{8}|[a-z0-9]{17})$/ },
+  'List<AWS::EC2::Instance::Id>': { base: 'StringList', pattern: /^m?i-([a-z0-9]{8}|[a-z0-9]{17})$/ },
+  'AWS::S3::Bucket::Name': { base: 'String', pattern: /^[0-9a-z][a-z0-9\-.]{3,63}$/ },
+  'List<AWS::S3::Bucket::Name>': { base: 'StringList', pattern: /^[0-9a-z][a-z0-9\-.]{3,63}$/ },
+  'AWS::IAM::Role::Arn': { base: 'String', pattern: /^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):iam::[0-9]{12}:role\/.*$/ },
+  'List<AWS::IAM::Role::Arn>': { base: 'StringList', pattern: /^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):iam::[0-9]{12}:role\/.*$/ },
+};
+
+export const PARAMETER_TYPES = ['String', 'StringList', 'Boolean', 'Integer', 'MapList', 'StringMap', ...Object.keys(RESOURCE_TYPES)] as const;
+export type ParameterType = 'String' | 'StringList' | 'Boolean' | 'Integer' | 'MapList' | 'StringMap' | keyof typeof RESOURCE_TYPES;
+
+/** The value type of a parameter type (a resource type's base). */
+export function baseType(t: ParameterType): 'String' | 'StringList' | 'Boolean' | 'Integer' | 'MapList' | 'StringMap' {
+  const r = RESOURCE_TYPES[t];
+  return r ? r.base : (t as 'String' | 'StringList' | 'Boolean' | 'Integer' | 'MapList' | 'StringMap');
+}
 
 export const OUTPUT_TYPES = ['String', 'Integer', 'Boolean', 'StringList', 'StringMap', 'MapList'] as const;
 export type OutputType = (typeof OUTPUT_TYPES)[number];
@@ -215,10 +236,11 @@ export function parseDocument(doc: unknown): ParsedDocument {
       for (const f of ['minItems', 'maxItems', 'maxChars'] as const) {
         if (spec[f] !== undefined && !(Number.isInteger(spec[f]) && (spec[f] as number) >= 0)) refuse(where, `${f} must be an integer ≥ 0`);
       }
-      if ((spec.minItems !== undefined || spec.maxItems !== undefined) && !['StringList', 'MapList'].includes(spec.type as string)) {
+      const base = baseType(spec.type as ParameterType);
+      if ((spec.minItems !== undefined || spec.maxItems !== undefined) && !['StringList', 'MapList'].includes(base)) {
         refuse(where, 'minItems and maxItems apply to StringList and MapList only');
       }
-      if (spec.maxChars !== undefined && !['String', 'StringList'].includes(spec.type as string)) refuse(where, 'maxChars applies to String and StringList only');
+      if (spec.maxChars !== undefined && !['String', 'StringList'].includes(base)) refuse(where, 'maxChars applies to String and StringList only');
       if (spec.displayType !== undefined && !['textarea', 'textfield'].includes(spec.displayType as string)) {
         refuse(where, `displayType ${JSON.stringify(spec.displayType)} is not textarea or textfield`);
       }
@@ -463,8 +485,9 @@ function describe(v: unknown): string {
 function coerceParameter(name: string, spec: ParameterSpec, raw: unknown): unknown {
   let v = raw;
   // StartAutomationExecution passes every value as a list of strings; accept that shape too.
-  if (Array.isArray(v) && v.length === 1 && !['StringList', 'MapList'].includes(spec.type)) v = v[0];
-  switch (spec.type) {
+  const type = baseType(spec.type);
+  if (Array.isArray(v) && v.length === 1 && !['StringList', 'MapList'].includes(type)) v = v[0];
+  switch (type) {
     case 'String':
       if (typeof v !== 'string') throw new InvalidAutomationExecutionParameters(name, `expected a String, got ${describe(v)}`);
       return v;
@@ -547,7 +570,16 @@ export function resolveParameters(
       if (spec.minItems !== undefined && v.length < spec.minItems) throw new InvalidAutomationExecutionParameters(name, `has ${v.length} items, fewer than minItems ${spec.minItems}`);
       if (spec.maxItems !== undefined && v.length > spec.maxItems) throw new InvalidAutomationExecutionParameters(name, `has ${v.length} items, more than maxItems ${spec.maxItems}`);
     }
-    const items = spec.type === 'StringList' ? (v as string[]) : [v];
+    const base = baseType(spec.type);
+    const items = base === 'StringList' ? (v as string[]) : [v];
+    const resource = RESOURCE_TYPES[spec.type];
+    if (resource) {
+      for (const item of items as string[]) {
+        if (item !== '' && !resource.pattern.test(item)) {
+          throw new InvalidAutomationExecutionParameters(name, `value ${JSON.stringify(item)} is not a valid ${spec.type} (${resource.pattern.source})`);
+        }
+      }
+    }
     if (spec.maxChars !== undefined) {
       for (const item of items) {
         if ((item as string).length > spec.maxChars) throw new InvalidAutomationExecutionParameters(name, `a value is ${(item as string).length} characters, over maxChars ${spec.maxChars}`);
@@ -560,7 +592,7 @@ export function resolveParameters(
           `value ${JSON.stringify(item)} is not one of the allowed values ${JSON.stringify(spec.allowedValues)}`,
         );
       }
-      if (spec.allowedPattern !== undefined && (spec.type === 'String' || spec.type === 'StringList')) {
+      if (spec.allowedPattern !== undefined && (base === 'String' || base === 'StringList')) {
         if (!new RegExp(spec.allowedPattern).test(item as string)) {
           throw new InvalidAutomationExecutionParameters(name, `value ${JSON.stringify(item)} does not match the allowed pattern ${spec.allowedPattern}`);
         }

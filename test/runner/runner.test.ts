@@ -619,6 +619,29 @@ describe('parameters', () => {
     expect(r.assumeRole).toBe('arn:aws:iam::111122223333:role/r');
   });
 
+  it('accepts the documented resource types with their patterns (an empty value too)', async () => {
+    const fake = lambdas({ x: ok({}) });
+    const rd = doc([lambdaStep('a', 'x', {}, { I: '{{ Id }}', L: '{{ Ids }}' })], {
+      parameters: {
+        Id: { type: 'AWS::EC2::Instance::Id' },
+        Ids: { type: 'List<AWS::EC2::Instance::Id>', default: [] },
+        Role: { type: 'AWS::IAM::Role::Arn', default: '' },
+      },
+      assumeRole: '{{ Role }}',
+    });
+    const r = await run({ document: rd, executionId: freshId(), invokeLambda: fake.invoke, parameters: { Id: INSTANCE, Ids: [INSTANCE, 'mi-0123456789abcdef0'] } });
+    expect(r.status).toBe('Success');
+    expect(fake.calls[0].event).toMatchObject({ I: INSTANCE, L: [INSTANCE, 'mi-0123456789abcdef0'] });
+    expect(r.assumeRole).toBe('');
+    await expect(run({ document: rd, executionId: freshId(), invokeLambda: fake.invoke, parameters: { Id: 'i-123' } })).rejects.toThrow(
+      /^Parameter Id: value "i-123" is not a valid AWS::EC2::Instance::Id/,
+    );
+    await expect(run({ document: rd, executionId: freshId(), invokeLambda: fake.invoke, parameters: { Id: INSTANCE, Role: 'arn:aws:iam::1:user/x' } })).rejects.toThrow(
+      /^Parameter Role: value "arn:aws:iam::1:user\/x" is not a valid AWS::IAM::Role::Arn/,
+    );
+    await expect(run({ document: rd, executionId: freshId(), invokeLambda: fake.invoke, parameters: { Id: INSTANCE, Ids: ['vol-1'] } })).rejects.toThrow(/^Parameter Ids: /);
+  });
+
   it('resolves a CloudFormation-token default through resolveIntrinsic', async () => {
     const fake = lambdas({ x: ok({}) });
     const r = await run({
