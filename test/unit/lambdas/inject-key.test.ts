@@ -1,0 +1,127 @@
+import 'aws-sdk-client-mock-jest';
+import { mockClient } from 'aws-sdk-client-mock';
+import { PutParameterCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { awsError, EXECUTION_ID, HELPER_ID, INSTANCE_ID, makePlan, parameterStore, ROOT_VOLUME_ID, STEP_EVENT, storedPlan, storePlan } from '../helpers';
+import { fingerprintOf } from '@common/keys';
+import type { Plan } from '@common/plan';
+
+process.env.KEY_ID = 'arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555';
+process.env.INJECT_DOCUMENT_NAME = 'ResetAccess-InjectKey';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { handler, OUTPUT_FIELDS } = require('../../../lambdas/inject-key/handler') as typeof import('../../../lambdas/inject-key/handler');
+
+const ssmMock = mockClient(SSMClient);
+let store: ReturnType<typeof parameterStore>;
+let printed: string[];
+const KEY_NAME = `/ec2rl/openssh/${INSTANCE_ID}/key`;
+const USER_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host';
+
+function plan(change: (p: Plan) => void = () => undefined): Plan {
+  const p = makePlan({ created: { helperInstanceId: HELPER_ID } });
+  change(p);
+  return p;
+}
+
+/** Everything written to the console or stdout/stderr during the test. */
+function captureOutput(): void {
+  printed = [];
+  const keep = (...args: unknown[]): void => {
+    printed.push(args.map(String).join(' '));
+  };
+  for (const m of ['log', 'info', 'warn', 'error', 'debug'] as const) jest.spyOn(console, m).mockImplementation(keep);
+  jest.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => (keep(chunk), true));
+  jest.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => (keep(chunk), true));
+}
+
+beforeEach(() => {
+  ssmMock.reset();
+  captureOutput();
+  store = parameterStore(ssmMock);
+  ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-0123' } });
+});
+afterEach(() => jest.restoreAllMocks());
+
+function privateKeyWritten(): string {
+  const put = ssmMock.commandCalls(PutParameterCommand).find((c) => c.args[0].input.Name === KEY_NAME);
+  if (!put) throw new Error('no PutParameter of the key');
+  return put.args[0].input.Value as string;
+}
+
+describe('inject-key handler, generated key', () => {
+  it.each(['ed25519', 'rsa'] as const)('stores a %s private key only as a SecureString and sends only the public key', async (keyType) => {
+    // Prepare
+    storePlan(store, plan((p) => {
+      p.inputs.keyType = keyType;
+      p.inputs.users = ['ec2-user', 'admin'];
+    }));
+    // Act
+    const out = await handler(STEP_EVENT);
+    // Assess
+    const privateKey = privateKeyWritten();
+    expect(privateKey).toMatch(/PRIVATE KEY/);
+    expect(ssmMock).toHaveReceivedCommandWith(PutParameterCommand, {
+      Name: KEY_NAME,
+      Type: 'SecureString',
+      KeyId: process.env.KEY_ID,
+      Overwrite: true,
+      Description: expect.stringContaining(INSTANCE_ID),
+    });
+    const send = ssmMock.commandCalls(SendCommandCommand)[0].args[0].input;
+    expect(send).toMatchObject({ DocumentName: 'ResetAccess-InjectKey', InstanceIds: [HELPER_ID], TimeoutSeconds: expect.any(Number) });
+    expect(send.Comment).toContain(EXECUTION_ID);
+    expect(send.Parameters?.VolumeId).toEqual([ROOT_VOLUME_ID]);
+    expect(send.Parameters?.Users).toEqual(['ec2-user,admin']);
+    expect(send.Parameters?.Root).toEqual(['']);
+    const publicKey = send.Parameters?.PublicKey?.[0] ?? '';
+    expect(publicKey.startsWith(keyType === 'rsa' ? 'ssh-rsa ' : 'ssh-ed25519 ')).toBe(true);
+    expect(out).toEqual({ CommandId: 'cmd-0123', KeyParameterName: KEY_NAME, Fingerprint: fingerprintOf(publicKey), KeyType: keyType });
+    expect(Object.keys(out)).toEqual([...OUTPUT_FIELDS]);
+    // The private key is nowhere else: not the output, the plan, the command, any printed line.
+    const secretLines = privateKey.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'));
+    const elsewhere = [JSON.stringify(out), store.get(`/reset-access/locks/${INSTANCE_ID}`)?.value ?? '', JSON.stringify(send), ...printed].join('\n');
+    for (const line of secretLines) expect(elsewhere).not.toContain(line);
+    expect(elsewhere).not.toMatch(/PRIVATE KEY/);
+    expect(printed.length).toBeGreaterThan(0); // it did log, just not the key
+    // The key's name is in the plan before the command is sent; the command id after.
+    expect(storedPlan(store)?.created).toMatchObject({ keyParameterName: KEY_NAME, commandId: 'cmd-0123' });
+    expect(storedPlan(store)?.progress.phase).toBe('injection-sent');
+  });
+
+  it('records the key parameter before SendCommand, so a failed send leaves it for restore', async () => {
+    storePlan(store, plan());
+    ssmMock.on(SendCommandCommand).rejects(awsError('InvalidInstanceId', 'Instances not in a valid state for account'));
+    await expect(handler(STEP_EVENT)).rejects.toMatchObject({ name: 'InvalidInstanceId' });
+    expect(storedPlan(store)?.created.keyParameterName).toBe(KEY_NAME);
+    expect(storedPlan(store)?.created.commandId).toBeUndefined();
+  });
+
+  it('never puts the private key in the error when the write fails', async () => {
+    storePlan(store, plan());
+    ssmMock.on(PutParameterCommand, { Name: KEY_NAME }).rejects(awsError('AccessDeniedException', 'not authorized to perform kms:Encrypt'));
+    const err = (await handler(STEP_EVENT).catch((e: unknown) => e)) as Error;
+    expect(err.message).toBe(`Could not store the private key in ${KEY_NAME}: AccessDeniedException`);
+    expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
+    // Nothing recorded: an earlier run's key under that name must not be deleted by restore.
+    expect(storedPlan(store)?.created.keyParameterName).toBeUndefined();
+    expect(printed.join('\n')).not.toMatch(/PRIVATE KEY/);
+  });
+});
+
+describe('inject-key handler, user public key', () => {
+  it('stores nothing and sends the given key', async () => {
+    storePlan(store, plan((p) => (p.inputs.publicKey = USER_KEY)));
+    const out = await handler(STEP_EVENT);
+    expect(out).toEqual({ CommandId: 'cmd-0123', KeyParameterName: 'none', Fingerprint: fingerprintOf(USER_KEY), KeyType: 'ed25519' });
+    expect(ssmMock).not.toHaveReceivedCommandWith(PutParameterCommand, { Name: KEY_NAME });
+    expect(ssmMock).toHaveReceivedCommandWith(SendCommandCommand, { Parameters: expect.objectContaining({ PublicKey: [USER_KEY], Users: [''] }) });
+    expect(storedPlan(store)?.created.keyParameterName).toBeUndefined();
+  });
+});
+
+describe('inject-key handler errors', () => {
+  it('throws when the plan has no helper', async () => {
+    storePlan(store, makePlan());
+    await expect(handler(STEP_EVENT)).rejects.toMatchObject({ name: 'PlanError' });
+    expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
+  });
+});
