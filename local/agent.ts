@@ -14,14 +14,14 @@
  * - slow EC2 work (stop, start, run, terminate, attach, detach, image, snapshot) is scheduled on
  *   the virtual clock, and Describe* calls show the resource still changing while its completion
  *   is pending (an observer that sees it pending has waited: the clock moves to the completion);
- * - RunInstances honours ClientToken (moto does not), DetachVolume gets its InstanceId filled in
- *   (moto answers 500 without it);
+ * - where moto differs from EC2: RunInstances honours ClientToken, an EBS mapping without a size
+ *   takes the image's, DetachVolume gets its InstanceId filled in (moto answers 500 without it);
  * - everything else goes to moto unchanged.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, request as httpRequest, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { DescribeInstancesCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { GetDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse as parseYaml } from 'yaml';
 
@@ -362,10 +362,25 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     return out.Volumes?.[0];
   }
 
+  async function imageRootSize(imageId: string, deviceName: string): Promise<number> {
+    const out = await motoEc2.send(new DescribeImagesCommand({ ImageIds: [imageId] })).catch(() => undefined);
+    const mappings = out?.Images?.[0]?.BlockDeviceMappings ?? [];
+    const m = mappings.find((b) => b.DeviceName === deviceName) ?? mappings[0];
+    return m?.Ebs?.VolumeSize ?? 8;
+  }
+
   async function prepareEc2(form: URLSearchParams, action: string): Promise<string | undefined> {
     if (action === 'RunInstances') {
       const token = form.get('ClientToken');
       if (token && clientTokens.has(token)) return clientTokens.get(token);
+      // AWS takes a mapping's size from the image's snapshot; moto wants it spelled out.
+      for (let i = 1; form.get(`BlockDeviceMapping.${i}.DeviceName`) !== null; i++) {
+        const p = `BlockDeviceMapping.${i}.Ebs`;
+        const hasEbs = [...form.keys()].some((k) => k.startsWith(`${p}.`));
+        if (hasEbs && form.get(`${p}.VolumeSize`) === null && form.get(`${p}.SnapshotId`) === null) {
+          form.set(`${p}.VolumeSize`, String(await imageRootSize(form.get('ImageId') ?? '', form.get(`BlockDeviceMapping.${i}.DeviceName`) ?? '')));
+        }
+      }
     }
     if (action === 'DetachVolume' && !form.get('InstanceId')) {
       const volumeId = form.get('VolumeId') ?? '';

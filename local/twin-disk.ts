@@ -4,6 +4,7 @@
  * the twin needs from local/disk goes through here.
  */
 import { buildImage, diffImage, ImageDifference, ImageSnapshot, ImageSpec, snapshotImage } from './disk/images';
+import { runInjectScript } from './disk/run-inject';
 
 /**
  * A public key whose private half was deleted the moment it was made: the "lost" key of the
@@ -66,14 +67,7 @@ export function loadDisk(): DiskApi {
   const missing = (what: string) => async (): Promise<never> => {
     throw new DiskNotAvailable(`local/disk does not provide ${what} yet`);
   };
-  let mod: Record<string, unknown> = {};
   let sshd: Record<string, unknown> = {};
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    mod = require('./disk/inject') as Record<string, unknown>;
-  } catch {
-    /* not there yet */
-  }
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     sshd = require('./disk/sshd') as Record<string, unknown>;
@@ -84,7 +78,7 @@ export function loadDisk(): DiskApi {
     (typeof m[name] === 'function' ? m[name] : missing(name)) as T;
   return {
     buildImage,
-    runInjectScript: fn(mod, 'runInjectScript'),
+    runInjectScript,
     snapshotImage,
     diffImage,
     startSshd: fn(sshd, 'startSshd'),
