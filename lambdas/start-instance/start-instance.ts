@@ -57,20 +57,20 @@ export async function startInstance(deps: StartDeps, input: StepInput): Promise<
   return { started, warnings: warningsFor(plan) };
 }
 
-/** What changed for the user besides the key. */
+/** What changed for the user besides the key. No warning may contain ';', the separator. */
 export function warningsFor(plan: Plan): string[] {
   const w: string[] = [];
   const i = plan.instance;
   if (i.originalState === 'running' && i.publicIpAddress && !i.elasticIp) {
     w.push(
-      `the public IP address ${i.publicIpAddress} was released at stop and a new one was assigned at start; read it with aws ec2 describe-instances (an Elastic IP keeps it)`,
+      `the public IP address ${i.publicIpAddress} was released at stop and a new one was assigned at start (read it with aws ec2 describe-instances, or associate an Elastic IP to keep one)`,
     );
   }
   if (plan.inputs.allowEphemeralDataLoss) {
     w.push('data on instance-store volumes was lost when the instance stopped');
   }
   if (plan.created.backupId && plan.created.backupId !== 'none') {
-    w.push(`the backup ${plan.created.backupId} is kept and costs storage; delete it when no longer needed`);
+    w.push(`the backup ${plan.created.backupId} is kept and costs storage until you delete it`);
   }
   return w;
 }
