@@ -1,0 +1,307 @@
+import 'aws-sdk-client-mock-jest';
+import { mockClient } from 'aws-sdk-client-mock';
+import {
+  AttachVolumeCommand,
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  DetachVolumeCommand,
+  EC2Client,
+  ModifyInstanceAttributeCommand,
+  StartInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import { DeleteParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { handler, OUTPUT_FIELDS } from '../../../lambdas/restore/handler';
+import { restore } from '../../../lambdas/restore/restore';
+import type { Phase, Plan } from '@common/plan';
+import {
+  EXECUTION_ID,
+  fakeClock,
+  HELPER_ID,
+  INSTANCE_ID,
+  makePlan,
+  OTHER_EXECUTION_ID,
+  parameterStore,
+  recordingLogger,
+  ROOT_VOLUME_ID,
+  STEP_EVENT,
+  STEP_INPUT,
+  storedPlan,
+  storePlan,
+} from '../helpers';
+
+const ec2Mock = mockClient(EC2Client);
+const ssmMock = mockClient(SSMClient);
+const ec2 = new EC2Client({});
+const ssm = new SSMClient({});
+const KEY_NAME = `/ec2rl/openssh/${INSTANCE_ID}/key`;
+
+/**
+ * A small model of the instance and its root volume: detach and attach take `lag` describes to
+ * finish, a stop finishes after `lag` describes; a stuck detach only ends when forced.
+ */
+interface World {
+  instanceState: string;
+  volumeState: 'available' | 'in-use' | 'absent';
+  attachedTo?: string;
+  attachmentState?: 'attaching' | 'attached' | 'detaching';
+  lag: number;
+  stuckDetach: boolean;
+  pending: number;
+}
+let world: World;
+let store: ReturnType<typeof parameterStore>;
+
+function tick(): void {
+  if (world.pending > 0 && --world.pending === 0) {
+    if (world.attachmentState === 'detaching' && !world.stuckDetach) {
+      world.volumeState = 'available';
+      world.attachedTo = undefined;
+      world.attachmentState = undefined;
+    } else if (world.attachmentState === 'attaching') {
+      world.attachmentState = 'attached';
+    }
+    if (world.instanceState === 'stopping') world.instanceState = 'stopped';
+  }
+}
+
+function volumeNow() {
+  if (world.volumeState === 'absent') {
+    const err = new Error('not found') as Error & { $metadata: object };
+    err.name = 'InvalidVolume.NotFound';
+    err.$metadata = {};
+    throw err;
+  }
+  return {
+    Volumes: [
+      {
+        VolumeId: ROOT_VOLUME_ID,
+        State: world.volumeState,
+        Attachments: world.attachedTo ? [{ InstanceId: world.attachedTo, State: world.attachmentState, Device: '/dev/xvda' }] : [],
+      },
+    ],
+  };
+}
+
+beforeEach(() => {
+  ec2Mock.reset();
+  ssmMock.reset();
+  jest.spyOn(console, 'log').mockImplementation(() => undefined);
+  store = parameterStore(ssmMock);
+  world = { instanceState: 'running', volumeState: 'in-use', attachedTo: INSTANCE_ID, attachmentState: 'attached', lag: 2, stuckDetach: false, pending: 0 };
+  ec2Mock.on(DescribeVolumesCommand).callsFake(() => {
+    tick();
+    return volumeNow();
+  });
+  ec2Mock.on(DescribeInstancesCommand).callsFake(() => {
+    tick();
+    return { Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: world.instanceState } }] }] };
+  });
+  ec2Mock.on(DetachVolumeCommand).callsFake((input: { Force?: boolean }) => {
+    if (input.Force) world.stuckDetach = false;
+    world.attachmentState = 'detaching';
+    world.pending = world.lag;
+    return {};
+  });
+  ec2Mock.on(AttachVolumeCommand).callsFake((input: { InstanceId: string }) => {
+    world.volumeState = 'in-use';
+    world.attachedTo = input.InstanceId;
+    world.attachmentState = 'attaching';
+    world.pending = world.lag;
+    return {};
+  });
+  ec2Mock.on(StartInstancesCommand).callsFake(() => {
+    world.instanceState = 'pending';
+    return {};
+  });
+  ec2Mock.on(ModifyInstanceAttributeCommand).resolves({});
+});
+afterEach(() => jest.restoreAllMocks());
+
+function planAt(phase: Phase, change: (p: Plan) => void = () => undefined): Plan {
+  const p = makePlan({ created: { helperInstanceId: HELPER_ID, backupId: 'snap-0123456789abcdef0' }, progress: { keyInjected: false, phase } });
+  change(p);
+  return p;
+}
+
+const deps = () => ({ ec2, ssm, log: recordingLogger(), clock: fakeClock() });
+
+function expectBackToNormal(started: boolean): void {
+  expect(world).toMatchObject({ volumeState: 'in-use', attachedTo: INSTANCE_ID });
+  expect(ec2Mock).toHaveReceivedCommandWith(ModifyInstanceAttributeCommand, {
+    InstanceId: INSTANCE_ID,
+    BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { DeleteOnTermination: true } }],
+  });
+  if (started) expect(ec2Mock).toHaveReceivedCommandWith(StartInstancesCommand, { InstanceIds: [INSTANCE_ID] });
+  else expect(ec2Mock).not.toHaveReceivedCommand(StartInstancesCommand);
+  expect(storedPlan(store)?.progress.phase).toBe('restored');
+}
+
+describe('restore handler', () => {
+  it('does nothing without a plan', async () => {
+    const out = await handler(STEP_EVENT);
+    expect(out).toEqual({ Restored: false, Message: expect.stringMatching(/No plan for/) });
+    expect(Object.keys(out)).toEqual([...OUTPUT_FIELDS]);
+    expect(ec2Mock.calls()).toHaveLength(0);
+  });
+
+  it("does not touch another execution's plan or instance", async () => {
+    storePlan(store, planAt('attached-to-helper', (p) => (p.executionId = OTHER_EXECUTION_ID)));
+    world = { ...world, attachedTo: HELPER_ID };
+    const out = await handler(STEP_EVENT);
+    expect(out).toEqual({ Restored: false, Message: expect.stringContaining(`belongs to execution ${OTHER_EXECUTION_ID}`) });
+    expect(ec2Mock.calls()).toHaveLength(0);
+    expect(storedPlan(store)?.executionId).toBe(OTHER_EXECUTION_ID);
+  });
+
+  it('restores DeleteOnTermination when only preflight and the modify ran', async () => {
+    storePlan(store, planAt('stop-requested'));
+    const out = await handler(STEP_EVENT);
+    expect(out.Restored).toBe(true);
+    expectBackToNormal(false);
+    expect(ec2Mock).not.toHaveReceivedCommand(AttachVolumeCommand);
+    expect(ec2Mock).not.toHaveReceivedCommand(DetachVolumeCommand);
+  });
+});
+
+describe('restore from each phase', () => {
+  it('stopping: waits for the stop, then starts again', async () => {
+    storePlan(store, planAt('helper-launched'));
+    world.instanceState = 'stopping';
+    world.pending = 3;
+    const r = await restore(deps(), STEP_INPUT);
+    expect(r.message).toContain(`started ${INSTANCE_ID}`);
+    expectBackToNormal(true);
+  });
+
+  it('root detached (available): attaches it back at its device name and starts', async () => {
+    storePlan(store, planAt('root-detached'));
+    Object.assign(world, { instanceState: 'stopped', volumeState: 'available', attachedTo: undefined, attachmentState: undefined });
+    const r = await restore(deps(), STEP_INPUT);
+    expect(ec2Mock).toHaveReceivedCommandWith(AttachVolumeCommand, { VolumeId: ROOT_VOLUME_ID, InstanceId: INSTANCE_ID, Device: '/dev/xvda' });
+    expect(r.message).toMatch(/attached vol-0123456789abcdef0 to i-0123456789abcdef0 at \/dev\/xvda; started/);
+    expectBackToNormal(true);
+  });
+
+  it('attached to the helper: detaches, attaches back, starts', async () => {
+    storePlan(store, planAt('attached-to-helper'));
+    Object.assign(world, { instanceState: 'stopped', attachedTo: HELPER_ID });
+    await restore(deps(), STEP_INPUT);
+    expect(ec2Mock).toHaveReceivedCommandWith(DetachVolumeCommand, { VolumeId: ROOT_VOLUME_ID, InstanceId: HELPER_ID });
+    expect(ec2Mock).not.toHaveReceivedCommandWith(DetachVolumeCommand, { Force: true });
+    expectBackToNormal(true);
+  });
+
+  it('injection sent, key never injected: deletes the unused private key', async () => {
+    storePlan(store, planAt('injection-sent', (p) => (p.created.keyParameterName = KEY_NAME)));
+    store.set(KEY_NAME, { value: 'secret', type: 'SecureString', version: 1 });
+    Object.assign(world, { instanceState: 'stopped', attachedTo: HELPER_ID });
+    const r = await restore(deps(), STEP_INPUT);
+    expect(ssmMock).toHaveReceivedCommandWith(DeleteParameterCommand, { Name: KEY_NAME });
+    expect(store.has(KEY_NAME)).toBe(false);
+    expect(r.message).toContain(`deleted the unused private key ${KEY_NAME}`);
+    expectBackToNormal(true);
+  });
+
+  it('keeps a key parameter whose history holds an earlier run\'s key', async () => {
+    storePlan(store, planAt('injection-sent', (p) => (p.created.keyParameterName = KEY_NAME)));
+    store.set(KEY_NAME, { value: 'secret', type: 'SecureString', version: 2 });
+    const r = await restore(deps(), STEP_INPUT);
+    expect(ssmMock).not.toHaveReceivedCommand(DeleteParameterCommand);
+    expect(r.message).toContain(`kept ${KEY_NAME}`);
+  });
+
+  it('released from the helper, key injected: keeps the key and names it', async () => {
+    storePlan(store, planAt('released-from-helper', (p) => {
+      p.created.keyParameterName = KEY_NAME;
+      p.progress.keyInjected = true;
+    }));
+    store.set(KEY_NAME, { value: 'secret', type: 'SecureString', version: 1 });
+    Object.assign(world, { instanceState: 'stopped', volumeState: 'available', attachedTo: undefined, attachmentState: undefined });
+    const r = await restore(deps(), STEP_INPUT);
+    expect(store.has(KEY_NAME)).toBe(true);
+    expect(r.message).toContain(`the key was injected: its private key stays in ${KEY_NAME}`);
+    expectBackToNormal(true);
+  });
+
+  it('reattach requested (attaching): waits for it, then starts', async () => {
+    storePlan(store, planAt('root-reattached'));
+    Object.assign(world, { instanceState: 'stopped', attachmentState: 'attaching', pending: 2 });
+    await restore(deps(), STEP_INPUT);
+    expect(ec2Mock).not.toHaveReceivedCommand(AttachVolumeCommand);
+    expectBackToNormal(true);
+  });
+
+  it('started already: changes nothing but DeleteOnTermination', async () => {
+    storePlan(store, planAt('started'));
+    world.instanceState = 'pending';
+    await restore(deps(), STEP_INPUT);
+    expectBackToNormal(false);
+  });
+
+  it('leaves a formerly stopped instance stopped', async () => {
+    storePlan(store, planAt('attached-to-helper', (p) => (p.instance.originalState = 'stopped')));
+    Object.assign(world, { instanceState: 'stopped', attachedTo: HELPER_ID });
+    await restore(deps(), STEP_INPUT);
+    expectBackToNormal(false);
+  });
+});
+
+describe('restore is safe to run twice', () => {
+  it('converges once, then changes nothing', async () => {
+    storePlan(store, planAt('injection-sent', (p) => (p.created.keyParameterName = KEY_NAME)));
+    store.set(KEY_NAME, { value: 'secret', type: 'SecureString', version: 1 });
+    Object.assign(world, { instanceState: 'stopped', attachedTo: HELPER_ID });
+    await restore(deps(), STEP_INPUT);
+    world.instanceState = 'running';
+    ec2Mock.resetHistory();
+    ssmMock.resetHistory();
+    const again = await restore(deps(), STEP_INPUT);
+    expect(again.restored).toBe(true);
+    for (const c of [AttachVolumeCommand, DetachVolumeCommand, StartInstancesCommand]) expect(ec2Mock).not.toHaveReceivedCommand(c);
+    expect(ssmMock).not.toHaveReceivedCommand(DeleteParameterCommand);
+    expect(world).toMatchObject({ volumeState: 'in-use', attachedTo: INSTANCE_ID, instanceState: 'running' });
+  });
+});
+
+describe('restore failures name the volume', () => {
+  it('forces a detach that does not finish, then puts the volume back', async () => {
+    storePlan(store, planAt('attached-to-helper'));
+    Object.assign(world, { instanceState: 'stopped', attachedTo: HELPER_ID, stuckDetach: true });
+    const log = recordingLogger();
+    await restore({ ec2, ssm, log, clock: fakeClock() }, STEP_INPUT);
+    expect(ec2Mock).toHaveReceivedCommandWith(DetachVolumeCommand, { VolumeId: ROOT_VOLUME_ID, InstanceId: HELPER_ID, Force: true });
+    expect(log.lines.join('\n')).toMatch(/forcing/);
+    expectBackToNormal(true);
+  });
+
+  it('throws naming the volume when it is attached to another instance, touching nothing', async () => {
+    storePlan(store, planAt('attached-to-helper'));
+    Object.assign(world, { instanceState: 'stopped', attachedTo: 'i-0aaaaaaaaaaaaaaaa' });
+    await expect(restore(deps(), STEP_INPUT)).rejects.toMatchObject({
+      name: 'RestoreError',
+      message: expect.stringContaining(`volume ${ROOT_VOLUME_ID} is in-use (attached to i-0aaaaaaaaaaaaaaaa)`),
+    });
+    for (const c of [AttachVolumeCommand, DetachVolumeCommand, StartInstancesCommand]) expect(ec2Mock).not.toHaveReceivedCommand(c);
+  });
+
+  it('throws naming the volume when it is gone', async () => {
+    storePlan(store, planAt('root-detached'));
+    world.volumeState = 'absent';
+    await expect(restore(deps(), STEP_INPUT)).rejects.toThrow(`the root volume ${ROOT_VOLUME_ID} was not found`);
+  });
+
+  it('leaves the volume available and names it when the attach is refused', async () => {
+    storePlan(store, planAt('root-detached'));
+    Object.assign(world, { instanceState: 'stopped', volumeState: 'available', attachedTo: undefined, attachmentState: undefined });
+    const err = new Error('in use') as Error & { $metadata: object };
+    err.name = 'InvalidParameterValue';
+    err.$metadata = {};
+    ec2Mock.on(AttachVolumeCommand).rejects(err);
+    await expect(restore(deps(), STEP_INPUT)).rejects.toMatchObject({
+      name: 'RestoreError',
+      message: expect.stringMatching(/attaching vol-0123456789abcdef0 \(available\) to i-0123456789abcdef0 at \/dev\/xvda failed \(InvalidParameterValue\)/),
+    });
+    expect(world.volumeState).toBe('available');
+    expect(storedPlan(store)?.executionId).toBe(EXECUTION_ID);
+  });
+});
