@@ -120,6 +120,17 @@ describe('failures: onFailure, isCritical, maxAttempts', () => {
     expect(r.failureMessage).toContain('Step bad failed: volume vol-9 is attached elsewhere');
   });
 
+  it('a failed isEnd step goes to its onFailure step:X; with Continue it ends', async () => {
+    const fake = lambdas({ bad: boom('summarize broke'), restore: ok({}) });
+    const d = (onFailure: string) => doc([lambdaStep('summarize', 'bad', { isEnd: true, onFailure }), lambdaStep('restore', 'restore')]);
+    const routed = await run({ document: d('step:restore'), executionId: freshId(), invokeLambda: fake.invoke });
+    expect(routed.steps.map((s) => s.name)).toEqual(['summarize', 'restore']);
+    expect(routed.status).toBe('Failed');
+    const continued = await run({ document: d('Continue'), executionId: freshId(), invokeLambda: fake.invoke });
+    expect(continued.steps.map((s) => s.name)).toEqual(['summarize']);
+    expect(continued.status).toBe('Success');
+  });
+
   it('a failure on the restore path is reported too, and the execution stays Failed', async () => {
     const fake = lambdas({ bad: boom('first'), restore: boom('second') });
     const d = doc([lambdaStep('bad', 'bad', { onFailure: 'step:restore' }), lambdaStep('restore', 'restore')]);
