@@ -1,0 +1,315 @@
+/**
+ * Least privilege, over the synthesized template (createApp). Each rule fails on the first
+ * statement that breaks it, naming the policy, the Sid and the action.
+ */
+import { iamStatements, render, resourcesOfType, rolesAssumedBy, synthTemplate, type Statement, type Template } from './support/template';
+
+const MANAGED_BY = 'reset-access:managed-by';
+const MANAGED_BY_VALUE = 'ec2-reset-access';
+const EC2_SAR = 'https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html';
+const SSM_SAR = 'https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html';
+const ASG_SAR = 'https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html';
+const EC2_RLP = 'https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/iam-policies-for-amazon-ec2.html';
+
+/**
+ * Actions that may have `Resource: "*"`, because the service offers no resource-level
+ * permission for them (the Service Authorization Reference lists no resource type). Every one
+ * is a read. A new entry needs its reason and the page that says so.
+ */
+const UNSCOPABLE: Record<string, { reason: string; docs: string }> = Object.fromEntries([
+  ...[
+    'DescribeInstances',
+    'DescribeVolumes',
+    'DescribeInstanceAttribute',
+    'DescribeInstanceTypes',
+    'DescribeImages',
+    'DescribeSnapshots',
+    'DescribeSubnets',
+    'DescribeVpcs',
+    'DescribeSecurityGroups',
+    'DescribeSecurityGroupRules',
+    'DescribeRouteTables',
+    'DescribeInternetGateways',
+    'DescribeAddresses',
+    'DescribeSpotInstanceRequests',
+  ].map((a) => [`ec2:${a}`, { reason: 'EC2 Describe* actions do not support resource-level permissions', docs: `${EC2_SAR} ; ${EC2_RLP}` }]),
+  ['autoscaling:DescribeAutoScalingInstances', { reason: 'Describe* of Auto Scaling has no resource type', docs: ASG_SAR }],
+  ['ssm:DescribeInstanceInformation', { reason: 'lists managed nodes; no resource type', docs: SSM_SAR }],
+  ['ssm:GetCommandInvocation', { reason: 'no resource type (the command id is not an ARN)', docs: SSM_SAR }],
+  ['ssm:DescribeParameters', { reason: 'lists parameter metadata (never values); no resource type', docs: SSM_SAR }],
+]);
+
+/** Reads that are sensitive all the same: never on `*`. */
+const SENSITIVE_READS = /^(ssm:GetParameter|ssm:GetParameters|ssm:GetParametersByPath|ssm:GetParameterHistory|kms:Decrypt|secretsmanager:GetSecretValue)$/;
+const READ = /^[a-z0-9-]+:(Describe|Get|List)/;
+
+/** Destructive actions that must be conditioned on this product's tag. */
+const NEEDS_TAG = /^ec2:(TerminateInstances|Delete[A-Za-z]*|Detach[A-Za-z]*InternetGateway|RevokeSecurityGroup[A-Za-z]*|DisassociateRouteTable)$/;
+
+/**
+ * Statements of a tag-conditioned action that may go unconditioned, because the resource type
+ * cannot carry our tag and the same request also authorizes on a resource that must (IAM
+ * evaluates every resource of a request; all must be allowed).
+ */
+const COMPANION_RESOURCES: Array<{ action: RegExp; resourceType: string; companion: string; reason: string; docs: string }> = [
+  {
+    action: /^ec2:RevokeSecurityGroup(Egress|Ingress)$/,
+    resourceType: 'security-group-rule',
+    companion: 'security-group',
+    reason: 'a rule carries no tag of ours; the request also names its security group, which must carry our tag',
+    docs: EC2_SAR,
+  },
+];
+
+function tagConditioned(s: Statement, key = MANAGED_BY, value = MANAGED_BY_VALUE): boolean {
+  const c = s.condition ?? {};
+  for (const op of ['StringEquals', 'StringEqualsIgnoreCase']) {
+    const m = c[op] ?? {};
+    for (const k of [`aws:ResourceTag/${key}`, `ec2:ResourceTag/${key}`, `ssm:resourceTag/${key}`]) {
+      const v = m[k];
+      if (v === value || (Array.isArray(v) && v.length === 1 && v[0] === value)) return true;
+    }
+  }
+  return false;
+}
+
+/** The EC2 resource type of an ARN like `arn:...:ec2:region:acct:instance/*`, or undefined. */
+function ec2Type(arn: string): string | undefined {
+  return /:ec2:[^:]*:[^:]*:([a-z-]+)\//.exec(arn)?.[1];
+}
+
+let t: Template;
+
+beforeAll(() => {
+  t = synthTemplate();
+}, 300_000);
+
+const where = (s: Statement, action?: string): string => `${s.policy}${s.sid ? `/${s.sid}` : ''}${action ? ` ${action}` : ''}`;
+const allowsOf = (tpl: Template): Statement[] => iamStatements(tpl).filter((s) => s.effect === 'Allow');
+
+// ---- the rules: each returns its violations (empty when the template is right) ---------------
+
+function wildcardActions(tpl: Template): string[] {
+  const bad: string[] = [];
+  for (const s of allowsOf(tpl)) {
+    for (const a of s.actions) if (a.includes('*')) bad.push(where(s, a));
+    if (s.notActions.length > 0) bad.push(`${where(s)} NotAction`);
+    if (s.notResources.length > 0) bad.push(`${where(s)} NotResource`);
+  }
+  return bad;
+}
+
+function starResources(tpl: Template): string[] {
+  const bad: string[] = [];
+  for (const s of allowsOf(tpl)) {
+    if (!s.resources.includes('*')) continue;
+    for (const a of s.actions) if (!UNSCOPABLE[a]) bad.push(where(s, a));
+  }
+  return bad;
+}
+
+function untaggedDestruction(tpl: Template): string[] {
+  const allows = allowsOf(tpl);
+  const bad: string[] = [];
+  for (const s of allows) {
+    for (const a of s.actions.filter((x) => NEEDS_TAG.test(x))) {
+      if (tagConditioned(s)) continue;
+      // an untaggable companion resource, only where the request's other resource is conditioned
+      const types = s.resources.map(ec2Type);
+      const excused = COMPANION_RESOURCES.find((c) => c.action.test(a) && types.every((ty) => ty === c.resourceType));
+      if (excused) {
+        const companionOk = allows.some(
+          (o) => o.roles.some((r) => s.roles.includes(r)) && o.actions.includes(a) && tagConditioned(o) && o.resources.some((r) => ec2Type(r) === excused.companion),
+        );
+        if (companionOk) continue;
+      }
+      bad.push(`${where(s, a)} on ${s.resources.join(' ')}`);
+    }
+  }
+  return bad;
+}
+
+function sendCommandScope(tpl: Template): string[] {
+  const commandDocs = resourcesOfType(tpl, 'AWS::SSM::Document').filter((id) => tpl.Resources[id].Properties?.DocumentType === 'Command');
+  if (commandDocs.length !== 1) return [`${commandDocs.length} Command documents`];
+  const docArn = new RegExp(`:ssm:[^:]*:[^:]*:document/\\$\\{Ref\\.${commandDocs[0]}\\}$`);
+  const bad: string[] = [];
+  let docGranted = false;
+  let instancesGranted = false;
+  for (const s of allowsOf(tpl).filter((x) => x.actions.includes('ssm:SendCommand'))) {
+    for (const r of s.resources) {
+      if (docArn.test(r)) docGranted = true;
+      else if (ec2Type(r) === 'instance' && tagConditioned(s, 'reset-access:role', 'helper')) instancesGranted = true;
+      else bad.push(`${where(s, 'ssm:SendCommand')} on ${r}${s.condition ? ' ' + JSON.stringify(s.condition) : ''}`);
+    }
+  }
+  if (!docGranted) bad.push('SendCommand is not granted on the Command document');
+  if (!instancesGranted) bad.push('SendCommand is not granted on helper-tagged instances');
+  return bad;
+}
+
+function parameterWrites(tpl: Template): string[] {
+  const ok = /:ssm:[^:]*:[^:]*:parameter\/(ec2rl\/openssh|reset-access\/locks)\/\*$/;
+  const bad: string[] = [];
+  for (const s of allowsOf(tpl)) {
+    for (const a of s.actions.filter((x) => /^ssm:(PutParameter|DeleteParameter|DeleteParameters|LabelParameterVersion|AddTagsToResource)$/.test(x))) {
+      for (const r of s.resources) if (!ok.test(r)) bad.push(`${where(s, a)} on ${r}`);
+    }
+  }
+  return bad;
+}
+
+function keyReadBack(tpl: Template): string[] {
+  const bad: string[] = [];
+  for (const s of allowsOf(tpl)) {
+    for (const a of s.actions) {
+      if (a === 'kms:Decrypt') bad.push(where(s, a));
+      if (/^ssm:GetParameter/.test(a) && s.resources.some((r) => r === '*' || /parameter\/(ec2rl|\*)/.test(r))) bad.push(where(s, a));
+    }
+  }
+  return bad;
+}
+
+function kmsUse(tpl: Template): string[] {
+  const keys = resourcesOfType(tpl, 'AWS::KMS::Key');
+  if (keys.length !== 1) return [`${keys.length} KMS keys`];
+  const bad: string[] = [];
+  if (tpl.Resources[keys[0]].Properties?.EnableKeyRotation !== true) bad.push('key rotation is off');
+  for (const s of allowsOf(tpl)) {
+    for (const a of s.actions.filter((x) => x.startsWith('kms:'))) {
+      if (a === 'kms:Encrypt' || a === 'kms:GenerateDataKey') {
+        const ownKey = s.resources.every((r) => r === `\${${keys[0]}.Arn}`);
+        const viaSsm = JSON.stringify(s.condition ?? {}).includes('kms:ViaService');
+        if (!ownKey || !viaSsm) bad.push(where(s, a));
+      } else if (a === 'kms:CreateGrant') {
+        if ((s.condition?.Bool ?? {})['kms:GrantIsForAWSResource'] !== 'true') bad.push(where(s, a));
+      } else if (a !== 'kms:DescribeKey') {
+        bad.push(where(s, a));
+      }
+    }
+  }
+  return bad;
+}
+
+function passRole(tpl: Template): string[] {
+  const helperRoles = rolesAssumedBy(tpl, 'ec2.amazonaws.com');
+  const bad: string[] = [];
+  const grants = allowsOf(tpl).filter((x) => x.actions.includes('iam:PassRole'));
+  if (grants.length !== 1) bad.push(`${grants.length} iam:PassRole statements`);
+  for (const s of grants) {
+    const toHelper = s.rawResources.every((r) => JSON.stringify(r) === JSON.stringify({ 'Fn::GetAtt': [helperRoles[0], 'Arn'] }));
+    const toEc2 = (s.condition?.StringEquals ?? {})['iam:PassedToService'] === 'ec2.amazonaws.com';
+    if (!toHelper || !toEc2) bad.push(where(s, 'iam:PassRole'));
+  }
+  return bad;
+}
+
+function invokeScope(tpl: Template): string[] {
+  const automation = rolesAssumedBy(tpl, 'ssm.amazonaws.com')[0];
+  const functions = new Set(resourcesOfType(tpl, 'AWS::Lambda::Function'));
+  const invoked = new Set<string>();
+  const bad: string[] = [];
+  for (const s of allowsOf(tpl).filter((x) => x.actions.includes('lambda:InvokeFunction'))) {
+    if (!s.roles.every((r) => r === automation)) bad.push(`${where(s)} (not the automation role)`);
+    for (const raw of s.rawResources) {
+      // \${Fn::GetAtt [fn, Arn]} or that ARN with ":*" (its versions)
+      const text = render(raw);
+      const m = /^\$\{([A-Za-z0-9]+)\.Arn\}(:\*)?$/.exec(text);
+      if (m && functions.has(m[1])) invoked.add(m[1]);
+      else bad.push(`${where(s, 'lambda:InvokeFunction')} on ${text}`);
+    }
+  }
+  for (const fn of functions) if (!invoked.has(fn)) bad.push(`${fn} cannot be invoked by the automation role`);
+  return bad;
+}
+
+const RULES: Array<[string, (tpl: Template) => string[]]> = [
+  ['no Action "*", no service wildcard, no wildcard in any action; no NotAction or NotResource', wildcardActions],
+  ['Resource "*" only for actions that cannot be scoped (the allowlist, each with its reason and docs page)', starResources],
+  ["terminate, delete, detach-gateway and revoke actions are conditioned on this product's tag", untaggedDestruction],
+  ["ssm:SendCommand only with the product's Command document, and on instances only when tagged as helpers", sendCommandScope],
+  ['ssm:PutParameter and ssm:DeleteParameter only under /ec2rl/openssh/* and /reset-access/locks/*', parameterWrites],
+  ['no product role can read a stored private key back (no GetParameter on /ec2rl/openssh, no kms:Decrypt)', keyReadBack],
+  ["KMS use is limited to the stack's key through Systems Manager, and grants to AWS resources; rotation on", kmsUse],
+  ['iam:PassRole only for the helper role, only to EC2', passRole],
+  ["the automation role can invoke only the product's functions, and every one of them", invokeScope],
+];
+
+test('the template has the roles and policies this suite reasons about', () => {
+  expect(resourcesOfType(t, 'AWS::Lambda::Function')).toHaveLength(12);
+  expect(rolesAssumedBy(t, 'ssm.amazonaws.com')).toHaveLength(1);
+  expect(rolesAssumedBy(t, 'ec2.amazonaws.com')).toHaveLength(1);
+  expect(allowsOf(t).length).toBeGreaterThan(20);
+});
+
+test.each(RULES)('%s', (_name, rule) => {
+  expect(rule(t)).toEqual([]);
+});
+
+test('the allowlist of unscopable actions holds reads only, each with a reason and an AWS docs page', () => {
+  for (const [a, why] of Object.entries(UNSCOPABLE)) {
+    expect({ a, read: READ.test(a) && !SENSITIVE_READS.test(a) }).toEqual({ a, read: true });
+    expect(why.reason.length).toBeGreaterThan(10);
+    expect(why.docs).toMatch(/^https:\/\/docs\.aws\.amazon\.com\//);
+  }
+});
+
+// ---- the rules can fail: each catches a broken copy of the real template ---------------------
+
+type Mutation = (tpl: Template) => void;
+function policyStatements(tpl: Template, policyIdPart: string): Array<Record<string, unknown>> {
+  const id = Object.keys(tpl.Resources).find((k) => tpl.Resources[k].Type === 'AWS::IAM::Policy' && k.includes(policyIdPart));
+  if (!id) throw new Error(`no policy ${policyIdPart}`);
+  return ((tpl.Resources[id].Properties as Record<string, { Statement: Array<Record<string, unknown>> }>).PolicyDocument.Statement);
+}
+function addStatement(part: string, st: Record<string, unknown>): Mutation {
+  return (tpl) => {
+    policyStatements(tpl, part).push(st);
+  };
+}
+function editSid(part: string, sid: string, edit: (st: Record<string, unknown>) => void): Mutation {
+  return (tpl) => {
+    const st = policyStatements(tpl, part).find((x) => x.Sid === sid);
+    if (!st) throw new Error(`no statement ${sid} in ${part}`);
+    edit(st);
+  };
+}
+
+const MUTATIONS: Array<[string, (tpl: Template) => string[], Mutation]> = [
+  ['ec2:* on a step role', wildcardActions, addStatement('Cleanup', { Effect: 'Allow', Action: 'ec2:*', Resource: 'arn:aws:ec2:*:*:instance/*' })],
+  ['StopInstances on "*"', starResources, addStatement('StopInstance', { Effect: 'Allow', Action: 'ec2:StopInstances', Resource: '*' })],
+  ['TerminateInstances without the tag condition', untaggedDestruction, editSid('Cleanup', 'TerminateHelper', (st) => delete st.Condition)],
+  ['SendCommand on any document', sendCommandScope, editSid('InjectKey', 'SendInjectCommand', (st) => (st.Resource = 'arn:aws:ssm:*:*:document/*'))],
+  ['SendCommand on any instance', sendCommandScope, editSid('InjectKey', 'SendToHelperOnly', (st) => delete st.Condition)],
+  ['PutParameter on every parameter', parameterWrites, editSid('InjectKey', 'KeyParameter', (st) => (st.Resource = 'arn:aws:ssm:us-east-1:123456789012:parameter/*'))],
+  ['kms:Decrypt for inject-key', keyReadBack, addStatement('InjectKey', { Effect: 'Allow', Action: 'kms:Decrypt', Resource: 'arn:aws:kms:us-east-1:123456789012:key/x' })],
+  ['PassRole on any role', passRole, addStatement('LaunchHelper', { Effect: 'Allow', Action: 'iam:PassRole', Resource: '*' })],
+  ['InvokeFunction on any function', invokeScope, addStatement('Automation', { Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: 'arn:aws:lambda:*:*:function:*' })],
+];
+
+test.each(MUTATIONS)('the rule catches: %s', (_name, rule, mutate) => {
+  const broken = JSON.parse(JSON.stringify(t)) as Template;
+  mutate(broken);
+  expect(rule(broken).length).toBeGreaterThan(0);
+});
+
+test('the automation role is assumable only by Systems Manager of this account, and holds no write of its own', () => {
+  const automation = rolesAssumedBy(t, 'ssm.amazonaws.com')[0];
+  const trust = JSON.stringify(t.Resources[automation].Properties?.AssumeRolePolicyDocument);
+  expect(trust).toContain('aws:SourceAccount');
+  expect(trust).toContain('automation-execution/*');
+  const own = allowsOf(t).filter((s) => s.roles.includes(automation));
+  const writes = own.flatMap((s) => s.actions).filter((a) => !READ.test(a) && a !== 'lambda:InvokeFunction');
+  expect(writes).toEqual([]);
+});
+
+test('every step function has its own role, with no managed policy', () => {
+  const roles = resourcesOfType(t, 'AWS::Lambda::Function').map((id) => JSON.stringify(t.Resources[id].Properties?.Role));
+  expect(new Set(roles).size).toBe(roles.length);
+  for (const id of resourcesOfType(t, 'AWS::IAM::Role')) {
+    const p = t.Resources[id].Properties ?? {};
+    if (JSON.stringify(p.AssumeRolePolicyDocument).includes('lambda.amazonaws.com')) {
+      expect({ id, managed: p.ManagedPolicyArns ?? [] }).toEqual({ id, managed: [] });
+    }
+  }
+});
