@@ -135,7 +135,8 @@ export const LATENCY_TABLE: readonly LatencyEntry[] = [
       url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSnapshot.html',
       statement:
         'Snapshots occur asynchronously; the point-in-time snapshot is created immediately, but the ' +
-        'status of the snapshot remains pending until the snapshot is complete.',
+        'status of the snapshot is pending until the snapshot is complete (when all of the modified ' +
+        'blocks have been transferred to Amazon S3), which can take several hours for large initial snapshots',
       reading: 'the call returns at once; 1 s is the modeled round trip, and no wait follows it',
     },
   },
@@ -225,7 +226,7 @@ export const LATENCY_TABLE: readonly LatencyEntry[] = [
       why:
         'No published figure. A Run Command (about 10 s, see RunCommand) plus downloading and ' +
         'unpacking the EC2Rescue for Linux package (tens of MB) from the distributor.',
-      related: 'https://docs.aws.amazon.com/systems-manager-automation-runbooks/latest/userguide/automation-aws-configureawspackage.html',
+      related: 'https://docs.aws.amazon.com/systems-manager/latest/userguide/distributor-working-with-packages-deploy.html',
     },
   },
   {
