@@ -520,7 +520,8 @@ function parseSnapshot(stdout: string, loopDevice: string): Map<string, string> 
     }
     meta.clear(); sha.clear(); xattrs.clear(); flags.clear();
   };
-  const strip = (p: string): string => (p === '.' ? '/' : p.replace(/^\.\//, '/'));
+  // find and sha256sum print ./path, getfattr prints path: both become /path.
+  const strip = (p: string): string => (p === '.' ? '/' : `/${p.replace(/^\.\//, '')}`);
   for (const line of stdout.split('\n')) {
     if (line.startsWith('@@DEV ')) {
       const device = line.slice(6);

@@ -6,7 +6,7 @@
  * variables only. Whatever the script leaves mounted dies with the namespace, and is reported.
  */
 import { spawn } from 'child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { attachLoop, detachLoop, partitionsOf } from './loop';
@@ -47,6 +47,8 @@ export interface RunInjectResult {
   readonly report: InjectReport | undefined;
   /** Mounts the script left in its namespace when it ended (should be none). */
   readonly leftoverMounts: string[];
+  /** What the script left in its temporary directory (TMPDIR, private to this run; should be none). */
+  readonly leftoverTmp: string[];
 }
 
 const VOLUME_ID = /^vol-[0-9a-f]{8,17}$/;
@@ -95,6 +97,9 @@ export async function runInjectScript(options: RunInjectOptions): Promise<RunInj
     const scriptPath = join(work, '_script.sh');
     writeFileSync(scriptPath, options.script, { mode: 0o700 });
     const leftoverPath = join(work, 'leftover-mounts');
+    // The script's mktemp goes to a TMPDIR private to this run, so what it leaves is attributable.
+    const scriptTmp = join(work, 'tmp');
+    mkdirSync(scriptTmp, { mode: 0o700 });
     // udev's links are relative (../../nvme1n1); so are these.
     const setup = [
       'set -eu',
@@ -110,7 +115,7 @@ export async function runInjectScript(options: RunInjectOptions): Promise<RunInj
       `comm -13 <(printf "%s\\n" "$before") <(printf "%s\\n" "$after") > ${shellQuote(leftoverPath)}`,
       'exit $status',
     ].join('\n');
-    const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' };
+    const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C', TMPDIR: scriptTmp };
     for (const [name, value] of Object.entries(options.env)) {
       if (!/^SSM_[A-Za-z]+$/.test(name)) throw new Error(`only SSM_<Name> variables reach the script: ${name}`);
       env[name] = value;
@@ -131,7 +136,8 @@ export async function runInjectScript(options: RunInjectOptions): Promise<RunInj
     const leftoverMounts = existsSync(leftoverPath)
       ? readFileSync(leftoverPath, 'utf8').split('\n').filter((l) => l !== '')
       : [];
-    return { ...result, report: parseInjectReport(result.stdout), leftoverMounts };
+    const leftoverTmp = readdirSync(scriptTmp);
+    return { ...result, report: parseInjectReport(result.stdout), leftoverMounts, leftoverTmp };
   } finally {
     rmSync(work, { recursive: true, force: true });
     for (const device of attachedHere) {

@@ -1,0 +1,91 @@
+/**
+ * Shared helpers for the tests that run the inject-key script on loop-device disk images:
+ * the deployed script text, a run of it on an image, and the proof that a test left no mount,
+ * no loop device and no work directory behind.
+ */
+import { execFileSync } from 'child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { injectKeyScriptFromDocument, loadInjectKeyDocument } from '../../lib/inject-key-document';
+import { listLoopDevices } from '../../local/disk/loop';
+import { runInjectScript, type RunInjectResult } from '../../local/disk/run-inject';
+
+export const VOLUME_ID = 'vol-0a1b2c3d4e5f60718';
+
+/** The script exactly as deployed: taken back out of the Command document object. */
+export function deployedScript(): string {
+  return injectKeyScriptFromDocument(loadInjectKeyDocument());
+}
+
+export interface SystemState {
+  readonly mounts: string[];
+  readonly loops: string[];
+}
+
+/**
+ * Mounts and loop devices of this test on the machine now: loop devices backed by files under
+ * `scope` (a scratch directory), and mounts of those devices or under `scope`. (Other work on
+ * the machine, such as a benchmark run at the same time, has its own loop devices.)
+ */
+export function systemState(scope: string): SystemState {
+  const loops = listLoopDevices().filter((line) => line.includes(`(${scope}`)).sort();
+  const devices = loops.map((line) => line.split(':')[0]);
+  const mounts = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(scope) || devices.some((d) => line.startsWith(`${d} `) || line.startsWith(`${d}p`)))
+    .sort();
+  return { mounts, loops };
+}
+
+/** A private scratch directory for images. */
+export function scratchDir(prefix = 'inject-test-'): string {
+  return mkdtempSync(join('/var/tmp', prefix));
+}
+
+export function removeDir(path: string): void {
+  rmSync(path, { recursive: true, force: true });
+}
+
+export interface InjectOptions {
+  readonly publicKey: string;
+  readonly users?: string;
+  readonly volumeId?: string;
+  readonly root?: string;
+}
+
+/** Run the deployed script against an image (attached and detached by runInjectScript). */
+export async function inject(image: string, options: InjectOptions): Promise<RunInjectResult> {
+  const volumeId = options.volumeId ?? VOLUME_ID;
+  const result = await runInjectScript({
+    script: deployedScript(),
+    env: {
+      SSM_VolumeId: volumeId,
+      SSM_PublicKey: options.publicKey,
+      SSM_Users: options.users ?? '',
+      SSM_Root: options.root ?? '',
+    },
+    volumes: { [VOLUME_ID]: image },
+    timeoutMs: 60_000,
+  });
+  // Every exit path unmounts and removes its work directory.
+  if (result.leftoverMounts.length > 0 || result.leftoverTmp.length > 0) {
+    throw new Error(`the script left mounts ${JSON.stringify(result.leftoverMounts)} and files ${JSON.stringify(result.leftoverTmp)}`);
+  }
+  return result;
+}
+
+/** Is this process root (the disk tests need it; CI runs as root). */
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+/** The hex of a string, as `getfattr -e hex` prints it. */
+export function hex(text: string): string {
+  return Buffer.from(text).toString('hex');
+}
+
+/** sha256 of a file on this machine. */
+export function sha256File(path: string): string {
+  return execFileSync('sha256sum', [path], { encoding: 'utf8' }).split(' ')[0];
+}
