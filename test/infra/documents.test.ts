@@ -2,6 +2,7 @@ import { CfnElement } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import { STEP_FOLDERS, StepFolder } from '../../lib/constants';
 import { loadInjectKeyDocument } from '../../lib/inject-key-document';
+import { statementsOf } from './iam';
 import { synthesize } from './synth';
 
 // Read together with the synthesis, so both see the same script file.
@@ -71,6 +72,25 @@ describe('the Automation document', () => {
       expect(s.timeoutSeconds).toBeLessThanOrEqual(300);
       expect([s.name, fnTimeout < s.timeoutSeconds]).toEqual([s.name, true]);
     }
+  });
+});
+
+describe('the automation role against the runbook', () => {
+  test('its read actions are exactly the calls of the wait steps', () => {
+    const waits = steps.filter((s) => s.action === 'aws:waitForAwsResourceProperty');
+    expect(waits.length).toBeGreaterThan(0);
+    const needed = [...new Set(waits.map((s) => `${s.inputs.Service}:${s.inputs.Api}`))].sort();
+    const roleId = id(stack.automationRole.role.node.defaultChild as CfnElement);
+    const granted = statementsOf(json, roleId)
+      .flatMap((st) => st.actions)
+      .filter((a) => a !== 'lambda:InvokeFunction')
+      .sort();
+    expect(granted).toEqual(needed);
+  });
+
+  test('the runbook uses no action that would need more of the role', () => {
+    const known = new Set(['aws:invokeLambdaFunction', 'aws:waitForAwsResourceProperty', 'aws:branch']);
+    expect(steps.map((s) => s.action).filter((a) => !known.has(a))).toEqual([]);
   });
 });
 
