@@ -75,6 +75,22 @@ describe('the Automation document', () => {
   });
 });
 
+describe('document size', () => {
+  // Systems Manager refuses a document over 64 KB, and the quota counts the parameter values given
+  // at run time too: the Command document leaves room for a PublicKey of 8000 characters and the
+  // rest; the runbook for the resolved function ARNs (longer than their GetAtt) and the inputs.
+  const LIMIT = 64 * 1024;
+  const size = (content: unknown): number => Buffer.byteLength(JSON.stringify(content));
+
+  test('the Command document leaves 10 KB of its 64 KB for the parameters', () => {
+    expect(size(command.Content)).toBeLessThan(LIMIT - 10 * 1024);
+  });
+
+  test('the Automation document leaves 10 KB of its 64 KB for ARNs and parameters', () => {
+    expect(size(automation.Content)).toBeLessThan(LIMIT - 10 * 1024);
+  });
+});
+
 describe('the automation role against the runbook', () => {
   test('its read actions are exactly the calls of the wait steps', () => {
     const waits = steps.filter((s) => s.action === 'aws:waitForAwsResourceProperty');
