@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runChild } from './exec';
+import { runChild, TIMING_NICE } from './exec';
 import { median, round } from './stats';
 
 export interface ColdInitResult {
@@ -54,6 +54,7 @@ function timeRequire(targets: readonly string[], cwd: string, env: Record<string
   ].join('\n');
   const out = runChild(process.execPath, ['-e', code], {
     what: `loading ${targets.join(', ')} in a fresh node`,
+    nice: TIMING_NICE,
     cwd,
     timeout: 60_000,
     // A Lambda-like environment: only what the function is given, plus the region and PATH.

@@ -13,6 +13,8 @@ export interface MachineInfo {
   /** `uname -r` */
   readonly kernel: string;
   readonly platform: string;
+  /** `os.loadavg()` (1, 5, 15 minutes) when the benchmark started: a busy machine slows real timings. */
+  readonly loadAverageAtStart: readonly number[];
 }
 
 function run(command: string, args: string[]): string {
@@ -34,5 +36,6 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     kernel: run('uname', ['-r']) || os.release(),
     platform: `${os.platform()} ${os.arch()}`,
+    loadAverageAtStart: os.loadavg().map((v) => Math.round(v * 100) / 100),
   };
 }

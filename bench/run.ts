@@ -8,6 +8,7 @@
  * --key-type rsa|ed25519 (twin run, default rsa), --skip-twin, --skip-inject.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { lambdaBundles, synthesize, type LambdaBundle } from './bundles';
 import { measureColdInit, type ColdInitResult } from './cold-init';
@@ -135,6 +136,7 @@ export function main(argv: readonly string[]): BenchResult {
     version: RESULT_VERSION,
     generatedAt: new Date().toISOString(),
     machine,
+    loadAverageAtEnd: os.loadavg().map((v) => round(v, 2)),
     ...figures,
     referenceTotalSeconds: round(reference.totalSeconds, 2),
     speedup: timeToAccessSeconds ? round(reference.timeToAccessSeconds / timeToAccessSeconds, 2) : null,

@@ -48,19 +48,23 @@ forge.prime.generateProbablePrime = function spyPrime(this: unknown, ...args: un
 const keys = require('../../lambdas/common/keys') as typeof import('../../lambdas/common/keys');
 
 const runs = Math.max(1, Number(process.argv[2] ?? '5'));
-const result: Record<string, { runsMs: number[]; calls: Counts; publicKeyType: string; fingerprintOk: boolean }> = {};
+const result: Record<string, { runsMs: number[]; cpuMs: number[]; calls: Counts; publicKeyType: string; fingerprintOk: boolean }> = {};
 for (const type of ['rsa', 'ed25519'] as const) {
   for (const k of Object.keys(calls)) delete calls[k];
   const runsMs: number[] = [];
+  const cpuMs: number[] = [];
   let publicKeyType = '';
   let fingerprintOk = true;
   for (let i = 0; i < runs; i += 1) {
+    const cpu = process.cpuUsage();
     const start = process.hrtime.bigint();
     const pair = keys.generateKeyPair(type);
     runsMs.push(Number(process.hrtime.bigint() - start) / 1e6);
+    const used = process.cpuUsage(cpu);
+    cpuMs.push((used.user + used.system) / 1000);
     publicKeyType = pair.publicKey.split(' ')[0];
     fingerprintOk = fingerprintOk && keys.parseOpenSshPublicKey(pair.publicKey).fingerprint === pair.fingerprint;
   }
-  result[type] = { runsMs, calls: { ...calls }, publicKeyType, fingerprintOk };
+  result[type] = { runsMs, cpuMs, calls: { ...calls }, publicKeyType, fingerprintOk };
 }
 process.stdout.write(`${JSON.stringify(result)}\n`);

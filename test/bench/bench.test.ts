@@ -86,8 +86,8 @@ describe('the reference model', () => {
 
 describe('targets', () => {
   const keygen = {
-    rsa: { medianMs: 900, runsMs: [900], generatorCalls: {} },
-    ed25519: { medianMs: 1, runsMs: [1], generatorCalls: {} },
+    rsa: { medianMs: 900, runsMs: [900], cpuMedianMs: 900, generatorCalls: {} },
+    ed25519: { medianMs: 1, runsMs: [1], cpuMedianMs: 1, generatorCalls: {} },
     rsaPath: { native: true, runtime: '', source: '', bundle: '' },
   };
   const cold = (medianMs: number) => ({
@@ -181,7 +181,8 @@ function sampleResult(): BenchResult {
   return {
     version: RESULT_VERSION,
     generatedAt: '2026-01-01T00:00:00.000Z',
-    machine: { nproc: 2, memory: '1Gi total', cpuModel: 'cpu', node: 'v20', kernel: 'k', platform: 'linux x64' },
+    machine: { nproc: 2, memory: '1Gi total', cpuModel: 'cpu', node: 'v20', kernel: 'k', platform: 'linux x64', loadAverageAtStart: [0, 0, 0] },
+    loadAverageAtEnd: [0, 0, 0],
     ...figures,
     referenceTotalSeconds: reference.totalSeconds,
     speedup: null,
