@@ -1,0 +1,114 @@
+/**
+ * End to end on the twin: the synthesized runbook regains access for each key type and with the
+ * user's own public key, with each SubnetId choice; the new key logs in; nothing else changed.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DescribeParametersCommand } from '@aws-sdk/client-ssm';
+import { startTwin, Twin } from '../../local/twin';
+import { baseline, expectNoKeyMaterial, expectNothingLost } from './support';
+
+jest.setTimeout(240000);
+
+let twin: Twin;
+let scratch: string;
+
+beforeAll(async () => {
+  twin = await startTwin({ maxLifetimeSeconds: 600 });
+  scratch = mkdtempSync(join(tmpdir(), 'twin-success-'));
+}, 600000);
+
+afterAll(async () => {
+  rmSync(scratch ?? '/nonexistent', { recursive: true, force: true });
+  await twin?.stop();
+});
+
+/** `ssh-keygen -l` of a private key: "<bits> SHA256:... comment (TYPE)". */
+function fingerprintOf(privateKey: string): { fingerprint: string; type: string } {
+  const file = join(scratch, `k-${Date.now()}`);
+  writeFileSync(file, privateKey, { mode: 0o600 });
+  try {
+    const line = execFileSync('ssh-keygen', ['-l', '-f', file], { encoding: 'utf8' }).trim();
+    const [, , fingerprint, , type] = /^(\d+) (SHA256:\S+) (.*) \((\w+)\)$/.exec(line) ?? [];
+    return { fingerprint: fingerprint ?? '', type: type ?? '' };
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+async function loginWorks(imagePath: string, privateKey: string): Promise<boolean> {
+  const sshd = await twin.disk.startSshd(imagePath);
+  try {
+    const r = await twin.disk.sshLogin({ port: sshd.port, user: 'ec2-user', privateKey, command: 'id -un' });
+    return r.exitCode === 0 && r.stdout.trim() === 'ec2-user';
+  } finally {
+    await sshd.stop();
+  }
+}
+
+test.each([
+  ['rsa', 'CreateNewVPC', 'RSA'],
+  ['ed25519', 'SelectedInstanceSubnet', 'ED25519'],
+])('KeyType %s with SubnetId %s: the key is stored, it logs in, only authorized_keys changed', async (keyType, subnetId, sshType) => {
+  const instance = await twin.createLockedOutInstance({});
+  const before = await baseline(twin, instance);
+
+  const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: keyType, SubnetId: subnetId });
+
+  expect(result.status).toBe('Success');
+  const keyParameterName = result.outputs['summarize.KeyParameterName'];
+  expect(keyParameterName).toBe(`/ec2rl/openssh/${instance.instanceId}/key`);
+  const privateKey = (await twin.getParameter(keyParameterName as string, true)) as string;
+  // Never hand the key itself to expect(): a failure would print it.
+  expect(/^-----BEGIN (OPENSSH|RSA) PRIVATE KEY-----\n/.test(privateKey)).toBe(true);
+  const described = await twin.ssm.send(
+    new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Name', Values: [keyParameterName as string] }] }),
+  );
+  expect(described.Parameters?.[0]).toMatchObject({ Type: 'SecureString', KeyId: twin.keyArn });
+  expect(fingerprintOf(privateKey)).toEqual({ fingerprint: result.outputs['summarize.Fingerprint'], type: sshType });
+  expect(result.outputs['summarize.UsersChanged']).toBe('ec2-user');
+  expect(result.outputs['summarize.FilesChanged']).toBe('/home/ec2-user/.ssh/authorized_keys');
+  expect(result.outputs['summarize.BackupId']).toMatch(/^snap-/);
+  // The helper ran where it was asked to.
+  expect(calls['ec2:CreateVpc'] ?? 0).toBe(subnetId === 'CreateNewVPC' ? 1 : 0);
+
+  await expectNothingLost(twin, before, ['/home/ec2-user/.ssh/authorized_keys']);
+  expect(await loginWorks(instance.imagePath as string, privateKey)).toBe(true);
+  // The key never shows in the run's record, the command, or the Lambdas' logs.
+  expectNoKeyMaterial([JSON.stringify(result), ...twin.lambdaLogs(), ...twin.agent.commands().map((c) => JSON.stringify(c))]);
+});
+
+test('a PublicKey of the user and a subnet id: no private key is made or stored, the user key logs in', async () => {
+  const dir = mkdtempSync(join(scratch, 'user-key-'));
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'alice@laptop', '-f', join(dir, 'id')]);
+  const publicKey = execFileSync('cat', [join(dir, 'id.pub')], { encoding: 'utf8' }).trim();
+  const privateKey = execFileSync('cat', [join(dir, 'id')], { encoding: 'utf8' });
+  rmSync(dir, { recursive: true, force: true });
+  const instance = await twin.createLockedOutInstance({});
+  const before = await baseline(twin, instance);
+
+  const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, PublicKey: publicKey, SubnetId: instance.subnetId });
+
+  expect(result.status).toBe('Success');
+  expect(result.outputs['summarize.KeyParameterName']).toBe('none');
+  expect(await twin.getParameter(`/ec2rl/openssh/${instance.instanceId}/key`)).toBeUndefined();
+  expect(calls['ec2:CreateVpc'] ?? 0).toBe(0);
+  expect(twin.agent.commands().at(-1)?.parameters.PublicKey).toBe(publicKey);
+  await expectNothingLost(twin, before, ['/home/ec2-user/.ssh/authorized_keys']);
+  expect(await loginWorks(instance.imagePath as string, privateKey)).toBe(true);
+});
+
+test('an instance that was stopped is reset and stays stopped', async () => {
+  const instance = await twin.createLockedOutInstance({ state: 'stopped' });
+  const before = await baseline(twin, instance, false);
+
+  const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' });
+
+  expect(result.status).toBe('Success');
+  expect(calls['ec2:StopInstances'] ?? 0).toBe(0);
+  expect(calls['ec2:StartInstances'] ?? 0).toBe(0);
+  expect(result.steps.map((s) => s.name)).not.toContain('waitForInstanceRunning');
+  await expectNothingLost(twin, before);
+});

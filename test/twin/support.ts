@@ -1,0 +1,81 @@
+/**
+ * Shared checks of the end-to-end tests: what "nothing lost" means, asserted the same way in
+ * every file.
+ */
+import { readFileSync } from 'node:fs';
+import { DescribeVolumesCommand } from '@aws-sdk/client-ec2';
+import type { ImageSnapshot } from '../../local/disk/images';
+import type { InstanceSnapshot, LockedOutInstance, Twin } from '../../local/twin';
+
+/** The runbook as synthesized (the steps the tests walk). */
+export function stepNames(twin: Twin): string[] {
+  return (twin.automationDocument.mainSteps as Array<{ name: string }>).map((s) => s.name);
+}
+
+/** Baseline of one instance: its description in moto and its disk image's bytes. */
+export interface Baseline {
+  readonly instance: LockedOutInstance;
+  readonly snapshot: InstanceSnapshot;
+  readonly image?: ImageSnapshot;
+}
+
+export async function baseline(twin: Twin, instance: LockedOutInstance, withImage = true): Promise<Baseline> {
+  return {
+    instance,
+    snapshot: await twin.snapshotInstance(instance.instanceId),
+    image: withImage && instance.imagePath ? await twin.disk.snapshotImage(instance.imagePath) : undefined,
+  };
+}
+
+/**
+ * The promise the runbook makes whatever happens: the original root volume on the original
+ * instance at its original device name with its original DeleteOnTermination, the instance in
+ * its original state, no helper, network or lock left, and the disk byte-identical outside the
+ * key files (`allowedFiles`, paths inside the target).
+ */
+export async function expectNothingLost(twin: Twin, before: Baseline, allowedFiles: readonly string[] = []): Promise<void> {
+  const now = await twin.snapshotInstance(before.instance.instanceId);
+  expect(now).toEqual(before.snapshot);
+  expect(now.rootVolumeId).toBe(before.instance.rootVolumeId);
+  expect(now.rootDeviceName).toBe(before.instance.rootDeviceName);
+  const volume = await twin.ec2.send(new DescribeVolumesCommand({ VolumeIds: [before.instance.rootVolumeId] }));
+  expect(volume.Volumes?.[0]?.Attachments).toEqual([
+    expect.objectContaining({ InstanceId: before.instance.instanceId, Device: before.instance.rootDeviceName, State: 'attached' }),
+  ]);
+  expect(await twin.leftovers()).toEqual({
+    helpers: [],
+    vpcs: [],
+    subnets: [],
+    internetGateways: [],
+    routeTables: [],
+    securityGroups: [],
+    locks: [],
+    addresses: [],
+  });
+  if (before.image && before.instance.imagePath) {
+    const after = await twin.disk.snapshotImage(before.instance.imagePath);
+    const changed = twin.disk.diffImage(before.image, after).map((d) => d.key);
+    const outside = changed.filter((key) => !allowedFiles.some((f) => key.endsWith(`:${f}`)));
+    expect(outside).toEqual([]);
+  }
+}
+
+/** Calls that change something in AWS (by action name), from a run's call counts. */
+export function mutatingCalls(calls: Record<string, number>): string[] {
+  const readOnly = /^(Describe|Get|List)/;
+  return Object.keys(calls)
+    .map((k) => k.split(':')[1] as string)
+    .filter((action) => !readOnly.test(action));
+}
+
+const KEY_MATERIAL = /PRIVATE KEY|openssh-key-v1|b3BlbnNzaC1rZXktdjE/;
+
+/** No private key material anywhere in these texts (a failure names the text, never prints it). */
+export function expectNoKeyMaterial(texts: readonly string[]): void {
+  const holding = texts.map((t, i) => (KEY_MATERIAL.test(t) ? i : -1)).filter((i) => i >= 0);
+  expect(holding).toEqual([]);
+}
+
+export function readText(path: string): string {
+  return readFileSync(path, 'utf8');
+}
