@@ -60,10 +60,6 @@ async function readFromImage(path: string, partition: string, file: string, opti
   }
 }
 
-function sha(description: string | undefined): string {
-  return /sha=(\S+)/.exec(description ?? '')?.[1] ?? '';
-}
-
 describe('inject-key script on loop-device images', () => {
   it('whole-disk ext4: appends to the default user key file after the existing line, nothing else changes', async () => {
     // Prepare

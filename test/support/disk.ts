@@ -5,7 +5,6 @@
  */
 import { execFileSync } from 'child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'fs';
-import { tmpdir } from 'os';
 import { join } from 'path';
 import { injectKeyScriptFromDocument, loadInjectKeyDocument } from '../../lib/inject-key-document';
 import { listLoopDevices } from '../../local/disk/loop';
