@@ -1,9 +1,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { createApp } from '../../lib/app';
 import { loadRunbookYaml, replacePlaceholders, Runbook, UnknownPlaceholderError } from '../../lib/runbook';
+import { StepFunction } from '../../lib/step-function';
 
 // These tests build constructs without synthesizing (bundling skipped): they are about names and
 // the placeholder rules, and stay fast.
@@ -111,5 +112,13 @@ describe('runbook placeholders', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('StepFunction', () => {
+  test('refuses a timeout that would not end before its runbook step (over 290 s)', () => {
+    expect(
+      () => new StepFunction(new Stack(), 'TooSlow', { folder: 'preflight', description: 'x', timeout: Duration.seconds(300) }),
+    ).toThrow(/timeout 300 s is over 290 s/);
   });
 });
