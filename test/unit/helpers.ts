@@ -131,3 +131,8 @@ export function awsError(name: string, message = name): Error {
   err.$metadata = {};
   return err;
 }
+
+/** The names of the commands a mocked client was sent, in order (e.g. `AttachVolumeCommand`). */
+export function sentCommands(mock: { calls: () => { args: unknown[] }[] }): string[] {
+  return mock.calls().map((c) => (c.args[0] as object).constructor.name);
+}
