@@ -1,0 +1,181 @@
+/**
+ * Secret handling on the twin: after a full run and after a failed run, the private key (any
+ * 32-character run of its base64 body) appears nowhere but the SecureString.
+ *
+ * Scanned: every AWS request and response made in this process (the step Lambdas, the runner's
+ * wait steps, the twin's own set-up), recorded at the SDK's Client.send, except the one
+ * PutParameter that stores the key and the test's own GetParameter WithDecryption that reads
+ * it back; the runner's step outputs and failure messages; the command's parameters, stdout and
+ * stderr as the agent ran it; the Lambdas' log lines; the twin's and the runner's progress
+ * lines; everything written to console and process.stdout/stderr during the runs.
+ */
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { asText, leaks, type Exhibit } from './support/secrets';
+import { startTwin, type Twin } from '../../local/twin';
+
+jest.setTimeout(600_000);
+
+interface SdkRecord {
+  client: string;
+  command: string;
+  input: Record<string, unknown>;
+  output?: unknown;
+  error?: unknown;
+}
+
+const records: SdkRecord[] = [];
+const testLog: string[] = [];
+let twin: Twin;
+
+// Every SDK v3 client shares one base class: its send sees every request and response.
+const base = Object.getPrototypeOf(SSMClient.prototype) as { send: (...args: unknown[]) => Promise<unknown> };
+const originalSend = base.send;
+
+beforeAll(async () => {
+  base.send = async function recordingSend(this: { constructor: { name: string } }, ...args: unknown[]): Promise<unknown> {
+    const command = args[0] as { constructor: { name: string }; input: Record<string, unknown> };
+    const rec: SdkRecord = { client: this.constructor.name, command: command?.constructor?.name ?? '?', input: command?.input ?? {} };
+    records.push(rec);
+    try {
+      rec.output = await originalSend.apply(this, args);
+      return rec.output;
+    } catch (error) {
+      rec.error = error;
+      throw error;
+    }
+  };
+  twin = await startTwin({ maxLifetimeSeconds: 900, log: (line) => testLog.push(line) });
+}, 600_000);
+
+afterAll(async () => {
+  base.send = originalSend;
+  await twin?.stop();
+});
+
+/** Captures console.* and process.stdout/stderr while `fn` runs. */
+async function capturing<T>(fn: () => Promise<T>): Promise<{ value: T; exhibits: Exhibit[] }> {
+  const exhibits: Exhibit[] = [];
+  const spies: jest.SpyInstance[] = [];
+  for (const m of ['log', 'info', 'warn', 'error', 'debug'] as const) {
+    const original = console[m].bind(console);
+    spies.push(
+      jest.spyOn(console, m).mockImplementation((...a: unknown[]) => {
+        exhibits.push({ source: `console.${m}`, text: a.map(asText).join(' ') });
+        original(...(a as []));
+      }),
+    );
+  }
+  for (const [name, stream] of [['stdout', process.stdout], ['stderr', process.stderr]] as const) {
+    const original = stream.write.bind(stream);
+    spies.push(
+      jest.spyOn(stream, 'write').mockImplementation(((chunk: unknown, ...rest: unknown[]) => {
+        exhibits.push({ source: `process.${name}`, text: asText(chunk) });
+        return (original as (...x: unknown[]) => boolean)(chunk, ...rest);
+      }) as never),
+    );
+  }
+  try {
+    return { value: await fn(), exhibits };
+  } finally {
+    for (const s of spies) s.mockRestore();
+  }
+}
+
+/** The SDK records as exhibits, leaving out the two places the key may be. */
+function sdkExhibits(from: number, keyName: string): Exhibit[] {
+  return records.slice(from).flatMap((r, i): Exhibit[] => {
+    const storesKey = r.command === 'PutParameterCommand' && r.input.Name === keyName;
+    const readsKeyBack = r.command === 'GetParameterCommand' && r.input.Name === keyName && r.input.WithDecryption === true;
+    const input = storesKey ? { ...r.input, Value: '[the SecureString value]' } : r.input;
+    const out: Exhibit[] = [{ source: `SDK #${from + i} ${r.client}.${r.command} input`, text: asText(input) }];
+    if (r.error !== undefined) out.push({ source: `SDK #${from + i} ${r.command} error`, text: asText(r.error) });
+    if (!readsKeyBack && r.output !== undefined) out.push({ source: `SDK #${from + i} ${r.command} output`, text: asText(r.output) });
+    return out;
+  });
+}
+
+function agentExhibits(): Exhibit[] {
+  return twin.agent.commands().flatMap((c) => [
+    { source: `command ${c.commandId} parameters`, text: asText(c.parameters) },
+    { source: `command ${c.commandId} stdout`, text: c.stdout ?? '' },
+    { source: `command ${c.commandId} stderr`, text: c.stderr ?? '' },
+    { source: `command ${c.commandId} comment`, text: c.comment ?? '' },
+  ]);
+}
+
+function resultExhibits(result: unknown): Exhibit[] {
+  const r = result as { steps?: Array<{ name: string; outputs: unknown; failureMessage?: string }>; outputs?: unknown; failureMessage?: string };
+  return [
+    { source: 'run outputs', text: asText(r.outputs) },
+    { source: 'run failure message', text: r.failureMessage ?? '' },
+    ...(r.steps ?? []).flatMap((s) => [
+      { source: `step ${s.name} outputs`, text: asText(s.outputs) },
+      { source: `step ${s.name} failure`, text: s.failureMessage ?? '' },
+    ]),
+  ];
+}
+
+function logExhibits(runnerLog: string[]): Exhibit[] {
+  return [
+    ...twin.lambdaLogs().map((l, i) => ({ source: `Lambda log #${i}`, text: l })),
+    ...testLog.map((l, i) => ({ source: `twin log #${i}`, text: l })),
+    ...runnerLog.map((l, i) => ({ source: `runner log #${i}`, text: l })),
+  ];
+}
+
+function publicKeysSent(): string[] {
+  return twin.agent.commands().map((c) => c.parameters.PublicKey ?? '').filter((k) => k !== '');
+}
+
+test('a full run: the private key is in the SecureString and nowhere else', async () => {
+  const instance = await twin.createLockedOutInstance({});
+  const keyName = `/ec2rl/openssh/${instance.instanceId}/key`;
+  const from = records.length;
+  const runnerLog: string[] = [];
+  const { value: run, exhibits } = await capturing(() =>
+    twin.runReset({ InstanceId: instance.instanceId, KeyType: 'rsa' }, { log: (l) => runnerLog.push(l) }),
+  );
+  expect(run.result.status).toBe('Success');
+  expect(run.result.outputs['summarize.KeyParameterName']).toBe(keyName);
+  const privateKey = (await twin.getParameter(keyName, true)) ?? '';
+  expect(privateKey).toContain('PRIVATE KEY');
+  // it was stored once, as a SecureString with the stack's key
+  const stores = records.slice(from).filter((r) => r.command === 'PutParameterCommand' && r.input.Name === keyName);
+  expect(stores).toHaveLength(1);
+  expect(stores[0].input).toMatchObject({ Type: 'SecureString', KeyId: twin.keyArn });
+  // the detector sees the key where it is (so an empty result below means something)
+  expect(leaks([{ source: 'the store call', text: asText(stores[0].input) }], privateKey).length).toBe(1);
+
+  const all = [...sdkExhibits(from, keyName), ...resultExhibits(run.result), ...agentExhibits(), ...logExhibits(runnerLog), ...exhibits];
+  expect(all.length).toBeGreaterThan(50);
+  expect(leaks(all, privateKey, publicKeysSent())).toEqual([]);
+});
+
+test('a failed run after the key was written: no key anywhere else, and the parameter is deleted or named', async () => {
+  const instance = await twin.createLockedOutInstance({});
+  const keyName = `/ec2rl/openssh/${instance.instanceId}/key`;
+  const from = records.length;
+  const runnerLog: string[] = [];
+  const { value: run, exhibits } = await capturing(() =>
+    twin.runReset(
+      { InstanceId: instance.instanceId, KeyType: 'ed25519' },
+      { faults: [{ step: 'releaseFromHelper', when: 'before', message: 'security test: fail after the key was written' }], log: (l) => runnerLog.push(l) },
+    ),
+  );
+  expect(run.result.status).not.toBe('Success');
+  const stores = records.slice(from).filter((r) => r.command === 'PutParameterCommand' && r.input.Name === keyName);
+  expect(stores).toHaveLength(1);
+  const privateKey = String(stores[0].input.Value);
+  expect(privateKey).toContain('PRIVATE KEY');
+
+  const stillThere = (await twin.getParameter(keyName, true)) !== undefined;
+  const messages = [run.result.failureMessage ?? '', ...run.result.steps.map((s) => `${s.failureMessage ?? ''} ${asText(s.outputs)}`)].join('\n');
+  // It must be one of the two: deleted, or kept and named where the user reads the result. What
+  // the code does here (first key on this instance, never injected): restore deletes it, and
+  // its Message says so.
+  expect(stillThere ? messages.includes(keyName) : true).toBe(true);
+  expect({ deleted: !stillThere, named: messages.includes(keyName) }).toEqual({ deleted: true, named: true });
+
+  const all = [...sdkExhibits(from, keyName), ...resultExhibits(run.result), ...agentExhibits(), ...logExhibits(runnerLog), ...exhibits];
+  expect(leaks(all, privateKey, publicKeysSent())).toEqual([]);
+});
