@@ -12,11 +12,32 @@ const fmt = (v: number | null | undefined, digits = 1, unit = ''): string =>
 const bytes = (v: number): string => `${v.toLocaleString('en-US')} B (${(v / 1000).toFixed(1)} KB)`;
 const verdict = (t: Target): string => (t.pass === null ? 'not measured' : t.pass ? 'PASS' : 'FAIL');
 
+/**
+ * When the runbook observes access later than the instance is running: which steps stand between
+ * (their names and modeled durations). Empty when nothing does.
+ */
+export function accessDelay(r: BenchResult): string {
+  const ours = r.ours;
+  if (!ours || ours.instanceRunningSeconds === null || r.timeToAccessSeconds === null) return '';
+  const gap = r.timeToAccessSeconds - ours.instanceRunningSeconds;
+  if (gap <= 2) return '';
+  const between = ours.steps.filter((s) => s.endSeconds > ours.instanceRunningSeconds! && s.startSeconds < r.timeToAccessSeconds! && s.name !== ours.accessStep && s.seconds > 2);
+  return (
+    `The target is running again at ${ours.instanceRunningSeconds.toFixed(1)} s, but the runbook observes it only at ` +
+    `${r.timeToAccessSeconds.toFixed(1)} s (\`${ours.accessStep}\`), ${gap.toFixed(1)} s later, because ` +
+    (between.length > 0
+      ? `${between.map((s) => `\`${s.name}\` (${s.seconds.toFixed(1)} s)`).join(', ')} runs before that wait`
+      : 'of the steps before that wait') +
+    '.'
+  );
+}
+
 /** Rows of the headline table: [figure, value]. */
 export function headlineRows(r: BenchResult): Array<[string, string]> {
   const rows: Array<[string, string]> = [
     ['time to access, ours (modeled, twin run)', fmt(r.timeToAccessSeconds, 1, ' s')],
     ['time to access, reference (modeled)', fmt(r.referenceTimeToAccessSeconds, 1, ' s')],
+    ['target instance running again, ours (StartInstances complete)', fmt(r.ours?.instanceRunningSeconds ?? null, 1, ' s')],
     ['speed-up (reference / ours)', r.speedup === null ? 'not measured yet' : `${r.speedup.toFixed(2)}×`],
     ['API calls per reset (twin agent)', r.apiCallsPerReset ? String(r.apiCallsPerReset.total) : 'not measured yet'],
     ['largest Lambda bundle', r.bundleBytes ? `${bytes(r.bundleBytes.maxBytes)}, ${r.bundleBytes.largest}` : 'not measured yet'],
@@ -48,6 +69,8 @@ export function renderConsole(r: BenchResult): string {
   lines.push('', 'targets', '');
   const tw = Math.max(...r.targets.map((t) => t.description.length));
   for (const t of r.targets) lines.push(`  ${pad(verdict(t), 12)} ${pad(t.description, tw)}  ${t.measured} (target ${t.threshold})`);
+  const delay = accessDelay(r);
+  if (delay) lines.push('', `note: ${delay}`);
   if (r.notMeasured.length > 0) {
     lines.push('', 'not measured');
     for (const n of r.notMeasured) lines.push(`  ${n.field}: ${n.reason}`);
@@ -96,6 +119,11 @@ export function renderMarkdown(r: BenchResult): string {
   const failed = r.targets.filter((t) => t.pass === false);
   if (failed.length > 0) {
     out.push('**Missed targets.** ' + failed.map((t) => `${t.description}: ${t.measured} against ${t.threshold}.`).join(' '));
+    out.push('');
+  }
+  const delay = accessDelay(r);
+  if (delay) {
+    out.push(`**Where our time to access goes.** ${delay}`);
     out.push('');
   }
   if (r.notMeasured.length > 0) {
@@ -224,7 +252,11 @@ export function renderMarkdown(r: BenchResult): string {
   if (r.ours) {
     out.push(`Key type ${r.ours.keyType}; status ${r.ours.status}; access at the end of \`${r.ours.accessStep}\`.`);
     out.push('');
-    out.push(table(['step', 'start (s)', 'end (s)', 'duration (s)', 'note'], r.ours.steps.map((s) => [s.name, s.startSeconds.toFixed(1), s.endSeconds.toFixed(1), s.seconds.toFixed(1), s.note])));
+    out.push(table(['step', 'start (s)', 'end (s)', 'duration (s)', 'action'], r.ours.steps.map((s) => [s.name + (s.name === r.ours?.accessStep ? ' (access)' : ''), s.startSeconds.toFixed(1), s.endSeconds.toFixed(1), s.seconds.toFixed(1), s.note])));
+    out.push('');
+    out.push('The slow work the run started, on the same clock (this is where the overlap shows):');
+    out.push('');
+    out.push(table(['work', 'on', 'started (s)', 'completes (s)'], r.ours.work.map((w) => [w.op, w.on, w.startedAt.toFixed(1), w.completesAt.toFixed(1)])));
   } else {
     out.push('Not measured yet (see "Not measured in this run" above). The intended order is that of docs/architecture.md: the stop is issued before the helper is launched, so the stop, the helper\'s boot and the network overlap; no wait for the snapshot; cleanup after the start.');
   }

@@ -26,6 +26,13 @@ export interface OursRun {
   readonly accessStep: string;
   readonly totalSeconds: number | null;
   readonly keyType: string;
+  /**
+   * When the target's StartInstances completed on the clock: the instance is running and the
+   * key is in place, whether or not a runbook step has observed it yet.
+   */
+  readonly instanceRunningSeconds: number | null;
+  /** The slow work the run started (what the clock scheduled), with start and completion. */
+  readonly work: ReadonlyArray<{ readonly op: string; readonly on: string; readonly startedAt: number; readonly completesAt: number }>;
 }
 
 export interface ApiCalls {

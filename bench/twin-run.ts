@@ -20,6 +20,8 @@ export interface TwinMeasurement {
 }
 
 interface ProbeFile {
+  instanceRunningSeconds: number | null;
+  work: Array<{ op: string; on: string; startedAt: number; completesAt: number }>;
   status: string;
   failureMessage?: string;
   steps: Array<{ name: string; action: string; status: string; startedAt: number; endedAt: number; attempts: number }>;
@@ -72,6 +74,8 @@ export function measureTwin(keyType: 'rsa' | 'ed25519'): TwinMeasurement {
         status: probe.failureMessage ? `${probe.status}: ${probe.failureMessage}` : probe.status,
         accessStep: probe.accessStep,
         totalSeconds: round(probe.modeledSeconds, 2),
+        instanceRunningSeconds: probe.instanceRunningSeconds === null ? null : round(probe.instanceRunningSeconds, 2),
+        work: probe.work.map((w) => ({ ...w, startedAt: round(w.startedAt, 2), completesAt: round(w.completesAt, 2) })),
         keyType: probe.keyType,
       },
       timeToAccessSeconds: probe.status === 'Success' && probe.timeToAccessSeconds !== null ? round(probe.timeToAccessSeconds, 2) : null,

@@ -22,8 +22,15 @@ interface ExecutionResult {
   modeledSeconds: number;
   failureMessage?: string;
 }
+interface PendingOp {
+  op: string;
+  resourceIds: readonly string[];
+  startedAt: number;
+  completesAt: number;
+}
 interface TwinModule {
   startTwin(options?: { log?: (line: string) => void }): Promise<{
+    clock: { now(): number; history(): readonly PendingOp[] };
     createLockedOutInstance(spec?: Record<string, unknown>): Promise<{ instanceId: string }>;
     runReset(parameters: Record<string, unknown>, options?: { log?: (line: string) => void }): Promise<{ result: ExecutionResult; calls: Record<string, number> }>;
     leftovers(): Promise<Record<string, string[]>>;
@@ -46,8 +53,21 @@ async function main(): Promise<void> {
   const twin = await startTwin({ log: progress });
   try {
     const instance = await twin.createLockedOutInstance({ state: 'running' });
+    const t0 = twin.clock.now();
     const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: keyType }, { log: progress });
     const leftovers = await twin.leftovers();
+    // The slow work the run started, on the same clock as its steps (seconds since it began).
+    const work = twin.clock
+      .history()
+      .filter((o) => o.startedAt >= t0)
+      .map((o) => ({
+        op: o.op,
+        on: o.resourceIds.includes(instance.instanceId) ? 'target' : o.resourceIds.some((id) => id.startsWith('i-')) ? 'helper' : o.resourceIds.some((id) => id.startsWith('vol-')) ? 'root volume' : 'command',
+        startedAt: o.startedAt - t0,
+        completesAt: o.completesAt - t0,
+      }));
+    const started = work.filter((w) => w.op === 'StartInstances' && w.on === 'target');
+    const instanceRunningSeconds = started.length > 0 ? started[started.length - 1].completesAt : null;
     const accessStep = ACCESS_STEPS.find((name) => result.steps.some((s) => s.name === name && s.status === 'Success')) ?? '';
     writeFileSync(
       outFile,
@@ -58,6 +78,8 @@ async function main(): Promise<void> {
         modeledSeconds: result.modeledSeconds,
         timeToAccessSeconds: timeToAccess(result, ACCESS_STEPS) ?? null,
         accessStep,
+        instanceRunningSeconds,
+        work,
         calls,
         leftovers: Object.fromEntries(Object.entries(leftovers).filter(([, v]) => v.length > 0)),
         wallSeconds: (Date.now() - wallStart) / 1000,
