@@ -855,9 +855,12 @@ offline() {
     unmount_all
     mount_target inspect
   fi
+  local -a warnings_before=("${WARNINGS[@]}")
   plan
   unmount_all
   mount_target rw
+  # Plan again on what is now mounted read-write (an xfs log replay can change the view).
+  WARNINGS=("${warnings_before[@]}")
   plan
   apply
 }

@@ -330,6 +330,16 @@ describe('inject-key script on loop-device images', () => {
     ]);
   });
 
+  it('a cloud-init default user missing from passwd: one warning, then the uid >= 1000 login users', async () => {
+    const { path } = await image({ layout: 'ext4-whole', cloudInitDefaultUser: 'ubuntu', users: [{ name: 'ec2-user', uid: 1000, gid: 1000 }] });
+
+    const result = await inject(path, { publicKey: key.publicKey });
+
+    expect(result.exitCode).toBe(0);
+    expect(result.report?.warnings).toEqual(["the cloud-init default user ubuntu is not in the target's /etc/passwd"]);
+    expect(result.report?.changes.map((c) => c.user)).toEqual(['ec2-user']);
+  });
+
   it('the cloud-init default user from cloud.cfg.d overrides cloud.cfg', async () => {
     const { path } = await image({
       layout: 'ext4-whole',
@@ -378,6 +388,7 @@ describe('inject-key script on loop-device images', () => {
       expect(readdirSync('/etc/lvm/archive').sort()).toEqual(lvmArchive);
     });
 
+    let shared: { path: string; before: ImageSnapshot } | undefined;
     it.each([
       ['a user not in the target passwd', { users: 'ec2-user,mallory' }, /user mallory is not in the target's \/etc\/passwd/],
       ['a private key', { publicKey: '-----BEGIN OPENSSH PRIVATE KEY-----' }, /private key; paste the \.pub line/],
@@ -388,7 +399,9 @@ describe('inject-key script on loop-device images', () => {
       ['both VolumeId and Root', { root: '/' }, /either VolumeId .* or Root=\/ .*not both/],
       ['a bad Root', { root: '/mnt' }, /Root must be empty/],
     ])('%s', async (_name, options, message) => {
-      const { path, before } = await image({ layout: 'ext4-whole' });
+      // One image for these (each refusal must leave it byte-identical, so it can be shared).
+      shared ??= await image({ layout: 'ext4-whole' });
+      const { path, before } = shared;
 
       const result = await inject(path, { publicKey: key.publicKey, ...options });
 
