@@ -11,7 +11,7 @@
 import { spawn } from 'child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { GOOD_VOLUME } from './support/fixtures';
+import { GOOD_VOLUME } from './support/ids';
 import { GOOD_ED25519, PRIVATE_KEYS, PUBLIC_KEY_ROWS, ROOT_ROWS, USERS_ROWS, VOLUME_ID_ROWS, type Row } from './support/hostile';
 import { REPO } from './support/patterns';
 import { leaks } from './support/secrets';

@@ -21,12 +21,8 @@ import { GetParameterCommand, ParameterNotFound, PutParameterCommand } from '@aw
 import { ec2, ssm, kms, asg } from './mocks';
 import { KEY_ARN } from './env';
 
-export const GOOD_INSTANCE = 'i-0123456789abcdef0';
-export const GOOD_EXECUTION = '0f4ab1c2-3d4e-4f50-8a6b-7c8d9e0f1a2b';
-export const GOOD_VOLUME = 'vol-0aaaaaaaaaaaaaaa1';
-export const GOOD_SUBNET = 'subnet-0bbbbbbbbbbbbbbb2';
-export const GOOD_VPC = 'vpc-0ccccccccccccccc3';
-export const HELPER_INSTANCE = 'i-0ddddddddddddddd4';
+import { GOOD_EXECUTION, GOOD_INSTANCE, GOOD_SUBNET, GOOD_VOLUME, GOOD_VPC } from './ids';
+export { GOOD_EXECUTION, GOOD_INSTANCE, GOOD_SUBNET, GOOD_VOLUME, GOOD_VPC, HELPER_INSTANCE } from './ids';
 
 export interface PlanOptions {
   executionId?: string;

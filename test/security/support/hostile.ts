@@ -6,7 +6,7 @@
  */
 import { generateKeyPairSync } from 'crypto';
 import { makePublicKey, makeTestKeys, type TestKeys } from './secrets';
-import { GOOD_EXECUTION, GOOD_INSTANCE, GOOD_SUBNET, GOOD_VOLUME } from './fixtures';
+import { GOOD_EXECUTION, GOOD_INSTANCE, GOOD_SUBNET, GOOD_VOLUME } from './ids';
 
 export type Row = [label: string, value: string];
 

@@ -1,5 +1,10 @@
 /**
- * Secret handling on the twin: after a full run and after a failed run, the private key (any
+ * On the twin (moto, the agent, the runner on the synthesized runbook, the real handler bundles).
+ *
+ * Hostile parameters: refused at the start (the document's patterns, as the runner applies them,
+ * or preflight), with no call that changes anything and nothing left behind.
+ *
+ * Secret handling: after a full run and after a failed run, the private key (any
  * 32-character run of its base64 body) appears nowhere but the SecureString.
  *
  * Scanned: every AWS request and response made in this process (the step Lambdas, the runner's
@@ -11,6 +16,7 @@
  */
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { asText, leaks, type Exhibit } from './support/secrets';
+import { GOOD_ED25519, KEYS, PUBLIC_KEY_ROWS } from './support/hostile';
 import { startTwin, type Twin } from '../../local/twin';
 
 jest.setTimeout(600_000);
@@ -178,4 +184,44 @@ test('a failed run after the key was written: no key anywhere else, and the para
 
   const all = [...sdkExhibits(from, keyName), ...resultExhibits(run.result), ...agentExhibits(), ...logExhibits(runnerLog), ...exhibits];
   expect(leaks(all, privateKey, publicKeysSent())).toEqual([]);
+});
+
+describe('hostile parameters on the twin are refused before any change', () => {
+  const pk = (label: string): string => (PUBLIC_KEY_ROWS.find(([l]) => l === label) as [string, string])[1];
+  const CASES: Array<[string, Record<string, unknown>]> = [
+    ['Users with a path', { Users: '../root' }],
+    ['Users with a command', { Users: 'ec2-user;reboot' }],
+    ['SubnetId with a command', { SubnetId: 'CreateNewVPC;id' }],
+    ['HelperInstanceType with a substitution', { HelperInstanceType: 't3.small$(id)' }],
+    ['PublicKey with a command= option', { PublicKey: `command="id" ${GOOD_ED25519}` }],
+    ['PublicKey: a private key', { PublicKey: KEYS.opensshPrivate }],
+    // these pass the document's pattern: preflight's parser refuses them
+    ['PublicKey whose type differs from its blob', { PublicKey: pk('type differs from the blob') }],
+    ['PublicKey: RSA 1024', { PublicKey: pk('RSA 1024 (too weak)') }],
+  ];
+
+  test.each(CASES)('%s', async (_label, hostile) => {
+    const instance = await twin.createLockedOutInstance({ image: false });
+    const before = await twin.snapshotInstance(instance.instanceId);
+    twin.agent.resetCalls();
+    let status = 'threw';
+    let message = '';
+    try {
+      const run = await twin.runReset({ InstanceId: instance.instanceId, ...hostile });
+      status = run.result.status;
+      message = [run.result.failureMessage ?? '', ...run.result.steps.map((s) => s.failureMessage ?? '')].join(' ');
+    } catch (err) {
+      message = asText(err);
+    }
+    expect(status).not.toBe('Success');
+    // the message names the parameter
+    expect(message).toContain(Object.keys(hostile)[0]);
+    // no private key in it
+    expect(leaks([{ source: 'message', text: message }], KEYS.opensshPrivate)).toEqual([]);
+    // nothing that changes anything reached AWS
+    const mutating = Object.keys(twin.agent.calls()).filter((k) => !/^[a-z]+:(Describe|Get|List)/.test(k));
+    expect(mutating).toEqual([]);
+    expect(await twin.snapshotInstance(instance.instanceId)).toEqual(before);
+    expect((await twin.leftovers()).locks).toEqual([]);
+  });
 });
