@@ -129,6 +129,28 @@ export async function readPlan(ssm: SSMClient, instanceId: string): Promise<Plan
   }
 }
 
+/**
+ * Who holds the lock of `instanceId`: undefined when there is no lock, `{ executionId: undefined }`
+ * when the record names no execution. Only `executionId` is read, so that a partial or older
+ * record still names its holder.
+ */
+export async function readLockHolder(ssm: SSMClient, instanceId: string): Promise<{ executionId?: string } | undefined> {
+  let text: string | undefined;
+  try {
+    text = (await ssm.send(new GetParameterCommand({ Name: lockParameterName(instanceId) }))).Parameter?.Value;
+  } catch (err) {
+    if (isAwsError(err, 'ParameterNotFound')) return undefined;
+    throw err;
+  }
+  try {
+    const value = JSON.parse(text ?? '') as { executionId?: unknown } | null;
+    const id = value && typeof value === 'object' ? value.executionId : undefined;
+    return { executionId: typeof id === 'string' && id !== '' ? id : undefined };
+  } catch {
+    return { executionId: undefined };
+  }
+}
+
 /** The plan of `instanceId` if it belongs to `executionId`; throws PlanError otherwise. */
 export async function loadOwnPlan(ssm: SSMClient, instanceId: string, executionId: string): Promise<Plan> {
   const plan = await readPlan(ssm, instanceId);

@@ -17,14 +17,14 @@ import {
 import { DescribeKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { GetAutomationExecutionCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { findInstance, findVolume } from '@common/ec2';
-import { awsErrorCode, isAwsError, LockHeldError, PlanError, RefusedError } from '@common/errors';
+import { awsErrorCode, isAwsError, LockHeldError, RefusedError } from '@common/errors';
 import type { Logger } from '@common/log';
 import {
   createPlan,
   deleteLockParameter,
   lockParameterName,
   PLAN_VERSION,
-  readPlan,
+  readLockHolder,
   type OriginalState,
   type Plan,
   type PlanInputs,
@@ -249,20 +249,15 @@ async function takeLock(deps: PreflightDeps, plan: Plan): Promise<void> {
   } catch (err) {
     if (!(err instanceof LockHeldError)) throw err;
   }
-  let holder: string;
-  try {
-    const existing = await readPlan(deps.ssm, plan.instanceId);
-    if (!existing) {
-      // Deleted between our two calls: try once more.
-      await createPlan(deps.ssm, plan);
-      return;
-    }
-    holder = existing.executionId;
-  } catch (err) {
-    if (err instanceof PlanError) {
-      throw new LockHeldError(`Refused: instance ${plan.instanceId} is locked by ${name}, which is not a readable plan. If no run is going on this instance, delete that parameter and run again.`);
-    }
-    throw err;
+  const lock = await readLockHolder(deps.ssm, plan.instanceId);
+  if (!lock) {
+    // Deleted between our two calls: try once more.
+    await createPlan(deps.ssm, plan);
+    return;
+  }
+  const holder = lock.executionId;
+  if (!holder) {
+    throw new LockHeldError(`Refused: instance ${plan.instanceId} is locked by ${name}, which names no execution. If no run is going on this instance, delete that parameter and run again.`);
   }
   if (holder === plan.executionId) {
     // This same execution wrote it (a retried preflight, before any later step ran): rewrite it.

@@ -313,10 +313,18 @@ describe('preflight lock', () => {
     expect(storedPlan(store)?.executionId).toBe(OTHER_EXECUTION_ID);
   });
 
-  it('refuses when the lock is not a readable plan', async () => {
+  it('refuses when the lock names no execution', async () => {
     store.set(LOCK_NAME, { value: 'garbage', type: 'String', version: 1 });
-    await expect(handler(event())).rejects.toMatchObject({ name: 'LockHeldError', message: expect.stringMatching(/not a readable plan/) });
+    await expect(handler(event())).rejects.toMatchObject({ name: 'LockHeldError', message: expect.stringMatching(/names no execution.*delete that parameter/) });
     expect(store.get(LOCK_NAME)?.value).toBe('garbage');
+  });
+
+  it('reads the holder of a partial lock record', async () => {
+    const partial = JSON.stringify({ version: 1, executionId: OTHER_EXECUTION_ID, instanceId: INSTANCE_ID });
+    store.set(LOCK_NAME, { value: partial, type: 'String', version: 1 });
+    ssmMock.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: 'Waiting' } });
+    await expect(handler(event())).rejects.toMatchObject({ name: 'LockHeldError', message: expect.stringContaining(`locked by execution ${OTHER_EXECUTION_ID} (Waiting)`) });
+    expect(store.get(LOCK_NAME)?.value).toBe(partial);
   });
 
   it.each(['Success', 'Failed', 'TimedOut', 'Cancelled', 'CompletedWithFailure'])('takes over the lock of a %s execution', async (status) => {
