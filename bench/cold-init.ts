@@ -93,7 +93,7 @@ export function measureColdInit(bundleEntry: string, environment: Readonly<Recor
     firstRunMs: round(firstRunMs, 1),
     cpuMedianMs: round(median(cpuMs), 1),
     loadAverage: [round(loadBefore, 2), round(loadAfter, 2)],
-    bundle: bundleEntry,
+    bundle: path.relative(path.resolve(__dirname, '..'), bundleEntry),
     sdkPackages,
     sdkOnlyMedianMs,
   };

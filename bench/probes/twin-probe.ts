@@ -41,6 +41,14 @@ interface RunnerModule {
   timeToAccess(result: ExecutionResult, stepNames: readonly string[]): number | undefined;
 }
 
+/** What a piece of slow work acts on, in words: the target, the helper, the root volume. */
+function describeTarget(ids: readonly string[], targetId: string): string {
+  const instance = ids.includes(targetId) ? 'target' : ids.some((id) => id.startsWith('i-')) ? 'helper' : '';
+  const volume = ids.some((id) => id.startsWith('vol-')) ? 'root volume' : '';
+  if (volume && instance) return `${volume}, ${instance}`;
+  return volume || instance || 'command';
+}
+
 /** The steps after which access is back, in order of preference (docs/architecture.md). */
 const ACCESS_STEPS = ['waitForInstanceRunning', 'startInstance'];
 
@@ -62,7 +70,7 @@ async function main(): Promise<void> {
       .filter((o) => o.startedAt >= t0)
       .map((o) => ({
         op: o.op,
-        on: o.resourceIds.includes(instance.instanceId) ? 'target' : o.resourceIds.some((id) => id.startsWith('i-')) ? 'helper' : o.resourceIds.some((id) => id.startsWith('vol-')) ? 'root volume' : 'command',
+        on: describeTarget(o.resourceIds, instance.instanceId),
         startedAt: o.startedAt - t0,
         completesAt: o.completesAt - t0,
       }));
