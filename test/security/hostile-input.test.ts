@@ -180,6 +180,40 @@ describe('document parameters refuse hostile values with their own patterns', ()
   });
 });
 
+describe('the runbook never pastes a parameter into code', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { parse } = require('yaml') as typeof import('yaml');
+  const file = join(REPO, 'runbooks', 'reset-access.yaml');
+  const doc = existsSync(file) ? (parse(require('fs').readFileSync(file, 'utf8')) as { mainSteps?: Array<Record<string, unknown>> }) : {};
+
+  test('only actions that take values as data: Lambda payloads, API waits, branches', () => {
+    const actions = new Set((doc.mainSteps ?? []).map((st) => String(st.action)));
+    expect(actions.size).toBeGreaterThan(0);
+    // no aws:executeScript, aws:runCommand, aws:runShellScript or aws:executeAwsApi with a pasted value
+    expect([...actions].filter((a) => !['aws:invokeLambdaFunction', 'aws:waitForAwsResourceProperty', 'aws:branch'].includes(a))).toEqual([]);
+  });
+
+  test('every {{ }} reference is a whole value, never spliced into a longer string', () => {
+    const spliced: string[] = [];
+    let seen = 0;
+    const walk = (v: unknown, path: string): void => {
+      if (typeof v === 'string') {
+        if (v.includes('{{')) {
+          seen += 1;
+          if (!/^\{\{ ?[A-Za-z0-9_.:]+ ?\}\}$/.test(v)) spliced.push(`${path}: ${v}`);
+        }
+      } else if (Array.isArray(v)) {
+        v.forEach((x, i) => walk(x, `${path}[${i}]`));
+      } else if (v && typeof v === 'object') {
+        for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
+      }
+    };
+    walk(doc.mainSteps, 'mainSteps');
+    expect(seen).toBeGreaterThan(10);
+    expect(spliced).toEqual([]);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // 2. The Lambdas' own validation
 // ---------------------------------------------------------------------------------------------

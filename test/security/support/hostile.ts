@@ -35,6 +35,7 @@ export function shellTricks(good: string): Row[] {
     ['single quote', `${good}'`],
     ['double quote', `${good}"`],
     ['redirection', `${good}>/etc/passwd`],
+    ['template expression', `${good}{{ automation:EXECUTION_ID }}`],
     ['glob', '*'],
     ['relative path up', '../../etc/passwd'],
     ['absolute path', '/etc/shadow'],
