@@ -240,6 +240,51 @@ function truncate(s: string, n: number): string {
   return s.length > n ? s.slice(0, n) : s;
 }
 
+/** [start, end) of each top-level `<item>` directly inside every `<container>` element. */
+function itemsOf(xml: string, container: string): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  const open = `<${container}>`;
+  let from = 0;
+  for (;;) {
+    const c = xml.indexOf(open, from);
+    if (c < 0) break;
+    let i = c + open.length;
+    let depth = 0;
+    let start = -1;
+    const tag = /<(\/?)item>|<\/([A-Za-z]+)>/g;
+    tag.lastIndex = i;
+    for (let m = tag.exec(xml); m; m = tag.exec(xml)) {
+      if (m[2] === container && depth === 0) {
+        i = m.index;
+        break;
+      }
+      if (m[2] !== undefined) continue;
+      if (m[1] === '') {
+        if (depth === 0) start = m.index;
+        depth++;
+      } else {
+        depth--;
+        if (depth === 0) out.push([start, m.index + '</item>'.length]);
+      }
+      i = tag.lastIndex;
+    }
+    from = i;
+  }
+  return out;
+}
+
+/** Rewrites each top-level item inside `<container>` with `f`. */
+function mapItems(xml: string, container: string, f: (item: string) => string): string {
+  const ranges = itemsOf(xml, container);
+  let out = '';
+  let last = 0;
+  for (const [a, b] of ranges) {
+    out += xml.slice(last, a) + f(xml.slice(a, b));
+    last = b;
+  }
+  return out + xml.slice(last);
+}
+
 interface AttachmentMemo {
   readonly instanceId: string;
   readonly device: string;
@@ -439,9 +484,32 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     }
   }
 
+  /** Root device type of each image (moto gives every instance an EBS root). */
+  const imageRootTypes = new Map<string, string>();
+  async function learnImages(body: string): Promise<void> {
+    const ids = [...new Set(allMatches(body, /<imageId>(ami-[0-9a-z]+)<\/imageId>/g))].filter((id) => !imageRootTypes.has(id));
+    if (ids.length === 0) return;
+    const out = await motoEc2.send(new DescribeImagesCommand({ ImageIds: ids })).catch(() => undefined);
+    for (const id of ids) imageRootTypes.set(id, 'ebs');
+    for (const image of out?.Images ?? []) if (image.ImageId) imageRootTypes.set(image.ImageId, image.RootDeviceType ?? 'ebs');
+  }
+
+  /** An instance launched from an instance-store image has an instance-store root, no EBS root. */
+  function instanceStoreRoots(body: string): string {
+    return mapItems(body, 'instancesSet', (item) => {
+      const imageId = /<imageId>([^<]+)<\/imageId>/.exec(item)?.[1] ?? '';
+      if (imageRootTypes.get(imageId) !== 'instance-store') return item;
+      const rootDevice = /<rootDeviceName>([^<]+)<\/rootDeviceName>/.exec(item)?.[1];
+      const withType = item.replace('<rootDeviceType>ebs</rootDeviceType>', '<rootDeviceType>instance-store</rootDeviceType>');
+      return mapItems(withType, 'blockDeviceMapping', (bdm) => (bdm.includes(`<deviceName>${rootDevice}</deviceName>`) ? '' : bdm));
+    });
+  }
+
   /** Shows instances and volumes still changing while their completion is pending. */
-  function maskEc2(action: string, body: string): string {
+  function maskEc2(action: string, input: string): string {
+    let body = input;
     if (action === 'DescribeInstances') {
+      body = instanceStoreRoots(body);
       return body.replace(
         /(<instanceId>(i-[0-9a-f]+)<\/instanceId>(?:(?!<instanceId>)[\s\S])*?<instanceState>)<code>\d+<\/code><name>([a-z-]+)<\/name>/g,
         (whole, head: string, id: string, name: string) => {
@@ -852,6 +920,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       if (parsed.service === 'ec2' && parsed.form && out.status === 200) {
         const text = out.body.toString('utf8');
         afterEc2(parsed.form, parsed.action, text);
+        if (parsed.action === 'DescribeInstances') await learnImages(text);
         const masked = maskEc2(parsed.action, text);
         if (masked !== text) body = Buffer.from(masked);
       }

@@ -43,19 +43,30 @@ function httpStatus(url: string, method = 'GET'): Promise<number> {
 
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
+function killAll(): void {
+  for (const child of live) {
+    try {
+      // The process group: `timeout` and the python server under it.
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        // The process group: `timeout` and the python server under it.
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-  });
+  process.on('exit', killAll);
+  // A signal ends the process without 'exit': kill the servers, then die of the same signal.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      killAll();
+      process.removeListener(signal, onSignal);
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    };
+    process.on(signal, onSignal);
+  }
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {

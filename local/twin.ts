@@ -178,7 +178,8 @@ export interface Twin {
   /** Runs one step Lambda directly (e.g. restore a second time). */
   invokeStep(folder: string, payload: Record<string, unknown>, executionId: string): Promise<unknown>;
   snapshotInstance(instanceId: string): Promise<InstanceSnapshot>;
-  leftovers(): Promise<Leftovers>;
+  /** What the runbook created and did not delete (for one target instance, or all). */
+  leftovers(instanceId?: string): Promise<Leftovers>;
   /** The parameter's value, or undefined when it does not exist. */
   getParameter(name: string, decrypt?: boolean): Promise<string | undefined>;
   /** Every line the step Lambdas logged (their CloudWatch Logs). */
@@ -317,6 +318,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
           () => reject(new TwinError(`Task timed out after ${fn.timeoutSeconds} seconds (${fn.logicalId}, wall clock)`)),
           fn.timeoutSeconds * 1000,
         );
+        timer.unref();
       });
       try {
         return await Promise.race([(handler as (e: unknown, c: unknown) => Promise<unknown>)(payload, context), limit]);
@@ -520,26 +522,28 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
         };
       },
 
-      async leftovers(): Promise<Leftovers> {
+      async leftovers(instanceId?: string): Promise<Leftovers> {
+        const scope = [MANAGED_TAG, ...(instanceId ? [{ Name: 'tag:reset-access:instance-id', Values: [instanceId] }] : [])];
         const helpers = await ec2.send(
           new DescribeInstancesCommand({
             Filters: [
+              ...scope,
               { Name: 'tag:reset-access:role', Values: ['helper'] },
               { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] },
             ],
           }),
         );
-        const vpcs = await ec2.send(new DescribeVpcsCommand({ Filters: [MANAGED_TAG] }));
-        const subnets = await ec2.send(new DescribeSubnetsCommand({ Filters: [MANAGED_TAG] }));
-        const igws = await ec2.send(new DescribeInternetGatewaysCommand({ Filters: [MANAGED_TAG] }));
-        const rtbs = await ec2.send(new DescribeRouteTablesCommand({ Filters: [MANAGED_TAG] }));
-        const sgs = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [MANAGED_TAG] }));
-        const addresses = await ec2.send(new DescribeAddressesCommand({ Filters: [MANAGED_TAG] }));
+        const vpcs = await ec2.send(new DescribeVpcsCommand({ Filters: scope }));
+        const subnets = await ec2.send(new DescribeSubnetsCommand({ Filters: scope }));
+        const igws = await ec2.send(new DescribeInternetGatewaysCommand({ Filters: scope }));
+        const rtbs = await ec2.send(new DescribeRouteTablesCommand({ Filters: scope }));
+        const sgs = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: scope }));
+        const addresses = await ec2.send(new DescribeAddressesCommand({ Filters: scope }));
         const locks: string[] = [];
         let next: string | undefined;
         do {
           const page = await ssm.send(new GetParametersByPathCommand({ Path: LOCK_PREFIX, Recursive: true, NextToken: next }));
-          for (const p of page.Parameters ?? []) if (p.Name) locks.push(p.Name);
+          for (const p of page.Parameters ?? []) if (p.Name && (!instanceId || p.Name === `${LOCK_PREFIX}${instanceId}`)) locks.push(p.Name);
           next = page.NextToken;
         } while (next);
         return {
@@ -568,13 +572,41 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
 
       async holdLock(instanceId: string, executionId: string): Promise<void> {
         executions.set(executionId, 'InProgress');
+        const i = await describeInstance(ec2, instanceId);
+        const root = i.BlockDeviceMappings?.find((b) => b.DeviceName === i.RootDeviceName);
+        // The plan a run that has just passed preflight would hold (lambdas/common/plan.ts).
+        const plan = {
+          version: 1,
+          executionId,
+          instanceId,
+          createdAt: new Date().toISOString(),
+          inputs: {
+            subnetId: 'CreateNewVPC',
+            helperInstanceType: 't3.small',
+            keyType: 'rsa',
+            publicKey: '',
+            users: [],
+            backupMethod: 'Snapshot',
+            allowEncryptedVolume: true,
+            allowEphemeralDataLoss: false,
+          },
+          instance: {
+            originalState: i.State?.Name === 'stopped' ? 'stopped' : 'running',
+            rootVolumeId: root?.Ebs?.VolumeId ?? '',
+            rootDeviceName: i.RootDeviceName ?? '',
+            deleteOnTermination: root?.Ebs?.DeleteOnTermination ?? true,
+            availabilityZone: i.Placement?.AvailabilityZone ?? AVAILABILITY_ZONE,
+            architecture: i.Architecture ?? 'x86_64',
+            subnetId: i.SubnetId ?? '',
+            vpcId: i.VpcId ?? '',
+            publicIpAddress: i.PublicIpAddress ?? '',
+            elasticIp: false,
+          },
+          created: {},
+          progress: { keyInjected: false, phase: 'preflight' },
+        };
         await ssm.send(
-          new PutParameterCommand({
-            Name: `${LOCK_PREFIX}${instanceId}`,
-            Type: 'String',
-            Overwrite: false,
-            Value: JSON.stringify({ version: 1, executionId, instanceId, createdAt: new Date().toISOString() }),
-          }),
+          new PutParameterCommand({ Name: `${LOCK_PREFIX}${instanceId}`, Type: 'String', Overwrite: false, Value: JSON.stringify(plan) }),
         );
       },
 

@@ -204,3 +204,18 @@ test('GetAutomationExecution answers from the execution registry', async () => {
     name: 'AutomationExecutionNotFoundException',
   });
 });
+
+test('an instance launched from an instance-store image has an instance-store root and no EBS root mapping', async () => {
+  const out = await ec2.send(
+    new RunInstancesCommand({ ImageId: 'ami-04681a1dbd79675b6', MinCount: 1, MaxCount: 1, InstanceType: 't3.small' }),
+  );
+  const id = out.Instances?.[0]?.InstanceId as string;
+  const described = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+  const instance = described.Reservations?.[0]?.Instances?.[0];
+  expect(instance?.RootDeviceType).toBe('instance-store');
+  expect(instance?.BlockDeviceMappings?.some((b) => b.DeviceName === instance.RootDeviceName)).toBe(false);
+  // An EBS-backed one is left alone.
+  const ebs = await launch();
+  const other = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [ebs] }));
+  expect(other.Reservations?.[0]?.Instances?.[0]?.RootDeviceType).toBe('ebs');
+});
