@@ -193,6 +193,11 @@ read_parameters() {
   PUBLIC_KEY=${SSM_PublicKey:-}
   REQUESTED_USERS=${SSM_Users:-}
   local root=${SSM_Root:-}
+  # Lengths first: a regular expression over a huge value is slow.
+  ((${#VOLUME_ID} <= 21)) || die "VolumeId is too long"
+  ((${#REQUESTED_USERS} <= 1024)) || die "Users is longer than 1024 characters"
+  ((${#root} <= 1)) || die "Root must be empty (offline method) or / (online method)"
+  ((${#PUBLIC_KEY} <= 8192)) || die "PublicKey is longer than 8192 characters: give one OpenSSH public key line"
   [[ $VOLUME_ID =~ $VOLUME_PATTERN ]] || die "VolumeId is not a volume id (vol- and 8 to 17 hex digits)"
   [[ $REQUESTED_USERS =~ $USERS_PATTERN ]] || die "Users must be comma-separated user names"
   [[ $root == "" || $root == / ]] || die "Root must be empty (offline method) or / (online method)"
