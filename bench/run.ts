@@ -97,7 +97,12 @@ export function main(argv: readonly string[]): BenchResult {
   const reference = modelReference();
 
   const bundles = attempt('bundleBytes', notMeasured, () => lambdaBundles(synthesize()));
-  const sizes = bundles ? attempt('bundleBytes', notMeasured, () => bundleSizes(bundles)) : null;
+  let sizes: BundleSizes | null = null;
+  try {
+    sizes = bundles ? bundleSizes(bundles) : null;
+  } catch (err) {
+    notMeasured.push({ field: 'bundleBytes', reason: (err as Error).message });
+  }
   const largest = bundles?.filter((b) => b.ours)[0];
   let coldInit: ColdInitResult | null = null;
   if (largest) {
