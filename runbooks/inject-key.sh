@@ -230,6 +230,10 @@ wait_for_device() {
   done
   DISK=$(readlink -f -- "$link")
   [[ -b $DISK ]] || die "$link does not lead to a block device"
+  # Let udev finish creating the partitions' device nodes (bounded).
+  if command -v udevadm >/dev/null 2>&1; then
+    udevadm settle --timeout=30 >/dev/null 2>&1 || log "udevadm settle timed out; going on"
+  fi
   local helper_root
   helper_root=$(findmnt -n -o SOURCE / 2>/dev/null || true)
   if [[ -n $helper_root && ( $helper_root == "$DISK" || $(lsblk -nrpo PKNAME -- "$helper_root" 2>/dev/null || true) == "$DISK" ) ]]; then
