@@ -275,3 +275,31 @@ function mockVolumeOnHelper(): void {
 
 // keep the EC2 client import used (the mocks patch its prototype)
 void EC2Client;
+
+describe('the generated keys', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const keys = (): typeof import('../../lambdas/common/keys') => require(join(REPO, 'lambdas', 'common', 'keys'));
+
+  test.each([
+    ['rsa', 4096, 'RSA'],
+    ['ed25519', 256, 'ED25519'],
+  ])('%s: %i bits, unique per call, the public half matches the private key', (type, bits, sshType) => {
+    const a = keys().generateKeyPair(type as 'rsa' | 'ed25519');
+    const b = keys().generateKeyPair(type as 'rsa' | 'ed25519');
+    expect(a.privateKey).not.toBe(b.privateKey);
+    expect(a.publicKey).not.toBe(b.publicKey);
+    const dir = mkdtempSync(join(tmpdir(), 'sec-gen-'));
+    try {
+      const file = join(dir, 'k');
+      writeFileSync(file, a.privateKey, { mode: 0o600 });
+      const line = execFileSync('ssh-keygen', ['-l', '-f', file], { encoding: 'utf8' }).trim();
+      expect(line).toMatch(new RegExp(`^${bits} SHA256:\\S+ .*\\(${sshType}\\)$`));
+      expect(line.split(' ')[1]).toBe(a.fingerprint);
+      expect(publicOf(a.privateKey).split(' ').slice(0, 2)).toEqual(a.publicKey.split(' ').slice(0, 2));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // the public line's comment carries no secret, only a date
+    expect(a.publicKey.split(' ')[2]).toMatch(/^reset-access-\d{4}-\d{2}-\d{2}$/);
+  });
+});
