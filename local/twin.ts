@@ -39,7 +39,7 @@ import {
   PutParameterCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
-import { Agent, AwsFault, startAgent } from './agent';
+import { Agent, AwsFault, CallRecord, startAgent } from './agent';
 import { PhysicalResource, resolveIntrinsics, ResolveContext } from './cfn';
 import { DiskApi, ImageSpec, loadDisk, LOST_KEY_IMAGE } from './twin-disk';
 import { MotoServer, startMoto } from './moto';
@@ -131,6 +131,8 @@ export interface ResetRun {
   readonly result: ExecutionResult;
   /** API calls made during the run, by `service:Action`. */
   readonly calls: Record<string, number>;
+  /** Every call of the run in order, with its HTTP status. */
+  readonly callLog: readonly CallRecord[];
   /** Faults armed for the run that never fired. */
   readonly unfiredFaults: readonly AwsFault[];
 }
@@ -471,6 +473,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       async runReset(parameters: Record<string, unknown>, runOptions: RunOptions = {}): Promise<ResetRun> {
         const executionId = runOptions.executionId ?? randomExecutionId();
         const before = agent!.calls();
+        const logStart = agent!.callLog().length;
         for (const f of runOptions.awsFaults ?? []) agent!.injectFault(f);
         try {
           const result = await runAutomation({
@@ -494,7 +497,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             const d = v - (before[k] ?? 0);
             if (d > 0) calls[k] = d;
           }
-          return { result, calls, unfiredFaults: agent!.pendingFaults() };
+          return { result, calls, callLog: agent!.callLog().slice(logStart), unfiredFaults: agent!.pendingFaults() };
         } finally {
           loaded.delete(executionId);
           if ((runOptions.awsFaults ?? []).length > 0) agent!.clearFaults();

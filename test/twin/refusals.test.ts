@@ -33,12 +33,12 @@ test.each(cases)('refuses %s, changing nothing', async (_name, spec, reason) => 
   const instance = await twin.createLockedOutInstance({ image: false, ...spec });
   const before = await twin.snapshotInstance(instance.instanceId);
 
-  const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' });
+  const { result, callLog } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' });
 
   expect(result.status).toBe('Failed');
   expect(result.steps.map((s) => [s.name, s.status])).toEqual([['preflight', 'Failed']]);
   expect(result.failureMessage).toMatch(reason);
-  expect(mutatingCalls(calls)).toEqual([]);
+  expect(mutatingCalls(callLog)).toEqual([]);
   expect(await twin.snapshotInstance(instance.instanceId)).toEqual(before);
   const left = await twin.leftovers(instance.instanceId);
   expect(left.helpers).toEqual([]);
@@ -54,13 +54,13 @@ test('refuses an instance locked by a run still in progress, and leaves that loc
   const lockBefore = await twin.getParameter(lockName);
   const before = await twin.snapshotInstance(instance.instanceId);
 
-  const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' });
+  const { result, callLog } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' });
 
   expect(result.status).toBe('Failed');
   expect(result.steps.map((s) => [s.name, s.status])).toEqual([['preflight', 'Failed']]);
   expect(result.failureMessage).toMatch(/lock/i);
   expect(result.failureMessage).toContain(other);
-  expect(mutatingCalls(calls)).toEqual([]);
+  expect(mutatingCalls(callLog)).toEqual([]);
   expect(await twin.getParameter(lockName)).toBe(lockBefore);
   expect(await twin.snapshotInstance(instance.instanceId)).toEqual(before);
 });

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { DescribeVolumesCommand } from '@aws-sdk/client-ec2';
+import type { CallRecord } from '../../local/agent';
 import type { ImageSnapshot } from '../../local/disk/images';
 import type { InstanceSnapshot, LockedOutInstance, Twin } from '../../local/twin';
 
@@ -60,12 +61,10 @@ export async function expectNothingLost(twin: Twin, before: Baseline, allowedFil
   }
 }
 
-/** Calls that change something in AWS (by action name), from a run's call counts. */
-export function mutatingCalls(calls: Record<string, number>): string[] {
+/** Calls of a run that succeeded and change something in AWS (`service:Action`). */
+export function mutatingCalls(callLog: readonly CallRecord[]): string[] {
   const readOnly = /^(Describe|Get|List)/;
-  return Object.keys(calls)
-    .map((k) => k.split(':')[1] as string)
-    .filter((action) => !readOnly.test(action));
+  return callLog.filter((c) => c.status === 200 && !readOnly.test(c.action)).map((c) => `${c.service}:${c.action}`);
 }
 
 const KEY_MATERIAL = /PRIVATE KEY|openssh-key-v1|b3BlbnNzaC1rZXktdjE/;
