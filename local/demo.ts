@@ -53,7 +53,7 @@ async function tryLogin(twin: Twin, imagePath: string, privateKey: string): Prom
   const sshd = await twin.disk.startSshd(imagePath);
   try {
     const r = await twin.disk.sshLogin({ port: sshd.port, user: 'ec2-user', privateKey, command: 'id -un' });
-    return { ok: r.exitCode === 0, user: r.stdout.trim() };
+    return { ok: r.ok, user: r.stdout.trim() };
   } finally {
     await sshd.stop();
   }
@@ -79,6 +79,7 @@ async function main(): Promise<void> {
     progress('  refused, as expected');
 
     progress('running the ResetAccess runbook (synthesized document, bundled Lambdas, virtual clock)');
+    const runStart = twin.clock.now();
     const run = await twin.runReset(
       { InstanceId: instance.instanceId },
       {
@@ -137,7 +138,6 @@ async function main(): Promise<void> {
       .history()
       .filter((op) => op.op === 'StartInstances' && op.resourceIds.includes(instance!.instanceId))
       .at(-1);
-    const runStart = result.steps[0] ? result.steps[0].startedAt - 1 : 0;
     const reported = timeToAccess(result, ['waitForInstanceRunning', 'startInstance']);
     summary.push('', 'ResetAccess on the local twin: success', '');
     summary.push('  step                       modeled start   duration');

@@ -4,7 +4,13 @@
  * the twin needs from local/disk goes through here.
  */
 import { buildImage, diffImage, ImageDifference, ImageSnapshot, ImageSpec, snapshotImage } from './disk/images';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { attachLoop, detachLoop } from './disk/loop';
 import { runInjectScript } from './disk/run-inject';
+import { sshLogin, startSshd } from './disk/sshd';
+
+const run = promisify(execFile);
 
 /**
  * A public key whose private half was deleted the moment it was made: the "lost" key of the
@@ -50,38 +56,52 @@ export interface DiskApi {
   snapshotImage(path: string): Promise<ImageSnapshot>;
   /** What differs between two snapshots. */
   diffImage(before: ImageSnapshot, after: ImageSnapshot): ImageDifference[];
-  /** A real sshd on 127.0.0.1 over the image's users; `login` runs `ssh` with the key. */
+  /** A real sshd on 127.0.0.1 over the image's users and their authorized_keys. */
   startSshd(imagePath: string): Promise<SshdHandle>;
-  sshLogin(options: { port: number; user: string; privateKey: string; command?: string }): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+  /** A real `ssh -i` login; the key lives in a 0600 temp file for the call only. */
+  sshLogin(options: { port: number; user: string; privateKey: string; command?: string }): Promise<{ ok: boolean; stdout: string; stderr: string }>;
 }
 
-export class DiskNotAvailable extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DiskNotAvailable';
-  }
-}
-
-/** Binds the twin to local/disk (loaded when first needed). */
-export function loadDisk(): DiskApi {
-  const missing = (what: string) => async (): Promise<never> => {
-    throw new DiskNotAvailable(`local/disk does not provide ${what} yet`);
-  };
-  let sshd: Record<string, unknown> = {};
+/** The filesystem type on a block device ('' when none). */
+async function fstypeOf(device: string): Promise<string> {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    sshd = require('./disk/sshd') as Record<string, unknown>;
+    return (await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', device])).stdout.trim();
   } catch {
-    /* not there yet */
+    return '';
   }
-  const fn = <T>(m: Record<string, unknown>, name: string): T =>
-    (typeof m[name] === 'function' ? m[name] : missing(name)) as T;
-  return {
-    buildImage,
-    runInjectScript,
-    snapshotImage,
-    diffImage,
-    startSshd: fn(sshd, 'startSshd'),
-    sshLogin: fn(sshd, 'sshLogin'),
-  };
+}
+
+/** sshd over an image: its loop device attached for sshd's life, detached at stop. */
+async function startSshdOnImage(imagePath: string): Promise<SshdHandle> {
+  const loop = await attachLoop(imagePath);
+  try {
+    let root: { device: string; fstype: string } | undefined;
+    for (const device of loop.partitions.length > 0 ? loop.partitions : [loop.device]) {
+      const fstype = await fstypeOf(device);
+      if (['ext2', 'ext3', 'ext4', 'xfs', 'btrfs'].includes(fstype)) {
+        root = { device, fstype };
+        break;
+      }
+    }
+    if (!root) throw new Error(`no Linux root filesystem on ${imagePath} for sshd`);
+    const sshd = await startSshd({ root, timeoutSeconds: 120 });
+    return {
+      port: sshd.port,
+      async stop() {
+        try {
+          await sshd.stop();
+        } finally {
+          await detachLoop(loop.device);
+        }
+      },
+    };
+  } catch (err) {
+    await detachLoop(loop.device);
+    throw err;
+  }
+}
+
+/** Binds the twin to local/disk. */
+export function loadDisk(): DiskApi {
+  return { buildImage, runInjectScript, snapshotImage, diffImage, startSshd: startSshdOnImage, sshLogin };
 }

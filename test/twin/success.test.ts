@@ -42,7 +42,7 @@ async function loginWorks(imagePath: string, privateKey: string): Promise<boolea
   const sshd = await twin.disk.startSshd(imagePath);
   try {
     const r = await twin.disk.sshLogin({ port: sshd.port, user: 'ec2-user', privateKey, command: 'id -un' });
-    return r.exitCode === 0 && r.stdout.trim() === 'ec2-user';
+    return r.ok && r.stdout.trim() === 'ec2-user';
   } finally {
     await sshd.stop();
   }
