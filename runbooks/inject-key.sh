@@ -136,17 +136,21 @@ restore_immutable() {
   REIMMUTABLE=()
 }
 
+# MOUNTS may name a directory that is not (or no longer) mounted: a signal can arrive between
+# a mount and its bookkeeping. Only what is mounted is unmounted; a failure does not stop the
+# others.
 unmount_all() {
-  local i mountpoint
+  local i mountpoint status=0
   for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
     mountpoint=${MOUNTS[i]}
+    mountpoint -q -- "$mountpoint" 2>/dev/null || continue
     if ! umount -- "$mountpoint" 2>/dev/null; then
       log "umount $mountpoint failed, detaching it lazily"
-      umount -l -- "$mountpoint" || return 1
+      umount -l -- "$mountpoint" || status=1
     fi
-    unset 'MOUNTS[i]'
   done
   MOUNTS=()
+  return "$status"
 }
 
 deactivate_vgs() {
@@ -276,8 +280,12 @@ mount_fs() {
     *) return 1 ;;
   esac
   [[ -n $subvol ]] && options+=",$subvol"
-  mount -t "$fstype" -o "$options" -- "$device" "$dir" 2>"$WORK_DIR/mount.err" || return 1
+  # Registered before mounting, so that a signal right after the mount still unmounts it.
   MOUNTS+=("$dir")
+  if ! mount -t "$fstype" -o "$options" -- "$device" "$dir" 2>"$WORK_DIR/mount.err"; then
+    unset 'MOUNTS[-1]'
+    return 1
+  fi
 }
 
 unmount_last() {
@@ -285,7 +293,6 @@ unmount_last() {
   umount -- "${MOUNTS[last]}"
   rmdir -- "${MOUNTS[last]}" 2>/dev/null || true
   unset 'MOUNTS[last]'
-  MOUNTS=("${MOUNTS[@]}")
 }
 
 is_linux_root() { [[ -f $1/etc/passwd && ! -L $1/etc/passwd && -d $1/etc/ssh ]]; }
