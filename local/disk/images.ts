@@ -37,6 +37,8 @@ export interface ImageUser {
   readonly authorizedKeys?: string | null;
   /** No .ssh directory at all. @default false */
   readonly noSsh?: boolean;
+  /** The home directory does not exist at all. @default false */
+  readonly noHome?: boolean;
 }
 
 export interface ImageSpec {
@@ -188,6 +190,7 @@ function stageRoot(spec: ImageSpec, rootStage: string, homeStage: string, fstab:
     writeStageFile(rootStage, path.replace(/^\//, ''), content);
   }
   for (const u of users) {
+    if (u.noHome) continue;
     const home = homeOf(u);
     const stage = home.startsWith('/home/') ? homeStage : rootStage;
     makeDir(stage, home, 0o700, u.uid, u.gid);

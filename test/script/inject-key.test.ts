@@ -388,6 +388,33 @@ describe('inject-key script on loop-device images', () => {
       expect(readdirSync('/etc/lvm/archive').sort()).toEqual(lvmArchive);
     });
 
+    it.each([
+      [
+        'a key file outside the home whose directory is missing',
+        { layout: 'ext4-whole', sshdConfig: 'AuthorizedKeysFile /etc/ssh/keys/%u\n' } as ImageSpec,
+        /the key file \/etc\/ssh\/keys\/ec2-user of user ec2-user is outside the home and its directory does not exist/,
+      ],
+      [
+        'a user whose home does not exist',
+        { layout: 'ext4-whole', users: [{ name: 'ec2-user', uid: 1000, gid: 1000, home: '/home/ec2-user' }, { name: 'ghost', uid: 1001, gid: 1001, home: '/nonexistent/ghost', noHome: true }] } as ImageSpec,
+        /the home directory \/nonexistent\/ghost of user ghost does not exist in the target/,
+      ],
+      [
+        'AuthorizedKeysFile none',
+        { layout: 'ext4-whole', sshdConfigD: { '00-none.conf': 'AuthorizedKeysFile none\n' } } as ImageSpec,
+        /AuthorizedKeysFile none/,
+      ],
+    ])('%s', async (_name, spec, message) => {
+      const { path, before } = await image(spec);
+
+      const result = await inject(path, { publicKey: key.publicKey, users: spec.users ? 'ec2-user,ghost' : '' });
+
+      expect(result.exitCode).toBe(1);
+      expect(result.report?.error).toMatch(message);
+      expect(result.report?.changes).toEqual([]);
+      expect(diffImage(before, await snapshotImage(path))).toEqual([]);
+    });
+
     let shared: { path: string; before: ImageSnapshot } | undefined;
     it.each([
       ['a user not in the target passwd', { users: 'ec2-user,mallory' }, /user mallory is not in the target's \/etc\/passwd/],
