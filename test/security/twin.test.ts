@@ -14,8 +14,9 @@
  * stderr as the agent ran it; the Lambdas' log lines; the twin's and the runner's progress
  * lines; everything written to console and process.stdout/stderr during the runs.
  */
+import { openSync, readSync, closeSync, statSync } from 'fs';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { asText, leaks, type Exhibit } from './support/secrets';
+import { asText, leaks, RUN_LENGTH, secretBody, type Exhibit } from './support/secrets';
 import { GOOD_ED25519, KEYS, PUBLIC_KEY_ROWS } from './support/hostile';
 import { startTwin, type Twin } from '../../local/twin';
 
@@ -129,8 +130,13 @@ function logExhibits(runnerLog: string[]): Exhibit[] {
   ];
 }
 
+/** Every public key line sent to a helper: as the agent ran it, and as SendCommand asked (even a call that failed). */
 function publicKeysSent(): string[] {
-  return twin.agent.commands().map((c) => c.parameters.PublicKey ?? '').filter((k) => k !== '');
+  const viaAgent = twin.agent.commands().map((c) => c.parameters.PublicKey ?? '');
+  const viaSdk = records
+    .filter((r) => r.command === 'SendCommandCommand')
+    .flatMap((r) => ((r.input.Parameters as Record<string, string[]> | undefined)?.PublicKey ?? []) as string[]);
+  return [...new Set([...viaAgent, ...viaSdk])].filter((k) => k !== '');
 }
 
 test('a full run: the private key is in the SecureString and nowhere else', async () => {
@@ -155,7 +161,42 @@ test('a full run: the private key is in the SecureString and nowhere else', asyn
   const all = [...sdkExhibits(from, keyName), ...resultExhibits(run.result), ...agentExhibits(), ...logExhibits(runnerLog), ...exhibits];
   expect(all.length).toBeGreaterThan(50);
   expect(leaks(all, privateKey, publicKeysSent())).toEqual([]);
+  // and the private key never reached the target's disk (only the public line did)
+  expect(diskHolds(instance.imagePath as string, privateKey, publicKeysSent())).toEqual({ privateRuns: 0, publicLine: true });
 });
+
+/**
+ * Looks through a disk image for runs of the private key (outside its public part) and for
+ * the public key line, with Buffer.indexOf over the raw bytes, in chunks.
+ */
+function diskHolds(imagePath: string, privateKey: string, publicLines: string[]): { privateRuns: number; publicLine: boolean } {
+  const body = secretBody(privateKey);
+  const publicRuns = new Set<string>();
+  for (const pub of publicLines) for (let i = 0; i + RUN_LENGTH <= pub.length; i++) publicRuns.add(pub.slice(i, i + RUN_LENGTH));
+  const needles: Buffer[] = [];
+  for (let i = 0; i + RUN_LENGTH <= body.length && needles.length < 24; i += Math.max(1, Math.floor(body.length / 24))) {
+    const run = body.slice(i, i + RUN_LENGTH);
+    if (!publicRuns.has(run)) needles.push(Buffer.from(run, 'latin1'));
+  }
+  const publicNeedle = Buffer.from((publicLines[0] ?? '').split(' ').slice(0, 2).join(' '), 'latin1');
+  let privateRuns = 0;
+  let publicLine = false;
+  const size = statSync(imagePath).size;
+  const chunk = Buffer.alloc(8 * 1024 * 1024);
+  const fd = openSync(imagePath, 'r');
+  try {
+    for (let pos = 0; pos < size; pos += chunk.length - 4096) {
+      const n = readSync(fd, chunk, 0, chunk.length, pos);
+      const view = chunk.subarray(0, n);
+      for (const needle of needles) if (view.includes(needle)) privateRuns += 1;
+      if (publicNeedle.length > 0 && view.includes(publicNeedle)) publicLine = true;
+      if (n < chunk.length) break;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { privateRuns, publicLine };
+}
 
 test('a failed run after the key was written: no key anywhere else, and the parameter is deleted or named', async () => {
   const instance = await twin.createLockedOutInstance({});
@@ -182,6 +223,29 @@ test('a failed run after the key was written: no key anywhere else, and the para
   expect(stillThere ? messages.includes(keyName) : true).toBe(true);
   expect({ deleted: !stillThere, named: messages.includes(keyName) }).toEqual({ deleted: true, named: true });
 
+  const all = [...sdkExhibits(from, keyName), ...resultExhibits(run.result), ...agentExhibits(), ...logExhibits(runnerLog), ...exhibits];
+  expect(leaks(all, privateKey, publicKeysSent())).toEqual([]);
+});
+
+test.each([
+  ['an AWS fault on SendCommand (inject-key throws after the key was written)', 'deleted', { awsFaults: [{ service: 'ssm', action: 'SendCommand' }] }],
+  ['a failure at startInstance (the key was injected)', 'kept and named', { faults: [{ step: 'startInstance', when: 'before' as const, message: 'security test: fail after injection' }] }],
+])('a failed run, %s: the key is %s, and nowhere else', async (_label, expected, options) => {
+  const instance = await twin.createLockedOutInstance({});
+  const keyName = `/ec2rl/openssh/${instance.instanceId}/key`;
+  const from = records.length;
+  const runnerLog: string[] = [];
+  const { value: run, exhibits } = await capturing(() =>
+    twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' }, { ...options, log: (l: string) => runnerLog.push(l) }),
+  );
+  expect(run.result.status).not.toBe('Success');
+  const stores = records.slice(from).filter((r) => r.command === 'PutParameterCommand' && r.input.Name === keyName);
+  expect(stores.length).toBeGreaterThan(0);
+  const privateKey = String(stores[0].input.Value);
+  const stillThere = (await twin.getParameter(keyName, true)) !== undefined;
+  const messages = [run.result.failureMessage ?? '', ...run.result.steps.map((s) => `${s.failureMessage ?? ''} ${asText(s.outputs)}`)].join('\n');
+  if (expected === 'deleted') expect({ stillThere }).toEqual({ stillThere: false });
+  else expect({ stillThere, named: messages.includes(keyName) }).toEqual({ stillThere: true, named: true });
   const all = [...sdkExhibits(from, keyName), ...resultExhibits(run.result), ...agentExhibits(), ...logExhibits(runnerLog), ...exhibits];
   expect(leaks(all, privateKey, publicKeysSent())).toEqual([]);
 });
