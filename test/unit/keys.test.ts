@@ -174,3 +174,23 @@ function str(value: string | Buffer): Buffer {
   length.writeUInt32BE(data.length);
   return Buffer.concat([length, data]);
 }
+
+describe('bundle size', () => {
+  it('keys.ts bundles small: only the node-forge pieces it needs', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const esbuild = require('esbuild') as typeof import('esbuild');
+    const result = await esbuild.build({
+      entryPoints: [join(__dirname, '..', '..', 'lambdas', 'common', 'keys.ts')],
+      bundle: true,
+      minify: true,
+      platform: 'node',
+      target: 'node20',
+      write: false,
+      metafile: true,
+    });
+    const size = result.outputFiles[0].contents.length;
+    expect(size).toBeLessThan(150 * 1024);
+    const inputs = Object.keys(result.metafile.inputs);
+    expect(inputs.filter((p) => /node-forge\/lib\/(tls|pkcs12|x509|rsa|prime)\.js$/.test(p))).toEqual([]);
+  });
+});
