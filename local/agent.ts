@@ -108,7 +108,17 @@ export interface AgentOptions {
   readonly executions?: ExecutionLookup;
   /** Wall-clock limit for one command's script. @default 120000 */
   readonly scriptTimeoutMs?: number;
+  /** How a resource whose work is pending looks to an observer. @default 'show' */
+  readonly transitions?: Transitions;
 }
+
+/**
+ * 'show': the first observer sees it still changing (stopping, detaching, InProgress ...), and
+ * the clock moves to the completion, so its next poll sees the end state. 'settle': the
+ * observer sees the end state at once, the clock still moving to the completion (the same
+ * modeled time, without the Lambdas' real-time sleeps between polls).
+ */
+export type Transitions = 'show' | 'settle';
 
 export interface Agent {
   readonly endpoint: string;
@@ -123,6 +133,7 @@ export interface Agent {
   /** Faults armed that have not fired yet. */
   pendingFaults(): readonly AwsFault[];
   setClock(clock: AgentClock): void;
+  setTransitions(mode: Transitions): void;
   setExecutionLookup(lookup: ExecutionLookup): void;
   /** The disk image (or loop device) backing an EBS volume. */
   registerVolume(volumeId: string, imagePath: string): void;
@@ -332,6 +343,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const scriptTimeoutMs = options.scriptTimeoutMs ?? 120000;
 
   let clock = options.clock;
+  let transitions: Transitions = options.transitions ?? 'show';
   let executions: ExecutionLookup = options.executions ?? (() => undefined);
   let counts = new Map<string, number>();
   let log: CallRecord[] = [];
@@ -350,9 +362,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const pendingOp = (id: string, ops: string[]): { op: string; completesAt: number } | undefined =>
     clock.pending(id).find((p) => ops.includes(p.op));
 
-  /** An observer saw work still going: it has waited for it. */
-  const observed = (p: { completesAt: number }): void => {
+  /**
+   * An observer met work still going: it has waited for it, so the clock moves to the
+   * completion. True when the answer shows the resource still changing ('show'); with 'settle'
+   * the observer sees the end state at once (no real-time poll in the Lambdas).
+   */
+  const observed = (p: { completesAt: number }): boolean => {
     clock.advanceTo(p.completesAt);
+    return transitions === 'show';
   };
 
   function matchFault(service: string, action: string): AwsFault | undefined {
@@ -518,14 +535,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
           const start = pendingOp(id, ['StartInstances']);
           const term = pendingOp(id, ['TerminateInstances']);
           if (term && name === 'terminated') {
-            shown = 'shutting-down';
-            observed(term);
+            if (observed(term)) shown = 'shutting-down';
           } else if (stop && name === 'stopped') {
-            shown = 'stopping';
-            observed(stop);
+            if (observed(stop)) shown = 'stopping';
           } else if (start && name === 'running') {
-            shown = 'pending';
-            observed(start);
+            if (observed(start)) shown = 'pending';
           }
           if (shown === name) return whole;
           return `${head}<code>${STATE_CODES[shown]}</code><name>${shown}</name>`;
@@ -540,15 +554,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         const attach = pendingOp(id, ['AttachVolume']);
         if (detach && /<status>available<\/status>/.test(item)) {
           const memo = detaching.get(id);
-          observed(detach);
-          if (!memo) return item;
+          if (!observed(detach) || !memo) return item;
           const att = `<attachmentSet><item><volumeId>${id}</volumeId><instanceId>${memo.instanceId}</instanceId><device>${memo.device}</device><status>detaching</status></item></attachmentSet>`;
           return item
             .replace('<status>available</status>', '<status>in-use</status>')
             .replace(/<attachmentSet\/>|<attachmentSet><\/attachmentSet>/, att);
         }
         if (attach && /<attachmentSet><item>/.test(item)) {
-          observed(attach);
+          if (!observed(attach)) return item;
           return item.replace(/(<attachmentSet><item>[\s\S]*?)<status>attached<\/status>/, '$1<status>attaching</status>');
         }
         return item;
@@ -581,10 +594,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         const id = i.InstanceId ?? '';
         if (wanted.size > 0 && !wanted.has(id)) continue;
         const launching = pendingOp(id, ['RunInstancesUntilOnline']);
-        if (launching) {
-          observed(launching);
-          continue; // not registered yet
-        }
+        if (launching && observed(launching)) continue; // not registered yet
         list.push({
           InstanceId: id,
           PingStatus: 'Online',
@@ -747,10 +757,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   async function commandStatus(c: CommandRecord): Promise<string> {
     await c.done;
     const running = pendingOp(c.commandId, ['RunCommand']);
-    if (running && c.status !== 'Cancelled') {
-      observed(running);
-      return 'InProgress';
-    }
+    if (running && c.status !== 'Cancelled' && observed(running)) return 'InProgress';
     return c.status;
   }
 
@@ -968,6 +975,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     pendingFaults: () => faults.filter((f) => f.fired < (f.fault.times ?? 1)).map((f) => f.fault),
     setClock(c) {
       clock = c;
+    },
+    setTransitions(mode) {
+      transitions = mode;
     },
     setExecutionLookup(lookup) {
       executions = lookup;

@@ -39,7 +39,7 @@ import {
   PutParameterCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
-import { Agent, AwsFault, CallRecord, startAgent } from './agent';
+import { Agent, AwsFault, CallRecord, startAgent, Transitions } from './agent';
 import { PhysicalResource, resolveIntrinsics, ResolveContext } from './cfn';
 import { DiskApi, ImageSpec, loadDisk, LOST_KEY_IMAGE } from './twin-disk';
 import { MotoServer, startMoto } from './moto';
@@ -73,6 +73,11 @@ export interface TwinOptions {
   readonly maxLifetimeSeconds?: number;
   /** Another runbook YAML than runbooks/reset-access.yaml. @default - the repository's */
   readonly runbookFile?: string;
+  /**
+   * How resources still changing look to the Lambdas ('show': as in AWS, they poll in real time;
+   * 'settle': the end state at once, same modeled time, no real-time polls). @default 'show'
+   */
+  readonly transitions?: Transitions;
   /** Where the Lambdas' log lines go (CloudWatch Logs in AWS). @default - kept, see lambdaLogs() */
   readonly lambdaLog?: (line: string) => void;
 }
@@ -233,6 +238,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       region: REGION,
       clock,
       runInjectScript: (run) => disk.runInjectScript(run),
+      transitions: options.transitions,
       executions: (id) => {
         const status = executions.get(id);
         return status === undefined ? undefined : { status };

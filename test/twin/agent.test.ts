@@ -219,3 +219,17 @@ test('an instance launched from an instance-store image has an instance-store ro
   const other = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [ebs] }));
   expect(other.Reservations?.[0]?.Instances?.[0]?.RootDeviceType).toBe('ebs');
 });
+
+test("with transitions 'settle' an observer sees the end state at once, and the clock still pays the wait", async () => {
+  agent.setTransitions('settle');
+  try {
+    const id = await launch();
+    const t0 = clock.now();
+    await ec2.send(new StopInstancesCommand({ InstanceIds: [id] }));
+    const seen = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+    expect(seen.Reservations?.[0]?.Instances?.[0]?.State?.Name).toBe('stopped');
+    expect(clock.now()).toBe(t0 + latencyOf('StopInstances'));
+  } finally {
+    agent.setTransitions('show');
+  }
+});

@@ -1,0 +1,154 @@
+/**
+ * A failure at every step of the runbook, and at chosen AWS calls: whatever fails, restore puts
+ * the instance back. After each run: the original root volume on the original instance at its
+ * device name with its DeleteOnTermination, the instance in its original state, no helper,
+ * network or lock, and the disk image byte-identical outside authorized_keys.
+ */
+import { AwsFault } from '../../local/agent';
+import { startTwin, Twin } from '../../local/twin';
+import { baseline, expectNothingLost } from './support';
+
+jest.setTimeout(180000);
+
+const KEY_FILE = '/home/ec2-user/.ssh/authorized_keys';
+let twin: Twin;
+
+beforeAll(async () => {
+  // 'settle': the Lambdas see end states at once (same modeled time, no real-time polls).
+  twin = await startTwin({ maxLifetimeSeconds: 900, transitions: 'settle' });
+}, 600000);
+
+afterAll(async () => {
+  await twin?.stop();
+});
+
+/** Every step of the synthesized runbook but the restore path itself (read at collection time from the YAML order). */
+const STEPS = [
+  'stopInstance',
+  'launchHelper',
+  'waitForInstanceStopped',
+  'backupAndDetachRoot',
+  'waitForRootDetached',
+  'waitForHelperOnline',
+  'attachToHelper',
+  'waitForAttachedToHelper',
+  'injectKey',
+  'waitForInjection',
+  'releaseFromHelper',
+  'waitForRootReleased',
+  'reattachRoot',
+  'waitForRootReattached',
+  'startInstance',
+  'cleanup',
+  'branchOnOriginalState',
+  'waitForInstanceRunning',
+  'summarize',
+];
+
+test('the list of steps under test is every step of the synthesized runbook but preflight and the restore path', () => {
+  const names = (twin.automationDocument.mainSteps as Array<{ name: string }>).map((s) => s.name);
+  expect(names.filter((n) => !['preflight', 'restore', 'cleanupAfterRestore'].includes(n))).toEqual(STEPS);
+});
+
+test('a failure at preflight (before it acts) changes nothing', async () => {
+  const instance = await twin.createLockedOutInstance({ image: false });
+  const before = await baseline(twin, instance, false);
+  const { result } = await twin.runReset(
+    { InstanceId: instance.instanceId, KeyType: 'ed25519' },
+    { faults: [{ step: 'preflight', when: 'before', message: 'injected by the test' }] },
+  );
+  expect(result.status).toBe('Failed');
+  expect(result.steps.map((s) => s.name)).toEqual(['preflight']);
+  await expectNothingLost(twin, before);
+});
+
+test.each(STEPS)('a failure at %s (after its action ran) is restored: nothing lost', async (step) => {
+  const instance = await twin.createLockedOutInstance({});
+  const before = await baseline(twin, instance);
+
+  const { result } = await twin.runReset(
+    { InstanceId: instance.instanceId, KeyType: 'ed25519' },
+    { faults: [{ step, when: 'after', message: 'injected by the test' }] },
+  );
+
+  expect(result.status).toBe('Failed');
+  const ran = result.steps.map((s) => `${s.name}:${s.status}`);
+  expect(ran).toContain(`${step}:Failed`);
+  expect(ran.slice(-2)).toEqual(['restore:Success', 'cleanupAfterRestore:Success']);
+  await expectNothingLost(twin, before, [KEY_FILE]);
+  // No private key is kept for a key that never reached the volume.
+  if (!(await keyReachedVolume(instance.rootVolumeId))) {
+    expect(await twin.getParameter(`/ec2rl/openssh/${instance.instanceId}/key`)).toBeUndefined();
+  }
+});
+
+async function keyReachedVolume(volumeId: string): Promise<boolean> {
+  await twin.agent.drainCommands();
+  return twin.agent.commands().some((c) => c.parameters.VolumeId === volumeId && c.status === 'Success');
+}
+
+test.each(['injectKey', 'waitForInjection'])(
+  'a failure at %s after the command put the key on the volume keeps the private key (else the new line is useless)',
+  async (step) => {
+    const instance = await twin.createLockedOutInstance({});
+    const before = await baseline(twin, instance);
+
+    const { result } = await twin.runReset(
+      { InstanceId: instance.instanceId, KeyType: 'ed25519' },
+      { faults: [{ step, when: 'after', message: 'injected by the test' }] },
+    );
+
+    expect(result.status).toBe('Failed');
+    await expectNothingLost(twin, before, [KEY_FILE]);
+    expect(await keyReachedVolume(instance.rootVolumeId)).toBe(true);
+    // Restore must judge "injected" by the command's outcome, not only by progress.keyInjected
+    // (which release-from-helper sets): the key is on the volume, so its private half is kept.
+    expect((await twin.getParameter(`/ec2rl/openssh/${instance.instanceId}/key`)) !== undefined).toBe(true);
+  },
+);
+
+const awsFaults: Array<[string, AwsFault]> = [
+  ['the 1st DetachVolume (the target root)', { service: 'ec2', action: 'DetachVolume', nth: 1 }],
+  ['the 2nd AttachVolume (back on the target)', { service: 'ec2', action: 'AttachVolume', nth: 2 }],
+  ['StartInstances', { service: 'ec2', action: 'StartInstances', nth: 1 }],
+  ['SendCommand', { service: 'ssm', action: 'SendCommand', nth: 1 }],
+  ['RunInstances (the helper)', { service: 'ec2', action: 'RunInstances', nth: 1, code: 'InsufficientInstanceCapacity' }],
+  ['CreateSnapshot', { service: 'ec2', action: 'CreateSnapshot', nth: 1 }],
+];
+
+test.each(awsFaults)('a failure of %s is restored: nothing lost', async (_name, fault) => {
+  const instance = await twin.createLockedOutInstance({});
+  const before = await baseline(twin, instance);
+
+  const { result, unfiredFaults } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' }, { awsFaults: [fault] });
+
+  expect(unfiredFaults).toEqual([]);
+  expect(result.status).toBe('Failed');
+  expect(result.failureMessage).toContain(fault.code ?? 'TwinInjectedFault');
+  expect(result.steps.map((s) => `${s.name}:${s.status}`).slice(-2)).toEqual(['restore:Success', 'cleanupAfterRestore:Success']);
+  await expectNothingLost(twin, before, [KEY_FILE]);
+});
+
+test('a cancellation while the volume is on the helper is restored: nothing lost', async () => {
+  const instance = await twin.createLockedOutInstance({});
+  const before = await baseline(twin, instance);
+
+  const { result } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' }, { cancelAt: 'injectKey' });
+
+  expect(result.status).toBe('Cancelled');
+  expect(result.steps.map((s) => `${s.name}:${s.status}`).slice(-3)).toEqual(['injectKey:Cancelled', 'restore:Success', 'cleanupAfterRestore:Success']);
+  await expectNothingLost(twin, before);
+});
+
+test('a stopped instance whose run fails stays stopped', async () => {
+  const instance = await twin.createLockedOutInstance({ state: 'stopped', deleteOnTermination: false });
+  const before = await baseline(twin, instance, false);
+
+  const { result } = await twin.runReset(
+    { InstanceId: instance.instanceId, KeyType: 'ed25519' },
+    { faults: [{ step: 'waitForAttachedToHelper', when: 'after', message: 'injected by the test' }] },
+  );
+
+  expect(result.status).toBe('Failed');
+  await expectNothingLost(twin, before);
+});
