@@ -313,3 +313,23 @@ test('every step function has its own role, with no managed policy', () => {
     }
   }
 });
+
+test('no function carries a secret in its environment: only the documented variables, each an ARN, a name or a path', () => {
+  const allowed: Record<string, RegExp> = {
+    NODE_OPTIONS: /^--enable-source-maps$/,
+    KEY_ID: /^\$\{[A-Za-z0-9]+\.Arn\}$/,
+    INJECT_DOCUMENT_NAME: /^\$\{Ref\.[A-Za-z0-9]+\}$/,
+    HELPER_INSTANCE_PROFILE_ARN: /^\$\{[A-Za-z0-9]+\.Arn\}$/,
+    HELPER_AMI_PARAMETER_PREFIX: /^\/aws\/service\/ami-amazon-linux-latest\/[a-z0-9-]+$/,
+    AWS_NODEJS_CONNECTION_REUSE_ENABLED: /^1$/,
+  };
+  const bad: string[] = [];
+  for (const id of resourcesOfType(t, 'AWS::Lambda::Function')) {
+    const vars = ((t.Resources[id].Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {}) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(vars)) {
+      const ok = allowed[k];
+      if (!ok || !ok.test(render(v))) bad.push(`${id} ${k}=${render(v)}`);
+    }
+  }
+  expect(bad).toEqual([]);
+});
