@@ -131,7 +131,23 @@ export function synthesizeApp(options: SynthOptions = {}): SynthesizedApp {
     throw new SynthError(`the CDK app did not synthesize: ${(err as Error).message}`);
   }
   memo = { outdir, ...readAssembly(outdir), fresh: true };
+  pruneOldSyntheses(outdir);
   return memo;
+}
+
+/** Removes syntheses of older inputs that nobody has touched for an hour. */
+function pruneOldSyntheses(keep: string): void {
+  const root = join(TWIN_DIR, 'cdk.out');
+  const hourAgo = Date.now() - 3600_000;
+  for (const name of readdirSync(root)) {
+    const dir = join(root, name);
+    if (dir === keep) continue;
+    try {
+      if (statSync(dir).mtimeMs < hourAgo) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* another process removed it */
+    }
+  }
 }
 
 const CHILD_FLAG = '--twin-synth-child';
