@@ -8,23 +8,10 @@ import { describeVolume, liveAttachment } from '@common/ec2';
 import { InjectionFailedError, PlanError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { loadOwnPlan, updatePlan } from '@common/plan';
+import { parseReport, type InjectReport } from '@common/report';
 import type { StepInput } from '@common/validation';
 
-export interface ReportChange {
-  user: string;
-  uid?: number;
-  file: string;
-  action: 'created' | 'appended' | 'already-present';
-}
-
-export interface InjectReport {
-  version: number;
-  status: 'ok' | 'error';
-  error?: string;
-  changes: ReportChange[];
-  warnings?: string[];
-  [other: string]: unknown;
-}
+export { parseReport };
 
 export interface ReleaseDeps {
   readonly ec2: EC2Client;
@@ -36,24 +23,6 @@ export interface ReleaseResult {
   readonly usersChanged: string[];
   readonly filesChanged: string[];
   readonly report: InjectReport;
-}
-
-/**
- * The report from the command's standard output: its last non-empty line, as JSON. Undefined when
- * there is none. (SSM truncates StandardOutputContent at 24,000 characters from the start; the
- * script prints little before its report.)
- */
-export function parseReport(stdout: string | undefined): InjectReport | undefined {
-  const last = (stdout ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '').pop();
-  if (!last) return undefined;
-  try {
-    const value = JSON.parse(last) as InjectReport;
-    if (!value || typeof value !== 'object' || (value.status !== 'ok' && value.status !== 'error')) return undefined;
-    if (!Array.isArray(value.changes)) value.changes = [];
-    return value;
-  } catch {
-    return undefined;
-  }
 }
 
 export async function releaseFromHelper(deps: ReleaseDeps, input: StepInput): Promise<ReleaseResult> {

@@ -2,6 +2,9 @@
  * Step `restore`: converge from the plan and the real state (DescribeVolumes, DescribeInstances),
  * not from step outputs, so it works from any point of the run and twice (docs/architecture.md,
  * "Restore"):
+ *  0. an inject command sent and not known to have ended: wait for it (bounded), cancel it if it
+ *     still runs, and judge "injected" by its report, so the volume never leaves the helper
+ *     mid-write and a key that reached the volume keeps its private half;
  *  1. root volume attached to the helper: detach (force only after a normal detach timed out),
  *     wait available;
  *  2. available: attach to the original instance at the original device name, wait in-use;
@@ -16,10 +19,17 @@ import {
   StartInstancesCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
-import { DeleteParameterCommand, DescribeParametersCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import {
+  CancelCommandCommand,
+  DeleteParameterCommand,
+  DescribeParametersCommand,
+  GetCommandInvocationCommand,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
 import { describeInstance, findVolume, liveAttachment, pollUntil, type Clock } from '@common/ec2';
 import { awsErrorCode, isAwsError, NotReadyError, RestoreError } from '@common/errors';
 import type { Logger } from '@common/log';
+import { parseReport } from '@common/report';
 import { readPlan, updatePlan, type Plan } from '@common/plan';
 import type { StepInput } from '@common/validation';
 
@@ -31,10 +41,14 @@ export interface RestoreBudgets {
   readonly attachMs: number;
   /** Wait for a stopping instance to be stopped before starting it. */
   readonly stopMs: number;
+  /** Wait for a running inject command to end before cancelling it. */
+  readonly commandMs: number;
 }
 
-/** 60 + 30 + 60 + 90 s: within a Lambda timeout under the step's 300 s. */
-export const DEFAULT_BUDGETS: RestoreBudgets = { detachMs: 60_000, forceDetachMs: 30_000, attachMs: 60_000, stopMs: 90_000 };
+/** 45 + 60 + 30 + 60 + 60 s: within a Lambda timeout under the step's 300 s. */
+export const DEFAULT_BUDGETS: RestoreBudgets = { commandMs: 45_000, detachMs: 60_000, forceDetachMs: 30_000, attachMs: 60_000, stopMs: 60_000 };
+/** Command statuses after which nothing runs on the helper any more. */
+const COMMAND_ENDED = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
 const POLL_MS = 3_000;
 
 export interface RestoreDeps {
@@ -61,6 +75,7 @@ export async function restore(deps: RestoreDeps, input: StepInput): Promise<Rest
   }
   const budgets = deps.budgets ?? DEFAULT_BUDGETS;
   const done: string[] = [];
+  await settleCommand(deps, plan, budgets, done);
   await putVolumeBack(deps, plan, budgets, done);
   await restoreInstance(deps, plan, budgets, done);
   await settleKey(deps, plan, done);
@@ -168,6 +183,52 @@ async function restoreInstance(deps: RestoreDeps, plan: Plan, budgets: RestoreBu
     done.push(`started ${instanceId}`);
   } else if (state !== 'running' && state !== 'pending') {
     throw new RestoreError(`Cannot restore: instance ${instanceId} is ${state}; it was running before this run`);
+  }
+}
+
+/**
+ * Makes sure the inject command no longer runs before the volume moves, and records whether it
+ * put the key on the volume (plan.progress.keyInjected). Best effort: when the command cannot be
+ * read (no permission, gone), restore goes on with what the plan says and says so.
+ */
+async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudgets, done: string[]): Promise<void> {
+  const { commandId, helperInstanceId: helperId } = plan.created;
+  if (!commandId || !helperId || plan.progress.keyInjected) return;
+  const read = async (): Promise<{ status: string; stdout?: string } | undefined> => {
+    try {
+      const out = await deps.ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: helperId }));
+      return { status: out.Status ?? 'Pending', stdout: out.StandardOutputContent };
+    } catch (err) {
+      // Right after SendCommand the invocation may not exist yet: it has not started.
+      if (isAwsError(err, 'InvocationDoesNotExist')) return { status: 'Pending' };
+      throw err;
+    }
+  };
+  try {
+    let inv = await read();
+    if (inv && !COMMAND_ENDED.includes(inv.status)) {
+      try {
+        inv = await pollUntil(deps.clock, `command ${commandId} to end`, budgets.commandMs, POLL_MS, async () => {
+          const now = await read();
+          return now && COMMAND_ENDED.includes(now.status) ? now : undefined;
+        });
+      } catch (err) {
+        if (!(err instanceof NotReadyError)) throw err;
+        await deps.ssm.send(new CancelCommandCommand({ CommandId: commandId, InstanceIds: [helperId] }));
+        done.push(`cancelled the inject command ${commandId}, still running after ${Math.round(budgets.commandMs / 1000)} s`);
+        return;
+      }
+    }
+    if (inv?.status === 'Success' && parseReport(inv.stdout)?.status === 'ok') {
+      plan.progress.keyInjected = true;
+      await updatePlan(deps.ssm, plan.instanceId, plan.executionId, (p) => {
+        p.progress.keyInjected = true;
+      });
+      done.push(`the inject command ${commandId} had added the key`);
+    }
+  } catch (err) {
+    deps.log.warn('could not read the inject command', { commandId, code: awsErrorCode(err) });
+    done.push(`could not read the inject command ${commandId} (${awsErrorCode(err) || 'error'})`);
   }
 }
 

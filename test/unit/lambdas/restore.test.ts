@@ -9,7 +9,7 @@ import {
   ModifyInstanceAttributeCommand,
   StartInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { DeleteParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CancelCommandCommand, DeleteParameterCommand, GetCommandInvocationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { handler, OUTPUT_FIELDS } from '../../../lambdas/restore/handler';
 import { restore } from '../../../lambdas/restore/restore';
 import type { Phase, Plan } from '@common/plan';
@@ -25,6 +25,7 @@ import {
   ROOT_VOLUME_ID,
   STEP_EVENT,
   STEP_INPUT,
+  awsError,
   sentCommands,
   storedPlan,
   storePlan,
@@ -304,5 +305,77 @@ describe('restore failures name the volume', () => {
     });
     expect(world.volumeState).toBe('available');
     expect(storedPlan(store)?.executionId).toBe(EXECUTION_ID);
+  });
+});
+
+describe('restore and a running inject command', () => {
+  const OK = JSON.stringify({ version: 1, status: 'ok', changes: [{ user: 'ec2-user', file: '/home/ec2-user/.ssh/authorized_keys', action: 'appended' }] });
+  const sent = (): Plan =>
+    planAt('injection-sent', (p) => {
+      p.created.keyParameterName = KEY_NAME;
+      p.created.commandId = 'cmd-1';
+    });
+
+  beforeEach(() => {
+    store.set(KEY_NAME, { value: 'secret', type: 'SecureString', version: 1 });
+    Object.assign(world, { instanceState: 'stopped', attachedTo: HELPER_ID });
+  });
+
+  it('keeps the private key of a command that added the key, though release never ran', async () => {
+    storePlan(store, sent());
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: `log\n${OK}\n` });
+    const r = await restore(deps(), STEP_INPUT);
+    expect(store.has(KEY_NAME)).toBe(true);
+    expect(storedPlan(store)?.progress.keyInjected).toBe(true);
+    expect(r.message).toContain('the inject command cmd-1 had added the key');
+    expect(r.message).toContain(`its private key stays in ${KEY_NAME}`);
+    expectBackToNormal(true);
+  });
+
+  it('waits for a running command to end before it moves the volume', async () => {
+    storePlan(store, sent());
+    let reads = 0;
+    ssmMock.on(GetCommandInvocationCommand).callsFake(() => {
+      reads += 1;
+      if (reads === 1) throw awsError('InvocationDoesNotExist');
+      return reads < 4 ? { Status: 'InProgress' } : { Status: 'Success', StandardOutputContent: OK };
+    });
+    ec2Mock.on(DetachVolumeCommand).callsFake(() => {
+      // The volume may only leave the helper once the command has ended.
+      expect(reads).toBeGreaterThanOrEqual(4);
+      world.attachmentState = 'detaching';
+      world.pending = world.lag;
+      return {};
+    });
+    await restore(deps(), STEP_INPUT);
+    expect(store.has(KEY_NAME)).toBe(true);
+    expectBackToNormal(true);
+  });
+
+  it('cancels a command still running after its budget, then deletes the unused key', async () => {
+    storePlan(store, sent());
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
+    ssmMock.on(CancelCommandCommand).resolves({});
+    const r = await restore(deps(), STEP_INPUT);
+    expect(ssmMock).toHaveReceivedCommandWith(CancelCommandCommand, { CommandId: 'cmd-1', InstanceIds: [HELPER_ID] });
+    expect(r.message).toMatch(/cancelled the inject command cmd-1/);
+    expect(store.has(KEY_NAME)).toBe(false);
+    expectBackToNormal(true);
+  });
+
+  it('deletes the key of a command that failed', async () => {
+    storePlan(store, sent());
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Failed', StandardOutputContent: '{"version":1,"status":"error","error":"no root","changes":[]}' });
+    await restore(deps(), STEP_INPUT);
+    expect(store.has(KEY_NAME)).toBe(false);
+    expect(storedPlan(store)?.progress.keyInjected).toBe(false);
+  });
+
+  it('goes on with the plan when the command cannot be read, and says so', async () => {
+    storePlan(store, sent());
+    ssmMock.on(GetCommandInvocationCommand).rejects(awsError('AccessDeniedException'));
+    const r = await restore(deps(), STEP_INPUT);
+    expect(r.message).toContain('could not read the inject command cmd-1 (AccessDeniedException)');
+    expectBackToNormal(true);
   });
 });
