@@ -32,9 +32,17 @@ export interface CleanupDeps {
   readonly clock: Clock;
   /** How long to wait for the helper to terminate before throwing (the step then retries). */
   readonly terminateBudgetMs?: number;
+  /** How long a delete may fail with DependencyViolation before throwing. */
+  readonly dependencyBudgetMs?: number;
 }
 
-export const TERMINATE_BUDGET_MS = 200_000;
+export const TERMINATE_BUDGET_MS = 180_000;
+/**
+ * How long a delete may keep failing with DependencyViolation: the helper's network interface can
+ * outlive the instance's 'terminated' state for a while. 180 + 2 × 25 s stays within the Lambda's
+ * timeout; past it the step fails and is retried (maxAttempts 3).
+ */
+export const DEPENDENCY_BUDGET_MS = 25_000;
 const POLL_MS = 5_000;
 
 /** Returns the ids removed by this call. */
@@ -53,7 +61,7 @@ export async function cleanup(deps: CleanupDeps, input: StepInput): Promise<stri
   const c = plan.created;
   const { ec2 } = deps;
   if (c.securityGroupId) {
-    await ignoreMissing(removed, c.securityGroupId, () => ec2.send(new DeleteSecurityGroupCommand({ GroupId: c.securityGroupId })), 'InvalidGroup.NotFound');
+    await ignoreMissing(removed, c.securityGroupId, () => whenFree(deps, c.securityGroupId as string, () => ec2.send(new DeleteSecurityGroupCommand({ GroupId: c.securityGroupId }))), 'InvalidGroup.NotFound');
   }
   if (c.routeTableId) {
     await removeRouteTable(ec2, c.routeTableId, removed);
@@ -69,7 +77,7 @@ export async function cleanup(deps: CleanupDeps, input: StepInput): Promise<stri
     await ignoreMissing(removed, c.internetGatewayId, () => ec2.send(new DeleteInternetGatewayCommand({ InternetGatewayId: c.internetGatewayId })), 'InvalidInternetGatewayID.NotFound');
   }
   if (c.subnetId) {
-    await ignoreMissing(removed, c.subnetId, () => ec2.send(new DeleteSubnetCommand({ SubnetId: c.subnetId })), 'InvalidSubnetID.NotFound');
+    await ignoreMissing(removed, c.subnetId, () => whenFree(deps, c.subnetId as string, () => ec2.send(new DeleteSubnetCommand({ SubnetId: c.subnetId }))), 'InvalidSubnetID.NotFound');
   }
   if (c.vpcId) {
     await ignoreMissing(removed, c.vpcId, () => ec2.send(new DeleteVpcCommand({ VpcId: c.vpcId })), 'InvalidVpcID.NotFound');
@@ -79,6 +87,19 @@ export async function cleanup(deps: CleanupDeps, input: StepInput): Promise<stri
   }
   deps.log.info('cleaned up', { instanceId: input.instanceId, removed: removed.join(',') });
   return removed;
+}
+
+/** Runs `call`, again every 5 s while it fails with DependencyViolation, up to the budget. */
+async function whenFree(deps: CleanupDeps, id: string, call: () => Promise<unknown>): Promise<void> {
+  await pollUntil(deps.clock, `${id} to be free of dependencies`, deps.dependencyBudgetMs ?? DEPENDENCY_BUDGET_MS, POLL_MS, async () => {
+    try {
+      await call();
+      return true;
+    } catch (err) {
+      if (isAwsError(err, 'DependencyViolation')) return undefined;
+      throw err;
+    }
+  });
 }
 
 async function ignoreMissing(removed: string[], id: string, call: () => Promise<unknown>, ...missing: string[]): Promise<void> {

@@ -185,9 +185,38 @@ describe('cleanup waiting for the helper', () => {
     storePlan(store, planWith({ helperInstanceId: HELPER_ID, ...NETWORK }));
     describesUntilTerminated = 1_000;
     const clock = fakeClock();
-    await expect(cleanup({ ec2, ssm, log: recordingLogger(), clock }, STEP_INPUT)).rejects.toMatchObject({ name: 'NotReadyError', message: expect.stringMatching(/Timed out after 200 s/) });
+    await expect(cleanup({ ec2, ssm, log: recordingLogger(), clock }, STEP_INPUT)).rejects.toMatchObject({ name: 'NotReadyError', message: expect.stringMatching(/Timed out after 180 s/) });
     expect(clock.elapsed()).toBeLessThanOrEqual(200_000);
+    expect(clock.elapsed()).toBeGreaterThanOrEqual(175_000);
     expect(ec2Mock).not.toHaveReceivedCommand(DeleteVpcCommand);
     expect(store.has(LOCK_NAME)).toBe(true);
+  });
+});
+
+describe('cleanup and lingering dependencies', () => {
+  it('retries a delete that fails with DependencyViolation until the network interface is gone', async () => {
+    storePlan(store, planWith({ helperInstanceId: HELPER_ID, ...NETWORK }));
+    let attempts = 0;
+    ec2Mock.on(DeleteSecurityGroupCommand).callsFake(() => {
+      attempts += 1;
+      if (attempts < 3) throw awsError('DependencyViolation', 'resource sg has a dependent object');
+      return {};
+    });
+    const clock = fakeClock();
+    const removed = await cleanup({ ec2, ssm, log: recordingLogger(), clock }, STEP_INPUT);
+    expect(attempts).toBe(3);
+    expect(removed).toContain(NETWORK.securityGroupId);
+    expect(clock.elapsed()).toBe(10_000);
+  });
+
+  it('throws after its budget, keeping the lock so the step can retry', async () => {
+    storePlan(store, planWith({ helperInstanceId: HELPER_ID, ...NETWORK }));
+    ec2Mock.on(DeleteSecurityGroupCommand).rejects(awsError('DependencyViolation'));
+    await expect(cleanup({ ec2, ssm, log: recordingLogger(), clock: fakeClock() }, STEP_INPUT)).rejects.toMatchObject({
+      name: 'NotReadyError',
+      message: expect.stringContaining(`${NETWORK.securityGroupId} to be free of dependencies`),
+    });
+    expect(store.has(LOCK_NAME)).toBe(true);
+    expect(ec2Mock).not.toHaveReceivedCommand(DeleteVpcCommand);
   });
 });
