@@ -2,7 +2,7 @@ import { InvalidPublicKeyError } from '@common/keys';
 import { requireEnv } from '@common/env';
 import { awsErrorCode, isAwsError, LockHeldError, RefusedError } from '@common/errors';
 import { createLogger } from '@common/log';
-import { joinOrNone } from '@common/outputs';
+import { joinOrNone, outputFields } from '@common/outputs';
 import { isOurs, tagSpec, tagsFor } from '@common/tags';
 import {
   validateExecutionId,
@@ -120,6 +120,20 @@ describe('log', () => {
 });
 
 describe('outputs', () => {
+  interface Out {
+    A: string;
+    B: boolean;
+  }
+
+  it('list every output key, checked by the compiler both ways', () => {
+    expect(outputFields<Out>()(['A', 'B'])).toEqual(['A', 'B']);
+    // tsc --noEmit fails if either line below stops being an error.
+    // @ts-expect-error B is missing
+    outputFields<Out>()(['A']);
+    // @ts-expect-error C is not an output
+    outputFields<Out>()(['A', 'B', 'C']);
+  });
+
   it('join or say none', () => {
     expect(joinOrNone([])).toBe('none');
     expect(joinOrNone(['a', 'b'], ';')).toBe('a;b');
