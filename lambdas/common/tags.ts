@@ -52,3 +52,8 @@ export function isOurs(tags: Tag[] | undefined, executionId?: string): boolean {
   if (get(MANAGED_BY_KEY) !== MANAGED_BY_VALUE) return false;
   return executionId === undefined || get(EXECUTION_ID_KEY) === executionId;
 }
+
+/** True when `tags` mark the resource as this execution's resource of `role`. */
+export function isOursWithRole(tags: Tag[] | undefined, executionId: string, role: ResourceRole): boolean {
+  return isOurs(tags, executionId) && tags?.find((t) => t.Key === ROLE_KEY)?.Value === role;
+}

@@ -1,10 +1,11 @@
 import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
-import { AttachVolumeCommand, DescribeVolumesCommand, EC2Client, type Volume } from '@aws-sdk/client-ec2';
+import { AttachVolumeCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, type Tag, type Volume } from '@aws-sdk/client-ec2';
+import { tagsFor } from '@common/tags';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import * as attach from '../../../lambdas/attach-to-helper/handler';
 import * as reattach from '../../../lambdas/reattach-root/handler';
-import { HELPER_ID, INSTANCE_ID, makePlan, parameterStore, ROOT_VOLUME_ID, STEP_EVENT, storedPlan, storePlan } from '../helpers';
+import { EXECUTION_ID, HELPER_ID, INSTANCE_ID, makePlan, OTHER_EXECUTION_ID, parameterStore, ROOT_VOLUME_ID, STEP_EVENT, storedPlan, storePlan } from '../helpers';
 
 const ec2Mock = mockClient(EC2Client);
 const ssmMock = mockClient(SSMClient);
@@ -19,7 +20,10 @@ beforeEach(() => {
   storePlan(store, makePlan({ created: { helperInstanceId: HELPER_ID } }));
   volume = { VolumeId: ROOT_VOLUME_ID, State: 'available', Attachments: [] };
   ec2Mock.on(DescribeVolumesCommand).callsFake(() => ({ Volumes: [volume] }));
+  helperTags = tagsFor('helper', EXECUTION_ID, INSTANCE_ID);
+  ec2Mock.on(DescribeInstancesCommand).callsFake(() => ({ Reservations: [{ Instances: [{ InstanceId: HELPER_ID, State: { Name: 'running' }, Tags: helperTags }] }] }));
 });
+let helperTags: Tag[];
 afterEach(() => jest.restoreAllMocks());
 
 describe('attach-to-helper handler', () => {
@@ -40,6 +44,16 @@ describe('attach-to-helper handler', () => {
   it('throws naming the volume when it is still on the instance', async () => {
     volume = { VolumeId: ROOT_VOLUME_ID, State: 'in-use', Attachments: [{ InstanceId: INSTANCE_ID, State: 'attached' }] };
     await expect(attach.handler(STEP_EVENT)).rejects.toMatchObject({ name: 'UnexpectedStateError', message: expect.stringContaining(`Volume ${ROOT_VOLUME_ID} is in-use (attached to ${INSTANCE_ID})`) });
+    expect(ec2Mock).not.toHaveReceivedCommand(AttachVolumeCommand);
+  });
+
+  it.each([
+    ['the helper of another execution', () => tagsFor('helper', OTHER_EXECUTION_ID, INSTANCE_ID)],
+    ['an instance of ours that is not a helper', () => tagsFor('vpc', EXECUTION_ID, INSTANCE_ID)],
+    ['an instance without our tags', () => [{ Key: 'Name', Value: 'prod-db' }]],
+  ])('refuses a plan whose helper is %s, attaching nothing', async (_name, tags) => {
+    helperTags = tags();
+    await expect(attach.handler(STEP_EVENT)).rejects.toThrow(`instance ${HELPER_ID} named in the plan is not tagged as the helper of execution ${EXECUTION_ID}`);
     expect(ec2Mock).not.toHaveReceivedCommand(AttachVolumeCommand);
   });
 
