@@ -15,13 +15,14 @@
  *   the virtual clock, and Describe* calls show the resource still changing while its completion
  *   is pending (an observer that sees it pending has waited: the clock moves to the completion);
  * - where moto differs from EC2: RunInstances honours ClientToken, an EBS mapping without a size
- *   takes the image's, DetachVolume gets its InstanceId filled in (moto answers 500 without it);
+ *   takes the image's, DetachVolume gets its InstanceId filled in (moto answers 500 without it),
+ *   CreateImage tags the image's snapshots, an instance-store image gives an instance-store root;
  * - everything else goes to moto unchanged.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, request as httpRequest, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { GetDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse as parseYaml } from 'yaml';
 
@@ -431,6 +432,41 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     return m?.Ebs?.VolumeSize ?? 8;
   }
 
+  /** Tags of a CreateImage's `snapshot` TagSpecification, applied after the call. */
+  let snapshotTagsOfImage: Array<{ Key: string; Value: string }> = [];
+
+  /** Removes the TagSpecification of `resourceType` from an EC2 query (renumbering the rest); returns its tags. */
+  function takeTagSpecification(form: URLSearchParams, resourceType: string): Array<{ Key: string; Value: string }> {
+    const specs: Array<{ type: string; tags: Array<{ Key: string; Value: string }> }> = [];
+    for (let i = 1; form.get(`TagSpecification.${i}.ResourceType`) !== null; i++) {
+      const tags: Array<{ Key: string; Value: string }> = [];
+      for (let j = 1; form.get(`TagSpecification.${i}.Tag.${j}.Key`) !== null; j++) {
+        tags.push({ Key: form.get(`TagSpecification.${i}.Tag.${j}.Key`) ?? '', Value: form.get(`TagSpecification.${i}.Tag.${j}.Value`) ?? '' });
+      }
+      specs.push({ type: form.get(`TagSpecification.${i}.ResourceType`) ?? '', tags });
+    }
+    for (const key of [...form.keys()]) if (key.startsWith('TagSpecification.')) form.delete(key);
+    const kept = specs.filter((s) => s.type !== resourceType);
+    kept.forEach((spec, n) => {
+      form.set(`TagSpecification.${n + 1}.ResourceType`, spec.type);
+      spec.tags.forEach((t, m) => {
+        form.set(`TagSpecification.${n + 1}.Tag.${m + 1}.Key`, t.Key);
+        form.set(`TagSpecification.${n + 1}.Tag.${m + 1}.Value`, t.Value);
+      });
+    });
+    return specs.filter((s) => s.type === resourceType).flatMap((s) => s.tags);
+  }
+
+  async function tagImageSnapshots(responseBody: string): Promise<void> {
+    const imageId = /<imageId>(ami-[0-9a-f]+)<\/imageId>/.exec(responseBody)?.[1];
+    const tags = snapshotTagsOfImage;
+    snapshotTagsOfImage = [];
+    if (!imageId || tags.length === 0) return;
+    const out = await motoEc2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    const snapshots = (out.Images?.[0]?.BlockDeviceMappings ?? []).map((b) => b.Ebs?.SnapshotId).filter((x): x is string => !!x);
+    if (snapshots.length > 0) await motoEc2.send(new CreateTagsCommand({ Resources: snapshots, Tags: tags }));
+  }
+
   async function prepareEc2(form: URLSearchParams, action: string): Promise<string | undefined> {
     if (action === 'RunInstances') {
       const token = form.get('ClientToken');
@@ -443,6 +479,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
           form.set(`${p}.VolumeSize`, String(await imageRootSize(form.get('ImageId') ?? '', form.get(`BlockDeviceMapping.${i}.DeviceName`) ?? '')));
         }
       }
+    }
+    if (action === 'CreateImage') {
+      // moto cannot tag the image's snapshots in the call (EC2 can): keep those tags aside and
+      // put them on the snapshots once the image exists.
+      snapshotTagsOfImage = takeTagSpecification(form, 'snapshot');
     }
     if (action === 'DetachVolume' && !form.get('InstanceId')) {
       const volumeId = form.get('VolumeId') ?? '';
@@ -928,6 +969,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         const text = out.body.toString('utf8');
         afterEc2(parsed.form, parsed.action, text);
         if (parsed.action === 'DescribeInstances') await learnImages(text);
+        if (parsed.action === 'CreateImage') await tagImageSnapshots(text);
         const masked = maskEc2(parsed.action, text);
         if (masked !== text) body = Buffer.from(masked);
       }

@@ -5,6 +5,9 @@
  */
 import {
   AttachVolumeCommand,
+  CreateImageCommand,
+  DescribeImagesCommand,
+  DescribeSnapshotsCommand,
   CreateVolumeCommand,
   DescribeInstancesCommand,
   DescribeVolumesCommand,
@@ -232,4 +235,16 @@ test("with transitions 'settle' an observer sees the end state at once, and the 
   } finally {
     agent.setTransitions('show');
   }
+});
+
+test('CreateImage tags the image and its snapshots in the call, as EC2 does', async () => {
+  const id = await launch();
+  const tag = (type: 'image' | 'snapshot') => ({ ResourceType: type, Tags: [{ Key: 'reset-access:role', Value: 'backup' }] });
+  const out = await ec2.send(new CreateImageCommand({ InstanceId: id, Name: 'twin-backup', NoReboot: true, TagSpecifications: [tag('image'), tag('snapshot')] }));
+  const image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [out.ImageId as string] }))).Images?.[0];
+  expect(image?.Tags).toEqual([{ Key: 'reset-access:role', Value: 'backup' }]);
+  const snapshotIds = (image?.BlockDeviceMappings ?? []).map((b) => b.Ebs?.SnapshotId as string);
+  expect(snapshotIds.length).toBeGreaterThan(0);
+  const snapshots = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
+  for (const snap of snapshots.Snapshots ?? []) expect(snap.Tags).toEqual([{ Key: 'reset-access:role', Value: 'backup' }]);
 });

@@ -100,13 +100,15 @@ test('a PublicKey of the user and a subnet id: no private key is made or stored,
   expect(await loginWorks(instance.imagePath as string, privateKey)).toBe(true);
 });
 
-test('an instance that was stopped is reset and stays stopped', async () => {
+test('an instance that was stopped is reset and stays stopped; BackupMethod Image backs it up as an AMI', async () => {
   const instance = await twin.createLockedOutInstance({ state: 'stopped' });
   const before = await baseline(twin, instance, false);
 
-  const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' });
+  const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519', BackupMethod: 'Image' });
 
   expect(result.status).toBe('Success');
+  expect(result.outputs['summarize.BackupId']).toMatch(/^ami-/);
+  expect(calls['ec2:CreateImage']).toBe(1);
   expect(calls['ec2:StopInstances'] ?? 0).toBe(0);
   expect(calls['ec2:StartInstances'] ?? 0).toBe(0);
   expect(result.steps.map((s) => s.name)).not.toContain('waitForInstanceRunning');
