@@ -42,9 +42,18 @@ export function requireString(value: unknown, field: string, maxChars = MAX_STRI
   return value;
 }
 
+/**
+ * How a rejected value appears in a message: quoted when it is short and plainly not a secret,
+ * else only its length. A private key pasted into the wrong field is never echoed.
+ */
+export function shown(value: string): string {
+  const plain = value.length <= 40 && /^[A-Za-z0-9._:-]*$/.test(value) && !/[A-Za-z0-9+/]{24,}/.test(value);
+  return plain ? `'${value}'` : `a value of ${value.length} characters (not shown)`;
+}
+
 function matching(value: unknown, field: string, pattern: RegExp, what: string): string {
   const s = requireString(value, field);
-  if (!pattern.test(s)) throw new InvalidInputError(`${field} must be ${what}; got '${s}'`);
+  if (!pattern.test(s)) throw new InvalidInputError(`${field} must be ${what}; got ${shown(s)}`);
   return s;
 }
 
@@ -62,7 +71,7 @@ export function validateSubnetChoice(value: unknown, field = 'SubnetId'): Subnet
     return s as SubnetChoice;
   }
   throw new InvalidInputError(
-    `${field} must be CreateNewVPC, SelectedInstanceSubnet or a subnet id (subnet- and 8 to 17 hex digits); got '${s}'`,
+    `${field} must be CreateNewVPC, SelectedInstanceSubnet or a subnet id (subnet- and 8 to 17 hex digits); got ${shown(s)}`,
   );
 }
 
@@ -73,13 +82,13 @@ export function validateInstanceType(value: unknown, field = 'HelperInstanceType
 export function validateKeyType(value: unknown, field = 'KeyType'): KeyType {
   const s = requireString(value, field);
   if ((KEY_TYPES as readonly string[]).includes(s)) return s as KeyType;
-  throw new InvalidInputError(`${field} must be one of ${KEY_TYPES.join(', ')}; got '${s}'`);
+  throw new InvalidInputError(`${field} must be one of ${KEY_TYPES.join(', ')}; got ${shown(s)}`);
 }
 
 export function validateBackupMethod(value: unknown, field = 'BackupMethod'): BackupMethod {
   const s = requireString(value, field);
   if ((BACKUP_METHODS as readonly string[]).includes(s)) return s as BackupMethod;
-  throw new InvalidInputError(`${field} must be one of ${BACKUP_METHODS.join(', ')}; got '${s}'`);
+  throw new InvalidInputError(`${field} must be one of ${BACKUP_METHODS.join(', ')}; got ${shown(s)}`);
 }
 
 /** `True`/`False` (the runbook's allowedValues) to a boolean. */
@@ -87,7 +96,7 @@ export function validateFlag(value: unknown, field: string): boolean {
   const s = requireString(value, field);
   if (s === 'True') return true;
   if (s === 'False') return false;
-  throw new InvalidInputError(`${field} must be True or False; got '${s}'`);
+  throw new InvalidInputError(`${field} must be True or False; got ${shown(s)}`);
 }
 
 /** A comma-separated list of user names (empty: the default users). */
@@ -95,13 +104,14 @@ export function validateUsers(value: unknown, field = 'Users'): string[] {
   const s = requireString(value, field, MAX_USERS * 33);
   if (s.trim() === '') return [];
   const users = s.split(',').map((u) => u.trim());
-  for (const u of users) {
+  users.forEach((u, i) => {
     if (!USER_NAME_PATTERN.test(u)) {
+      // The entry is named by its position only: a key pasted here must not be echoed.
       throw new InvalidInputError(
-        `${field} must be comma-separated Linux user names (lower case letters, digits, _ . -; at most 32 characters each); '${u}' is not one`,
+        `${field} must be comma-separated Linux user names (lower case letters, digits, _ . -; at most 32 characters each); entry ${i + 1} is not one`,
       );
     }
-  }
+  });
   if (users.length > MAX_USERS) throw new InvalidInputError(`${field} names ${users.length} users; the limit is ${MAX_USERS}`);
   return [...new Set(users)];
 }

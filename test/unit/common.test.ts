@@ -39,7 +39,7 @@ describe('validation', () => {
   it('parses users, trims and de-duplicates, empty meaning default', () => {
     expect(validateUsers('')).toEqual([]);
     expect(validateUsers('ec2-user, ubuntu,ec2-user')).toEqual(['ec2-user', 'ubuntu']);
-    expect(() => validateUsers('Root')).toThrow(/'Root' is not one/);
+    expect(() => validateUsers('Root')).toThrow(/entry 1 is not one/);
     expect(() => validateUsers(Array.from({ length: 33 }, (_, i) => `u${i}`).join(','))).toThrow(/names 33 users/);
   });
 
@@ -52,6 +52,21 @@ describe('validation', () => {
   it('accepts a UUID execution id and rejects an injection attempt', () => {
     expect(validateExecutionId(EXECUTION_ID)).toBe(EXECUTION_ID);
     expect(() => validateExecutionId('abc; rm -rf /')).toThrow(/ExecutionId/);
+  });
+
+  it('echoes a short plain rejected value, never a key pasted into the wrong field', () => {
+    expect(() => validateInstanceId('i-xyz')).toThrow("got 'i-xyz'");
+    const chunk = 'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW';
+    for (const f of [() => validateInstanceId(chunk), () => validateSubnetChoice(chunk), () => validateUsers(`ec2-user,${chunk}`), () => validateFlag(chunk, 'F')]) {
+      let message = '';
+      try {
+        f();
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).not.toBe('');
+      expect(message).not.toContain(chunk.slice(0, 20));
+    }
   });
 
   it('never echoes a rejected public key', () => {

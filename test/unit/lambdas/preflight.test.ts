@@ -260,7 +260,7 @@ describe('preflight input validation', () => {
     ['a newline in the instance id', { InstanceId: 'i-0123456789abcdef0\n' }, /InstanceId contains a line break/],
     ['a missing execution id', { ExecutionId: undefined }, /ExecutionId is missing/],
     ['a NUL in Users', { Users: 'ec2-user\0' }, /Users contains a NUL/],
-    ['a bad user', { Users: 'ec2-user,$(id)' }, /Users must be comma-separated.*'\$\(id\)'/],
+    ['a bad user', { Users: 'ec2-user,$(id)' }, /Users must be comma-separated.*entry 2 is not one/],
     ['a bad subnet', { SubnetId: 'subnet-xyz' }, /SubnetId must be CreateNewVPC, SelectedInstanceSubnet or a subnet id/],
     ['a bad key type', { KeyType: 'dsa' }, /KeyType must be one of rsa, ed25519/],
     ['a bad backup method', { BackupMethod: 'Tape' }, /BackupMethod must be one of Snapshot, Image, None/],
