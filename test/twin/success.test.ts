@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DescribeParametersCommand } from '@aws-sdk/client-ssm';
 import { startTwin, Twin } from '../../local/twin';
+import { LOST_PUBLIC_KEY } from '../../local/twin-disk';
 import { baseline, expectNoKeyMaterial, expectNothingLost } from './support';
 
 jest.setTimeout(240000);
@@ -113,4 +114,26 @@ test('an instance that was stopped is reset and stays stopped; BackupMethod Imag
   expect(calls['ec2:StartInstances'] ?? 0).toBe(0);
   expect(result.steps.map((s) => s.name)).not.toContain('waitForInstanceRunning');
   await expectNothingLost(twin, before);
+});
+
+test('a GPT disk with xfs root and a separate /home, two named users: both get the key, nothing else changes', async () => {
+  const instance = await twin.createLockedOutInstance({
+    image: {
+      layout: 'gpt-xfs-home',
+      users: [
+        { name: 'ec2-user', uid: 1000, gid: 1000, authorizedKeys: `${LOST_PUBLIC_KEY}\n` },
+        { name: 'alice', uid: 1001, gid: 1001, authorizedKeys: null },
+      ],
+    },
+  });
+  const before = await baseline(twin, instance);
+
+  const { result } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519', Users: 'ec2-user,alice' });
+
+  expect(result.status).toBe('Success');
+  expect(String(result.outputs['summarize.UsersChanged']).split(',').sort()).toEqual(['alice', 'ec2-user']);
+  const files = String(result.outputs['summarize.FilesChanged']).split(',').sort();
+  expect(files).toEqual(['/home/alice/.ssh/authorized_keys', '/home/ec2-user/.ssh/authorized_keys']);
+  // alice had no .ssh: the directory is new too.
+  await expectNothingLost(twin, before, [...files, '/home/alice/.ssh', '/alice/.ssh', '/alice/.ssh/authorized_keys', '/ec2-user/.ssh/authorized_keys']);
 });
