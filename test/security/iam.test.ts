@@ -39,6 +39,18 @@ const UNSCOPABLE: Record<string, { reason: string; docs: string }> = Object.from
   ['ssm:DescribeParameters', { reason: 'lists parameter metadata (never values); no resource type', docs: SSM_SAR }],
 ]);
 
+/**
+ * Writes that have no resource type either. Each can only stop or undo, never start or reach
+ * data, and is granted to one function only.
+ */
+const UNSCOPABLE_WRITES: Record<string, { reason: string; docs: string; onlyIn: RegExp }> = {
+  'ssm:CancelCommand': {
+    reason: 'restore stops a still-running inject command before it moves the volume; a cancel can only stop a command',
+    docs: SSM_SAR,
+    onlyIn: /Restore/,
+  },
+};
+
 /** Reads that are sensitive all the same: never on `*`. */
 const SENSITIVE_READS = /^(ssm:GetParameter|ssm:GetParameters|ssm:GetParametersByPath|ssm:GetParameterHistory|kms:Decrypt|secretsmanager:GetSecretValue)$/;
 const READ = /^[a-z0-9-]+:(Describe|Get|List)/;
@@ -103,7 +115,12 @@ function starResources(tpl: Template): string[] {
   const bad: string[] = [];
   for (const s of allowsOf(tpl)) {
     if (!s.resources.includes('*')) continue;
-    for (const a of s.actions) if (!UNSCOPABLE[a]) bad.push(where(s, a));
+    for (const a of s.actions) {
+      if (UNSCOPABLE[a]) continue;
+      const write = UNSCOPABLE_WRITES[a];
+      if (write && write.onlyIn.test(where(s))) continue;
+      bad.push(where(s, a));
+    }
   }
   return bad;
 }
@@ -252,6 +269,12 @@ test('the allowlist of unscopable actions holds reads only, each with a reason a
     expect(why.reason.length).toBeGreaterThan(10);
     expect(why.docs).toMatch(/^https:\/\/docs\.aws\.amazon\.com\//);
   }
+  // the writes without a resource type: each stops something, each with its reason and page
+  for (const [a, why] of Object.entries(UNSCOPABLE_WRITES)) {
+    expect({ a, stops: /^[a-z0-9-]+:(Cancel|Stop)/.test(a) }).toEqual({ a, stops: true });
+    expect(why.reason.length).toBeGreaterThan(10);
+    expect(why.docs).toMatch(/^https:\/\/docs\.aws\.amazon\.com\//);
+  }
 });
 
 // ---- the rules can fail: each catches a broken copy of the real template ---------------------
@@ -278,6 +301,7 @@ function editSid(part: string, sid: string, edit: (st: Record<string, unknown>) 
 const MUTATIONS: Array<[string, (tpl: Template) => string[], Mutation]> = [
   ['ec2:* on a step role', wildcardActions, addStatement('Cleanup', { Effect: 'Allow', Action: 'ec2:*', Resource: 'arn:aws:ec2:*:*:instance/*' })],
   ['StopInstances on "*"', starResources, addStatement('StopInstance', { Effect: 'Allow', Action: 'ec2:StopInstances', Resource: '*' })],
+  ['CancelCommand on "*" outside restore', starResources, addStatement('InjectKey', { Effect: 'Allow', Action: 'ssm:CancelCommand', Resource: '*' })],
   ['TerminateInstances without the tag condition', untaggedDestruction, editSid('Cleanup', 'TerminateHelper', (st) => delete st.Condition)],
   ['SendCommand on any document', sendCommandScope, editSid('InjectKey', 'SendInjectCommand', (st) => (st.Resource = 'arn:aws:ssm:*:*:document/*'))],
   ['SendCommand on any instance', sendCommandScope, editSid('InjectKey', 'SendToHelperOnly', (st) => delete st.Condition)],
