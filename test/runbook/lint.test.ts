@@ -59,9 +59,9 @@ describe('reset-access.yaml follows the contract', () => {
       ['reattachRoot', 'invokeLambdaFunction', 'reattach-root'],
       ['waitForRootReattached', 'waitForAwsResourceProperty', undefined],
       ['startInstance', 'invokeLambdaFunction', 'start-instance'],
-      ['cleanup', 'invokeLambdaFunction', 'cleanup'],
       ['branchOnOriginalState', 'branch', undefined],
       ['waitForInstanceRunning', 'waitForAwsResourceProperty', undefined],
+      ['cleanup', 'invokeLambdaFunction', 'cleanup'],
       ['summarize', 'invokeLambdaFunction', 'summarize'],
       ['restore', 'invokeLambdaFunction', 'restore'],
       ['cleanupAfterRestore', 'invokeLambdaFunction', 'cleanup'],
@@ -76,11 +76,17 @@ describe('reset-access.yaml follows the contract', () => {
     expect(step('summarize').isEnd).toBe(true);
   });
 
-  it('branches on the original state to waitForInstanceRunning or summarize', () => {
+  it('branches on the original state to waitForInstanceRunning or straight to cleanup', () => {
     expect(step('branchOnOriginalState').inputs).toEqual({
       Choices: [{ NextStep: 'waitForInstanceRunning', Variable: '{{ preflight.OriginalState }}', StringEquals: 'running' }],
-      Default: 'summarize',
+      Default: 'cleanup',
     });
+  });
+
+  it('keeps cleanup off the critical path: it comes after the instance is running again', () => {
+    expect(step('startInstance').nextStep).toBe('branchOnOriginalState');
+    expect(step('waitForInstanceRunning').nextStep).toBe('cleanup');
+    expect(step('cleanup').nextStep).toBe('summarize');
   });
 
   it('has the parameters and defaults of issue 2', () => {
