@@ -1,5 +1,6 @@
 /** Steps `cleanup` and `cleanupAfterRestore` (one function). */
-import { ec2, ssm } from '@common/clients';
+import { ec2 } from '@common/clients/ec2';
+import { ssm } from '@common/clients/ssm';
 import { realClock } from '@common/ec2';
 import { createLogger } from '@common/log';
 import { joinOrNone, outputFields } from '@common/outputs';

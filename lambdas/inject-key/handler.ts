@@ -1,5 +1,5 @@
 /** Step `injectKey`. */
-import { ssm } from '@common/clients';
+import { ssm } from '@common/clients/ssm';
 import { requireEnv } from '@common/env';
 import { createLogger } from '@common/log';
 import { outputFields } from '@common/outputs';

@@ -1,5 +1,6 @@
 /** Step `launchHelper`. */
-import { ec2, ssm } from '@common/clients';
+import { ec2 } from '@common/clients/ec2';
+import { ssm } from '@common/clients/ssm';
 import { requireEnv } from '@common/env';
 import { createLogger } from '@common/log';
 import { outputFields } from '@common/outputs';

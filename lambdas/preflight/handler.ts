@@ -1,5 +1,8 @@
 /** Step `preflight`: validate, describe, refuse, take the lock, write the plan. */
-import { autoScaling, ec2, kms, ssm } from '@common/clients';
+import { autoScaling } from '@common/clients/auto-scaling';
+import { ec2 } from '@common/clients/ec2';
+import { kms } from '@common/clients/kms';
+import { ssm } from '@common/clients/ssm';
 import { createLogger } from '@common/log';
 import { outputFields } from '@common/outputs';
 import { lockParameterName } from '@common/plan';

@@ -1,5 +1,6 @@
 /** Step `startInstance`. */
-import { ec2, ssm } from '@common/clients';
+import { ec2 } from '@common/clients/ec2';
+import { ssm } from '@common/clients/ssm';
 import { createLogger } from '@common/log';
 import { joinOrNone, outputFields } from '@common/outputs';
 import { validateStepInput } from '@common/validation';

@@ -1,5 +1,5 @@
 /** Step `summarize`. */
-import { ec2 } from '@common/clients';
+import { ec2 } from '@common/clients/ec2';
 import { createLogger } from '@common/log';
 import { outputFields } from '@common/outputs';
 import { instanceState, parseSummaryInput } from './summarize';

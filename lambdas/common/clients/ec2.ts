@@ -1,0 +1,9 @@
+/**
+ * The EC2Client, built once per Lambda container. One module per client: the SDK is external to the
+ * bundle, so a Lambda loads only the SDK packages it imports (loading one costs hundreds of
+ * milliseconds of cold start). No endpoint is configured: the SDK honours AWS_ENDPOINT_URL (the
+ * local twin sets it) and AWS_REGION (Lambda sets it).
+ */
+import { EC2Client } from '@aws-sdk/client-ec2';
+
+export const ec2 = new EC2Client({});
