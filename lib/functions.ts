@@ -341,18 +341,8 @@ function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
   // RunInstances: created resources tagged in the request; the helper must get the helper profile
   // and IMDSv2 (ec2:InstanceProfile and ec2:MetadataHttpTokens are evaluated on the instance).
   p.allow('LaunchHelperVolume', ['ec2:RunInstances'], [ec2Arn('volume')], WHY_CREATED, TAGGED_AT_CREATION);
-  // The helper's network interface: launch-helper does not tag it (it lives and dies with the
-  // helper, DeleteOnTermination), and an aws:RequestTag condition on a resource type the request
-  // does not tag denies the launch, so it carries no tag condition. The launch stays bound by the
-  // instance statement above. Tighten to TAGGED_AT_CREATION if launch-helper adds a
-  // 'network-interface' TagSpecification.
-  p.allow(
-    'LaunchHelperNetworkInterface',
-    ['ec2:RunInstances'],
-    [ec2Arn('network-interface')],
-    'The helper\'s network interface, created with it and deleted with it; the instance itself must be tagged, ' +
-      'use the helper profile and IMDSv2.',
-  );
+  // The helper's network interface is tagged in the same request, like the volume.
+  p.allow('LaunchHelperNetworkInterface', ['ec2:RunInstances'], [ec2Arn('network-interface')], WHY_CREATED, TAGGED_AT_CREATION);
   p.allow('LaunchHelperInstance', ['ec2:RunInstances'], [ec2Arn('instance')], WHY_CREATED, {
     StringEquals: {
       [`aws:RequestTag/${MANAGED_BY_TAG_KEY}`]: MANAGED_BY_TAG_VALUE,
@@ -376,6 +366,7 @@ function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
     'security-group',
     'instance',
     'volume',
+    'network-interface',
   ]);
   p.allowOn('PassHelperRole', ['iam:PassRole'], [props.helperRole.roleArn], {
     StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' },
@@ -403,7 +394,9 @@ function grantBackupAndDetach(p: StepPolicy): void {
 }
 
 function grantAttachToHelper(p: StepPolicy): void {
-  describe(p, ['DescribeVolumes']);
+  // DescribeInstances: the handler checks that the target of the attach is this execution's
+  // tagged helper before it attaches the root volume (security finding f479105).
+  describe(p, ['DescribeVolumes', 'DescribeInstances']);
   volumeMove(p, 'AttachToHelper', 'AttachVolume', true);
   kmsGrantForEc2(p);
   locks(p, ['GetParameter', 'PutParameter']);
@@ -489,5 +482,10 @@ function grantRestore(p: StepPolicy): void {
   // A key written but never injected is deleted (DescribeParameters tells whether it exists).
   p.allow('DeleteUnusedKey', ['ssm:DeleteParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
   p.allow('FindUnusedKey', ['ssm:DescribeParameters'], ['*'], 'ssm:DescribeParameters does not support resource-level permissions (read-only, names and metadata, never values).');
+  // Settle the inject command before moving the volume: read its status, cancel it if it still runs.
+  p.allow('InjectCommandStatus', ['ssm:GetCommandInvocation'], ['*'], 'ssm:GetCommandInvocation does not support resource-level permissions (read-only).');
+  // Assumption (not checked against AWS): CancelCommand names no resource type in the service
+  // authorization reference, so it is granted on *. It can only stop a command, never start one.
+  p.allow('CancelInjectCommand', ['ssm:CancelCommand'], ['*'], 'ssm:CancelCommand does not support resource-level permissions; it can only stop a running command.');
   locks(p, ['GetParameter', 'PutParameter']);
 }

@@ -253,7 +253,7 @@ async function ensureHelper(s: Step, subnetId: string, securityGroupId: string, 
         NetworkInterfaces: [
           { DeviceIndex: 0, SubnetId: subnetId, Groups: [securityGroupId], AssociatePublicIpAddress: publicIp, DeleteOnTermination: true },
         ],
-        TagSpecifications: [s.spec('instance', 'helper'), s.spec('volume', 'helper')],
+        TagSpecifications: [s.spec('instance', 'helper'), s.spec('volume', 'helper'), s.spec('network-interface', 'helper')],
       }),
     );
     helperId = required(out.Instances?.[0]?.InstanceId, 'RunInstances', 'instance');

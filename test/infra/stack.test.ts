@@ -346,6 +346,8 @@ describe('IAM: Systems Manager', () => {
       'ssm:GetCommandInvocation',
       'ssm:DescribeInstanceInformation',
       'ssm:DescribeParameters',
+      // A write, but it can only stop a command; restore uses it on the inject command it settles.
+      'ssm:CancelCommand',
     ]);
     for (const s of ALL.filter((st) => st.resources.includes('*'))) {
       for (const a of s.actions) {

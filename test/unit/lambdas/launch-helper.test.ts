@@ -115,7 +115,7 @@ describe('launch-helper handler, CreateNewVPC', () => {
       NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: 'subnet-000000000000new', Groups: ['sg-000000000000000new'], AssociatePublicIpAddress: true }],
     });
     expect(run.KeyName).toBeUndefined();
-    expect(run.TagSpecifications?.map((t) => t.ResourceType)).toEqual(['instance', 'volume']);
+    expect(run.TagSpecifications?.map((t) => t.ResourceType)).toEqual(['instance', 'volume', 'network-interface']);
     expect(run.ClientToken!.length).toBeLessThanOrEqual(64);
     expect(storedPlan(store)?.created).toEqual({
       vpcId: 'vpc-00000000000000new',
