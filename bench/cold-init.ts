@@ -28,6 +28,7 @@ export interface ColdInitResult {
   /** The `@aws-sdk/*` packages the bundle requires, and the median time to load only them. */
   readonly sdkPackages: readonly string[];
   readonly sdkOnlyMedianMs: number | null;
+  readonly sdkOnlyCpuMedianMs: number | null;
 }
 
 /** The external `@aws-sdk/*` packages a bundle requires. Exported for the test. */
@@ -80,12 +81,14 @@ export function measureColdInit(bundleEntry: string, environment: Readonly<Recor
 
   const sdkPackages = sdkRequiresOf(fs.readFileSync(bundleEntry, 'utf8'));
   let sdkOnlyMedianMs: number | null = null;
+  let sdkOnlyCpuMedianMs: number | null = null;
   if (sdkPackages.length > 0) {
     // Resolve from the bundle's folder, exactly as the bundle's own require() calls do.
     const resolved = sdkPackages.map((p) => require.resolve(p, { paths: [dir] }));
-    const sdkRuns: number[] = [];
-    for (let i = 0; i < runs; i += 1) sdkRuns.push(timeRequire(resolved, dir, env).wallMs);
-    sdkOnlyMedianMs = round(median(sdkRuns), 1);
+    const sdkRuns: Timing[] = [];
+    for (let i = 0; i < runs; i += 1) sdkRuns.push(timeRequire(resolved, dir, env));
+    sdkOnlyMedianMs = round(median(sdkRuns.map((t) => t.wallMs)), 1);
+    sdkOnlyCpuMedianMs = round(median(sdkRuns.map((t) => t.cpuMs)), 1);
   }
   return {
     medianMs: round(median(runsMs), 1),
@@ -96,5 +99,6 @@ export function measureColdInit(bundleEntry: string, environment: Readonly<Recor
     bundle: path.relative(path.resolve(__dirname, '..'), bundleEntry),
     sdkPackages,
     sdkOnlyMedianMs,
+    sdkOnlyCpuMedianMs,
   };
 }

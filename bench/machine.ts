@@ -39,3 +39,28 @@ export function machineInfo(): MachineInfo {
     loadAverageAtStart: os.loadavg().map((v) => Math.round(v * 100) / 100),
   };
 }
+
+/** The code a benchmark measured: the commit, and the paths changed since it (outside the benchmark's own output). */
+export interface SourceState {
+  readonly commit: string;
+  /** Paths with uncommitted changes when the run started; empty: the commit is exactly what ran. */
+  readonly uncommitted: readonly string[];
+}
+
+const OWN_OUTPUT = ['bench/results/', 'docs/benchmarks.md'];
+
+export function sourceState(projectRoot: string): SourceState {
+  const git = (args: string[]): string => {
+    try {
+      return execFileSync('git', args, { cwd: projectRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return '';
+    }
+  };
+  const uncommitted = git(['status', '--porcelain', '--untracked-files=no'])
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.slice(3))
+    .filter((p) => !OWN_OUTPUT.some((o) => p.startsWith(o)));
+  return { commit: git(['rev-parse', 'HEAD']) || 'unknown', uncommitted };
+}

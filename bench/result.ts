@@ -4,7 +4,7 @@
  */
 import type { ColdInitResult } from './cold-init';
 import type { KeygenResult } from './keygen';
-import type { MachineInfo } from './machine';
+import type { MachineInfo, SourceState } from './machine';
 import type { ModeledStep } from './reference-sequence';
 
 export const RESULT_VERSION = 1;
@@ -72,6 +72,8 @@ export interface BenchResult {
   readonly version: number;
   readonly generatedAt: string;
   readonly machine: MachineInfo;
+  /** The commit measured, and any uncommitted changes in the tree at the time. */
+  readonly source: SourceState;
   /** `os.loadavg()` when the benchmark ended. */
   readonly loadAverageAtEnd: readonly number[];
   readonly timeToAccessSeconds: number | null;

@@ -4,7 +4,7 @@
  * docs/benchmarks.md. Each figure is measured on its own: one that cannot be measured is null
  * with its reason in `notMeasured`, and the others still are.
  *
- * Options: --json, --write, --runs N (cold init, default 7), --keygen-runs N (default 5),
+ * Options: --json, --write, --runs N (cold init, default 7), --keygen-runs N (default 9),
  * --key-type rsa|ed25519 (twin run, default rsa), --skip-twin, --skip-inject.
  */
 import * as fs from 'fs';
@@ -14,7 +14,7 @@ import { lambdaBundles, synthesize, type LambdaBundle } from './bundles';
 import { measureColdInit, type ColdInitResult } from './cold-init';
 import { measureInject, type InjectMeasurement } from './inject';
 import { measureKeygen, PROJECT_ROOT, type KeygenResult } from './keygen';
-import { machineInfo } from './machine';
+import { machineInfo, sourceState } from './machine';
 import { modelReference } from './reference-sequence';
 import { renderConsole, renderMarkdown } from './report';
 import { evaluateTargets, RESULT_VERSION, shapeProblems, type BenchResult, type BundleSizes } from './result';
@@ -35,7 +35,7 @@ interface Options {
 }
 
 export function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { json: false, write: false, runs: 7, keygenRuns: 5, keyType: 'rsa', skipTwin: false, skipInject: false };
+  const o: Options = { json: false, write: false, runs: 7, keygenRuns: 9, keyType: 'rsa', skipTwin: false, skipInject: false };
   for (let i = 0; i < argv.length; i += 1) {
     const a = argv[i];
     const num = (): number => {
@@ -94,6 +94,7 @@ export function main(argv: readonly string[]): BenchResult {
   const opts = parseArgs(argv);
   const notMeasured: Array<{ field: string; reason: string }> = [];
   const machine = machineInfo();
+  const source = sourceState(PROJECT_ROOT);
   const reference = modelReference();
 
   const bundles = attempt('bundleBytes', notMeasured, () => lambdaBundles(synthesize()));
@@ -141,6 +142,7 @@ export function main(argv: readonly string[]): BenchResult {
     version: RESULT_VERSION,
     generatedAt: new Date().toISOString(),
     machine,
+    source,
     loadAverageAtEnd: os.loadavg().map((v) => round(v, 2)),
     ...figures,
     referenceTotalSeconds: round(reference.totalSeconds, 2),

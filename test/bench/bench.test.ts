@@ -92,7 +92,7 @@ describe('targets', () => {
   };
   const cold = (medianMs: number) => ({
     medianMs, runsMs: [medianMs], firstRunMs: medianMs, cpuMedianMs: medianMs, loadAverage: [0, 0] as [number, number],
-    bundle: 'x', sdkPackages: [], sdkOnlyMedianMs: null,
+    bundle: 'x', sdkPackages: [], sdkOnlyMedianMs: null, sdkOnlyCpuMedianMs: null,
   });
 
   it('pass, fail, and null when a figure is missing', () => {
@@ -183,6 +183,7 @@ function sampleResult(): BenchResult {
     generatedAt: '2026-01-01T00:00:00.000Z',
     machine: { nproc: 2, memory: '1Gi total', cpuModel: 'cpu', node: 'v20', kernel: 'k', platform: 'linux x64', loadAverageAtStart: [0, 0, 0] },
     loadAverageAtEnd: [0, 0, 0],
+    source: { commit: '0123456789abcdef', uncommitted: [] },
     ...figures,
     referenceTotalSeconds: reference.totalSeconds,
     speedup: null,
