@@ -233,6 +233,12 @@ async function checkHelperType(ec2: EC2Client, type: string, id: string): Promis
   if (!info || !archs.some((a) => a === 'x86_64' || a === 'arm64')) {
     refuse(id, `cannot use helper instance type ${type}: it is not an x86_64 or arm64 type offered in this Region`, 'Give another HelperInstanceType, for example t3.small or t4g.small.');
   }
+  // The inject script finds the volume by its NVMe serial (/dev/disk/by-id/nvme-Amazon_Elastic_
+  // Block_Store_vol...), which only Nitro instances expose. A Xen type (t2, m4, ...) would attach
+  // the volume as /dev/xvdf and the script would wait for a device that never appears.
+  if (info?.Hypervisor !== 'nitro') {
+    refuse(id, `cannot use helper instance type ${type}: it is not a Nitro instance type, and the helper finds the volume by its NVMe serial`, 'Give a Nitro instance type, for example t3.small or t4g.small.');
+  }
 }
 
 async function hasElasticIp(ec2: EC2Client, id: string): Promise<boolean> {

@@ -72,9 +72,10 @@ beforeEach(() => {
   };
   volume = { VolumeId: ROOT_VOLUME_ID, State: 'in-use', Encrypted: false, Attachments: [{ InstanceId: INSTANCE_ID, Device: '/dev/xvda', State: 'attached' }] };
   types = {
-    't3.micro': { InstanceType: 't3.micro', InstanceStorageSupported: false, ProcessorInfo: { SupportedArchitectures: ['x86_64'] } },
-    't3.small': { InstanceType: 't3.small', InstanceStorageSupported: false, ProcessorInfo: { SupportedArchitectures: ['x86_64'] } },
-    'm5d.large': { InstanceType: 'm5d.large', InstanceStorageSupported: true, ProcessorInfo: { SupportedArchitectures: ['x86_64'] } },
+    't3.micro': { InstanceType: 't3.micro', Hypervisor: 'nitro', InstanceStorageSupported: false, ProcessorInfo: { SupportedArchitectures: ['x86_64'] } },
+    't3.small': { InstanceType: 't3.small', Hypervisor: 'nitro', InstanceStorageSupported: false, ProcessorInfo: { SupportedArchitectures: ['x86_64'] } },
+    'm5d.large': { InstanceType: 'm5d.large', Hypervisor: 'nitro', InstanceStorageSupported: true, ProcessorInfo: { SupportedArchitectures: ['x86_64'] } },
+    't2.small': { InstanceType: 't2.small', Hypervisor: 'xen', InstanceStorageSupported: false, ProcessorInfo: { SupportedArchitectures: ['x86_64'] } },
   };
   attributes = { disableApiStop: false, shutdown: 'stop' };
   ec2Mock.on(DescribeInstancesCommand).callsFake(() => ({ Reservations: [{ Instances: [instance] }] }));
@@ -241,6 +242,7 @@ describe('preflight refusals change nothing', () => {
     ['a subnet not found', () => undefined, { SubnetId: 'subnet-0000000000000000f' }, /subnet-0000000000000000f: it was not found/],
     ['a subnet in another AZ', () => undefined, { SubnetId: 'subnet-00000000000000002' }, /us-east-1a but subnet subnet-00000000000000002 is in us-east-1b/],
     ['an unknown helper type', () => undefined, { HelperInstanceType: 'x9.huge' }, /helper instance type x9.huge/],
+    ['a helper type that is not Nitro (no NVMe serial to find the volume by)', () => undefined, { HelperInstanceType: 't2.small' }, /t2.small: it is not a Nitro instance type/],
   ];
 
   it.each(cases)('refuses %s', async (_name, prepare, overrides, message) => {
