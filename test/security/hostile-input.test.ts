@@ -306,15 +306,16 @@ async function runCapturing(handler: Handler, event: unknown): Promise<Outcome> 
 function expectRefusedNamingField(outcome: Outcome, field: string): void {
   expect(outcome.error).toBeInstanceOf(Error);
   const err = outcome.error as Error;
+  // first: no private key in the message or in anything logged (checked before any assertion
+  // that would print the message, so a failing test never puts a key into the test log)
+  for (const pk of PRIVATE_KEYS) {
+    expect(leaks([{ source: 'error', text: asText(err) }, ...outcome.console.map((t, i) => ({ source: `console #${i}`, text: t }))], pk)).toEqual([]);
+  }
   // a clear message naming the field, not a TypeError from deep inside
   expect(err.name).not.toBe('TypeError');
   expect(err.message.toLowerCase()).toContain(field.toLowerCase());
   // nothing that changes anything was sent
   expect(mutatingCommands().map((c) => `${c.service}:${c.name}`)).toEqual([]);
-  // no private key in the message or in anything logged
-  for (const pk of PRIVATE_KEYS) {
-    expect(leaks([{ source: 'error', text: asText(err) }, ...outcome.console.map((t, i) => ({ source: `console #${i}`, text: t }))], pk)).toEqual([]);
-  }
 }
 
 describe('preflight refuses every hostile input, naming the field, before any change', () => {

@@ -104,6 +104,10 @@ async function runAll(cases: Map<string, Record<string, string>>, parallel = 4):
 }
 
 function expectRefused(run: ScriptRun, field: string): void {
+  // first, so that a failing test never prints a key into the test log
+  for (const pk of PRIVATE_KEYS) {
+    expect(leaks([{ source: 'stdout', text: run.stdout }, { source: 'stderr', text: run.stderr }], pk)).toEqual([]);
+  }
   expect({ timedOut: run.timedOut }).toEqual({ timedOut: false });
   expect(run.status).not.toBe(0);
   expect(run.status).not.toBe(97); // the sandbox itself worked
@@ -111,9 +115,6 @@ function expectRefused(run: ScriptRun, field: string): void {
   expect(run.report?.error ?? '').toContain(field);
   expect(run.report?.changes).toEqual([]);
   expect(run.written).toBe(0);
-  for (const pk of PRIVATE_KEYS) {
-    expect(leaks([{ source: 'stdout', text: run.stdout }, { source: 'stderr', text: run.stderr }], pk)).toEqual([]);
-  }
 }
 
 /** A NUL cannot reach a process through its environment (execve strings end at NUL). */
