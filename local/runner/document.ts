@@ -479,7 +479,15 @@ export function parseDuration(where: string, s: string): number {
 }
 
 function describe(v: unknown): string {
-  return Array.isArray(v) ? 'a list' : v === null ? 'null' : typeof v === 'object' ? 'a map' : `${typeof v} ${JSON.stringify(v)}`;
+  return Array.isArray(v) ? 'a list' : v === null ? 'null' : typeof v === 'object' ? 'a map' : typeof v === 'string' ? `a string ${valueShape(v)}` : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/**
+ * A rejected value is described by its length, never repeated: a parameter such as PublicKey
+ * may hold a private key pasted by mistake, and error messages end up in logs and outputs.
+ */
+function valueShape(v: unknown): string {
+  return `of ${String(v).length} characters`;
 }
 
 function coerceParameter(name: string, spec: ParameterSpec, raw: unknown): unknown {
@@ -576,7 +584,7 @@ export function resolveParameters(
     if (resource) {
       for (const item of items as string[]) {
         if (item !== '' && !resource.pattern.test(item)) {
-          throw new InvalidAutomationExecutionParameters(name, `value ${JSON.stringify(item)} is not a valid ${spec.type} (${resource.pattern.source})`);
+          throw new InvalidAutomationExecutionParameters(name, `a value ${valueShape(item)} is not a valid ${spec.type} (${resource.pattern.source})`);
         }
       }
     }
@@ -589,12 +597,12 @@ export function resolveParameters(
       if (spec.allowedValues && !spec.allowedValues.map(String).includes(String(item))) {
         throw new InvalidAutomationExecutionParameters(
           name,
-          `value ${JSON.stringify(item)} is not one of the allowed values ${JSON.stringify(spec.allowedValues)}`,
+          `a value ${valueShape(item)} is not one of the allowed values ${JSON.stringify(spec.allowedValues)}`,
         );
       }
       if (spec.allowedPattern !== undefined && (base === 'String' || base === 'StringList')) {
         if (!new RegExp(spec.allowedPattern).test(item as string)) {
-          throw new InvalidAutomationExecutionParameters(name, `value ${JSON.stringify(item)} does not match the allowed pattern ${spec.allowedPattern}`);
+          throw new InvalidAutomationExecutionParameters(name, `a value ${valueShape(item)} does not match the allowed pattern ${spec.allowedPattern}`);
         }
       }
     }
