@@ -154,6 +154,7 @@ export function mockHealthyTarget(): void {
     InstanceTypes: (input.InstanceTypes ?? []).map((t) => ({
       InstanceType: t,
       InstanceStorageSupported: false,
+      Hypervisor: 'nitro',
       ProcessorInfo: { SupportedArchitectures: ['x86_64'] },
     })),
   }));
