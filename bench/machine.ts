@@ -52,7 +52,8 @@ const OWN_OUTPUT = ['bench/results/', 'docs/benchmarks.md'];
 export function sourceState(projectRoot: string): SourceState {
   const git = (args: string[]): string => {
     try {
-      return execFileSync('git', args, { cwd: projectRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      // trimEnd only: a porcelain status line may begin with a space.
+      return execFileSync('git', args, { cwd: projectRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trimEnd();
     } catch {
       return '';
     }

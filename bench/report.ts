@@ -36,7 +36,7 @@ export function accessDelay(r: BenchResult): string {
 export function coldInitBreakdown(r: BenchResult): string {
   const c = r.coldInitMs;
   if (!c || c.sdkOnlyMedianMs === null) return '';
-  const cpu = c.sdkOnlyCpuMedianMs !== null ? ` (CPU time ${c.sdkOnlyCpuMedianMs.toFixed(0)} of ${c.cpuMedianMs.toFixed(0)} ms)` : '';
+  const cpu = c.sdkOnlyCpuMedianMs !== null ? ` (CPU time: the SDK alone ${c.sdkOnlyCpuMedianMs.toFixed(0)} ms, the whole bundle ${c.cpuMedianMs.toFixed(0)} ms)` : '';
   return (
     `Of the ${c.medianMs.toFixed(0)} ms to load the largest bundle (${r.bundleBytes?.largest ?? 'the largest'}), loading only the ` +
     `SDK clients it imports at module scope (${c.sdkPackages.join(', ')}) takes ${c.sdkOnlyMedianMs.toFixed(0)} ms${cpu} in a fresh ` +
