@@ -1,16 +1,21 @@
 /**
- * Names the CDK app shares with the Lambdas and the runbook (docs/architecture.md).
- * One definition here; the IAM conditions below key on them.
+ * Names the CDK app shares with the Lambdas and the runbook (docs/architecture.md). The tag
+ * names come from the Lambdas' own definition; the IAM conditions key on them.
  */
+import { MANAGED_BY_KEY, MANAGED_BY_VALUE, ROLE_KEY, type ResourceRole } from '../lambdas/common/tags';
 
+/*
+ * The tags are defined once, in lambdas/common/tags.ts, where the Lambdas write them: the IAM
+ * conditions here must name exactly what the Lambdas put on the resources they create.
+ */
 /** Tag key every resource the runbook creates carries (IAM conditions key on it). */
-export const MANAGED_BY_TAG_KEY = 'reset-access:managed-by';
+export const MANAGED_BY_TAG_KEY = MANAGED_BY_KEY;
 /** The value of {@link MANAGED_BY_TAG_KEY}. */
-export const MANAGED_BY_TAG_VALUE = 'ec2-reset-access';
+export const MANAGED_BY_TAG_VALUE = MANAGED_BY_VALUE;
 /** Tag key naming what a created resource is for (`helper`, `vpc`, ...). */
-export const ROLE_TAG_KEY = 'reset-access:role';
+export const ROLE_TAG_KEY = ROLE_KEY;
 /** The value of {@link ROLE_TAG_KEY} on the helper instance. */
-export const HELPER_ROLE_TAG_VALUE = 'helper';
+export const HELPER_ROLE_TAG_VALUE: ResourceRole = 'helper';
 
 /** SSM parameter path (without the leading slash) of the plan record / lock. */
 export const LOCK_PARAMETER_PATH = 'reset-access/locks';
