@@ -2,6 +2,7 @@
  * Names the CDK app shares with the Lambdas and the runbook (docs/architecture.md). The tag
  * names come from the Lambdas' own definition; the IAM conditions key on them.
  */
+import { KEY_PATH, LOCK_PATH } from '../lambdas/common/names';
 import { MANAGED_BY_KEY, MANAGED_BY_VALUE, ROLE_KEY, type ResourceRole } from '../lambdas/common/tags';
 
 /*
@@ -17,10 +18,10 @@ export const ROLE_TAG_KEY = ROLE_KEY;
 /** The value of {@link ROLE_TAG_KEY} on the helper instance. */
 export const HELPER_ROLE_TAG_VALUE: ResourceRole = 'helper';
 
-/** SSM parameter path (without the leading slash) of the plan record / lock. */
-export const LOCK_PARAMETER_PATH = 'reset-access/locks';
-/** SSM parameter path (without the leading slash) of the generated private keys. */
-export const KEY_PARAMETER_PATH = 'ec2rl/openssh';
+/** SSM parameter path (without the leading slash) of the plan record / lock, as the Lambdas name it. */
+export const LOCK_PARAMETER_PATH = LOCK_PATH;
+/** SSM parameter path (without the leading slash) of the generated private keys, as the Lambdas name it. */
+export const KEY_PARAMETER_PATH = KEY_PATH;
 /** Public SSM parameter the helper's AMI is read from; launch-helper appends the architecture. */
 export const HELPER_AMI_PARAMETER_PREFIX = '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-';
 

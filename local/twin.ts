@@ -45,6 +45,7 @@ import { DiskApi, ImageSpec, loadDisk, LOST_KEY_IMAGE } from './twin-disk';
 import { MotoServer, startMoto } from './moto';
 import { executions, ExecutionResult, Fault, runAutomation, sdkAwsCall, VirtualClock } from './runner/runner';
 import { CfnResource, CfnTemplate, PROJECT_ROOT, synthesizeApp, SynthesizedApp } from './synth';
+import { LOCK_PATH } from '../lambdas/common/names';
 
 export const REGION = 'us-east-1';
 export const ACCOUNT_ID = '123456789012';
@@ -56,7 +57,7 @@ export const WINDOWS_AMI = 'ami-03cf127a';
 /** An instance-store-backed Linux image in moto's list. */
 export const INSTANCE_STORE_AMI = 'ami-04681a1dbd79675b6';
 
-export const LOCK_PREFIX = '/reset-access/locks/';
+export const LOCK_PREFIX = `/${LOCK_PATH}/`;
 export const MANAGED_TAG = { Name: 'tag:reset-access:managed-by', Values: ['ec2-reset-access'] };
 
 export class TwinError extends Error {

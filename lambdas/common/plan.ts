@@ -13,14 +13,11 @@ import {
 import { isAwsError, LockHeldError, PlanError } from './errors';
 import type { BackupMethod, SubnetChoice } from './validation';
 import type { KeyType } from '@common/keys';
+import { lockParameterName } from '@common/names';
 
 export const PLAN_VERSION = 1;
-export const LOCK_PREFIX = '/reset-access/locks/';
-
-/** The lock parameter's name for `instanceId`. */
-export function lockParameterName(instanceId: string): string {
-  return `${LOCK_PREFIX}${instanceId}`;
-}
+/** The lock parameter's name for `instanceId` (defined in @common/names, with the IAM paths). */
+export { lockParameterName };
 
 export interface PlanInputs {
   subnetId: SubnetChoice;

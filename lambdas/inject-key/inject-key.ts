@@ -11,6 +11,7 @@ import { PlanError, UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { loadOwnPlan, updatePlan } from '@common/plan';
 import type { StepInput } from '@common/validation';
+import { keyParameterName } from '@common/names';
 
 export interface InjectConfig {
   /** The KMS key (ARN) that encrypts the SecureString. */
@@ -37,7 +38,7 @@ export interface InjectResult {
 export const COMMAND_TIMEOUT_SECONDS = 300;
 
 export function keyParameterNameFor(instanceId: string): string {
-  return `/ec2rl/openssh/${instanceId}/key`;
+  return keyParameterName(instanceId);
 }
 
 const SHORT_TYPES: Record<string, string> = { 'ssh-rsa': 'rsa', 'ssh-ed25519': 'ed25519' };

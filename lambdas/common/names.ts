@@ -1,0 +1,20 @@
+/**
+ * The SSM parameter paths this product writes, defined once: the Lambdas name their parameters
+ * with them and the CDK app grants exactly these paths (lib/constants.ts). No imports, so the CDK
+ * app can use it without loading the SDK.
+ */
+
+/** Path (no leading or trailing slash) of the plan records, which are also the locks. */
+export const LOCK_PATH = 'reset-access/locks';
+/** Path (no leading or trailing slash) of the generated private keys (as AWSSupport-ResetAccess). */
+export const KEY_PATH = 'ec2rl/openssh';
+
+/** `/reset-access/locks/<instance-id>`: the plan record and lock of one instance. */
+export function lockParameterName(instanceId: string): string {
+  return `/${LOCK_PATH}/${instanceId}`;
+}
+
+/** `/ec2rl/openssh/<instance-id>/key`: the SecureString holding a generated private key. */
+export function keyParameterName(instanceId: string): string {
+  return `/${KEY_PATH}/${instanceId}/key`;
+}
