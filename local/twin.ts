@@ -46,6 +46,7 @@ import { MotoServer, startMoto } from './moto';
 import { executions, ExecutionResult, Fault, runAutomation, sdkAwsCall, VirtualClock } from './runner/runner';
 import { CfnResource, CfnTemplate, PROJECT_ROOT, synthesizeApp, SynthesizedApp } from './synth';
 import { LOCK_PATH } from '../lambdas/common/names';
+import { STEP_FOLDERS } from '../lib/constants';
 
 export const REGION = 'us-east-1';
 export const ACCOUNT_ID = '123456789012';
@@ -849,20 +850,7 @@ async function deployTemplate(
 function folderOf(r: CfnResource, logicalId: string): string | undefined {
   const described = /^ResetAccess ([a-z-]+):/.exec(String(r.Properties?.Description ?? ''))?.[1];
   if (described) return described;
-  const folders = [
-    'preflight',
-    'stop-instance',
-    'launch-helper',
-    'backup-and-detach',
-    'attach-to-helper',
-    'inject-key',
-    'release-from-helper',
-    'reattach-root',
-    'start-instance',
-    'cleanup',
-    'summarize',
-    'restore',
-  ];
+  const folders = STEP_FOLDERS;
   const squash = (s: string) => s.replace(/[^a-z0-9]/gi, '').toLowerCase();
   const id = squash(logicalId);
   // The longest folder name whose letters start the construct id after its scope prefix.
