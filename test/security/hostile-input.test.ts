@@ -11,6 +11,7 @@
  */
 import './support/env';
 import { existsSync } from 'fs';
+import { STEP_FOLDERS } from '../../lib/constants';
 import { join } from 'path';
 import { asText, leaks } from './support/secrets';
 import { mockHealthyTarget, mockPlanEcho, setPlanExecutionId, GOOD_EXECUTION, GOOD_INSTANCE, GOOD_SUBNET, GOOD_VOLUME } from './support/fixtures';
@@ -220,20 +221,8 @@ describe('the runbook never pastes a parameter into code', () => {
 
 type Handler = (event: unknown) => Promise<unknown>;
 
-export const HANDLER_FOLDERS = [
-  'preflight',
-  'stop-instance',
-  'launch-helper',
-  'backup-and-detach',
-  'attach-to-helper',
-  'inject-key',
-  'release-from-helper',
-  'reattach-root',
-  'start-instance',
-  'cleanup',
-  'summarize',
-  'restore',
-];
+/** Every step Lambda, from the one list the CDK app builds its functions from. */
+export const HANDLER_FOLDERS: readonly string[] = STEP_FOLDERS;
 
 function loadHandler(folder: string): Handler {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
