@@ -3,7 +3,8 @@
  * name, returns the typed value, or throws InvalidInputError naming the field. A message never
  * echoes the value of a field that may hold key material (PublicKey).
  */
-import { InvalidPublicKeyError, parseOpenSshPublicKey, type KeyType, type ParsedPublicKey } from '@common/keys';
+import type { KeyType } from '@common/keys';
+import { InvalidPublicKeyError, parseOpenSshPublicKey, type ParsedPublicKey } from '@common/public-key';
 import { InvalidInputError } from './errors';
 
 export const INSTANCE_ID_PATTERN = /^i-[0-9a-f]{8,17}$/;
