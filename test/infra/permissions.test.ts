@@ -9,10 +9,11 @@ import { grants, statementsOf } from './iam';
 import { synthesize } from './synth';
 
 /**
- * The policies against the code: bundle each handler the way the stack does (SDK external),
- * let esbuild drop what the handler never reaches, and read which SDK commands remain. Each must
- * be granted to that function; each action granted must be one the function calls (or one an
- * AWS service needs on its behalf, listed below).
+ * The policies against the code: bundle each handler with the SDK left external (so that its
+ * imports can be read; the stack bundles it in), let esbuild drop what the handler never
+ * reaches, and read which SDK commands remain. Each must be granted to that function; each
+ * action granted must be one the function calls (or one an AWS service needs on its behalf,
+ * listed below).
  */
 
 /** Granted without an SDK call of its own: the service asks for it during another call. */
