@@ -220,6 +220,9 @@ const TWIN_ENV = {
   AWS_DEFAULT_REGION: REGION,
   AWS_ACCESS_KEY_ID: 'twin',
   AWS_SECRET_ACCESS_KEY: 'twin',
+  // Each bundle carries its own SDK, which warns once per copy that this machine's Node 20 will
+  // soon be too old for it; the functions run on Node 22 in Lambda, where it never warns.
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 };
 
 export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
@@ -299,6 +302,9 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       Object.assign(process.env, baseEnv, fn.environment);
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const mod = require(copy) as Record<string, unknown>;
+      // The bundle carries its own SDK: once the execution ends (`loaded` forgets it), nothing
+      // may keep the module alive, or a test running hundreds of executions holds hundreds of SDKs.
+      delete require.cache[require.resolve(copy)];
       perExecution.set(fn.logicalId, mod);
       return mod;
     };
