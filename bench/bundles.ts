@@ -1,8 +1,7 @@
 /**
- * bundleBytes: synthesize the app into a git-ignored folder under the project (so that the
- * bundles' external `@aws-sdk/*` imports resolve from the project's node_modules, as they do
- * from the runtime-provided SDK in Lambda), then size every Lambda's bundle. A function's bundle
- * is the folder its `aws:asset:path` metadata names; its entry is index.js (or index.mjs).
+ * bundleBytes: synthesize the app into a git-ignored folder under the project, then size every
+ * Lambda's bundle. A function's bundle is the folder its `aws:asset:path` metadata names; its
+ * entry is index.js (or index.mjs).
  */
 import * as fs from 'fs';
 import * as path from 'path';
