@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runChild, TIMING_NICE } from './exec';
+import { runChild, TIMING_NICE, type QuietWait } from './exec';
 import { median, round } from './stats';
 
 export interface ColdInitResult {
@@ -29,6 +29,13 @@ export interface ColdInitResult {
   readonly sdkPackages: readonly string[];
   readonly sdkOnlyMedianMs: number | null;
   readonly sdkOnlyCpuMedianMs: number | null;
+  /** The wait for a quiet machine before the runs (bench/run.ts). */
+  readonly quietWait?: QuietWait;
+  /**
+   * The median with the process pinned to each core in turn (`taskset -c N`), to show how much
+   * the core a run gets decides its figure; null when taskset is missing.
+   */
+  readonly perCpuMedianMs?: Record<string, number> | null;
 }
 
 /** The external `@aws-sdk/*` packages a bundle requires. Exported for the test. */
@@ -44,7 +51,7 @@ interface Timing {
   cpuMs: number;
 }
 
-function timeRequire(targets: readonly string[], cwd: string, env: Record<string, string>): Timing {
+function timeRequire(targets: readonly string[], cwd: string, env: Record<string, string>, cpu?: number): Timing {
   const code = [
     'const cpu0 = process.cpuUsage();',
     'const start = process.hrtime.bigint();',
@@ -53,7 +60,9 @@ function timeRequire(targets: readonly string[], cwd: string, env: Record<string
     'const cpu = process.cpuUsage(cpu0);',
     'process.stdout.write(JSON.stringify({ wallMs: Number(end - start) / 1e6, cpuMs: (cpu.user + cpu.system) / 1000 }));',
   ].join('\n');
-  const out = runChild(process.execPath, ['-e', code], {
+  const [command, args] =
+    cpu === undefined ? [process.execPath, ['-e', code]] : ['taskset', ['-c', String(cpu), process.execPath, '-e', code]];
+  const out = runChild(command, args, {
     what: `loading ${targets.join(', ')} in a fresh node`,
     nice: TIMING_NICE,
     cwd,
@@ -90,6 +99,17 @@ export function measureColdInit(bundleEntry: string, environment: Readonly<Recor
     sdkOnlyMedianMs = round(median(sdkRuns.map((t) => t.wallMs)), 1);
     sdkOnlyCpuMedianMs = round(median(sdkRuns.map((t) => t.cpuMs)), 1);
   }
+  let perCpuMedianMs: Record<string, number> | null = null;
+  try {
+    perCpuMedianMs = {};
+    for (let cpu = 0; cpu < Math.min(os.cpus().length, 4); cpu += 1) {
+      const pinned: number[] = [];
+      for (let i = 0; i < Math.max(5, Math.ceil(runs / 2)); i += 1) pinned.push(timeRequire([bundleEntry], dir, env, cpu).wallMs);
+      perCpuMedianMs[`cpu${cpu}`] = round(median(pinned), 1);
+    }
+  } catch {
+    perCpuMedianMs = null;
+  }
   return {
     medianMs: round(median(runsMs), 1),
     runsMs: runsMs.map((v) => round(v, 1)),
@@ -100,5 +120,6 @@ export function measureColdInit(bundleEntry: string, environment: Readonly<Recor
     sdkPackages,
     sdkOnlyMedianMs,
     sdkOnlyCpuMedianMs,
+    perCpuMedianMs,
   };
 }

@@ -1,5 +1,6 @@
 /** Child processes for the benchmark, with short errors (the last lines of stderr, not a dump). */
 import { execFileSync, ExecFileSyncOptions } from 'child_process';
+import * as os from 'os';
 
 export class ChildFailed extends Error {
   constructor(message: string) {
@@ -39,4 +40,46 @@ export function runChild(
     const why = errorTail(stderr) || e.message.split('\n')[0];
     throw new ChildFailed(`${options.what} failed (exit ${e.status ?? e.signal ?? '?'}): ${why}`);
   }
+}
+
+/** How long the benchmark waited for the machine to go quiet before timing real work. */
+export interface QuietWait {
+  /** Seconds waited (0 when the machine was already quiet). */
+  readonly waitedSeconds: number;
+  /** The 1-minute load average when the wait began and when it ended. */
+  readonly loadBefore: number;
+  readonly loadAfter: number;
+  /** False when the time ran out first: the figures were taken on a busy machine. */
+  readonly quiet: boolean;
+}
+
+/**
+ * Before timing real work, wait (up to `timeoutMs`) until the 1-minute load average is below
+ * `maxLoad`: the synth that comes first keeps both cores busy, and a figure taken right after it
+ * measures the synth's tail as much as the work. The wait and the loads are reported with the figure.
+ */
+export function waitForQuiet(
+  maxLoad = 1.0,
+  timeoutMs = 150_000,
+  sleep: (ms: number) => void = sleepSync,
+  load1: () => number = () => os.loadavg()[0],
+  now: () => number = Date.now,
+): QuietWait {
+  const start = now();
+  const loadBefore = load1();
+  let load = loadBefore;
+  while (load >= maxLoad && now() - start < timeoutMs) {
+    sleep(2000);
+    load = load1();
+  }
+  return {
+    waitedSeconds: Math.round((now() - start) / 100) / 10,
+    loadBefore: Math.round(loadBefore * 100) / 100,
+    loadAfter: Math.round(load * 100) / 100,
+    quiet: load < maxLoad,
+  };
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }

@@ -9,7 +9,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { runChild, TIMING_NICE } from './exec';
+import { runChild, TIMING_NICE, type QuietWait } from './exec';
 import { median, round } from './stats';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..');
@@ -36,6 +36,8 @@ export interface KeygenResult {
   readonly rsa: KeygenTypeResult;
   readonly ed25519: KeygenTypeResult;
   readonly rsaPath: RsaPathProof;
+  /** The wait for a quiet machine before the runs (bench/run.ts). */
+  readonly quietWait?: QuietWait;
 }
 
 interface ProbeOutput {

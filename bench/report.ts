@@ -48,6 +48,16 @@ export function coldInitBreakdown(r: BenchResult): string {
   );
 }
 
+/** Rows of the machine table: how long the timed work waited for a quiet machine. */
+function quietRows(r: BenchResult): Array<[string, string]> {
+  const rows: Array<[string, string]> = [];
+  const describe = (w: NonNullable<NonNullable<BenchResult['coldInitMs']>['quietWait']>): string =>
+    `waited ${w.waitedSeconds.toFixed(0)} s, load ${w.loadBefore} -> ${w.loadAfter}${w.quiet ? '' : ' (did not settle: figures from a busy machine)'}`;
+  if (r.coldInitMs?.quietWait) rows.push(['before cold init', describe(r.coldInitMs.quietWait)]);
+  if (r.keygenMs?.quietWait) rows.push(['before key generation', describe(r.keygenMs.quietWait)]);
+  return rows;
+}
+
 /** Rows of the headline table: [figure, value]. */
 export function headlineRows(r: BenchResult): Array<[string, string]> {
   const rows: Array<[string, string]> = [
@@ -174,6 +184,7 @@ export function renderMarkdown(r: BenchResult): string {
         ['kernel (uname -r)', r.machine.kernel],
         ['platform', r.machine.platform],
         ['load average (1, 5, 15 min) at start / end', `${r.machine.loadAverageAtStart.join(', ')} / ${r.loadAverageAtEnd.join(', ')}`],
+        ...quietRows(r),
       ],
     ),
   );
@@ -182,7 +193,14 @@ export function renderMarkdown(r: BenchResult): string {
     'Timings of real work (cold init, key generation, the inject script) are of this machine; the ' +
       'modeled times do not depend on it. The machine is shared with other work (see the load average ' +
       `against ${r.machine.nproc} cores), so wall-clock figures err high: the CPU time of the same work ` +
-      'is given beside them, and as root the timing children run at nice -10 to be disturbed less.',
+      'is given beside them, as root the timing children run at nice -10 to be disturbed less, and cold ' +
+      'init and key generation wait (at most 150 s) for the 1-minute load average to fall below 1.0 ' +
+      'after the synth.' +
+      (r.coldInitMs?.perCpuMedianMs && Object.keys(r.coldInitMs.perCpuMedianMs).length > 1
+        ? ' The cores are not equal here: cold init pinned to each (`taskset -c N`) had medians of ' +
+          Object.entries(r.coldInitMs.perCpuMedianMs).map(([cpu, ms]) => `${ms.toFixed(0)} ms on ${cpu}`).join(', ') +
+          '; an unpinned run gets whichever core is free, so single runs fall into groups.'
+        : ''),
   );
   out.push('');
 
@@ -197,7 +215,7 @@ export function renderMarkdown(r: BenchResult): string {
   out.push(
     'It needs root (loop devices and mounts for the inject script), the Debian packages of ' +
       '`scripts/setup.sh` and Python with moto for the twin. No AWS account and no network. ' +
-      'Options: `--runs N` (cold init runs, default 7), `--keygen-runs N` (default 9), `--skip-twin`, `--skip-inject`.',
+      'Options: `--runs N` (cold init runs, default 15), `--keygen-runs N` (default 9), `--skip-twin`, `--skip-inject`.',
   );
   out.push('');
 

@@ -4,7 +4,7 @@
  * docs/benchmarks.md. Each figure is measured on its own: one that cannot be measured is null
  * with its reason in `notMeasured`, and the others still are.
  *
- * Options: --json, --write, --runs N (cold init, default 7), --keygen-runs N (default 9),
+ * Options: --json, --write, --runs N (cold init, default 15), --keygen-runs N (default 9),
  * --key-type rsa|ed25519 (twin run, default rsa), --skip-twin, --skip-inject.
  */
 import * as fs from 'fs';
@@ -12,6 +12,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { lambdaBundles, synthesize, type LambdaBundle } from './bundles';
 import { measureColdInit, type ColdInitResult } from './cold-init';
+import { waitForQuiet } from './exec';
 import { measureInject, type InjectMeasurement } from './inject';
 import { measureKeygen, PROJECT_ROOT, type KeygenResult } from './keygen';
 import { machineInfo, sourceState } from './machine';
@@ -35,7 +36,7 @@ interface Options {
 }
 
 export function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { json: false, write: false, runs: 7, keygenRuns: 9, keyType: 'rsa', skipTwin: false, skipInject: false };
+  const o: Options = { json: false, write: false, runs: 15, keygenRuns: 9, keyType: 'rsa', skipTwin: false, skipInject: false };
   for (let i = 0; i < argv.length; i += 1) {
     const a = argv[i];
     const num = (): number => {
@@ -107,12 +108,19 @@ export function main(argv: readonly string[]): BenchResult {
   const largest = bundles?.filter((b) => b.ours)[0];
   let coldInit: ColdInitResult | null = null;
   if (largest) {
-    coldInit = attempt('coldInitMs', notMeasured, () => measureColdInit(largest.entry, largest.environment, opts.runs));
+    coldInit = attempt('coldInitMs', notMeasured, () => {
+      progress('coldInitMs: waiting for the 1-minute load average to fall below 1.0 (at most 150 s)');
+      const quietWait = waitForQuiet();
+      return { ...measureColdInit(largest.entry, largest.environment, opts.runs), quietWait };
+    });
   } else {
     notMeasured.push({ field: 'coldInitMs', reason: 'no synthesized bundle to load (see bundleBytes)' });
   }
   const injectBundle = bundles?.find((b) => b.name === 'inject-key')?.entry;
-  const keygen: KeygenResult | null = attempt('keygenMs', notMeasured, () => measureKeygen(opts.keygenRuns, injectBundle));
+  const keygen: KeygenResult | null = attempt('keygenMs', notMeasured, () => {
+    const quietWait = waitForQuiet();
+    return { ...measureKeygen(opts.keygenRuns, injectBundle), quietWait };
+  });
   let inject: InjectMeasurement | null = null;
   if (opts.skipInject) notMeasured.push({ field: 'injectSeconds', reason: 'skipped (--skip-inject)' });
   else inject = attempt('injectSeconds', notMeasured, () => measureInject());

@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { folderNameOf } from '../../bench/bundles';
 import { sdkRequiresOf } from '../../bench/cold-init';
+import { waitForQuiet } from '../../bench/exec';
 import { checkBundleText, checkKeysSource } from '../../bench/keygen';
 import { modelReference, REFERENCE_SEQUENCE, type ReferenceStep } from '../../bench/reference-sequence';
 import { renderConsole, renderMarkdown } from '../../bench/report';
@@ -214,5 +215,35 @@ describe('the result', () => {
     const page = renderMarkdown(result);
     for (const entry of LATENCY_TABLE) expect(page).toContain(`\`${entry.op}\``);
     for (const step of REFERENCE_SEQUENCE) expect(page).toContain(step.name);
+  });
+});
+
+describe('waitForQuiet', () => {
+  /** A fake clock that the fake sleep advances. */
+  const clock = (): { now: () => number; sleep: (ms: number) => void; slept: number[] } => {
+    let t = 0;
+    const slept: number[] = [];
+    return { now: () => t, sleep: (ms) => { slept.push(ms); t += ms; }, slept };
+  };
+
+  it('returns at once on a quiet machine', () => {
+    const c = clock();
+    const w = waitForQuiet(1.0, 150_000, c.sleep, () => 0.4, c.now);
+    expect(w).toEqual({ waitedSeconds: 0, loadBefore: 0.4, loadAfter: 0.4, quiet: true });
+    expect(c.slept).toEqual([]);
+  });
+
+  it('waits until the load falls below the bound, and says how long', () => {
+    const c = clock();
+    const loads = [2.3, 1.8, 1.2, 0.9];
+    const w = waitForQuiet(1.0, 150_000, c.sleep, () => loads.shift() as number, c.now);
+    expect(w).toEqual({ waitedSeconds: 6, loadBefore: 2.3, loadAfter: 0.9, quiet: true });
+  });
+
+  it('gives up at the time limit and reports a busy machine', () => {
+    const c = clock();
+    const w = waitForQuiet(1.0, 10_000, c.sleep, () => 3, c.now);
+    expect(w.quiet).toBe(false);
+    expect(w.waitedSeconds).toBe(10);
   });
 });
