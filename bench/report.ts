@@ -197,9 +197,10 @@ export function renderMarkdown(r: BenchResult): string {
       'init and key generation wait (at most 150 s) for the 1-minute load average to fall below 1.0 ' +
       'after the synth.' +
       (r.coldInitMs?.perCpuMedianMs && Object.keys(r.coldInitMs.perCpuMedianMs).length > 1
-        ? ' The cores are not equal here: cold init pinned to each (`taskset -c N`) had medians of ' +
+        ? ' Cold init pinned to each core in turn (`taskset -c N`) had medians of ' +
           Object.entries(r.coldInitMs.perCpuMedianMs).map(([cpu, ms]) => `${ms.toFixed(0)} ms on ${cpu}`).join(', ') +
-          '; an unpinned run gets whichever core is free, so single runs fall into groups.'
+          ': on this VM a core is sometimes much slower than the other for a while (once 100 ms against ' +
+          '148 ms), and an unpinned run gets whichever is free, so single runs can fall into two groups.'
         : ''),
   );
   out.push('');
