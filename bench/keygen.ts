@@ -68,7 +68,17 @@ export function checkBundleText(text: string): { ok: boolean; detail: string } {
 
 export function measureKeygen(runsPerType: number, injectKeyBundle: string | undefined): KeygenResult {
   const probe = path.join(__dirname, 'probes', 'keygen-probe.ts');
-  const out = runChild(TSX, [probe, String(runsPerType)], { what: 'the key generation probe', cwd: PROJECT_ROOT, timeout: 10 * 60_000, nice: TIMING_NICE });
+  // A run of 9 RSA 4096 keys takes well under a minute. Once in many runs the probe has hung
+  // (no CPU, main thread in a futex wait, not reproduced since): it is stopped after 3 minutes
+  // and run once more, and the progress line says so.
+  const options = { what: 'the key generation probe', cwd: PROJECT_ROOT, timeout: 3 * 60_000, nice: TIMING_NICE };
+  let out: string;
+  try {
+    out = runChild(TSX, [probe, String(runsPerType)], options);
+  } catch (err) {
+    process.stderr.write(`bench: keygenMs: ${(err as Error).message}; running the probe once more\n`);
+    out = runChild(TSX, [probe, String(runsPerType)], options);
+  }
   const parsed = JSON.parse(out.trim().split('\n').pop() as string) as ProbeOutput;
   const typeResult = (t: string): KeygenTypeResult => ({
     medianMs: round(median(parsed[t].runsMs), 2),
