@@ -82,6 +82,19 @@ export interface CallRecord {
   readonly faulted: boolean;
 }
 
+/** One request to the agent and the answer it gave, as bytes on the wire (text). */
+export interface WireExchange {
+  readonly service: string;
+  readonly action: string;
+  /** 'json' (SSM, KMS: the body is JSON), 'ec2' or 'query' (the body is a form). */
+  readonly protocol: 'json' | 'ec2' | 'query';
+  readonly status: number;
+  /** The request body as the client sent it. */
+  readonly request: string;
+  /** The response body as the client received it. */
+  readonly response: string;
+}
+
 export interface CommandRecord {
   readonly commandId: string;
   readonly documentName: string;
@@ -128,6 +141,11 @@ export interface Agent {
   calls(): Record<string, number>;
   callCount(service: string, action: string): number;
   callLog(): readonly CallRecord[];
+  /**
+   * Hear every exchange from now on, bodies included: what the bundled Lambdas and every other
+   * client really sent and received. Returns the function that stops listening.
+   */
+  tapWire(listener: (exchange: WireExchange) => void): () => void;
   resetCalls(): void;
   injectFault(fault: AwsFault): void;
   clearFaults(): void;
@@ -348,6 +366,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let executions: ExecutionLookup = options.executions ?? (() => undefined);
   let counts = new Map<string, number>();
   let log: CallRecord[] = [];
+  const wireListeners = new Set<(exchange: WireExchange) => void>();
   interface ArmedFault {
     readonly fault: AwsFault;
     seen: number;
@@ -918,7 +937,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
   // ---- the server ----
 
-  function reply(res: ServerResponse, status: number, contentType: string, body: string | Buffer, extra: Record<string, string> = {}): void {
+  function replyRaw(res: ServerResponse, status: number, contentType: string, body: string | Buffer, extra: Record<string, string> = {}): void {
     const buf = typeof body === 'string' ? Buffer.from(body) : body;
     res.writeHead(status, { ...extra, 'content-type': contentType, 'content-length': String(buf.length), 'x-amzn-requestid': randomUUID() });
     res.end(buf);
@@ -928,7 +947,22 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     let raw = Buffer.concat(chunks);
-    const parsed = parseRequest(req, raw.toString('utf8'));
+    const requestText = raw.toString('utf8');
+    const parsed = parseRequest(req, requestText);
+    const reply = (r: ServerResponse, status: number, contentType: string, body: string | Buffer, extra: Record<string, string> = {}): void => {
+      if (wireListeners.size > 0) {
+        const exchange: WireExchange = {
+          service: parsed.service,
+          action: parsed.action,
+          protocol: parsed.protocol,
+          status,
+          request: requestText,
+          response: typeof body === 'string' ? body : body.toString('utf8'),
+        };
+        for (const listener of wireListeners) listener(exchange);
+      }
+      replyRaw(r, status, contentType, body, extra);
+    };
     const key = `${parsed.service}:${parsed.action}`;
     const at = clock.now();
     const record = (status: number, faulted: boolean) => {
@@ -987,7 +1021,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) reply(res, 500, 'text/plain', `twin agent: ${(err as Error).message}`);
+      if (!res.headersSent) replyRaw(res, 500, 'text/plain', `twin agent: ${(err as Error).message}`);
     });
   });
   server.keepAliveTimeout = 1000;
@@ -1004,6 +1038,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     calls: () => Object.fromEntries(counts),
     callCount: (service, action) => counts.get(`${service}:${action}`) ?? 0,
     callLog: () => [...log],
+    tapWire(listener) {
+      wireListeners.add(listener);
+      return () => {
+        wireListeners.delete(listener);
+      };
+    },
     resetCalls() {
       counts = new Map();
       log = [];

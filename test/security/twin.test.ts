@@ -7,10 +7,11 @@
  * Secret handling: after a full run and after a failed run, the private key (any
  * 32-character run of its base64 body) appears nowhere but the SecureString.
  *
- * Scanned: every AWS request and response made in this process (the step Lambdas, the runner's
- * wait steps, the twin's own set-up), recorded at the SDK's Client.send, except the one
- * PutParameter that stores the key and the test's own GetParameter WithDecryption that reads
- * it back; the runner's step outputs and failure messages; the command's parameters, stdout and
+ * Scanned: every AWS request and response, except the one PutParameter that stores the key and
+ * the test's own GetParameter WithDecryption that reads it back: as bodies on the wire at the
+ * twin's agent (the step Lambdas carry their own SDK in their bundles, so this is where their
+ * calls are seen), and at Client.send of this process's SDK (the runner's wait steps, the twin's
+ * own set-up, including calls that go to moto directly); the runner's step outputs and failure messages; the command's parameters, stdout and
  * stderr as the agent ran it; the Lambdas' log lines; the twin's and the runner's progress
  * lines; everything written to console and process.stdout/stderr during the runs.
  */
@@ -19,6 +20,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { asText, leaks, RUN_LENGTH, secretBody, type Exhibit } from './support/secrets';
 import { GOOD_ED25519, KEYS, PUBLIC_KEY_ROWS } from './support/hostile';
 import { startTwin, type Twin } from '../../local/twin';
+import type { WireExchange } from '../../local/agent';
 
 jest.setTimeout(600_000);
 
@@ -33,6 +35,25 @@ interface SdkRecord {
 const records: SdkRecord[] = [];
 const testLog: string[] = [];
 let twin: Twin;
+let untap: (() => void) | undefined;
+
+/** A wire exchange in the shape of an SDK record: the request's fields as input, the answer as output or error. */
+function fromWire(x: WireExchange): SdkRecord {
+  const parse = (text: string): Record<string, unknown> => {
+    if (x.protocol === 'json') {
+      try {
+        return text.trim() === '' ? {} : (JSON.parse(text) as Record<string, unknown>);
+      } catch {
+        return { unparsed: text };
+      }
+    }
+    return Object.fromEntries(new URLSearchParams(text));
+  };
+  const rec: SdkRecord = { client: `wire:${x.service}`, command: `${x.action}Command`, input: parse(x.request) };
+  if (x.status < 400) rec.output = x.protocol === 'json' ? parse(x.response) : x.response;
+  else rec.error = x.response;
+  return rec;
+}
 
 // Every SDK v3 client shares one base class: its send sees every request and response.
 const base = Object.getPrototypeOf(SSMClient.prototype) as { send: (...args: unknown[]) => Promise<unknown> };
@@ -52,9 +73,11 @@ beforeAll(async () => {
     }
   };
   twin = await startTwin({ maxLifetimeSeconds: 900, log: (line) => testLog.push(line) });
+  untap = twin.agent.tapWire((exchange) => records.push(fromWire(exchange)));
 }, 600_000);
 
 afterAll(async () => {
+  untap?.();
   base.send = originalSend;
   await twin?.stop();
 });

@@ -24,7 +24,7 @@ import {
   SendCommandCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
-import { Agent, InjectScriptRun, startAgent, STDOUT_LIMIT } from '../../local/agent';
+import { Agent, InjectScriptRun, startAgent, STDOUT_LIMIT, type WireExchange } from '../../local/agent';
 import { MotoServer, startMoto } from '../../local/moto';
 import { VirtualClock } from '../../local/runner/clock';
 import { latencyOf } from '../../local/latency';
@@ -98,6 +98,28 @@ test('counts calls by service and action, and a fault answers the nth call witho
   await expect(
     ssm.send(new (await import('@aws-sdk/client-ssm')).GetParameterCommand({ Name: '/nothing' })),
   ).rejects.toMatchObject({ name: 'ThrottlingException' });
+});
+
+test('the wire tap hears each exchange with both bodies, answered here or by moto, faulted or not, until untapped', async () => {
+  const heard: WireExchange[] = [];
+  const untap = agent.tapWire((x) => heard.push(x));
+  await ec2.send(new DescribeVolumesCommand({ VolumeIds: [] }));
+  await ssm.send(new GetAutomationExecutionCommand({ AutomationExecutionId: 'exec-known' }));
+  agent.injectFault({ service: 'ssm', action: 'GetAutomationExecution' });
+  await expect(ssm.send(new GetAutomationExecutionCommand({ AutomationExecutionId: 'exec-known' }))).rejects.toThrow();
+  untap();
+  await ec2.send(new DescribeVolumesCommand({ VolumeIds: [] }));
+  expect(heard.map((x) => `${x.service}:${x.action}:${x.status}`)).toEqual([
+    'ec2:DescribeVolumes:200',
+    'ssm:GetAutomationExecution:200',
+    'ssm:GetAutomationExecution:400',
+  ]);
+  expect(heard[0].protocol).toBe('ec2');
+  expect(heard[0].request).toContain('Action=DescribeVolumes');
+  expect(heard[0].response).toContain('<DescribeVolumesResponse');
+  expect(JSON.parse(heard[1].request)).toEqual({ AutomationExecutionId: 'exec-known' });
+  expect(JSON.parse(heard[1].response).AutomationExecution.AutomationExecutionStatus).toBe('InProgress');
+  expect(heard[2].response).toContain('TwinInjectedFault');
 });
 
 test('RunInstances with the same ClientToken returns the same instance (moto alone does not)', async () => {
