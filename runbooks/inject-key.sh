@@ -4,8 +4,9 @@
 #
 # Offline method (SSM_Root empty): the target's root volume SSM_VolumeId is attached to this
 # machine. Find its device by the volume id, find the one Linux root among the disk and its
-# partitions (ext2/3/4, xfs, btrfs, LVM logical volumes), follow the target's /etc/fstab to a
-# separate /home, inject, unmount.
+# partitions (ext2/3/4, xfs, btrfs, LVM logical volumes), follow the target's /etc/fstab to the
+# filesystems that hold the homes and key files (a separate /home, or /var with /var/home),
+# inject, unmount.
 # Online method (SSM_Root=/): the same logic on the running system, nothing mounted.
 #
 # Inputs, only from the environment (Command document parameters, interpolationType ENV_VAR):
@@ -52,8 +53,13 @@ DISK=""
 ROOT_DEVICE=""
 ROOT_FSTYPE=""
 ROOT_SUBVOL=""
-HOME_DEVICE=""
+HOME_DEVICE=""      # the filesystem that holds the first user's home, when not the root (report)
 HOME_FSTYPE=""
+# The target's other filesystems that hold a home or key file we write (from its fstab), outermost first.
+EXTRA_POINTS=()
+EXTRA_DEVICES=()
+EXTRA_FSTYPES=()
+EXTRA_OPTIONS=()
 SELINUX=0
 REPORT_DONE=0
 MOUNTS=()          # mount points, in mount order
@@ -106,11 +112,16 @@ print_ok_report() {
   if [[ -n $HOME_DEVICE ]]; then
     home=$(printf '{"device":%s,"fstype":%s}' "$(json_string "$HOME_DEVICE")" "$(json_string "$HOME_FSTYPE")")
   fi
-  local selinux=false
+  local selinux=false i
   ((SELINUX)) && selinux=true
+  local -a mounts=()
+  for i in "${!EXTRA_POINTS[@]}"; do
+    mounts+=("$(printf '{"mountpoint":%s,"device":%s,"fstype":%s}' "$(json_string "${EXTRA_POINTS[i]}")" \
+      "$(json_string "${EXTRA_DEVICES[i]}")" "$(json_string "${EXTRA_FSTYPES[i]}")")")
+  done
   REPORT_DONE=1
-  printf '{"version":1,"status":"ok","root":{"device":%s,"fstype":%s},"home":%s,"selinux":%s,"changes":%s,"warnings":%s}\n' \
-    "$(json_string "$ROOT_DEVICE")" "$(json_string "$ROOT_FSTYPE")" "$home" "$selinux" \
+  printf '{"version":1,"status":"ok","root":{"device":%s,"fstype":%s},"home":%s,"mounts":%s,"selinux":%s,"changes":%s,"warnings":%s}\n' \
+    "$(json_string "$ROOT_DEVICE")" "$(json_string "$ROOT_FSTYPE")" "$home" "$(json_join "${mounts[@]}")" "$selinux" \
     "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")"
 }
 
@@ -380,24 +391,24 @@ find_root() {
   log "root filesystem: $ROOT_DEVICE ($ROOT_FSTYPE${ROOT_SUBVOL:+, $ROOT_SUBVOL})"
 }
 
-# mount_target inspect|rw: mount the root at $ROOT and the target's separate /home in it.
+# mount_target inspect|rw: mount the root at $ROOT and, in it, the target's filesystems that
+# hold what we write (find_mounts), outermost first.
 mount_target() {
-  local mode=$1
+  local mode=$1 i
   ROOT=$WORK_DIR/root
   mkdir -p -- "$ROOT"
   mount_fs "$ROOT_DEVICE" "$ROOT_FSTYPE" "$ROOT" "$mode" "$ROOT_SUBVOL" ||
     die "cannot mount the root $ROOT_DEVICE ($mode): $(tail -n 1 "$WORK_DIR/mount.err")"
   TARGET=$ROOT
-  if [[ -n $HOME_DEVICE ]]; then
-    resolve_in_root /home
-    [[ -d $TARGET$RESOLVED ]] || die "the target's /home mount point does not exist on the root filesystem"
-    mount_fs "$HOME_DEVICE" "$HOME_FSTYPE" "$TARGET$RESOLVED" "$mode" "$HOME_OPTIONS" ||
-      die "cannot mount the target's /home $HOME_DEVICE ($mode): $(tail -n 1 "$WORK_DIR/mount.err")"
-  fi
+  for i in "${!EXTRA_POINTS[@]}"; do
+    resolve_in_root "${EXTRA_POINTS[i]}"
+    [[ -d $TARGET$RESOLVED ]] || die "the target's ${EXTRA_POINTS[i]} mount point does not exist on the root filesystem"
+    mount_fs "${EXTRA_DEVICES[i]}" "${EXTRA_FSTYPES[i]}" "$TARGET$RESOLVED" "$mode" "${EXTRA_OPTIONS[i]}" ||
+      die "cannot mount the target's ${EXTRA_POINTS[i]} ${EXTRA_DEVICES[i]} ($mode): $(tail -n 1 "$WORK_DIR/mount.err")"
+  done
 }
 
 # --- the target's /etc/fstab ---------------------------------------------------------------
-HOME_OPTIONS=""
 
 # Print the device among the disk's block devices (and activated LVs) that an fstab spec names.
 device_for_spec() {
@@ -450,19 +461,54 @@ lvm_paths() {
   done
 }
 
-# Find the target's separate /home (or a mount that holds the homes): sets HOME_DEVICE.
-find_home() {
-  local fstab=$TARGET/etc/fstab spec mountpoint fstype options rest device subvol option
+# The paths the plan will write: each selected user's home and key file, as written and as
+# resolved through the root's symbolic links (/home -> var/home). Sets WRITE_PATHS.
+paths_to_write() {
+  local user
+  local -a saved=("${WARNINGS[@]}")
+  PASSWD_UID=(); PASSWD_GID=(); PASSWD_HOME=(); PASSWD_SHELL=(); PASSWD_ORDER=()
+  read_passwd
+  read_authorized_keys_setting
+  select_users
+  WRITE_PATHS=()
+  for user in "${SELECTED_USERS[@]}"; do
+    [[ ${PASSWD_HOME[$user]} == /* ]] || continue
+    expand_tokens "${AUTHORIZED_KEYS_FILES[0]}" "$user"
+    WRITE_PATHS+=("${PASSWD_HOME[$user]}" "$EXPANDED")
+    resolve_in_root "${PASSWD_HOME[$user]}"
+    WRITE_PATHS+=("$RESOLVED")
+    resolve_in_root "$EXPANDED"
+    WRITE_PATHS+=("$RESOLVED")
+  done
+  # plan() reads the same and warns again.
+  WARNINGS=("${saved[@]}")
+}
+
+# Find, in the target's /etc/fstab, the filesystems that hold a path we will write (a separate
+# /home; /var with the homes in /var/home; nested mounts too): sets EXTRA_* outermost first, and
+# HOME_DEVICE/HOME_FSTYPE to the one holding the first user's home. A filesystem that is not on
+# this volume (another disk, NFS, EFS) would hide what we write under its mount point: refused.
+find_mounts() {
+  local fstab=$TARGET/etc/fstab spec mountpoint fstype options rest device subvol option path holds i j
+  EXTRA_POINTS=(); EXTRA_DEVICES=(); EXTRA_FSTYPES=(); EXTRA_OPTIONS=()
+  HOME_DEVICE=""; HOME_FSTYPE=""
   [[ -f $fstab ]] || return 0
+  paths_to_write
   while read -r spec mountpoint fstype options rest; do
     [[ -z $spec || $spec == \#* ]] && continue
-    [[ $mountpoint == /home || $mountpoint == /home/ ]] || continue
+    [[ $mountpoint == /?* ]] || continue
+    mountpoint=${mountpoint%/}
+    holds=0
+    for path in "${WRITE_PATHS[@]}"; do
+      [[ $path == "$mountpoint" || $path == "$mountpoint"/* ]] && holds=1
+    done
+    ((holds)) || continue
     device=$(device_for_spec "$spec")
-    [[ -n $device ]] || die "the target's /etc/fstab mounts /home from $spec, which is not on volume $VOLUME_ID: the keys would be hidden under it"
-    HOME_FSTYPE=$(fs_type "$device")
-    case "$HOME_FSTYPE" in
+    [[ -n $device ]] || die "the target's /etc/fstab mounts $mountpoint from $spec, which is not on volume $VOLUME_ID: the keys would be hidden under it"
+    fstype=$(fs_type "$device")
+    case "$fstype" in
       ext2 | ext3 | ext4 | xfs | btrfs) ;;
-      *) die "the target's /home ($spec, $device) has an unsupported filesystem: ${HOME_FSTYPE:-none}" ;;
+      *) die "the target's $mountpoint ($spec, $device) has an unsupported filesystem: ${fstype:-none}" ;;
     esac
     subvol=""
     local -a opts=()
@@ -470,11 +516,33 @@ find_home() {
     for option in "${opts[@]}"; do
       case "$option" in subvol=* | subvolid=*) subvol=$option ;; esac
     done
-    HOME_DEVICE=$device
-    HOME_OPTIONS=$subvol
-    log "separate /home: $HOME_DEVICE ($HOME_FSTYPE${subvol:+, $subvol}) from fstab $spec"
-    return 0
+    EXTRA_POINTS+=("$mountpoint"); EXTRA_DEVICES+=("$device"); EXTRA_FSTYPES+=("$fstype"); EXTRA_OPTIONS+=("$subvol")
+    log "separate $mountpoint: $device ($fstype${subvol:+, $subvol}) from fstab $spec"
   done <"$fstab"
+  # Outermost first: a mount point holding another is shorter than it.
+  for ((i = 1; i < ${#EXTRA_POINTS[@]}; i++)); do
+    for ((j = i; j > 0 && ${#EXTRA_POINTS[j - 1]} > ${#EXTRA_POINTS[j]}; j--)); do
+      swap_extra "$((j - 1))" "$j"
+    done
+  done
+  # For the report: the deepest one that holds the first user's home.
+  local first_home=${WRITE_PATHS[0]:-}
+  for i in "${!EXTRA_POINTS[@]}"; do
+    for path in "$first_home" "${WRITE_PATHS[2]:-}"; do
+      if [[ -n $path && ( $path == "${EXTRA_POINTS[i]}" || $path == "${EXTRA_POINTS[i]}"/* ) ]]; then
+        HOME_DEVICE=${EXTRA_DEVICES[i]}; HOME_FSTYPE=${EXTRA_FSTYPES[i]}
+      fi
+    done
+  done
+  return 0
+}
+
+swap_extra() {
+  local a=$1 b=$2 t
+  t=${EXTRA_POINTS[a]}; EXTRA_POINTS[a]=${EXTRA_POINTS[b]}; EXTRA_POINTS[b]=$t
+  t=${EXTRA_DEVICES[a]}; EXTRA_DEVICES[a]=${EXTRA_DEVICES[b]}; EXTRA_DEVICES[b]=$t
+  t=${EXTRA_FSTYPES[a]}; EXTRA_FSTYPES[a]=${EXTRA_FSTYPES[b]}; EXTRA_FSTYPES[b]=$t
+  t=${EXTRA_OPTIONS[a]}; EXTRA_OPTIONS[a]=${EXTRA_OPTIONS[b]}; EXTRA_OPTIONS[b]=$t
 }
 
 # --- paths inside the target -------------------------------------------------------------
@@ -566,6 +634,7 @@ is_login_shell() {
 }
 
 SELECTED_USERS=()
+WRITE_PATHS=()      # set by paths_to_write
 select_users() {
   local -a users=()
   local name
@@ -866,8 +935,8 @@ offline() {
   find_root
   # Decide with everything read-only; only then mount read-write and write.
   mount_target inspect
-  find_home
-  if [[ -n $HOME_DEVICE ]]; then
+  find_mounts
+  if ((${#EXTRA_POINTS[@]})); then
     unmount_all
     mount_target inspect
   fi
@@ -886,11 +955,14 @@ online() {
   TARGET=""
   ROOT_DEVICE=$(findmnt -n -o SOURCE / 2>/dev/null || echo unknown)
   ROOT_FSTYPE=$(findmnt -n -o FSTYPE / 2>/dev/null || echo unknown)
-  if [[ -n $(findmnt -n -o SOURCE /home 2>/dev/null || true) ]]; then
-    HOME_DEVICE=$(findmnt -n -o SOURCE /home)
-    HOME_FSTYPE=$(findmnt -n -o FSTYPE /home)
-  fi
   plan
+  # For the report: the filesystem that holds the first user's home, when it is not the root.
+  local target="" source="" fstype=""
+  read -r target source fstype < <(findmnt -n -o TARGET,SOURCE,FSTYPE --target "${PLAN_HOME[0]}" 2>/dev/null || true)
+  if [[ -n $target && $target != / ]]; then
+    HOME_DEVICE=$source
+    HOME_FSTYPE=$fstype
+  fi
   apply
 }
 

@@ -1,7 +1,8 @@
 /**
  * Disk images of EC2 Linux root volumes, small and sparse, built from a spec: the layouts real
- * instances have (whole-disk ext4, GPT with a BIOS boot partition and xfs, a separate /home,
- * btrfs subvolumes, LVM) and two that must be refused (no Linux root, two roots). Each holds a
+ * instances have (whole-disk ext4, GPT with a BIOS boot partition and xfs, a separate /home, a
+ * separate /var holding /var/home, btrfs subvolumes, LVM) and two that must be refused (no Linux
+ * root, two roots). Each holds a
  * minimal but realistic root: /etc/passwd, group, shadow, ssh/sshd_config (+ sshd_config.d),
  * cloud/cloud.cfg, fstab, selinux/config, and the users' homes.
  *
@@ -23,7 +24,7 @@ import { attachLoop, detachLoop } from './loop';
 
 const run = promisify(execFile);
 
-export type ImageLayout = 'ext4-whole' | 'gpt-xfs' | 'gpt-xfs-home' | 'btrfs' | 'lvm' | 'no-root' | 'two-roots';
+export type ImageLayout = 'ext4-whole' | 'gpt-xfs' | 'gpt-xfs-home' | 'gpt-var' | 'btrfs' | 'lvm' | 'no-root' | 'two-roots';
 
 export interface ImageUser {
   readonly name: string;
@@ -132,7 +133,7 @@ function makeDir(stage: string, path: string, mode: number, uid: number, gid: nu
 }
 
 /** Write a Linux root into `rootStage`, homes under /home into `homeStage` (may be the same tree). */
-function stageRoot(spec: ImageSpec, rootStage: string, homeStage: string, fstab: string): void {
+function stageRoot(spec: ImageSpec, rootStage: string, homeStage: string, fstab: string, varStage?: string): void {
   const users = [{ name: 'root', uid: 0, gid: 0, shell: '/bin/bash', home: '/root' } as ImageUser, ...(spec.users ?? DEFAULT_USERS)];
   for (const dir of ['etc', 'etc/ssh', 'etc/ssh/sshd_config.d', 'bin', 'usr', 'usr/bin', 'var', 'tmp', 'home', 'root']) {
     makeDir(rootStage, dir, dir === 'tmp' ? 0o1777 : dir === 'root' ? 0o550 : 0o755, 0, 0);
@@ -191,8 +192,10 @@ function stageRoot(spec: ImageSpec, rootStage: string, homeStage: string, fstab:
   }
   for (const u of users) {
     if (u.noHome) continue;
-    const home = homeOf(u);
-    const stage = home.startsWith('/home/') ? homeStage : rootStage;
+    // With a separate /var, /home is a link to var/home: a home under either lives in /var/home.
+    const home = varStage && homeOf(u).startsWith('/home/') ? `/var${homeOf(u)}` : homeOf(u);
+    const stage = home.startsWith('/home/') ? homeStage : varStage && home.startsWith('/var/') ? varStage : rootStage;
+    if (stage === varStage) makeDir(varStage, dirname(home), 0o755, 0, 0);
     makeDir(stage, home, 0o700, u.uid, u.gid);
     writeStageFile(stage, `${home}/.bashrc`, '# .bashrc\n', 0o644, u.uid, u.gid);
     if (u.noSsh) continue;
@@ -234,6 +237,7 @@ function sgdiskArgs(parts: ReadonlyArray<{ n: number; size: string; type: string
 
 function defaultSize(layout: ImageLayout): number {
   if (layout === 'gpt-xfs' || layout === 'gpt-xfs-home') return layout === 'gpt-xfs-home' ? 420 : 320;
+  if (layout === 'gpt-var') return 360;
   if (layout === 'btrfs') return 160;
   if (layout === 'lvm') return 128;
   return 64;
@@ -282,6 +286,27 @@ export async function buildImage(path: string, spec: ImageSpec): Promise<void> {
         if (withHome) {
           filesystems.push({ partition: 3, fstype: 'ext4', uuid: homeUuid, label: 'home', content: [{ subvolume: '', stage: join(home, 'home'), targetPath: '/home' }] });
         }
+        break;
+      }
+      case 'gpt-var': {
+        // Fedora CoreOS / Silverblue style: the homes are in /var/home (/home is a symbolic link
+        // to var/home), and /var is a filesystem of its own: p2 the ext4 root, p3 the xfs /var.
+        await run('sgdisk', sgdiskArgs([
+          { n: 1, size: '+1M', type: 'ef02', name: 'bios' },
+          { n: 2, size: '+40M', type: '8300', name: 'root' },
+          { n: 3, size: '0', type: '8300', name: 'var' },
+        ], path));
+        const uuid = randomUUID();
+        const varUuid = randomUUID();
+        const root = stage('root');
+        const varStage = stage('var');
+        makeDir(varStage, 'var', 0o755, 0, 0);
+        const fstab = [fstabLine(`UUID=${uuid}`, '/', 'ext4', 'defaults'), fstabLine(`UUID=${varUuid}`, '/var', 'xfs', 'defaults')];
+        stageRoot(spec, root, root, `${fstab.join('\n')}\n`, varStage);
+        rmSync(join(root, 'home'), { recursive: true });
+        symlinkSync('var/home', join(root, 'home'));
+        filesystems.push({ partition: 2, fstype: 'ext4', uuid, label: 'root', content: [{ subvolume: '', stage: root }] });
+        filesystems.push({ partition: 3, fstype: 'xfs', uuid: varUuid, label: 'var', content: [{ subvolume: '', stage: join(varStage, 'var'), targetPath: '/var' }] });
         break;
       }
       case 'btrfs': {

@@ -18,6 +18,8 @@ export interface InjectReport {
   readonly error?: string;
   readonly root?: { readonly device: string; readonly fstype: string };
   readonly home?: { readonly device: string; readonly fstype: string } | null;
+  /** The target's filesystems besides the root that the script mounted (fstab), outermost first. */
+  readonly mounts?: ReadonlyArray<{ readonly mountpoint: string; readonly device: string; readonly fstype: string }>;
   readonly selinux?: boolean;
   readonly changes: ReadonlyArray<{
     readonly user: string;

@@ -76,6 +76,7 @@ describe('inject-key script on loop-device images', () => {
       status: 'ok',
       root: { device: expect.stringMatching(/^\/dev\/loop\d+$/), fstype: 'ext4' },
       home: null,
+      mounts: [],
       selinux: false,
       changes: [{ user: 'ec2-user', uid: 1000, file: '/home/ec2-user/.ssh/authorized_keys', action: 'appended' }],
       warnings: [],
@@ -149,9 +150,63 @@ describe('inject-key script on loop-device images', () => {
 
     expect(result.exitCode).toBe(0);
     expect(result.report?.home).toEqual({ device: expect.stringMatching(/p3$/), fstype: 'ext4' });
+    expect(result.report?.mounts).toEqual([{ mountpoint: '/home', device: expect.stringMatching(/p3$/), fstype: 'ext4' }]);
     expect(result.report?.changes).toEqual([{ user: 'ec2-user', uid: 1000, file: '/home/ec2-user/.ssh/authorized_keys', action: 'created' }]);
     // The root filesystem (p1) is untouched: its /home is only a mount point.
     expect(Object.keys(await changes(path, before))).toEqual(['p3:/ec2-user/.ssh/authorized_keys']);
+  });
+
+  it('homes in /var/home on a separate /var, /home a symbolic link to var/home (Fedora CoreOS): writes on /var only', async () => {
+    const { path, before } = await image({
+      layout: 'gpt-var',
+      cloudInitDefaultUser: 'core',
+      users: [{ name: 'core', uid: 1000, gid: 1000, home: '/var/home/core', authorizedKeys: `${otherKey}\n` }],
+    });
+
+    const result = await inject(path, { publicKey: key.publicKey });
+
+    expect(result.exitCode).toBe(0);
+    expect(result.leftoverMounts).toEqual([]);
+    expect(result.report?.root).toEqual({ device: expect.stringMatching(/p2$/), fstype: 'ext4' });
+    expect(result.report?.mounts).toEqual([{ mountpoint: '/var', device: expect.stringMatching(/p3$/), fstype: 'xfs' }]);
+    expect(result.report?.home).toEqual({ device: expect.stringMatching(/p3$/), fstype: 'xfs' });
+    expect(result.report?.changes).toEqual([{ user: 'core', uid: 1000, file: '/var/home/core/.ssh/authorized_keys', action: 'appended' }]);
+    // The root's /var is only a mount point and its /home a link: nothing changes on p2.
+    expect(Object.keys(await changes(path, before))).toEqual(['p3:/home/core/.ssh/authorized_keys']);
+    expect(await readFromImage(path, 'p3', '/home/core/.ssh/authorized_keys', ',nouuid,norecovery')).toBe(`${otherKey}\n${key.publicKey}\n`);
+  });
+
+  it('a passwd home under /home, a link to var/home (Silverblue): followed to the separate /var', async () => {
+    const { path, before } = await image({
+      layout: 'gpt-var',
+      cloudInitDefaultUser: 'core',
+      users: [{ name: 'core', uid: 1000, gid: 1000, home: '/home/core', authorizedKeys: null }],
+    });
+
+    const result = await inject(path, { publicKey: key.publicKey });
+
+    expect(result.exitCode).toBe(0);
+    expect(result.report?.mounts).toEqual([{ mountpoint: '/var', device: expect.stringMatching(/p3$/), fstype: 'xfs' }]);
+    expect(result.report?.changes).toEqual([{ user: 'core', uid: 1000, file: '/var/home/core/.ssh/authorized_keys', action: 'created' }]);
+    expect(Object.keys(await changes(path, before))).toEqual(['p3:/home/core/.ssh/authorized_keys']);
+  });
+
+  it('a key file on a separate filesystem that is not on this volume is refused, the disk unchanged', async () => {
+    const { path, before } = await image({
+      layout: 'gpt-var',
+      cloudInitDefaultUser: 'core',
+      users: [{ name: 'core', uid: 1000, gid: 1000, home: '/var/home/core', authorizedKeys: null }],
+      extraFiles: { '/etc/fstab': 'UUID=11111111-2222-3333-4444-555555555555\t/\text4\tdefaults\t0 0\nfs-0123.efs.us-east-1.amazonaws.com:/\t/var/home\tnfs4\tdefaults\t0 0\n' },
+    });
+
+    const result = await inject(path, { publicKey: key.publicKey });
+
+    expect(result.exitCode).toBe(1);
+    expect(result.report?.error).toBe(
+      `the target's /etc/fstab mounts /var/home from fs-0123.efs.us-east-1.amazonaws.com:/, which is not on volume ${VOLUME_ID}: the keys would be hidden under it`,
+    );
+    expect(result.leftoverMounts).toEqual([]);
+    expect(await changes(path, before)).toEqual({});
   });
 
   it('btrfs root in a subvolume with /home in another (Fedora layout)', async () => {

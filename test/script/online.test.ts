@@ -64,6 +64,9 @@ it('Root=/ injects into the running system: users and sshd_config of /, no devic
     const report = parseInjectReport(stdout);
     expect(report?.status).toBe('ok');
     expect(report?.root?.device).toBeTruthy();
+    // The home is on the image's filesystem, bind-mounted at /home: reported as where it lives.
+    expect(report?.home).toEqual({ device: expect.stringContaining(loop.device), fstype: 'ext4' });
+    expect(report?.mounts).toEqual([]);
     expect(report?.changes).toEqual([{ user: 'webadmin', uid: 1500, file: '/home/webadmin/.ssh/authorized_keys_webadmin', action: 'created' }]);
     const check = execFileSync(
       'unshare',
