@@ -96,6 +96,7 @@ const schemaKeysPlugin = {
  * @property {string} target e.g. node22
  * @property {boolean} sourceMap write index.js.map (no sources content; own files only)
  * @property {Record<string, string>} [alias] module name to replacement file
+ * @property {string} [projectRoot] the map names sources from here (default: the working directory)
  */
 
 /**
@@ -129,8 +130,13 @@ async function buildLambda(options) {
   });
   if (options.sourceMap) {
     const mapFile = `${options.outfile}.map`;
-    const map = JSON.parse(fs.readFileSync(mapFile, 'utf8'));
-    fs.writeFileSync(mapFile, JSON.stringify(keepOwnMappings(map)));
+    const map = keepOwnMappings(JSON.parse(fs.readFileSync(mapFile, 'utf8')));
+    // Name each source from the project root (lambdas/preflight/handler.ts), not from wherever
+    // the bundle was written: the same code gives the same asset on every machine, and a stack
+    // trace in Lambda reads /var/task/lambdas/... instead of the build machine's folders.
+    const projectRoot = options.projectRoot ?? process.cwd();
+    map.sources = map.sources.map((s) => path.relative(projectRoot, path.resolve(path.dirname(options.outfile), s)).split(path.sep).join('/'));
+    fs.writeFileSync(mapFile, JSON.stringify(map));
   }
   return result.metafile;
 }

@@ -54,6 +54,7 @@ export class EsbuildLambdaBundling implements ILocalBundling {
       target: this.target,
       sourceMap: this.sourceMap,
       alias: this.alias,
+      projectRoot: this.projectRoot,
     };
     const run = spawnSync(process.execPath, [ESBUILD_LAMBDA_SCRIPT, JSON.stringify(options)], {
       cwd: this.projectRoot,

@@ -160,6 +160,7 @@ describe('a step bundle (preflight: the most clients)', () => {
       target: BUNDLE_TARGET,
       sourceMap: true,
       alias: LAMBDA_ALIASES,
+      projectRoot: REPO_ROOT,
     });
     code = fs.readFileSync(outfile, 'utf8');
   });
@@ -187,6 +188,35 @@ describe('a step bundle (preflight: the most clients)', () => {
     for (const left of [/credential-provider-node\//, /credential-provider-ini\//, /credential-provider-sso\//, /nested-clients\//, /credential-provider-imds\//]) {
       expect(bytesFrom(left)).toBe(0);
     }
+  });
+
+  test('is the same bytes wherever it is built: the map names sources from the project root', async () => {
+    const elsewhere = path.join(tmp, 'deeper', 'still', 'preflight', 'index.js');
+    await bundler.buildLambda({
+      entry: path.join(REPO_ROOT, 'lambdas', 'preflight', 'handler.ts'),
+      outfile: elsewhere,
+      tsconfig: path.join(REPO_ROOT, 'tsconfig.json'),
+      target: BUNDLE_TARGET,
+      sourceMap: true,
+      alias: LAMBDA_ALIASES,
+      projectRoot: REPO_ROOT,
+    });
+    expect(fs.readFileSync(elsewhere, 'utf8')).toBe(code);
+    const map = fs.readFileSync(`${elsewhere}.map`, 'utf8');
+    expect(map).toBe(fs.readFileSync(`${outfile}.map`, 'utf8'));
+    expect((JSON.parse(map) as RawMap).sources).toContain('lambdas/preflight/handler.ts');
+  });
+
+  test('a stack trace names our TypeScript file and line, through the map', () => {
+    const { spawnSync } = require('child_process') as typeof import('child_process');
+    const run = spawnSync(
+      process.execPath,
+      ['--enable-source-maps', '-e', "require(process.argv[1]).handler({}).catch((e) => process.stdout.write(e.stack))", outfile],
+      { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', AWS_REGION: 'us-east-1' } },
+    );
+    expect(run.stdout).toMatch(/^InvalidInputError: /);
+    expect(run.stdout).toMatch(/lambdas\/common\/validation\.ts:\d+:\d+/);
+    expect(run.stdout).toMatch(/lambdas\/preflight\/handler\.ts:\d+:\d+/);
   });
 
   test('has no import(): the SDK\'s lazy loads of node:http are require() calls in a promise', () => {
