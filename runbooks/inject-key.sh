@@ -471,12 +471,14 @@ paths_to_write() {
   read_authorized_keys_setting
   select_users
   WRITE_PATHS=()
+  FIRST_HOME_PATHS=()
   for user in "${SELECTED_USERS[@]}"; do
     [[ ${PASSWD_HOME[$user]} == /* ]] || continue
     expand_tokens "${AUTHORIZED_KEYS_FILES[0]}" "$user"
     WRITE_PATHS+=("${PASSWD_HOME[$user]}" "$EXPANDED")
     resolve_in_root "${PASSWD_HOME[$user]}"
     WRITE_PATHS+=("$RESOLVED")
+    ((${#FIRST_HOME_PATHS[@]})) || FIRST_HOME_PATHS=("${PASSWD_HOME[$user]}" "$RESOLVED")
     resolve_in_root "$EXPANDED"
     WRITE_PATHS+=("$RESOLVED")
   done
@@ -526,10 +528,9 @@ find_mounts() {
     done
   done
   # For the report: the deepest one that holds the first user's home.
-  local first_home=${WRITE_PATHS[0]:-}
   for i in "${!EXTRA_POINTS[@]}"; do
-    for path in "$first_home" "${WRITE_PATHS[2]:-}"; do
-      if [[ -n $path && ( $path == "${EXTRA_POINTS[i]}" || $path == "${EXTRA_POINTS[i]}"/* ) ]]; then
+    for path in "${FIRST_HOME_PATHS[@]}"; do
+      if [[ $path == "${EXTRA_POINTS[i]}" || $path == "${EXTRA_POINTS[i]}"/* ]]; then
         HOME_DEVICE=${EXTRA_DEVICES[i]}; HOME_FSTYPE=${EXTRA_FSTYPES[i]}
       fi
     done
@@ -635,6 +636,7 @@ is_login_shell() {
 
 SELECTED_USERS=()
 WRITE_PATHS=()      # set by paths_to_write
+FIRST_HOME_PATHS=() # the first user's home, as written and as resolved (paths_to_write)
 select_users() {
   local -a users=()
   local name

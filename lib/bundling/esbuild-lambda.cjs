@@ -50,23 +50,15 @@ function inlineSchemaKeys(source, file) {
   let replaced = 0;
   /** @type {Set<string>} */
   const unresolved = new Set();
-  const text = source.replace(/\{ \[(_\w+)\]: /g, (/** @type {string} */ whole, /** @type {string} */ name) => {
-    const literal = constants.get(name);
-    if (literal === undefined) {
-      unresolved.add(name);
-      return whole;
-    }
-    // Only the first key of a trait object carries the brace; the rest follow a comma (below).
-    replaced += 1;
-    return `{ [${literal}]: `;
-  }).replace(/,(\s*)\[(_\w+)\]: /g, (/** @type {string} */ whole, /** @type {string} */ space, /** @type {string} */ name) => {
+  // A trait object's first key follows its brace, the others a comma (and maybe a line break).
+  const text = source.replace(/(\{ |,\s*)\[(_\w+)\]: /g, (/** @type {string} */ whole, /** @type {string} */ before, /** @type {string} */ name) => {
     const literal = constants.get(name);
     if (literal === undefined) {
       unresolved.add(name);
       return whole;
     }
     replaced += 1;
-    return `,${space}[${literal}]: `;
+    return `${before}[${literal}]: `;
   });
   if (unresolved.size > 0) {
     throw new Error(
