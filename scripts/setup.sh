@@ -4,10 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# golang-go and the JDK compile every allowedPattern with the engines AWS uses (the SSM Agent's Go
+# regexp, the service's java.util.regex); ntfs-3g, libhivex-bin for Windows disks; tmux drives the
+# CLI in a real terminal.
 apt_packages=(openssh-server openssh-client xfsprogs btrfs-progs gdisk lvm2 e2fsprogs attr
-  util-linux fdisk shellcheck procps)
+  util-linux fdisk shellcheck procps golang-go default-jdk-headless ntfs-3g libhivex-bin tmux)
 tools=(sshd ssh ssh-keygen mkfs.xfs mkfs.btrfs sgdisk pvcreate mkfs.ext4 chattr setfattr getfattr
-  losetup partx sfdisk shellcheck unshare pkill)
+  losetup partx sfdisk shellcheck unshare pkill go javac java mkntfs ntfscat hivexsh tmux)
 
 missing=0
 for t in "${tools[@]}"; do
