@@ -93,6 +93,8 @@ export interface WireExchange {
   readonly request: string;
   /** The response body as the client received it. */
   readonly response: string;
+  /** The access key id the request was signed with (SigV4 Credential scope): who made the call. */
+  readonly accessKeyId?: string;
 }
 
 export interface CommandRecord {
@@ -958,6 +960,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
           status,
           request: requestText,
           response: typeof body === 'string' ? body : body.toString('utf8'),
+          accessKeyId: /Credential=([^/,\s]+)\//.exec(String(req.headers.authorization ?? ''))?.[1],
         };
         for (const listener of wireListeners) listener(exchange);
       }

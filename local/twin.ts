@@ -299,7 +299,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       const copy = join(fn.assetDir, `twin-${process.pid}-${++copyCounter}-${basename(fn.handlerFile)}`);
       copyFileSync(fn.handlerFile, copy);
       copies.push(copy);
-      Object.assign(process.env, baseEnv, fn.environment);
+      Object.assign(process.env, baseEnv, fn.environment, { AWS_ACCESS_KEY_ID: `twin-${fn.logicalId}` });
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const mod = require(copy) as Record<string, unknown>;
       // The bundle carries its own SDK: once the execution ends (`loaded` forgets it), nothing
@@ -314,6 +314,9 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       const handler = mod[fn.handlerExport];
       if (typeof handler !== 'function') throw new TwinError(`${fn.logicalId}: the bundle exports no ${fn.handlerExport}`);
       Object.assign(process.env, baseEnv, fn.environment, {
+        // Each function's own access key id, as each has its own execution role: the agent's
+        // tapWire names the caller of every request (test/security/iam-replay.test.ts).
+        AWS_ACCESS_KEY_ID: `twin-${fn.logicalId}`,
         AWS_LAMBDA_FUNCTION_NAME: fn.physicalName,
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '256',
       });
