@@ -39,6 +39,24 @@ function runShellScriptStep(doc: Record<string, unknown>): RunShellScriptStep {
   return step;
 }
 
+/**
+ * Every parameter reaches the script as `SSM_<Name>`: AWS documents `interpolationType: ENV_VAR` as a
+ * property of each parameter (https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-doc-syntax.html,
+ * "parameters"), needing SSM Agent 3.3.2746.0 or later. Placed in a step's inputs it means nothing to
+ * the agent, no variable is set, and the script would stop with "PublicKey is empty" (issue 10, defect 1).
+ */
+function checkInterpolation(doc: Record<string, unknown>, step: RunShellScriptStep): void {
+  if ('interpolationType' in step.inputs) {
+    throw new InjectKeyDocumentError('interpolationType belongs to each parameter, not to the step inputs (the agent ignores it there)');
+  }
+  const parameters = (doc.parameters ?? {}) as Record<string, Record<string, unknown>>;
+  for (const [name, spec] of Object.entries(parameters)) {
+    if (spec.interpolationType !== 'ENV_VAR') {
+      throw new InjectKeyDocumentError(`parameter ${name} must have interpolationType: ENV_VAR (the script reads SSM_${name})`);
+    }
+  }
+}
+
 /** The Command document object with the script inlined, ready for AWS::SSM::Document Content. */
 export function loadInjectKeyDocument(runbooksDir: string = RUNBOOKS_DIR): Record<string, unknown> {
   const doc = parse(readFileSync(join(runbooksDir, 'inject-key.yaml'), 'utf8')) as Record<string, unknown>;
@@ -51,6 +69,7 @@ export function loadInjectKeyDocument(runbooksDir: string = RUNBOOKS_DIR): Recor
   if (!Array.isArray(runCommand) || runCommand.length !== 1 || runCommand[0] !== INJECT_KEY_SCRIPT_PLACEHOLDER) {
     throw new InjectKeyDocumentError(`runCommand must be exactly ['${INJECT_KEY_SCRIPT_PLACEHOLDER}']`);
   }
+  checkInterpolation(doc, step);
   const lines = script.replace(/\n$/, '').split('\n');
   step.inputs.runCommand = lines;
   return doc;

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { generateKeyPair } from '@common/keys';
+import { goRegexpVerdicts } from '../../local/go-regexp';
 import { injectKeyScriptFromDocument, InjectKeyDocumentError, loadInjectKeyDocument } from '../../lib/inject-key-document';
 
 interface Parameter {
@@ -14,6 +15,8 @@ interface Parameter {
   description: string;
   default: string;
   allowedPattern: string;
+  interpolationType?: string;
+  maxChars?: number;
 }
 
 const doc = loadInjectKeyDocument();
@@ -21,26 +24,37 @@ const parameters = doc.parameters as Record<string, Parameter>;
 const step = (doc.mainSteps as Array<{ action: string; name: string; inputs: Record<string, unknown> }>)[0];
 const scriptFile = join(__dirname, '..', '..', 'runbooks', 'inject-key.sh');
 
+/** The SSM Agent's verdict: Go's regexp.Compile + MatchString (see local/go-regexp.ts). */
 function accepts(name: string, value: string): boolean {
-  return new RegExp(parameters[name].allowedPattern).test(value);
+  const [verdict] = goRegexpVerdicts([[parameters[name].allowedPattern, value]]);
+  if (verdict.compileError) throw new Error(`Go cannot compile the ${name} pattern: ${verdict.compileError}`);
+  return verdict.match && value.length <= (parameters[name].maxChars ?? Infinity);
 }
 
 describe('the inject-key Command document', () => {
-  it('is a 2.2 Command document with one aws:runShellScript step and ENV_VAR interpolation', () => {
+  it('is a 2.2 Command document with one aws:runShellScript step', () => {
     expect(doc.schemaVersion).toBe('2.2');
     expect(String(doc.description)).toMatch(/What does this document do\?/);
     expect(doc.mainSteps).toHaveLength(1);
     expect(step.action).toBe('aws:runShellScript');
-    expect(step.inputs.interpolationType).toBe('ENV_VAR');
     expect(Object.keys(parameters).sort()).toEqual(['PublicKey', 'Root', 'Users', 'VolumeId']);
   });
 
-  it.each(['VolumeId', 'PublicKey', 'Users', 'Root'])('parameter %s: a String with a description, a default and an allowedPattern that accepts it', (name) => {
+  it('asks for ENV_VAR on each parameter, where AWS documents it, and not in the step inputs (issue 10, defect 1)', () => {
+    // https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-doc-syntax.html: parameters.<Name>.interpolationType;
+    // the runShellScript plugin reads runCommand, workingDirectory and timeoutSeconds from its inputs and
+    // drops any other key (aws/amazon-ssm-agent, agent/plugins/runscript/runscript.go).
+    expect(Object.keys(step.inputs).sort()).toEqual(['runCommand', 'timeoutSeconds']);
+    for (const name of Object.keys(parameters)) expect([name, parameters[name].interpolationType]).toEqual([name, 'ENV_VAR']);
+  });
+
+  it.each(['VolumeId', 'PublicKey', 'Users', 'Root'])('parameter %s: a String with a description, a default, a maxChars and an allowedPattern that accepts it', (name) => {
     const p = parameters[name];
     expect(p.type).toBe('String');
     expect(p.description.length).toBeGreaterThan(20);
     expect(typeof p.default).toBe('string');
     expect(p.allowedPattern).toMatch(/^\^.*\$$/);
+    expect(typeof p.maxChars).toBe('number');
     expect(accepts(name, p.default)).toBe(true);
   });
 
@@ -106,7 +120,7 @@ describe('the inject-key Command document', () => {
     it('accepts every key type the Lambda parser accepts, as ssh-keygen writes them', () => {
       const dir = mkdtempSync(join(tmpdir(), 'doc-keys-'));
       try {
-        for (const [type, bits] of [['ecdsa', '256'], ['ecdsa', '384'], ['ecdsa', '521'], ['rsa', '3072'], ['ed25519', '']]) {
+        for (const [type, bits] of [['ecdsa', '256'], ['ecdsa', '384'], ['ecdsa', '521'], ['rsa', '3072'], ['rsa', '4096'], ['ed25519', '']]) {
           const file = join(dir, `${type}${bits}`);
           execFileSync('ssh-keygen', ['-q', '-t', type, ...(bits ? ['-b', bits] : []), '-N', '', '-C', 'me@host', '-f', file]);
           expect(accepts('PublicKey', readFileSync(`${file}.pub`, 'utf8').trim())).toBe(true);
@@ -115,6 +129,24 @@ describe('the inject-key Command document', () => {
         rmSync(dir, { recursive: true, force: true });
       }
     });
+  });
+
+  it('the loader refuses interpolationType in the step inputs, and a parameter without ENV_VAR', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'doc-'));
+    const yaml = (paramExtra: string, inputsExtra: string): string =>
+      "schemaVersion: '2.2'\nparameters:\n  VolumeId:\n    type: String\n" + paramExtra +
+      'mainSteps:\n  - action: aws:runShellScript\n    name: x\n    inputs:\n' + inputsExtra + "      runCommand: ['%%InjectKeyScript%%']\n";
+    try {
+      writeFileSync(join(dir, 'inject-key.sh'), '#!/bin/bash\n');
+      writeFileSync(join(dir, 'inject-key.yaml'), yaml('', '      interpolationType: ENV_VAR\n'));
+      expect(() => loadInjectKeyDocument(dir)).toThrow(/interpolationType belongs to each parameter/);
+      writeFileSync(join(dir, 'inject-key.yaml'), yaml('', ''));
+      expect(() => loadInjectKeyDocument(dir)).toThrow(/VolumeId must have interpolationType: ENV_VAR/);
+      writeFileSync(join(dir, 'inject-key.yaml'), yaml('    interpolationType: ENV_VAR\n', ''));
+      expect(() => loadInjectKeyDocument(dir)).not.toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the loader refuses a document without the placeholder', () => {

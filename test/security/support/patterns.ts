@@ -35,8 +35,15 @@ export interface Verdict {
   javaFind: boolean;
 }
 
+/** Java's answer for one (pattern, value); `compileError` when Pattern.compile refuses the pattern. */
+export interface JavaVerdict {
+  matches: boolean;
+  find: boolean;
+  compileError?: string;
+}
+
 /** Java's verdicts for many (pattern, value) pairs at once (one JVM start). */
-export function javaVerdicts(pairs: Array<[string, string]>): Array<{ matches: boolean; find: boolean }> {
+export function javaVerdicts(pairs: ReadonlyArray<readonly [string, string]>): JavaVerdict[] {
   if (pairs.length === 0) return [];
   const input = pairs
     .map(([p, v]) => `${Buffer.from(p, 'utf8').toString('base64')} ${Buffer.from(v, 'utf8').toString('base64')}`)
@@ -49,7 +56,11 @@ export function javaVerdicts(pairs: Array<[string, string]>): Array<{ matches: b
   });
   const lines = out.split('\n').filter((l) => l.length > 0);
   if (lines.length !== pairs.length) throw new Error(`PatternCheck answered ${lines.length} of ${pairs.length}`);
-  return lines.map((l) => ({ matches: l[0] === '1', find: l[1] === '1' }));
+  return lines.map((l) =>
+    l.startsWith('E ')
+      ? { matches: false, find: false, compileError: Buffer.from(l.slice(2), 'base64').toString('utf8') }
+      : { matches: l[0] === '1', find: l[1] === '1' },
+  );
 }
 
 /** A value longer than the parameter's maxChars is refused whatever its pattern says. */
