@@ -2,8 +2,8 @@
  * The reference: AWSSupport-ResetAccess (Linux path) and its child AWSSupport-StartEC2RescueWorkflow,
  * as the step sequence of ../shared/reference/resetaccess-sequence.md, written as data and
  * modeled under the twin's latency table (local/latency.ts), the same table that times our
- * runbook in the twin. Every step runs strictly after the one before it: the reference's
- * documents have no overlap.
+ * runbook in the twin, at either end of its ranges. Every step runs strictly after the one
+ * before it: the reference's documents have no overlap.
  *
  * Each item is a list of Automation actions, charged exactly as the twin's runner
  * (local/runner/runner.ts) charges the same action in our runbook:
@@ -11,10 +11,12 @@
  * - `api` (aws:executeAwsApi, aws:assertAwsResourceProperty, aws:executeAutomation): one ApiCall;
  *   when the call starts slow work (a stop, an attach, ...), that work completes at the call's
  *   time + its latency figure;
- * - `wait` (aws:waitForAwsResourceProperty): the clock moves to the completion of the work it
- *   waits for (if still pending), then one ApiCall for the poll that sees the desired value;
+ * - `wait` (aws:waitForAwsResourceProperty): when the work it waits for is still pending, the
+ *   clock moves to its completion plus the mean poll lateness (half the poll interval: the poll
+ *   that sees the change comes on average that late), then one ApiCall for that poll;
  * - `callAndWait` (aws:changeInstanceState, aws:createStack, aws:deleteStack, aws:runCommand: one
- *   step that starts work and waits for it): one ApiCall, the work's figure, one ApiCall;
+ *   step that starts work and polls for it): one ApiCall, the work's figure, the mean poll
+ *   lateness (the poll interval of these actions is undocumented too: the same assumed range), one ApiCall;
  * - `script` (aws:executeScript in the Automation service's sandbox): one LambdaWarmInvoke, the
  *   cheaper of the runner's two invoke figures (ours pay LambdaColdInvoke on a first invoke), so
  *   the reference is never charged more than we are for the same kind of step;
@@ -23,7 +25,7 @@
  * Optional work the reference skips by default (the post-script AMI) and fallbacks it does not
  * take (force-stop, helper reboot and retry) are not charged.
  */
-import { latencyOf, type LatencyOp } from '../local/latency';
+import { latencyOf, meanPollLateness, type LatencyEnd, type LatencyOp } from '../local/latency';
 
 export type ReferenceAction =
   /** API steps; `starts` names slow work begun by the (last) call, awaited later by a `wait`. */
@@ -54,6 +56,13 @@ const api = (count = 1, starts?: LatencyOp): ReferenceAction => ({ kind: 'api', 
 const wait: ReferenceAction = { kind: 'wait' };
 const callAndWait = (op: LatencyOp, thenStarts?: LatencyOp): ReferenceAction => ({ kind: 'callAndWait', op, thenStarts });
 const script = (count = 1): ReferenceAction => ({ kind: 'script', count });
+
+/**
+ * The reference's fixed sleep after attaching the root volume to its helper: 10 s in the published
+ * step list of AWSSupport-StartEC2RescueWorkflow (awsdocs/aws-systems-manager-user-guide,
+ * doc_source/automation-awssupport-startec2rescueworkflow.md: "aws:sleep - Sleep 10 seconds").
+ */
+export const REFERENCE_SLEEP_SECONDS = 10;
 
 const PARENT = 'AWSSupport-ResetAccess' as const;
 const CHILD = 'AWSSupport-StartEC2RescueWorkflow' as const;
@@ -116,11 +125,17 @@ export const REFERENCE_SEQUENCE: readonly ReferenceStep[] = [
   },
   {
     item: 11, name: 'attachToHelperWaitAndSleep', document: CHILD,
-    what: 'AttachVolume to the helper as /dev/sdf; wait for in-use; sleep a fixed 30 s',
+    what: 'AttachVolume to the helper as /dev/sdf; wait for in-use; sleep a fixed 10 s',
     actions: [
       api(1, 'AttachVolume'),
       wait,
-      { kind: 'sleep', seconds: 30, why: 'the document sleeps a fixed 30 s after the attach' },
+      {
+        kind: 'sleep',
+        seconds: REFERENCE_SLEEP_SECONDS,
+        why:
+          'the published step list has "aws:sleep - Sleep 10 seconds" after the attach ' +
+          '(awsdocs/aws-systems-manager-user-guide, doc_source/automation-awssupport-startec2rescueworkflow.md)',
+      },
     ],
   },
   {
@@ -212,12 +227,14 @@ function describeActions(actions: readonly ReferenceAction[]): string {
 }
 
 /**
- * The reference's timeline under a latency function (the real table by default): the items one
- * after the other, each action charged as the runner charges it (see the header).
+ * The reference's timeline under a latency function and a mean poll lateness (default: the
+ * table's slow end and its lateness): the items one after the other, each action charged as the
+ * runner charges it (see the header).
  */
 export function modelReference(
   sequence: readonly ReferenceStep[] = REFERENCE_SEQUENCE,
-  latency: (op: LatencyOp) => number = latencyOf,
+  latency: (op: LatencyOp) => number = (op) => latencyOf(op, 'high'),
+  lateness: number = latency('WaitPollInterval') / 2,
 ): ReferenceModel {
   const accessSteps = sequence.filter((s) => s.access);
   if (accessSteps.length !== 1) {
@@ -241,12 +258,13 @@ export function modelReference(
             }
             break;
           case 'wait':
-            if (pending !== undefined) t = Math.max(t, pending);
+            // a poll notices the completion on average half an interval late; nothing pending: no wait
+            if (pending !== undefined && pending > t) t = pending + lateness;
             pending = undefined;
             t += latency('ApiCall');
             break;
           case 'callAndWait':
-            t += latency('ApiCall') + latency(a.op) + latency('ApiCall');
+            t += latency('ApiCall') + latency(a.op) + lateness + latency('ApiCall');
             if (a.thenStarts) {
               if (pending !== undefined) throw new Error(`${step.name}: work started while other work is not awaited`);
               pending = t + latency(a.thenStarts);
@@ -268,4 +286,9 @@ export function modelReference(
   if (pending !== undefined) throw new Error('the reference sequence ends with work that nothing waited for');
   const access = steps.find((s) => s.item === accessSteps[0].item) as ModeledStep;
   return { steps, timeToAccessSeconds: access.endSeconds, totalSeconds: t };
+}
+
+/** The reference at one end of the latency table, waits charged their mean poll lateness. */
+export function modelReferenceAt(end: LatencyEnd, sequence: readonly ReferenceStep[] = REFERENCE_SEQUENCE): ReferenceModel {
+  return modelReference(sequence, (op) => latencyOf(op, end), meanPollLateness(end));
 }

@@ -3,31 +3,37 @@
  * (results, machine, how to reproduce, the latency table with its sources, both step sequences
  * with their modeled timelines, and what the model does and does not capture).
  */
-import { LATENCY_TABLE } from '../local/latency';
-import { REFERENCE_SEQUENCE } from './reference-sequence';
-import type { BenchResult, Target } from './result';
+import { LATENCY_TABLE, type LatencyEnd } from '../local/latency';
+import { REFERENCE_SEQUENCE, REFERENCE_SLEEP_SECONDS } from './reference-sequence';
+import type { BenchResult, OursRun, Range, Target, TimelineStep } from './result';
 
 const fmt = (v: number | null | undefined, digits = 1, unit = ''): string =>
   v === null || v === undefined ? 'not measured yet' : `${v.toFixed(digits)}${unit}`;
 const bytes = (v: number): string => `${v.toLocaleString('en-US')} B (${(v / 1000).toFixed(1)} KB)`;
+/** A range as `low / high`, or 'not measured yet'. */
+const both = (v: Range | null | undefined, digits = 1, unit = ' s'): string =>
+  v === null || v === undefined ? 'not measured yet' : `${v.low.toFixed(digits)}${unit} / ${v.high.toFixed(digits)}${unit}`;
 const verdict = (t: Target): string => (t.pass === null ? 'not measured' : t.pass ? 'PASS' : 'FAIL');
 
 /**
- * When the runbook observes access later than the instance is running: which steps stand between
- * (their names and modeled durations). Empty when nothing does.
+ * When the runbook observes access later than the instance is running (in the run at `end`,
+ * default the slow one): which steps stand between (their names and modeled durations). Empty
+ * when nothing does.
  */
-export function accessDelay(r: BenchResult): string {
-  const ours = r.ours;
-  if (!ours || ours.instanceRunningSeconds === null || r.timeToAccessSeconds === null) return '';
-  const gap = r.timeToAccessSeconds - ours.instanceRunningSeconds;
+export function accessDelay(r: BenchResult, end: LatencyEnd = 'high'): string {
+  const ours: OursRun | null | undefined = r.ours?.[end];
+  const access = r.timeToAccessSeconds?.[end];
+  if (!ours || ours.instanceRunningSeconds === null || access === undefined) return '';
+  const running = ours.instanceRunningSeconds;
+  const gap = access - running;
   if (gap <= 2) return '';
-  const between = ours.steps.filter((s) => s.endSeconds > ours.instanceRunningSeconds! && s.startSeconds < r.timeToAccessSeconds! && s.name !== ours.accessStep && s.seconds > 2);
+  const between = ours.steps.filter((s) => s.endSeconds > running && s.startSeconds < access && s.name !== ours.accessStep && s.seconds > 2);
   return (
-    `The target is running again at ${ours.instanceRunningSeconds.toFixed(1)} s, but the runbook observes it only at ` +
-    `${r.timeToAccessSeconds.toFixed(1)} s (\`${ours.accessStep}\`), ${gap.toFixed(1)} s later, because ` +
+    `At the ${end} end the target is running again at ${running.toFixed(1)} s, but the runbook observes it only at ` +
+    `${access.toFixed(1)} s (\`${ours.accessStep}\`), ${gap.toFixed(1)} s later, because ` +
     (between.length > 0
       ? `${between.map((s) => `\`${s.name}\` (${s.seconds.toFixed(1)} s)`).join(', ')} runs before that wait`
-      : 'of the steps before that wait') +
+      : 'a wait notices a change only at its next poll (the mean poll lateness), after the steps before it') +
     '.'
   );
 }
@@ -61,10 +67,17 @@ function quietRows(r: BenchResult): Array<[string, string]> {
 /** Rows of the headline table: [figure, value]. */
 export function headlineRows(r: BenchResult): Array<[string, string]> {
   const rows: Array<[string, string]> = [
-    ['time to access, ours (modeled, twin run)', fmt(r.timeToAccessSeconds, 1, ' s')],
-    ['time to access, reference (modeled)', fmt(r.referenceTimeToAccessSeconds, 1, ' s')],
-    ['target instance running again, ours (StartInstances complete)', fmt(r.ours?.instanceRunningSeconds ?? null, 1, ' s')],
-    ['speed-up (reference / ours)', r.speedup === null ? 'not measured yet' : `${r.speedup.toFixed(2)}×`],
+    ['time to access, ours (modeled, twin run), low / high end', both(r.timeToAccessSeconds)],
+    ['time to access, reference (modeled), low / high end', both(r.referenceTimeToAccessSeconds)],
+    [
+      'target instance running again, ours (StartInstances complete), low / high end',
+      r.ours?.low?.instanceRunningSeconds != null && r.ours?.high?.instanceRunningSeconds != null
+        ? both({ low: r.ours.low.instanceRunningSeconds, high: r.ours.high.instanceRunningSeconds })
+        : 'not measured yet',
+    ],
+    ['whole execution, reference (modeled), low / high end', both(r.referenceTotalSeconds)],
+    ['speed-up, less favourable to us (reference low / ours high)', r.speedup === null ? 'not measured yet' : `${r.speedup.lessFavourable.toFixed(2)}×`],
+    ['speed-up, more favourable to us (reference high / ours low)', r.speedup === null ? 'not measured yet' : `${r.speedup.moreFavourable.toFixed(2)}×`],
     ['API calls per reset (twin agent)', r.apiCallsPerReset ? String(r.apiCallsPerReset.total) : 'not measured yet'],
     ['largest Lambda bundle', r.bundleBytes ? `${bytes(r.bundleBytes.maxBytes)}, ${r.bundleBytes.largest}` : 'not measured yet'],
     [
@@ -120,7 +133,43 @@ function table(header: string[], rows: string[][]): string {
 function sourceText(entry: (typeof LATENCY_TABLE)[number]): string {
   const s = entry.source;
   if (s.kind === 'published') return `published: ${s.url} — "${s.statement}" (${s.reading})`;
+  if (s.kind === 'measured') return `measured: ${s.measurements.map((m) => `${m.url} — ${m.figures}`).join('; ')}. Reading: ${s.reading}`;
   return `estimate: ${s.why}${s.related ? ` (related: ${s.related})` : ''}`;
+}
+
+const span = (s: { startSeconds: number; endSeconds: number }): string => `${s.startSeconds.toFixed(1)}-${s.endSeconds.toFixed(1)}`;
+
+/** Our two timelines side by side when they ran the same steps, else one after the other. */
+function oursTimelines(ours: NonNullable<BenchResult['ours']>, out: string[]): void {
+  const low = ours.low;
+  const high = ours.high;
+  const sameSteps = low && high && low.steps.length === high.steps.length && low.steps.every((s, i) => s.name === high.steps[i].name);
+  const row = (s: TimelineStep, accessStep: string): string => s.name + (s.name === accessStep ? ' (access)' : '');
+  if (low && high && sameSteps) {
+    out.push(`Key type ${high.keyType}; status ${low.status} (low end), ${high.status} (high end); access at the end of \`${high.accessStep}\`.`);
+    out.push('');
+    out.push(
+      table(
+        ['step', 'low end: start-end (s)', 'low: duration (s)', 'high end: start-end (s)', 'high: duration (s)', 'action'],
+        high.steps.map((h, i) => [row(h, high.accessStep), span(low.steps[i]), low.steps[i].seconds.toFixed(1), span(h), h.seconds.toFixed(1), h.note]),
+      ),
+    );
+  } else {
+    for (const run of [low, high]) {
+      if (!run) continue;
+      out.push(`At the ${run.end} end: key type ${run.keyType}; status ${run.status}; access at the end of \`${run.accessStep}\`.`);
+      out.push('');
+      out.push(table(['step', 'start-end (s)', 'duration (s)', 'action'], run.steps.map((s) => [row(s, run.accessStep), span(s), s.seconds.toFixed(1), s.note])));
+      out.push('');
+    }
+  }
+  for (const run of [low, high]) {
+    if (!run) continue;
+    out.push('');
+    out.push(`The slow work the run started at the ${run.end} end, on the same clock (this is where the overlap shows):`);
+    out.push('');
+    out.push(table(['work', 'on', 'started (s)', 'completes (s)'], run.work.map((w) => [w.op, w.on, w.startedAt.toFixed(1), w.completesAt.toFixed(1)])));
+  }
 }
 
 /** docs/benchmarks.md */
@@ -303,19 +352,19 @@ export function renderMarkdown(r: BenchResult): string {
   out.push('');
   out.push('Generated from `local/latency.ts`, the one table both sides are modeled with.');
   out.push('');
-  out.push(table(['op', 'what is timed', 'seconds', 'source'], LATENCY_TABLE.map((e) => [`\`${e.op}\``, e.what, String(e.seconds), sourceText(e)])));
+  out.push(
+    'Every figure is a plausible range with what supports it: a public measurement (`measured`), an AWS ' +
+      'statement that bounds it (`published`), or, where none was found, an estimate with the reasoning for ' +
+      'each end. Each side is modeled at both ends; a target holds only at the end less favourable to us.',
+  );
+  out.push('');
+  out.push(table(['op', 'what is timed', 'low (s)', 'high (s)', 'source'], LATENCY_TABLE.map((e) => [`\`${e.op}\``, e.what, String(e.low), String(e.high), sourceText(e)])));
   out.push('');
 
   out.push('## Our sequence (the twin run)');
   out.push('');
   if (r.ours) {
-    out.push(`Key type ${r.ours.keyType}; status ${r.ours.status}; access at the end of \`${r.ours.accessStep}\`.`);
-    out.push('');
-    out.push(table(['step', 'start (s)', 'end (s)', 'duration (s)', 'action'], r.ours.steps.map((s) => [s.name + (s.name === r.ours?.accessStep ? ' (access)' : ''), s.startSeconds.toFixed(1), s.endSeconds.toFixed(1), s.seconds.toFixed(1), s.note])));
-    out.push('');
-    out.push('The slow work the run started, on the same clock (this is where the overlap shows):');
-    out.push('');
-    out.push(table(['work', 'on', 'started (s)', 'completes (s)'], r.ours.work.map((w) => [w.op, w.on, w.startedAt.toFixed(1), w.completesAt.toFixed(1)])));
+    oursTimelines(r.ours, out);
   } else {
     out.push('Not measured yet (see "Not measured in this run" above). The intended order is that of docs/architecture.md: the stop is issued before the helper is launched, so the stop, the helper\'s boot and the network overlap; no wait for the snapshot; cleanup after the start.');
   }
@@ -324,60 +373,60 @@ export function renderMarkdown(r: BenchResult): string {
   out.push('## The reference sequence (modeled)');
   out.push('');
   out.push(
-    'From `../shared/reference/resetaccess-sequence.md`, as data in `bench/reference-sequence.ts`. Each ' +
-      'item is a list of Automation actions charged exactly as the twin\'s runner charges the same action ' +
-      'in our runbook: every step one `AutomationStepTransition`; an API step one `ApiCall` (a call that ' +
-      'starts slow work schedules its completion at the call + its figure); a wait moves to that ' +
-      'completion, then one `ApiCall` for the poll that sees it; a step that starts and waits in one ' +
+    'From `../shared/reference/resetaccess-sequence.md`, as data in `bench/reference-sequence.ts`, at both ' +
+      'ends of the latency table. Each item is a list of Automation actions charged exactly as the twin\'s ' +
+      'runner charges the same action in our runbook: every step one `AutomationStepTransition`; an API step ' +
+      'one `ApiCall` (a call that starts slow work schedules its completion at the call + its figure); a wait ' +
+      'that finds the work still pending moves to its completion plus the mean poll lateness (half of ' +
+      '`WaitPollInterval`), then one `ApiCall` for the poll that sees it; a step that starts and waits in one ' +
       '(`aws:changeInstanceState`, `aws:createStack`, `aws:deleteStack`, `aws:runCommand`) one `ApiCall`, ' +
-      'the figure, one `ApiCall`; an `aws:executeScript` one `LambdaWarmInvoke` (the cheaper invoke ' +
-      'figure; our Lambdas pay `LambdaColdInvoke` on their first call); `aws:sleep` its literal ' +
-      'duration. Optional work that is off by default and fallbacks not taken are not charged. Here a ' +
-      'step\'s start includes its transition; in our timeline the runner records a step from after its ' +
-      'transition, so our steps show 1 s gaps.',
+      'the figure, the mean poll lateness, one `ApiCall`; an `aws:executeScript` one `LambdaWarmInvoke` (the ' +
+      'cheaper invoke figure; our Lambdas pay `LambdaColdInvoke` on their first call); `aws:sleep` its literal ' +
+      `duration (${REFERENCE_SLEEP_SECONDS} s after the attach, per the published step list). Optional work ` +
+      'that is off by default and fallbacks not taken are not charged. Here a step\'s start includes its ' +
+      'transition; in our timeline the runner records a step from after its transition, so our steps show gaps.',
   );
   out.push('');
   const byItem = new Map(REFERENCE_SEQUENCE.map((s) => [s.item, s]));
   out.push(
     table(
-      ['#', 'step', 'document', 'what', 'charged', 'start (s)', 'end (s)'],
-      r.reference.map((s) => {
+      ['#', 'step', 'document', 'what', 'charged', 'low end: start-end (s)', 'high end: start-end (s)'],
+      r.reference.high.map((s, i) => {
         const step = byItem.get(s.item);
-        return [
-          String(s.item) + (step?.access ? ' (access)' : ''),
-          s.name,
-          step?.document ?? '',
-          step?.what ?? '',
-          s.charged,
-          s.startSeconds.toFixed(1),
-          s.endSeconds.toFixed(1),
-        ];
+        const low = r.reference.low[i];
+        return [String(s.item) + (step?.access ? ' (access)' : ''), s.name, step?.document ?? '', step?.what ?? '', s.charged, low ? span(low) : '', span(s)];
       }),
     ),
   );
   out.push('');
-  out.push(`Reference: access at ${r.referenceTimeToAccessSeconds.toFixed(1)} s, whole execution ${r.referenceTotalSeconds.toFixed(1)} s.`);
+  out.push(
+    `Reference: access at ${r.referenceTimeToAccessSeconds.low.toFixed(1)} s (low end) to ${r.referenceTimeToAccessSeconds.high.toFixed(1)} s ` +
+      `(high end), whole execution ${r.referenceTotalSeconds.low.toFixed(1)} s to ${r.referenceTotalSeconds.high.toFixed(1)} s.`,
+  );
   out.push('');
 
   out.push('## What the model captures, and what it does not');
   out.push('');
   out.push(
-    'The modeled times compare two step orders under one set of figures: the order, the overlap ' +
-      'and the number of steps are real (ours from the synthesized document actually executed, the ' +
-      'reference from its published sequence), the durations are not. Most figures in the latency ' +
-      'table are estimates with their reasoning, not measurements; change one in `local/latency.ts` and ' +
-      'both sides move together, so the ratio is more trustworthy than either absolute number. The ' +
-      'model does not capture: variance (every figure is a single middle value, no tail: a helper ' +
-      'that takes five minutes to reach Online delays both sides alike, but the reference also ' +
-      'waits for its stack first); EC2 capacity or API throttling; the time for sshd to answer after ' +
-      'the instance is running (the same for both); the SSM Agent\'s poll and delivery jitter; the ' +
-      'reference\'s fallback paths (force-stop, helper reboot and retry), which only add to its time; ' +
-      'and CloudFormation\'s internal parallelism beyond the single figure for the stack. Waits are ' +
-      'modeled as noticing a completion the moment it happens, plus one API call (no rounding up to ' +
-      'the poll interval), on both sides. The reference is charged the cheaper invoke figure for its scripts and nothing for ' +
-      'optional work, so where the model errs on its side, it errs in the reference\'s favour. ' +
-      'Timings of real work (cold init, key generation, the inject script) are measured on this ' +
-      'machine, not modeled; Lambda\'s arm64 environment differs from it.',
+    'The modeled times compare two step orders under one latency table: the order, the overlap and the ' +
+      'number of steps are real (ours from the synthesized document actually executed in the twin, the ' +
+      'reference from its published sequence), the durations are modeled, and every figure is a range ' +
+      '(`local/latency.ts`: a measurement that supports it, or an estimate with the reasoning for each ' +
+      'end). Each side is modeled at the low end and at the high end of every range, and every time and ' +
+      'ratio is given at both. A target holds only at the end less favourable to us: our high end ' +
+      'against the reference\'s low end, an extreme no real pair of runs is likely to meet, so a target ' +
+      'that fails there is not proven, not necessarily missed. Every wait that finds work still pending ' +
+      'is charged the mean lateness of its polling (half of `WaitPollInterval`, whose value AWS does not ' +
+      'document: an assumed range), on both sides. The model does not capture: a mix of ends within one ' +
+      'run (a fast stop with a slow boot), tails beyond the high end; EC2 capacity or API throttling; the ' +
+      'time for sshd to answer after the instance is running (the same for both); the reference\'s ' +
+      'fallback paths (force-stop, helper reboot and retry), which only add to its time; and ' +
+      'CloudFormation\'s internal parallelism beyond the single figure for the stack. The reference is ' +
+      'charged the cheaper invoke figure for its scripts, our RunCommand figure for its heavier command, ' +
+      'and nothing for optional work, so where the model errs on its side, it errs in the reference\'s ' +
+      'favour. The figures come from the twin\'s model, not from runs on AWS. Timings of real work (cold ' +
+      'init, key generation, the inject script) are measured on this machine, not modeled; Lambda\'s arm64 ' +
+      'environment differs from it.',
   );
   out.push('');
   return out.join('\n');

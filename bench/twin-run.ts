@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import type { LatencyEnd } from '../local/latency';
 import { runChild } from './exec';
 import { PROJECT_ROOT, TSX } from './keygen';
 import { PartMissing } from './parts';
@@ -48,15 +49,16 @@ export function summarizeCalls(calls: Readonly<Record<string, number>>): ApiCall
   return { total, byAction, byService };
 }
 
-export function measureTwin(keyType: 'rsa' | 'ed25519'): TwinMeasurement {
+/** One twin run at one end of the latency table, waits charged their mean poll lateness. */
+export function measureTwin(keyType: 'rsa' | 'ed25519', end: LatencyEnd): TwinMeasurement {
   for (const part of ['local/twin.ts', 'local/runner/runner.ts']) {
     if (!fs.existsSync(path.join(PROJECT_ROOT, part))) throw new PartMissing(`${part} is not in the tree yet`);
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-twin-'));
   const outFile = path.join(dir, 'twin.json');
   try {
-    runChild(TSX, [path.join(__dirname, 'probes', 'twin-probe.ts'), outFile, keyType], {
-      what: 'the twin run',
+    runChild(TSX, [path.join(__dirname, 'probes', 'twin-probe.ts'), outFile, keyType, end], {
+      what: `the twin run (${end} end)`,
       cwd: PROJECT_ROOT,
       timeout: 15 * 60_000,
     });
@@ -77,6 +79,7 @@ export function measureTwin(keyType: 'rsa' | 'ed25519'): TwinMeasurement {
         instanceRunningSeconds: probe.instanceRunningSeconds === null ? null : round(probe.instanceRunningSeconds, 2),
         work: probe.work.map((w) => ({ ...w, startedAt: round(w.startedAt, 2), completesAt: round(w.completesAt, 2) })),
         keyType: probe.keyType,
+        end,
       },
       timeToAccessSeconds: probe.status === 'Success' && probe.timeToAccessSeconds !== null ? round(probe.timeToAccessSeconds, 2) : null,
       apiCalls: summarizeCalls(probe.calls),

@@ -3,7 +3,9 @@
  * agent, the synthesized runbook, the bundled Lambdas, the inject script on a disk image), on the
  * virtual clock. Writes one JSON file: the steps with their virtual times, the status, the time
  * to access and the API calls the agent counted. Never a payload, an output value or a key.
- * Usage: tsx bench/probes/twin-probe.ts <out.json> <rsa|ed25519>
+ * The latency model is set first: the end of the table (low or high) given, and every wait
+ * charged its mean poll lateness (local/latency.ts).
+ * Usage: tsx bench/probes/twin-probe.ts <out.json> <rsa|ed25519> <low|high>
  */
 /* eslint-disable @typescript-eslint/no-require-imports */
 import { writeFileSync } from 'fs';
@@ -37,6 +39,9 @@ interface TwinModule {
     stop(): Promise<void>;
   }>;
 }
+interface LatencyModule {
+  setLatencyModel(model: { end?: 'low' | 'high'; pollLateness?: boolean }): unknown;
+}
 interface RunnerModule {
   timeToAccess(result: ExecutionResult, stepNames: readonly string[]): number | undefined;
 }
@@ -53,8 +58,10 @@ function describeTarget(ids: readonly string[], targetId: string): string {
 const ACCESS_STEPS = ['waitForInstanceRunning', 'startInstance'];
 
 async function main(): Promise<void> {
-  const [outFile, keyType = 'rsa'] = process.argv.slice(2);
-  const progress = (line: string) => process.stderr.write(`  twin: ${line}\n`);
+  const [outFile, keyType = 'rsa', end = 'high'] = process.argv.slice(2);
+  if (end !== 'low' && end !== 'high') throw new Error(`the latency end is low or high, got ${end}`);
+  const progress = (line: string) => process.stderr.write(`  twin (${end}): ${line}\n`);
+  (require('../../local/latency') as LatencyModule).setLatencyModel({ end, pollLateness: true });
   const { startTwin } = require('../../local/twin') as TwinModule;
   const { timeToAccess } = require('../../local/runner/runner') as RunnerModule;
   const wallStart = Date.now();
@@ -92,6 +99,7 @@ async function main(): Promise<void> {
         leftovers: Object.fromEntries(Object.entries(leftovers).filter(([, v]) => v.length > 0)),
         wallSeconds: (Date.now() - wallStart) / 1000,
         keyType,
+        end,
       }),
     );
   } finally {

@@ -1,4 +1,4 @@
-import { latencyOf } from '../latency';
+import { latencyOf, waitLateness } from '../latency';
 
 /**
  * The twin's virtual clock, in seconds since the execution began.
@@ -8,6 +8,11 @@ import { latencyOf } from '../latency';
  * now + the latency table's figure. A wait step then calls `settle(ids)`, which moves the clock
  * to the latest completion touching those ids. The agent answers Describe* calls from
  * `pending(id)`: while an op is pending at the current time, the resource is still changing.
+ *
+ * A wait that polls (aws:waitForAwsResourceProperty) calls `settleWait(ids)` instead: it notices
+ * the completion at its next poll, so the clock moves past the completion by the mean lateness
+ * of a poll, half the poll interval (local/latency.ts, `waitLateness`; 0 unless the latency
+ * model charges it). A wait that finds nothing pending has not waited and is charged nothing.
  */
 
 export interface PendingOp {
@@ -72,6 +77,17 @@ export class VirtualClock {
   settle(resourceIds: readonly string[]): number {
     const latest = this.latestCompletion(resourceIds);
     if (latest !== undefined) this.advanceTo(latest);
+    return this.t;
+  }
+
+  /**
+   * A polling wait on these resources: when work on them is still pending, advances to its latest
+   * completion plus `lateness` (default: the latency model's mean poll lateness). Returns the new time.
+   */
+  settleWait(resourceIds: readonly string[], lateness: number = waitLateness()): number {
+    if (!Number.isFinite(lateness) || lateness < 0) throw new RangeError(`settleWait needs a lateness ≥ 0, got ${lateness}`);
+    const latest = this.latestCompletion(resourceIds);
+    if (latest !== undefined) this.advanceTo(latest + lateness);
     return this.t;
   }
 

@@ -415,7 +415,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
               'TimedOut',
             );
           }
-          clock.settle(ids);
+          clock.settleWait(ids); // a poll notices the completion late: the model's mean poll lateness (local/latency.ts)
           clock.advanceBy(latencyOf('ApiCall'));
           try {
             const response = await opts.awsCall(Service as string, Api as string, params);

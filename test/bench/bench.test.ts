@@ -9,13 +9,13 @@ import { folderNameOf } from '../../bench/bundles';
 import { sdkRequiresOf } from '../../bench/cold-init';
 import { waitForQuiet } from '../../bench/exec';
 import { checkBundleText, checkKeysSource } from '../../bench/keygen';
-import { modelReference, REFERENCE_SEQUENCE, type ReferenceStep } from '../../bench/reference-sequence';
-import { renderConsole, renderMarkdown } from '../../bench/report';
+import { modelReference, modelReferenceAt, REFERENCE_SEQUENCE, REFERENCE_SLEEP_SECONDS, type ReferenceStep } from '../../bench/reference-sequence';
+import { headlineRows, renderConsole, renderMarkdown } from '../../bench/report';
 import { evaluateTargets, RESULT_VERSION, shapeProblems, TARGETS, type BenchResult } from '../../bench/result';
 import { bundleSizes, parseArgs, RESULTS_FILE } from '../../bench/run';
 import { median } from '../../bench/stats';
 import { summarizeCalls } from '../../bench/twin-run';
-import { LATENCY_TABLE, latencyOf, type LatencyOp } from '../../local/latency';
+import { LATENCY_TABLE, latencyOf, meanPollLateness, type LatencyOp } from '../../local/latency';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -49,34 +49,61 @@ describe('the reference model', () => {
     }
     const ops = new Set(LATENCY_TABLE.map((e) => e.op as string));
 
-    // Act: double every figure
-    const doubled = modelReference(REFERENCE_SEQUENCE, (op: LatencyOp) => 2 * latencyOf(op));
+    // Act: double every figure (the poll lateness, half the poll interval, doubles with it)
+    const doubled = modelReference(REFERENCE_SEQUENCE, (op: LatencyOp) => 2 * latencyOf(op, 'high'));
 
     // Assess
     expect([...named].filter((op) => !ops.has(op))).toEqual([]);
-    expect(doubled.timeToAccessSeconds).toBeCloseTo(2 * modelReference().timeToAccessSeconds - 30, 6); // the 30 s sleep is fixed
+    // the sleep is fixed by the document, not a latency figure
+    expect(doubled.timeToAccessSeconds).toBeCloseTo(2 * modelReference().timeToAccessSeconds - REFERENCE_SLEEP_SECONDS, 6);
+  });
+
+  it('sleeps 10 s after the attach, as the published step list says (not 30 s)', () => {
+    const sleeps = REFERENCE_SEQUENCE.flatMap((s) => s.actions.filter((a) => a.kind === 'sleep'));
+    expect(sleeps).toHaveLength(1);
+    expect(sleeps[0]).toMatchObject({ kind: 'sleep', seconds: 10 });
+    expect(REFERENCE_SLEEP_SECONDS).toBe(10);
+  });
+
+  it('is modeled at both ends of the table, each wait charged the mean lateness of its polling', () => {
+    // Act
+    const low = modelReferenceAt('low');
+    const high = modelReferenceAt('high');
+    const highWithoutLateness = modelReference(REFERENCE_SEQUENCE, (op) => latencyOf(op, 'high'), 0);
+
+    // Assess: each end reads its own figures and its own lateness
+    expect(low.timeToAccessSeconds).toBeCloseTo(modelReference(REFERENCE_SEQUENCE, (op) => latencyOf(op, 'low'), meanPollLateness('low')).timeToAccessSeconds, 9);
+    expect(low.timeToAccessSeconds).toBeLessThan(high.timeToAccessSeconds);
+    expect(meanPollLateness('high')).toBe(latencyOf('WaitPollInterval', 'high') / 2);
+    // before access the reference waits (or starts-and-waits) at least ten times, each charged once
+    const lateness = high.timeToAccessSeconds - highWithoutLateness.timeToAccessSeconds;
+    expect(lateness / meanPollLateness('high')).toBeGreaterThanOrEqual(10);
+    expect(Number.isInteger(Math.round(lateness / meanPollLateness('high') * 1e6) / 1e6)).toBe(true);
   });
 
   it('charges each action as the runner does', () => {
-    // Prepare: transition 1, API call 0.5, stop 60, attach 5, invoke 0.25
+    // Prepare: transition 1, API call 0.5, stop 60, attach 5, detach 0.2, invoke 0.25; poll lateness 2
     const figures: Partial<Record<LatencyOp, number>> = {
-      AutomationStepTransition: 1, ApiCall: 0.5, StopInstances: 60, AttachVolume: 5, LambdaWarmInvoke: 0.25,
+      AutomationStepTransition: 1, ApiCall: 0.5, StopInstances: 60, AttachVolume: 5, DetachVolume: 0.2, LambdaWarmInvoke: 0.25,
     };
     const latency = (op: LatencyOp): number => figures[op] ?? 1000;
     const sequence: ReferenceStep[] = [
       { item: 1, name: 'stop', document: 'AWSSupport-StartEC2RescueWorkflow', what: '', actions: [{ kind: 'callAndWait', op: 'StopInstances' }] },
       { item: 2, name: 'attach', document: 'AWSSupport-StartEC2RescueWorkflow', what: '', actions: [{ kind: 'api', starts: 'AttachVolume' }, { kind: 'wait' }], access: true },
-      { item: 3, name: 'scripts', document: 'AWSSupport-StartEC2RescueWorkflow', what: '', actions: [{ kind: 'script', count: 2 }, { kind: 'sleep', seconds: 30, why: 'fixed' }] },
+      { item: 3, name: 'scripts', document: 'AWSSupport-StartEC2RescueWorkflow', what: '', actions: [{ kind: 'script', count: 2 }, { kind: 'sleep', seconds: 10, why: 'fixed' }] },
+      { item: 4, name: 'detach', document: 'AWSSupport-StartEC2RescueWorkflow', what: '', actions: [{ kind: 'api', starts: 'DetachVolume' }, { kind: 'wait' }] },
     ];
 
     // Act
-    const model = modelReference(sequence, latency);
+    const model = modelReference(sequence, latency, 2);
 
-    // Assess
-    expect(model.steps[0].seconds).toBeCloseTo(1 + 0.5 + 60 + 0.5);
-    // the wait's transition overlaps the attach already under way: 1 + 0.5, then attach done at +5, then the poll
-    expect(model.steps[1].seconds).toBeCloseTo(1 + 0.5 + 5 + 0.5);
-    expect(model.steps[2].seconds).toBeCloseTo(2 * (1 + 0.25) + 1 + 30);
+    // Assess: a start-and-wait polls too: the work, then the lateness, then the poll that sees it
+    expect(model.steps[0].seconds).toBeCloseTo(1 + 0.5 + 60 + 2 + 0.5);
+    // the wait's transition overlaps the attach already under way: 1 + 0.5, then attach done at +5, seen 2 s late, then the poll
+    expect(model.steps[1].seconds).toBeCloseTo(1 + 0.5 + 5 + 2 + 0.5);
+    expect(model.steps[2].seconds).toBeCloseTo(2 * (1 + 0.25) + 1 + 10);
+    // a detach done (0.2 s) before the wait's first poll: no waiting, so no lateness
+    expect(model.steps[3].seconds).toBeCloseTo(1 + 0.5 + 1 + 0.5);
     expect(model.timeToAccessSeconds).toBeCloseTo(model.steps[1].endSeconds);
   });
 
@@ -99,21 +126,33 @@ describe('targets', () => {
   it('pass, fail, and null when a figure is missing', () => {
     // Act
     const passing = evaluateTargets({
-      timeToAccessSeconds: 150, referenceTimeToAccessSeconds: 600,
+      timeToAccessSeconds: { low: 100, high: 150 }, referenceTimeToAccessSeconds: { low: 600, high: 900 },
       bundleBytes: { maxBytes: 100_000, largest: 'preflight', perFunction: {}, cdkInternal: {} },
       coldInitMs: cold(100), keygenMs: keygen,
     });
     const failing = evaluateTargets({
-      timeToAccessSeconds: 185, referenceTimeToAccessSeconds: 540,
+      timeToAccessSeconds: { low: 100, high: 185 }, referenceTimeToAccessSeconds: { low: 540, high: 1200 },
       bundleBytes: { maxBytes: TARGETS.bundleBytesMax + 1, largest: 'preflight', perFunction: {}, cdkInternal: {} },
       coldInitMs: cold(150), keygenMs: { ...keygen, rsaPath: { ...keygen.rsaPath, native: false } },
     });
-    const missing = evaluateTargets({ timeToAccessSeconds: null, referenceTimeToAccessSeconds: 540, bundleBytes: null, coldInitMs: null, keygenMs: null });
+    const missing = evaluateTargets({ timeToAccessSeconds: null, referenceTimeToAccessSeconds: { low: 540, high: 900 }, bundleBytes: null, coldInitMs: null, keygenMs: null });
 
     // Assess
     expect(passing.map((t) => t.pass)).toEqual([true, true, true, true, true]);
     expect(failing.map((t) => t.pass)).toEqual([false, false, false, false, false]);
     expect(missing.map((t) => t.pass)).toEqual([null, null, null, null, null]);
+  });
+
+  it('a time target holds only at the end less favourable to us: our high against the reference low', () => {
+    // ours 100-170 s, reference 450-900 s: a third of the reference is 150 s at its low end, 300 s at its high
+    const t = evaluateTargets({ timeToAccessSeconds: { low: 100, high: 170 }, referenceTimeToAccessSeconds: { low: 450, high: 900 }, bundleBytes: null, coldInitMs: null, keygenMs: null });
+    expect(t.find((x) => x.id === 'access-vs-reference')?.pass).toBe(false); // 170 > 150, though 100 < 300
+    expect(t.find((x) => x.id === 'access-under-180s')?.pass).toBe(true);
+    const slow = evaluateTargets({ timeToAccessSeconds: { low: 120, high: 181 }, referenceTimeToAccessSeconds: { low: 1000, high: 2000 }, bundleBytes: null, coldInitMs: null, keygenMs: null });
+    expect(slow.find((x) => x.id === 'access-vs-reference')?.pass).toBe(true);
+    expect(slow.find((x) => x.id === 'access-under-180s')?.pass).toBe(false); // 181 at our high end, though 120 at our low
+    expect(slow[0].measured).toContain('181.0 s at our high end');
+    expect(slow[0].threshold).toContain('333.3 s');
   });
 });
 
@@ -171,10 +210,11 @@ describe('bookkeeping', () => {
 });
 
 function sampleResult(): BenchResult {
-  const reference = modelReference();
+  const low = modelReferenceAt('low');
+  const high = modelReferenceAt('high');
   const figures = {
     timeToAccessSeconds: null,
-    referenceTimeToAccessSeconds: reference.timeToAccessSeconds,
+    referenceTimeToAccessSeconds: { low: low.timeToAccessSeconds, high: high.timeToAccessSeconds },
     bundleBytes: null,
     coldInitMs: null,
     keygenMs: null,
@@ -186,10 +226,10 @@ function sampleResult(): BenchResult {
     loadAverageAtEnd: [0, 0, 0],
     source: { commit: '0123456789abcdef', uncommitted: [] },
     ...figures,
-    referenceTotalSeconds: reference.totalSeconds,
+    referenceTotalSeconds: { low: low.totalSeconds, high: high.totalSeconds },
     speedup: null,
     ours: null,
-    reference: reference.steps,
+    reference: { low: low.steps, high: high.steps },
     apiCallsPerReset: null,
     injectSeconds: null,
     targets: evaluateTargets(figures),
@@ -202,6 +242,9 @@ describe('the result', () => {
     const result = sampleResult();
     expect(shapeProblems(JSON.parse(JSON.stringify(result)))).toEqual([]);
     expect(shapeProblems({ ...result, notMeasured: [] })).toContain('bundleBytes is null without a reason in notMeasured');
+    // a modeled time is a range, low ≤ high, never one number
+    expect(shapeProblems({ ...result, referenceTimeToAccessSeconds: { low: 300, high: 200 } }).join()).toMatch(/referenceTimeToAccessSeconds: expected a range/);
+    expect(shapeProblems({ ...result, referenceTimeToAccessSeconds: 551 }).join()).toMatch(/referenceTimeToAccessSeconds: expected object/);
   });
 
   it('the committed bench/results/latest.json has the shape', () => {
@@ -211,10 +254,26 @@ describe('the result', () => {
 
   it('renders the table and the page, latency table included', () => {
     const result = sampleResult();
-    expect(renderConsole(result)).toContain('time to access, reference (modeled)');
+    const console = renderConsole(result);
+    expect(console).toContain('time to access, reference (modeled), low / high end');
+    const r = result.referenceTimeToAccessSeconds;
+    expect(console).toContain(`${r.low.toFixed(1)} s / ${r.high.toFixed(1)} s`);
     const page = renderMarkdown(result);
-    for (const entry of LATENCY_TABLE) expect(page).toContain(`\`${entry.op}\``);
+    for (const entry of LATENCY_TABLE) expect(page).toContain(`| \`${entry.op}\` | ${entry.what} | ${entry.low} | ${entry.high} |`);
     for (const step of REFERENCE_SEQUENCE) expect(page).toContain(step.name);
+    expect(page).toContain(`access at ${r.low.toFixed(1)} s (low end) to ${r.high.toFixed(1)} s (high end)`);
+  });
+
+  it('prints both ends of our time and of both ratios once the twin has run', () => {
+    const result = {
+      ...sampleResult(),
+      timeToAccessSeconds: { low: 90, high: 240 },
+      speedup: { lessFavourable: 0.9, moreFavourable: 7.5 },
+    };
+    const rows = new Map(headlineRows(result));
+    expect(rows.get('time to access, ours (modeled, twin run), low / high end')).toBe('90.0 s / 240.0 s');
+    expect(rows.get('speed-up, less favourable to us (reference low / ours high)')).toBe('0.90×');
+    expect(rows.get('speed-up, more favourable to us (reference high / ours low)')).toBe('7.50×');
   });
 });
 

@@ -1,4 +1,13 @@
-import { LATENCY_TABLE, latencyEntry, latencyOf, UnknownLatencyOp } from '../../local/latency';
+import {
+  LATENCY_TABLE,
+  latencyEntry,
+  latencyModel,
+  latencyOf,
+  meanPollLateness,
+  setLatencyModel,
+  UnknownLatencyOp,
+  waitLateness,
+} from '../../local/latency';
 import { VirtualClock } from '../../local/runner/clock';
 
 describe('VirtualClock', () => {
@@ -38,6 +47,40 @@ describe('VirtualClock', () => {
   });
 });
 
+describe('VirtualClock.settleWait: a wait that polls', () => {
+  afterEach(() => {
+    setLatencyModel({ end: 'high', pollLateness: false });
+  });
+
+  it('notices a pending completion half a poll interval late on average, and charges nothing when nothing is pending', () => {
+    const c = new VirtualClock();
+    c.schedule('StopInstances', ['i-1'], 60);
+    expect(c.settleWait(['i-1'], 2.5)).toBe(62.5);
+    expect(c.settleWait(['i-1'], 2.5)).toBe(62.5); // done already: the first poll sees it
+    expect(c.settleWait(['vol-unknown'], 7)).toBe(62.5);
+    expect(() => c.settleWait(['i-1'], -1)).toThrow(RangeError);
+  });
+
+  it('takes the lateness from the latency model: none by default, the mean of the poll interval when charged', () => {
+    // default: the twin's functional tests stay exact
+    expect(latencyModel()).toEqual({ end: 'high', pollLateness: false });
+    expect(waitLateness()).toBe(0);
+    const a = new VirtualClock();
+    a.schedule('AttachVolume', ['vol-1'], 5);
+    expect(a.settleWait(['vol-1'])).toBe(5);
+
+    // the bench's model: each end, lateness on
+    for (const end of ['low', 'high'] as const) {
+      setLatencyModel({ end, pollLateness: true });
+      expect(waitLateness()).toBe(latencyOf('WaitPollInterval', end) / 2);
+      const c = new VirtualClock();
+      c.schedule('AttachVolume', ['vol-1']);
+      expect(c.settleWait(['vol-1'])).toBeCloseTo(latencyOf('AttachVolume', end) + latencyOf('WaitPollInterval', end) / 2, 9);
+    }
+    expect(() => setLatencyModel({ end: 'middle' as 'low' })).toThrow(RangeError);
+  });
+});
+
 describe('latency table', () => {
   const required = [
     'StopInstances',
@@ -61,26 +104,62 @@ describe('latency table', () => {
     expect(new Set(LATENCY_TABLE.map((e) => e.op)).size).toBe(LATENCY_TABLE.length);
   });
 
-  it('gives every figure a source: a published AWS page and sentence, or an estimate with its reason', () => {
+  it('gives every figure a range, not one number: 0 < low < high', () => {
+    for (const e of LATENCY_TABLE) {
+      expect([e.op, e.low > 0]).toEqual([e.op, true]);
+      expect([e.op, e.low < e.high]).toEqual([e.op, true]);
+    }
+  });
+
+  it('reads the end it is asked for, and the model\'s end by default', () => {
+    const previous = setLatencyModel({ end: 'low' });
+    try {
+      expect(latencyOf('StopInstances')).toBe(latencyEntry('StopInstances').low);
+      setLatencyModel({ end: 'high' });
+      expect(latencyOf('StopInstances')).toBe(latencyEntry('StopInstances').high);
+      expect(latencyOf('StopInstances', 'low')).toBe(latencyEntry('StopInstances').low);
+      expect(meanPollLateness('low')).toBe(latencyEntry('WaitPollInterval').low / 2);
+    } finally {
+      setLatencyModel(previous);
+    }
+  });
+
+  it('gives every figure its support: a measurement, an AWS statement, or an estimate reasoned at both ends', () => {
     for (const e of LATENCY_TABLE) {
       expect(e.what.length).toBeGreaterThan(10);
-      if (e.source.kind === 'published') {
-        expect(e.source.url).toMatch(/^https:\/\/(docs\.aws\.amazon\.com|aws\.amazon\.com)\//);
-        expect(e.source.statement.length).toBeGreaterThan(30);
-        expect(e.source.reading.length).toBeGreaterThan(10);
+      const s = e.source;
+      if (s.kind === 'measured') {
+        expect(s.measurements.length).toBeGreaterThan(0);
+        for (const m of s.measurements) {
+          expect(m.url).toMatch(/^https?:\/\/[a-z0-9.-]+\.[a-z]+\//);
+          expect(m.figures).toMatch(/\d/); // a measurement reports figures
+        }
+        expect(s.reading).toMatch(/[Ll]ow/);
+        expect(s.reading).toMatch(/[Hh]igh/);
+      } else if (s.kind === 'published') {
+        expect(s.url).toMatch(/^https:\/\/docs\.aws\.amazon\.com\//);
+        expect(s.statement.length).toBeGreaterThan(30);
+        expect(s.reading).toMatch(/low|\d/);
       } else {
-        expect(e.source.kind).toBe('estimate');
-        expect(e.source.why.length).toBeGreaterThan(30);
-        if (e.source.related !== undefined) expect(e.source.related).toMatch(/^https:\/\/docs\.aws\.amazon\.com\//);
+        expect(s.kind).toBe('estimate');
+        // the reasoning covers both ends
+        expect([e.op, /Low|low/.test(s.why) && /High|high/.test(s.why)]).toEqual([e.op, true]);
+        if (s.related !== undefined) expect(s.related).toMatch(/^https?:\/\//);
       }
     }
   });
 
-  it('keeps the figures consistent with each other', () => {
-    expect(latencyOf('LambdaWarmInvoke')).toBeLessThan(latencyOf('LambdaColdInvoke'));
-    expect(latencyOf('ApiCall')).toBeLessThan(latencyOf('LambdaWarmInvoke'));
-    expect(latencyOf('ConfigureAWSPackageEC2Rescue')).toBeGreaterThan(latencyOf('RunCommand'));
+  it('keeps the figures consistent with each other, at both ends', () => {
+    for (const end of ['low', 'high'] as const) {
+      expect(latencyOf('LambdaWarmInvoke', end)).toBeLessThan(latencyOf('LambdaColdInvoke', end));
+      expect(latencyOf('ApiCall', end)).toBeLessThan(latencyOf('LambdaWarmInvoke', end));
+      expect(latencyOf('ConfigureAWSPackageEC2Rescue', end)).toBeGreaterThan(latencyOf('RunCommand', end));
+      // a helper boots from nothing; a start only brings a stopped instance back to running
+      expect(latencyOf('RunInstancesUntilOnline', end)).toBeGreaterThan(latencyOf('StartInstances', end));
+    }
     expect(latencyEntry('CreateSnapshot').source.kind).toBe('published');
+    // the poll interval is an assumption: its high end is AWS's own EC2 waiter interval (botocore)
+    expect(latencyEntry('WaitPollInterval').high).toBe(15);
   });
 
   it('refuses an operation it has no figure for', () => {
