@@ -52,6 +52,16 @@ export const SYSTEM_VARIABLES = [
   'global:DATE_TIME',
 ] as const;
 
+/** The documented outputs of aws:invokeLambdaFunction (automation-action-lamb.html, "Output"). */
+export const LAMBDA_OUTPUTS = ['StatusCode', 'FunctionError', 'LogResult', 'Payload'];
+
+/**
+ * Every Automation parameter value and every step output value is an `AutomationParameterValue`:
+ * a string of at most 512 characters (the SSM API model, botocore
+ * data/ssm/2014-11-06/service-2.json, shapes AutomationParameterValue and StepExecution.Outputs).
+ */
+export const MAX_AUTOMATION_VALUE_CHARS = 512;
+
 /** Outputs every step of an action has without declaring them. */
 export const BUILT_IN_OUTPUTS: Record<Action, readonly string[]> = {
   'aws:invokeLambdaFunction': ['Payload', 'StatusCode'],
@@ -355,6 +365,18 @@ function parseStep(s: Record<string, unknown>, stepIndex: Map<string, number>): 
         throw e;
       }
       if (outputs.some((x) => x.Name === o.Name)) refuse(where, `output ${o.Name} is declared twice`);
+      // AWS documents the outputs of aws:invokeLambdaFunction as StatusCode, FunctionError,
+      // LogResult and Payload ("the JSON representation of the object returned by the Lambda
+      // function"), and shows no selector into Payload for this action (only for
+      // aws:executeScript): https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-lamb.html
+      // A selector such as $.Payload.Field is therefore refused, not guessed.
+      if (action === 'aws:invokeLambdaFunction' && (path.length !== 1 || !LAMBDA_OUTPUTS.includes(String(path[0])))) {
+        refuse(
+          where,
+          `output ${o.Name}: Selector ${o.Selector} is not documented for aws:invokeLambdaFunction ` +
+            `(its documented outputs: ${LAMBDA_OUTPUTS.map((x) => `$.${x}`).join(', ')}; none selects inside Payload)`,
+        );
+      }
       outputs.push({ Name: o.Name, Selector: o.Selector, Type: type, path });
     }
   }
@@ -399,7 +421,11 @@ function checkInputs(where: string, action: Action, inputs: Record<string, unkno
       if (inputs.InvocationType !== undefined && inputs.InvocationType !== 'RequestResponse') {
         refuse(where, `InvocationType ${JSON.stringify(inputs.InvocationType)} is not implemented (only RequestResponse)`);
       }
-      if (inputs.LogType !== undefined && inputs.LogType !== 'None') refuse(where, `LogType ${JSON.stringify(inputs.LogType)} is not implemented (only None)`);
+      // LogType: valid values None | Tail (automation-action-lamb.html). The twin has no
+      // CloudWatch tail to return, so only None runs here; the runbook sets it explicitly.
+      if (inputs.LogType !== undefined && inputs.LogType !== 'None') {
+        refuse(where, `LogType ${JSON.stringify(inputs.LogType)} is not implemented (only None; AWS documents None | Tail)`);
+      }
       if (inputs.InputPayload !== undefined && inputs.Payload !== undefined) refuse(where, 'give InputPayload or Payload, not both');
       if (inputs.InputPayload !== undefined && !isObject(inputs.InputPayload)) refuse(where, 'inputs.InputPayload must be a map');
       if (inputs.Payload !== undefined && typeof inputs.Payload !== 'string') refuse(where, 'inputs.Payload must be a JSON string');
@@ -572,6 +598,18 @@ export function resolveParameters(
       }
     } else {
       throw new InvalidAutomationExecutionParameters(name, 'is required and has no default');
+    }
+    if (given[name] !== undefined) {
+      // StartAutomationExecution's own validation (botocore ssm service-2.json,
+      // AutomationParameterValue: max 512): a longer given value never reaches the document.
+      for (const item of Array.isArray(raw) ? raw : [raw]) {
+        if (typeof item === 'string' && item.length > MAX_AUTOMATION_VALUE_CHARS) {
+          throw new InvalidAutomationExecutionParameters(
+            name,
+            `a value is ${item.length} characters; StartAutomationExecution takes at most ${MAX_AUTOMATION_VALUE_CHARS} per value (AutomationParameterValue)`,
+          );
+        }
+      }
     }
     const v = coerceParameter(name, spec, raw);
     if (Array.isArray(v)) {

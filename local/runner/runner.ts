@@ -15,7 +15,16 @@
  *   step makes the execution Failed even when the path after it succeeds;
  * - timeoutSeconds is measured on the virtual clock; waitForAwsResourceProperty defaults to 3600,
  *   invokeLambdaFunction to (and at most) 300;
- * - a branch with no true choice and no Default goes on to the next step in the document.
+ * - a branch with no true choice and no Default goes on to the next step in the document;
+ * - the cancellation path (the steps after a cancel, by onCancel) runs for at most two minutes
+ *   ("automation-actions.html", common properties, onCancel); what is still running then is
+ *   cut short, and the execution ends Cancelled;
+ * - every parameter value and step output value is at most 512 characters (the SSM API model:
+ *   botocore data/ssm/2014-11-06/service-2.json, AutomationParameterValue);
+ * - aws:executeAwsApi ssm StartAutomationExecution of a document the runner was given starts
+ *   that execution and returns its id at once (the API's documented behaviour: it returns an
+ *   AutomationExecutionId and does not wait); the started execution runs after this one, on the
+ *   same clock, with its own start time and result (`startedExecutions`).
  */
 import { randomUUID } from 'node:crypto';
 import { latencyOf } from '../latency';
@@ -23,6 +32,7 @@ import { VirtualClock } from './clock';
 import {
   BUILT_IN_OUTPUTS,
   findReferences,
+  MAX_AUTOMATION_VALUE_CHARS,
   parseDocument,
   parseDuration,
   ParsedDocument,
@@ -75,6 +85,10 @@ export interface ExecutionResult {
   failureMessage?: string;
   /** Virtual seconds from start to end. */
   modeledSeconds: number;
+  /** Executions this one started with StartAutomationExecution (run after it ends), in order. */
+  startedExecutions: ExecutionResult[];
+  /** True when the cancellation path ran out of its two minutes before it ended. */
+  cancelPathCutShort?: boolean;
   /** assumeRole as resolved (recorded; the twin does not assume roles). */
   assumeRole?: unknown;
 }
@@ -98,6 +112,11 @@ export interface RunAutomationOptions {
   region?: string;
   /** Wall-clock date that virtual time 0 stands for (global:DATE, global:DATE_TIME). */
   startDate?: Date;
+  /**
+   * Documents by name that an aws:executeAwsApi ssm StartAutomationExecution step may start
+   * (the twin's deployed Automation documents). @default - none: such a call goes to awsCall
+   */
+  documents?: Record<string, unknown>;
 }
 
 export type RegistryStatus = ExecutionStatus | 'InProgress';
@@ -115,6 +134,18 @@ const DEFAULT_TIMEOUTS: Partial<Record<StepSpec['action'], number>> = {
   'aws:waitForAwsResourceProperty': 3600,
 };
 const MAX_STEP_RUNS = 10000;
+
+/**
+ * "The cancellation path ... runs for a maximum of two minutes": Automation actions reference,
+ * common properties, onCancel (https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-actions.html).
+ */
+export const CANCEL_PATH_SECONDS = 120;
+
+/** Throttling error codes that Automation retries by itself ("Configuring automatic retry for throttled operations"). */
+const THROTTLING_CODES = ['ThrottlingException', 'Throttling', 'TooManyRequestsException', 'RequestLimitExceeded', 'ThrottledException'];
+
+/** Ids handed out by StartAutomationExecution whose execution has not started running yet. */
+const reservedIds = new Set<string>();
 
 class StepFailure extends Error {
   constructor(
@@ -156,7 +187,8 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
   if (opts.cancelAt !== undefined && !doc.stepIndex.has(opts.cancelAt)) {
     throw new UnsupportedDocument(`cancelAt names step "${opts.cancelAt}", which is not in the document`);
   }
-  if (executions.has(executionId)) throw new UnsupportedDocument(`execution id ${executionId} was already used`);
+  if (executions.has(executionId) && !reservedIds.has(executionId)) throw new UnsupportedDocument(`execution id ${executionId} was already used`);
+  reservedIds.delete(executionId);
   const params = resolveParameters(doc, opts.parameters ?? {}, opts.resolveIntrinsic);
 
   const startedAt = clock.now();
@@ -227,6 +259,10 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
   let abortStatus: StepStatus | undefined;
   let cancelled = false;
   let cancelFired = false;
+  /** Virtual time of the cancel; the cancellation path ends CANCEL_PATH_SECONDS after it. */
+  let cancelledAt: number | undefined;
+  let cancelPathCutShort = false;
+  const started: { id: string; document: unknown; parameters: Record<string, unknown> }[] = [];
   let current: number | undefined = 0;
   let runs = 0;
 
@@ -243,6 +279,12 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
       if (++runs > MAX_STEP_RUNS) throw new Error(`more than ${MAX_STEP_RUNS} step runs: the document loops`);
       const index: number = current;
       const step: StepSpec = doc.steps[index];
+      if (cancelledAt !== undefined && clock.now() >= cancelledAt + CANCEL_PATH_SECONDS) {
+        cancelPathCutShort = true;
+        failures.push(`The cancellation path ran out of its ${CANCEL_PATH_SECONDS} seconds before step ${step.name}`);
+        log(`[${fmt(rel())}] cancellation path over ${CANCEL_PATH_SECONDS}s: ${step.name} and the rest do not run`);
+        break;
+      }
       clock.advanceBy(latencyOf('AutomationStepTransition'));
       const record: StepResult = {
         name: step.name,
@@ -258,6 +300,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
       if (!cancelFired && opts.cancelAt === step.name) {
         cancelFired = true;
         cancelled = true;
+        cancelledAt = clock.now();
         record.status = 'Cancelled';
         record.failureMessage = 'The execution was cancelled when this step started';
         log(`[${fmt(rel())}] ${step.name} Cancelled (onCancel ${step.onCancel})`);
@@ -290,6 +333,17 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
         }
       }
       record.endedAt = rel();
+
+      if (cancelledAt !== undefined && clock.now() >= cancelledAt + CANCEL_PATH_SECONDS) {
+        // The step ran past the two minutes: Automation stops the path here. What the action
+        // already did stays done (a Lambda invocation is not undone); nothing after it runs.
+        cancelPathCutShort = true;
+        record.status = 'Cancelled';
+        record.failureMessage = `The cancellation path ran out of its ${CANCEL_PATH_SECONDS} seconds during this step`;
+        failures.push(`Step ${step.name}: ${record.failureMessage}`);
+        log(`[${fmt(record.endedAt)}] ${step.name} Cancelled (cancellation path over ${CANCEL_PATH_SECONDS}s)`);
+        break;
+      }
 
       if (outcome && !failure) {
         record.outputs = outcome.outputs;
@@ -336,6 +390,24 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
   executions.set(executionId, status);
   const modeledSeconds = rel();
   log(`[${fmt(modeledSeconds)}] execution ${executionId} ${status}`);
+
+  // The executions this one started run now, each with its own start time on the same clock
+  // (the agent schedules every slow operation on it).
+  const startedExecutions: ExecutionResult[] = [];
+  for (const child of started) {
+    startedExecutions.push(
+      await runAutomation({
+        ...opts,
+        document: child.document,
+        parameters: child.parameters,
+        executionId: child.id,
+        clock,
+        faults: [],
+        cancelAt: undefined,
+        log: (line) => log(`  ${child.id.slice(0, 8)} ${line}`),
+      }),
+    );
+  }
   return {
     executionId,
     status,
@@ -344,6 +416,8 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
     failureMessage: failures.length > 0 ? failures.join(' ') : cancelled ? 'The execution was cancelled' : undefined,
     modeledSeconds,
     assumeRole,
+    startedExecutions,
+    ...(cancelPathCutShort ? { cancelPathCutShort } : {}),
   };
 
   // ---- actions -------------------------------------------------------------------------
@@ -351,7 +425,9 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
   async function runAction(step: StepSpec, attemptStart: number): Promise<{ outputs: Record<string, unknown>; next?: number; branched: boolean }> {
     let timeout = step.timeoutSeconds ?? DEFAULT_TIMEOUTS[step.action];
     if (step.action === 'aws:invokeLambdaFunction') timeout = Math.min(timeout as number, 300);
-    const deadline = timeout === undefined ? Infinity : attemptStart + timeout;
+    const stepDeadline = timeout === undefined ? Infinity : attemptStart + timeout;
+    // On the cancellation path, nothing waits past its two minutes.
+    const deadline = cancelledAt === undefined ? stepDeadline : Math.min(stepDeadline, cancelledAt + CANCEL_PATH_SECONDS);
     const checkDeadline = (what: string) => {
       if (clock.now() > deadline) throw new StepFailure(`${what} took ${fmt(clock.now() - attemptStart)}, over timeoutSeconds ${timeout}`, 'TimedOut');
     };
@@ -382,8 +458,12 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
         }
         checkDeadline('the Lambda invocation');
         const json = returned === undefined ? null : JSON.parse(JSON.stringify(returned));
-        const response = { Payload: json, StatusCode: 200 };
-        return { outputs: { Payload: JSON.stringify(json), StatusCode: 200, ...selectOutputs(step, response) }, branched: false };
+        // Payload: "The JSON representation of the object returned by the Lambda function"
+        // (automation-action-lamb.html, Output): a string, capped like every output value.
+        const payloadText = JSON.stringify(json);
+        const response = { Payload: payloadText, StatusCode: 200 };
+        checkOutputSize(step, 'Payload', payloadText);
+        return { outputs: { Payload: payloadText, StatusCode: 200, ...selectOutputs(step, response) }, branched: false };
       }
       case 'aws:executeAwsApi': {
         const { Service, Api, ...rest } = step.inputs;
@@ -391,7 +471,8 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
         clock.advanceBy(latencyOf('ApiCall'));
         let response: unknown;
         try {
-          response = await opts.awsCall(Service as string, Api as string, params);
+          const child = startAutomation(Service as string, Api as string, params);
+          response = child ?? (await opts.awsCall(Service as string, Api as string, params));
         } catch (e) {
           throw new StepFailure(`${Service} ${Api}: ${errorMessage(e)}`);
         }
@@ -425,7 +506,13 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
             }
             last = sel.found ? `last value ${JSON.stringify(sel.value)}` : `${PropertySelector} not found in the response`;
           } catch (e) {
-            last = `last call failed: ${errorMessage(e)}`;
+            // Throttling is retried by Automation ("Configuring automatic retry for throttled
+            // operations"). Any other API error: AWS documents nothing for this action, and the
+            // twin takes the reading that never hides a failure: the attempt fails
+            // (local/README.md, assumptions; maxAttempts retries it).
+            const code = e instanceof Error ? e.name : '';
+            if (!THROTTLING_CODES.includes(code)) throw new StepFailure(`${Service} ${Api}: ${errorMessage(e)}`);
+            last = `last call throttled: ${errorMessage(e)}`;
           }
           const poll = latencyOf('WaitPollInterval');
           if (clock.now() + poll > deadline) {
@@ -454,6 +541,29 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
         return { outputs: {}, branched: false };
       }
     }
+  }
+
+  /**
+   * ssm StartAutomationExecution of a document the runner knows: validated as the API would
+   * (the document exists, the parameters satisfy it), registered InProgress, run after this
+   * execution ends. Returns the API's answer, or undefined for any other call.
+   */
+  function startAutomation(service: string, api: string, params: Record<string, unknown>): { AutomationExecutionId: string } | undefined {
+    if (service.toLowerCase() !== 'ssm' || api !== 'StartAutomationExecution' || !opts.documents) return undefined;
+    const name = String(params.DocumentName ?? '');
+    const document = opts.documents[name];
+    if (document === undefined) throw new StepFailure(`InvalidAutomationExecutionParametersException: no Automation document ${name} in the twin`);
+    const parameters = (params.Parameters ?? {}) as Record<string, unknown>;
+    try {
+      resolveParameters(parseDocument(document), parameters, opts.resolveIntrinsic);
+    } catch (e) {
+      throw new StepFailure(`InvalidAutomationExecutionParametersException: ${errorMessage(e)}`);
+    }
+    const id = cryptoRandomId();
+    reservedIds.add(id);
+    executions.set(id, 'InProgress');
+    started.push({ id, document, parameters });
+    return { AutomationExecutionId: id };
   }
 
   function evaluate(c: Record<string, unknown>): boolean {
@@ -526,9 +636,27 @@ function selectOutputs(step: StepSpec, response: unknown): Record<string, unknow
     if (!ok) {
       throw new StepFailure(`output ${o.Name} (${o.Selector}) is declared ${o.Type} but selected ${Array.isArray(v) ? 'a list' : typeof v}`);
     }
+    checkOutputSize(step, o.Name, v);
     out[o.Name] = v;
   }
   return out;
+}
+
+/**
+ * A step output value is an AutomationParameterValue: at most 512 characters (botocore
+ * data/ssm/2014-11-06/service-2.json). What Automation does with a longer one is not documented;
+ * the twin fails the step (local/README.md, assumptions), so a runbook that relies on it shows.
+ */
+function checkOutputSize(step: StepSpec, name: string, v: unknown): void {
+  const values = Array.isArray(v) ? v : [v];
+  for (const x of values) {
+    const text = typeof x === 'string' ? x : JSON.stringify(x);
+    if (text.length > MAX_AUTOMATION_VALUE_CHARS) {
+      throw new StepFailure(
+        `output ${name} of step ${step.name} is ${text.length} characters, over the ${MAX_AUTOMATION_VALUE_CHARS} of an AutomationParameterValue`,
+      );
+    }
+  }
 }
 
 /** Every string value inside v: the resource ids a wait may be waiting on. */

@@ -1,6 +1,12 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { latencyOf } from '../../local/latency';
+import { parseDocument } from '../../local/runner/document';
 import { VirtualClock } from '../../local/runner/clock';
 import {
+  CANCEL_PATH_SECONDS,
   executions,
   InvalidAutomationExecutionParameters,
   runAutomation,
@@ -25,19 +31,22 @@ describe('routing: nextStep, isEnd, document order', () => {
   it('runs steps in order, passes outputs by selector, resolves variables and the document outputs', async () => {
     // Prepare
     const fake = lambdas({
-      first: ok({ VolumeId: 'vol-1', Count: 3, Flag: true }),
       second: (e) => ({ Echo: `${e.Volume}/${e.Instance}/${e.ExecutionId}` }),
     });
+    const api = async () => ({ VolumeId: 'vol-1', Count: 3, Flag: true });
     const d = doc(
       [
-        lambdaStep('first', 'first', {
+        {
+          name: 'first',
+          action: 'aws:executeAwsApi',
+          inputs: { Service: 'ec2', Api: 'DescribeThing' },
           outputs: [
-            { Name: 'VolumeId', Selector: '$.Payload.VolumeId', Type: 'String' },
-            { Name: 'Count', Selector: '$.Payload.Count', Type: 'Integer' },
-            { Name: 'Flag', Selector: '$.Payload.Flag', Type: 'Boolean' },
+            { Name: 'VolumeId', Selector: '$.VolumeId', Type: 'String' },
+            { Name: 'Count', Selector: '$.Count', Type: 'Integer' },
+            { Name: 'Flag', Selector: '$.Flag', Type: 'Boolean' },
           ],
-        }),
-        lambdaStep('second', 'second', { outputs: [{ Name: 'Echo', Selector: '$.Payload.Echo', Type: 'String' }] }, {
+        },
+        lambdaStep('second', 'second', {}, {
           Volume: '{{ first.VolumeId }}',
           Instance: '{{ InstanceId }}',
           Count: '{{ first.Count }}',
@@ -48,13 +57,13 @@ describe('routing: nextStep, isEnd, document order', () => {
       ],
       {
         parameters: { InstanceId: { type: 'String', allowedPattern: '^i-[0-9a-f]{8,17}$' } },
-        outputs: ['second.Echo', 'first.VolumeId'],
+        outputs: ['second.Payload', 'first.VolumeId'],
       },
     );
     const id = freshId();
 
     // Act
-    const r = await runAutomation({ document: d, parameters: { InstanceId: INSTANCE }, executionId: id, invokeLambda: fake.invoke, awsCall: noAws, region: 'eu-west-1', accountId: '111122223333' });
+    const r = await runAutomation({ document: d, parameters: { InstanceId: INSTANCE }, executionId: id, invokeLambda: fake.invoke, awsCall: api, region: 'eu-west-1', accountId: '111122223333' });
 
     // Assess
     expect(r.status).toBe('Success');
@@ -62,8 +71,7 @@ describe('routing: nextStep, isEnd, document order', () => {
       ['first', 'Success', 1],
       ['second', 'Success', 1],
     ]);
-    expect(fake.calls[0].event).toEqual({ ExecutionId: id });
-    expect(fake.calls[1].event).toEqual({
+    expect(fake.calls[0].event).toEqual({
       ExecutionId: id,
       Volume: 'vol-1',
       Instance: INSTANCE,
@@ -72,10 +80,10 @@ describe('routing: nextStep, isEnd, document order', () => {
       Region: 'eu-west-1',
       Account: 'acct-111122223333',
     });
-    expect(r.outputs).toEqual({ 'second.Echo': `vol-1/${INSTANCE}/${id}`, 'first.VolumeId': 'vol-1' });
-    expect(r.steps[0].outputs.StatusCode).toBe(200);
-    expect(JSON.parse(r.steps[0].outputs.Payload as string)).toEqual({ VolumeId: 'vol-1', Count: 3, Flag: true });
-    expect(r.modeledSeconds).toBeCloseTo(2 * STEP + 2 * COLD);
+    // The Lambda step's documented Payload output: the JSON text of what the function returned.
+    expect(r.outputs).toEqual({ 'second.Payload': JSON.stringify({ Echo: `vol-1/${INSTANCE}/${id}` }), 'first.VolumeId': 'vol-1' });
+    expect(r.steps[1].outputs.StatusCode).toBe(200);
+    expect(r.modeledSeconds).toBeCloseTo(2 * STEP + API + COLD);
     expect(r.steps[1].endedAt).toBeCloseTo(r.modeledSeconds);
     expect(executions.get(id)).toBe('Success');
   });
@@ -148,11 +156,11 @@ describe('failures: onFailure, isCritical, maxAttempts', () => {
         return { Tries: n };
       },
     });
-    const d = doc([lambdaStep('flaky', 'flaky', { maxAttempts: 3, outputs: [{ Name: 'Tries', Selector: '$.Payload.Tries', Type: 'Integer' }] })]);
+    const d = doc([lambdaStep('flaky', 'flaky', { maxAttempts: 3 })]);
     const r = await run({ document: d, executionId: freshId(), invokeLambda: fake.invoke });
     expect(r.status).toBe('Success');
     expect(r.steps[0].attempts).toBe(3);
-    expect(r.steps[0].outputs.Tries).toBe(3);
+    expect(r.steps[0].outputs.Payload).toBe('{"Tries":3}');
     expect(r.modeledSeconds).toBeCloseTo(STEP + COLD + 2 * WARM);
   });
 
@@ -187,24 +195,23 @@ describe('failures: onFailure, isCritical, maxAttempts', () => {
   });
 
   it('fails a step whose selected output does not have the declared Type', async () => {
-    const fake = lambdas({ x: ok({ Started: 'yes' }) });
-    const d = doc([lambdaStep('x', 'x', { outputs: [{ Name: 'Started', Selector: '$.Payload.Started', Type: 'Boolean' }] })]);
-    const r = await run({ document: d, executionId: freshId(), invokeLambda: fake.invoke });
+    const d = doc([{ name: 'x', action: 'aws:executeAwsApi', inputs: { Service: 'ec2', Api: 'X' }, outputs: [{ Name: 'Started', Selector: '$.Started', Type: 'Boolean' }] }]);
+    const r = await run({ document: d, executionId: freshId(), awsCall: async () => ({ Started: 'yes' }) });
     expect(r.status).toBe('Failed');
     expect(r.steps[0].failureMessage).toMatch(/Started .* declared Boolean but selected string/);
   });
 
   it('a selector that matches nothing yields no output, and referencing it fails the later step', async () => {
-    const fake = lambdas({ x: ok({}), y: ok({}) });
+    const fake = lambdas({ y: ok({}) });
     const d = doc([
-      lambdaStep('x', 'x', { outputs: [{ Name: 'Missing', Selector: '$.Payload.Missing', Type: 'String' }] }),
+      { name: 'x', action: 'aws:executeAwsApi', inputs: { Service: 'ec2', Api: 'X' }, outputs: [{ Name: 'Missing', Selector: '$.Missing', Type: 'String' }] },
       lambdaStep('y', 'y', {}, { M: '{{ x.Missing }}' }),
     ]);
-    const r = await run({ document: d, executionId: freshId(), invokeLambda: fake.invoke });
+    const r = await run({ document: d, executionId: freshId(), invokeLambda: fake.invoke, awsCall: async () => ({}) });
     expect(r.steps[0]).toMatchObject({ status: 'Success' });
     expect(r.steps[0].outputs).not.toHaveProperty('Missing');
     expect(r.steps[1]).toMatchObject({ status: 'Failed', failureMessage: expect.stringContaining('{{ x.Missing }} did not resolve') });
-    expect(fake.calls).toHaveLength(1);
+    expect(fake.calls).toHaveLength(0);
   });
 });
 
@@ -290,12 +297,38 @@ describe('aws:waitForAwsResourceProperty on the virtual clock', () => {
     expect(r.modeledSeconds).toBeCloseTo(STEP + 4 * API + 3 * POLL);
   });
 
-  it('keeps polling through API errors and reports the last one when it times out', async () => {
+  it('an API error other than throttling fails the attempt at once; maxAttempts retries it', async () => {
+    // AWS documents no behaviour for an API error in this action (local/README.md, assumptions):
+    // the twin never hides one as "not yet".
     const clock = new VirtualClock();
     let calls = 0;
     const awsCall = async () => {
       calls += 1;
       throw Object.assign(new Error('The command id was not found'), { name: 'InvocationDoesNotExist' });
+    };
+    const d = doc([
+      {
+        name: 'w',
+        action: 'aws:waitForAwsResourceProperty',
+        timeoutSeconds: 30,
+        maxAttempts: 3,
+        inputs: { Service: 'ssm', Api: 'GetCommandInvocation', CommandId: 'c-1', InstanceId: 'i-1', PropertySelector: '$.Status', DesiredValues: ['Success'] },
+      },
+    ]);
+    const r = await run({ document: d, executionId: freshId(), awsCall, clock });
+    expect(r.status).toBe('Failed');
+    expect(r.steps[0].attempts).toBe(3);
+    expect(calls).toBe(3);
+    expect(r.steps[0].failureMessage).toBe('ssm GetCommandInvocation: InvocationDoesNotExist: The command id was not found');
+    expect(r.modeledSeconds).toBeCloseTo(STEP + 3 * API);
+  });
+
+  it('keeps polling through throttling (retried by Automation) and reports it when it times out', async () => {
+    const clock = new VirtualClock();
+    let calls = 0;
+    const awsCall = async () => {
+      calls += 1;
+      throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
     };
     const d = doc([
       {
@@ -309,7 +342,7 @@ describe('aws:waitForAwsResourceProperty on the virtual clock', () => {
     const r = await run({ document: d, executionId: freshId(), awsCall, clock });
     expect(r.status).toBe('TimedOut');
     expect(r.steps[0].attempts).toBe(2);
-    expect(r.steps[0].failureMessage).toContain('last call failed: InvocationDoesNotExist: The command id was not found');
+    expect(r.steps[0].failureMessage).toContain('last call throttled: ThrottlingException: Rate exceeded');
     // two attempts of 30 s each, polling about every POLL seconds
     expect(r.modeledSeconds).toBeCloseTo(STEP + 60);
     expect(calls).toBeGreaterThanOrEqual(2 * Math.floor(30 / (POLL + API)));
@@ -365,20 +398,24 @@ describe('aws:branch', () => {
   const branchDoc = (choices: unknown[], defaultStep?: string) =>
     doc(
       [
-        lambdaStep('pre', 'pre', {
+        {
+          name: 'pre',
+          action: 'aws:executeAwsApi',
+          inputs: { Service: 'ec2', Api: 'Pre' },
           outputs: [
-            { Name: 'State', Selector: '$.Payload.State', Type: 'String' },
-            { Name: 'Flag', Selector: '$.Payload.Flag', Type: 'Boolean' },
-            { Name: 'N', Selector: '$.Payload.N', Type: 'Integer' },
+            { Name: 'State', Selector: '$.State', Type: 'String' },
+            { Name: 'Flag', Selector: '$.Flag', Type: 'Boolean' },
+            { Name: 'N', Selector: '$.N', Type: 'Integer' },
           ],
-        }),
+        },
         { name: 'br', action: 'aws:branch', inputs: { Choices: choices, ...(defaultStep ? { Default: defaultStep } : {}) } },
         lambdaStep('left', 'x', { isEnd: true }),
         lambdaStep('right', 'x', { isEnd: true }),
       ],
       { parameters: { Mode: { type: 'String', default: 'fast' }, Yes: { type: 'Boolean', default: true } } },
     );
-  const pre = lambdas({ pre: ok({ State: 'running', Flag: false, N: 7 }), x: ok({}) });
+  const pre = lambdas({ x: ok({}) });
+  const preApi = async () => ({ State: 'running', Flag: false, N: 7 });
 
   it.each([
     ['StringEquals on a step output', [{ NextStep: 'right', Variable: '{{ pre.State }}', StringEquals: 'running' }], undefined, 'right'],
@@ -417,13 +454,13 @@ describe('aws:branch', () => {
       'left',
     ],
   ])('%s', async (_title, choices, defaultStep, expected) => {
-    const r = await run({ document: branchDoc(choices, defaultStep), executionId: freshId(), invokeLambda: pre.invoke });
+    const r = await run({ document: branchDoc(choices, defaultStep), executionId: freshId(), invokeLambda: pre.invoke, awsCall: preApi });
     expect(r.status).toBe('Success');
     expect(r.steps.map((s) => s.name)).toEqual(['pre', 'br', expected]);
   });
 
   it('goes on to the next step in the document when no choice matches and there is no Default', async () => {
-    const r = await run({ document: branchDoc([{ NextStep: 'right', Variable: '{{ pre.State }}', StringEquals: 'stopped' }]), executionId: freshId(), invokeLambda: pre.invoke });
+    const r = await run({ document: branchDoc([{ NextStep: 'right', Variable: '{{ pre.State }}', StringEquals: 'stopped' }]), executionId: freshId(), invokeLambda: pre.invoke, awsCall: preApi });
     expect(r.status).toBe('Success');
     expect(r.steps.map((s) => s.name)).toEqual(['pre', 'br', 'left']);
   });
@@ -433,13 +470,13 @@ describe('aws:branch', () => {
       { name: 'br', action: 'aws:branch', isEnd: true, inputs: { Choices: [{ NextStep: 'x', Variable: '{{ Mode }}', StringEquals: 'slow' }] } },
       lambdaStep('x', 'x'),
     ], { parameters: { Mode: { type: 'String', default: 'fast' } } });
-    const r = await run({ document: d, executionId: freshId(), invokeLambda: pre.invoke });
+    const r = await run({ document: d, executionId: freshId(), invokeLambda: pre.invoke, awsCall: preApi });
     expect(r.status).toBe('Success');
     expect(r.steps.map((s) => s.name)).toEqual(['br']);
   });
 
   it('fails the step when a numeric comparison meets a value that is not a number', async () => {
-    const r = await run({ document: branchDoc([{ NextStep: 'right', Variable: '{{ pre.State }}', NumericGreater: 1 }], 'left'), executionId: freshId(), invokeLambda: pre.invoke });
+    const r = await run({ document: branchDoc([{ NextStep: 'right', Variable: '{{ pre.State }}', NumericGreater: 1 }], 'left'), executionId: freshId(), invokeLambda: pre.invoke, awsCall: preApi });
     expect(r.status).toBe('Failed');
     expect(r.steps[1].failureMessage).toBe('NumericGreater: {{ pre.State }} is not a number');
   });
@@ -733,7 +770,7 @@ describe('the FunctionName value, the registry, the log, timeToAccess', () => {
     const lines: string[] = [];
     const secret = '-----BEGIN OPENSSH PRIVATE KEY-----abc';
     const fake = lambdas({ x: (e) => ({ Key: secret, Echo: e.Secret }), y: boom(`bad ${'x'}`) });
-    const d = doc([lambdaStep('a', 'x', { outputs: [{ Name: 'Key', Selector: '$.Payload.Key', Type: 'String' }] }, { Secret: 'TOPSECRETINPUT' }), lambdaStep('b', 'y', { onFailure: 'Continue' })]);
+    const d = doc([lambdaStep('a', 'x', {}, { Secret: 'TOPSECRETINPUT' }), lambdaStep('b', 'y', { onFailure: 'Continue' })]);
     await run({ document: d, executionId: freshId(), invokeLambda: fake.invoke, log: (l) => lines.push(l) });
     const all = lines.join('\n');
     expect(all).toMatch(/a Success/);
@@ -757,5 +794,156 @@ describe('the FunctionName value, the registry, the log, timeToAccess', () => {
     const d = doc([{ name: 's', action: 'aws:sleep', inputs: { Duration: 'PT1H' } }, lambdaStep('a', 'x', {}, { D: '{{ global:DATE }}', T: '{{ global:DATE_TIME }}', P: '{{ global:AWS_PARTITION }}' })]);
     await run({ document: d, executionId: freshId(), invokeLambda: fake.invoke, startDate: new Date('2026-01-31T23:30:00Z') });
     expect(fake.calls[0].event).toMatchObject({ D: '2026-02-01', T: `2026-02-01_00.30.0${2 * STEP}`, P: 'aws' });
+  });
+});
+
+/** botocore's SSM model, shipped with the preinstalled AWS CLI: the reference for the 512 cap. */
+function botocoreSsmShape(name: string): Record<string, unknown> {
+  const dir = execFileSync('python3', ['-c', 'import botocore,os;print(os.path.dirname(botocore.__file__))'], { encoding: 'utf8' }).trim();
+  const file = join(dir, 'data', 'ssm', '2014-11-06', 'service-2.json');
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : gunzipSync(readFileSync(`${file}.gz`)).toString('utf8');
+  return (JSON.parse(text) as { shapes: Record<string, Record<string, unknown>> }).shapes[name];
+}
+
+describe("Automation's documented limits", () => {
+  const AWS_MAX = botocoreSsmShape('AutomationParameterValue').max as number;
+
+  it('caps a parameter value as StartAutomationExecution does (botocore: AutomationParameterValue)', async () => {
+    expect(AWS_MAX).toBe(512);
+    expect(botocoreSsmShape('StepExecution')).toMatchObject({ members: expect.objectContaining({ Outputs: { shape: 'AutomationParameterMap', documentation: expect.any(String) } }) });
+    const d = doc([lambdaStep('a', 'x')], { parameters: { Key: { type: 'String', maxChars: 3072 } } });
+    const fake = lambdas({ x: ok({}) });
+    await expect(run({ document: d, parameters: { Key: 'k'.repeat(AWS_MAX + 1) }, executionId: freshId(), invokeLambda: fake.invoke })).rejects.toThrow(
+      InvalidAutomationExecutionParameters,
+    );
+    const r = await run({ document: d, parameters: { Key: 'k'.repeat(AWS_MAX) }, executionId: freshId(), invokeLambda: fake.invoke });
+    expect(r.status).toBe('Success');
+    expect(fake.calls).toHaveLength(1);
+  });
+
+  it('fails a step whose output value is over the cap (a Lambda Payload included)', async () => {
+    const fake = lambdas({ big: ok({ Report: 'r'.repeat(AWS_MAX) }), small: ok({ Report: 'r'.repeat(AWS_MAX - 20) }) });
+    const big = await run({ document: doc([lambdaStep('a', 'big')]), executionId: freshId(), invokeLambda: fake.invoke });
+    expect(big.status).toBe('Failed');
+    expect(big.steps[0].failureMessage).toMatch(/output Payload of step a is \d+ characters, over the 512/);
+    const small = await run({ document: doc([lambdaStep('a', 'small')]), executionId: freshId(), invokeLambda: fake.invoke });
+    expect(small.status).toBe('Success');
+  });
+
+  it('refuses a selector inside an aws:invokeLambdaFunction Payload (AWS documents none) and takes the documented outputs', () => {
+    const inside = doc([lambdaStep('a', 'x', { outputs: [{ Name: 'V', Selector: '$.Payload.V', Type: 'String' }] })]);
+    expect(() => parseDocument(inside)).toThrow(/Selector \$\.Payload\.V is not documented for aws:invokeLambdaFunction/);
+    const whole = doc([lambdaStep('a', 'x', { outputs: [{ Name: 'P', Selector: '$.Payload', Type: 'String' }] })]);
+    expect(() => parseDocument(whole)).not.toThrow();
+  });
+
+  it('takes LogType None and refuses Tail, which the twin cannot return', () => {
+    const step = (LogType: string) => doc([{ name: 'a', action: 'aws:invokeLambdaFunction', inputs: { FunctionName: 'x', LogType } }]);
+    expect(() => parseDocument(step('None'))).not.toThrow();
+    expect(() => parseDocument(step('Tail'))).toThrow(/LogType "Tail" is not implemented/);
+  });
+
+  it(`stops the cancellation path after ${CANCEL_PATH_SECONDS} s: what runs past it is cut short, nothing after runs`, async () => {
+    const fake = lambdas({ x: ok({}), last: ok({}) });
+    const sleep = (name: string, seconds: number, next: string) => ({ name, action: 'aws:sleep', inputs: { Duration: `PT${seconds}S` }, nextStep: next });
+    const d = doc([
+      lambdaStep('a', 'x'),
+      lambdaStep('b', 'x', { onCancel: 'step:slow', isEnd: true }),
+      sleep('slow', 90, 'slower'),
+      sleep('slower', 60, 'last'),
+      lambdaStep('last', 'last', { isEnd: true }),
+    ]);
+    const r = await run({ document: d, executionId: freshId(), invokeLambda: fake.invoke, cancelAt: 'b' });
+    const cancelAt = r.steps[1].startedAt;
+    expect(r.status).toBe('Cancelled');
+    expect(r.cancelPathCutShort).toBe(true);
+    expect(r.steps.map((s) => [s.name, s.status])).toEqual([
+      ['a', 'Success'],
+      ['b', 'Cancelled'],
+      ['slow', 'Success'],
+      ['slower', 'Cancelled'],
+    ]);
+    expect(r.modeledSeconds).toBeCloseTo(cancelAt + CANCEL_PATH_SECONDS);
+    expect(fake.names()).toEqual(['x']);
+  });
+
+  it('a cancellation path within the two minutes runs to its end', async () => {
+    const fake = lambdas({ x: ok({}), last: ok({}) });
+    const d = doc([
+      lambdaStep('b', 'x', { onCancel: 'step:slow', isEnd: true }),
+      { name: 'slow', action: 'aws:sleep', inputs: { Duration: 'PT100S' } },
+      lambdaStep('last', 'last', { isEnd: true }),
+    ]);
+    const r = await run({ document: d, executionId: freshId(), invokeLambda: fake.invoke, cancelAt: 'b' });
+    expect(r.status).toBe('Cancelled');
+    expect(r.cancelPathCutShort).toBeUndefined();
+    expect(fake.names()).toEqual(['last']);
+  });
+});
+
+describe('aws:executeAwsApi ssm StartAutomationExecution of a known document', () => {
+  const restoreDoc = doc(
+    [
+      {
+        name: 'waitForEnd',
+        action: 'aws:waitForAwsResourceProperty',
+        timeoutSeconds: 600,
+        inputs: { Service: 'ssm', Api: 'GetAutomationExecution', AutomationExecutionId: '{{ ExecutionId }}', PropertySelector: '$.AutomationExecution.AutomationExecutionStatus', DesiredValues: ['Cancelled', 'Failed', 'Success'] },
+      },
+      lambdaStep('restore', 'restore', { isEnd: true }, { Of: '{{ ExecutionId }}' }),
+    ],
+    { parameters: { ExecutionId: { type: 'String' } } },
+  );
+  const parent = doc([
+    lambdaStep('a', 'x', { onCancel: 'step:startRestore' }),
+    lambdaStep('b', 'x', { onCancel: 'step:startRestore', isEnd: true }),
+    {
+      name: 'startRestore',
+      action: 'aws:executeAwsApi',
+      isEnd: true,
+      inputs: { Service: 'ssm', Api: 'StartAutomationExecution', DocumentName: 'Restore', Parameters: { ExecutionId: ['{{ automation:EXECUTION_ID }}'] } },
+      outputs: [{ Name: 'RestoreExecutionId', Selector: '$.AutomationExecutionId', Type: 'String' }],
+    },
+  ], { outputs: ['startRestore.RestoreExecutionId'] });
+  // GetAutomationExecution as the twin's agent answers it: from the runner's registry.
+  const registryApi = async (service: string, api: string, params: Record<string, unknown>) => {
+    if (service === 'ssm' && api === 'GetAutomationExecution') {
+      return { AutomationExecution: { AutomationExecutionStatus: executions.get(String(params.AutomationExecutionId)) } };
+    }
+    throw new Error(`unexpected ${service} ${api}`);
+  };
+
+  it('returns the new id at once; the started execution runs after the cancelled one has ended, on its own time', async () => {
+    const fake = lambdas({ x: ok({}), restore: ok({ Restored: true }) });
+    const id = freshId();
+    const r = await run({ document: parent, executionId: id, invokeLambda: fake.invoke, awsCall: registryApi, cancelAt: 'b', documents: { Restore: restoreDoc } });
+    expect(r.status).toBe('Cancelled');
+    expect(r.steps.map((s) => [s.name, s.status])).toEqual([
+      ['a', 'Success'],
+      ['b', 'Cancelled'],
+      ['startRestore', 'Success'],
+    ]);
+    expect(r.startedExecutions).toHaveLength(1);
+    const child = r.startedExecutions[0];
+    expect(r.outputs['startRestore.RestoreExecutionId']).toBe(child.executionId);
+    expect(child.status).toBe('Success');
+    expect(child.steps.map((s) => [s.name, s.status])).toEqual([
+      ['waitForEnd', 'Success'],
+      ['restore', 'Success'],
+    ]);
+    // The restore ran for the cancelled execution, and only after it ended.
+    expect(fake.calls.at(-1)?.event).toMatchObject({ Of: id });
+    expect(executions.get(child.executionId)).toBe('Success');
+    expect(child.modeledSeconds).toBeCloseTo(2 * STEP + API + COLD);
+  });
+
+  it('fails the step as the API would when the parameters do not satisfy the started document', async () => {
+    const bad = doc([
+      lambdaStep('b', 'x', { onCancel: 'step:startRestore', isEnd: true }),
+      { name: 'startRestore', action: 'aws:executeAwsApi', isEnd: true, inputs: { Service: 'ssm', Api: 'StartAutomationExecution', DocumentName: 'Restore', Parameters: { Nope: ['1'] } } },
+    ]);
+    const r = await run({ document: bad, executionId: freshId(), invokeLambda: lambdas({ x: ok({}) }).invoke, cancelAt: 'b', documents: { Restore: restoreDoc } });
+    expect(r.steps[1]).toMatchObject({ status: 'Failed', failureMessage: expect.stringContaining('Nope') });
+    expect(r.startedExecutions).toEqual([]);
   });
 });
