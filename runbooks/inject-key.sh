@@ -1,25 +1,18 @@
 #!/usr/bin/env bash
 # inject-key.sh: add one OpenSSH public key to the authorized keys of users of a Linux root
-# filesystem. Runs on the helper instance as the script of the inject-key Command document.
-#
-# Offline method (SSM_Root empty): the target's root volume SSM_VolumeId is attached to this
-# machine. Find its device by the volume id, find the one Linux root among the disk and its
-# partitions (ext2/3/4, xfs, btrfs, LVM logical volumes), follow the target's /etc/fstab to the
-# filesystems that hold the homes and key files (a separate /home, or /var with /var/home),
-# inject, unmount.
-# Online method (SSM_Root=/): the same logic on the running system, nothing mounted.
-#
-# Inputs, only from the environment (Command document parameters, interpolationType ENV_VAR):
-#   SSM_VolumeId   vol-0123456789abcdef0, or empty with SSM_Root=/
-#   SSM_PublicKey  one OpenSSH public key line
-#   SSM_Users      comma-separated user names, or empty: the cloud-init default user, else
-#                  every user with uid >= 1000 and a login shell
-#   SSM_Root       empty (offline) or / (online)
-# Output: log lines on stderr; the last line of stdout is one JSON report
-#   {"version":1,"status":"ok"|"error",...}; non-zero exit on error. A refusal (no root, two
-#   roots, unknown user, ...) is decided while everything is mounted read-only: nothing written.
-# Needs only bash, coreutils, util-linux, e2fsprogs and xfsprogs; uses btrfs-progs, lvm2, attr
-# and chcon when present.
+# filesystem. Offline (SSM_Root empty): the target's root volume SSM_VolumeId is attached here;
+# find its device by the volume id, the one Linux root among the disk and its partitions (ext2/3/4,
+# xfs, btrfs, LVM), the filesystems its /etc/fstab puts the homes on; inject; unmount. Online
+# (SSM_Root=/): the same on the running system.
+# Inputs (environment only, interpolationType ENV_VAR): SSM_VolumeId, SSM_PublicKey (one public
+# key line), SSM_Users (comma-separated, or empty: the cloud-init default user, else every user
+# with uid >= 1000 and a login shell), SSM_Root. Output: log on stderr; the last stdout line is one
+# JSON report {"version":1,"status":"ok"|"error",...}; non-zero exit on error. Every refusal is
+# decided before anything is written; a failed write is undone.
+# The file written is the one sshd reads for the user (Match blocks included), and only where sshd
+# would trust it (StrictModes); under a directory the user controls the writes run with the user's
+# uid/gid, so that the kernel refuses whatever the user could not write (a link of theirs cannot
+# steer a root write).
 if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi
 set +o posix
 set -Eeuo pipefail
@@ -31,52 +24,29 @@ export LVM_SUPPRESS_FD_WARNINGS=1
 readonly DEVICE_WAIT_SECONDS=120
 readonly BY_ID_PREFIX=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_
 readonly SSH_HOME_LABEL=system_u:object_r:ssh_home_t:s0
-readonly DEFAULT_AUTHORIZED_KEYS=.ssh/authorized_keys
 readonly KEY_PATTERN='^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) ([A-Za-z0-9+/]+={0,2})( [A-Za-z0-9@._+=:,/ -]{0,256})?$'
 readonly USERS_PATTERN='^([a-z_][a-z0-9_.-]{0,31}(,[a-z_][a-z0-9_.-]{0,31})*)?$'
 readonly VOLUME_PATTERN='^(vol-[0-9a-f]{8,17})?$'
 # LVM: no metadata backups or archives on the helper for the target's volume groups.
 readonly LVM_CONFIG='backup { backup = 0 archive = 0 }'
 
-# --- state -------------------------------------------------------------------------------
-VOLUME_ID=""
-PUBLIC_KEY=""
-KEY_TYPE=""
-KEY_BASE64=""
-KEY_LINE=""
-REQUESTED_USERS=""
-ONLINE=0
-WORK_DIR=""
-ROOT=""            # the target's root as seen from here ("/" online, a mount point offline)
-TARGET=""          # prefix for paths inside the target: "" online, ROOT offline
-DISK=""
-ROOT_DEVICE=""
-ROOT_FSTYPE=""
-ROOT_SUBVOL=""
-HOME_DEVICE=""      # the filesystem that holds the first user's home, when not the root (report)
-HOME_FSTYPE=""
+VOLUME_ID="" PUBLIC_KEY="" KEY_TYPE="" KEY_BASE64="" KEY_LINE="" REQUESTED_USERS=""
+ONLINE=0 WORK_DIR="" DISK="" ROOT_DEVICE="" ROOT_FSTYPE="" ROOT_SUBVOL="" SELINUX=0 REPORT_DONE=0
+ROOT=""   # the target's root as seen from here ("/" online, a mount point offline)
+TARGET="" # prefix for paths inside the target: "" online, ROOT offline
+HOME_DEVICE="" HOME_FSTYPE="" # the filesystem holding the first user's home, when not the root
 # The target's other filesystems that hold a home or key file we write (from its fstab), outermost first.
-EXTRA_POINTS=()
-EXTRA_DEVICES=()
-EXTRA_FSTYPES=()
-EXTRA_OPTIONS=()
-SELINUX=0
-REPORT_DONE=0
-MOUNTS=()          # mount points, in mount order
-ACTIVATED_VGS=()
+EXTRA_POINTS=() EXTRA_DEVICES=() EXTRA_FSTYPES=() EXTRA_OPTIONS=()
+MOUNTS=() ACTIVATED_VGS=() REPLAYED=()
 REIMMUTABLE=()     # files whose immutable flag must be set again
-CHANGES=()         # JSON objects
-WARNINGS=()        # JSON strings
+CHANGES=() WARNINGS=() # JSON
 CANDIDATE_NOTES=() # what each candidate turned out to be, for the error message
-declare -A PASSWD_UID=() PASSWD_GID=() PASSWD_HOME=() PASSWD_SHELL=()
+declare -A PASSWD_UID=() PASSWD_GID=() PASSWD_HOME=() PASSWD_SHELL=() GROUP_NAME=() GROUP_USERS=()
 PASSWD_ORDER=()
-AUTHORIZED_KEYS_FILES=()
-# The plan: one entry per selected user.
-PLAN_USER=()
-PLAN_FILE=()       # resolved path inside the target
-PLAN_HOME=()       # resolved home inside the target
+PLAN_USER=() PLAN_FILE=() PLAN_HOME=() PLAN_WRITER=() # one per selected user; WRITER: uid the writes run as
+WRITER=0 WGID=0
+UNDO=()            # writes to undo when a later one fails: "uid op size path"
 
-# --- output ------------------------------------------------------------------------------
 log() { printf 'inject-key: %s\n' "$*" >&2; }
 
 json_string() {
@@ -101,28 +71,25 @@ warn() {
 }
 
 print_error_report() {
-  local message=$1
   REPORT_DONE=1
   printf '{"version":1,"status":"error","error":%s,"changes":%s,"warnings":%s}\n' \
-    "$(json_string "$message")" "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")"
+    "$(json_string "$1")" "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")"
 }
 
 print_ok_report() {
-  local home=null
-  if [[ -n $HOME_DEVICE ]]; then
-    home=$(printf '{"device":%s,"fstype":%s}' "$(json_string "$HOME_DEVICE")" "$(json_string "$HOME_FSTYPE")")
-  fi
-  local selinux=false i
+  local home=null selinux=false i
+  local -a mounts=() replayed=()
+  [[ -n $HOME_DEVICE ]] && home=$(printf '{"device":%s,"fstype":%s}' "$(json_string "$HOME_DEVICE")" "$(json_string "$HOME_FSTYPE")")
   ((SELINUX)) && selinux=true
-  local -a mounts=()
   for i in "${!EXTRA_POINTS[@]}"; do
     mounts+=("$(printf '{"mountpoint":%s,"device":%s,"fstype":%s}' "$(json_string "${EXTRA_POINTS[i]}")" \
       "$(json_string "${EXTRA_DEVICES[i]}")" "$(json_string "${EXTRA_FSTYPES[i]}")")")
   done
+  for i in "${REPLAYED[@]}"; do replayed+=("$(json_string "$i")"); done
   REPORT_DONE=1
-  printf '{"version":1,"status":"ok","root":{"device":%s,"fstype":%s},"home":%s,"mounts":%s,"selinux":%s,"changes":%s,"warnings":%s}\n' \
+  printf '{"version":1,"status":"ok","root":{"device":%s,"fstype":%s},"home":%s,"mounts":%s,"selinux":%s,"journalReplayed":%s,"changes":%s,"warnings":%s}\n' \
     "$(json_string "$ROOT_DEVICE")" "$(json_string "$ROOT_FSTYPE")" "$home" "$(json_join "${mounts[@]}")" "$selinux" \
-    "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")"
+    "$(json_join "${replayed[@]}")" "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")"
 }
 
 # Refuse or fail: clean up, print the error report, exit 1.
@@ -138,7 +105,6 @@ die() {
   exit 1
 }
 
-# --- cleanup (every exit path) -------------------------------------------------------------
 restore_immutable() {
   local file
   for file in "${REIMMUTABLE[@]}"; do
@@ -148,8 +114,7 @@ restore_immutable() {
 }
 
 # MOUNTS may name a directory that is not (or no longer) mounted: a signal can arrive between
-# a mount and its bookkeeping. Only what is mounted is unmounted; a failure does not stop the
-# others.
+# a mount and its bookkeeping. Only what is mounted is unmounted; a failure does not stop the others.
 unmount_all() {
   local i mountpoint status=0
   for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
@@ -178,7 +143,7 @@ cleanup() {
   unmount_all || status=1
   deactivate_vgs
   if [[ -n $WORK_DIR && -d $WORK_DIR ]]; then
-    rm -f -- "$WORK_DIR/mount.err"
+    rm -f -- "$WORK_DIR/mount.err" "$WORK_DIR/w.err"
     find "$WORK_DIR" -mindepth 1 -maxdepth 1 -type d -empty -delete 2>/dev/null || true
     rmdir -- "$WORK_DIR" 2>/dev/null || { log "left $WORK_DIR (not empty)"; status=1; }
   fi
@@ -217,21 +182,61 @@ read_parameters() {
   [[ $REQUESTED_USERS =~ $USERS_PATTERN ]] || die "Users must be comma-separated user names"
   [[ $root == "" || $root == / ]] || die "Root must be empty (offline method) or / (online method)"
   [[ -n $PUBLIC_KEY ]] || die "PublicKey is empty: give one OpenSSH public key line"
-  if [[ $PUBLIC_KEY == *"PRIVATE KEY"* ]]; then
-    die "PublicKey is a private key; paste the .pub line"
-  fi
+  [[ $PUBLIC_KEY != *"PRIVATE KEY"* ]] || die "PublicKey is a private key; paste the .pub line"
   [[ $PUBLIC_KEY =~ $KEY_PATTERN ]] || die "PublicKey is not one OpenSSH public key line (type, base64, optional comment of safe characters)"
   KEY_TYPE=${BASH_REMATCH[1]}
   KEY_BASE64=${BASH_REMATCH[3]}
   local comment=${BASH_REMATCH[4]# }
   KEY_LINE="$KEY_TYPE $KEY_BASE64"
   [[ -n ${comment// /} ]] && KEY_LINE+=" $comment"
+  check_blob
   if [[ $root == / ]]; then
     [[ -z $VOLUME_ID ]] || die "give either VolumeId (offline method) or Root=/ (online method), not both"
     ONLINE=1
   else
     [[ -n $VOLUME_ID ]] || die "VolumeId is required for the offline method (or set Root=/)"
   fi
+}
+
+hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
+
+# Next SSH wire-format string of BLOB (hex) at POS into S; 1 when truncated.
+BLOB="" POS=0 S=""
+next_string() {
+  ((POS + 8 <= ${#BLOB})) || return 1
+  local n=$((2 * 16#${BLOB:POS:8}))
+  POS=$((POS + 8))
+  ((POS + n <= ${#BLOB})) || return 1
+  S=${BLOB:POS:n}
+  POS=$((POS + n))
+}
+
+# The key blob must be a public key of its type (RFC 4253 6.6, RFC 5656 3.1, RFC 8709 4, OpenSSH
+# PROTOCOL.u2f): the inner type, the fields and their sizes, nothing after.
+check_blob() {
+  local bad="PublicKey is not a valid $KEY_TYPE public key:" n
+  [[ $(printf '%s' "$KEY_BASE64" | base64 -d 2>/dev/null | base64 -w0) == "$KEY_BASE64" ]] || die "$bad the base64 is not canonical"
+  BLOB=$(printf '%s' "$KEY_BASE64" | base64 -d | od -An -v -tx1 | tr -d ' \n')
+  POS=0
+  { next_string && [[ $S == "$(hex "$KEY_TYPE")" ]]; } || die "$bad the key data does not begin with its type"
+  case $KEY_TYPE in
+    *ed25519*) { next_string && ((${#S} == 64)); } || die "$bad not a 32-byte Ed25519 key" ;;
+    ssh-rsa)
+      { next_string && ((${#S} >= 2 && ${#S} <= 16)); } || die "$bad bad exponent"
+      next_string || die "$bad truncated"
+      while [[ $S == 00* ]]; do S=${S:2}; done
+      [[ $S == 0* ]] && S=${S:1}
+      n=$((${#S} * 4))
+      ((n)) && { ((16#${S:0:1} < 8)) && n=$((n - 1)); ((16#${S:0:1} < 4)) && n=$((n - 1)); ((16#${S:0:1} < 2)) && n=$((n - 1)); }
+      ((n >= 2048 && n <= 16384)) || die "$bad the modulus has $n bits (2048 to 16384 accepted)" ;;
+    *)
+      n=${KEY_TYPE#*nistp}; n=${n%%@*}
+      { next_string && [[ $S == "$(hex "nistp$n")" ]]; } || die "$bad the curve does not match the type"
+      n=$((((n + 7) >> 3) * 4 + 2))
+      { next_string && ((${#S} == n)) && [[ $S == 04* ]]; } || die "$bad not an uncompressed point of its curve" ;;
+  esac
+  if [[ $KEY_TYPE == sk-* ]]; then { next_string && [[ $S == 7373683a* ]]; } || die "$bad the application does not begin with ssh:"; fi
+  ((POS == ${#BLOB})) || die "$bad trailing bytes after the key"
 }
 
 # --- the device --------------------------------------------------------------------------
@@ -306,6 +311,14 @@ unmount_last() {
   unset 'MOUNTS[last]'
 }
 
+journal_dirty() {
+  case $2 in
+    ext3 | ext4) [[ $(dumpe2fs -h -- "$1" 2>/dev/null) == *"features:"*needs_recovery* ]] ;;
+    xfs) [[ $({ xfs_logprint -t -- "$1" 2>/dev/null || true; } | head -c 2048) == *"state: <DIRTY>"* ]] ;;
+    *) return 1 ;;
+  esac
+}
+
 is_linux_root() { [[ -f $1/etc/passwd && ! -L $1/etc/passwd && -d $1/etc/ssh ]]; }
 
 # Activate the volume group on an LVM physical volume; set LVM_LVS to its logical volumes.
@@ -353,6 +366,15 @@ find_root() {
       *) CANDIDATE_NOTES+=("$device: $fstype"); continue ;;
     esac
     dir=$(new_mount_dir)
+    if journal_dirty "$device" "$fstype"; then
+      # The instance's kernel replays the journal when it mounts the filesystem at the next boot:
+      # judge (and write to) that state. A read-write mount replays it as the kernel does.
+      mount_fs "$device" "$fstype" "$dir" rw || die "cannot replay the journal of $device ($fstype): $(tail -n 1 "$WORK_DIR/mount.err")"
+      umount -- "$dir"
+      unset 'MOUNTS[-1]'
+      REPLAYED+=("$device")
+      warn "the journal of $device ($fstype) was not clean: it was replayed, as the instance's kernel would at its next boot"
+    fi
     if ! mount_fs "$device" "$fstype" "$dir" inspect; then
       CANDIDATE_NOTES+=("$device: $fstype that could not be mounted ($(tail -n 1 "$WORK_DIR/mount.err"))")
       rmdir -- "$dir"
@@ -464,23 +486,22 @@ lvm_paths() {
 # The paths the plan will write: each selected user's home and key file, as written and as
 # resolved through the root's symbolic links (/home -> var/home). Sets WRITE_PATHS.
 paths_to_write() {
-  local user
+  local user t
   local -a saved=("${WARNINGS[@]}")
-  PASSWD_UID=(); PASSWD_GID=(); PASSWD_HOME=(); PASSWD_SHELL=(); PASSWD_ORDER=()
-  read_passwd
-  read_authorized_keys_setting
+  read_target
   select_users
-  WRITE_PATHS=()
-  FIRST_HOME_PATHS=()
+  WRITE_PATHS=() FIRST_HOME_PATHS=()
   for user in "${SELECTED_USERS[@]}"; do
-    [[ ${PASSWD_HOME[$user]} == /* ]] || continue
-    expand_tokens "${AUTHORIZED_KEYS_FILES[0]}" "$user"
-    WRITE_PATHS+=("${PASSWD_HOME[$user]}" "$EXPANDED")
     resolve_in_root "${PASSWD_HOME[$user]}"
-    WRITE_PATHS+=("$RESOLVED")
+    WRITE_PATHS+=("${PASSWD_HOME[$user]}" "$RESOLVED")
     ((${#FIRST_HOME_PATHS[@]})) || FIRST_HOME_PATHS=("${PASSWD_HOME[$user]}" "$RESOLVED")
-    resolve_in_root "$EXPANDED"
-    WRITE_PATHS+=("$RESOLVED")
+    authorized_keys_files "$user"
+    for t in "${AKF[@]}"; do
+      [[ ${t,,} == none ]] && continue
+      expand_tokens "$t" "$user"
+      resolve_in_root "$EXPANDED"
+      WRITE_PATHS+=("$EXPANDED" "$RESOLVED")
+    done
   done
   # plan() reads the same and warns again.
   WARNINGS=("${saved[@]}")
@@ -551,6 +572,7 @@ swap_extra() {
 # (chroot semantics): an absolute symlink restarts at the target's root, ".." stops at it.
 # Components that do not exist are kept as they are.
 RESOLVED=""
+VISITED=() # directories looked into
 resolve_in_root() {
   local -a todo=() parts=()
   local current="" component link hops=0
@@ -562,6 +584,7 @@ resolve_in_root() {
       "" | .) continue ;;
       ..) current=${current%/*}; continue ;;
     esac
+    VISITED+=("${current:-/}")
     if [[ -L $TARGET$current/$component ]]; then
       hops=$((hops + 1))
       ((hops <= 40)) || die "too many symbolic links resolving $1 in the target"
@@ -577,8 +600,9 @@ resolve_in_root() {
 }
 
 # --- the target's configuration ------------------------------------------------------------
-read_passwd() {
-  local name password uid gid gecos home shell
+read_target() {
+  local name password uid gid gecos home shell members
+  PASSWD_UID=() PASSWD_GID=() PASSWD_HOME=() PASSWD_SHELL=() PASSWD_ORDER=() GROUP_NAME=() GROUP_USERS=()
   [[ -f $TARGET/etc/passwd ]] || die "the target has no /etc/passwd"
   while IFS=: read -r name password uid gid gecos home shell || [[ -n $name ]]; do
     [[ -z $name || $name == [+-]* || $name == \#* ]] && continue
@@ -590,7 +614,15 @@ read_passwd() {
     PASSWD_SHELL[$name]=$shell
     PASSWD_ORDER+=("$name")
   done <"$TARGET/etc/passwd"
+  if [[ -f $TARGET/etc/group ]]; then
+    while IFS=: read -r name password gid members || [[ -n $name ]]; do
+      [[ $gid =~ ^[0-9]+$ ]] || continue
+      [[ -n ${GROUP_NAME[$gid]+set} ]] || GROUP_NAME[$gid]=$name
+      GROUP_USERS[$name]=",$members,"
+    done <"$TARGET/etc/group"
+  fi
   : "$password" "$gecos"
+  read_selinux
 }
 
 # The cloud-init default user: system_info.default_user.name in cloud.cfg, overridden by
@@ -627,11 +659,16 @@ default_user_in() {
   printf '%s' "$name"
 }
 
-is_login_shell() {
-  case "$1" in
-    "" | */nologin | */false | */sync | */shutdown | */halt) return 1 ;;
-  esac
-  return 0
+# Why USER cannot be given a key (nothing: it can). An empty shell is /bin/sh, as for sshd.
+unfit() {
+  local home=${PASSWD_HOME[$1]}
+  if [[ $home != /* ]]; then
+    printf 'has no absolute home directory in the target'\''s /etc/passwd'
+  elif [[ $home =~ ^/+$ || $(resolve_in_root "$home"; printf '%s' "$RESOLVED") == / ]]; then
+    printf 'has the home directory %s, the top of the target' "$home"
+  elif [[ ${PASSWD_SHELL[$1]} =~ /(nologin|false|sync|shutdown|halt)$ ]]; then
+    printf 'has the shell %s, which allows no login' "${PASSWD_SHELL[$1]}"
+  fi
 }
 
 SELECTED_USERS=()
@@ -639,85 +676,152 @@ WRITE_PATHS=()      # set by paths_to_write
 FIRST_HOME_PATHS=() # the first user's home, as written and as resolved (paths_to_write)
 select_users() {
   local -a users=()
-  local name
+  local name why
   if [[ -n $REQUESTED_USERS ]]; then
     IFS=, read -ra users <<<"$REQUESTED_USERS"
     for name in "${users[@]}"; do
       [[ -n ${PASSWD_UID[$name]+set} ]] || die "user $name is not in the target's /etc/passwd"
+      why=$(unfit "$name")
+      [[ -z $why ]] || die "user $name $why: refusing to give it a key"
     done
   else
     name=$(cloud_init_default_user)
     if [[ -n $name && -n ${PASSWD_UID[$name]+set} ]]; then
-      log "cloud-init default user: $name"
-      users=("$name")
-    else
-      [[ -n $name ]] && warn "the cloud-init default user $name is not in the target's /etc/passwd"
+      why=$(unfit "$name")
+      if [[ -z $why ]]; then
+        log "cloud-init default user: $name"
+        users=("$name")
+      else
+        warn "the cloud-init default user $name $why: skipped"
+      fi
+    elif [[ -n $name ]]; then
+      warn "the cloud-init default user $name is not in the target's /etc/passwd"
+    fi
+    if ((${#users[@]} == 0)); then
       for name in "${PASSWD_ORDER[@]}"; do
-        if ((PASSWD_UID[$name] >= 1000 && PASSWD_UID[$name] != 65534)) && is_login_shell "${PASSWD_SHELL[$name]}"; then
+        if ((PASSWD_UID[$name] >= 1000 && PASSWD_UID[$name] != 65534)) && [[ -z $(unfit "$name") ]]; then
           users+=("$name")
         fi
       done
     fi
-    ((${#users[@]})) || die "no user to give the key: no cloud-init default user and no user with uid >= 1000 and a login shell in the target's /etc/passwd; name one in Users"
+    ((${#users[@]})) || die "no user to give the key: no cloud-init default user and no user with uid >= 1000, a login shell and a home in the target's /etc/passwd; name one in Users"
   fi
   SELECTED_USERS=("${users[@]}")
 }
 
-# AuthorizedKeysFile from the target's sshd_config and its Include files: the first value
-# outside a Match block wins (as in sshd).
-read_authorized_keys_setting() {
-  AUTHORIZED_KEYS_FILES=()
-  if [[ -f $TARGET/etc/ssh/sshd_config ]]; then
-    sshd_config_file /etc/ssh/sshd_config 0 || true
-  fi
-  if ((${#AUTHORIZED_KEYS_FILES[@]} == 0)); then
-    AUTHORIZED_KEYS_FILES=("$DEFAULT_AUTHORIZED_KEYS")
-  fi
-  log "AuthorizedKeysFile: ${AUTHORIZED_KEYS_FILES[*]}"
+# AuthorizedKeysFile for USER as sshd computes it (openssh-portable servconf.c): at start-up the
+# config is read with only global lines (and Match all) active; for a connection it is read again
+# with only Match blocks active, evaluated for the user, and the first value set there overrides.
+# In each pass the first active value wins. Include: in place, relative to /etc/ssh, glob sorted;
+# a Match in an included file ends with it; an Include in a block that is not active adds nothing,
+# except before the first Match of a file in the second pass (its Match blocks still count).
+# Sets AKF (default .ssh/authorized_keys .ssh/authorized_keys2) and STRICT_MODES.
+AKF=() STRICT_MODES=""
+authorized_keys_files() {
+  local active=0 unknown=0 set=0 pass=match
+  AKF=() STRICT_MODES=""
+  sshd_config_file /etc/ssh/sshd_config 0 "$1" 1
+  active=1 pass=global
+  sshd_config_file /etc/ssh/sshd_config 0 "$1" 0
+  ((set)) || AKF=(.ssh/authorized_keys .ssh/authorized_keys2)
 }
 
-# sshd_config_file PATH DEPTH: returns 0 when AuthorizedKeysFile was found.
+# sshd_config_file PATH DEPTH USER MATCH_ONLY: uses active, unknown, set and pass of authorized_keys_files.
 sshd_config_file() {
-  local path=$1 depth=$2 line keyword args in_match=0 pattern file
-  ((depth <= 16)) || die "sshd_config Include nests deeper than 16 levels"
-  resolve_in_root "$path"
-  local resolved=$TARGET$RESOLVED
-  [[ -f $resolved ]] || return 1
-  local -a words=() files=()
+  local line keyword pattern file oactive monly=$4
+  local -a w=() files=()
+  ((${2} <= 16)) || die "sshd_config Include nests deeper than 16 levels"
+  resolve_in_root "$1"
+  [[ -f $TARGET$RESOLVED ]] || return 0
   while IFS= read -r line || [[ -n $line ]]; do
     line=${line%$'\r'}
-    [[ $line =~ ^[[:space:]]*(#|$) ]] && continue
     [[ $line =~ ^[[:space:]]*([A-Za-z]+)[[:space:]]*(=[[:space:]]*|[[:space:]]+)(.*)$ ]] || continue
     keyword=${BASH_REMATCH[1],,}
-    args=${BASH_REMATCH[3]}
-    args=${args%%[[:space:]]#*}
-    case "$keyword" in
-      match) in_match=1 ;;
+    read -ra w <<<"${BASH_REMATCH[3]//\"/}"
+    for pattern in "${!w[@]}"; do [[ ${w[pattern]} == \#* ]] && w=("${w[@]:0:pattern}") && break; done
+    case $keyword in
+      match)
+        unknown=0 monly=0 active=0
+        if [[ $pass == global ]]; then
+          [[ ${w[0],,} == all ]] && active=1
+        elif match_line "$3" "${w[@]}"; then
+          active=1
+        else
+          [[ $? == 2 ]] && unknown=1
+        fi ;;
       include)
-        ((in_match)) && continue
-        read -ra words <<<"$args"
-        for pattern in "${words[@]}"; do
-          pattern=${pattern//\"/}
+        ((active || monly)) || continue
+        for pattern in "${w[@]}"; do
           [[ $pattern == /* ]] || pattern=/etc/ssh/$pattern
           glob_in_target "$pattern"
           files=("${GLOB_MATCHES[@]}")
           for file in "${files[@]}"; do
-            sshd_config_file "$file" $((depth + 1)) && return 0
+            oactive=$active
+            sshd_config_file "$file" $(($2 + 1)) "$3" "$monly"
+            active=$oactive unknown=0
           done
-        done
-        ;;
+        done ;;
       authorizedkeysfile)
-        ((in_match)) && continue
-        read -ra words <<<"$args"
-        AUTHORIZED_KEYS_FILES=("${words[@]//\"/}")
-        if [[ ${AUTHORIZED_KEYS_FILES[0],,} == none ]]; then
-          die "the target's sshd_config sets AuthorizedKeysFile none: sshd reads no key file"
-        fi
-        return 0
-        ;;
+        ((set)) && continue
+        if ((active)); then
+          AKF=("${w[@]}") set=1
+        elif ((unknown)); then
+          warn "sshd_config ($1) sets AuthorizedKeysFile in a Match block whose Address, Host, LocalAddress, LocalPort or RDomain cannot be known offline: assumed not to apply to $3"
+        fi ;;
+      strictmodes) [[ $pass == global ]] && ((active)) && [[ -z $STRICT_MODES ]] && STRICT_MODES=${w[0],,} ;;
     esac
-  done <"$resolved"
-  return 1
+  done <"$TARGET$RESOLVED"
+  return 0
+}
+
+# match_line USER CRITERIA...: 0 all match, 1 one does not, 2 only criteria that cannot be known
+# offline are left (User and Group are known; patterns as sshd's match_pattern_list).
+match_line() {
+  local user=$1 r=0 a v
+  shift
+  while (($#)); do
+    a=$1
+    shift
+    case ${a,,} in all) continue ;; invalid-user) r=1; continue ;; esac
+    if [[ $a == *=* ]]; then v=${a#*=} a=${a%%=*}; else v=${1-}; (($#)) && shift; fi
+    case ${a,,} in
+      user) pattern_list "$user" "$v" || r=1 ;;
+      group) group_match "$user" "$v" || r=1 ;;
+      *) ((r)) || r=2 ;;
+    esac
+  done
+  return "$r"
+}
+
+# pattern_list STRING LIST: 0 when a pattern matches and no negated one does, 2 when a negated
+# one matches, 1 otherwise (* and ?, case-sensitive).
+pattern_list() {
+  local p r=1
+  local -a list=()
+  IFS=, read -ra list <<<"$2"
+  for p in "${list[@]}"; do
+    p=${p//\\/\\\\}
+    p=${p//[/\\[}
+    if [[ $p == '!'* ]]; then
+      # shellcheck disable=SC2053 # a glob, as sshd's
+      [[ $1 == ${p:1} ]] && return 2
+    else
+      # shellcheck disable=SC2053
+      [[ $1 == $p ]] && r=0
+    fi
+  done
+  return "$r"
+}
+
+# group_match USER LIST: the user's groups (primary and from /etc/group) as sshd's ga_match_pattern_list.
+group_match() {
+  local g found=1
+  for g in "${GROUP_NAME[${PASSWD_GID[$1]}]-}" "${!GROUP_USERS[@]}"; do
+    [[ -n $g ]] || continue
+    [[ $g == "${GROUP_NAME[${PASSWD_GID[$1]}]-}" || ${GROUP_USERS[$g]} == *",$1,"* ]] || continue
+    if pattern_list "$g" "$2"; then found=0; elif [[ $? == 2 ]]; then return 1; fi
+  done
+  return "$found"
 }
 
 # Expand a glob (in its last component) inside the target: set GLOB_MATCHES to the matching
@@ -769,9 +873,7 @@ read_selinux() {
   local config=$TARGET/etc/selinux/config line
   [[ -f $config ]] || return 0
   while IFS= read -r line || [[ -n $line ]]; do
-    if [[ $line =~ ^[[:space:]]*SELINUX[[:space:]]*=[[:space:]]*[\"\']?(enforcing|permissive)[\"\']?[[:space:]]*$ ]]; then
-      SELINUX=1
-    fi
+    [[ $line =~ ^[[:space:]]*SELINUX[[:space:]]*=[[:space:]]*[\"\']?(enforcing|permissive)[\"\']?[[:space:]]*$ ]] && SELINUX=1
   done <"$config"
   ((SELINUX)) && log "the target uses SELinux: new files get $SSH_HOME_LABEL"
   return 0
@@ -779,60 +881,96 @@ read_selinux() {
 
 # --- plan: decide everything before writing ------------------------------------------------
 plan() {
-  PLAN_USER=(); PLAN_FILE=(); PLAN_HOME=()
-  PASSWD_UID=(); PASSWD_GID=(); PASSWD_HOME=(); PASSWD_SHELL=(); PASSWD_ORDER=()
-  read_passwd
-  read_selinux
-  read_authorized_keys_setting
-  local user home file
+  PLAN_USER=() PLAN_FILE=() PLAN_HOME=() PLAN_WRITER=()
+  read_target
+  local user home file t chosen missing written
   select_users
   for user in "${SELECTED_USERS[@]}"; do
-    [[ -n ${PASSWD_HOME[$user]} && ${PASSWD_HOME[$user]} == /* ]] || die "user $user has no absolute home directory in the target's /etc/passwd"
     resolve_in_root "${PASSWD_HOME[$user]}"
     home=$RESOLVED
     [[ -d $TARGET$home ]] || die "the home directory ${PASSWD_HOME[$user]} of user $user does not exist in the target"
-    expand_tokens "${AUTHORIZED_KEYS_FILES[0]}" "$user"
-    resolve_in_root "$EXPANDED"
-    file=$RESOLVED
-    if [[ -e $TARGET$file && ! -f $TARGET$file ]]; then
-      die "the key file $file of user $user exists but is not a regular file"
-    fi
-    local parent=${file%/*}
-    resolve_in_root "${parent:-/}"
-    if [[ ! -d $TARGET$RESOLVED ]]; then
-      [[ $file == "${home%/}"/* ]] || die "the key file $file of user $user is outside the home and its directory does not exist in the target"
-      local missing=$RESOLVED
-      while [[ ! -e $TARGET$missing && $missing != "$home" ]]; do missing=${missing%/*}; done
-      [[ -d $TARGET$missing ]] || die "$missing, on the way to the key file of user $user, is not a directory"
-    fi
-    PLAN_USER+=("$user"); PLAN_FILE+=("$file"); PLAN_HOME+=("$home")
+    authorized_keys_files "$user"
+    log "$user: AuthorizedKeysFile ${AKF[*]}"
+    # sshd reads every file of the list: an existing one, else the first whose directory exists
+    # or can be made under the home.
+    chosen="" missing=""
+    for t in "${AKF[@]}"; do
+      [[ ${t,,} == none ]] && continue
+      expand_tokens "$t" "$user"
+      resolve_in_root "$EXPANDED"
+      file=$RESOLVED
+      if [[ -e $TARGET$file || -L $TARGET$file ]]; then
+        [[ -f $TARGET$file ]] || die "the key file $file of user $user exists but is not a regular file"
+        chosen=$file written=$EXPANDED
+        break
+      fi
+      [[ -n $chosen ]] && continue
+      resolve_in_root "${file%/*}"
+      if [[ -d $TARGET$RESOLVED ]]; then
+        chosen=$file written=$EXPANDED
+      elif [[ $file == "${home%/}"/* ]]; then
+        t=$RESOLVED
+        while [[ ! -e $TARGET$t && $t != "$home" ]]; do t=${t%/*}; done
+        if [[ -d $TARGET$t ]]; then chosen=$file written=$EXPANDED; else missing="$t, on the way to $file, is not a directory"; fi
+      else
+        missing="the directory of $file does not exist in the target"
+      fi
+    done
+    [[ -n $chosen ]] || die "no AuthorizedKeysFile of user $user can be written: ${missing:-AuthorizedKeysFile none: sshd reads no key file}"
+    trusted "$user" "$chosen" "$home" "$written"
+    PLAN_USER+=("$user") PLAN_FILE+=("$chosen") PLAN_HOME+=("$home") PLAN_WRITER+=("$WRITER")
+  done
+}
+
+# trusted USER FILE HOME WRITTEN: refuse what sshd's StrictModes would not read (openssh-portable misc.c
+# safe_path: the file and each directory up to the home, or to /, owned by root or the user and
+# not group or world writable, on the path with every link resolved). Sets WRITER: 0 when only root
+# can have made the path (no directory looked into on the way is another user's or writable by
+# others), else the user's uid: those writes run as the user and the kernel checks them.
+trusted() {
+  local uid=${PASSWD_UID[$1]} p=$2 owner mode
+  if [[ $STRICT_MODES != no ]]; then
+    while :; do
+      if [[ -e $TARGET$p ]]; then
+        read -r owner mode < <(stat -c '%u %a' -- "$TARGET$p")
+        [[ ($owner == 0 || $owner == "$uid") && $((8#$mode & 8#22)) == 0 ]] ||
+          die "refusing $p for user $1: owned by uid $owner with mode $mode, sshd (StrictModes) would not read the key file $2 there"
+      fi
+      [[ $p == "$3" || $p == / ]] && break
+      p=${p%/*}
+      p=${p:-/}
+    done
+  fi
+  VISITED=()
+  resolve_in_root "$4"
+  WRITER=0
+  for p in "${VISITED[@]}"; do
+    [[ -e $TARGET$p ]] || continue
+    read -r owner mode < <(stat -c '%u %a' -- "$TARGET$p")
+    [[ $owner == 0 && $((8#$mode & 8#22)) == 0 ]] || WRITER=$uid
   done
 }
 
 # --- apply ---------------------------------------------------------------------------------
 has_key() {
-  local file=$1 line
+  local line k
   local -a words=()
-  [[ -f $file ]] || return 1
+  [[ -f $1 ]] || return 1
   while IFS= read -r line || [[ -n $line ]]; do
     read -ra words <<<"${line%$'\r'}"
-    local k
     for ((k = 0; k + 1 < ${#words[@]}; k++)); do
-      if [[ ${words[k]} == "$KEY_TYPE" && ${words[k + 1]} == "$KEY_BASE64" ]]; then
-        return 0
-      fi
+      [[ ${words[k]} == "$KEY_TYPE" && ${words[k + 1]} == "$KEY_BASE64" ]] && return 0
     done
-  done <"$file"
+  done <"$1"
   return 1
 }
 
 label() {
-  local path=$1
   ((SELINUX)) || return 0
   if command -v setfattr >/dev/null 2>&1; then
-    setfattr -h -n security.selinux -v "$SSH_HOME_LABEL" -- "$path" || die "cannot set the SELinux label on $path"
+    setfattr -h -n security.selinux -v "$SSH_HOME_LABEL" -- "$1"
   elif command -v chcon >/dev/null 2>&1; then
-    chcon -h -- "$SSH_HOME_LABEL" "$path" || die "cannot set the SELinux label on $path"
+    chcon -h -- "$SSH_HOME_LABEL" "$1"
   else
     die "the target uses SELinux but neither setfattr nor chcon is on this helper"
   fi
@@ -853,81 +991,103 @@ make_mutable() {
   fi
 }
 
-# create_dirs USER HOME FILE: create the missing directories from the home down to FILE's
-# directory, 0700, owned by the user.
-create_dirs() {
-  local user=$1 home=$2 file=$3 dir
-  local relative=${file#"${home%/}"/}
-  local -a parts=()
-  IFS=/ read -ra parts <<<"${relative%/*}"
-  [[ $relative == */* ]] || return 0
-  dir=${home%/}
-  local part
-  for part in "${parts[@]}"; do
-    [[ -z $part ]] && continue
-    dir+="/$part"
-    if [[ ! -e $TARGET$dir ]]; then
-      make_mutable "$TARGET${dir%/*}"
-      mkdir -m 0700 -- "$TARGET$dir"
-      chown -- "${PASSWD_UID[$user]}:${PASSWD_GID[$user]}" "$TARGET$dir"
-      label "$TARGET$dir"
-      log "created $dir (0700, ${PASSWD_UID[$user]}:${PASSWD_GID[$user]})"
-    fi
-  done
+# as_writer UID GID COMMAND...: run COMMAND in the target's root directory, as that user unless
+# UID is 0 (paths are given relative: ./home/...).
+as_writer() {
+  local uid=$1 gid=$2
+  shift 2
+  (
+    cd -- "${TARGET:-/}"
+    if ((uid)); then exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"; fi
+    exec "$@"
+  )
 }
 
-record_change() {
-  CHANGES+=("$(printf '{"user":%s,"uid":%s,"file":%s,"action":%s}' "$(json_string "$1")" "${PASSWD_UID[$1]}" "$(json_string "$2")" "$(json_string "$3")")")
+# write_step USER WHAT COMMAND...: one write of the plan; on failure undo every write so far and
+# refuse, naming the path.
+write_step() {
+  local user=$1 what=$2 err
+  shift 2
+  as_writer "$WRITER" "$WGID" "$@" >/dev/null 2>"$WORK_DIR/w.err" && return 0
+  err=$(tail -n 1 "$WORK_DIR/w.err")
+  undo_all
+  if [[ $err == *"No space left"* || $err == *"Disk quota"* ]]; then
+    die "no space left on the target's filesystem (writing $what for user $user); nothing was changed"
+  fi
+  die "cannot write $what for user $user as uid $WRITER (${err##*: }): refusing; nothing was changed (a link of the user's may lead there)"
+}
+
+# Undo the writes of this run, last first (a later write failed).
+undo_all() {
+  local i uid gid op size path
+  for ((i = ${#UNDO[@]} - 1; i >= 0; i--)); do
+    read -r uid gid op size path <<<"${UNDO[i]}"
+    [[ -e $TARGET$path ]] || continue
+    case $op in
+      dir) as_writer "$uid" "$gid" rmdir -- ".$path" ;;
+      file) as_writer "$uid" "$gid" rm -f -- ".$path" ;;
+      size) as_writer "$uid" "$gid" truncate -s "$size" -- ".$path" ;;
+    esac || log "could not undo $op $path"
+  done
+  UNDO=() CHANGES=()
 }
 
 inject_for() {
-  local user=$1 file=$2 home=$3 path action
-  path=$TARGET$file
-  if [[ -f $path ]]; then
-    if has_key "$path"; then
+  local user=$1 file=$2 home=$3 action dir part size
+  local gid=${PASSWD_GID[$user]} uid=${PASSWD_UID[$user]} rel
+  WRITER=$4 WGID=$gid
+  if [[ -f $TARGET$file ]]; then
+    if has_key "$TARGET$file"; then
       action=already-present
     else
-      make_mutable "$path"
-      if [[ -s $path && $(tail -c 1 -- "$path" | wc -l) -eq 0 ]]; then
-        printf '\n' >>"$path"
+      make_mutable "$TARGET$file"
+      size=$(stat -c %s -- "$TARGET$file")
+      UNDO+=("$WRITER $gid size $size $file")
+      if ((size)) && [[ $(tail -c 1 -- "$TARGET$file" | wc -l) -eq 0 ]]; then
+        write_step "$user" "$file" tee -a -- ".$file" <<<$'\n'"$KEY_LINE"
+      else
+        write_step "$user" "$file" tee -a -- ".$file" <<<"$KEY_LINE"
       fi
-      printf '%s\n' "$KEY_LINE" >>"$path"
       action=appended
     fi
   else
-    [[ $file == "${home%/}"/* ]] && create_dirs "$user" "$home" "$file"
+    # The missing directories from the home down, 0700, owned by the user.
+    dir=${home%/}
+    rel=${file#"$dir"/}
+    [[ $file == "$dir"/* ]] || { dir=${file%/*}; rel=${file##*/}; }
+    while [[ $rel == */* ]]; do
+      part=${rel%%/*}
+      rel=${rel#*/}
+      [[ -z $part ]] && continue
+      if [[ ! -e $TARGET$dir/$part ]]; then
+        make_mutable "$TARGET$dir"
+        write_step "$user" "$dir/$part" mkdir -m 0700 -- ".$dir/$part"
+        UNDO+=("$WRITER $gid dir 0 $dir/$part")
+        ((WRITER)) || chown -- "$uid:$gid" "$TARGET$dir/$part"
+        label "$TARGET$dir/$part"
+        log "created $dir/$part (0700, $uid:$gid)"
+      fi
+      dir+="/$part"
+    done
     make_mutable "$TARGET${file%/*}"
-    (umask 077 && printf '%s\n' "$KEY_LINE" >"$path")
-    chmod 0600 -- "$path"
-    chown -- "${PASSWD_UID[$user]}:${PASSWD_GID[$user]}" "$path"
-    label "$path"
+    UNDO+=("$WRITER $gid file 0 $file")
+    write_step "$user" "$file" tee -- ".$file" <<<"$KEY_LINE"
+    ((WRITER)) || chown -- "$uid:$gid" "$TARGET$file"
+    label "$TARGET$file"
     action=created
   fi
-  restore_immutable
+  [[ $action == already-present ]] || write_step "$user" "$file" sync -- ".$file"
   log "$user: $file $action"
-  record_change "$user" "$file" "$action"
-  check_strict_modes "$user" "$file" "$home"
-}
-
-# Warn when sshd's StrictModes would refuse the file (we never change an existing file's mode).
-check_strict_modes() {
-  local user=$1 file=$2 home=$3 owner mode path
-  for path in "$file" "${file%/*}" "$home"; do
-    [[ -e $TARGET$path ]] || continue
-    read -r owner mode < <(stat -c '%u %a' -- "$TARGET$path")
-    if [[ $owner != 0 && $owner != "${PASSWD_UID[$user]}" ]]; then
-      warn "$path is owned by uid $owner, not by $user or root: sshd StrictModes refuses it"
-    elif (((8#$mode & 8#022) != 0)); then
-      warn "$path is group or world writable (mode $mode): sshd StrictModes refuses it"
-    fi
-  done
+  CHANGES+=("$(printf '{"user":%s,"uid":%s,"file":%s,"action":%s}' "$(json_string "$user")" "$uid" "$(json_string "$file")" "$(json_string "$action")")")
 }
 
 apply() {
   local i
+  UNDO=()
   for i in "${!PLAN_USER[@]}"; do
-    inject_for "${PLAN_USER[i]}" "${PLAN_FILE[i]}" "${PLAN_HOME[i]}"
+    inject_for "${PLAN_USER[i]}" "${PLAN_FILE[i]}" "${PLAN_HOME[i]}" "${PLAN_WRITER[i]}"
   done
+  restore_immutable
   sync
 }
 
@@ -946,7 +1106,7 @@ offline() {
   plan
   unmount_all
   mount_target rw
-  # Plan again on what is now mounted read-write (an xfs log replay can change the view).
+  # Plan again on what is now mounted read-write.
   WARNINGS=("${warnings_before[@]}")
   plan
   apply

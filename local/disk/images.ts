@@ -66,6 +66,20 @@ export interface ImageSpec {
   readonly xfsUuid?: string;
   /** More files in the root: absolute path -> content (mode 0644, root-owned). */
   readonly extraFiles?: Readonly<Record<string, string>>;
+  /** More directories in the root (made after the homes): mode and owner. */
+  readonly dirs?: ReadonlyArray<{ readonly path: string; readonly mode: number; readonly uid?: number; readonly gid?: number }>;
+  /** Symbolic links in the root (made last, replacing what is there), owned by uid:gid. */
+  readonly links?: ReadonlyArray<{ readonly path: string; readonly target: string; readonly uid?: number; readonly gid?: number }>;
+  /** More /etc/group entries (name, gid, member users). */
+  readonly groups?: ReadonlyArray<{ readonly name: string; readonly gid: number; readonly members: readonly string[] }>;
+  /** Fill the root filesystem to its last block (a file /fill). */
+  readonly fill?: boolean;
+  /**
+   * A user added (passwd line and a home with an empty .ssh) just before a forced stop: the change
+   * is committed in the root filesystem's journal only, not at its home location (ext4: the disk as
+   * it was after an fsync; xfs: a shutdown after a log flush, as xfstests' godown).
+   */
+  readonly userInJournalOnly?: ImageUser;
 }
 
 /** Default users: the AL2023 default user. */
@@ -146,9 +160,11 @@ function stageRoot(spec: ImageSpec, rootStage: string, homeStage: string, fstab:
     'nobody:x:65534:65534:Kernel Overflow User:/:/sbin/nologin',
   ];
   const groupIds = new Map<number, string>([[0, 'root'], [2, 'daemon'], [74, 'sshd'], [65534, 'nobody']]);
-  for (const u of users) if (!groupIds.has(u.gid)) groupIds.set(u.gid, u.name);
+  for (const u of users) if (!groupIds.has(u.gid) && !(spec.groups ?? []).some((g) => g.gid === u.gid)) groupIds.set(u.gid, u.name);
   writeStageFile(rootStage, 'etc/passwd', `${passwd.join('\n')}\n`);
-  writeStageFile(rootStage, 'etc/group', `${[...groupIds].map(([gid, name]) => `${name}:x:${gid}:`).join('\n')}\n`);
+  const groupLines = [...groupIds].map(([gid, name]) => `${name}:x:${gid}:`);
+  for (const g of spec.groups ?? []) groupLines.push(`${g.name}:x:${g.gid}:${g.members.join(',')}`);
+  writeStageFile(rootStage, 'etc/group', `${groupLines.join('\n')}\n`);
   // "*": no password login, not locked (the test sshd runs without PAM, where "!" means locked).
   const shadow = [...users.map((u) => u.name), 'daemon', 'sshd', 'nobody'].map((n) => `${n}:*:19700:0:99999:7:::`);
   writeStageFile(rootStage, 'etc/shadow', `${shadow.join('\n')}\n`, 0o000);
@@ -213,6 +229,13 @@ function stageRoot(spec: ImageSpec, rootStage: string, homeStage: string, fstab:
     } else if (keys !== null) {
       writeStageFile(stage, `${home}/.ssh/authorized_keys`, keys, 0o600, u.uid, u.gid);
     }
+  }
+  for (const d of spec.dirs ?? []) makeDir(rootStage, d.path, d.mode, d.uid ?? 0, d.gid ?? 0);
+  for (const l of spec.links ?? []) {
+    const full = join(rootStage, l.path);
+    rmSync(full, { recursive: true, force: true });
+    symlinkSync(l.target, full);
+    lchownSync(full, l.uid ?? 0, l.gid ?? 0);
   }
 }
 
@@ -407,13 +430,44 @@ async function populate(path: string, spec: ImageSpec, filesystems: FsPlan[], lv
         const where = locate(filesystems, `${homeOf(u)}/.ssh/authorized_keys`);
         if (where && where.fs === fs) lines.push(`chattr +i "$mnt"${q(where.path)}`);
       }
+      if (spec.fill && fs === filesystems.find((f) => locate([f], '/etc/passwd'))) {
+        lines.push(`dd if=/dev/zero of="$mnt/fill" bs=1M status=none 2>/dev/null || true`, `dd if=/dev/zero of="$mnt/fill2" bs=1k status=none 2>/dev/null || true`);
+      }
       lines.push(`sync; umount "$mnt"`);
       if (fs.lv) lines.push('losetup -d "$lvdev"');
     }
     await run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', lines.join('\n')], { maxBuffer: 16 * 1024 * 1024 });
+    if (spec.userInJournalOnly) await addUserInJournalOnly(path, loop.device, spec.userInJournalOnly, filesystems);
   } finally {
     await detachLoop(loop.device);
   }
+}
+
+/** See ImageSpec.userInJournalOnly. The image file is replaced by the disk as a crash leaves it. */
+async function addUserInJournalOnly(path: string, device: string, u: ImageUser, filesystems: FsPlan[]): Promise<void> {
+  const fs = filesystems.find((f) => locate([f], '/etc/passwd') && !f.lv);
+  if (!fs || (fs.fstype !== 'ext4' && fs.fstype !== 'xfs')) throw new Error('userInJournalOnly needs an ext4 or xfs root');
+  const dev = fs.partition === 0 ? device : `${device}p${fs.partition}`;
+  const home = homeOf(u);
+  const crash =
+    fs.fstype === 'ext4'
+      ? // the journal holds the commit, the home locations are still the old ones: copy the disk now
+        `sync "$m/etc/passwd" "$m${home}/.ssh"; cp --sparse=always "$IMAGE" "$IMAGE.crash"`
+      : `sync "$m/etc/passwd" "$m${home}/.ssh"; xfs_io -x -c "shutdown -f" "$m"`;
+  const script = [
+    'set -euo pipefail',
+    'm=$(mktemp -d)',
+    'trap \'umount "$m" 2>/dev/null || true; rmdir "$m"\' EXIT',
+    `mount ${fs.fstype === 'xfs' ? '-o nouuid ' : ''}"$DEV" "$m"`,
+    'sync -f "$m"',
+    `cp -a "$m/etc/passwd" "$m/etc/passwd+"; echo "$LINE" >> "$m/etc/passwd+"; mv "$m/etc/passwd+" "$m/etc/passwd"`,
+    `mkdir -m 0700 "$m${home}" "$m${home}/.ssh"; chown ${u.uid}:${u.gid} "$m${home}" "$m${home}/.ssh"`,
+    crash,
+    'umount "$m"',
+  ].join('\n');
+  const line = `${u.name}:x:${u.uid}:${u.gid}:${u.name}:${home}:${u.shell ?? '/bin/bash'}`;
+  await run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', script], { env: { ...process.env, DEV: dev, IMAGE: path, LINE: line } });
+  if (fs.fstype === 'ext4') await run('mv', [`${path}.crash`, path]);
 }
 
 /**

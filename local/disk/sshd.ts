@@ -189,3 +189,38 @@ export async function sshLogin(options: SshLoginOptions): Promise<{ ok: boolean;
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * What OpenSSH's own sshd reads for each user of an image: `sshd -T -C user=<u>,host=x,addr=1.2.3.4
+ * -f /etc/ssh/sshd_config` in a private mount namespace where the image's root is mounted read-only
+ * and its /etc/ssh, /etc/passwd and /etc/group are bind-mounted over this machine's (so Include
+ * paths and Match Group resolve as on the target). Returns user -> the `authorizedkeysfile`
+ * words as sshd -T prints them (tokens unexpanded).
+ */
+export async function sshdAuthorizedKeysFiles(root: SshdFilesystem, users: readonly string[]): Promise<Record<string, string[]>> {
+  const work = mkdtempSync(join(tmpdir(), 'sshd-T-'));
+  try {
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test-host', '-f', join(work, 'host')]);
+    const script = [
+      'set -eu',
+      'mount -t tmpfs -o mode=0755,size=1m sshd-run /run',
+      'mkdir -m 0755 /run/sshd',
+      `mkdir ${q(`${work}/root`)}`,
+      `mount -t ${q(root.fstype)} -o ${q(mountOptions(root))} ${q(root.device)} ${q(`${work}/root`)}`,
+      ...['passwd', 'group'].map((f) => `mount --bind ${q(`${work}/root/etc/${f}`)} /etc/${f}`),
+      `mount --bind ${q(`${work}/root/etc/ssh`)} /etc/ssh`,
+      'for u in "$@"; do printf "@@%s " "$u"; /usr/sbin/sshd -T -C "user=$u,host=x,addr=1.2.3.4" -f /etc/ssh/sshd_config -h "$HOSTKEY" | grep -i "^authorizedkeysfile " || echo; done',
+    ].join('\n');
+    const { stdout } = await run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', script, 'sshd-T', ...users], {
+      env: { ...process.env, HOSTKEY: join(work, 'host') },
+    });
+    const out: Record<string, string[]> = {};
+    for (const line of stdout.split('\n')) {
+      const m = /^@@(\S+) authorizedkeysfile (.*)$/i.exec(line);
+      if (m) out[m[1]] = m[2].trim().split(/\s+/);
+    }
+    return out;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -10,7 +10,7 @@ import { join } from 'path';
 import { generateKeyPair } from '@common/keys';
 import { buildImage, diffImage, snapshotImage, type ImageSnapshot, type ImageSpec } from '../../local/disk/images';
 import { attachLoop, detachLoop } from '../../local/disk/loop';
-import { deployedScript, inject, hex, removeDir, scratchDir, sha256File, systemState, VOLUME_ID, type SystemState } from '../support/disk';
+import { deployedScript, inject, hex, removeDir, scratchDir, sha256File, systemState, treeState, VOLUME_ID, type SystemState } from '../support/disk';
 
 const key = generateKeyPair('ed25519', new Date('2026-01-02T00:00:00Z'));
 const [keyType, keyBase64] = key.publicKey.split(' ');
@@ -78,6 +78,7 @@ describe('inject-key script on loop-device images', () => {
       home: null,
       mounts: [],
       selinux: false,
+      journalReplayed: [],
       changes: [{ user: 'ec2-user', uid: 1000, file: '/home/ec2-user/.ssh/authorized_keys', action: 'appended' }],
       warnings: [],
     });
@@ -222,10 +223,10 @@ describe('inject-key script on loop-device images', () => {
     expect(await readFromImage(path, 'p2', '/fedora/.ssh/authorized_keys', ',subvol=home')).toBe(`${otherKey}\n${key.publicKey}\n`);
   });
 
-  it('AuthorizedKeysFile from a relative sshd_config.d Include with %h, %u and %%; Match blocks ignored', async () => {
+  it('AuthorizedKeysFile from a relative sshd_config.d Include with %h, %u and %%; a Match block for another user does not apply', async () => {
     const { path, before } = await image({
       layout: 'ext4-whole',
-      users: [{ name: 'ec2-user', uid: 1000, gid: 1000, authorizedKeys: `${otherKey}\n` }],
+      users: [{ name: 'ec2-user', uid: 1000, gid: 1000, authorizedKeys: null }],
       sshdConfig: 'Include sshd_config.d/*.conf\nPasswordAuthentication no\nAuthorizedKeysFile .ssh/not-this-one\n',
       sshdConfigD: {
         '10-match.conf': 'Match User nobody\n  AuthorizedKeysFile /etc/wrong/%u\n',
@@ -274,7 +275,8 @@ describe('inject-key script on loop-device images', () => {
 
   it('a key file that is a symlink to an absolute path: written in the target, the helper file of that path untouched', async () => {
     // Prepare: the same absolute path exists on the helper (this machine) and in the target.
-    const hostDir = mkdtempSync('/tmp/reset-access-symlink-');
+    // (Not under /tmp: the target's /tmp is world-writable, where sshd's StrictModes trusts nothing.)
+    const hostDir = mkdtempSync('/var/tmp/reset-access-symlink-');
     const hostFile = join(hostDir, 'authorized_keys');
     writeFileSync(hostFile, 'helper-own-content\n', { mode: 0o600 });
     const hostHash = sha256File(hostFile);
@@ -377,11 +379,11 @@ describe('inject-key script on loop-device images', () => {
     const all = await inject(path, { publicKey: key.publicKey });
     expect(all.report?.changes.map((c) => [c.user, c.action])).toEqual([['alice', 'appended'], ['bob', 'created']]);
 
-    const named = await inject(path, { publicKey: key.publicKey, users: 'root,svc' });
+    const named = await inject(path, { publicKey: key.publicKey, users: 'root,bob' });
     expect(named.exitCode).toBe(0);
     expect(named.report?.changes).toEqual([
       { user: 'root', uid: 0, file: '/root/.ssh/authorized_keys', action: 'created' },
-      { user: 'svc', uid: 1002, file: '/home/svc/.ssh/authorized_keys', action: 'created' },
+      { user: 'bob', uid: 1001, file: '/home/bob/.ssh/authorized_keys', action: 'already-present' },
     ]);
   });
 
@@ -428,7 +430,8 @@ describe('inject-key script on loop-device images', () => {
       // no device-mapper, so `vgchange -ay` cannot activate the LV: the script must recognise the
       // PV, try to activate it, and refuse with an error naming the VG and the reason (on a helper
       // with device-mapper and lvm2 the same code path mounts /dev/rootvg/root as a candidate).
-      const lvmArchive = readdirSync('/etc/lvm/archive').sort();
+      // The whole of /etc/lvm (or its absence: lvm2 may never have run on this machine).
+      const lvmState = treeState('/etc/lvm');
       const { path, before } = await image({ layout: 'lvm' });
       expect(before.entries.get('p3:<raw>')).toMatch(/^LVM2_member /);
 
@@ -439,15 +442,15 @@ describe('inject-key script on loop-device images', () => {
       expect(result.report?.error).toMatch(/no Linux root/);
       expect(result.report?.error).toMatch(/p3: LVM physical volume of volume group rootvg, which could not be activated/);
       expect(diffImage(before, await snapshotImage(path))).toEqual([]);
-      // No LVM metadata backup of the target was written on the helper.
-      expect(readdirSync('/etc/lvm/archive').sort()).toEqual(lvmArchive);
+      // No LVM metadata backup or archive of the target was written on the helper.
+      expect(treeState('/etc/lvm')).toEqual(lvmState);
     });
 
     it.each([
       [
         'a key file outside the home whose directory is missing',
         { layout: 'ext4-whole', sshdConfig: 'AuthorizedKeysFile /etc/ssh/keys/%u\n' } as ImageSpec,
-        /the key file \/etc\/ssh\/keys\/ec2-user of user ec2-user is outside the home and its directory does not exist/,
+        /no AuthorizedKeysFile of user ec2-user can be written: the directory of \/etc\/ssh\/keys\/ec2-user does not exist in the target/,
       ],
       [
         'a user whose home does not exist',

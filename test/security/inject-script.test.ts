@@ -122,8 +122,10 @@ const envSafe = (rows: Row[]): Row[] => rows.filter(([, v]) => !v.includes('\0')
 
 const OFFLINE = { SSM_VolumeId: GOOD_VOLUME, SSM_PublicKey: GOOD_ED25519, SSM_Users: '', SSM_Root: '' };
 
-// rows a regex cannot judge need the Lambda's blob parser; the script's pattern is lexical
-const LEXICAL_ONLY = new Set(['type differs from the blob', 'truncated blob', 'RSA 1024 (too weak)', 'OpenSSH private key body behind a public key type', 'two keys on one line']);
+// Every row, including those a regex cannot judge: the script decodes the key blob too (inner type,
+// fields and sizes, RSA of 2048 to 16384 bits, nothing after the key), and a second key in the
+// comment is longer than the 256 characters a comment may have.
+const LEXICAL_ONLY = new Set<string>([]);
 
 const CASES: Array<[field: string, label: string, env: Record<string, string>]> = [
   ...envSafe(VOLUME_ID_ROWS).map(([l, v]) => ['VolumeId', l, { ...OFFLINE, SSM_VolumeId: v }] as [string, string, Record<string, string>]),

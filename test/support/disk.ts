@@ -4,7 +4,7 @@
  * no loop device and no work directory behind.
  */
 import { execFileSync } from 'child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
 import { join } from 'path';
 import { injectKeyScriptFromDocument, loadInjectKeyDocument } from '../../lib/inject-key-document';
 import { listLoopDevices } from '../../local/disk/loop';
@@ -87,4 +87,14 @@ export function hex(text: string): string {
 /** sha256 of a file on this machine. */
 export function sha256File(path: string): string {
   return execFileSync('sha256sum', [path], { encoding: 'utf8' }).split(' ')[0];
+}
+
+/**
+ * Every file under `path` with its type, size and sha256 (`find` + `sha256sum`), or null when
+ * `path` does not exist: a before/after proof that needs nothing to exist beforehand.
+ */
+export function treeState(path: string): string[] | null {
+  if (!existsSync(path)) return null;
+  const out = execFileSync('bash', ['-c', 'cd "$1" && find . -printf "%p %y %s\\n" && find . -type f -exec sha256sum {} +', 'tree', path], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l !== '').sort();
 }
