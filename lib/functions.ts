@@ -68,7 +68,8 @@ const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; descr
   'attach-to-helper': { timeout: Duration.seconds(60), description: 'Attach the root volume to the helper' },
   // RSA 4096 key generation is CPU bound: 1024 MB buys a proportional share of a vCPU.
   'inject-key': { timeout: Duration.seconds(120), memorySize: 1024, description: 'Make or take the key, store it, send the inject-key command' },
-  'release-from-helper': { timeout: Duration.seconds(60), description: 'Read the inject report, detach the volume from the helper' },
+  // Waits up to 180 s for the inject command to end (InvocationDoesNotExist right after SendCommand included).
+  'release-from-helper': { timeout: Duration.seconds(240), description: 'Wait for the inject command, read its report, detach the volume from the helper' },
   'reattach-root': { timeout: Duration.seconds(60), description: 'Attach the root volume back at its device name' },
   'start-instance': { timeout: Duration.seconds(60), description: 'Restore DeleteOnTermination, start the instance if it was running' },
   cleanup: { timeout: Duration.seconds(240), description: 'Terminate the helper, delete the network, release the lock' },
@@ -144,9 +145,10 @@ const WHY_TAGGED =
   'Only resources this product created (condition aws:ResourceTag/reset-access:managed-by); their ids are known at run time only.';
 const WHY_CREATED =
   'Resources created by the call, tagged in the same call (condition aws:RequestTag/reset-access:managed-by); ids do not exist before.';
-const WHY_KMS_GRANT =
-  'An encrypted root volume may use any customer key (the user\'s); only grants for AWS resources (kms:GrantIsForAWSResource), ' +
-  'which EC2 makes to attach or start with the volume.';
+const WHY_EBS_KMS =
+  'An encrypted root volume (or the helper\'s root under the account\'s default EBS key) may use any key, the user\'s or ' +
+  'aws/ebs, named only at run time; only when EC2 uses it on this role\'s behalf (kms:ViaService ec2.<region>), and grants ' +
+  'only for AWS resources (kms:GrantIsForAWSResource).';
 
 /** The 12 step Lambdas of docs/architecture.md, each with its own least-privilege policy. */
 export class StepFunctions extends Construct {
@@ -224,12 +226,48 @@ function locks(p: StepPolicy, actions: ('GetParameter' | 'PutParameter' | 'Delet
   return p.allow('PlanRecord', actions.map((a) => `ssm:${a}`), [parameterArn(LOCK_PARAMETER_PATH)], WHY_LOCKS);
 }
 
-/** kms:CreateGrant for EC2 on an encrypted volume's key (attach, start). */
-function kmsGrantForEc2(p: StepPolicy): StepPolicy {
-  // Attaching or starting with a volume encrypted by a customer managed key makes EC2 create a
-  // grant with the caller's credentials. Assumption (not verified against AWS here): CreateGrant
-  // is the only KMS permission the caller needs for AttachVolume / StartInstances.
-  return p.allow('EncryptedVolumeGrant', ['kms:CreateGrant'], [anyKmsKeyArn], WHY_KMS_GRANT, {
+/**
+ * The KMS permissions AWS lists for using EBS encryption ("Permissions for users",
+ * https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html): kms:CreateGrant,
+ * kms:Decrypt, kms:DescribeKey, kms:GenerateDataKeyWithoutPlainText and kms:ReEncrypt. "ReEncrypt" is
+ * granted as its two IAM actions, kms:ReEncryptFrom and kms:ReEncryptTo (Service Authorization
+ * Reference, https://docs.aws.amazon.com/service-authorization/latest/reference/list_awskeymanagementservice.html),
+ * because no policy here uses an action wildcard.
+ */
+export const EBS_ENCRYPTION_KMS_ACTIONS = [
+  'kms:CreateGrant',
+  'kms:Decrypt',
+  'kms:DescribeKey',
+  'kms:GenerateDataKeyWithoutPlaintext',
+  'kms:ReEncryptFrom',
+  'kms:ReEncryptTo',
+] as const;
+
+/**
+ * The EC2 calls of ours after which EC2 uses the key of an encrypted volume with the caller's
+ * permissions: attaching an encrypted volume and starting an instance with one (EC2 creates a grant
+ * and decrypts the volume's data key: https://docs.aws.amazon.com/ebs/latest/userguide/how-ebs-encryption-works.html),
+ * launching with an encrypted root (GenerateDataKeyWithoutPlaintext, CreateGrant, Decrypt in the
+ * RunInstances example, https://docs.aws.amazon.com/kms/latest/developerguide/ct-ec2two.html), and
+ * backing up an encrypted volume (CreateSnapshot, CreateImage: no AWS page says these need none of
+ * the permissions above, so they get them too rather than depend on that).
+ */
+export const EBS_KMS_TRIGGERS = ['ec2:AttachVolume', 'ec2:StartInstances', 'ec2:RunInstances', 'ec2:CreateSnapshot', 'ec2:CreateImage'] as const;
+
+/**
+ * The EBS encryption permissions, on any key (the volume's key is the user's choice, of any account),
+ * only when EC2 makes the request on this role's behalf: kms:ViaService ec2.<region>.amazonaws.com
+ * (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service),
+ * and CreateGrant only for AWS resources (kms:GrantIsForAWSResource, the Tip of the EBS requirements
+ * page above). A role holding these cannot decrypt anything itself: a direct call carries no
+ * kms:ViaService, and a SecureString's decryption comes through ssm, not ec2.
+ */
+function ebsEncryption(p: StepPolicy): StepPolicy {
+  const viaEc2 = { 'kms:ViaService': `ec2.${CFN_PARTS.region}.amazonaws.com` };
+  const [grant, ...use] = EBS_ENCRYPTION_KMS_ACTIONS;
+  p.allow('EbsEncryptionKeyUse', [...use], [anyKmsKeyArn], WHY_EBS_KMS, { StringEquals: viaEc2 });
+  return p.allow('EbsEncryptionGrant', [grant], [anyKmsKeyArn], WHY_EBS_KMS, {
+    StringEquals: viaEc2,
     Bool: { 'kms:GrantIsForAWSResource': 'true' },
   });
 }
@@ -292,7 +330,11 @@ function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
     'DescribeSecurityGroups',
     'DescribeRouteTables',
     'DescribeInternetGateways',
+    // Whether a chosen subnet's VPC has Systems Manager endpoints (helper-network.ts).
+    'DescribeVpcEndpoints',
   ]);
+  // The helper's root is encrypted under the account's default EBS key, which may be a customer key.
+  ebsEncryption(p);
   // Create calls: the created resource must carry our tag in the request.
   // One statement per create call and its created type: a statement pairing CreateSubnet with
   // vpc/* under a request-tag condition would let a tagged subnet go into any VPC.
@@ -389,6 +431,7 @@ function grantBackupAndDetach(p: StepPolicy): void {
   // CreateImage makes the image and a snapshot per volume; backup-and-detach tags both.
   p.allow('ImageCreated', ['ec2:CreateImage'], [ec2Arn('image'), ec2Arn('snapshot')], WHY_CREATED, TAGGED_AT_CREATION);
   tagOnCreate(p, BACKUP_CREATE_ACTIONS, ['snapshot', 'image']);
+  ebsEncryption(p);
   volumeMove(p, 'DetachRoot', 'DetachVolume', false);
   locks(p, ['GetParameter', 'PutParameter']);
 }
@@ -398,7 +441,7 @@ function grantAttachToHelper(p: StepPolicy): void {
   // tagged helper before it attaches the root volume (security finding f479105).
   describe(p, ['DescribeVolumes', 'DescribeInstances']);
   volumeMove(p, 'AttachToHelper', 'AttachVolume', true);
-  kmsGrantForEc2(p);
+  ebsEncryption(p);
   locks(p, ['GetParameter', 'PutParameter']);
 }
 
@@ -432,14 +475,14 @@ function grantReleaseFromHelper(p: StepPolicy): void {
 function grantReattachRoot(p: StepPolicy): void {
   describe(p, ['DescribeVolumes']);
   volumeMove(p, 'ReattachRoot', 'AttachVolume', false);
-  kmsGrantForEc2(p);
+  ebsEncryption(p);
   locks(p, ['GetParameter', 'PutParameter']);
 }
 
 function grantStartInstance(p: StepPolicy): void {
   describe(p, ['DescribeInstances', 'DescribeVolumes']);
   p.allow('StartTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StartInstances'], [ec2Arn('instance')], WHY_USER_INSTANCE);
-  kmsGrantForEc2(p);
+  ebsEncryption(p);
   locks(p, ['GetParameter', 'PutParameter']);
 }
 
@@ -478,7 +521,7 @@ function grantRestore(p: StepPolicy): void {
   volumeMove(p, 'DetachFromHelper', 'DetachVolume', true);
   volumeMove(p, 'ReattachRoot', 'AttachVolume', false);
   p.allow('RestoreTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StartInstances'], [ec2Arn('instance')], WHY_USER_INSTANCE);
-  kmsGrantForEc2(p);
+  ebsEncryption(p);
   // A key written but never injected is deleted (DescribeParameters tells whether it exists).
   p.allow('DeleteUnusedKey', ['ssm:DeleteParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
   p.allow('FindUnusedKey', ['ssm:DescribeParameters'], ['*'], 'ssm:DescribeParameters does not support resource-level permissions (read-only, names and metadata, never values).');

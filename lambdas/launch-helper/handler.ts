@@ -12,9 +12,11 @@ export interface LaunchHelperOutput {
   SubnetId: string;
   VpcId: string;
   NetworkCreated: boolean;
+  /** How the helper reaches Systems Manager: public IP, NAT or other route, or VPC endpoints (with a warning when unverified). */
+  HelperNetwork: string;
 }
 
-export const OUTPUT_FIELDS = outputFields<LaunchHelperOutput>()(['HelperInstanceId', 'SubnetId', 'VpcId', 'NetworkCreated']);
+export const OUTPUT_FIELDS = outputFields<LaunchHelperOutput>()(['HelperInstanceId', 'SubnetId', 'VpcId', 'NetworkCreated', 'HelperNetwork']);
 
 const config: LaunchConfig = {
   instanceProfileArn: requireEnv('HELPER_INSTANCE_PROFILE_ARN'),
@@ -25,5 +27,5 @@ const log = createLogger('reset-access-launch-helper');
 export async function handler(event: unknown): Promise<LaunchHelperOutput> {
   const input = validateStepInput(event);
   const r = await launchHelper({ ec2, ssm, log, config }, input);
-  return { HelperInstanceId: r.helperInstanceId, SubnetId: r.subnetId, VpcId: r.vpcId, NetworkCreated: r.networkCreated };
+  return { HelperInstanceId: r.helperInstanceId, SubnetId: r.subnetId, VpcId: r.vpcId, NetworkCreated: r.networkCreated, HelperNetwork: r.helperNetwork };
 }

@@ -1,5 +1,6 @@
 /**
- * Step `launchHelper`: the network (a temporary VPC, or the chosen subnet), a security group with
+ * Step `launchHelper`: the network (a temporary VPC, or the chosen subnet, checked for a way to
+ * Systems Manager: ./helper-network.ts), a security group with
  * no inbound rule and egress 443 only, and the helper instance. Every id is recorded in the plan
  * right after its create call, so restore and cleanup find it even if a later call fails; on a
  * retry each resource is looked up by the plan and then by its tags before it is created.
@@ -35,6 +36,7 @@ import type { Logger } from '@common/log';
 import { loadOwnPlan, updatePlan, type Plan, type PlanCreated } from '@common/plan';
 import { ownedFilters, tagSpec, type ResourceRole } from '@common/tags';
 import type { StepInput } from '@common/validation';
+import { assessSubnet, HELPER_NETWORK_NEEDS, type SubnetReach } from './helper-network';
 
 export const TEMP_VPC_CIDR = '10.255.0.0/24';
 
@@ -55,6 +57,8 @@ export interface LaunchResult {
   readonly subnetId: string;
   readonly vpcId: string;
   readonly networkCreated: boolean;
+  /** How the helper reaches Systems Manager (and a warning where that is not verified). */
+  readonly helperNetwork: string;
 }
 
 /** RunInstances' idempotency token: derived from the execution and instance, at most 64 chars. */
@@ -90,24 +94,36 @@ export async function launchHelper(deps: LaunchDeps, input: StepInput): Promise<
   const choice = s.plan.inputs.subnetId;
   let subnetId: string;
   let vpcId: string;
+  let reach: SubnetReach;
   const networkCreated = choice === 'CreateNewVPC';
   if (networkCreated) {
     ({ subnetId, vpcId } = await createNetwork(s));
-  } else if (choice === 'SelectedInstanceSubnet') {
-    subnetId = s.plan.instance.subnetId;
-    vpcId = s.plan.instance.vpcId;
+    // The temporary VPC has no NAT and no endpoints: the helper reaches Systems Manager only with a
+    // public IPv4 address, through the internet gateway and the 0.0.0.0/0 route createNetwork made.
+    reach = { associatePublicIp: true, path: `public IPv4 address through the temporary VPC's internet gateway (${vpcId})` };
   } else {
-    subnetId = choice;
-    const out = await deps.ec2.send(new DescribeSubnetsCommand({ SubnetIds: [choice] }));
-    vpcId = out.Subnets?.[0]?.VpcId ?? '';
-    if (!vpcId) throw new UnexpectedStateError(`Subnet ${choice} was not found`);
+    // SelectedInstanceSubnet or a subnet id: the subnet decides the public IP (MapPublicIpOnLaunch),
+    // and a subnet that provably cannot reach Systems Manager is refused before anything is created.
+    subnetId = choice === 'SelectedInstanceSubnet' ? s.plan.instance.subnetId : choice;
+    const subnet = (await deps.ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] }))).Subnets?.[0];
+    if (!subnet?.VpcId) throw new UnexpectedStateError(`Subnet ${subnetId} was not found`);
+    vpcId = subnet.VpcId;
+    reach = await assessSubnet(deps.ec2, subnet);
   }
+  deps.log.info('helper network', { instanceId: input.instanceId, subnetId, path: reach.path, warning: reach.warning, publicIp: reach.associatePublicIp });
+  if (reach.warning) deps.log.warn('helper network not verified', { subnetId, warning: reach.warning, needs: HELPER_NETWORK_NEEDS });
   const securityGroupId = await ensureSecurityGroup(s, vpcId);
-  const helperInstanceId = await ensureHelper(s, subnetId, securityGroupId, networkCreated);
+  const helperInstanceId = await ensureHelper(s, subnetId, securityGroupId, reach.associatePublicIp);
   await updatePlan(deps.ssm, input.instanceId, input.executionId, (p) => {
     p.progress.phase = 'helper-launched';
   });
-  return { helperInstanceId, subnetId, vpcId, networkCreated };
+  return { helperInstanceId, subnetId, vpcId, networkCreated, helperNetwork: describeReach(reach) };
+}
+
+/** The HelperNetwork output: the path, and the warning if any, within Automation's 512-character output cap. */
+function describeReach(reach: SubnetReach): string {
+  const text = reach.warning ? `${reach.path} (warning: ${reach.warning})` : reach.path;
+  return text.length <= 512 ? text : `${text.slice(0, 509)}...`;
 }
 
 async function createNetwork(s: Step): Promise<{ subnetId: string; vpcId: string }> {
@@ -228,6 +244,11 @@ async function helperImage(s: Step): Promise<{ imageId: string; rootDeviceName: 
   return { imageId, rootDeviceName: image.RootDeviceName };
 }
 
+/**
+ * `publicIp` is given explicitly, never left out: true for the temporary VPC, else the subnet's own
+ * MapPublicIpOnLaunch, so the request means the same whatever the default (RunInstances documents
+ * `true` as the default only for a default subnet).
+ */
 async function ensureHelper(s: Step, subnetId: string, securityGroupId: string, publicIp: boolean): Promise<string> {
   const { ec2, config } = s.deps;
   if (s.plan.created.helperInstanceId) return s.plan.created.helperInstanceId;

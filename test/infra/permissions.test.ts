@@ -4,6 +4,7 @@ import { CfnElement } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { buildSync } from 'esbuild';
 import { STEP_FOLDERS, StepFolder } from '../../lib/constants';
+import { EBS_ENCRYPTION_KMS_ACTIONS, EBS_KMS_TRIGGERS } from '../../lib/functions';
 import { REPO_ROOT } from '../../lib/step-function';
 import { grants, statementsOf } from './iam';
 import { synthesize } from './synth';
@@ -25,8 +26,15 @@ const IMPLIED: Record<string, string> = {
   'ssm:GetParameters': 'resolving the public AMI parameter (GetParameter is the call made)',
   'kms:Encrypt': 'PutParameter of a SecureString',
   'kms:GenerateDataKey': 'PutParameter of an advanced-tier SecureString',
-  'kms:CreateGrant': 'EC2 attaching or starting with an encrypted volume',
 };
+
+/**
+ * The KMS permissions EC2 uses with the caller's rights for an encrypted volume (AWS's EBS
+ * encryption requirements, "Permissions for users": lib/functions.ts cites the pages), implied only
+ * for a function that makes one of the EC2 calls that use a volume's key.
+ */
+const EBS_KMS: readonly string[] = EBS_ENCRYPTION_KMS_ACTIONS;
+const VIA_EC2 = 'ec2.${AWS::Region}.amazonaws.com';
 
 const SERVICE_PREFIX: Record<string, string> = { 'auto-scaling': 'autoscaling' };
 
@@ -84,8 +92,24 @@ describe.each(STEP_FOLDERS.map((f) => [f]))('%s', (folder) => {
     expect(missing).toEqual([]);
   });
 
+  const usesVolumeKeys = EBS_KMS_TRIGGERS.some((a) => called.has(a));
+
   test('every action granted is one it calls, or one a service needs on its behalf', () => {
-    const unused = [...granted].filter((a) => !called.has(a) && !(a in IMPLIED));
+    const unused = [...granted].filter((a) => !called.has(a) && !(a in IMPLIED) && !(usesVolumeKeys && EBS_KMS.includes(a)));
     expect(unused).toEqual([]);
+  });
+
+  test(`EBS encryption: every KMS permission AWS lists, only through EC2, exactly when it ${usesVolumeKeys ? 'attaches, starts, launches or backs up' : 'uses no volume key'}`, () => {
+    for (const action of EBS_KMS) {
+      // Through EC2 only: the statements that grant it carry kms:ViaService ec2.<region>.
+      const viaEc2 = grants(policy, action).filter((s) => (s.condition?.StringEquals ?? {})['kms:ViaService'] === VIA_EC2);
+      expect({ action, viaEc2: viaEc2.length > 0 }).toEqual({ action, viaEc2: usesVolumeKeys });
+      if (action === 'kms:CreateGrant') {
+        for (const s of viaEc2) expect(s.condition?.Bool).toEqual({ 'kms:GrantIsForAWSResource': 'true' });
+      }
+      // Without kms:ViaService only what the function calls itself (preflight's DescribeKey).
+      const direct = grants(policy, action).filter((s) => !JSON.stringify(s.condition ?? {}).includes('kms:ViaService'));
+      expect({ action, direct: direct.length > 0 }).toEqual({ action, direct: called.has(action) });
+    }
   });
 });

@@ -262,13 +262,13 @@ describe('IAM: the user\'s instance and volume', () => {
     }
   });
 
-  test('kms:CreateGrant only for AWS resources, only for the steps that attach or start', () => {
+  test('kms:CreateGrant only for AWS resources through EC2, only for the steps that attach, start, launch or back up', () => {
     const granting = ALL.filter((s) => s.actions.includes('kms:CreateGrant'));
     expect(new Set(granting.map((s) => s.role))).toEqual(
-      new Set([roleId('attach-to-helper'), roleId('reattach-root'), roleId('start-instance'), roleId('restore')]),
+      new Set(['launch-helper', 'backup-and-detach', 'attach-to-helper', 'reattach-root', 'start-instance', 'restore'].map((f) => roleId(f as StepFolder))),
     );
     for (const s of granting) {
-      expect(s.condition).toEqual({ Bool: { 'kms:GrantIsForAWSResource': 'true' } });
+      expect(s.condition).toEqual({ StringEquals: { 'kms:ViaService': 'ec2.${AWS::Region}.amazonaws.com' }, Bool: { 'kms:GrantIsForAWSResource': 'true' } });
     }
   });
 });
@@ -332,7 +332,9 @@ describe('IAM: Systems Manager', () => {
   });
 
   test('the KMS key is used by inject-key only through Systems Manager', () => {
-    const encrypting = ALL.filter((s) => s.actions.some((a) => ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt'].includes(a)));
+    // (kms:Decrypt through EC2 is EBS encryption of a volume, on the volume's key: see the CreateGrant test)
+    const viaEc2 = (s: (typeof ALL)[number]) => (s.condition?.StringEquals ?? {})['kms:ViaService'] === 'ec2.${AWS::Region}.amazonaws.com';
+    const encrypting = ALL.filter((s) => s.actions.some((a) => ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt'].includes(a)) && !viaEc2(s));
     expect(encrypting).toHaveLength(1);
     expect(encrypting[0].role).toBe(roleId('inject-key'));
     expect(encrypting[0].actions.sort()).toEqual(['kms:Encrypt', 'kms:GenerateDataKey']);

@@ -103,10 +103,12 @@ beforeEach(() => {
   store.params.set(`${HELPER_AMI_PARAMETER_PREFIX}x86_64`, { name: `${HELPER_AMI_PARAMETER_PREFIX}x86_64`, type: 'String', value: 'ami-0123456789abcdef0', version: 1 });
 });
 
+// The mocked subnets map public IPs on launch (MapPublicIpOnLaunch: true): a chosen subnet's own
+// setting decides (issue 10, defect 3), the temporary VPC always gives one.
 describe.each([
   ['CreateNewVPC', true],
-  ['SelectedInstanceSubnet', false],
-  [GOOD_SUBNET, false],
+  ['SelectedInstanceSubnet', true],
+  [GOOD_SUBNET, true],
 ])('launch-helper with SubnetId=%s', (subnetChoice, publicIpExpected) => {
   let result: Record<string, unknown>;
   let run: Record<string, unknown>;
@@ -140,12 +142,11 @@ describe.each([
     expect(run.IamInstanceProfile).toEqual({ Arn: HELPER_INSTANCE_PROFILE_ARN });
   });
 
-  test(`public IP ${publicIpExpected ? 'only because the new VPC has no endpoints' : 'never (explicitly off, whatever the subnet maps)'}`, () => {
+  test('public IP given explicitly: always in the new VPC (it has no endpoints), else as the chosen subnet maps it', () => {
     const nics = (run.NetworkInterfaces ?? []) as Array<{ DeviceIndex: number; AssociatePublicIpAddress?: boolean; Groups?: string[]; SubnetId?: string }>;
     expect(nics).toHaveLength(1);
-    // explicit: the named subnet in the mock maps public IPs on launch, so undefined would mean a public IP
     expect(nics[0].AssociatePublicIpAddress).toBe(publicIpExpected);
-    expect(result.NetworkCreated).toBe(publicIpExpected);
+    expect(result.NetworkCreated).toBe(subnetChoice === 'CreateNewVPC');
   });
 
   test('only our own new security group: no default group, no inbound rule, HTTPS-only egress', () => {

@@ -30,6 +30,7 @@ const UNSCOPABLE: Record<string, { reason: string; docs: string }> = Object.from
     'DescribeSecurityGroupRules',
     'DescribeRouteTables',
     'DescribeInternetGateways',
+    'DescribeVpcEndpoints',
     'DescribeAddresses',
     'DescribeSpotInstanceRequests',
   ].map((a) => [`ec2:${a}`, { reason: 'EC2 Describe* actions do not support resource-level permissions', docs: `${EC2_SAR} ; ${EC2_RLP}` }]),
@@ -176,11 +177,29 @@ function parameterWrites(tpl: Template): string[] {
   return bad;
 }
 
+/** The kms:ViaService value of a statement (rendered), or undefined. */
+function viaService(s: Statement): string | undefined {
+  const v = (s.condition?.StringEquals ?? {})['kms:ViaService'];
+  return v === undefined ? undefined : render(v);
+}
+const VIA_EC2 = 'ec2.${Ref.AWS.Region}.amazonaws.com';
+const VIA_SSM = 'ssm.${Ref.AWS.Region}.amazonaws.com';
+/**
+ * The KMS permissions AWS lists for using EBS encryption ("Permissions for users",
+ * https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html): CreateGrant,
+ * Decrypt, DescribeKey, GenerateDataKeyWithoutPlainText, ReEncrypt (as its two IAM actions,
+ * ReEncryptFrom and ReEncryptTo, Service Authorization Reference for AWS KMS).
+ */
+const EBS_KMS = ['kms:CreateGrant', 'kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo'];
+/** The EC2 calls after which EC2 uses an encrypted volume's key with the caller's permissions (attach, start, launch, back up). */
+const USES_VOLUME_KEYS = /^ec2:(AttachVolume|StartInstances|RunInstances|CreateSnapshot|CreateImage)$/;
+
 function keyReadBack(tpl: Template): string[] {
   const bad: string[] = [];
   for (const s of allowsOf(tpl)) {
     for (const a of s.actions) {
-      if (a === 'kms:Decrypt') bad.push(where(s, a));
+      // Decrypt only when EC2 asks for a volume's data key: never directly, never through SSM.
+      if (a === 'kms:Decrypt' && viaService(s) !== VIA_EC2) bad.push(where(s, a));
       if (/^ssm:GetParameter/.test(a) && s.resources.some((r) => r === '*' || /parameter\/(ec2rl|\*)/.test(r))) bad.push(where(s, a));
     }
   }
@@ -196,13 +215,36 @@ function kmsUse(tpl: Template): string[] {
     for (const a of s.actions.filter((x) => x.startsWith('kms:'))) {
       if (a === 'kms:Encrypt' || a === 'kms:GenerateDataKey') {
         const ownKey = s.resources.every((r) => r === `\${${keys[0]}.Arn}`);
-        const viaSsm = JSON.stringify(s.condition ?? {}).includes('kms:ViaService');
-        if (!ownKey || !viaSsm) bad.push(where(s, a));
+        if (!ownKey || viaService(s) !== VIA_SSM) bad.push(where(s, a));
       } else if (a === 'kms:CreateGrant') {
-        if ((s.condition?.Bool ?? {})['kms:GrantIsForAWSResource'] !== 'true') bad.push(where(s, a));
-      } else if (a !== 'kms:DescribeKey') {
+        // AWS's recommendation for EBS: grants only for AWS resources, and only through EC2.
+        if ((s.condition?.Bool ?? {})['kms:GrantIsForAWSResource'] !== 'true' || viaService(s) !== VIA_EC2) bad.push(where(s, a));
+      } else if (a === 'kms:DescribeKey') {
+        // a read: directly (preflight checks the key is enabled) or through EC2
+      } else if (EBS_KMS.includes(a)) {
+        if (viaService(s) !== VIA_EC2) bad.push(where(s, a));
+      } else {
         bad.push(where(s, a));
       }
+    }
+  }
+  return bad;
+}
+
+/**
+ * The EBS encryption permissions go to exactly the roles that can make a call in which EC2 uses a
+ * volume's key on their behalf, all of them, through EC2 only.
+ */
+function ebsEncryptionRoles(tpl: Template): string[] {
+  const allows = allowsOf(tpl);
+  const roles = new Set(allows.flatMap((s) => s.roles));
+  const bad: string[] = [];
+  for (const role of roles) {
+    const own = allows.filter((s) => s.roles.includes(role));
+    const needs = own.some((s) => s.actions.some((a) => USES_VOLUME_KEYS.test(a)));
+    for (const a of EBS_KMS) {
+      const viaEc2 = own.some((s) => s.actions.includes(a) && viaService(s) === VIA_EC2);
+      if (viaEc2 !== needs) bad.push(`${role} ${a} through EC2: ${viaEc2 ? 'granted without a call that needs it' : 'missing'}`);
     }
   }
   return bad;
@@ -247,7 +289,8 @@ const RULES: Array<[string, (tpl: Template) => string[]]> = [
   ["ssm:SendCommand only with the product's Command document, and on instances only when tagged as helpers", sendCommandScope],
   ['ssm:PutParameter and ssm:DeleteParameter only under /ec2rl/openssh/* and /reset-access/locks/*', parameterWrites],
   ['no product role can read a stored private key back (no GetParameter on /ec2rl/openssh, no kms:Decrypt)', keyReadBack],
-  ["KMS use is limited to the stack's key through Systems Manager, and grants to AWS resources; rotation on", kmsUse],
+  ["KMS use is limited to the stack's key through Systems Manager, and EBS encryption through EC2 (grants for AWS resources only); rotation on", kmsUse],
+  ['the EBS encryption permissions AWS lists go, through EC2, to exactly the roles that attach, start, launch or back up volumes', ebsEncryptionRoles],
   ['iam:PassRole only for the helper role, only to EC2', passRole],
   ["the automation role can invoke only the product's functions, and every one of them", invokeScope],
 ];
@@ -307,6 +350,19 @@ const MUTATIONS: Array<[string, (tpl: Template) => string[], Mutation]> = [
   ['SendCommand on any instance', sendCommandScope, editSid('InjectKey', 'SendToHelperOnly', (st) => delete st.Condition)],
   ['PutParameter on every parameter', parameterWrites, editSid('InjectKey', 'KeyParameter', (st) => (st.Resource = 'arn:aws:ssm:us-east-1:123456789012:parameter/*'))],
   ['kms:Decrypt for inject-key', keyReadBack, addStatement('InjectKey', { Effect: 'Allow', Action: 'kms:Decrypt', Resource: 'arn:aws:kms:us-east-1:123456789012:key/x' })],
+  [
+    'kms:Decrypt through Systems Manager',
+    keyReadBack,
+    addStatement('Restore', { Effect: 'Allow', Action: 'kms:Decrypt', Resource: '*', Condition: { StringEquals: { 'kms:ViaService': 'ssm.us-east-1.amazonaws.com' } } }),
+  ],
+  ['EBS key use without kms:ViaService', kmsUse, editSid('StartInstance', 'EbsEncryptionKeyUse', (st) => delete st.Condition)],
+  ['kms:CreateGrant not limited to EC2', kmsUse, editSid('AttachToHelper', 'EbsEncryptionGrant', (st) => delete (st.Condition as Record<string, unknown>).StringEquals)],
+  ['EBS encryption missing for launch-helper', ebsEncryptionRoles, editSid('LaunchHelper', 'EbsEncryptionKeyUse', (st) => (st.Action = ['kms:Decrypt']))],
+  [
+    'EBS encryption for cleanup, which attaches and starts nothing',
+    ebsEncryptionRoles,
+    addStatement('Cleanup', { Effect: 'Allow', Action: 'kms:ReEncryptTo', Resource: '*', Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['ec2.', { Ref: 'AWS::Region' }, '.amazonaws.com']] } } } }),
+  ],
   ['PassRole on any role', passRole, addStatement('LaunchHelper', { Effect: 'Allow', Action: 'iam:PassRole', Resource: '*' })],
   ['InvokeFunction on any function', invokeScope, addStatement('Automation', { Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: 'arn:aws:lambda:*:*:function:*' })],
 ];

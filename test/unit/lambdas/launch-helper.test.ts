@@ -17,6 +17,7 @@ import {
   DescribeRouteTablesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand,
+  DescribeVpcEndpointsCommand,
   DescribeVpcsCommand,
   EC2Client,
   RevokeSecurityGroupEgressCommand,
@@ -25,6 +26,8 @@ import {
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { awsError, sentCommands, EXECUTION_ID, HELPER_ID, INSTANCE_ID, makePlan, parameterStore, STEP_EVENT, storedPlan, storePlan } from '../helpers';
 import type { Plan } from '@common/plan';
+import { egressTarget, HELPER_NETWORK_NEEDS, ROUTE_EGRESS_TARGETS, ROUTE_NON_TARGETS } from '../../../lambdas/launch-helper/helper-network';
+import { botocoreModel, documentedFilters } from './botocore';
 
 process.env.HELPER_INSTANCE_PROFILE_ARN = 'arn:aws:iam::123456789012:instance-profile/reset-access-helper';
 process.env.HELPER_AMI_PARAMETER_PREFIX = '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-';
@@ -36,6 +39,10 @@ const { clientTokenFor } = require('../../../lambdas/launch-helper/launch-helper
 const ec2Mock = mockClient(EC2Client);
 const ssmMock = mockClient(SSMClient);
 let store: ReturnType<typeof parameterStore>;
+/** The VPC of each subnet the tests name (the plan's instance subnet is in the instance's VPC). */
+const VPC_OF: Record<string, string> = { 'subnet-0123456789abcdef0': 'vpc-0123456789abcdef0' };
+/** Extra attributes DescribeSubnets returns for every subnet (MapPublicIpOnLaunch). */
+let subnetAttributes: { MapPublicIpOnLaunch?: boolean } = {};
 
 function planWith(subnetId: Plan['inputs']['subnetId'], helperType = 't3.small'): Plan {
   const p = makePlan();
@@ -45,6 +52,7 @@ function planWith(subnetId: Plan['inputs']['subnetId'], helperType = 't3.small')
 }
 
 beforeEach(() => {
+  subnetAttributes = {};
   ec2Mock.reset();
   ssmMock.reset();
   jest.spyOn(console, 'log').mockImplementation(() => undefined);
@@ -57,7 +65,9 @@ beforeEach(() => {
   ec2Mock.on(DescribeImagesCommand).callsFake((input: { ImageIds: string[] }) => ({ Images: [{ ImageId: input.ImageIds[0], RootDeviceName: '/dev/xvda' }] }));
   ec2Mock.on(DescribeVpcsCommand).resolves({ Vpcs: [] });
   ec2Mock.on(DescribeSubnetsCommand).callsFake((input: { SubnetIds?: string[] }) =>
-    input.SubnetIds ? { Subnets: [{ SubnetId: input.SubnetIds[0], VpcId: 'vpc-0000000000000user', AvailabilityZone: 'us-east-1a' }] } : { Subnets: [] },
+    input.SubnetIds
+      ? { Subnets: input.SubnetIds.map((id) => ({ SubnetId: id, VpcId: VPC_OF[id] ?? 'vpc-0000000000000user', AvailabilityZone: 'us-east-1a', ...subnetAttributes })) }
+      : { Subnets: [] },
   );
   ec2Mock.on(DescribeInternetGatewaysCommand).resolves({ InternetGateways: [] });
   ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [] });
@@ -83,7 +93,13 @@ describe('launch-helper handler, CreateNewVPC', () => {
     // Act
     const out = await handler(STEP_EVENT);
     // Assess
-    expect(out).toEqual({ HelperInstanceId: HELPER_ID, SubnetId: 'subnet-000000000000new', VpcId: 'vpc-00000000000000new', NetworkCreated: true });
+    expect(out).toEqual({
+      HelperInstanceId: HELPER_ID,
+      SubnetId: 'subnet-000000000000new',
+      VpcId: 'vpc-00000000000000new',
+      NetworkCreated: true,
+      HelperNetwork: expect.stringContaining('internet gateway'),
+    });
     expect(Object.keys(out)).toEqual([...OUTPUT_FIELDS]);
     const tagged = (role: string, type: string) => [
       expect.objectContaining({ ResourceType: type, Tags: expect.arrayContaining([{ Key: 'reset-access:role', Value: role }, { Key: 'reset-access:execution-id', Value: EXECUTION_ID }, { Key: 'reset-access:managed-by', Value: 'ec2-reset-access' }]) }),
@@ -165,10 +181,11 @@ describe('launch-helper handler, CreateNewVPC', () => {
 });
 
 describe('launch-helper handler, existing subnets', () => {
-  it('uses the instance subnet, no public IP, and an arm64 AMI for a Graviton helper', async () => {
+  it('uses the instance subnet, its own public IP setting (none), and an arm64 AMI for a Graviton helper', async () => {
     storePlan(store, planWith('SelectedInstanceSubnet', 't4g.small'));
     const out = await handler(STEP_EVENT);
-    expect(out).toEqual({ HelperInstanceId: HELPER_ID, SubnetId: 'subnet-0123456789abcdef0', VpcId: 'vpc-0123456789abcdef0', NetworkCreated: false });
+    expect(out).toMatchObject({ HelperInstanceId: HELPER_ID, SubnetId: 'subnet-0123456789abcdef0', VpcId: 'vpc-0123456789abcdef0', NetworkCreated: false });
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeSubnetsCommand, { SubnetIds: ['subnet-0123456789abcdef0'] });
     expect(ssmMock).toHaveReceivedCommandWith(GetParameterCommand, { Name: '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64' });
     expect(ec2Mock).toHaveReceivedCommandWith(RunInstancesCommand, {
       ImageId: 'ami-00000000000000arm',
@@ -196,6 +213,131 @@ describe('launch-helper handler, existing subnets', () => {
     expect(ec2Mock).not.toHaveReceivedCommand(CreateSecurityGroupCommand);
     expect(ec2Mock).not.toHaveReceivedCommand(RevokeSecurityGroupEgressCommand);
     expect(ec2Mock).not.toHaveReceivedCommand(AuthorizeSecurityGroupEgressCommand);
+  });
+});
+
+describe('launch-helper: a chosen subnet must reach Systems Manager (defect 3)', () => {
+  const SUBNET = 'subnet-00000000000000aa';
+  const USER_VPC = 'vpc-0000000000000user';
+  const local = { DestinationCidrBlock: '10.0.0.0/16', GatewayId: 'local', State: 'active' };
+  /** The subnet's own route table (explicit association), or only the VPC's main one. */
+  function routes(routesOfTable: object[], explicit = true): void {
+    ec2Mock.on(DescribeRouteTablesCommand).callsFake((input: { Filters?: Array<{ Name: string; Values: string[] }> }) => {
+      const names = (input.Filters ?? []).map((f) => f.Name);
+      const table = { RouteTableId: 'rtb-0000000000000user', VpcId: USER_VPC, Routes: [local, ...routesOfTable] };
+      if (names.includes('association.subnet-id')) return { RouteTables: explicit ? [{ ...table, Associations: [{ SubnetId: SUBNET }] }] : [] };
+      if (names.includes('association.main')) return { RouteTables: [{ ...table, Associations: [{ Main: true }] }] };
+      return { RouteTables: [] };
+    });
+  }
+  function endpoints(...list: Array<{ service: string; state?: string; privateDns?: boolean }>): void {
+    ec2Mock.on(DescribeVpcEndpointsCommand).resolves({
+      VpcEndpoints: list.map((e) => ({
+        VpcEndpointId: `vpce-${e.service}`,
+        VpcEndpointType: 'Interface',
+        VpcId: USER_VPC,
+        ServiceName: `com.amazonaws.us-east-1.${e.service}`,
+        State: (e.state ?? 'available') as never,
+        PrivateDnsEnabled: e.privateDns ?? true,
+      })),
+    });
+  }
+  const publicIpOf = () => ec2Mock.commandCalls(RunInstancesCommand)[0].args[0].input.NetworkInterfaces?.[0].AssociatePublicIpAddress;
+
+  beforeEach(() => {
+    storePlan(store, planWith(SUBNET));
+    endpoints();
+  });
+
+  it('a public subnet (maps public IPs, 0.0.0.0/0 to an internet gateway): the helper gets the public IP the subnet gives', async () => {
+    subnetAttributes = { MapPublicIpOnLaunch: true };
+    routes([{ DestinationCidrBlock: '0.0.0.0/0', GatewayId: 'igw-0000000000000user', State: 'active' }]);
+    const out = await handler(STEP_EVENT);
+    expect(publicIpOf()).toBe(true);
+    expect(out.HelperNetwork).toMatch(/public IPv4 address .*internet gateway igw-0000000000000user/);
+  });
+
+  it('a private subnet behind a NAT gateway: no public IP (the subnet maps none), the NAT route is the way', async () => {
+    subnetAttributes = { MapPublicIpOnLaunch: false };
+    routes([{ DestinationCidrBlock: '0.0.0.0/0', NatGatewayId: 'nat-0000000000000user', State: 'active' }]);
+    const out = await handler(STEP_EVENT);
+    expect(publicIpOf()).toBe(false);
+    expect(out.HelperNetwork).toBe('route 0.0.0.0/0 of rtb-0000000000000user to NAT gateway nat-0000000000000user');
+  });
+
+  it('a subnet with no association of its own is judged by the main route table', async () => {
+    routes([{ DestinationCidrBlock: '0.0.0.0/0', NatGatewayId: 'nat-0000000000000main', State: 'active' }], false);
+    const out = await handler(STEP_EVENT);
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeRouteTablesCommand, {
+      Filters: [{ Name: 'vpc-id', Values: [USER_VPC] }, { Name: 'association.main', Values: ['true'] }],
+    });
+    expect(out.HelperNetwork).toContain('nat-0000000000000main');
+  });
+
+  it('an isolated subnet with the three Systems Manager endpoints (private DNS) in its VPC goes ahead', async () => {
+    routes([]);
+    endpoints({ service: 'ssm' }, { service: 'ssmmessages' }, { service: 'ec2messages' });
+    const out = await handler(STEP_EVENT);
+    expect(publicIpOf()).toBe(false);
+    expect(out.HelperNetwork).toBe(`interface endpoints ec2messages, ssm, ssmmessages (private DNS) in ${USER_VPC}`);
+  });
+
+  it('without ec2messages: goes ahead, and says older agents need it', async () => {
+    routes([]);
+    endpoints({ service: 'ssm' }, { service: 'ssmmessages' });
+    const out = await handler(STEP_EVENT);
+    expect(out.HelperNetwork).toMatch(/warning: no ec2messages endpoint: enough for SSM Agent 3\.3\.40\.0 and later/);
+  });
+
+  it('a default route to a transit gateway goes ahead with a warning (it cannot be inspected from here)', async () => {
+    routes([{ DestinationCidrBlock: '0.0.0.0/0', TransitGatewayId: 'tgw-0000000000000user', State: 'active' }]);
+    const out = await handler(STEP_EVENT);
+    expect(out.HelperNetwork).toMatch(/transit gateway tgw-0000000000000user \(warning: .*not inspected/);
+    expect(ec2Mock).toHaveReceivedCommand(RunInstancesCommand);
+  });
+
+  it.each([
+    ['only local routes, no endpoints', false, [], []],
+    ['maps public IPs but has no route to an internet gateway', true, [], []],
+    ['a blackholed NAT route', false, [{ DestinationCidrBlock: '0.0.0.0/0', NatGatewayId: 'nat-0000000000000gone', State: 'blackhole' }], []],
+    ['an internet gateway route but no public IP', false, [{ DestinationCidrBlock: '0.0.0.0/0', GatewayId: 'igw-0000000000000user', State: 'active' }], []],
+    ['endpoints still pending, or without private DNS', false, [], [{ service: 'ssm', state: 'pending' }, { service: 'ssmmessages', privateDns: false }]],
+  ])('refuses a subnet that cannot reach Systems Manager (%s) before it creates anything', async (_case, mapsPublic, routeList, endpointList) => {
+    subnetAttributes = { MapPublicIpOnLaunch: mapsPublic as boolean };
+    routes(routeList as object[]);
+    endpoints(...(endpointList as Array<{ service: string }>));
+    await expect(handler(STEP_EVENT)).rejects.toMatchObject({
+      name: 'RefusedError',
+      message: expect.stringContaining(`Subnet ${SUBNET} cannot reach Systems Manager`),
+    });
+    await expect(handler(STEP_EVENT)).rejects.toThrow(HELPER_NETWORK_NEEDS);
+    expect(ec2Mock).not.toHaveReceivedCommand(CreateSecurityGroupCommand);
+    expect(ec2Mock).not.toHaveReceivedCommand(RunInstancesCommand);
+    expect(storedPlan(store)?.created).toEqual({});
+  });
+});
+
+describe('helper-network against the EC2 API model (botocore)', () => {
+  const model = botocoreModel('ec2');
+
+  it('every filter it sends is one DescribeRouteTables / DescribeVpcEndpoints documents', () => {
+    expect(documentedFilters(model, 'DescribeRouteTables')).toEqual(expect.arrayContaining(['association.subnet-id', 'association.main', 'vpc-id']));
+    expect(documentedFilters(model, 'DescribeVpcEndpoints')).toEqual(expect.arrayContaining(['vpc-id']));
+  });
+
+  it('classifies every member of a Route: a next hop out of the VPC, or not one', () => {
+    const members = Object.keys(model.shapes.Route.members).sort();
+    expect(members).toEqual([...Object.keys(ROUTE_EGRESS_TARGETS), ...ROUTE_NON_TARGETS].sort());
+    for (const field of Object.keys(ROUTE_EGRESS_TARGETS)) {
+      expect({ field, target: egressTarget({ [field]: 'x-1' }) !== undefined }).toEqual({ field, target: true });
+    }
+  });
+
+  it('reads the route states and the public IP attribute the model defines', () => {
+    expect(model.shapes.RouteState.enum).toEqual(expect.arrayContaining(['active', 'blackhole']));
+    expect(model.shapes.Subnet.members.MapPublicIpOnLaunch.shape).toBe('Boolean');
+    expect(model.shapes.InstanceNetworkInterfaceSpecification.members.AssociatePublicIpAddress.shape).toBe('Boolean');
+    expect(model.shapes.State.enum.map((x: string) => x.toLowerCase())).toContain('available');
   });
 });
 
