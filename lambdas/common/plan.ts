@@ -75,6 +75,11 @@ export type Phase =
 export interface PlanProgress {
   keyInjected: boolean;
   phase: Phase;
+  /**
+   * Restore attempts that waited out their budget for the inject command to end (restore.ts): the
+   * first one makes the attempt fail (Automation retries it), a later one forces the detach.
+   */
+  commandWaitsExhausted?: number;
 }
 
 export interface Plan {

@@ -2,10 +2,12 @@
  * Step `restore`: converge from the plan and the real state (DescribeVolumes, DescribeInstances),
  * not from step outputs, so it works from any point of the run and twice (docs/architecture.md,
  * "Restore"):
- *  0. an inject command sent and not known to have ended: wait for it (bounded), cancel it if it
- *     still runs, and judge "injected" by its report, so the volume never leaves the helper
- *     mid-write and a key that reached the volume keeps its private half;
- *  1. root volume attached to the helper: detach (force only after a normal detach timed out),
+ *  0. an inject command sent and not known to have ended: wait for a terminal status (bounded),
+ *     cancel it if it still runs and wait for it to end, and judge "injected" by its report, so the
+ *     volume never leaves the helper mid-write and a key that reached the volume keeps its private
+ *     half; a command that never ends fails this attempt once (Automation retries), then forces;
+ *  1. root volume attached to the helper: detach (force only after a normal detach timed out, or
+ *     when the command never ended: the result then says so and asks for a filesystem check),
  *     wait available;
  *  2. available: attach to the original instance at the original device name, wait in-use;
  *  3. DeleteOnTermination as it was; start the instance if it was running and is stopped;
@@ -26,7 +28,7 @@ import {
   GetCommandInvocationCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
-import { describeInstance, findVolume, liveAttachment, pollUntil, type Clock } from '@common/ec2';
+import { describeInstance, findInstance, findVolume, liveAttachment, pollUntil, type Clock } from '@common/ec2';
 import { awsErrorCode, isAwsError, NotReadyError, RestoreError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { parseReport } from '@common/report';
@@ -43,13 +45,29 @@ export interface RestoreBudgets {
   readonly stopMs: number;
   /** Wait for a running inject command to end before cancelling it. */
   readonly commandMs: number;
+  /** Wait, after CancelCommand, for the command to reach a terminal state. */
+  readonly cancelMs: number;
 }
 
-/** 45 + 60 + 30 + 60 + 60 s: within a Lambda timeout under the step's 300 s. */
-export const DEFAULT_BUDGETS: RestoreBudgets = { commandMs: 45_000, detachMs: 60_000, forceDetachMs: 30_000, attachMs: 60_000, stopMs: 60_000 };
-/** Command statuses after which nothing runs on the helper any more. */
-const COMMAND_ENDED = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
+/**
+ * Per attempt at most 45 + 30 s for the command, then (when it ended) 60 + 30 + 60 + 60 s for the
+ * volume and the instance: 285 s, within the Lambda's 290 s under the step's 300 s. An attempt that
+ * waited the command out ends after its 75 s (it throws); an attempt that forces goes straight to
+ * the forced detach (30 + 60 + 60 s more).
+ */
+export const DEFAULT_BUDGETS: RestoreBudgets = { commandMs: 45_000, cancelMs: 30_000, detachMs: 60_000, forceDetachMs: 30_000, attachMs: 60_000, stopMs: 60_000 };
+
+/**
+ * GetCommandInvocation `Status` values after which the command no longer runs on the helper. The
+ * SSM API model (botocore data/ssm/2014-11-06/service-2.json, shape CommandInvocationStatus) has
+ * Pending, InProgress, Delayed, Success, Cancelled, TimedOut, Failed and Cancelling; its
+ * StatusDetails documentation calls Success, Failed, Cancelled and the timeouts terminal states.
+ * Cancelling is not: the command may still be writing.
+ */
+export const COMMAND_TERMINAL: readonly string[] = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
 const POLL_MS = 3_000;
+/** Helper states in which no process of the helper can write to the volume any more. */
+const HELPER_AT_REST = ['stopped', 'terminated'];
 
 export interface RestoreDeps {
   readonly ec2: EC2Client;
@@ -62,29 +80,41 @@ export interface RestoreDeps {
 export interface RestoreResult {
   readonly restored: boolean;
   readonly message: string;
+  /** True when the root volume was detached from the helper with Force: the message says to check its filesystem. */
+  readonly forcedDetach: boolean;
+}
+
+/** What restore learned about the inject command before it moved the volume. */
+interface Settled {
+  /** The command may still have been running when the volume left the helper: detach with Force at once. */
+  readonly force: boolean;
+  /** Whether the command added the key cannot be known (it never reported an end). */
+  readonly outcomeUnknown: boolean;
 }
 
 export async function restore(deps: RestoreDeps, input: StepInput): Promise<RestoreResult> {
   const { instanceId, executionId } = input;
   const plan = await readPlan(deps.ssm, instanceId);
   if (!plan) {
-    return { restored: false, message: `No plan for ${instanceId}: this execution changed nothing to restore` };
+    return { restored: false, message: `No plan for ${instanceId}: this execution changed nothing to restore`, forcedDetach: false };
   }
   if (plan.executionId !== executionId) {
-    return { restored: false, message: `The plan of ${instanceId} belongs to execution ${plan.executionId}; not touched` };
+    return { restored: false, message: `The plan of ${instanceId} belongs to execution ${plan.executionId}; not touched`, forcedDetach: false };
   }
   const budgets = deps.budgets ?? DEFAULT_BUDGETS;
   const done: string[] = [];
-  await settleCommand(deps, plan, budgets, done);
-  await putVolumeBack(deps, plan, budgets, done);
+  const settled = await settleCommand(deps, plan, budgets, done);
+  const forcedDetach = await putVolumeBack(deps, plan, budgets, done, settled.force);
   await restoreInstance(deps, plan, budgets, done);
-  await settleKey(deps, plan, done);
+  await settleKey(deps, plan, done, settled.outcomeUnknown);
   await updatePlan(deps.ssm, instanceId, executionId, (p) => {
     p.progress.phase = 'restored';
   });
-  const message = done.length > 0 ? done.join('; ') : 'nothing to change';
-  deps.log.info('restored', { instanceId, actions: done.length });
-  return { restored: true, message };
+  // A forced detach comes first: its advice must survive any cut of the message.
+  const ordered = [...done.filter((d) => d.startsWith('FORCED')), ...done.filter((d) => !d.startsWith('FORCED'))];
+  const message = ordered.length > 0 ? ordered.join('; ') : 'nothing to change';
+  deps.log.info('restored', { instanceId, actions: done.length, forcedDetach });
+  return { restored: true, message, forcedDetach };
 }
 
 async function volumeState(deps: RestoreDeps, volumeId: string) {
@@ -104,12 +134,22 @@ async function waitAvailable(deps: RestoreDeps, volumeId: string, budgetMs: numb
   });
 }
 
-async function putVolumeBack(deps: RestoreDeps, plan: Plan, budgets: RestoreBudgets, done: string[]): Promise<void> {
+/** The advice every forced detach carries in the result. */
+function forcedMessage(volumeId: string, helperId: string, why: string): string {
+  return (
+    `FORCED the detach of ${volumeId} from helper ${helperId} (${why}): its filesystem may not have been cleanly unmounted. ` +
+    'Check it before you rely on it: stop the instance, attach the volume to another instance and run fsck -n (xfs_repair -n for XFS) on it, or look at the boot log for journal recovery'
+  );
+}
+
+/** Puts the root volume back on the instance; returns true when it had to force the detach from the helper. */
+async function putVolumeBack(deps: RestoreDeps, plan: Plan, budgets: RestoreBudgets, done: string[], forceNow: boolean): Promise<boolean> {
   const { ec2 } = deps;
   const volumeId = plan.instance.rootVolumeId;
   const instanceId = plan.instanceId;
   const helperId = plan.created.helperInstanceId;
   let v = await volumeState(deps, volumeId);
+  let forced = false;
 
   if (v.attachment && v.attachment.instanceId !== instanceId) {
     if (v.attachment.instanceId !== helperId) {
@@ -117,18 +157,28 @@ async function putVolumeBack(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
         `Cannot restore: ${describeState(volumeId, v)}, which is neither ${instanceId} nor this run's helper; attach it back to ${instanceId} at ${plan.instance.rootDeviceName} by hand`,
       );
     }
-    if (v.attachment.state !== 'detaching') {
-      await ec2.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: helperId }));
-    }
-    try {
-      await waitAvailable(deps, volumeId, budgets.detachMs);
-    } catch (err) {
-      if (!(err instanceof NotReadyError)) throw err;
-      deps.log.warn('normal detach timed out: forcing', { volumeId, helperId });
+    if (forceNow) {
+      deps.log.warn('the inject command may still run: forcing the detach', { volumeId, helperId });
       await ec2.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: helperId, Force: true }));
       await waitAvailable(deps, volumeId, budgets.forceDetachMs);
+      done.push(forcedMessage(volumeId, helperId, 'the inject command never reported an end'));
+      forced = true;
+    } else {
+      if (v.attachment.state !== 'detaching') {
+        await ec2.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: helperId }));
+      }
+      try {
+        await waitAvailable(deps, volumeId, budgets.detachMs);
+        done.push(`detached ${volumeId} from helper ${helperId}`);
+      } catch (err) {
+        if (!(err instanceof NotReadyError)) throw err;
+        deps.log.warn('normal detach timed out: forcing', { volumeId, helperId });
+        await ec2.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: helperId, Force: true }));
+        await waitAvailable(deps, volumeId, budgets.forceDetachMs);
+        done.push(forcedMessage(volumeId, helperId, `a normal detach did not finish in ${Math.round(budgets.detachMs / 1000)} s`));
+        forced = true;
+      }
     }
-    done.push(`detached ${volumeId} from helper ${helperId}`);
     v = await volumeState(deps, volumeId);
   }
 
@@ -159,6 +209,7 @@ async function putVolumeBack(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
   if (v.attachment?.instanceId !== instanceId || v.attachment.state !== 'attached') {
     throw new RestoreError(`Cannot restore: ${describeState(volumeId, v)}; it should be attached to ${instanceId} at ${plan.instance.rootDeviceName}`);
   }
+  return forced;
 }
 
 async function restoreInstance(deps: RestoreDeps, plan: Plan, budgets: RestoreBudgets, done: string[]): Promise<void> {
@@ -186,57 +237,114 @@ async function restoreInstance(deps: RestoreDeps, plan: Plan, budgets: RestoreBu
   }
 }
 
-/**
- * Makes sure the inject command no longer runs before the volume moves, and records whether it
- * put the key on the volume (plan.progress.keyInjected). Best effort: when the command cannot be
- * read (no permission, gone), restore goes on with what the plan says and says so.
- */
-async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudgets, done: string[]): Promise<void> {
-  const { commandId, helperInstanceId: helperId } = plan.created;
-  if (!commandId || !helperId || plan.progress.keyInjected) return;
-  const read = async (): Promise<{ status: string; stdout?: string } | undefined> => {
-    try {
-      const out = await deps.ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: helperId }));
-      return { status: out.Status ?? 'Pending', stdout: out.StandardOutputContent };
-    } catch (err) {
-      // Right after SendCommand the invocation may not exist yet: it has not started.
-      if (isAwsError(err, 'InvocationDoesNotExist')) return { status: 'Pending' };
-      throw err;
-    }
-  };
+interface CommandState {
+  readonly status: string;
+  readonly stdout?: string;
+}
+
+/** One read of the invocation; never throws (an unreadable state is simply not terminal). */
+async function readCommand(deps: RestoreDeps, commandId: string, helperId: string): Promise<CommandState> {
   try {
-    let inv = await read();
-    if (inv && !COMMAND_ENDED.includes(inv.status)) {
+    const out = await deps.ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: helperId }));
+    return { status: out.Status ?? 'Pending', stdout: out.StandardOutputContent };
+  } catch (err) {
+    // Right after SendCommand the invocation may not exist yet (Run Command is eventually
+    // consistent: GetCommandInvocation in the SSM API model): it has not started.
+    if (isAwsError(err, 'InvocationDoesNotExist')) return { status: 'Pending' };
+    return { status: `unreadable (${awsErrorCode(err) || 'error'})` };
+  }
+}
+
+const isTerminal = (c: CommandState): boolean => COMMAND_TERMINAL.includes(c.status);
+
+async function waitTerminal(deps: RestoreDeps, commandId: string, helperId: string, budgetMs: number, last: CommandState): Promise<CommandState> {
+  let now = last;
+  try {
+    return await pollUntil(deps.clock, `command ${commandId} to end`, budgetMs, POLL_MS, async () => {
+      now = await readCommand(deps, commandId, helperId);
+      return isTerminal(now) ? now : undefined;
+    });
+  } catch (err) {
+    if (!(err instanceof NotReadyError)) throw err;
+    return now;
+  }
+}
+
+/**
+ * The volume must not leave the helper while the inject command may still write to it: restore
+ * waits for a terminal status (COMMAND_TERMINAL), cancels the command if it runs past its budget
+ * and waits again for it to end. When it still has not ended (Cancelling, an agent that no longer
+ * answers), the first such attempt throws NotReadyError so that Automation retries restore
+ * (maxAttempts); a later one forces the detach and says so. A helper that is stopped or terminated
+ * runs nothing. Records whether the command put the key on the volume (plan.progress.keyInjected).
+ */
+async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudgets, done: string[]): Promise<Settled> {
+  const { commandId, helperInstanceId: helperId } = plan.created;
+  const calm: Settled = { force: false, outcomeUnknown: false };
+  if (!commandId || !helperId || plan.progress.keyInjected) return calm;
+  const onHelper = (await volumeState(deps, plan.instance.rootVolumeId)).attachment?.instanceId === helperId;
+
+  let inv = await readCommand(deps, commandId, helperId);
+  if (!isTerminal(inv) && onHelper) {
+    inv = await waitTerminal(deps, commandId, helperId, budgets.commandMs, inv);
+    if (!isTerminal(inv)) {
       try {
-        inv = await pollUntil(deps.clock, `command ${commandId} to end`, budgets.commandMs, POLL_MS, async () => {
-          const now = await read();
-          return now && COMMAND_ENDED.includes(now.status) ? now : undefined;
-        });
-      } catch (err) {
-        if (!(err instanceof NotReadyError)) throw err;
         await deps.ssm.send(new CancelCommandCommand({ CommandId: commandId, InstanceIds: [helperId] }));
-        done.push(`cancelled the inject command ${commandId}, still running after ${Math.round(budgets.commandMs / 1000)} s`);
-        return;
+        done.push(`cancelled the inject command ${commandId}, still ${inv.status} after ${Math.round(budgets.commandMs / 1000)} s`);
+      } catch (err) {
+        done.push(`could not cancel the inject command ${commandId} (${awsErrorCode(err) || 'error'})`);
       }
+      inv = await waitTerminal(deps, commandId, helperId, budgets.cancelMs, inv);
     }
-    if (inv?.status === 'Success' && parseReport(inv.stdout)?.status === 'ok') {
+  }
+
+  if (isTerminal(inv)) {
+    if (inv.status === 'Success' && parseReport(inv.stdout)?.status === 'ok') {
       plan.progress.keyInjected = true;
       await updatePlan(deps.ssm, plan.instanceId, plan.executionId, (p) => {
         p.progress.keyInjected = true;
       });
       done.push(`the inject command ${commandId} had added the key`);
+    } else if (inv.status !== 'Success') {
+      done.push(`the inject command ${commandId} ended ${inv.status}`);
     }
-  } catch (err) {
-    deps.log.warn('could not read the inject command', { commandId, code: awsErrorCode(err) });
-    done.push(`could not read the inject command ${commandId} (${awsErrorCode(err) || 'error'})`);
+    return calm;
   }
+  if (!onHelper) {
+    // The volume is no longer on the helper: nothing of the command can reach it.
+    done.push(`the inject command ${commandId} is ${inv.status}, but the root volume is no longer on the helper`);
+    return { force: false, outcomeUnknown: true };
+  }
+  const helperState = (await findInstance(deps.ec2, helperId))?.State?.Name ?? 'terminated';
+  if (HELPER_AT_REST.includes(helperState)) {
+    done.push(`the inject command ${commandId} is ${inv.status}, but helper ${helperId} is ${helperState}: nothing runs on it`);
+    return { force: false, outcomeUnknown: true };
+  }
+  const waited = Math.round((budgets.commandMs + budgets.cancelMs) / 1000);
+  if ((plan.progress.commandWaitsExhausted ?? 0) < 1) {
+    await updatePlan(deps.ssm, plan.instanceId, plan.executionId, (p) => {
+      p.progress.commandWaitsExhausted = (p.progress.commandWaitsExhausted ?? 0) + 1;
+    });
+    deps.log.warn('inject command has not ended: restore is to be retried', { commandId, status: inv.status });
+    throw new NotReadyError(
+      `The inject command ${commandId} on helper ${helperId} is still ${inv.status} ${waited} s after restore began waiting and cancelled it; ` +
+        'the root volume stays on the helper while the command may write to it. Restore is retried (maxAttempts) and forces the detach if the command still has not ended.',
+    );
+  }
+  done.push(`the inject command ${commandId} was still ${inv.status} after two waits of ${waited} s and a cancel`);
+  return { force: true, outcomeUnknown: true };
 }
 
-async function settleKey(deps: RestoreDeps, plan: Plan, done: string[]): Promise<void> {
+async function settleKey(deps: RestoreDeps, plan: Plan, done: string[], outcomeUnknown: boolean): Promise<void> {
   const name = plan.created.keyParameterName;
   if (!name) return;
   if (plan.progress.keyInjected) {
     done.push(`the key was injected: its private key stays in ${name}`);
+    return;
+  }
+  if (outcomeUnknown) {
+    // The command may have added the key before it stopped answering: its private half is kept.
+    done.push(`the inject command's outcome is unknown: its private key stays in ${name}`);
     return;
   }
   // The name is shared with earlier runs on this instance (AWSSupport-ResetAccess's path); this

@@ -11,7 +11,8 @@ import {
 } from '@aws-sdk/client-ec2';
 import { CancelCommandCommand, DeleteParameterCommand, GetCommandInvocationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { handler, OUTPUT_FIELDS } from '../../../lambdas/restore/handler';
-import { restore } from '../../../lambdas/restore/restore';
+import { COMMAND_TERMINAL, DEFAULT_BUDGETS, restore } from '../../../lambdas/restore/restore';
+import { botocoreModel } from './botocore';
 import type { Phase, Plan } from '@common/plan';
 import {
   EXECUTION_ID,
@@ -43,6 +44,7 @@ const KEY_NAME = `/ec2rl/openssh/${INSTANCE_ID}/key`;
  */
 interface World {
   instanceState: string;
+  helperState: string;
   volumeState: 'available' | 'in-use' | 'absent';
   attachedTo?: string;
   attachmentState?: 'attaching' | 'attached' | 'detaching';
@@ -89,13 +91,14 @@ beforeEach(() => {
   ssmMock.reset();
   jest.spyOn(console, 'log').mockImplementation(() => undefined);
   store = parameterStore(ssmMock);
-  world = { instanceState: 'running', volumeState: 'in-use', attachedTo: INSTANCE_ID, attachmentState: 'attached', lag: 2, stuckDetach: false, pending: 0 };
+  world = { instanceState: 'running', helperState: 'running', volumeState: 'in-use', attachedTo: INSTANCE_ID, attachmentState: 'attached', lag: 2, stuckDetach: false, pending: 0 };
   ec2Mock.on(DescribeVolumesCommand).callsFake(() => {
     tick();
     return volumeNow();
   });
-  ec2Mock.on(DescribeInstancesCommand).callsFake(() => {
+  ec2Mock.on(DescribeInstancesCommand).callsFake((input: { InstanceIds?: string[] }) => {
     tick();
+    if (input.InstanceIds?.[0] === HELPER_ID) return { Reservations: [{ Instances: [{ InstanceId: HELPER_ID, State: { Name: world.helperState } }] }] };
     return { Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: world.instanceState } }] }] };
   });
   ec2Mock.on(DetachVolumeCommand).callsFake((input: { Force?: boolean }) => {
@@ -141,7 +144,7 @@ function expectBackToNormal(started: boolean): void {
 describe('restore handler', () => {
   it('does nothing without a plan', async () => {
     const out = await handler(STEP_EVENT);
-    expect(out).toEqual({ Restored: false, Message: expect.stringMatching(/No plan for/) });
+    expect(out).toEqual({ Restored: false, Message: expect.stringMatching(/No plan for/), ForcedDetach: false });
     expect(Object.keys(out)).toEqual([...OUTPUT_FIELDS]);
     expect(ec2Mock.calls()).toHaveLength(0);
   });
@@ -150,7 +153,7 @@ describe('restore handler', () => {
     storePlan(store, planAt('attached-to-helper', (p) => (p.executionId = OTHER_EXECUTION_ID)));
     world = { ...world, attachedTo: HELPER_ID };
     const out = await handler(STEP_EVENT);
-    expect(out).toEqual({ Restored: false, Message: expect.stringContaining(`belongs to execution ${OTHER_EXECUTION_ID}`) });
+    expect(out).toEqual({ Restored: false, Message: expect.stringContaining(`belongs to execution ${OTHER_EXECUTION_ID}`), ForcedDetach: false });
     expect(ec2Mock.calls()).toHaveLength(0);
     expect(storedPlan(store)?.executionId).toBe(OTHER_EXECUTION_ID);
   });
@@ -270,9 +273,11 @@ describe('restore failures name the volume', () => {
     storePlan(store, planAt('attached-to-helper'));
     Object.assign(world, { instanceState: 'stopped', attachedTo: HELPER_ID, stuckDetach: true });
     const log = recordingLogger();
-    await restore({ ec2, ssm, log, clock: fakeClock() }, STEP_INPUT);
+    const r = await restore({ ec2, ssm, log, clock: fakeClock() }, STEP_INPUT);
     expect(ec2Mock).toHaveReceivedCommandWith(DetachVolumeCommand, { VolumeId: ROOT_VOLUME_ID, InstanceId: HELPER_ID, Force: true });
     expect(log.lines.join('\n')).toMatch(/forcing/);
+    expect(r.forcedDetach).toBe(true);
+    expect(r.message).toMatch(/^FORCED the detach of vol-0123456789abcdef0 from helper .* \(a normal detach did not finish in 60 s\).*fsck/);
     expectBackToNormal(true);
   });
 
@@ -352,14 +357,72 @@ describe('restore and a running inject command', () => {
     expectBackToNormal(true);
   });
 
-  it('cancels a command still running after its budget, then deletes the unused key', async () => {
+  it('cancels a command still running after its budget, and does not move the volume before it has ended', async () => {
     storePlan(store, sent());
+    let cancelled = false;
+    let readsAfterCancel = 0;
+    ssmMock.on(GetCommandInvocationCommand).callsFake(() => {
+      if (!cancelled) return { Status: 'InProgress' };
+      readsAfterCancel += 1;
+      // Cancelling is not terminal: the command may still write.
+      return readsAfterCancel < 3 ? { Status: 'Cancelling' } : { Status: 'Cancelled' };
+    });
+    ssmMock.on(CancelCommandCommand).callsFake(() => {
+      cancelled = true;
+      return {};
+    });
+    ec2Mock.on(DetachVolumeCommand).callsFake((input: { Force?: boolean }) => {
+      expect({ readsAfterCancel, force: input.Force }).toEqual({ readsAfterCancel: 3, force: undefined });
+      world.attachmentState = 'detaching';
+      world.pending = world.lag;
+      return {};
+    });
+    const r = await restore(deps(), STEP_INPUT);
+    expect(ssmMock).toHaveReceivedCommandWith(CancelCommandCommand, { CommandId: 'cmd-1', InstanceIds: [HELPER_ID] });
+    expect(r.message).toMatch(/cancelled the inject command cmd-1, still InProgress after 45 s/);
+    expect(r.message).toMatch(/ended Cancelled/);
+    expect(r.forcedDetach).toBe(false);
+    expect(store.has(KEY_NAME)).toBe(false);
+    expectBackToNormal(true);
+  });
+
+  it('a command that never ends: the first attempt fails and leaves the volume on the helper; the next one forces and says to check the filesystem', async () => {
+    storePlan(store, sent());
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Cancelling' });
+    ssmMock.on(CancelCommandCommand).resolves({});
+    const clock = fakeClock();
+    // Act: attempt 1
+    await expect(restore({ ec2, ssm, log: recordingLogger(), clock }, STEP_INPUT)).rejects.toMatchObject({
+      name: 'NotReadyError',
+      message: expect.stringMatching(/cmd-1 .* is still Cancelling 75 s after .*Restore is retried/),
+    });
+    // Assess: bounded by the two budgets, nothing moved, the wait is recorded
+    expect(clock.elapsed()).toBeLessThanOrEqual(DEFAULT_BUDGETS.commandMs + DEFAULT_BUDGETS.cancelMs);
+    expect(ec2Mock).not.toHaveReceivedCommand(DetachVolumeCommand);
+    expect(world).toMatchObject({ attachedTo: HELPER_ID });
+    expect(storedPlan(store)?.progress.commandWaitsExhausted).toBe(1);
+    // Act: attempt 2 (Automation's retry)
+    const r = await restore({ ec2, ssm, log: recordingLogger(), clock }, STEP_INPUT);
+    // Assess: forced at once (no normal detach of a volume that may be written), and said so first
+    expect(ec2Mock).toHaveReceivedCommandWith(DetachVolumeCommand, { VolumeId: ROOT_VOLUME_ID, InstanceId: HELPER_ID, Force: true });
+    expect(ec2Mock.commandCalls(DetachVolumeCommand).map((c) => c.args[0].input.Force)).toEqual([true]);
+    expect(r.forcedDetach).toBe(true);
+    expect(r.message).toMatch(/^FORCED the detach of vol-0123456789abcdef0 from helper i-\w+ \(the inject command never reported an end\).*fsck -n/);
+    // the command may have added the key: its private half is kept
+    expect(store.has(KEY_NAME)).toBe(true);
+    expect(r.message).toContain(`the inject command's outcome is unknown: its private key stays in ${KEY_NAME}`);
+    expectBackToNormal(true);
+  });
+
+  it('a command still running on a helper that is stopped: nothing runs there, the volume moves normally', async () => {
+    storePlan(store, sent());
+    world.helperState = 'stopped';
     ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
     ssmMock.on(CancelCommandCommand).resolves({});
     const r = await restore(deps(), STEP_INPUT);
-    expect(ssmMock).toHaveReceivedCommandWith(CancelCommandCommand, { CommandId: 'cmd-1', InstanceIds: [HELPER_ID] });
-    expect(r.message).toMatch(/cancelled the inject command cmd-1/);
-    expect(store.has(KEY_NAME)).toBe(false);
+    expect(r.message).toContain(`helper ${HELPER_ID} is stopped: nothing runs on it`);
+    expect(ec2Mock).not.toHaveReceivedCommandWith(DetachVolumeCommand, { Force: true });
+    expect(r.forcedDetach).toBe(false);
     expectBackToNormal(true);
   });
 
@@ -371,11 +434,52 @@ describe('restore and a running inject command', () => {
     expect(storedPlan(store)?.progress.keyInjected).toBe(false);
   });
 
-  it('goes on with the plan when the command cannot be read, and says so', async () => {
+  it('a command it cannot read is not known to have ended: it is waited for and cancelled like a running one', async () => {
     storePlan(store, sent());
     ssmMock.on(GetCommandInvocationCommand).rejects(awsError('AccessDeniedException'));
-    const r = await restore(deps(), STEP_INPUT);
-    expect(r.message).toContain('could not read the inject command cmd-1 (AccessDeniedException)');
+    ssmMock.on(CancelCommandCommand).resolves({});
+    await expect(restore(deps(), STEP_INPUT)).rejects.toThrow(/still unreadable \(AccessDeniedException\)/);
+    expect(ssmMock).toHaveReceivedCommandWith(CancelCommandCommand, { CommandId: 'cmd-1', InstanceIds: [HELPER_ID] });
+    expect(ec2Mock).not.toHaveReceivedCommand(DetachVolumeCommand);
+  });
+
+  it('does not wait for a command when the volume has already left the helper', async () => {
+    storePlan(store, sent());
+    Object.assign(world, { volumeState: 'available', attachedTo: undefined, attachmentState: undefined });
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
+    const clock = fakeClock();
+    const r = await restore({ ec2, ssm, log: recordingLogger(), clock }, STEP_INPUT);
+    expect(clock.elapsed()).toBeLessThan(DEFAULT_BUDGETS.commandMs);
+    expect(ssmMock).not.toHaveReceivedCommand(CancelCommandCommand);
+    expect(r.message).toContain('the root volume is no longer on the helper');
     expectBackToNormal(true);
+  });
+});
+
+describe('the terminal command statuses, against the SSM API model (botocore)', () => {
+  const model = botocoreModel('ssm');
+  const statuses: string[] = model.shapes.CommandInvocationStatus.enum;
+  /** The StatusDetails values the model documents as "a terminal state". */
+  const terminalDetails = [...String(model.shapes.GetCommandInvocationResult.members.StatusDetails.documentation).matchAll(/<p>([A-Za-z ]+): (.*?)<\/p>/g)]
+    .filter((m) => m[2].includes('This is a terminal state'))
+    .map((m) => m[1]);
+
+  it('every terminal status restore accepts is a Status value the model documents as terminal (the timeouts as TimedOut)', () => {
+    expect(terminalDetails).toEqual(expect.arrayContaining(['Success', 'Failed', 'Cancelled', 'Delivery Timed Out', 'Execution Timed Out']));
+    for (const s of COMMAND_TERMINAL) {
+      expect(statuses).toContain(s);
+      expect({ s, terminal: terminalDetails.includes(s) || (s === 'TimedOut' && terminalDetails.some((d) => d.endsWith('Timed Out'))) }).toEqual({ s, terminal: true });
+    }
+  });
+
+  it('every other Status value (Pending, InProgress, Delayed, Cancelling) is waited for', () => {
+    const waited = statuses.filter((s) => !COMMAND_TERMINAL.includes(s)).sort();
+    expect(waited).toEqual(['Cancelling', 'Delayed', 'InProgress', 'Pending']);
+    for (const s of waited) expect(terminalDetails).not.toContain(s);
+  });
+
+  it('InvocationDoesNotExist is an error GetCommandInvocation documents (Run Command is eventually consistent)', () => {
+    expect(model.operations.GetCommandInvocation.errors.map((e: { shape: string }) => e.shape)).toContain('InvocationDoesNotExist');
+    expect(model.operations.GetCommandInvocation.documentation).toMatch(/eventual consistency/);
   });
 });
