@@ -3,8 +3,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { DescribeVolumesCommand, DetachVolumeCommand, EC2Client, type Volume } from '@aws-sdk/client-ec2';
 import { GetCommandInvocationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { handler, OUTPUT_FIELDS } from '../../../lambdas/release-from-helper/handler';
-import { parseReport } from '../../../lambdas/release-from-helper/release-from-helper';
-import { HELPER_ID, makePlan, parameterStore, ROOT_VOLUME_ID, STEP_EVENT, storedPlan, storePlan } from '../helpers';
+import { COMMAND_WAIT_MS, parseReport, releaseFromHelper } from '../../../lambdas/release-from-helper/release-from-helper';
+import { awsError, fakeClock, HELPER_ID, makePlan, parameterStore, recordingLogger, ROOT_VOLUME_ID, STEP_EVENT, STEP_INPUT, storedPlan, storePlan } from '../helpers';
 
 const ec2Mock = mockClient(EC2Client);
 const ssmMock = mockClient(SSMClient);
@@ -42,10 +42,9 @@ describe('release-from-helper handler', () => {
   it('reads the report, marks the key injected, detaches from the helper', async () => {
     invocation('Success', `mounting…\nfound root\n${JSON.stringify(OK_REPORT)}\n`);
     const out = await handler(STEP_EVENT);
-    expect(out).toEqual({
+    expect(out).toMatchObject({
       UsersChanged: 'ec2-user,admin',
       FilesChanged: '/home/ec2-user/.ssh/authorized_keys,/home/admin/.ssh/authorized_keys',
-      Report: JSON.stringify(OK_REPORT),
     });
     expect(Object.keys(out)).toEqual([...OUTPUT_FIELDS]);
     expect(ssmMock).toHaveReceivedCommandWith(GetCommandInvocationCommand, { CommandId: 'cmd-1', InstanceId: HELPER_ID });
@@ -98,5 +97,46 @@ describe('parseReport', () => {
     expect(parseReport('{"status":"maybe"}')).toBeUndefined();
     expect(parseReport(undefined)).toBeUndefined();
     expect(parseReport('{"status":"ok"}')?.changes).toEqual([]);
+  });
+});
+
+describe('release-from-helper waits for the command to end (defect 7)', () => {
+  const deps = (clock = fakeClock()) => ({ ec2: new EC2Client({}), ssm: new SSMClient({}), log: recordingLogger(), clock });
+
+  it('tolerates InvocationDoesNotExist right after SendCommand, waits through InProgress, then releases', async () => {
+    let reads = 0;
+    ssmMock.on(GetCommandInvocationCommand).callsFake(() => {
+      reads += 1;
+      if (reads <= 2) throw awsError('InvocationDoesNotExist');
+      return reads < 5 ? { Status: 'InProgress' } : { Status: 'Success', StandardOutputContent: JSON.stringify(OK_REPORT) };
+    });
+    const d = deps();
+    const r = await releaseFromHelper(d, STEP_INPUT);
+    expect(reads).toBe(5);
+    expect(r.usersChanged).toEqual(['ec2-user', 'admin']);
+    expect(d.clock.elapsed()).toBeLessThanOrEqual(COMMAND_WAIT_MS);
+    expect(ec2Mock).toHaveReceivedCommandWith(DetachVolumeCommand, { VolumeId: ROOT_VOLUME_ID, InstanceId: HELPER_ID });
+  });
+
+  it.each(['Pending', 'InProgress', 'Delayed', 'Cancelling'])('gives up after the bound while the command is %s, leaving the volume on the helper', async (status) => {
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: status as never });
+    const d = deps();
+    await expect(releaseFromHelper(d, STEP_INPUT)).rejects.toMatchObject({
+      name: 'NotReadyError',
+      message: expect.stringContaining(`had not ended after ${COMMAND_WAIT_MS / 1000} s (last status: ${status})`),
+    });
+    expect(d.clock.elapsed()).toBeLessThanOrEqual(COMMAND_WAIT_MS);
+    expect(ec2Mock).not.toHaveReceivedCommand(DetachVolumeCommand);
+    expect(storedPlan(store)?.progress.keyInjected).toBe(false);
+  });
+
+  it('an invocation that never appears is bounded too, and named', async () => {
+    ssmMock.on(GetCommandInvocationCommand).rejects(awsError('InvocationDoesNotExist'));
+    await expect(releaseFromHelper(deps(), STEP_INPUT)).rejects.toThrow(/last status: not yet visible \(InvocationDoesNotExist\)/);
+  });
+
+  it('other errors are not swallowed', async () => {
+    ssmMock.on(GetCommandInvocationCommand).rejects(awsError('AccessDeniedException'));
+    await expect(releaseFromHelper(deps(), STEP_INPUT)).rejects.toMatchObject({ name: 'AccessDeniedException' });
   });
 });
