@@ -7,9 +7,9 @@
  * - faults: an armed fault answers the nth matching call with an AWS-shaped error and forwards
  *   nothing;
  * - SSM Agent: DescribeInstanceInformation (helpers Online once their launch completed on the
- *   virtual clock), SendCommand (the document from moto, parameters checked against its
- *   allowedPattern, the script run for real on the attached volume's disk image),
- *   GetCommandInvocation, ListCommandInvocations, ListCommands, CancelCommand;
+ *   virtual clock), SendCommand (the document from moto; its parameters validated and passed as
+ *   the SSM Agent does, see sendCommand; the script run for real on the attached volume's disk
+ *   image), GetCommandInvocation, ListCommandInvocations, ListCommands, CancelCommand;
  * - GetAutomationExecution from the runner's execution registry;
  * - slow EC2 work (stop, start, run, terminate, attach, detach, image, snapshot) is scheduled on
  *   the virtual clock, and Describe* calls show the resource still changing while its completion
@@ -25,6 +25,7 @@ import { AddressInfo } from 'node:net';
 import { CreateTagsCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { GetDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse as parseYaml } from 'yaml';
+import { goRegexpVerdictsAsync } from './go-regexp';
 
 /** The part of the runner's virtual clock the agent uses (local/runner/clock.ts). */
 export interface AgentClock {
@@ -334,26 +335,129 @@ interface DocParameter {
   readonly default?: unknown;
   readonly allowedPattern?: string;
   readonly allowedValues?: unknown[];
+  readonly minChars?: number | string;
+  readonly maxChars?: number | string;
+  /** Per parameter (AWS, https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-doc-syntax.html). */
   readonly interpolationType?: string;
 }
 
-/** The shell script of a Command document's aws:runShellScript steps, and its parameters. */
-function commandScript(doc: Record<string, unknown>): { script: string; parameters: Record<string, DocParameter> } {
+/** SSM's document quota, runtime parameters included (CreateDocument Content, SSM API reference). */
+const DOCUMENT_SIZE_LIMIT = 64 * 1024;
+
+/**
+ * Parameter names the agent keeps: it drops (and logs) any other name before validation
+ * (aws/amazon-ssm-agent, agent/framework/docparser/parameters/parameters.go, ValidParameters).
+ */
+const AGENT_PARAMETER_NAME = /^[a-zA-Z0-9]+$/;
+
+/** A document-level failure of the agent: nothing ran (see validateAsTheAgentDoes). */
+class AgentValidationFailure extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentValidationFailure';
+  }
+}
+
+/**
+ * The agent's mandatory parameter validation, before any step runs: for every parameter the
+ * document declares, its value (the one given, else the default) is tested against its
+ * allowedPattern with Go's regexp.Compile + MatchString; a pattern that does not compile fails
+ * the invocation as surely as a value that does not match. All errors are gathered and the
+ * document fails as a whole. (aws/amazon-ssm-agent: agent/framework/docparser/docparser.go
+ * getValidatedParameters; agent/framework/docparser/parameterstore/parameterstore.go
+ * ValidateSSMParameters; agent/framework/docparser/paramvalidator/allowedregexparamvalidator.)
+ * allowedValues and min/maxChars are the agent's *optional* validators, applied only to documents
+ * run through aws:runDocument (same parameterstore.go); SendCommand checks them here instead.
+ * The real agent writes the offending value into its message; the twin writes its length only,
+ * so that nothing a caller pasted (possibly a private key) reaches a log.
+ */
+async function validateAsTheAgentDoes(declared: Record<string, DocParameter>, values: Record<string, string>): Promise<void> {
+  const names = Object.keys(declared).filter((n) => typeof declared[n].allowedPattern === 'string' && declared[n].allowedPattern !== '');
+  const verdicts = await goRegexpVerdictsAsync(names.map((n) => [declared[n].allowedPattern as string, values[n] ?? ''] as const));
+  const errors: string[] = [];
+  names.forEach((name, i) => {
+    const v = verdicts[i];
+    const pattern = declared[name].allowedPattern as string;
+    if (v.compileError !== undefined) {
+      errors.push(
+        `error thrown in 'AllowedRegexParamValidator' while validating parameter /${name}/: ` +
+          `encountered error while compiling allowed pattern - internal error: ${v.compileError}`,
+      );
+    } else if (!v.match) {
+      errors.push(
+        `error thrown in 'AllowedRegexParamValidator' while validating parameter /${name}/: ` +
+          `parameter value /<${(values[name] ?? '').length} characters, withheld by the twin>/ does not match the allowed pattern /${pattern}/`,
+      );
+    }
+  });
+  if (errors.length > 0) throw new AgentValidationFailure(`all errors during param validation errors: ${errors.join('\n')}`);
+}
+
+/**
+ * What the agent does with `{{ Name }}` in a step's text for a parameter *without* ENV_VAR: a
+ * string that is only `{{ Name }}` becomes the value; elsewhere each `{{ Name }}` (spaces allowed)
+ * becomes the value with every `$$` turned into `$`, all in one pass (aws/amazon-ssm-agent,
+ * agent/framework/docparser/parameters/parameters.go, ReplaceParameters / ReplaceParameter).
+ * For a parameter *with* ENV_VAR no source we hold says what the agent does with `{{ Name }}`
+ * (the agent source we have, 3.3.1142.0, predates ENV_VAR): the twin refuses such a document, so
+ * the product cannot come to depend on either reading (local/README.md, assumptions).
+ */
+function interpolateAsTheAgentDoes(line: string, declared: Record<string, DocParameter>, values: Record<string, string>): string {
+  const escape = (n: string): string => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const name of Object.keys(declared)) {
+    if (new RegExp(`^\\{\\{${GO_SPACE}*${escape(name)}${GO_SPACE}*\\}\\}$`).test(line)) {
+      if (declared[name].interpolationType === 'ENV_VAR') throw new AgentError(ENV_VAR_AND_BRACES(name));
+      return values[name] ?? '';
+    }
+  }
+  let out = '';
+  let rest = line;
+  const token = new RegExp(`\\{\\{${GO_SPACE}*([a-zA-Z0-9]+)${GO_SPACE}*\\}\\}`);
+  for (;;) {
+    const m = token.exec(rest);
+    if (!m) break;
+    const name = m[1];
+    out += rest.slice(0, m.index);
+    if (name in declared) {
+      if (declared[name].interpolationType === 'ENV_VAR') throw new AgentError(ENV_VAR_AND_BRACES(name));
+      out += (values[name] ?? '').split('$$').join('$');
+    } else {
+      out += m[0];
+    }
+    rest = rest.slice(m.index + m[0].length);
+  }
+  return out + rest;
+}
+
+/** Go's `\s` (https://pkg.go.dev/regexp/syntax): the agent's `{{\s*Name\s*}}` means these only. */
+const GO_SPACE = '[\\t\\n\\f\\r ]';
+
+const ENV_VAR_AND_BRACES = (name: string): string =>
+  `the document has {{ ${name} }} in a step although ${name} has interpolationType ENV_VAR: no source settles what the ` +
+  `SSM Agent does then, so the twin refuses it; read "$SSM_${name}" instead`;
+
+/**
+ * The runCommand lines of a Command document's aws:runShellScript steps, and its parameters. The
+ * plugin reads runCommand (and workingDirectory, timeoutSeconds) from the step's inputs; any other
+ * key there, an `interpolationType` included, means nothing to it (aws/amazon-ssm-agent,
+ * agent/plugins/runscript/runscript.go, RunScriptPluginInput).
+ */
+function commandScript(doc: Record<string, unknown>): { lines: string[]; parameters: Record<string, DocParameter> } {
   const parameters = (doc.parameters ?? {}) as Record<string, DocParameter>;
   const steps = doc.mainSteps;
   if (!Array.isArray(steps) || steps.length === 0) throw new AgentError('the Command document has no mainSteps');
-  const parts: string[] = [];
+  const lines: string[] = [];
   for (const step of steps as Array<Record<string, unknown>>) {
     if (step.action !== 'aws:runShellScript') {
       throw new AgentError(`the twin's agent runs aws:runShellScript only, not ${String(step.action)}`);
     }
     const inputs = (step.inputs ?? {}) as Record<string, unknown>;
     const run = inputs.runCommand;
-    if (Array.isArray(run)) parts.push(run.map(String).join('\n'));
-    else if (typeof run === 'string') parts.push(run);
+    if (Array.isArray(run)) lines.push(...run.map(String));
+    else if (typeof run === 'string') lines.push(run);
     else throw new AgentError('aws:runShellScript without runCommand');
   }
-  return { script: parts.join('\n'), parameters };
+  return { lines, parameters };
 }
 
 export async function startAgent(options: AgentOptions): Promise<Agent> {
@@ -697,13 +801,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       if (err instanceof AgentError) throw new AwsErrorReply('InvalidDocumentContent', err.message);
       throw new AwsErrorReply('InvalidDocument', `Document ${documentName} does not exist`);
     }
-    let script: string;
+    let lines: string[];
     let declared: Record<string, DocParameter>;
     try {
-      ({ script, parameters: declared } = commandScript(doc));
+      ({ lines, parameters: declared } = commandScript(doc));
     } catch (err) {
       throw new AwsErrorReply('InvalidDocumentContent', (err as Error).message);
     }
+    // The service: "You must specify values for all required parameters ... You can only supply
+    // values to parameters defined in the SSM document" (InvalidParameters, SSM service model), and
+    // the 64 KB quota counts the runtime parameters (MaxDocumentSizeExceeded; CreateDocument Content).
     const given = (json.Parameters ?? {}) as Record<string, unknown>;
     const values: Record<string, string> = {};
     for (const name of Object.keys(given)) {
@@ -714,6 +821,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       let value: string;
       if (raw === undefined) {
         if (spec.default === undefined) throw new AwsErrorReply('InvalidParameters', `Parameter "${name}" is required`);
+        // the agent fills each missing parameter with its default before validating (docparser.go getValidatedParameters)
         value = String(spec.default);
       } else if (Array.isArray(raw)) {
         if (raw.length !== 1) throw new AwsErrorReply('InvalidParameters', `Parameter "${name}" takes one value`);
@@ -721,19 +829,41 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       } else {
         value = String(raw);
       }
-      if (spec.allowedPattern !== undefined && !new RegExp(spec.allowedPattern).test(value)) {
-        // Never echo the value: it may be a key.
-        throw new AwsErrorReply('InvalidParameters', `Parameter "${name}" does not match its allowedPattern`);
-      }
+      // Assumption (local/README.md): the service enforces allowedValues and min/maxChars of a
+      // top-level Command document (the agent does so only under aws:runDocument). Never echo the value.
       if (spec.allowedValues !== undefined && !spec.allowedValues.map(String).includes(value)) {
         throw new AwsErrorReply('InvalidParameters', `Parameter "${name}" is not one of its allowedValues`);
       }
+      if (spec.maxChars !== undefined && value.length > Number(spec.maxChars)) {
+        throw new AwsErrorReply('InvalidParameters', `Parameter "${name}" is longer than its maxChars (${String(spec.maxChars)})`);
+      }
+      if (spec.minChars !== undefined && value.length < Number(spec.minChars)) {
+        throw new AwsErrorReply('InvalidParameters', `Parameter "${name}" is shorter than its minChars (${String(spec.minChars)})`);
+      }
       values[name] = value;
     }
-    for (const [name, spec] of Object.entries(declared)) {
-      if (spec.interpolationType !== 'ENV_VAR' && script.includes(`{{ ${name} }}`)) {
-        throw new AgentError(`the twin does not paste parameter ${name} into the script text: use interpolationType ENV_VAR`);
-      }
+    const size = Buffer.byteLength(JSON.stringify(doc)) + Buffer.byteLength(JSON.stringify(given));
+    if (size > DOCUMENT_SIZE_LIMIT) {
+      throw new AwsErrorReply('MaxDocumentSizeExceeded', `The document with its parameters is ${size} bytes; the limit is 64 KB`);
+    }
+    // The agent, on the instance, before any step: names it cannot use are dropped, then every
+    // declared parameter is validated with Go's regexp (validateAsTheAgentDoes). A failure there is a
+    // failed invocation, not a refused SendCommand.
+    const agentValues = Object.fromEntries(Object.entries(values).filter(([n]) => AGENT_PARAMETER_NAME.test(n)));
+    for (const name of Object.keys(declared)) if (!(name in agentValues)) agentValues[name] = String(declared[name].default ?? '');
+    let validation: string | undefined;
+    try {
+      await validateAsTheAgentDoes(declared, agentValues);
+    } catch (err) {
+      if (!(err instanceof AgentValidationFailure)) throw err;
+      validation = err.message;
+    }
+    let script: string;
+    try {
+      script = lines.map((line) => interpolateAsTheAgentDoes(line, declared, agentValues)).join('\n');
+    } catch (err) {
+      if (err instanceof AgentError) throw new AwsErrorReply('InvalidDocumentContent', `twin: ${err.message}`);
+      throw err;
     }
     if (!(await isOnline(instanceId))) {
       throw new AwsErrorReply('InvalidInstanceId', `Instance ${instanceId} is not in a valid state for this command (not Online in Systems Manager)`);
@@ -762,8 +892,29 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       stderr: '',
       done: Promise.resolve(),
     };
+    // ENV_VAR, per parameter: the agent gives the step SSM_<Name> holding the value as is (AWS,
+    // "Data elements and parameters", https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-doc-syntax.html;
+    // SSM Agent 3.3.2746.0 or later, https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-troubleshooting.html).
+    // Names need no escaping: the agent keeps only names of letters and digits (AGENT_PARAMETER_NAME).
+    // A parameter without ENV_VAR sets nothing, wherever else an interpolationType is written.
+    // (The runShellScript plugin also sets SSM_COMMAND_ID, agent/plugins/runscript/runscript.go; the
+    // twin leaves it out: the script does not read it, and disk/run-inject.ts passes parameters only.)
     const env: Record<string, string> = {};
-    for (const [name, value] of Object.entries(values)) env[`SSM_${name}`] = value;
+    for (const [name, value] of Object.entries(agentValues)) {
+      if (declared[name]?.interpolationType === 'ENV_VAR') env[`SSM_${name}`] = value;
+    }
+    if (validation !== undefined) {
+      // A document-level failure: the agent replies Failed with the error as the document's trace
+      // output and runs no step (agent/messageservice/interactor/mdsinteractor/mdsinteractor.go,
+      // processMessage / sendDocLevelResponse). Where GetCommandInvocation shows that text is an
+      // assumption (local/README.md): here, StandardErrorContent.
+      record.status = 'Failed';
+      record.stderr = validation;
+      record.startedAt = new Date();
+      record.endedAt = record.startedAt;
+      commandList.push(record);
+      return sendCommandReply(record, documentVersion, values);
+    }
     record.startedAt = new Date();
     record.done = options
       .runInjectScript({ script, env, volumes, timeoutMs: Math.min(scriptTimeoutMs, timeoutSeconds * 1000) })
@@ -785,6 +936,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       });
     commandList.push(record);
     clock.schedule('RunCommand', [record.commandId, instanceId]);
+    return sendCommandReply(record, documentVersion, values);
+  }
+
+  function sendCommandReply(record: CommandRecord, documentVersion: string, values: Record<string, string>): unknown {
+    const { documentName, instanceId, timeoutSeconds } = record;
     return {
       Command: {
         CommandId: record.commandId,

@@ -28,6 +28,7 @@ import { Agent, InjectScriptRun, startAgent, STDOUT_LIMIT, type WireExchange } f
 import { MotoServer, startMoto } from '../../local/moto';
 import { VirtualClock } from '../../local/runner/clock';
 import { latencyOf } from '../../local/latency';
+import { javaVerdicts } from '../security/support/patterns';
 
 const region = 'us-east-1';
 const AMI = 'ami-0ed094fb1304fd857';
@@ -202,7 +203,7 @@ test('a helper is Online only after its launch completes on the clock; SendComma
       new SendCommandCommand({
         DocumentName: 'TwinAgentTestDoc',
         InstanceIds: [helper],
-        Parameters: { VolumeId: ['vol-1; rm -rf /'] },
+        Parameters: { Other: ['x'] },
       }),
     ),
   ).rejects.toMatchObject({ name: 'InvalidParameters' });
@@ -269,4 +270,143 @@ test('CreateImage tags the image and its snapshots in the call, as EC2 does', as
   expect(snapshotIds.length).toBeGreaterThan(0);
   const snapshots = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
   for (const snap of snapshots.Snapshots ?? []) expect(snap.Tags).toEqual([{ Key: 'reset-access:role', Value: 'backup' }]);
+});
+
+/**
+ * The agent's parameter handling, each behaviour from its source (aws/amazon-ssm-agent and AWS's
+ * documentation, cited in local/agent.ts) and each decided by a real engine where one exists: Go's
+ * regexp validates, as in the agent.
+ */
+describe('SendCommand parameters, as the SSM Agent validates and passes them', () => {
+  let helper: string;
+  let n = 0;
+
+  beforeAll(async () => {
+    helper = await launch({ 'reset-access:role': 'helper' });
+    for (let i = 0; i < 3; i++) {
+      const info = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: [helper] }] }));
+      if (info.InstanceInformationList?.[0]?.PingStatus === 'Online') return;
+    }
+    throw new Error('the helper never came Online');
+  });
+
+  /** A Command document: `parameters` (YAML lines under `parameters:`), `inputsExtra` lines under inputs, and the commands. */
+  async function documentWith(parameters: string[], commands: string[], inputsExtra: string[] = []): Promise<string> {
+    const name = `TwinAgentParamDoc${++n}`;
+    const content = [
+      "schemaVersion: '2.2'",
+      'description: test',
+      'parameters:',
+      ...parameters.map((l) => `  ${l}`),
+      'mainSteps:',
+      '  - action: aws:runShellScript',
+      '    name: step',
+      '    inputs:',
+      ...inputsExtra.map((l) => `      ${l}`),
+      '      runCommand:',
+      ...commands.map((c) => `        - ${JSON.stringify(c)}`),
+    ].join('\n');
+    await ssm.send(new CreateDocumentCommand({ Name: name, DocumentType: 'Command', DocumentFormat: 'YAML', Content: content }));
+    return name;
+  }
+
+  async function send(document: string, parameters: Record<string, string[]>): Promise<{ commandId: string; ran: InjectScriptRun | undefined }> {
+    const before = runs.length;
+    const sent = await ssm.send(new SendCommandCommand({ DocumentName: document, InstanceIds: [helper], Parameters: parameters }));
+    return { commandId: sent.Command?.CommandId as string, ran: runs.length > before ? runs.at(-1) : undefined };
+  }
+
+  async function invocation(commandId: string) {
+    let got = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: helper }));
+    while (got.Status === 'InProgress' || got.Status === 'Pending') {
+      got = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: helper }));
+    }
+    return got;
+  }
+
+  const volumeParameter = (extra: string[] = []): string[] => [
+    'VolumeId:',
+    '  type: String',
+    "  default: ''",
+    "  allowedPattern: '^(vol-[0-9a-f]{8,17})?$'",
+    ...extra.map((l) => `  ${l}`),
+  ];
+
+  test('interpolationType: ENV_VAR on the parameter gives the step SSM_<Name> with the value as given', async () => {
+    const doc = await documentWith(volumeParameter(['interpolationType: ENV_VAR']), ['echo "$SSM_VolumeId"']);
+    const { commandId, ran } = await send(doc, { VolumeId: ['vol-0123456789abcdef0'] });
+    expect(ran?.env).toEqual({ SSM_VolumeId: 'vol-0123456789abcdef0' });
+    expect((await invocation(commandId)).Status).toBe('Success');
+  });
+
+  test('a default fills a parameter not given, and reaches the step the same way', async () => {
+    const doc = await documentWith(volumeParameter(['interpolationType: ENV_VAR']), ['echo "$SSM_VolumeId"']);
+    const { ran } = await send(doc, {});
+    expect(ran?.env.SSM_VolumeId).toBe('');
+  });
+
+  test('interpolationType under the step inputs has no effect: no SSM_ variable is set', async () => {
+    const doc = await documentWith(volumeParameter(), ['echo "$SSM_VolumeId"'], ['interpolationType: ENV_VAR']);
+    const { commandId, ran } = await send(doc, { VolumeId: ['vol-0123456789abcdef0'] });
+    expect(ran).toBeDefined();
+    expect(ran?.env).toEqual({});
+    expect((await invocation(commandId)).Status).toBe('Success');
+  });
+
+  test('a value outside its allowedPattern (Go regexp) fails the invocation before anything runs, without echoing the value', async () => {
+    const doc = await documentWith(volumeParameter(['interpolationType: ENV_VAR']), ['echo "$SSM_VolumeId"']);
+    const hostile = 'vol-1; rm -rf /';
+    const { commandId, ran } = await send(doc, { VolumeId: [hostile] });
+    expect(ran).toBeUndefined();
+    const got = await invocation(commandId);
+    expect(got.Status).toBe('Failed');
+    expect(got.StandardErrorContent).toContain('does not match the allowed pattern');
+    expect(got.StandardErrorContent).not.toContain(hostile);
+  });
+
+  test('a pattern Go cannot compile fails every invocation, although JavaScript and Java accept it (issue 10, defect 2)', async () => {
+    const pattern = '^[A-Za-z0-9+/]{16,8000}$';
+    expect(() => new RegExp(pattern)).not.toThrow();
+    expect(javaVerdicts([[pattern, 'AAAAAAAAAAAAAAAA']])[0]).toEqual({ matches: true, find: true });
+    const doc = await documentWith(['Blob:', '  type: String', "  default: 'AAAAAAAAAAAAAAAA'", `  allowedPattern: '${pattern}'`, '  interpolationType: ENV_VAR'], [
+      'echo "$SSM_Blob"',
+    ]);
+    const { commandId, ran } = await send(doc, { Blob: ['AAAAAAAAAAAAAAAAAAAA'] });
+    expect(ran).toBeUndefined();
+    const got = await invocation(commandId);
+    expect(got.Status).toBe('Failed');
+    expect(got.StandardErrorContent).toMatch(/compiling allowed pattern.*invalid repeat count/);
+  });
+
+  test('the deployed inject-key document passes all four parameters as SSM_ variables', async () => {
+    const { loadInjectKeyDocument } = await import('../../lib/inject-key-document');
+    const name = `TwinAgentInjectKey${++n}`;
+    await ssm.send(new CreateDocumentCommand({ Name: name, DocumentType: 'Command', DocumentFormat: 'JSON', Content: JSON.stringify(loadInjectKeyDocument()) }));
+    const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0mzeroes0000000000000000000000000000000000 me@host';
+    const { ran } = await send(name, { VolumeId: ['vol-0123456789abcdef0'], PublicKey: [key], Users: ['ec2-user'] });
+    expect(ran?.env).toMatchObject({ SSM_VolumeId: 'vol-0123456789abcdef0', SSM_PublicKey: key, SSM_Users: 'ec2-user', SSM_Root: '' });
+  });
+
+  test('without ENV_VAR, {{ Name }} in a command becomes the value, with $$ turned into $ (the agent\'s ReplaceParameter)', async () => {
+    const doc = await documentWith(['Word:', '  type: String', "  default: 'a$$b'", "  allowedPattern: '^[a-z$]+$'"], ['echo {{ Word }}-{{Word}}', '{{ Word }}']);
+    const { ran } = await send(doc, {});
+    expect(ran?.script).toBe('echo a$b-a$b\na$$b');
+    expect(ran?.env.SSM_Word).toBeUndefined();
+  });
+
+  test('with ENV_VAR, {{ Name }} in a command is refused by the twin: no source settles what the agent does', async () => {
+    const doc = await documentWith(volumeParameter(['interpolationType: ENV_VAR']), ['echo {{ VolumeId }}']);
+    await expect(send(doc, {})).rejects.toMatchObject({ name: 'InvalidDocumentContent' });
+  });
+
+  test('a value over maxChars, or an undeclared parameter, is refused by SendCommand itself', async () => {
+    const doc = await documentWith(volumeParameter(['interpolationType: ENV_VAR', 'maxChars: 12']), ['echo "$SSM_VolumeId"']);
+    await expect(send(doc, { VolumeId: ['vol-0123456789abcdef0'] })).rejects.toMatchObject({ name: 'InvalidParameters' });
+    await expect(send(doc, { Volume: ['vol-01234567'] })).rejects.toMatchObject({ name: 'InvalidParameters' });
+  });
+
+  test('the 64 KB quota counts the runtime parameters (MaxDocumentSizeExceeded)', async () => {
+    const doc = await documentWith(['Big:', '  type: String', "  default: ''", "  allowedPattern: '^[a-z]*$'", '  interpolationType: ENV_VAR'], ['true']);
+    await expect(send(doc, { Big: ['a'.repeat(64 * 1024)] })).rejects.toMatchObject({ name: 'MaxDocumentSizeExceeded' });
+  });
 });
