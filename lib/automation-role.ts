@@ -7,6 +7,8 @@ import { Construct } from 'constructs';
 export interface AutomationRoleProps {
   /** The step functions the runbook invokes: the role may invoke these and no other. */
   readonly functions: lambda.IFunction[];
+  /** The restore runbook the cancel path starts: the only document this role may start. */
+  readonly restoreDocumentName: string;
 }
 
 /**
@@ -41,15 +43,44 @@ export class AutomationRole extends Construct {
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'WaitStepReads',
-        // The aws:waitForAwsResourceProperty steps. None of these four supports resource-level
-        // permissions, so the resource must be '*'.
+        // The aws:waitForAwsResourceProperty and aws:executeAwsApi read steps. None of these four
+        // supports resource-level permissions, so the resource must be '*'.
         actions: [
           'ec2:DescribeInstances',
           'ec2:DescribeVolumes',
           'ssm:DescribeInstanceInformation',
-          'ssm:GetCommandInvocation',
+          'ssm:ListCommandInvocations',
         ],
         resources: ['*'],
+      }),
+    );
+    // The cancel path (startRestore) starts the restore runbook with StartAutomationExecution,
+    // and nothing else: the resource is that document's automation-definition, any version
+    // (Service Authorization Reference, Systems Manager: StartAutomationExecution on
+    // automation-definition; ARN arn:${Partition}:ssm:${Region}:${Account}:automation-definition/${Name}:${VersionId}).
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'StartRestoreRunbook',
+        actions: ['ssm:StartAutomationExecution'],
+        resources: [`arn:${stack.partition}:ssm:${stack.region}:${stack.account}:automation-definition/${props.restoreDocumentName}:*`],
+      }),
+    );
+    // The restore execution runs as this role too (its AutomationAssumeRole), so starting it
+    // passes this role to Systems Manager: itself, only to ssm.amazonaws.com.
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'PassSelfToRestore',
+        actions: ['iam:PassRole'],
+        resources: [this.role.roleArn],
+        conditions: { StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } },
+      }),
+    );
+    // The restore runbook waits until the cancelled execution has ended.
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadCancelledExecution',
+        actions: ['ssm:GetAutomationExecution'],
+        resources: [`arn:${stack.partition}:ssm:${stack.region}:${stack.account}:automation-execution/*`],
       }),
     );
     NagSuppressions.addResourceSuppressions(
@@ -58,9 +89,19 @@ export class AutomationRole extends Construct {
         {
           id: 'AwsSolutions-IAM5',
           reason:
-            'ec2:DescribeInstances, ec2:DescribeVolumes, ssm:DescribeInstanceInformation and ssm:GetCommandInvocation ' +
-            'do not support resource-level permissions; they are read-only and are what the wait steps poll.',
+            'ec2:DescribeInstances, ec2:DescribeVolumes, ssm:DescribeInstanceInformation and ssm:ListCommandInvocations ' +
+            'do not support resource-level permissions; they are read-only and are what the wait and read steps call.',
           appliesTo: ['Resource::*'],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'StartAutomationExecution of the restore runbook, any version of that one document; GetAutomationExecution ' +
+            'of the cancelled execution, whose id is known only at run time (read-only).',
+          appliesTo: [
+            `Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:automation-definition/${props.restoreDocumentName}:*`,
+            'Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:automation-execution/*',
+          ],
         },
       ],
       true,

@@ -25,6 +25,7 @@ import {
   StepFolder,
 } from './constants';
 import { StepFunction } from './step-function';
+import { PUBLIC_KEY_PATH } from '../lambdas/common/names';
 
 export interface StepFunctionsProps {
   /** The helper's instance profile: launch-helper passes its role to EC2. */
@@ -312,6 +313,8 @@ function grantPreflight(p: StepPolicy): void {
   // Lock take-over: is the execution that holds the lock finished?
   p.allow('LockHolderStatus', ['ssm:GetAutomationExecution'], [automationExecutionArn], 'The execution holding a lock is named only in the lock (read-only).');
   locks(p, ['GetParameter', 'PutParameter', 'DeleteParameter']);
+  // PublicKeyParameter: a user's long public key line, read only under its own path (issue 10, defect 8).
+  p.allow('PublicKeyParameter', ['ssm:GetParameter'], [parameterArn(PUBLIC_KEY_PATH)], 'A public key line the user stored for the run (read-only, one path).');
 }
 
 function grantStopInstance(p: StepPolicy): void {
@@ -462,6 +465,8 @@ function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
   p.allow('SendToHelperOnly', ['ssm:SendCommand'], [ec2Arn('instance')], 'Only instances tagged as our helper (condition ssm:resourceTag/reset-access:role).', {
     StringEquals: { [`ssm:resourceTag/${ROLE_TAG_KEY}`]: HELPER_ROLE_TAG_VALUE },
   });
+  // The sent command's invocation must be visible before the runbook waits on it (issue 10, defect 7).
+  p.allow('InjectInvocationVisible', ['ssm:GetCommandInvocation'], ['*'], 'ssm:GetCommandInvocation does not support resource-level permissions (read-only).');
   locks(p, ['GetParameter', 'PutParameter']);
 }
 

@@ -7,7 +7,10 @@ import { StepFunctions } from './functions';
 import { HelperRole } from './helper-role';
 import { loadInjectKeyDocument } from './inject-key-document';
 import { ParameterKey } from './key';
-import { InjectKeyCommandDocument, Runbook } from './runbook';
+import { InjectKeyCommandDocument, RESTORE_RUNBOOK_FILE, Runbook } from './runbook';
+
+/** The restore runbook the cancel path starts is `<documentName><suffix>`. */
+export const RESTORE_DOCUMENT_SUFFIX = '-Restore';
 
 /** SSM document names: letters, digits, `_`, `-`, `.`; 3 to 128 characters; not an AWS prefix. */
 const DOCUMENT_NAME = /^[a-zA-Z0-9_.-]{3,128}$/;
@@ -15,7 +18,8 @@ const RESERVED_DOCUMENT_PREFIX = /^(aws|amazon|amzn)/i;
 
 export interface ResetAccessStackProps extends StackProps {
   /**
-   * The Automation document's name; the Command document is `<documentName>-InjectKey`.
+   * The Automation document's name; the Command document is `<documentName>-InjectKey`, the
+   * restore runbook `<documentName>-Restore`.
    * @default 'ResetAccess'
    */
   readonly documentName?: string;
@@ -44,22 +48,25 @@ export interface ResetAccessStackProps extends StackProps {
 export class ResetAccessStack extends Stack {
   public readonly documentName: string;
   public readonly injectDocumentName: string;
+  public readonly restoreDocumentName: string;
   public readonly functions: StepFunctions;
   public readonly automationRole: AutomationRole;
   public readonly helper: HelperRole;
   public readonly parameterKey: ParameterKey;
   public readonly runbook: Runbook;
+  public readonly restoreRunbook: Runbook;
   public readonly injectDocument: InjectKeyCommandDocument;
 
   public constructor(scope: Construct, id: string, props: ResetAccessStackProps = {}) {
     super(scope, id, props);
     this.documentName = props.documentName ?? DEFAULT_DOCUMENT_NAME;
     this.injectDocumentName = `${this.documentName}${INJECT_DOCUMENT_SUFFIX}`;
-    for (const name of [this.documentName, this.injectDocumentName]) {
+    this.restoreDocumentName = `${this.documentName}${RESTORE_DOCUMENT_SUFFIX}`;
+    for (const name of [this.documentName, this.injectDocumentName, this.restoreDocumentName]) {
       if (!DOCUMENT_NAME.test(name) || RESERVED_DOCUMENT_PREFIX.test(name)) {
         throw new Error(
           `Invalid document name "${name}": use 3 to 128 letters, digits, "_", "-" or "." ` +
-            '(the Command document adds "-InjectKey"), not starting with aws, amazon or amzn',
+            '(the Command document adds "-InjectKey", the restore runbook "-Restore"), not starting with aws, amazon or amzn',
         );
       }
     }
@@ -80,14 +87,28 @@ export class ResetAccessStack extends Stack {
       injectDocumentName,
       lambdasDir: props.lambdasDir,
     });
-    this.automationRole = new AutomationRole(this, 'Automation', { functions: this.functions.all });
+    this.automationRole = new AutomationRole(this, 'Automation', {
+      functions: this.functions.all,
+      restoreDocumentName: this.restoreDocumentName,
+    });
 
+    const functionArns = Object.fromEntries(this.functions.all.map((fn) => [fn.folder, fn.functionArn]));
+    // The restore runbook first: the main runbook's cancel path starts it by name.
+    this.restoreRunbook = new Runbook(this, 'RestoreRunbook', {
+      documentName: this.restoreDocumentName,
+      runbookFile: RESTORE_RUNBOOK_FILE,
+      functionArns,
+      automationRoleArn: this.automationRole.role.roleArn,
+      injectDocumentName,
+    });
     this.runbook = new Runbook(this, 'Runbook', {
       documentName: this.documentName,
       runbookFile: props.runbookFile,
-      functionArns: Object.fromEntries(this.functions.all.map((fn) => [fn.folder, fn.functionArn])),
+      functionArns,
       automationRoleArn: this.automationRole.role.roleArn,
       injectDocumentName,
+      // Ref of a document is its name: referencing it orders the deployment.
+      restoreDocumentName: this.restoreRunbook.document.ref,
     });
 
     const documentRef = this.runbook.document.ref;
@@ -95,6 +116,10 @@ export class ResetAccessStack extends Stack {
     new CfnOutput(this, 'AutomationRoleArn', {
       value: this.automationRole.role.roleArn,
       description: 'The role the runbook assumes (the default of AutomationAssumeRole)',
+    });
+    new CfnOutput(this, 'RestoreDocumentName', {
+      value: this.restoreRunbook.document.ref,
+      description: 'The restore runbook a cancelled run starts (run it yourself for an execution that did not clean up)',
     });
     new CfnOutput(this, 'InjectKeyDocumentName', { value: injectDocumentName, description: 'The Command document the helper runs' });
     new CfnOutput(this, 'KeyArn', {

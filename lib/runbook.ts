@@ -5,7 +5,10 @@ import { Construct } from 'constructs';
 import { parse } from 'yaml';
 import { REPO_ROOT } from './step-function';
 
-/** `'%%FunctionArn:<lambda-folder>%%'`, `'%%AutomationRoleArn%%'`, `'%%InjectDocumentName%%'`. */
+/**
+ * `'%%FunctionArn:<lambda-folder>%%'`, `'%%AutomationRoleArn%%'`, `'%%InjectDocumentName%%'`,
+ * `'%%RestoreDocumentName%%'`.
+ */
 const PLACEHOLDER = /^%%([A-Za-z]+)(?::([a-z0-9-]+))?%%$/;
 /** Any `%%…%%` left in a string: a placeholder that is not a whole value, or misspelt. */
 const PLACEHOLDER_ANYWHERE = /%%[^%\s]*%%/;
@@ -18,6 +21,11 @@ export interface RunbookTokens {
   readonly automationRoleArn: string;
   /** The inject-key Command document's name. */
   readonly injectDocumentName: string;
+  /**
+   * The restore Automation document's name (started by the cancel path).
+   * @default - none: a runbook naming it does not synthesize
+   */
+  readonly restoreDocumentName?: string;
 }
 
 /** Thrown at synth when the runbook has a placeholder the app does not know. */
@@ -45,6 +53,9 @@ export function replacePlaceholders(content: unknown, tokens: RunbookTokens, whe
       }
       if (kind === 'InjectDocumentName' && arg === undefined) {
         return tokens.injectDocumentName;
+      }
+      if (kind === 'RestoreDocumentName' && arg === undefined && tokens.restoreDocumentName !== undefined) {
+        return tokens.restoreDocumentName;
       }
       throw new UnknownPlaceholderError(content, where);
     }
@@ -83,6 +94,9 @@ export interface RunbookProps extends RunbookTokens {
    */
   readonly runbookFile?: string;
 }
+
+/** The restore runbook the cancel path starts (`runbooks/restore.yaml`). */
+export const RESTORE_RUNBOOK_FILE = path.join(REPO_ROOT, 'runbooks', 'restore.yaml');
 
 /** The Automation runbook (schemaVersion 0.3), loaded from YAML with its placeholders replaced. */
 export class Runbook extends Construct {

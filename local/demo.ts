@@ -95,7 +95,9 @@ async function main(): Promise<void> {
     if (result.status !== 'Success') {
       throw new DemoFailure(`the runbook ended ${result.status}: ${result.failureMessage ?? 'no message'}`);
     }
-    const out = (name: string) => String(result.outputs[`summarize.${name}`] ?? '');
+    // The runbook's result is summarize.Payload: one JSON object of at most 512 characters.
+    const summary0 = JSON.parse(String(result.outputs['summarize.Payload'] ?? '{}')) as Record<string, unknown>;
+    const out = (name: string) => String(summary0[name] ?? '');
     const keyParameterName = out('KeyParameterName');
 
     progress(`reading the private key back from ${keyParameterName} (GetParameter WithDecryption)`);

@@ -182,6 +182,8 @@ export interface Twin {
   readonly disk: DiskApi;
   /** The synthesized Automation document with its intrinsics resolved (as deployed). */
   readonly automationDocument: Record<string, unknown>;
+  /** Every deployed Automation document by name (ResetAccess and ResetAccess-Restore). */
+  readonly automationDocuments: Readonly<Record<string, Record<string, unknown>>>;
   createLockedOutInstance(spec?: LockedOutSpec): Promise<LockedOutInstance>;
   runReset(parameters: Record<string, unknown>, options?: RunOptions): Promise<ResetRun>;
   /** Runs one step Lambda directly (e.g. restore a second time). */
@@ -396,6 +398,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       kms,
       disk,
       automationDocument: deployed.automationDocument,
+      automationDocuments: deployed.automationDocuments,
 
       async createLockedOutInstance(spec: LockedOutSpec = {}): Promise<LockedOutInstance> {
         const rootDeviceName = spec.rootDeviceName ?? '/dev/xvda';
@@ -506,6 +509,9 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             warmFunctions: warm,
             accountId: ACCOUNT_ID,
             region: REGION,
+            // The cancel path starts the restore runbook (StartAutomationExecution): the runner
+            // runs it after this execution, as Automation would, on the same clock.
+            documents: deployed.automationDocuments,
           });
           await agent!.drainCommands();
           const after = agent!.calls();
@@ -713,6 +719,7 @@ async function describeInstance(ec2: EC2Client, instanceId: string): Promise<Ins
 interface Deployed {
   readonly functions: Map<string, FunctionInfo>;
   readonly automationDocument: Record<string, unknown>;
+  readonly automationDocuments: Record<string, Record<string, unknown>>;
   readonly documentName: string;
   readonly injectDocumentName: string;
   readonly keyArn: string;
@@ -797,6 +804,10 @@ async function deployTemplate(
     (a.Properties?.DocumentType === 'Command' ? 0 : 1) - (b.Properties?.DocumentType === 'Command' ? 0 : 1),
   );
   let automationDocument: Record<string, unknown> | undefined;
+  const automationDocuments: Record<string, Record<string, unknown>> = {};
+  // The runbook is the document the stack's DocumentName output names; the others (the restore
+  // runbook) are started by it.
+  const mainDocumentId = ((template.Outputs?.DocumentName as { Value?: { Ref?: string } } | undefined)?.Value?.Ref) ?? undefined;
   let documentName = '';
   let injectDocumentName = '';
   for (const [id, r] of documents) {
@@ -811,9 +822,12 @@ async function deployTemplate(
     );
     resources.set(id, { ref: name, attributes: {} });
     if (type === 'Automation') {
-      if (automationDocument) throw new TwinError('the template has more than one Automation document');
-      automationDocument = (typeof content === 'string' ? JSON.parse(content) : content) as Record<string, unknown>;
-      documentName = name;
+      const parsed = (typeof content === 'string' ? JSON.parse(content) : content) as Record<string, unknown>;
+      automationDocuments[name] = parsed;
+      if (mainDocumentId === undefined ? !automationDocument : id === mainDocumentId) {
+        automationDocument = parsed;
+        documentName = name;
+      }
     } else {
       injectDocumentName = name;
     }
@@ -852,7 +866,7 @@ async function deployTemplate(
       folder: folderOf(r, id),
     });
   }
-  return { functions, automationDocument, documentName, injectDocumentName, keyArn };
+  return { functions, automationDocument, automationDocuments, documentName, injectDocumentName, keyArn };
 }
 
 /** The Lambda folder a function was built from, read from its description or its id. */

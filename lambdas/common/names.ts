@@ -9,6 +9,12 @@ export const LOCK_PATH = 'reset-access/locks';
 /** Path (no leading or trailing slash) of the generated private keys (as AWSSupport-ResetAccess). */
 export const KEY_PATH = 'ec2rl/openssh';
 
+/**
+ * Path (no leading or trailing slash) under which a user may keep a public key line too long for
+ * an Automation parameter (RSA 3072/4096), named by the runbook's PublicKeyParameter.
+ */
+export const PUBLIC_KEY_PATH = 'reset-access/public-keys';
+
 /** `/reset-access/locks/<instance-id>`: the plan record and lock of one instance. */
 export function lockParameterName(instanceId: string): string {
   return `/${LOCK_PATH}/${instanceId}`;

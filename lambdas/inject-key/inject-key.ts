@@ -5,9 +5,10 @@
  * The private key goes into PutParameter's Value and nowhere else: not the result, the plan, a
  * log line or an error message.
  */
-import { PutParameterCommand, SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { GetCommandInvocationCommand, PutParameterCommand, SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { realClock, type Clock } from '@common/ec2';
 import { fingerprintOf, generateKeyPair } from '@common/keys';
-import { PlanError, UnexpectedStateError } from '@common/errors';
+import { isAwsError, PlanError, UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { loadOwnPlan, updatePlan } from '@common/plan';
 import type { StepInput } from '@common/validation';
@@ -24,6 +25,8 @@ export interface InjectDeps {
   readonly log: Logger;
   readonly config: InjectConfig;
   readonly generate?: typeof generateKeyPair;
+  /** @default realClock */
+  readonly clock?: Clock;
 }
 
 export interface InjectResult {
@@ -33,6 +36,15 @@ export interface InjectResult {
   readonly fingerprint: string;
   readonly keyType: string;
 }
+
+/**
+ * How long injectKey waits for the new command's invocation to become visible to
+ * GetCommandInvocation, which may answer InvocationDoesNotExist just after SendCommand (issue 10,
+ * defect 7; the API reference lists InvocationDoesNotExist among GetCommandInvocation's errors:
+ * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html).
+ */
+export const INVOCATION_VISIBLE_MS = 30_000;
+const INVOCATION_POLL_MS = 1_000;
 
 /** How long the command may wait for delivery to the helper (SendCommand TimeoutSeconds). */
 export const COMMAND_TIMEOUT_SECONDS = 300;
@@ -111,5 +123,29 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
     p.progress.phase = 'injection-sent';
   });
   deps.log.info('inject command sent', { instanceId, helperId, commandId, fingerprint });
+  await waitUntilVisible(ssm, deps.clock ?? realClock, commandId, helperId);
   return { commandId, keyParameterName, fingerprint, keyType };
+}
+
+/**
+ * Returns once GetCommandInvocation knows the invocation (any status), so that the runbook's
+ * wait after this step never meets InvocationDoesNotExist. Bounded by INVOCATION_VISIBLE_MS; past
+ * it, the step fails and the runbook restores (the command may still run: restore waits for it).
+ */
+async function waitUntilVisible(ssm: SSMClient, clock: Clock, commandId: string, helperId: string): Promise<void> {
+  const deadline = clock.now() + INVOCATION_VISIBLE_MS;
+  for (;;) {
+    try {
+      await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: helperId }));
+      return;
+    } catch (err) {
+      if (!isAwsError(err, 'InvocationDoesNotExist')) throw err;
+    }
+    if (clock.now() + INVOCATION_POLL_MS > deadline) {
+      throw new UnexpectedStateError(
+        `The inject command ${commandId} on helper ${helperId} was not visible to GetCommandInvocation within ${INVOCATION_VISIBLE_MS / 1000} s`,
+      );
+    }
+    await clock.sleep(INVOCATION_POLL_MS);
+  }
 }

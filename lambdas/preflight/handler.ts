@@ -4,6 +4,7 @@ import { ec2 } from '@common/clients/ec2';
 import { kms } from '@common/clients/kms';
 import { ssm } from '@common/clients/ssm';
 import { createLogger } from '@common/log';
+import { InvalidInputError } from '@common/errors';
 import { outputFields } from '@common/outputs';
 import { lockParameterName } from '@common/plan';
 import {
@@ -17,7 +18,7 @@ import {
   validateSubnetChoice,
   validateUsers,
 } from '@common/validation';
-import { preflight, type PreflightRequest } from './preflight';
+import { preflight, resolvePublicKey, type PreflightRequest } from './preflight';
 
 export interface PreflightOutput {
   RootVolumeId: string;
@@ -36,6 +37,14 @@ export const OUTPUT_FIELDS = outputFields<PreflightOutput>()([
 ]);
 
 const log = createLogger('reset-access-preflight');
+
+/** PublicKeyParameter as given ('' when absent; checked fully by resolvePublicKey). */
+export function parsePublicKeyParameter(event: unknown): string {
+  const v = requireObject(event).PublicKeyParameter;
+  if (v === undefined) return '';
+  if (typeof v !== 'string') throw new InvalidInputError('PublicKeyParameter is not a string');
+  return v.trim();
+}
 
 /** Every input checked before any AWS call; throws InvalidInputError naming the field. */
 export function parseRequest(event: unknown): PreflightRequest {
@@ -59,6 +68,7 @@ export function parseRequest(event: unknown): PreflightRequest {
 
 export async function handler(event: unknown): Promise<PreflightOutput> {
   const request = parseRequest(event);
+  request.inputs.publicKey = await resolvePublicKey(ssm, request.inputs.publicKey, parsePublicKeyParameter(event));
   const plan = await preflight({ ec2, ssm, kms, autoScaling, log, now: () => new Date() }, request);
   return {
     RootVolumeId: plan.instance.rootVolumeId,

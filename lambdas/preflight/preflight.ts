@@ -15,9 +15,11 @@ import {
   type _InstanceType,
 } from '@aws-sdk/client-ec2';
 import { DescribeKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
-import { GetAutomationExecutionCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { GetAutomationExecutionCommand, GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { findInstance, findVolume } from '@common/ec2';
-import { awsErrorCode, isAwsError, LockHeldError, RefusedError } from '@common/errors';
+import { awsErrorCode, InvalidInputError, isAwsError, LockHeldError, RefusedError } from '@common/errors';
+import { PUBLIC_KEY_PATH } from '@common/names';
+import { validatePublicKey } from '@common/validation';
 import type { Logger } from '@common/log';
 import {
   createPlan,
@@ -52,6 +54,40 @@ export const FINISHED_EXECUTION_STATUSES = ['Success', 'Failed', 'TimedOut', 'Ca
 
 function refuse(instanceId: string, cause: string, wayOut: string): never {
   throw new RefusedError(`Refused: instance ${instanceId} ${cause}. ${wayOut}`);
+}
+
+/** A PublicKeyParameter name: under /reset-access/public-keys/, as the runbook's allowedPattern says. */
+const PUBLIC_KEY_PARAMETER = new RegExp(`^/${PUBLIC_KEY_PATH}/[A-Za-z0-9_.-]{1,128}$`);
+
+/**
+ * The public key line to inject: PublicKey itself, or the value of the String parameter named by
+ * PublicKeyParameter (for keys over the 512 characters an Automation parameter value may hold).
+ * GetParameter returns a String parameter's value as stored
+ * (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameter.html); a
+ * SecureString's would come back encrypted without WithDecryption, so only String is taken.
+ * Every refusal names the parameter, never its value.
+ */
+export async function resolvePublicKey(ssm: SSMClient, publicKey: string, publicKeyParameter: string): Promise<string> {
+  if (publicKeyParameter === '') return publicKey;
+  if (publicKey !== '') throw new InvalidInputError('Give PublicKey or PublicKeyParameter, not both');
+  if (!PUBLIC_KEY_PARAMETER.test(publicKeyParameter)) {
+    throw new InvalidInputError(`PublicKeyParameter must name a parameter under /${PUBLIC_KEY_PATH}/ (letters, digits, "_", "-", ".")`);
+  }
+  let value: string | undefined;
+  let type: string | undefined;
+  try {
+    const out = await ssm.send(new GetParameterCommand({ Name: publicKeyParameter }));
+    value = out.Parameter?.Value;
+    type = out.Parameter?.Type;
+  } catch (err) {
+    if (isAwsError(err, 'ParameterNotFound')) throw new InvalidInputError(`PublicKeyParameter ${publicKeyParameter} does not exist`);
+    throw err;
+  }
+  if (type !== 'String') throw new InvalidInputError(`PublicKeyParameter ${publicKeyParameter} is a ${type ?? 'parameter of no type'}; store the key line as a String`);
+  // A value stored from a .pub file (file://) ends with the file's newline: one is dropped.
+  const line = validatePublicKey(value?.replace(/\r?\n$/, ''), `PublicKeyParameter ${publicKeyParameter}`).line;
+  if (line === '') throw new InvalidInputError(`PublicKeyParameter ${publicKeyParameter} is empty`);
+  return line;
 }
 
 /** Runs every check, then writes the plan. Returns the plan written. */

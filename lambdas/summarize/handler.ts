@@ -2,8 +2,9 @@
 import { ec2 } from '@common/clients/ec2';
 import { createLogger } from '@common/log';
 import { outputFields } from '@common/outputs';
-import { instanceState, parseSummaryInput } from './summarize';
+import { fitOutput, instanceState, parseSummaryInput } from './summarize';
 
+/** The runbook's result (`summarize.Payload`): at most 512 characters as JSON. */
 export interface SummarizeOutput {
   KeyParameterName: string;
   BackupId: string;
@@ -12,6 +13,7 @@ export interface SummarizeOutput {
   Fingerprint: string;
   Warnings: string;
   InstanceState: string;
+  FullReport: string;
 }
 
 export const OUTPUT_FIELDS = outputFields<SummarizeOutput>()([
@@ -22,13 +24,14 @@ export const OUTPUT_FIELDS = outputFields<SummarizeOutput>()([
   'Fingerprint',
   'Warnings',
   'InstanceState',
+  'FullReport',
 ]);
 
 const log = createLogger('reset-access-summarize');
 
 export async function handler(event: unknown): Promise<SummarizeOutput> {
   const s = parseSummaryInput(event);
-  return {
+  return fitOutput({
     KeyParameterName: s.keyParameterName,
     BackupId: s.backupId,
     UsersChanged: s.usersChanged,
@@ -36,5 +39,6 @@ export async function handler(event: unknown): Promise<SummarizeOutput> {
     Fingerprint: s.fingerprint,
     Warnings: s.warnings,
     InstanceState: await instanceState({ ec2, log }, s.instanceId),
-  };
+    FullReport: s.fullReport,
+  });
 }

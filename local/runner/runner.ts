@@ -474,6 +474,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
           const child = startAutomation(Service as string, Api as string, params);
           response = child ?? (await opts.awsCall(Service as string, Api as string, params));
         } catch (e) {
+          if (e instanceof StepFailure) throw e;
           throw new StepFailure(`${Service} ${Api}: ${errorMessage(e)}`);
         }
         checkDeadline(`${Service} ${Api}`);

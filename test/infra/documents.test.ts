@@ -91,34 +91,45 @@ describe('document size', () => {
   });
 });
 
-describe('the automation role against the runbook', () => {
-  test('its read actions are exactly the calls of the wait steps', () => {
-    const waits = steps.filter((s) => s.action === 'aws:waitForAwsResourceProperty');
-    expect(waits.length).toBeGreaterThan(0);
-    const needed = [...new Set(waits.map((s) => `${s.inputs.Service}:${s.inputs.Api}`))].sort();
-    const roleId = id(stack.automationRole.role.node.defaultChild as CfnElement);
-    const granted = statementsOf(json, roleId)
-      .flatMap((st) => st.actions)
-      .filter((a) => a !== 'lambda:InvokeFunction')
-      .sort();
-    expect(granted).toEqual(needed);
+/** The IAM action of an Automation step's API call (Service ssm, Api GetParameter → ssm:GetParameter). */
+const iamActionOf = (s: { inputs: { Service: string; Api: string } }): string => `${s.inputs.Service}:${s.inputs.Api}`;
+
+describe('the restore runbook (the cancel path starts it)', () => {
+  const restore = json.Resources[id(stack.restoreRunbook.document)].Properties;
+
+  test('is named <documentName>-Restore, and the cancel path starts exactly it, with this execution\'s id', () => {
+    expect(restore).toMatchObject({ Name: 'ResetAccess-Restore', DocumentType: 'Automation', UpdateMethod: 'NewVersion' });
+    const start = steps.find((s) => s.name === 'startRestore');
+    expect(start.inputs.DocumentName).toEqual({ Ref: id(stack.restoreRunbook.document) });
+    expect(start.inputs.Parameters.ExecutionId).toEqual(['{{ automation:EXECUTION_ID }}']);
+    expect(Object.keys(start.inputs.Parameters).sort()).toEqual(Object.keys(restore.Content.parameters).sort());
   });
 
-  test('the runbook uses no action that would need more of the role', () => {
-    const known = new Set(['aws:invokeLambdaFunction', 'aws:waitForAwsResourceProperty', 'aws:branch']);
-    expect(steps.map((s) => s.action).filter((a) => !known.has(a))).toEqual([]);
+  test('restores and cleans up with the same two functions as the failure path, with no cancel path of its own', () => {
+    const lambdas = restore.Content.mainSteps.filter((s: any) => s.action === 'aws:invokeLambdaFunction');
+    expect(lambdas.map((s: any) => s.inputs.FunctionName)).toEqual([
+      { 'Fn::GetAtt': [fnId('restore'), 'Arn'] },
+      { 'Fn::GetAtt': [fnId('cleanup'), 'Arn'] },
+    ]);
+    for (const s of restore.Content.mainSteps) expect([s.name, s.onCancel]).toEqual([s.name, undefined]);
   });
 });
 
-describe('the inject-key Command document', () => {
-  test('named <documentName>-InjectKey, Command, new versions on update, the loader\'s content', () => {
-    expect(command).toEqual({
-      Name: 'ResetAccess-InjectKey',
-      DocumentType: 'Command',
-      DocumentFormat: 'JSON',
-      UpdateMethod: 'NewVersion',
-      Content: injectKeyDocument,
-    });
-    expect(command.Content.schemaVersion).toBe('2.2');
+describe('the automation role against the runbooks', () => {
+  const restoreSteps: any[] = json.Resources[id(stack.restoreRunbook.document)].Properties.Content.mainSteps;
+
+  test('its actions are exactly the API calls of the wait, read and start steps of both runbooks, and passing itself', () => {
+    const apiSteps = [...steps, ...restoreSteps].filter((s) => s.action === 'aws:waitForAwsResourceProperty' || s.action === 'aws:executeAwsApi');
+    expect(apiSteps.length).toBeGreaterThan(0);
+    // StartAutomationExecution with an AutomationAssumeRole passes that role (iam:PassRole).
+    const needed = [...new Set([...apiSteps.map(iamActionOf), 'iam:PassRole'])].sort();
+    const roleId = id(stack.automationRole.role.node.defaultChild as CfnElement);
+    const granted = [...new Set(statementsOf(json, roleId).flatMap((st) => st.actions))].filter((a) => a !== 'lambda:InvokeFunction').sort();
+    expect(granted).toEqual(needed);
+  });
+
+  test('the runbooks use no action that would need more of the role', () => {
+    const known = new Set(['aws:invokeLambdaFunction', 'aws:waitForAwsResourceProperty', 'aws:branch', 'aws:executeAwsApi']);
+    expect([...steps, ...restoreSteps].map((s) => s.action).filter((a) => !known.has(a))).toEqual([]);
   });
 });

@@ -221,9 +221,13 @@ describe('IAM: create calls tag the created resource in the same call', () => {
     }
   });
 
-  test('iam:PassRole: the helper role only, to EC2 only', () => {
-    const passing = ALL.filter((s) => s.actions.includes('iam:PassRole'));
+  test('iam:PassRole: the helper role only, to EC2 only; the automation role itself only, to Systems Manager only', () => {
+    const passing = ALL.filter((s) => s.actions.includes('iam:PassRole') && s.role !== logicalId(stack.automationRole.role));
     expect(passing).toHaveLength(1);
+    const self = ALL.filter((s) => s.actions.includes('iam:PassRole') && s.role === logicalId(stack.automationRole.role));
+    expect(self.map((s) => [s.resources, s.condition])).toEqual([
+      [[`\${${logicalId(stack.automationRole.role)}.Arn}`], { StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } }],
+    ]);
     expect(passing[0].role).toBe(roleId('launch-helper'));
     expect(passing[0].resources).toEqual([`\${${logicalId(stack.helper.role)}.Arn}`]);
     expect(passing[0].condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
@@ -279,10 +283,13 @@ describe('IAM: Systems Manager', () => {
 
   test('Put/Get/DeleteParameter only on the lock path and /ec2rl/openssh/ (and the public AMI path, read)', () => {
     const AMI = 'arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/ami-amazon-linux-latest/*';
+    const PUBLIC_KEYS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/public-keys/*';
     for (const s of ALL.filter((st) => st.actions.some((a) => /^ssm:(Put|Get|Delete)Parameters?$/.test(a)))) {
       for (const r of s.resources) {
-        expect([LOCKS, KEYS, AMI]).toContain(r);
+        expect([LOCKS, KEYS, AMI, PUBLIC_KEYS]).toContain(r);
       }
+      // A user's long public key (PublicKeyParameter): read by preflight only.
+      if (s.resources.includes(PUBLIC_KEYS)) expect([s.role, s.actions]).toEqual([roleId('preflight'), ['ssm:GetParameter']]);
       if (s.resources.includes(AMI)) {
         expect(s.actions.sort()).toEqual(['ssm:GetParameter', 'ssm:GetParameters']);
         expect(s.role).toBe(roleId('launch-helper'));
@@ -347,6 +354,7 @@ describe('IAM: Systems Manager', () => {
       'autoscaling:DescribeAutoScalingInstances',
       'ssm:GetCommandInvocation',
       'ssm:DescribeInstanceInformation',
+      'ssm:ListCommandInvocations',
       'ssm:DescribeParameters',
       // A write, but it can only stop a command; restore uses it on the inject command it settles.
       'ssm:CancelCommand',
@@ -391,8 +399,15 @@ describe('automation role', () => {
     expect(other.flatMap((s) => s.actions).sort()).toEqual([
       'ec2:DescribeInstances',
       'ec2:DescribeVolumes',
+      'iam:PassRole',
       'ssm:DescribeInstanceInformation',
-      'ssm:GetCommandInvocation',
+      'ssm:GetAutomationExecution',
+      'ssm:ListCommandInvocations',
+      'ssm:StartAutomationExecution',
+    ]);
+    // The cancel path may start the restore runbook and no other document.
+    expect(grants(stmts, 'ssm:StartAutomationExecution').map((s) => s.resources)).toEqual([
+      ['arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:automation-definition/ResetAccess-Restore:*'],
     ]);
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [{ Ref: roleLogicalId }],

@@ -44,8 +44,11 @@ describe('reset-access.yaml follows the contract', () => {
   it('has the steps of docs/architecture.md in order, with their Lambda folders', () => {
     expect(steps.map((s) => [s.name, s.action.replace('aws:', ''), (String(s.inputs?.FunctionName ?? '').match(/:([a-z-]+)%%$/) ?? [])[1]])).toEqual([
       ['preflight', 'invokeLambdaFunction', 'preflight'],
+      ['describeInstance', 'executeAwsApi', undefined],
+      ['describeRootVolume', 'executeAwsApi', undefined],
       ['stopInstance', 'invokeLambdaFunction', 'stop-instance'],
       ['launchHelper', 'invokeLambdaFunction', 'launch-helper'],
+      ['describeHelper', 'executeAwsApi', undefined],
       ['waitForInstanceStopped', 'waitForAwsResourceProperty', undefined],
       ['backupAndDetachRoot', 'invokeLambdaFunction', 'backup-and-detach'],
       ['waitForRootDetached', 'waitForAwsResourceProperty', undefined],
@@ -59,12 +62,14 @@ describe('reset-access.yaml follows the contract', () => {
       ['reattachRoot', 'invokeLambdaFunction', 'reattach-root'],
       ['waitForRootReattached', 'waitForAwsResourceProperty', undefined],
       ['startInstance', 'invokeLambdaFunction', 'start-instance'],
-      ['branchOnOriginalState', 'branch', undefined],
+      ['describeInstanceState', 'executeAwsApi', undefined],
+      ['branchOnState', 'branch', undefined],
       ['waitForInstanceRunning', 'waitForAwsResourceProperty', undefined],
       ['cleanup', 'invokeLambdaFunction', 'cleanup'],
       ['summarize', 'invokeLambdaFunction', 'summarize'],
       ['restore', 'invokeLambdaFunction', 'restore'],
       ['cleanupAfterRestore', 'invokeLambdaFunction', 'cleanup'],
+      ['startRestore', 'executeAwsApi', undefined],
     ]);
   });
 
@@ -76,15 +81,47 @@ describe('reset-access.yaml follows the contract', () => {
     expect(step('summarize').isEnd).toBe(true);
   });
 
-  it('branches on the original state to waitForInstanceRunning or straight to cleanup', () => {
-    expect(step('branchOnOriginalState').inputs).toEqual({
-      Choices: [{ NextStep: 'waitForInstanceRunning', Variable: '{{ preflight.OriginalState }}', StringEquals: 'running' }],
-      Default: 'cleanup',
+  it('branches on the state startInstance left: stopped goes straight to cleanup, else waitForInstanceRunning', () => {
+    expect(step('branchOnState').inputs).toEqual({
+      Choices: [{ NextStep: 'cleanup', Variable: '{{ describeInstanceState.State }}', StringEquals: 'stopped' }],
+      Default: 'waitForInstanceRunning',
+    });
+  });
+
+  it('bounds waitForInjection: at most 3 attempts of 600 s, on a call that answers a list, never InvocationDoesNotExist', () => {
+    const w = step('waitForInjection');
+    expect([w.timeoutSeconds, w.maxAttempts]).toEqual([600, 3]);
+    expect(w.inputs).toMatchObject({ Service: 'ssm', Api: 'ListCommandInvocations', PropertySelector: '$.CommandInvocations[0].Status' });
+    expect(String(doc.description)).not.toContain('GetCommandInvocation right after');
+  });
+
+  it('reads no field inside a Lambda Payload, sets LogType on every Lambda step, and returns summarize.Payload', () => {
+    for (const s of steps.filter((x) => x.action === 'aws:invokeLambdaFunction')) {
+      expect([s.name, s.outputs]).toEqual([s.name, undefined]);
+      expect([s.name, s.inputs?.LogType]).toEqual([s.name, 'None']);
+    }
+    expect(doc.outputs).toEqual(['summarize.Payload', 'startRestore.RestoreExecutionId']);
+  });
+
+  it('cancels into startRestore, which starts the restore runbook and ends; failures restore in this execution', () => {
+    for (const s of steps.slice(1).filter((x) => !['restore', 'cleanupAfterRestore', 'startRestore'].includes(x.name))) {
+      expect([s.name, s.onCancel, s.onFailure]).toEqual([s.name, 'step:startRestore', 'step:restore']);
+    }
+    expect(step('preflight').onCancel).toBeUndefined();
+    expect(step('startRestore')).toMatchObject({
+      action: 'aws:executeAwsApi',
+      isEnd: true,
+      inputs: {
+        Service: 'ssm',
+        Api: 'StartAutomationExecution',
+        DocumentName: '%%RestoreDocumentName%%',
+        Parameters: { InstanceId: ['{{ InstanceId }}'], ExecutionId: ['{{ automation:EXECUTION_ID }}'], AutomationAssumeRole: ['{{ AutomationAssumeRole }}'] },
+      },
     });
   });
 
   it('keeps cleanup off the critical path: it comes after the instance is running again', () => {
-    expect(step('startInstance').nextStep).toBe('branchOnOriginalState');
+    expect(step('startInstance').nextStep).toBe('describeInstanceState');
     expect(step('waitForInstanceRunning').nextStep).toBe('cleanup');
     expect(step('cleanup').nextStep).toBe('summarize');
   });
@@ -92,8 +129,11 @@ describe('reset-access.yaml follows the contract', () => {
   it('has the parameters and defaults of issue 2', () => {
     const p = doc.parameters ?? {};
     expect(Object.keys(p).sort()).toEqual(
-      ['AllowEncryptedVolume', 'AllowEphemeralDataLoss', 'AutomationAssumeRole', 'BackupMethod', 'HelperInstanceType', 'InstanceId', 'KeyType', 'PublicKey', 'SubnetId', 'Users'].sort(),
+      ['AllowEncryptedVolume', 'AllowEphemeralDataLoss', 'AutomationAssumeRole', 'BackupMethod', 'HelperInstanceType', 'InstanceId', 'KeyType', 'PublicKey', 'PublicKeyParameter', 'SubnetId', 'Users'].sort(),
     );
+    // No parameter may declare more characters than StartAutomationExecution accepts (512).
+    for (const [name, spec] of Object.entries(p)) if (spec.maxChars !== undefined) expect([name, Number(spec.maxChars) <= 512]).toEqual([name, true]);
+    expect(p.PublicKey.maxChars).toBe(512);
     expect(p.InstanceId.default).toBeUndefined();
     expect(p.AutomationAssumeRole.default).toBe('%%AutomationRoleArn%%');
     expect(p.SubnetId.default).toBe('CreateNewVPC');
@@ -118,6 +158,9 @@ describe('reset-access.yaml follows the contract', () => {
     expect(ok('PublicKey', '-----BEGIN OPENSSH PRIVATE KEY-----')).toBe(false);
     expect(ok('HelperInstanceType', 't4g.small')).toBe(true);
     expect(ok('HelperInstanceType', 't3.small\n')).toBe(false);
+    expect(ok('PublicKeyParameter', '/reset-access/public-keys/me')).toBe(true);
+    expect(ok('PublicKeyParameter', '')).toBe(true);
+    expect(ok('PublicKeyParameter', '/reset-access/locks/i-0123456789abcdef0')).toBe(false);
   });
 });
 
@@ -142,14 +185,16 @@ describe('the lint catches', () => {
     expect(mutate((d) => (stepOf(d, 'waitForRootDetached').action = 'aws:sleep'))).toContain('waitForRootDetached: action aws:sleep is not allowed');
   });
   it('an unresolved variable', () => {
-    expect(mutate((d) => ((stepOf(d, 'summarize').inputs?.InputPayload as Record<string, string>).BackupId = '{{ nowhere.BackupId }}'))).toEqual([
-      '$.mainSteps[19].inputs.InputPayload.BackupId: {{ nowhere.BackupId }} resolves to nothing',
+    expect(mutate((d) => ((stepOf(d, 'summarize').inputs?.InputPayload as Record<string, string>).BackupResult = '{{ nowhere.Payload }}'))).toEqual([
+      '$.mainSteps[23].inputs.InputPayload.BackupResult: {{ nowhere.Payload }} resolves to nothing',
     ]);
   });
-  it('a selector naming a field the handler does not return', () => {
-    expect(mutate((d) => (stepOf(d, 'injectKey').outputs![0].Selector = '$.Payload.PrivateKey'))).toContain(
-      'injectKey.CommandId: lambdas/inject-key does not return PrivateKey',
-    );
+  it('a selector inside a Lambda Payload, and a Lambda step without LogType', () => {
+    const problems = mutate((d) => {
+      stepOf(d, 'injectKey').outputs = [{ Name: 'CommandId', Selector: '$.Payload.CommandId', Type: 'String' }];
+      delete stepOf(d, 'cleanup').inputs!.LogType;
+    });
+    expect(problems).toEqual(['injectKey.CommandId: selector $.Payload.CommandId on a Lambda step (AWS documents none)', 'cleanup: LogType is undefined, not None or Tail']);
   });
   it('a Lambda step over 300 s, and Payload for InputPayload', () => {
     const problems = mutate((d) => {
@@ -168,7 +213,7 @@ describe('the lint catches', () => {
     expect(problems).toEqual(expect.arrayContaining(['parameter Users: neither allowedPattern nor allowedValues', "parameter KeyType: default 'dsa' is not an allowed value"]));
   });
   it('a step not routed to restore', () => {
-    expect(mutate((d) => delete stepOf(d, 'attachToHelper').onCancel)).toEqual(['attachToHelper: onCancel is undefined, not step:restore']);
+    expect(mutate((d) => (stepOf(d, 'attachToHelper').onCancel = 'step:restore'))).toEqual(['attachToHelper: onCancel is step:restore, not step:startRestore']);
   });
   it('a route to a missing step and an unreachable step', () => {
     const problems = mutate((d) => {

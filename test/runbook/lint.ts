@@ -39,8 +39,13 @@ export const AUTOMATION_ACTIONS = new Set([
 ]);
 export const FUNCTION_PLACEHOLDER = /^%%FunctionArn:([a-z0-9-]+)%%$/;
 const PLACEHOLDER = /^%%[A-Za-z]+(:[a-z0-9-]+)?%%$/;
-/** Steps exempt from routing to restore: the first, and the restore path itself. */
-const RESTORE_PATH = new Set(['restore', 'cleanupAfterRestore']);
+/** Steps exempt from routing to restore: the first, and the failure and cancel paths themselves. */
+const RESTORE_PATH = new Set(['restore', 'cleanupAfterRestore', 'startRestore']);
+/**
+ * The documented outputs of aws:invokeLambdaFunction, none of them selected inside:
+ * https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-lamb.html ("Output").
+ */
+export const LAMBDA_BUILT_IN_OUTPUTS = ['Payload', 'StatusCode'];
 
 export function loadDoc(file: string): Doc {
   return parse(fs.readFileSync(path.join(RUNBOOKS, file), 'utf8')) as Doc;
@@ -96,7 +101,11 @@ export function lintAutomation(doc: Doc, outputFields: ReadonlyMap<string, reado
   const steps = doc.mainSteps ?? [];
   const names = steps.map((s) => s.name);
   const parameters = doc.parameters ?? {};
-  const outputsOf = new Map(steps.map((s) => [s.name, new Set((s.outputs ?? []).map((o) => o.Name))]));
+  const outputsOf = new Map(
+    steps.map((s) => [s.name, new Set([...(s.outputs ?? []).map((o) => o.Name), ...(s.action === 'aws:invokeLambdaFunction' ? LAMBDA_BUILT_IN_OUTPUTS : [])])]),
+  );
+  // The restore runbook passes the execution id it restores as a parameter.
+  const executionIdValue = Object.prototype.hasOwnProperty.call(parameters, 'ExecutionId') ? '{{ ExecutionId }}' : '{{ automation:EXECUTION_ID }}';
 
   if (doc.schemaVersion !== '0.3') problems.push(`schemaVersion is ${doc.schemaVersion}, not 0.3`);
   if (doc.assumeRole !== '{{ AutomationAssumeRole }}') problems.push('assumeRole is not {{ AutomationAssumeRole }}');
@@ -144,10 +153,13 @@ export function lintAutomation(doc: Doc, outputFields: ReadonlyMap<string, reado
       const payload = inputs.InputPayload as Record<string, unknown> | undefined;
       if (!payload) problems.push(`${s.name}: no InputPayload`);
       else {
-        if (payload.ExecutionId !== '{{ automation:EXECUTION_ID }}') problems.push(`${s.name}: InputPayload.ExecutionId is not the execution id`);
+        if (payload.ExecutionId !== executionIdValue) problems.push(`${s.name}: InputPayload.ExecutionId is not ${executionIdValue}`);
         if (payload.InstanceId !== '{{ InstanceId }}') problems.push(`${s.name}: InputPayload.InstanceId is not {{ InstanceId }}`);
       }
       if (!folder) problems.push(`${s.name}: FunctionName is not a %%FunctionArn:<folder>%% placeholder`);
+      else if (!outputFields.has(folder)) problems.push(`${s.name}: lambdas/${folder} exports no OUTPUT_FIELDS`);
+      // LogType: None | Tail (automation-action-lamb.html); set explicitly, never left to a default.
+      if (inputs.LogType !== 'None' && inputs.LogType !== 'Tail') problems.push(`${s.name}: LogType is ${String(inputs.LogType)}, not None or Tail`);
       if (typeof s.timeoutSeconds !== 'number' || s.timeoutSeconds > 300) problems.push(`${s.name}: timeoutSeconds ${s.timeoutSeconds} (a Lambda step needs ≤ 300)`);
     }
     if (s.action === 'aws:waitForAwsResourceProperty') {
@@ -155,13 +167,16 @@ export function lintAutomation(doc: Doc, outputFields: ReadonlyMap<string, reado
       if (!inputs.PropertySelector || !Array.isArray(inputs.DesiredValues)) problems.push(`${s.name}: a wait without PropertySelector/DesiredValues`);
     }
     for (const o of s.outputs ?? []) {
-      const sel = /^\$\.Payload\.([A-Za-z0-9_]+)$/.exec(o.Selector);
-      if (!folder || !sel) problems.push(`${s.name}.${o.Name}: selector ${o.Selector} is not $.Payload.<field> of a Lambda`);
-      else if (!outputFields.get(folder)?.includes(sel[1])) problems.push(`${s.name}.${o.Name}: lambdas/${folder} does not return ${sel[1]}`);
+      // No selector inside a Lambda's Payload: AWS documents none for aws:invokeLambdaFunction.
+      if (s.action === 'aws:invokeLambdaFunction') problems.push(`${s.name}.${o.Name}: selector ${o.Selector} on a Lambda step (AWS documents none)`);
+      else if (s.action !== 'aws:executeAwsApi') problems.push(`${s.name}.${o.Name}: outputs on ${s.action}`);
+      else if (!/^\$\.[A-Za-z]/.test(o.Selector)) problems.push(`${s.name}.${o.Name}: selector ${o.Selector} is not a JSONPath into the API response`);
     }
-    if (i > 0 && !RESTORE_PATH.has(s.name) && names.includes('restore')) {
+    // A runbook with a cancel path: every step after the first fails into restore (this
+    // execution) and cancels into startRestore (a separate restore execution, no 2-minute limit).
+    if (i > 0 && !RESTORE_PATH.has(s.name) && names.includes('startRestore')) {
       if (s.onFailure !== 'step:restore') problems.push(`${s.name}: onFailure is ${s.onFailure}, not step:restore`);
-      if (s.onCancel !== 'step:restore') problems.push(`${s.name}: onCancel is ${s.onCancel}, not step:restore`);
+      if (s.onCancel !== 'step:startRestore') problems.push(`${s.name}: onCancel is ${s.onCancel}, not step:startRestore`);
     }
     for (const r of [s.onFailure, s.onCancel]) {
       if (r && !['Abort', 'Continue'].includes(r) && !stepTarget(r)) problems.push(`${s.name}: route '${r}' is not Abort, Continue or step:<name>`);

@@ -1,156 +1,90 @@
 /**
- * The runner on a document shaped like docs/architecture.md's runbook (same steps, actions,
- * waits, routing), with in-memory Lambdas and an in-memory AWS that, like the twin's agent,
- * schedules slow work on the clock and answers Describe* from it. It shows that the runner
- * models overlap (the helper boots while the target stops), that faults at any step route to
- * restore, and that cancel routes there too.
+ * The runner on the repository's own runbooks (runbooks/reset-access.yaml and restore.yaml, with
+ * their placeholders replaced as lib/runbook.ts does), with in-memory Lambdas and an in-memory AWS
+ * that, like the twin's agent, schedules slow work on the clock and answers Describe* from it.
+ * It shows that the runner models overlap (the helper boots while the target stops), that a fault
+ * at any step routes to restore in the same execution, and that a cancel at any step ends the run
+ * within the cancellation path's two minutes and converges through the restore runbook it starts.
  */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { latencyOf } from '../../local/latency';
 import { VirtualClock } from '../../local/runner/clock';
-import { AwsCall, ExecutionResult, runAutomation, timeToAccess } from '../../local/runner/runner';
-import { freshId, Handler, lambdas } from './helpers';
+import { AwsCall, CANCEL_PATH_SECONDS, ExecutionResult, executions, runAutomation, timeToAccess } from '../../local/runner/runner';
+import { loadRunbookYaml, replacePlaceholders, RESTORE_RUNBOOK_FILE } from '../../lib/runbook';
+import { STEP_FOLDERS } from '../../lib/constants';
+import { Handler, lambdas } from './helpers';
 
 const TARGET = 'i-0aaaaaaaaaaaaaaaa';
 const HELPER = 'i-0bbbbbbbbbbbbbbbb';
 const VOLUME = 'vol-0cccccccccccccccc';
 const COMMAND = 'cmd-1';
+const ROLE = 'arn:aws:iam::123456789012:role/automation';
 const ACCESS_STEPS = ['waitForInstanceRunning', 'startInstance'];
+const RESTORE_DOCUMENT = 'ResetAccess-Restore';
 
-const fn = (name: string) => ({ 'Fn::GetAtt': [`${name}Fn`, 'Arn'] });
-const base = { ExecutionId: '{{ automation:EXECUTION_ID }}', InstanceId: '{{ InstanceId }}' };
-const toRestore = { onFailure: 'step:restore', onCancel: 'step:restore' };
-
-function lambda(name: string, folder: string, outputs: [string, string][] = [], extra: Record<string, unknown> = {}) {
-  return {
-    name,
-    action: 'aws:invokeLambdaFunction',
-    timeoutSeconds: 300,
-    ...toRestore,
-    inputs: { FunctionName: fn(folder), InputPayload: { ...base } },
-    outputs: outputs.map(([Name, Type]) => ({ Name, Selector: `$.Payload.${Name}`, Type })),
-    ...extra,
-  };
-}
-
-function waitVolume(name: string, state: string) {
-  return {
-    name,
-    action: 'aws:waitForAwsResourceProperty',
-    timeoutSeconds: 600,
-    ...toRestore,
-    inputs: { Service: 'ec2', Api: 'DescribeVolumes', VolumeIds: ['{{ preflight.RootVolumeId }}'], PropertySelector: '$.Volumes[0].State', DesiredValues: [state] },
-  };
-}
-
-function waitInstance(name: string, state: string) {
-  return {
-    name,
-    action: 'aws:waitForAwsResourceProperty',
-    timeoutSeconds: 600,
-    ...toRestore,
-    inputs: { Service: 'ec2', Api: 'DescribeInstances', InstanceIds: ['{{ InstanceId }}'], PropertySelector: '$.Reservations[0].Instances[0].State.Name', DesiredValues: [state] },
-  };
-}
-
-const RUNBOOK = {
-  schemaVersion: '0.3',
-  description: '# Reset access (test shape)',
-  assumeRole: '{{ AutomationAssumeRole }}',
-  parameters: {
-    InstanceId: { type: 'String', allowedPattern: '^i-[0-9a-f]{8,17}$' },
-    AutomationAssumeRole: { type: 'String', default: { 'Fn::GetAtt': ['AutomationRole', 'Arn'] }, allowedPattern: '^arn:aws:iam::\\d{12}:role/.+$' },
-    KeyType: { type: 'String', default: 'rsa', allowedValues: ['rsa', 'ed25519'] },
-  },
-  mainSteps: [
-    { ...lambda('preflight', 'preflight', [['RootVolumeId', 'String'], ['OriginalState', 'String']]), onFailure: 'Abort', onCancel: 'Abort', inputs: { FunctionName: fn('preflight'), InputPayload: { ...base, KeyType: '{{ KeyType }}' } } },
-    lambda('stopInstance', 'stop-instance', [['PreviousState', 'String']]),
-    lambda('launchHelper', 'launch-helper', [['HelperInstanceId', 'String'], ['NetworkCreated', 'Boolean']]),
-    waitInstance('waitForInstanceStopped', 'stopped'),
-    lambda('backupAndDetachRoot', 'backup-and-detach', [['BackupId', 'String']]),
-    waitVolume('waitForRootDetached', 'available'),
-    {
-      name: 'waitForHelperOnline',
-      action: 'aws:waitForAwsResourceProperty',
-      timeoutSeconds: 600,
-      ...toRestore,
-      inputs: {
-        Service: 'ssm',
-        Api: 'DescribeInstanceInformation',
-        Filters: [{ Key: 'InstanceIds', Values: ['{{ launchHelper.HelperInstanceId }}'] }],
-        PropertySelector: '$.InstanceInformationList[0].PingStatus',
-        DesiredValues: ['Online'],
-      },
-    },
-    lambda('attachToHelper', 'attach-to-helper', [['HelperDeviceName', 'String']]),
-    waitVolume('waitForAttachedToHelper', 'in-use'),
-    lambda('injectKey', 'inject-key', [['CommandId', 'String'], ['KeyParameterName', 'String']]),
-    {
-      name: 'waitForInjection',
-      action: 'aws:waitForAwsResourceProperty',
-      timeoutSeconds: 600,
-      maxAttempts: 3,
-      ...toRestore,
-      inputs: {
-        Service: 'ssm',
-        Api: 'GetCommandInvocation',
-        CommandId: '{{ injectKey.CommandId }}',
-        InstanceId: '{{ launchHelper.HelperInstanceId }}',
-        PropertySelector: '$.Status',
-        DesiredValues: ['Success', 'Failed', 'Cancelled', 'TimedOut'],
-      },
-    },
-    lambda('releaseFromHelper', 'release-from-helper', [['UsersChanged', 'String']]),
-    waitVolume('waitForRootReleased', 'available'),
-    lambda('reattachRoot', 'reattach-root', [['DeviceName', 'String']]),
-    waitVolume('waitForRootReattached', 'in-use'),
-    lambda('startInstance', 'start-instance', [['Started', 'Boolean']]),
-    lambda('cleanup', 'cleanup', [['Removed', 'String']], { maxAttempts: 3 }),
-    {
-      name: 'branchOnOriginalState',
-      action: 'aws:branch',
-      ...toRestore,
-      inputs: { Choices: [{ NextStep: 'waitForInstanceRunning', Variable: '{{ preflight.OriginalState }}', StringEquals: 'running' }], Default: 'summarize' },
-    },
-    { ...waitInstance('waitForInstanceRunning', 'running'), nextStep: 'summarize' },
-    lambda('summarize', 'summarize', [['KeyParameterName', 'String'], ['BackupId', 'String']], { isEnd: true }),
-    { ...lambda('restore', 'restore', [['Restored', 'Boolean']]), onFailure: 'step:cleanupAfterRestore', onCancel: 'step:cleanupAfterRestore', nextStep: 'cleanupAfterRestore' },
-    { ...lambda('cleanupAfterRestore', 'cleanup', [['Removed', 'String']], { maxAttempts: 3 }), onFailure: 'Abort', onCancel: 'Abort', isEnd: true },
-  ],
-  outputs: ['summarize.KeyParameterName', 'summarize.BackupId'],
+const tokens = {
+  functionArns: Object.fromEntries(STEP_FOLDERS.map((f) => [f, `fn:${f}`])),
+  automationRoleArn: ROLE,
+  injectDocumentName: 'ResetAccess-InjectKey',
+  restoreDocumentName: RESTORE_DOCUMENT,
 };
+const RUNBOOK = replacePlaceholders(loadRunbookYaml(join(__dirname, '..', '..', 'runbooks', 'reset-access.yaml')), tokens) as {
+  mainSteps: { name: string }[];
+};
+const RESTORE = replacePlaceholders(loadRunbookYaml(RESTORE_RUNBOOK_FILE), tokens);
 
 /** A tiny AWS in the style of the twin's agent: slow work is scheduled on the clock; Describe* answers from it. */
 function world(clock: VirtualClock, originalState: 'running' | 'stopped') {
   const instance = new Map<string, string>([[TARGET, originalState]]);
-  let volume = { state: 'in-use', attachedTo: TARGET };
+  let volume = { state: 'in-use', attachedTo: TARGET, device: '/dev/xvda' };
   let command: 'none' | 'sent' = 'none';
+  let lock: string | undefined;
   const transitional = (id: string, now: string, settled: string) => (clock.pending(id).length > 0 ? now : settled);
+  const describeInstance = (id: string) => {
+    const s = instance.get(id) as string;
+    const shown = s === 'stopped' ? transitional(id, 'stopping', 'stopped') : s === 'running' ? transitional(id, 'pending', 'running') : s;
+    return { InstanceId: id, State: { Name: shown }, RootDeviceName: '/dev/xvda' };
+  };
 
   const awsCall: AwsCall = async (service, api, params) => {
     if (service === 'ec2' && api === 'DescribeInstances') {
-      const id = (params.InstanceIds as string[])[0];
-      const s = instance.get(id) as string;
-      const shown = s === 'stopped' ? transitional(id, 'stopping', 'stopped') : s === 'running' ? transitional(id, 'pending', 'running') : s;
-      return { Reservations: [{ Instances: [{ InstanceId: id, State: { Name: shown } }] }] };
+      if (params.Filters) {
+        // The helper, found by its tags (execution id, role helper).
+        return { Reservations: instance.has(HELPER) ? [{ Instances: [describeInstance(HELPER)] }] : [] };
+      }
+      return { Reservations: [{ Instances: [describeInstance((params.InstanceIds as string[])[0])] }] };
     }
     if (service === 'ec2' && api === 'DescribeVolumes') {
       const shown = volume.state === 'available' ? transitional(VOLUME, 'detaching', 'available') : transitional(VOLUME, 'attaching', 'in-use');
-      return { Volumes: [{ VolumeId: VOLUME, State: shown }] };
+      const attachments = volume.attachedTo ? [{ InstanceId: volume.attachedTo, Device: volume.device, State: shown === 'in-use' ? 'attached' : 'attaching' }] : [];
+      if (params.Filters) {
+        const f = params.Filters as { Name: string; Values: string[] }[];
+        const match = f.every((x) => (x.Name === 'attachment.instance-id' ? x.Values.includes(volume.attachedTo) : x.Values.includes(volume.device)));
+        return { Volumes: match ? [{ VolumeId: VOLUME, State: shown, Attachments: attachments }] : [] };
+      }
+      return { Volumes: [{ VolumeId: VOLUME, State: shown, Attachments: attachments }] };
     }
     if (service === 'ssm' && api === 'DescribeInstanceInformation') {
-      const id = ((params.Filters as { Values: string[] }[])[0].Values)[0];
+      const id = (params.Filters as { Values: string[] }[])[0].Values[0];
       if (!instance.has(id) || clock.pending(id).length > 0) return { InstanceInformationList: [] };
       return { InstanceInformationList: [{ InstanceId: id, PingStatus: 'Online' }] };
     }
-    if (service === 'ssm' && api === 'GetCommandInvocation') {
-      if (command === 'none') throw Object.assign(new Error('no such invocation'), { name: 'InvocationDoesNotExist' });
-      return { Status: clock.pending(COMMAND).length > 0 ? 'InProgress' : 'Success' };
+    if (service === 'ssm' && api === 'ListCommandInvocations') {
+      if (command === 'none') return { CommandInvocations: [] };
+      return { CommandInvocations: [{ CommandId: COMMAND, Status: clock.pending(COMMAND).length > 0 ? 'InProgress' : 'Success' }] };
+    }
+    if (service === 'ssm' && api === 'GetAutomationExecution') {
+      return { AutomationExecution: { AutomationExecutionStatus: executions.get(String(params.AutomationExecutionId)) } };
     }
     throw new Error(`world has no ${service} ${api}`);
   };
 
   const handlers: Record<string, Handler> = {
-    preflight: () => ({ RootVolumeId: VOLUME, OriginalState: originalState }),
+    preflight: (e) => {
+      lock = String(e.ExecutionId);
+      return { RootVolumeId: VOLUME, OriginalState: originalState };
+    },
     'stop-instance': () => {
       const prev = instance.get(TARGET) as string;
       if (prev === 'running') {
@@ -166,27 +100,27 @@ function world(clock: VirtualClock, originalState: 'running' | 'stopped') {
     },
     'backup-and-detach': () => {
       clock.schedule('CreateSnapshot', ['snap-1']);
-      volume = { state: 'available', attachedTo: '' };
+      volume = { state: 'available', attachedTo: '', device: '' };
       clock.schedule('DetachVolume', [VOLUME, TARGET]);
-      return { BackupId: 'snap-1' };
+      return { BackupId: 'snap-1', BackupMethod: 'Snapshot' };
     },
     'attach-to-helper': () => {
-      volume = { state: 'in-use', attachedTo: HELPER };
+      volume = { state: 'in-use', attachedTo: HELPER, device: '/dev/sdf' };
       clock.schedule('AttachVolume', [VOLUME, HELPER]);
       return { HelperDeviceName: '/dev/sdf' };
     },
     'inject-key': () => {
       command = 'sent';
       clock.schedule('RunCommand', [COMMAND, HELPER]);
-      return { CommandId: COMMAND, KeyParameterName: `/ec2rl/openssh/${TARGET}/key` };
+      return { CommandId: COMMAND, KeyParameterName: `/ec2rl/openssh/${TARGET}/key`, Fingerprint: 'SHA256:x', KeyType: 'rsa' };
     },
     'release-from-helper': () => {
-      volume = { state: 'available', attachedTo: '' };
+      volume = { state: 'available', attachedTo: '', device: '' };
       clock.schedule('DetachVolume', [VOLUME, HELPER]);
-      return { UsersChanged: 'ec2-user' };
+      return { UsersChanged: 'ec2-user', FilesChanged: '/home/ec2-user/.ssh/authorized_keys', CommandId: COMMAND, HelperInstanceId: HELPER };
     },
     'reattach-root': () => {
-      volume = { state: 'in-use', attachedTo: TARGET };
+      volume = { state: 'in-use', attachedTo: TARGET, device: '/dev/xvda' };
       clock.schedule('AttachVolume', [VOLUME, TARGET]);
       return { DeviceName: '/dev/xvda' };
     },
@@ -195,22 +129,26 @@ function world(clock: VirtualClock, originalState: 'running' | 'stopped') {
         instance.set(TARGET, 'running');
         clock.schedule('StartInstances', [TARGET]);
       }
-      return { Started: originalState === 'running' };
+      return { Started: originalState === 'running', Warnings: 'none' };
     },
-    cleanup: () => {
+    cleanup: (e) => {
+      // Terminating the helper before its network goes: the Lambda waits for it.
+      if (instance.has(HELPER)) clock.advanceBy(latencyOf('TerminateInstances'));
       instance.delete(HELPER);
+      if (lock === e.ExecutionId) lock = undefined;
       return { Removed: HELPER };
     },
-    summarize: () => ({ KeyParameterName: `/ec2rl/openssh/${TARGET}/key`, BackupId: 'snap-1' }),
+    summarize: (e) => ({ Inputs: Object.keys(e).sort().join(','), InstanceState: describeInstance(TARGET).State.Name }),
     restore: () => {
-      // converge: the volume back on the target, the instance in its original state
-      volume = { state: 'in-use', attachedTo: TARGET };
+      // Converge: the volume back on the target at its device, the instance in its original state.
+      clock.advanceBy(latencyOf('DetachVolume') + latencyOf('AttachVolume'));
+      volume = { state: 'in-use', attachedTo: TARGET, device: '/dev/xvda' };
       instance.set(TARGET, originalState);
-      return { Restored: true };
+      return { Restored: true, Message: 'restored' };
     },
   };
-  const fake = lambdas(Object.fromEntries(Object.entries(handlers).map(([folder, h]) => [JSON.stringify(fn(folder)), h])));
-  return { awsCall, fake, instance, volume: () => volume };
+  const fake = lambdas(Object.fromEntries(Object.entries(handlers).map(([folder, h]) => [`fn:${folder}`, h])));
+  return { awsCall, fake, instance, volume: () => volume, lock: () => lock };
 }
 
 async function reset(originalState: 'running' | 'stopped', extra: { faults?: { step: string; when: 'before' | 'after'; message: string }[]; cancelAt?: string } = {}) {
@@ -219,11 +157,12 @@ async function reset(originalState: 'running' | 'stopped', extra: { faults?: { s
   const result = await runAutomation({
     document: RUNBOOK,
     parameters: { InstanceId: TARGET },
-    executionId: freshId('shape'),
+    // Automation execution ids are UUIDs; the restore runbook's ExecutionId parameter says so.
+    executionId: randomUUID(),
     invokeLambda: w.fake.invoke,
     awsCall: w.awsCall,
     clock,
-    resolveIntrinsic: () => 'arn:aws:iam::123456789012:role/automation',
+    documents: { [RESTORE_DOCUMENT]: RESTORE },
     ...extra,
   });
   return { result, w };
@@ -231,20 +170,31 @@ async function reset(originalState: 'running' | 'stopped', extra: { faults?: { s
 
 const end = (r: ExecutionResult, name: string) => r.steps.find((s) => s.name === name)?.endedAt as number;
 const start = (r: ExecutionResult, name: string) => r.steps.find((s) => s.name === name)?.startedAt as number;
+const converged = (w: ReturnType<typeof world>, state: string) => {
+  expect(w.volume()).toEqual({ state: 'in-use', attachedTo: TARGET, device: '/dev/xvda' });
+  expect(w.instance.get(TARGET)).toBe(state);
+  expect(w.instance.has(HELPER)).toBe(false);
+  expect(w.lock()).toBeUndefined();
+};
 
-describe('a runbook shaped like the architecture', () => {
+describe('the repository runbook on the runner', () => {
   it('resets a running instance; the helper boots while the target stops', async () => {
-    const { result: r } = await reset('running');
+    const { result: r, w } = await reset('running');
 
     expect(r.status).toBe('Success');
-    expect(r.assumeRole).toBe('arn:aws:iam::123456789012:role/automation');
+    expect(r.assumeRole).toBe(ROLE);
     expect(r.steps.map((s) => s.name)).toEqual([
-      'preflight', 'stopInstance', 'launchHelper', 'waitForInstanceStopped', 'backupAndDetachRoot', 'waitForRootDetached',
-      'waitForHelperOnline', 'attachToHelper', 'waitForAttachedToHelper', 'injectKey', 'waitForInjection', 'releaseFromHelper',
-      'waitForRootReleased', 'reattachRoot', 'waitForRootReattached', 'startInstance', 'cleanup', 'branchOnOriginalState',
-      'waitForInstanceRunning', 'summarize',
+      'preflight', 'describeInstance', 'describeRootVolume', 'stopInstance', 'launchHelper', 'describeHelper', 'waitForInstanceStopped',
+      'backupAndDetachRoot', 'waitForRootDetached', 'waitForHelperOnline', 'attachToHelper', 'waitForAttachedToHelper', 'injectKey',
+      'waitForInjection', 'releaseFromHelper', 'waitForRootReleased', 'reattachRoot', 'waitForRootReattached', 'startInstance',
+      'describeInstanceState', 'branchOnState', 'waitForInstanceRunning', 'cleanup', 'summarize',
     ]);
-    expect(r.outputs).toEqual({ 'summarize.KeyParameterName': `/ec2rl/openssh/${TARGET}/key`, 'summarize.BackupId': 'snap-1' });
+    // summarize got the earlier steps' whole Payloads; its own Payload is the runbook's output.
+    expect(JSON.parse(String(r.outputs['summarize.Payload']))).toEqual({
+      Inputs: 'BackupResult,ExecutionId,InjectKeyResult,InstanceId,ReleaseResult,StartResult',
+      InstanceState: 'running',
+    });
+    converged(w, 'running');
 
     // Overlap: the stop completes StopInstances after stopInstance's Lambda; the helper's boot
     // started one step later and was mostly done by then.
@@ -262,22 +212,23 @@ describe('a runbook shaped like the architecture', () => {
   });
 
   it('resets a stopped instance: the branch skips the wait for running, access is at startInstance', async () => {
-    const { result: r } = await reset('stopped');
+    const { result: r, w } = await reset('stopped');
     expect(r.status).toBe('Success');
     expect(r.steps.map((s) => s.name)).not.toContain('waitForInstanceRunning');
     expect(timeToAccess(r, ACCESS_STEPS)).toBe(end(r, 'startInstance'));
+    converged(w, 'stopped');
   });
 
-  const afterPreflight = RUNBOOK.mainSteps.map((s) => s.name).slice(1, RUNBOOK.mainSteps.findIndex((s) => s.name === 'summarize') + 1);
+  const names = RUNBOOK.mainSteps.map((s) => s.name);
+  const afterPreflight = names.slice(1, names.indexOf('summarize') + 1);
   it.each(afterPreflight.flatMap((step) => [[step, 'before'], [step, 'after']] as const))('a fault %s (%s) routes to restore and cleanupAfterRestore; the execution is Failed', async (step, when) => {
     const { result: r, w } = await reset('running', { faults: [{ step, when, message: `injected at ${step}` }] });
     expect(r.status).toBe('Failed');
-    const names = r.steps.map((s) => s.name);
-    expect(names.slice(-2)).toEqual(['restore', 'cleanupAfterRestore']);
+    expect(r.steps.map((s) => s.name).slice(-2)).toEqual(['restore', 'cleanupAfterRestore']);
     expect(r.steps.find((s) => s.name === step)).toMatchObject({ status: 'Failed', failureMessage: `injected at ${step}` });
     expect(r.failureMessage).toBe(`Step ${step} failed: injected at ${step}`);
-    expect(w.volume()).toEqual({ state: 'in-use', attachedTo: TARGET });
-    expect(r.outputs).toEqual({});
+    converged(w, 'running');
+    expect(r.startedExecutions).toEqual([]);
   });
 
   it('a fault in preflight aborts at once (nothing to restore)', async () => {
@@ -287,10 +238,23 @@ describe('a runbook shaped like the architecture', () => {
     expect(w.fake.calls).toHaveLength(0);
   });
 
-  it('a cancel during the run routes to restore; the execution is Cancelled', async () => {
-    const { result: r } = await reset('running', { cancelAt: 'attachToHelper' });
+  it.each(afterPreflight)('a cancel at %s ends within the two minutes and the restore runbook it starts converges', async (step) => {
+    const { result: r, w } = await reset('running', { cancelAt: step });
     expect(r.status).toBe('Cancelled');
-    expect(r.steps.map((s) => s.name).slice(-3)).toEqual(['attachToHelper', 'restore', 'cleanupAfterRestore']);
-    expect(r.steps.find((s) => s.name === 'attachToHelper')?.status).toBe('Cancelled');
+    expect(r.steps.at(-1)?.failureMessage).toBeUndefined();
+    expect(r.steps.map((s) => [s.name, s.status]).slice(-2)).toEqual([
+      [step, 'Cancelled'],
+      ['startRestore', 'Success'],
+    ]);
+    expect(r.cancelPathCutShort).toBeUndefined();
+    expect(r.modeledSeconds - start(r, step)).toBeLessThan(CANCEL_PATH_SECONDS);
+    expect(r.startedExecutions).toHaveLength(1);
+    const restore = r.startedExecutions[0];
+    expect(r.outputs['startRestore.RestoreExecutionId']).toBe(restore.executionId);
+    expect(restore.status).toBe('Success');
+    expect(restore.steps.map((s) => s.name)).toEqual(['waitForExecutionEnded', 'restore', 'cleanup']);
+    // The restore runbook restored this execution's plan, not its own.
+    expect(w.fake.calls.filter((c) => c.fn === 'fn:restore').map((c) => c.event.ExecutionId)).toEqual([r.executionId]);
+    converged(w, 'running');
   });
 });

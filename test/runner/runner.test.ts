@@ -13,7 +13,7 @@ import {
   timeToAccess,
   UnsupportedDocument,
 } from '../../local/runner/runner';
-import { doc, fakeEc2, freshId, lambdaStep, lambdas, noAws, run } from './helpers';
+import { doc, fakeEc2, freshId, lambdaStep, lambdas, run } from './helpers';
 
 const STEP = latencyOf('AutomationStepTransition');
 const COLD = latencyOf('LambdaColdInvoke');

@@ -1,4 +1,8 @@
 import 'aws-sdk-client-mock-jest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { mockClient } from 'aws-sdk-client-mock';
 import { AutoScalingClient, DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
 import {
@@ -15,7 +19,7 @@ import {
   type Volume,
 } from '@aws-sdk/client-ec2';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { GetAutomationExecutionCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetAutomationExecutionCommand, GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { handler, OUTPUT_FIELDS } from '../../../lambdas/preflight/handler';
 import { awsError, EXECUTION_ID, INSTANCE_ID, LOCK_NAME, makePlan, OTHER_EXECUTION_ID, parameterStore, ROOT_VOLUME_ID, storedPlan, storePlan } from '../helpers';
 
@@ -344,5 +348,42 @@ describe('preflight lock', () => {
     await handler(event({ KeyType: 'rsa' }));
     expect(storedPlan(store)?.inputs.keyType).toBe('rsa');
     expect(ssmMock).not.toHaveReceivedCommand(GetAutomationExecutionCommand);
+  });
+});
+
+describe('preflight PublicKeyParameter (a key line longer than an Automation parameter value)', () => {
+  const NAME = '/reset-access/public-keys/me';
+  // A real RSA 4096 public key line, made by OpenSSH's ssh-keygen (the reference for its length).
+  const dir = mkdtempSync(join(tmpdir(), 'preflight-rsa-'));
+  execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '4096', '-N', '', '-C', 'me@host', '-f', join(dir, 'k')]);
+  const RSA4096 = readFileSync(join(dir, 'k.pub'), 'utf8').trim();
+  rmSync(dir, { recursive: true, force: true });
+
+  it('reads the String parameter and writes its key line into the plan', async () => {
+    expect(RSA4096.length).toBeGreaterThan(512);
+    store.set(NAME, { value: `${RSA4096}\n`, type: 'String', version: 1 });
+    await handler(event({ PublicKeyParameter: NAME }));
+    expect(ssmMock).toHaveReceivedCommandWith(GetParameterCommand, { Name: NAME });
+    expect(storedPlan(store)?.inputs.publicKey).toBe(RSA4096);
+  });
+
+  it.each([
+    ['both given', { PublicKey: PUBLIC_KEY, PublicKeyParameter: NAME }, 'Give PublicKey or PublicKeyParameter, not both'],
+    ['a name outside its path', { PublicKeyParameter: LOCK_NAME }, 'PublicKeyParameter must name a parameter under /reset-access/public-keys/'],
+    ['a parameter that does not exist', { PublicKeyParameter: '/reset-access/public-keys/nobody' }, 'PublicKeyParameter /reset-access/public-keys/nobody does not exist'],
+  ])('refuses %s, changing nothing', async (_title, overrides, message) => {
+    await expect(handler(event(overrides))).rejects.toMatchObject({ name: 'InvalidInputError', message: expect.stringContaining(message) });
+    expect(storedPlan(store)).toBeUndefined();
+  });
+
+  it('refuses a SecureString and a value that is not one public key line, never echoing it', async () => {
+    store.set(NAME, { value: 'AQICAHh-ciphertext', type: 'SecureString', version: 1 });
+    await expect(handler(event({ PublicKeyParameter: NAME }))).rejects.toThrow(`PublicKeyParameter ${NAME} is a SecureString; store the key line as a String`);
+    const secret = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----';
+    store.set(NAME, { value: secret, type: 'String', version: 1 });
+    const err = (await handler(event({ PublicKeyParameter: NAME })).catch((e: unknown) => e)) as Error;
+    expect(err.message).toContain('looks like a private key');
+    expect(err.message).not.toContain('b3BlbnNzaC1rZXktdjEAAAAA');
+    expect(storedPlan(store)).toBeUndefined();
   });
 });

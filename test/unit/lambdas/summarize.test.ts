@@ -2,19 +2,20 @@ import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { handler, OUTPUT_FIELDS } from '../../../lambdas/summarize/handler';
-import { awsError, INSTANCE_ID, STEP_EVENT } from '../helpers';
+import { awsError, HELPER_ID, INSTANCE_ID, STEP_EVENT } from '../helpers';
 
 const ec2Mock = mockClient(EC2Client);
 
-const EVENT = {
-  ...STEP_EVENT,
-  KeyParameterName: `/ec2rl/openssh/${INSTANCE_ID}/key`,
-  BackupId: 'snap-0123456789abcdef0',
-  UsersChanged: 'ec2-user',
-  FilesChanged: '/home/ec2-user/.ssh/authorized_keys',
-  Fingerprint: 'SHA256:abc',
-  Warnings: 'none',
-};
+/** The earlier steps' whole Payload outputs, as the runbook passes them (JSON text). */
+function event(release: Record<string, unknown> = {}, start: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    ...STEP_EVENT,
+    InjectKeyResult: JSON.stringify({ CommandId: 'cmd-1', KeyParameterName: `/ec2rl/openssh/${INSTANCE_ID}/key`, Fingerprint: 'SHA256:abc', KeyType: 'rsa' }),
+    BackupResult: JSON.stringify({ BackupId: 'snap-0123456789abcdef0', BackupMethod: 'Snapshot' }),
+    ReleaseResult: JSON.stringify({ UsersChanged: 'ec2-user', FilesChanged: '/home/ec2-user/.ssh/authorized_keys', CommandId: 'cmd-1', HelperInstanceId: HELPER_ID, ...release }),
+    StartResult: JSON.stringify({ Started: true, Warnings: 'none', ...start }),
+  };
+}
 
 beforeEach(() => {
   ec2Mock.reset();
@@ -23,30 +24,42 @@ beforeEach(() => {
 afterEach(() => jest.restoreAllMocks());
 
 describe('summarize handler', () => {
-  it('returns the results of the run and the instance state now', async () => {
+  it('returns the results of the run, the instance state now, and where the full report is', async () => {
     ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: 'running' } }] }] });
-    const out = await handler(EVENT);
+    const out = await handler(event());
     expect(out).toEqual({
-      KeyParameterName: EVENT.KeyParameterName,
-      BackupId: EVENT.BackupId,
+      KeyParameterName: `/ec2rl/openssh/${INSTANCE_ID}/key`,
+      BackupId: 'snap-0123456789abcdef0',
       UsersChanged: 'ec2-user',
-      FilesChanged: EVENT.FilesChanged,
+      FilesChanged: '/home/ec2-user/.ssh/authorized_keys',
       Fingerprint: 'SHA256:abc',
       Warnings: 'none',
       InstanceState: 'running',
+      FullReport: `aws ssm get-command-invocation --command-id cmd-1 --instance-id ${HELPER_ID}`,
     });
     expect(Object.keys(out)).toEqual([...OUTPUT_FIELDS]);
   });
 
-  it('says unknown when the instance cannot be found', async () => {
-    ec2Mock.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound'));
-    expect((await handler(EVENT)).InstanceState).toBe('unknown');
+  it('keeps its whole result, the runbook output, within 512 characters by cutting the longest lists', async () => {
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: 'running' } }] }] });
+    const files = Array.from({ length: 6 }, (_, i) => `/home/user${i}/.ssh/authorized_keys`).join(',');
+    const out = await handler(event({ FilesChanged: files, UsersChanged: 'u'.repeat(100) }, { Warnings: `the instance gets a new public IP address; ${'w'.repeat(300)}` }));
+    expect(JSON.stringify(out).length).toBeLessThanOrEqual(512);
+    expect(out.Warnings.endsWith('…(cut)')).toBe(true);
+    expect(out.FullReport).toBe(`aws ssm get-command-invocation --command-id cmd-1 --instance-id ${HELPER_ID}`);
+    expect(out.KeyParameterName).toBe(`/ec2rl/openssh/${INSTANCE_ID}/key`);
   });
 
-  it('names a missing field', async () => {
-    const { Fingerprint: _omit, ...rest } = EVENT;
+  it('says unknown when the instance cannot be found', async () => {
+    ec2Mock.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound'));
+    expect((await handler(event())).InstanceState).toBe('unknown');
+  });
+
+  it('names a missing field and a Payload that is not JSON', async () => {
+    const { ReleaseResult: _omit, ...rest } = event();
     void _omit;
-    await expect(handler(rest)).rejects.toMatchObject({ name: 'InvalidInputError', message: 'Fingerprint is missing or not a string' });
+    await expect(handler(rest)).rejects.toMatchObject({ name: 'InvalidInputError', message: 'ReleaseResult is missing or not a string' });
+    await expect(handler({ ...event(), BackupResult: 'snap-1' })).rejects.toMatchObject({ name: 'InvalidInputError', message: 'BackupResult is not the JSON Payload of a step' });
     expect(ec2Mock.calls()).toHaveLength(0);
   });
 });
