@@ -133,3 +133,16 @@ describe('the automation role against the runbooks', () => {
     expect([...steps, ...restoreSteps].map((s) => s.action).filter((a) => !known.has(a))).toEqual([]);
   });
 });
+
+describe('the inject-key Command document', () => {
+  test('named <documentName>-InjectKey, Command, new versions on update, the loader\'s content', () => {
+    expect(command).toEqual({
+      Name: 'ResetAccess-InjectKey',
+      DocumentType: 'Command',
+      DocumentFormat: 'JSON',
+      UpdateMethod: 'NewVersion',
+      Content: injectKeyDocument,
+    });
+    expect(command.Content.schemaVersion).toBe('2.2');
+  });
+});
