@@ -100,6 +100,7 @@ die() {
     exit 1
   fi
   log "error: $*"
+  ((${#UNDO[@]} == 0)) || undo_all
   cleanup || true
   print_error_report "$*"
   exit 1
@@ -153,6 +154,7 @@ cleanup() {
 
 on_exit() {
   local status=$?
+  ((${#UNDO[@]} == 0 || REPORT_DONE)) || undo_all
   cleanup || true
   if ((!REPORT_DONE)); then
     print_error_report "unexpected failure (exit $status) at line ${FAILED_LINE:-?}: ${FAILED_COMMAND:-?}"
@@ -167,7 +169,7 @@ trap 'FAILED_LINE=$LINENO; FAILED_COMMAND=$BASH_COMMAND' ERR
 trap on_exit EXIT
 trap 'die "interrupted by a signal"' INT TERM HUP
 
-# --- parameters --------------------------------------------------------------------------
+# --- parameters
 read_parameters() {
   VOLUME_ID=${SSM_VolumeId:-}
   PUBLIC_KEY=${SSM_PublicKey:-}
@@ -239,7 +241,7 @@ check_blob() {
   ((POS == ${#BLOB})) || die "$bad trailing bytes after the key"
 }
 
-# --- the device --------------------------------------------------------------------------
+# --- the device
 wait_for_device() {
   local link="${BY_ID_PREFIX}vol${VOLUME_ID#vol-}"
   local deadline=$((SECONDS + DEVICE_WAIT_SECONDS))
@@ -275,15 +277,14 @@ list_block_devices() {
 
 fs_type() { blkid -p -o value -s TYPE -- "$1" 2>/dev/null || true; }
 
-# --- mounting ----------------------------------------------------------------------------
+# --- mounting
 new_mount_dir() {
   local dir
   dir=$(mktemp -d -- "$WORK_DIR/m.XXXXXX")
   printf '%s' "$dir"
 }
 
-# mount_fs DEVICE FSTYPE DIR ro|inspect|rw [SUBVOL]: "inspect" never writes to the device
-# (no journal replay); "ro" is used for nothing else; "rw" replays the journal.
+# mount_fs DEVICE FSTYPE DIR inspect|rw [SUBVOL]: "inspect" never writes (no journal replay).
 mount_fs() {
   local device=$1 fstype=$2 dir=$3 mode=$4 subvol=${5:-} options
   case "$fstype:$mode" in
@@ -430,7 +431,7 @@ mount_target() {
   done
 }
 
-# --- the target's /etc/fstab ---------------------------------------------------------------
+# --- the target's /etc/fstab
 
 # Print the device among the disk's block devices (and activated LVs) that an fstab spec names.
 device_for_spec() {
@@ -567,7 +568,7 @@ swap_extra() {
   t=${EXTRA_OPTIONS[a]}; EXTRA_OPTIONS[a]=${EXTRA_OPTIONS[b]}; EXTRA_OPTIONS[b]=$t
 }
 
-# --- paths inside the target -------------------------------------------------------------
+# --- paths inside the target
 # resolve_in_root PATH: set RESOLVED to PATH resolved inside the target as the target would
 # (chroot semantics): an absolute symlink restarts at the target's root, ".." stops at it.
 # Components that do not exist are kept as they are.
@@ -599,7 +600,7 @@ resolve_in_root() {
   RESOLVED=${current:-/}
 }
 
-# --- the target's configuration ------------------------------------------------------------
+# --- the target's configuration
 read_target() {
   local name password uid gid gecos home shell members
   PASSWD_UID=() PASSWD_GID=() PASSWD_HOME=() PASSWD_SHELL=() PASSWD_ORDER=() GROUP_NAME=() GROUP_USERS=()
@@ -824,8 +825,7 @@ group_match() {
   return "$found"
 }
 
-# Expand a glob (in its last component) inside the target: set GLOB_MATCHES to the matching
-# paths inside the target, sorted.
+# Expand a glob (in its last component) inside the target into GLOB_MATCHES, sorted.
 GLOB_MATCHES=()
 glob_in_target() {
   local pattern=$1 match
@@ -842,8 +842,7 @@ glob_in_target() {
   done
 }
 
-# expand_tokens TEMPLATE USER: set EXPANDED; %h %u %U %% as sshd does; a relative result is
-# under the home.
+# expand_tokens TEMPLATE USER: set EXPANDED (%h %u %U %% as sshd; relative: under the home).
 EXPANDED=""
 expand_tokens() {
   local template=$1 user=$2 out="" c
@@ -879,7 +878,7 @@ read_selinux() {
   return 0
 }
 
-# --- plan: decide everything before writing ------------------------------------------------
+# --- plan: decide everything before writing
 plan() {
   PLAN_USER=() PLAN_FILE=() PLAN_HOME=() PLAN_WRITER=()
   read_target
@@ -951,7 +950,7 @@ trusted() {
   done
 }
 
-# --- apply ---------------------------------------------------------------------------------
+# --- apply
 has_key() {
   local line k
   local -a words=()
@@ -1089,9 +1088,10 @@ apply() {
   done
   restore_immutable
   sync
+  UNDO=()
 }
 
-# --- methods -------------------------------------------------------------------------------
+# --- methods
 offline() {
   wait_for_device
   find_root

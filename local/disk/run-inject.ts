@@ -21,6 +21,8 @@ export interface InjectReport {
   /** The target's filesystems besides the root that the script mounted (fstab), outermost first. */
   readonly mounts?: ReadonlyArray<{ readonly mountpoint: string; readonly device: string; readonly fstype: string }>;
   readonly selinux?: boolean;
+  /** The target's filesystems whose journal was not clean and was replayed before anything was judged. */
+  readonly journalReplayed?: readonly string[];
   readonly changes: ReadonlyArray<{
     readonly user: string;
     readonly uid: number;

@@ -183,7 +183,7 @@ describe('defect 13: a root filesystem with a dirty journal', () => {
     expect(result.report?.status).toBe('ok');
     expect(result.report?.changes).toEqual([{ user: 'newadmin', uid: 1001, file: '/home/newadmin/.ssh/authorized_keys', action: 'created' }]);
     const device = result.report?.root?.device as string;
-    expect((result.report as unknown as { journalReplayed: string[] }).journalReplayed).toEqual([device]);
+    expect(result.report?.journalReplayed).toEqual([device]);
     expect(result.report?.warnings).toEqual([expect.stringContaining(`the journal of ${device} (${_fs}) was not clean: it was replayed`)]);
     expect(await withMounted(path, partition, noReplay, 'cat "$m/etc/passwd" "$m/home/newadmin/.ssh/authorized_keys"')).toContain(key.publicKey);
   });
