@@ -17,7 +17,16 @@
  * did not create or tag is denied, except the explicit UNBOUND list below (the customer's own
  * instance, root volume and key today: issue 11 binds them with a lock tag), which is printed.
  */
-import { DescribeInstancesCommand, DescribeSubnetsCommand, DescribeTagsCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
+import {
+  AttachInternetGatewayCommand,
+  CreateInternetGatewayCommand,
+  CreateRouteCommand,
+  DescribeInstancesCommand,
+  DescribeRouteTablesCommand,
+  DescribeSubnetsCommand,
+  DescribeTagsCommand,
+  DescribeVolumesCommand,
+} from '@aws-sdk/client-ec2';
 import type { WireExchange } from '../../local/agent';
 import type { ExecutionResult } from '../../local/runner/runner';
 import { ACCOUNT_ID, REGION, startTwin, type LockedOutInstance, type Twin } from '../../local/twin';
@@ -93,6 +102,8 @@ const UNBOUND: readonly string[] = [
   // VPC: any subnet and VPC of the account; the helper, group and interface must be ours.
   'launch-helper ec2:RunInstances subnet (ours)',
   'launch-helper ec2:CreateSecurityGroup vpc (ours)',
+  'launch-helper ec2:RunInstances subnet (customer)',
+  'launch-helper ec2:CreateSecurityGroup vpc (customer)',
   // The restore runbook reads the cancelled execution, whose id is known only at run time (read-only).
   'automation ssm:GetAutomationExecution automation-execution (customer)',
 ];
@@ -130,9 +141,11 @@ beforeAll(async () => {
     ['restore (failure injected)', 'Failed', {}, {}, { faults: [{ step: 'releaseFromHelper', when: 'before', message: 'iam replay: fail after injection' }] }],
     ['restore of an encrypted root', 'Failed', { kmsKey: 'enabled' }, {}, { faults: [{ step: 'reattachRoot', when: 'before', message: 'iam replay: fail before reattach' }] }],
     ['cancel during injection', 'Cancelled', {}, {}, { cancelAt: 'injectKey' }],
+    ["the instance's own subnet (SelectedInstanceSubnet)", 'Success', {}, { SubnetId: 'SelectedInstanceSubnet' }, {}],
   ];
   for (const [name, expected, spec, params, options] of runs) {
     const instance = await twin.createLockedOutInstance(spec);
+    if (params.SubnetId === 'SelectedInstanceSubnet') await giveInternetRoute(instance.vpcId);
     const world = await seedWorld(instance);
     const exchanges: WireExchange[] = [];
     current = exchanges;
@@ -148,6 +161,22 @@ beforeAll(async () => {
 afterAll(async () => {
   await twin?.stop();
 });
+
+/**
+ * The user's VPC as one where a helper reaches Systems Manager over the internet: an internet
+ * gateway and a 0.0.0.0/0 route in its route tables (made in moto directly: the user's, not ours).
+ */
+async function giveInternetRoute(vpcId: string): Promise<void> {
+  const tables = await twin.ec2.send(new DescribeRouteTablesCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }));
+  const routed = (tables.RouteTables ?? []).every((t) => (t.Routes ?? []).some((r) => r.DestinationCidrBlock === '0.0.0.0/0' && r.GatewayId?.startsWith('igw-')));
+  if (routed) return;
+  const igw = await twin.ec2.send(new CreateInternetGatewayCommand({}));
+  const igwId = igw.InternetGateway?.InternetGatewayId as string;
+  await twin.ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: igwId, VpcId: vpcId }));
+  for (const t of tables.RouteTables ?? []) {
+    await twin.ec2.send(new CreateRouteCommand({ RouteTableId: t.RouteTableId, DestinationCidrBlock: '0.0.0.0/0', GatewayId: igwId }));
+  }
+}
 
 /** What AWS holds before the run: every tag, volume keys and attachments, the user's resources. */
 async function seedWorld(instance: LockedOutInstance): Promise<World> {
@@ -321,7 +350,14 @@ test('every call was made by a known role of the stack (the Lambda execution rol
   expect(callers.size).toBeGreaterThan(8);
 });
 
-test.each(['success', 'encrypted root (customer key)', 'restore (failure injected)', 'restore of an encrypted root', 'cancel during injection'])(
+test.each([
+  'success',
+  'encrypted root (customer key)',
+  'restore (failure injected)',
+  'restore of an encrypted root',
+  'cancel during injection',
+  "the instance's own subnet (SelectedInstanceSubnet)",
+])(
   '%s: every call and every authorization AWS makes for it is allowed',
   async (name) => {
     const s = scenarios.find((x) => x.name === name) as Scenario;
