@@ -997,7 +997,10 @@ as_writer() {
   shift 2
   (
     cd -- "${TARGET:-/}"
-    if ((uid)); then exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"; fi
+    if ((uid)); then
+      command -v setpriv >/dev/null || { echo ": setpriv (util-linux) is not on this helper" >&2; exit 127; }
+      exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"
+    fi
     exec "$@"
   )
 }

@@ -8,7 +8,7 @@ import { execFileSync } from 'child_process';
 import { writeFileSync } from 'fs';
 import { join } from 'path';
 import { generateKeyPair } from '@common/keys';
-import { buildImage } from '../../local/disk/images';
+import { buildImage, diffImage, snapshotImage } from '../../local/disk/images';
 import { attachLoop, detachLoop } from '../../local/disk/loop';
 import { parseInjectReport } from '../../local/disk/run-inject';
 import { deployedScript, removeDir, scratchDir, systemState } from '../support/disk';
@@ -77,5 +77,53 @@ it('Root=/ injects into the running system: users and sshd_config of /, no devic
   } finally {
     await detachLoop(loop.device);
   }
+  expect(systemState(dir)).toEqual(state);
+});
+
+it("Root=/: a user's link to a root-owned directory is refused, naming the path; the running system unchanged", async () => {
+  // Prepare: webadmin's ~/.ssh is a link to /etc/ssh (the image's, bind-mounted over this machine's).
+  const state = systemState(dir);
+  const key = generateKeyPair('ed25519');
+  const image = join(dir, 'online-link.img');
+  await buildImage(image, {
+    layout: 'ext4-whole',
+    cloudInitDefaultUser: 'webadmin',
+    users: [{ name: 'webadmin', uid: 1500, gid: 1500, noSsh: true }],
+    links: [{ path: '/home/webadmin/.ssh', target: '/etc/ssh', uid: 1500, gid: 1500 }],
+  });
+  const before = await snapshotImage(image);
+  const scriptFile = join(dir, 'script-link.sh');
+  writeFileSync(scriptFile, deployedScript(), { mode: 0o700 });
+  const loop = await attachLoop(image);
+  let stdout = '';
+  try {
+    const setup = [
+      'set -eu',
+      'm=$(mktemp -d -p "$WORK")',
+      'mount "$DEVICE" "$m"',
+      'for f in passwd group shadow; do mount --bind "$m/etc/$f" "/etc/$f"; done',
+      'mount --bind "$m/etc/ssh" /etc/ssh',
+      'mount --bind "$m/home" /home',
+      'set +e',
+      'SSM_Root=/ SSM_VolumeId= SSM_Users= SSM_PublicKey="$KEY" bash "$SCRIPT"',
+      'exit 0',
+    ].join('\n');
+
+    // Act
+    stdout = execFileSync('timeout', ['60', 'unshare', '--mount', '--propagation', 'private', 'bash', '-c', setup], {
+      env: { PATH: process.env.PATH, WORK: dir, DEVICE: loop.device, KEY: key.publicKey, SCRIPT: scriptFile, TMPDIR: dir },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } finally {
+    await detachLoop(loop.device);
+  }
+
+  // Assess
+  const report = parseInjectReport(stdout);
+  expect(report?.status).toBe('error');
+  expect(report?.error).toContain('/etc/ssh/authorized_keys');
+  expect(report?.changes).toEqual([]);
+  expect(diffImage(before, await snapshotImage(image))).toEqual([]);
   expect(systemState(dir)).toEqual(state);
 });
