@@ -37,6 +37,7 @@ const UNSCOPABLE: Record<string, { reason: string; docs: string }> = Object.from
   ['autoscaling:DescribeAutoScalingInstances', { reason: 'Describe* of Auto Scaling has no resource type', docs: ASG_SAR }],
   ['ssm:DescribeInstanceInformation', { reason: 'lists managed nodes; no resource type', docs: SSM_SAR }],
   ['ssm:GetCommandInvocation', { reason: 'no resource type (the command id is not an ARN)', docs: SSM_SAR }],
+  ['ssm:ListCommandInvocations', { reason: 'lists command invocations (a wait step reads their status); no resource type', docs: SSM_SAR }],
   ['ssm:DescribeParameters', { reason: 'lists parameter metadata (never values); no resource type', docs: SSM_SAR }],
 ]);
 
@@ -250,16 +251,24 @@ function ebsEncryptionRoles(tpl: Template): string[] {
   return bad;
 }
 
+/**
+ * Two passes only: launch-helper passes the helper role to EC2 (the instance profile), and the
+ * automation role passes itself to Systems Manager when its cancel path starts the restore
+ * runbook (that execution runs as the same role).
+ */
 function passRole(tpl: Template): string[] {
   const helperRoles = rolesAssumedBy(tpl, 'ec2.amazonaws.com');
+  const automation = rolesAssumedBy(tpl, 'ssm.amazonaws.com')[0];
   const bad: string[] = [];
   const grants = allowsOf(tpl).filter((x) => x.actions.includes('iam:PassRole'));
-  if (grants.length !== 1) bad.push(`${grants.length} iam:PassRole statements`);
-  for (const s of grants) {
-    const toHelper = s.rawResources.every((r) => JSON.stringify(r) === JSON.stringify({ 'Fn::GetAtt': [helperRoles[0], 'Arn'] }));
-    const toEc2 = (s.condition?.StringEquals ?? {})['iam:PassedToService'] === 'ec2.amazonaws.com';
-    if (!toHelper || !toEc2) bad.push(where(s, 'iam:PassRole'));
-  }
+  const passes = (s: Statement, roleId: string, service: string): boolean =>
+    s.rawResources.every((r) => JSON.stringify(r) === JSON.stringify({ 'Fn::GetAtt': [roleId, 'Arn'] })) &&
+    (s.condition?.StringEquals ?? {})['iam:PassedToService'] === service;
+  const toEc2 = grants.filter((s) => passes(s, helperRoles[0], 'ec2.amazonaws.com'));
+  const selfToSsm = grants.filter((s) => passes(s, automation, 'ssm.amazonaws.com') && s.roles.every((r) => r === automation));
+  if (toEc2.length !== 1) bad.push(`${toEc2.length} statements pass the helper role to EC2`);
+  if (selfToSsm.length > 1) bad.push(`${selfToSsm.length} statements pass the automation role to Systems Manager`);
+  for (const s of grants) if (!toEc2.includes(s) && !selfToSsm.includes(s)) bad.push(where(s, 'iam:PassRole'));
   return bad;
 }
 
@@ -291,7 +300,7 @@ const RULES: Array<[string, (tpl: Template) => string[]]> = [
   ['no product role can read a stored private key back (no GetParameter on /ec2rl/openssh, no kms:Decrypt)', keyReadBack],
   ["KMS use is limited to the stack's key through Systems Manager, and EBS encryption through EC2 (grants for AWS resources only); rotation on", kmsUse],
   ['the EBS encryption permissions AWS lists go, through EC2, to exactly the roles that attach, start, launch or back up volumes', ebsEncryptionRoles],
-  ['iam:PassRole only for the helper role, only to EC2', passRole],
+  ['iam:PassRole only for the helper role to EC2, and the automation role to Systems Manager by itself', passRole],
   ["the automation role can invoke only the product's functions, and every one of them", invokeScope],
 ];
 
@@ -364,6 +373,7 @@ const MUTATIONS: Array<[string, (tpl: Template) => string[], Mutation]> = [
     addStatement('Cleanup', { Effect: 'Allow', Action: 'kms:ReEncryptTo', Resource: '*', Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['ec2.', { Ref: 'AWS::Region' }, '.amazonaws.com']] } } } }),
   ],
   ['PassRole on any role', passRole, addStatement('LaunchHelper', { Effect: 'Allow', Action: 'iam:PassRole', Resource: '*' })],
+  ['the automation role passing itself to another service', passRole, editSid('Automation', 'PassSelfToRestore', (st) => (st.Condition = { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } }))],
   ['InvokeFunction on any function', invokeScope, addStatement('Automation', { Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: 'arn:aws:lambda:*:*:function:*' })],
 ];
 
@@ -373,14 +383,29 @@ test.each(MUTATIONS)('the rule catches: %s', (_name, rule, mutate) => {
   expect(rule(broken).length).toBeGreaterThan(0);
 });
 
-test('the automation role is assumable only by Systems Manager of this account, and holds no write of its own', () => {
+test('the automation role is assumable only by Systems Manager of this account, and its only writes start the restore runbook', () => {
   const automation = rolesAssumedBy(t, 'ssm.amazonaws.com')[0];
   const trust = JSON.stringify(t.Resources[automation].Properties?.AssumeRolePolicyDocument);
   expect(trust).toContain('aws:SourceAccount');
   expect(trust).toContain('automation-execution/*');
+  // The restore runbook: the Automation document other than the main one (named by its Name).
+  const automationDocs = resourcesOfType(t, 'AWS::SSM::Document').filter((id) => t.Resources[id].Properties?.DocumentType === 'Automation');
+  const names = automationDocs.map((id) => render(t.Resources[id].Properties?.Name));
   const own = allowsOf(t).filter((s) => s.roles.includes(automation));
-  const writes = own.flatMap((s) => s.actions).filter((a) => !READ.test(a) && a !== 'lambda:InvokeFunction');
-  expect(writes).toEqual([]);
+  const writes = own.flatMap((s) => s.actions.filter((a) => !READ.test(a) && a !== 'lambda:InvokeFunction').map((a) => ({ a, s })));
+  for (const { a, s } of writes) {
+    if (a === 'ssm:StartAutomationExecution') {
+      // one document only, and not the main runbook (a run cannot start another reset)
+      expect(s.resources).toHaveLength(1);
+      const m = /:ssm:[^:]*:[^:]*:automation-definition\/([^:]+):\*$/.exec(s.resources[0]);
+      expect(names).toContain(m?.[1]);
+      expect(m?.[1]).not.toBe(names.find((n) => !n.endsWith('-Restore')));
+      expect(m?.[1]).toMatch(/-Restore$/);
+    } else {
+      // the only other write: passing itself to Systems Manager (the passRole rule above)
+      expect({ a, sid: s.sid, condition: s.condition }).toEqual({ a: 'iam:PassRole', sid: s.sid, condition: { StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } } });
+    }
+  }
 });
 
 test('every step function has its own role, with no managed policy', () => {
