@@ -353,13 +353,8 @@ function parameterRes(w: World, name: string): JsonRes {
 
 function keyRes(w: World, keyId: string): JsonRes {
   const arn = keyArnOf(w.place, keyId);
-  const customer = w.customer.has(arn);
-  return {
-    type: 'key',
-    arn,
-    binding: customer ? 'customer' : w.stackArns.has(arn) ? 'stack' : 'customer',
-    foreign: keyArnOf(w.place, FOREIGN_KMS_KEY),
-  };
+  // The stack's own key, or a key of the user's (the root volume's, named at run time).
+  return { type: 'key', arn, binding: w.stackArns.has(arn) ? 'stack' : 'customer', foreign: keyArnOf(w.place, FOREIGN_KMS_KEY) };
 }
 
 const JSON_SERVICES: Record<string, JsonMapper> = {
