@@ -4,8 +4,12 @@
  * docs/benchmarks.md. Each figure is measured on its own: one that cannot be measured is null
  * with its reason in `notMeasured`, and the others still are.
  *
+ * Modeled times come from the twin's latency model (local/latency.ts), at both ends of every range:
+ * the twin runs the reset twice (low end, high end), the reference is modeled at both, and a time
+ * target holds only at the end less favourable to us.
+ *
  * Options: --json, --write, --runs N (cold init, default 15), --keygen-runs N (default 9),
- * --key-type rsa|ed25519 (twin run, default rsa), --skip-twin, --skip-inject.
+ * --key-type rsa|ed25519 (twin runs, default rsa), --skip-twin, --skip-inject.
  */
 import * as fs from 'fs';
 import * as os from 'os';

@@ -116,11 +116,11 @@ export const LATENCY_TABLE: readonly LatencyEntry[] = [
     source: {
       kind: 'measured',
       measurements: [
-        { url: DAEMONOLOGY, figures: 'ec2-boot-bench, c5.xlarge, medians of 9 runs: "pending" to "running" about 5 s (example run 4.9 s)' },
+        { url: DAEMONOLOGY, figures: 'ec2-boot-bench on c5.xlarge (2021), its example output: "pending" to "running" 4.9 s' },
         { url: BREVDEV, figures: 'cold launches of t3/m6i/m7i/c7i/r7i: pending → running 16.4-16.6 s whatever the family' },
       ],
       reading:
-        'a start goes through the same pending → running as a launch: low 5 s (the 2021 medians), high 20 s ' +
+        'a start goes through the same pending → running as a launch: low 5 s (the 2021 4.9 s), high 20 s ' +
         '(the later 16.6 s, rounded up). Both sides stop at running; sshd answering after it is the same for both.',
     },
   },
