@@ -132,6 +132,8 @@ export interface RunOptions {
   readonly executionId?: string;
   /** Runner progress lines. */
   readonly log?: (line: string) => void;
+  /** Another Automation document than the deployed runbook (a variant under test). @default - the deployed runbook */
+  readonly document?: Record<string, unknown>;
 }
 
 export interface ResetRun {
@@ -497,7 +499,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
         for (const f of runOptions.awsFaults ?? []) agent!.injectFault(f);
         try {
           const result = await runAutomation({
-            document: deployed.automationDocument,
+            document: runOptions.document ?? deployed.automationDocument,
             parameters,
             executionId,
             invokeLambda: (fn, payload) => invoke(functionFor(fn), payload, executionId),

@@ -35,7 +35,7 @@ const RUNBOOK = replacePlaceholders(loadRunbookYaml(join(__dirname, '..', '..', 
 const RESTORE = replacePlaceholders(loadRunbookYaml(RESTORE_RUNBOOK_FILE), tokens);
 
 /** A tiny AWS in the style of the twin's agent: slow work is scheduled on the clock; Describe* answers from it. */
-function world(clock: VirtualClock, originalState: 'running' | 'stopped') {
+function world(clock: VirtualClock, originalState: 'running' | 'stopped', restoreSeconds = latencyOf('DetachVolume') + latencyOf('AttachVolume')) {
   const instance = new Map<string, string>([[TARGET, originalState]]);
   let volume = { state: 'in-use', attachedTo: TARGET, device: '/dev/xvda' };
   let command: 'none' | 'sent' = 'none';
@@ -141,7 +141,7 @@ function world(clock: VirtualClock, originalState: 'running' | 'stopped') {
     summarize: (e) => ({ Inputs: Object.keys(e).sort().join(','), InstanceState: describeInstance(TARGET).State.Name }),
     restore: () => {
       // Converge: the volume back on the target at its device, the instance in its original state.
-      clock.advanceBy(latencyOf('DetachVolume') + latencyOf('AttachVolume'));
+      clock.advanceBy(restoreSeconds);
       volume = { state: 'in-use', attachedTo: TARGET, device: '/dev/xvda' };
       instance.set(TARGET, originalState);
       return { Restored: true, Message: 'restored' };
@@ -151,11 +151,18 @@ function world(clock: VirtualClock, originalState: 'running' | 'stopped') {
   return { awsCall, fake, instance, volume: () => volume, lock: () => lock };
 }
 
-async function reset(originalState: 'running' | 'stopped', extra: { faults?: { step: string; when: 'before' | 'after'; message: string }[]; cancelAt?: string } = {}) {
+interface ResetOptions {
+  faults?: { step: string; when: 'before' | 'after'; message: string }[];
+  cancelAt?: string;
+  document?: unknown;
+  restoreSeconds?: number;
+}
+
+async function reset(originalState: 'running' | 'stopped', { document, restoreSeconds, ...extra }: ResetOptions = {}) {
   const clock = new VirtualClock();
-  const w = world(clock, originalState);
+  const w = world(clock, originalState, restoreSeconds);
   const result = await runAutomation({
-    document: RUNBOOK,
+    document: document ?? RUNBOOK,
     parameters: { InstanceId: TARGET },
     // Automation execution ids are UUIDs; the restore runbook's ExecutionId parameter says so.
     executionId: randomUUID(),
@@ -257,4 +264,37 @@ describe('the repository runbook on the runner', () => {
     expect(w.fake.calls.filter((c) => c.fn === 'fn:restore').map((c) => c.event.ExecutionId)).toEqual([r.executionId]);
     converged(w, 'running');
   });
+
+  /**
+   * Restore at its own budgets (lambdas/restore: wait 45 s for a running inject command, 60 s
+   * for a normal detach, 30 s after forcing it, then attach and start): longer than the two
+   * minutes of a cancellation path.
+   */
+  const SLOW_RESTORE = 45 + 60 + 30 + latencyOf('AttachVolume') + latencyOf('StartInstances');
+
+  it.each(['attachToHelper', 'waitForAttachedToHelper', 'injectKey', 'waitForInjection'])(
+    "with today's main's cancel path (onCancel to the in-line restore), a cancel at %s and a slow restore leaves the helper and the lock",
+    async (step) => {
+      const inline = JSON.parse(JSON.stringify(RUNBOOK)) as { mainSteps: Record<string, unknown>[] };
+      for (const s of inline.mainSteps) if (s.onCancel === 'step:startRestore') s.onCancel = 'step:restore';
+      const { result: r, w } = await reset('running', { cancelAt: step, document: inline, restoreSeconds: SLOW_RESTORE });
+      expect(r.status).toBe('Cancelled');
+      expect(r.cancelPathCutShort).toBe(true);
+      expect(r.steps.map((s) => s.name).slice(-2)).toEqual([step, 'restore']);
+      expect(w.instance.has(HELPER)).toBe(true);
+      expect(w.lock()).toBeDefined();
+    },
+  );
+
+  it.each(['attachToHelper', 'waitForAttachedToHelper', 'injectKey', 'waitForInjection'])(
+    'with the cancel path that starts the restore runbook, the same slow restore converges (cancel at %s)',
+    async (step) => {
+      const { result: r, w } = await reset('running', { cancelAt: step, restoreSeconds: SLOW_RESTORE });
+      expect(r.status).toBe('Cancelled');
+      expect(r.cancelPathCutShort).toBeUndefined();
+      expect(r.startedExecutions.map((e) => e.status)).toEqual(['Success']);
+      expect(r.startedExecutions[0].modeledSeconds).toBeGreaterThan(CANCEL_PATH_SECONDS);
+      converged(w, 'running');
+    },
+  );
 });

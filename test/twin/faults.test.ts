@@ -32,12 +32,12 @@ afterAll(async () => {
  */
 const STEPS = (parse(readFileSync(join(__dirname, '..', '..', 'runbooks', 'reset-access.yaml'), 'utf8')) as { mainSteps: Array<{ name: string }> }).mainSteps
   .map((s) => s.name)
-  .filter((n) => !['preflight', 'restore', 'cleanupAfterRestore'].includes(n));
+  .filter((n) => !['preflight', 'restore', 'cleanupAfterRestore', 'startRestore'].includes(n));
 
 test('the steps under test are every step of the synthesized runbook but preflight and the restore path', () => {
   expect(STEPS.length).toBeGreaterThan(15);
   const names = (twin.automationDocument.mainSteps as Array<{ name: string }>).map((s) => s.name);
-  expect(names.filter((n) => !['preflight', 'restore', 'cleanupAfterRestore'].includes(n))).toEqual(STEPS);
+  expect(names.filter((n) => !['preflight', 'restore', 'cleanupAfterRestore', 'startRestore'].includes(n))).toEqual(STEPS);
 });
 
 test('a failure at preflight (before it acts) changes nothing', async () => {
@@ -119,16 +119,50 @@ test.each(awsFaults)('a failure of %s is restored: nothing lost', async (_name, 
   await expectNothingLost(twin, before, [KEY_FILE]);
 });
 
-test('a cancellation while the volume is on the helper is restored: nothing lost', async () => {
+/**
+ * Cancel (defect 4). Automation runs the cancellation path for at most two minutes
+ * (automation-actions.html, common properties, onCancel; the runner enforces it). The runbook's
+ * cancel path only starts the restore runbook, which restores and cleans up with no such limit.
+ */
+test.each(STEPS)('a cancel at %s: the run ends within two minutes, the restore runbook it started converges, nothing lost', async (step) => {
   const instance = await twin.createLockedOutInstance({});
   const before = await baseline(twin, instance);
 
-  const { result } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' }, { cancelAt: 'injectKey' });
+  const { result } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' }, { cancelAt: step });
 
   expect(result.status).toBe('Cancelled');
-  expect(result.steps.map((s) => `${s.name}:${s.status}`).slice(-3)).toEqual(['injectKey:Cancelled', 'restore:Success', 'cleanupAfterRestore:Success']);
-  await expectNothingLost(twin, before);
+  expect(result.steps.map((s) => `${s.name}:${s.status}`).slice(-2)).toEqual([`${step}:Cancelled`, 'startRestore:Success']);
+  expect(result.cancelPathCutShort).toBeUndefined();
+  expect(result.startedExecutions.map((e) => [e.executionId, e.status])).toEqual([[result.outputs['startRestore.RestoreExecutionId'], 'Success']]);
+  expect(result.startedExecutions[0].steps.map((s) => `${s.name}:${s.status}`)).toEqual(['waitForExecutionEnded:Success', 'restore:Success', 'cleanup:Success']);
+  await expectNothingLost(twin, before, [KEY_FILE]);
 });
+
+/** The runbook with today's main's cancel design: every onCancel to the in-line restore. */
+function withCancelToInlineRestore(): Record<string, unknown> {
+  const doc = JSON.parse(JSON.stringify(twin.automationDocument)) as { mainSteps: Array<Record<string, unknown>> };
+  for (const s of doc.mainSteps) if (s.onCancel === 'step:startRestore') s.onCancel = 'step:restore';
+  return doc;
+}
+
+test.each(['waitForAttachedToHelper', 'injectKey'])(
+  'with the cancel path of today\'s main (in-line restore and cleanup), a cancel at %s runs past the two minutes and is cut short',
+  async (step) => {
+    const instance = await twin.createLockedOutInstance({});
+
+    const { result } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' }, { cancelAt: step, document: withCancelToInlineRestore() });
+
+    expect(result.status).toBe('Cancelled');
+    expect(result.cancelPathCutShort).toBe(true);
+    expect(result.startedExecutions).toEqual([]);
+    // Automation stops the path at two minutes: whatever is still running then is on its own
+    // (here cleanup, invoked in time, finishes in the twin; with restore at its budgets it is
+    // never invoked: test/runner/runbook-shape.test.ts).
+    const last = result.steps.at(-1);
+    expect(last).toMatchObject({ status: 'Cancelled', failureMessage: expect.stringContaining('ran out of its 120 seconds') });
+    expect((last?.endedAt ?? 0) - (result.steps.find((s) => s.name === step)?.startedAt ?? 0)).toBeGreaterThanOrEqual(120);
+  },
+);
 
 test('a stopped instance whose run fails stays stopped', async () => {
   const instance = await twin.createLockedOutInstance({ state: 'stopped', deleteOnTermination: false });

@@ -6,10 +6,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DescribeParametersCommand } from '@aws-sdk/client-ssm';
+import { DescribeParametersCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
+import { InvalidAutomationExecutionParameters } from '../../local/runner/runner';
 import { startTwin, Twin } from '../../local/twin';
 import { LOST_PUBLIC_KEY } from '../../local/twin-disk';
-import { baseline, expectNoKeyMaterial, expectNothingLost } from './support';
+import { baseline, expectNoKeyMaterial, expectNothingLost, summaryOf } from './support';
 
 jest.setTimeout(240000);
 
@@ -59,7 +60,7 @@ test.each([
   const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: keyType, SubnetId: subnetId });
 
   expect(result.status).toBe('Success');
-  const keyParameterName = result.outputs['summarize.KeyParameterName'];
+  const keyParameterName = summaryOf(result).KeyParameterName;
   expect(keyParameterName).toBe(`/ec2rl/openssh/${instance.instanceId}/key`);
   const privateKey = (await twin.getParameter(keyParameterName as string, true)) as string;
   // Never hand the key itself to expect(): a failure would print it.
@@ -68,10 +69,10 @@ test.each([
     new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Name', Values: [keyParameterName as string] }] }),
   );
   expect(described.Parameters?.[0]).toMatchObject({ Type: 'SecureString', KeyId: twin.keyArn });
-  expect(fingerprintOf(privateKey)).toEqual({ fingerprint: result.outputs['summarize.Fingerprint'], type: sshType });
-  expect(result.outputs['summarize.UsersChanged']).toBe('ec2-user');
-  expect(result.outputs['summarize.FilesChanged']).toBe('/home/ec2-user/.ssh/authorized_keys');
-  expect(result.outputs['summarize.BackupId']).toMatch(/^snap-/);
+  expect(fingerprintOf(privateKey)).toEqual({ fingerprint: summaryOf(result).Fingerprint, type: sshType });
+  expect(summaryOf(result).UsersChanged).toBe('ec2-user');
+  expect(summaryOf(result).FilesChanged).toBe('/home/ec2-user/.ssh/authorized_keys');
+  expect(summaryOf(result).BackupId).toMatch(/^snap-/);
   // The helper ran where it was asked to.
   expect(calls['ec2:CreateVpc'] ?? 0).toBe(subnetId === 'CreateNewVPC' ? 1 : 0);
 
@@ -93,9 +94,31 @@ test('a PublicKey of the user and a subnet id: no private key is made or stored,
   const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, PublicKey: publicKey, SubnetId: instance.subnetId });
 
   expect(result.status).toBe('Success');
-  expect(result.outputs['summarize.KeyParameterName']).toBe('none');
+  expect(summaryOf(result).KeyParameterName).toBe('none');
   expect(await twin.getParameter(`/ec2rl/openssh/${instance.instanceId}/key`)).toBeUndefined();
   expect(calls['ec2:CreateVpc'] ?? 0).toBe(0);
+  expect(twin.agent.commands().at(-1)?.parameters.PublicKey).toBe(publicKey);
+  await expectNothingLost(twin, before, ['/home/ec2-user/.ssh/authorized_keys']);
+  expect(await loginWorks(instance.imagePath as string, privateKey)).toBe(true);
+});
+
+test('an RSA 4096 key (over the 512 characters of a parameter value): refused as PublicKey, taken through PublicKeyParameter, it logs in', async () => {
+  const dir = mkdtempSync(join(scratch, 'rsa-key-'));
+  execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '4096', '-N', '', '-C', 'bob@laptop', '-f', join(dir, 'id')]);
+  const publicKey = execFileSync('cat', [join(dir, 'id.pub')], { encoding: 'utf8' }).trim();
+  const privateKey = execFileSync('cat', [join(dir, 'id')], { encoding: 'utf8' });
+  rmSync(dir, { recursive: true, force: true });
+  expect(publicKey.length).toBeGreaterThan(512);
+  const instance = await twin.createLockedOutInstance({});
+  const before = await baseline(twin, instance);
+
+  // StartAutomationExecution refuses the value (AutomationParameterValue: at most 512).
+  await expect(twin.runReset({ InstanceId: instance.instanceId, PublicKey: publicKey })).rejects.toThrow(InvalidAutomationExecutionParameters);
+  await twin.ssm.send(new PutParameterCommand({ Name: '/reset-access/public-keys/bob', Type: 'String', Value: publicKey }));
+  const { result } = await twin.runReset({ InstanceId: instance.instanceId, PublicKeyParameter: '/reset-access/public-keys/bob' });
+
+  expect(result.status).toBe('Success');
+  expect(summaryOf(result).KeyParameterName).toBe('none');
   expect(twin.agent.commands().at(-1)?.parameters.PublicKey).toBe(publicKey);
   await expectNothingLost(twin, before, ['/home/ec2-user/.ssh/authorized_keys']);
   expect(await loginWorks(instance.imagePath as string, privateKey)).toBe(true);
@@ -108,7 +131,7 @@ test('an instance that was stopped is reset and stays stopped; BackupMethod Imag
   const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519', BackupMethod: 'Image' });
 
   expect(result.status).toBe('Success');
-  expect(result.outputs['summarize.BackupId']).toMatch(/^ami-/);
+  expect(summaryOf(result).BackupId).toMatch(/^ami-/);
   expect(calls['ec2:CreateImage']).toBe(1);
   expect(calls['ec2:StopInstances'] ?? 0).toBe(0);
   expect(calls['ec2:StartInstances'] ?? 0).toBe(0);
@@ -131,8 +154,8 @@ test('a GPT disk with xfs root and a separate /home, two named users: both get t
   const { result } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519', Users: 'ec2-user,alice' });
 
   expect(result.status).toBe('Success');
-  expect(String(result.outputs['summarize.UsersChanged']).split(',').sort()).toEqual(['alice', 'ec2-user']);
-  const files = String(result.outputs['summarize.FilesChanged']).split(',').sort();
+  expect(String(summaryOf(result).UsersChanged).split(',').sort()).toEqual(['alice', 'ec2-user']);
+  const files = String(summaryOf(result).FilesChanged).split(',').sort();
   expect(files).toEqual(['/home/alice/.ssh/authorized_keys', '/home/ec2-user/.ssh/authorized_keys']);
   // alice had no .ssh: the directory is new too.
   await expectNothingLost(twin, before, [...files, '/home/alice/.ssh', '/alice/.ssh', '/alice/.ssh/authorized_keys', '/ec2-user/.ssh/authorized_keys']);

@@ -13,6 +13,13 @@ export function stepNames(twin: Twin): string[] {
   return (twin.automationDocument.mainSteps as Array<{ name: string }>).map((s) => s.name);
 }
 
+/** The runbook's result: `summarize.Payload`, one JSON object of at most 512 characters. */
+export function summaryOf(result: { outputs: Record<string, unknown> }): Record<string, string> {
+  const text = String(result.outputs['summarize.Payload'] ?? '');
+  expect(text.length).toBeLessThanOrEqual(512);
+  return JSON.parse(text) as Record<string, string>;
+}
+
 /** Baseline of one instance: its description in moto and its disk image's bytes. */
 export interface Baseline {
   readonly instance: LockedOutInstance;
