@@ -66,8 +66,11 @@ json_join() {
 }
 
 warn() {
+  local w
+  w=$(json_string "$*")
+  [[ " ${WARNINGS[*]} " == *" $w "* ]] && return 0
   log "warning: $*"
-  WARNINGS+=("$(json_string "$*")")
+  WARNINGS+=("$w")
 }
 
 print_error_report() {
@@ -767,7 +770,7 @@ sshd_config_file() {
         if ((active)); then
           AKF=("${w[@]}") set=1
         elif ((unknown)); then
-          warn "sshd_config ($1) sets AuthorizedKeysFile in a Match block whose Address, Host, LocalAddress, LocalPort or RDomain cannot be known offline: assumed not to apply to $3"
+          warn "$1 sets AuthorizedKeysFile in a Match block on Address, Host, LocalAddress, LocalPort or RDomain, which cannot be known offline: assumed not to apply"
         fi ;;
       strictmodes) [[ $pass == global ]] && ((active)) && [[ -z $STRICT_MODES ]] && STRICT_MODES=${w[0],,} ;;
     esac
