@@ -3,7 +3,7 @@ import { ec2 } from '@common/clients/ec2';
 import { ssm } from '@common/clients/ssm';
 import { realClock } from '@common/ec2';
 import { createLogger } from '@common/log';
-import { outputFields } from '@common/outputs';
+import { MAX_OUTPUT_CHARS, outputFields } from '@common/outputs';
 import { validateStepInput } from '@common/validation';
 import { restore } from './restore';
 
@@ -18,12 +18,27 @@ export const OUTPUT_FIELDS = outputFields<RestoreOutput>()(['Restored', 'Message
 
 const log = createLogger('reset-access-restore');
 
-/** Automation caps a step output value at 512 characters (AutomationParameterValue in the SSM API model). */
-export const MESSAGE_CHARS = 512;
+/**
+ * The whole result may be a step output (the restore runbook outputs `restore.Payload`), and
+ * Automation caps an output value at MAX_OUTPUT_CHARS: the Message is cut so that the JSON of the
+ * whole result fits. A forced detach's advice comes first in the Message, so a cut keeps it.
+ */
+export function fitPayload(out: RestoreOutput): RestoreOutput {
+  const fits = (m: string): boolean => JSON.stringify({ ...out, Message: m }).length <= MAX_OUTPUT_CHARS;
+  if (fits(out.Message)) return out;
+  // The longest cut that fits (JSON escapes make the length not linear in the cut).
+  let lo = 0;
+  let hi = out.Message.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(`${out.Message.slice(0, mid)}…`)) lo = mid;
+    else hi = mid - 1;
+  }
+  return { ...out, Message: `${out.Message.slice(0, lo)}…` };
+}
 
 export async function handler(event: unknown): Promise<RestoreOutput> {
   const input = validateStepInput(event);
   const r = await restore({ ec2, ssm, log, clock: realClock }, input);
-  const message = r.message.length <= MESSAGE_CHARS ? r.message : `${r.message.slice(0, MESSAGE_CHARS - 1)}…`;
-  return { Restored: r.restored, Message: message, ForcedDetach: r.forcedDetach };
+  return fitPayload({ Restored: r.restored, Message: r.message, ForcedDetach: r.forcedDetach });
 }

@@ -10,7 +10,7 @@ import {
   StartInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { CancelCommandCommand, DeleteParameterCommand, GetCommandInvocationCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { handler, OUTPUT_FIELDS } from '../../../lambdas/restore/handler';
+import { fitPayload, handler, OUTPUT_FIELDS } from '../../../lambdas/restore/handler';
 import { COMMAND_TERMINAL, DEFAULT_BUDGETS, restore } from '../../../lambdas/restore/restore';
 import { botocoreModel } from './botocore';
 import type { Phase, Plan } from '@common/plan';
@@ -165,6 +165,23 @@ describe('restore handler', () => {
     expectBackToNormal(false);
     expect(ec2Mock).not.toHaveReceivedCommand(AttachVolumeCommand);
     expect(ec2Mock).not.toHaveReceivedCommand(DetachVolumeCommand);
+  });
+});
+
+describe('restore result as a step output', () => {
+  it('fits the JSON of the whole result in 512 characters (AutomationParameterValue), the forced-detach advice first', () => {
+    // Prepare: the SSM API model's cap on a step output value
+    const max = botocoreModel('ssm').shapes.AutomationParameterValue.max as number;
+    const message = `FORCED the detach of ${ROOT_VOLUME_ID}: check it (fsck -n); ${'detached "x" from helper; '.repeat(40)}`;
+    // Act
+    const out = fitPayload({ Restored: true, Message: message, ForcedDetach: true });
+    // Assess
+    expect(max).toBe(512);
+    expect(JSON.stringify(out).length).toBeLessThanOrEqual(max);
+    expect(JSON.stringify(out).length).toBeGreaterThan(max - 10);
+    expect(out.Message.startsWith(`FORCED the detach of ${ROOT_VOLUME_ID}: check it (fsck -n)`)).toBe(true);
+    expect(out.Message.endsWith('…')).toBe(true);
+    expect(fitPayload({ Restored: true, Message: 'short', ForcedDetach: false })).toEqual({ Restored: true, Message: 'short', ForcedDetach: false });
   });
 });
 
