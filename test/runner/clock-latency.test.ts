@@ -9,6 +9,8 @@ import {
   waitLateness,
 } from '../../local/latency';
 import { VirtualClock } from '../../local/runner/clock';
+import { runAutomation } from '../../local/runner/runner';
+import { fakeEc2, lambdas } from './helpers';
 
 describe('VirtualClock', () => {
   it('moves forward only', () => {
@@ -78,6 +80,57 @@ describe('VirtualClock.settleWait: a wait that polls', () => {
       expect(c.settleWait(['vol-1'])).toBeCloseTo(latencyOf('AttachVolume', end) + latencyOf('WaitPollInterval', end) / 2, 9);
     }
     expect(() => setLatencyModel({ end: 'middle' as 'low' })).toThrow(RangeError);
+  });
+});
+
+describe('the runner charges a wait its poll lateness (aws:waitForAwsResourceProperty)', () => {
+  const INSTANCE = 'i-0123456789abcdef0';
+  const document = {
+    schemaVersion: '0.3',
+    parameters: { InstanceId: { type: 'String' } },
+    mainSteps: [
+      { name: 'stop', action: 'aws:executeAwsApi', inputs: { Service: 'ec2', Api: 'StopInstances', InstanceIds: ['{{ InstanceId }}'] } },
+      {
+        name: 'waitStopped',
+        action: 'aws:waitForAwsResourceProperty',
+        timeoutSeconds: 600,
+        inputs: {
+          Service: 'ec2',
+          Api: 'DescribeInstances',
+          InstanceIds: ['{{ InstanceId }}'],
+          PropertySelector: '$.Reservations[0].Instances[0].State.Name',
+          DesiredValues: ['stopped'],
+        },
+      },
+    ],
+  };
+
+  let runs = 0;
+  const waitEnd = async (): Promise<number> => {
+    const clock = new VirtualClock();
+    const ec2 = fakeEc2(clock, 60);
+    runs += 1;
+    const r = await runAutomation({ document, parameters: { InstanceId: INSTANCE }, executionId: `lateness-${runs}-${process.pid}`, clock, awsCall: ec2.awsCall, invokeLambda: lambdas({}).invoke });
+    expect(r.status).toBe('Success');
+    return r.steps[1].endedAt;
+  };
+
+  afterEach(() => {
+    setLatencyModel({ end: 'high', pollLateness: false });
+  });
+
+  it('ends half a poll interval after the completion it waited for, at each end; exactly at it with lateness off', async () => {
+    setLatencyModel({ pollLateness: false });
+    const exact = await waitEnd();
+    for (const end of ['low', 'high'] as const) {
+      setLatencyModel({ end, pollLateness: true });
+      const step = latencyOf('AutomationStepTransition', end);
+      const api = latencyOf('ApiCall', end);
+      // the stop is scheduled after the first step's transition and call; the wait sees it half an interval late, then polls
+      expect(await waitEnd()).toBeCloseTo(step + api + 60 + latencyOf('WaitPollInterval', end) / 2 + api, 9);
+    }
+    setLatencyModel({ end: 'high', pollLateness: false });
+    expect(exact).toBeCloseTo(latencyOf('AutomationStepTransition') + latencyOf('ApiCall') + 60 + latencyOf('ApiCall'), 9);
   });
 });
 
