@@ -120,10 +120,9 @@ export async function launchHelper(deps: LaunchDeps, input: StepInput): Promise<
   return { helperInstanceId, subnetId, vpcId, networkCreated, helperNetwork: describeReach(reach) };
 }
 
-/** The HelperNetwork output: the path, and the warning if any, within Automation's 512-character output cap. */
+/** The HelperNetwork output: the path, and the warning if any (the handler fits it in the output cap). */
 function describeReach(reach: SubnetReach): string {
-  const text = reach.warning ? `${reach.path} (warning: ${reach.warning})` : reach.path;
-  return text.length <= 512 ? text : `${text.slice(0, 509)}...`;
+  return reach.warning ? `${reach.path} (warning: ${reach.warning})` : reach.path;
 }
 
 async function createNetwork(s: Step): Promise<{ subnetId: string; vpcId: string }> {

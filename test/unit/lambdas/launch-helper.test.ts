@@ -32,7 +32,7 @@ import { botocoreModel, documentedFilters } from './botocore';
 process.env.HELPER_INSTANCE_PROFILE_ARN = 'arn:aws:iam::123456789012:instance-profile/reset-access-helper';
 process.env.HELPER_AMI_PARAMETER_PREFIX = '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { handler, OUTPUT_FIELDS } = require('../../../lambdas/launch-helper/handler') as typeof import('../../../lambdas/launch-helper/handler');
+const { fitOutput, handler, OUTPUT_FIELDS } = require('../../../lambdas/launch-helper/handler') as typeof import('../../../lambdas/launch-helper/handler');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { clientTokenFor } = require('../../../lambdas/launch-helper/launch-helper') as typeof import('../../../lambdas/launch-helper/launch-helper');
 
@@ -287,6 +287,17 @@ describe('launch-helper: a chosen subnet must reach Systems Manager (defect 3)',
     endpoints({ service: 'ssm' }, { service: 'ssmmessages' });
     const out = await handler(STEP_EVENT);
     expect(out.HelperNetwork).toMatch(/warning: no ec2messages endpoint: enough for SSM Agent 3\.3\.40\.0 and later/);
+  });
+
+  it('the whole result fits the 512-character output cap (AutomationParameterValue), however long the network text', async () => {
+    routes([{ DestinationCidrBlock: '0.0.0.0/0', TransitGatewayId: 'tgw-0000000000000user', State: 'active' }]);
+    const out = await handler(STEP_EVENT);
+    const max = botocoreModel('ssm').shapes.AutomationParameterValue.max as number;
+    expect(JSON.stringify(out).length).toBeLessThanOrEqual(max);
+    const long = fitOutput({ ...out, HelperNetwork: `route "x" ${'y'.repeat(900)}` });
+    expect(JSON.stringify(long).length).toBeLessThanOrEqual(max);
+    expect(JSON.stringify(long).length).toBeGreaterThan(max - 4);
+    expect(long.HelperNetwork.startsWith('route "x" yyy')).toBe(true);
   });
 
   it('a default route to a transit gateway goes ahead with a warning (it cannot be inspected from here)', async () => {
