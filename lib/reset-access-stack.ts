@@ -41,7 +41,8 @@ export interface ResetAccessStackProps extends StackProps {
 }
 
 /**
- * Everything ResetAccess deploys: the Automation runbook and its Command document, the 12 step
+ * Everything ResetAccess deploys: the Automation runbook, the restore runbook its cancel path
+ * starts, and its Command document, the 12 step
  * Lambdas, the automation role, the helper's role and instance profile, and the KMS key of the
  * generated private keys. Environment-agnostic: no lookups, synthesizes offline.
  */
