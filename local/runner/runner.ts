@@ -80,7 +80,7 @@ export interface ExecutionResult {
   executionId: string;
   status: ExecutionStatus;
   steps: StepResult[];
-  /** The document's outputs, keyed as written ('summarize.BackupId'). */
+  /** The document's outputs, keyed as written ('summarize.Payload'). */
   outputs: Record<string, unknown>;
   failureMessage?: string;
   /** Virtual seconds from start to end. */

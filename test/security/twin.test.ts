@@ -179,7 +179,7 @@ test('a full run: the private key is in the SecureString and nowhere else', asyn
     twin.runReset({ InstanceId: instance.instanceId, KeyType: 'rsa' }, { log: (l) => runnerLog.push(l) }),
   );
   expect(run.result.status).toBe('Success');
-  expect(run.result.outputs['summarize.KeyParameterName']).toBe(keyName);
+  expect(JSON.parse(String(run.result.outputs['summarize.Payload'])).KeyParameterName).toBe(keyName);
   const privateKey = (await twin.getParameter(keyName, true)) ?? '';
   expect(privateKey.includes('PRIVATE KEY')).toBe(true); // a boolean: a failure never prints the key
   // it was stored once, as a SecureString with the stack's key
