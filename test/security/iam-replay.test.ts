@@ -247,6 +247,26 @@ async function automationAuthorizations(result: ExecutionResult, top: boolean, w
         source: 'aws:invokeLambdaFunction with the AutomationAssumeRole (https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-lamb.html)',
         foreign: { resource: `arn:aws:lambda:${REGION}:${ACCOUNT_ID}:function:SomeoneElsesFunction`, context: {}, what: 'another function of the account' },
       });
+      // The function's logs, written by Lambda with the execution role.
+      const group = stack.functionLogGroups.get(fn);
+      const fnId = stack.functionArns.get(fn);
+      for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents']) {
+        out.authorizations.push({
+          caller: `twin-${fnId}`,
+          action,
+          resourceType: 'log-stream',
+          resource: `arn:aws:logs:${REGION}:${ACCOUNT_ID}:log-group:${group}:log-stream:2026/11/28/[$LATEST]replay`,
+          context: {},
+          binding: 'stack',
+          call: `Lambda runtime, step ${s.name}`,
+          source: "Lambda sends the function's logs with its execution role (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html)",
+          foreign: {
+            resource: `arn:aws:logs:${REGION}:${ACCOUNT_ID}:log-group:someone-elses-group:log-stream:2026/11/28/[$LATEST]replay`,
+            context: {},
+            what: 'another log group',
+          },
+        });
+      }
     }
     if (s.action === 'aws:executeAwsApi' && spec?.inputs?.Service === 'ssm' && spec.inputs.Api === 'StartAutomationExecution') {
       const { Service: _s, Api: _a, ...input } = spec.inputs;
@@ -377,7 +397,19 @@ test('the authorizations AWS makes on its own are replayed, each with its source
   const all = await Promise.all(scenarios.map((s) => evaluateScenario(s)));
   const sources = new Set(all.flatMap((r) => [...r.sources]));
   const actions = new Set(all.flatMap((r) => [...r.actions]));
-  for (const expected of ['ec2:CreateTags', 'iam:PassRole', 'kms:CreateGrant', 'kms:Decrypt', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:Encrypt', 'lambda:InvokeFunction', 'ec2:RunInstances']) {
+  for (const expected of [
+    'ec2:CreateTags',
+    'iam:PassRole',
+    'kms:CreateGrant',
+    'kms:Decrypt',
+    'kms:GenerateDataKeyWithoutPlaintext',
+    'kms:ReEncryptFrom',
+    'kms:Encrypt',
+    'lambda:InvokeFunction',
+    'logs:PutLogEvents',
+    'ec2:RunInstances',
+    'ssm:StartAutomationExecution',
+  ]) {
     expect([expected, actions.has(expected)]).toEqual([expected, true]);
   }
   console.log(`IAM replay sources:\n  ${[...sources].sort().join('\n  ')}`);

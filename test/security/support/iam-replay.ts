@@ -31,6 +31,8 @@ export interface Stack {
   readonly profileRoles: Map<string, string>;
   /** Lambda function ARN → logical id */
   readonly functionArns: Map<string, string>;
+  /** Lambda function ARN → the name of the log group it writes to */
+  readonly functionLogGroups: Map<string, string>;
   readonly automationRole: string;
   /** Every named ARN of the stack (documents, keys, roles, functions). */
   readonly stackArns: Set<string>;
@@ -125,6 +127,7 @@ export function loadStack(
   const keyPolicies = new Map<string, Record<string, unknown>>();
   const profileRoles = new Map<string, string>();
   const functionArns = new Map<string, string>();
+  const functionLogGroups = new Map<string, string>();
   const stackArns = new Set<string>();
   for (const [id, r] of Object.entries(template.Resources)) {
     const attrs = resources.get(id)?.attributes ?? {};
@@ -133,7 +136,11 @@ export function loadStack(
       const role = (resolve(r.Properties?.Roles ?? []) as string[])[0] as string;
       profileRoles.set(attrs.Arn as string, `arn:aws:iam::${account}:role/${role}`);
     }
-    if (r.Type === 'AWS::Lambda::Function') functionArns.set(attrs.Arn as string, id);
+    if (r.Type === 'AWS::Lambda::Function') {
+      functionArns.set(attrs.Arn as string, id);
+      const group = (r.Properties?.LoggingConfig as { LogGroup?: unknown } | undefined)?.LogGroup;
+      functionLogGroups.set(attrs.Arn as string, group === undefined ? `/aws/lambda/${resources.get(id)?.ref}` : String(resolve(group)));
+    }
     if (['AWS::KMS::Key', 'AWS::IAM::Role', 'AWS::Lambda::Function'].includes(r.Type)) stackArns.add(attrs.Arn as string);
     if (r.Type === 'AWS::SSM::Document') stackArns.add(`arn:aws:ssm:${region}:${account}:document/${resources.get(id)?.ref as string}`);
   }
@@ -143,7 +150,7 @@ export function loadStack(
       const content = resolve(r.Properties?.Content);
       return (typeof content === 'string' ? JSON.parse(content) : content) as Record<string, unknown>;
     });
-  return { roles, callers, keyPolicies, profileRoles, functionArns, automationRole, stackArns, automationDocuments };
+  return { roles, callers, keyPolicies, profileRoles, functionArns, functionLogGroups, automationRole, stackArns, automationDocuments };
 }
 
 /** The default key policy of a customer managed key: the account, and through it IAM policies, may use it. */
