@@ -191,8 +191,8 @@ describe('the repository runbook on the runner', () => {
     expect(r.status).toBe('Success');
     expect(r.assumeRole).toBe(ROLE);
     expect(r.steps.map((s) => s.name)).toEqual([
-      'preflight', 'describeInstance', 'describeRootVolume', 'stopInstance', 'launchHelper', 'describeHelper', 'waitForInstanceStopped',
-      'backupAndDetachRoot', 'waitForRootDetached', 'waitForHelperOnline', 'attachToHelper', 'waitForAttachedToHelper', 'injectKey',
+      'preflight', 'describeInstance', 'describeRootVolume', 'stopInstance', 'launchHelper', 'waitForInstanceStopped',
+      'backupAndDetachRoot', 'waitForRootDetached', 'describeHelper', 'waitForHelperOnline', 'attachToHelper', 'waitForAttachedToHelper', 'injectKey',
       'waitForInjection', 'releaseFromHelper', 'waitForRootReleased', 'reattachRoot', 'waitForRootReattached', 'startInstance',
       'describeInstanceState', 'branchOnState', 'waitForInstanceRunning', 'cleanup', 'summarize',
     ]);
