@@ -24,6 +24,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
+import { Stack } from 'aws-cdk-lib';
 import { getLanguageService, TextDocument, type JSONSchema } from 'vscode-json-languageservice';
 import { synthesize } from './synth';
 
@@ -241,9 +242,13 @@ interface SynthDocument {
 
 let documents: SynthDocument[];
 let automation: SynthDocument[];
+let stacksInApp: number;
+let nestedStacks: string[];
 
 beforeAll(() => {
-  const { json } = synthesize({ skipBundling: true });
+  const { json, stack } = synthesize({ skipBundling: true });
+  stacksInApp = stack.node.root.node.findAll().filter((c) => Stack.isStack(c)).length;
+  nestedStacks = Object.entries<Json>(json.Resources).filter(([, r]) => r.Type === 'AWS::CloudFormation::Stack').map(([id]) => id);
   documents = Object.entries<Json>(json.Resources)
     .filter(([, r]) => r.Type === 'AWS::SSM::Document')
     .map(([logicalId, r]) => ({ logicalId, type: r.Properties.DocumentType, content: resolveIntrinsics(r.Properties.Content) }));
@@ -273,6 +278,12 @@ describe('the synthesized Automation documents against AWS\'s schema', () => {
     // the check has something to check: the runbook waits on EC2 and SSM APIs
     const calls = automation.flatMap((d) => (d.content.mainSteps as Json[]).filter((s) => API_ACTIONS[s.action]));
     expect(calls.length).toBeGreaterThan(0);
+  });
+
+  it('cfn-lint sees everything: the app is one stack with no nested stack, so its one template file is the whole template', () => {
+    // test/infra/cfn-lint.test.ts lints the stack's template file; a second stack or a nested one would escape it
+    expect(stacksInApp).toBe(1);
+    expect(nestedStacks).toEqual([]);
   });
 });
 
