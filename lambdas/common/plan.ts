@@ -80,6 +80,8 @@ export interface PlanProgress {
    * first one makes the attempt fail (Automation retries it), a later one forces the detach.
    */
   commandWaitsExhausted?: number;
+  /** Restore detached the root volume from the helper with Force (its result asks for a filesystem check). */
+  forcedDetach?: boolean;
 }
 
 export interface Plan {

@@ -104,8 +104,17 @@ export async function restore(deps: RestoreDeps, input: StepInput): Promise<Rest
   const budgets = deps.budgets ?? DEFAULT_BUDGETS;
   const done: string[] = [];
   const settled = await settleCommand(deps, plan, budgets, done);
-  const forcedDetach = await putVolumeBack(deps, plan, budgets, done, settled.force);
-  await restoreInstance(deps, plan, budgets, done);
+  const forcedEarlier = plan.progress.forcedDetach === true;
+  try {
+    await putVolumeBack(deps, plan, budgets, done, settled.force);
+    await restoreInstance(deps, plan, budgets, done);
+  } catch (err) {
+    // A failure after a forced detach (this attempt's or an earlier one's) still carries its advice.
+    if (err instanceof RestoreError && plan.progress.forcedDetach) throw new RestoreError(`${err.message}. ${FSCK_ADVICE}`);
+    throw err;
+  }
+  if (forcedEarlier) done.push(`FORCED the detach of ${plan.instance.rootVolumeId} from the helper in an earlier attempt. ${FSCK_ADVICE}`);
+  const forcedDetach = plan.progress.forcedDetach === true;
   await settleKey(deps, plan, done, settled.outcomeUnknown);
   await updatePlan(deps.ssm, instanceId, executionId, (p) => {
     p.progress.phase = 'restored';
@@ -134,12 +143,20 @@ async function waitAvailable(deps: RestoreDeps, volumeId: string, budgetMs: numb
   });
 }
 
+const FSCK_ADVICE =
+  'Its filesystem may not have been cleanly unmounted: check it before you rely on it (stop the instance, attach the volume to another instance and run fsck -n, or xfs_repair -n for XFS; or look at the boot log for journal recovery)';
+
 /** The advice every forced detach carries in the result. */
 function forcedMessage(volumeId: string, helperId: string, why: string): string {
-  return (
-    `FORCED the detach of ${volumeId} from helper ${helperId} (${why}): its filesystem may not have been cleanly unmounted. ` +
-    'Check it before you rely on it: stop the instance, attach the volume to another instance and run fsck -n (xfs_repair -n for XFS) on it, or look at the boot log for journal recovery'
-  );
+  return `FORCED the detach of ${volumeId} from helper ${helperId} (${why}). ${FSCK_ADVICE}`;
+}
+
+/** Records a forced detach in the plan, so that a later attempt still reports it. */
+async function recordForced(deps: RestoreDeps, plan: Plan): Promise<void> {
+  plan.progress.forcedDetach = true;
+  await updatePlan(deps.ssm, plan.instanceId, plan.executionId, (p) => {
+    p.progress.forcedDetach = true;
+  });
 }
 
 /** Puts the root volume back on the instance; returns true when it had to force the detach from the helper. */
@@ -160,6 +177,7 @@ async function putVolumeBack(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
     if (forceNow) {
       deps.log.warn('the inject command may still run: forcing the detach', { volumeId, helperId });
       await ec2.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: helperId, Force: true }));
+      await recordForced(deps, plan);
       await waitAvailable(deps, volumeId, budgets.forceDetachMs);
       done.push(forcedMessage(volumeId, helperId, 'the inject command never reported an end'));
       forced = true;
@@ -174,6 +192,7 @@ async function putVolumeBack(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
         if (!(err instanceof NotReadyError)) throw err;
         deps.log.warn('normal detach timed out: forcing', { volumeId, helperId });
         await ec2.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: helperId, Force: true }));
+        await recordForced(deps, plan);
         await waitAvailable(deps, volumeId, budgets.forceDetachMs);
         done.push(forcedMessage(volumeId, helperId, `a normal detach did not finish in ${Math.round(budgets.detachMs / 1000)} s`));
         forced = true;

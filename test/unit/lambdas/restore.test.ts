@@ -298,6 +298,24 @@ describe('restore failures name the volume', () => {
     expectBackToNormal(true);
   });
 
+  it('a forced detach is still reported when a later step of restore fails, and by the retry', async () => {
+    storePlan(store, planAt('attached-to-helper'));
+    Object.assign(world, { instanceState: 'stopped', attachedTo: HELPER_ID, stuckDetach: true });
+    ec2Mock.on(AttachVolumeCommand).rejectsOnce(awsError('IncorrectState'));
+    // Act: the attach after the forced detach fails
+    await expect(restore(deps(), STEP_INPUT)).rejects.toMatchObject({ name: 'RestoreError', message: expect.stringMatching(/failed \(IncorrectState\).*fsck -n/) });
+    expect(storedPlan(store)?.progress.forcedDetach).toBe(true);
+    // Act: Automation's retry puts the volume back and still says it was forced
+    ec2Mock.on(AttachVolumeCommand).callsFake((input: { InstanceId: string }) => {
+      Object.assign(world, { volumeState: 'in-use', attachedTo: input.InstanceId, attachmentState: 'attaching', pending: world.lag });
+      return {};
+    });
+    const r = await restore(deps(), STEP_INPUT);
+    expect(r.forcedDetach).toBe(true);
+    expect(r.message).toMatch(/^FORCED the detach of vol-0123456789abcdef0 from the helper in an earlier attempt\..*fsck -n/);
+    expectBackToNormal(true);
+  });
+
   it('throws naming the volume when it is attached to another instance, touching nothing', async () => {
     storePlan(store, planAt('attached-to-helper'));
     Object.assign(world, { instanceState: 'stopped', attachedTo: 'i-0aaaaaaaaaaaaaaaa' });
