@@ -7,8 +7,9 @@
  * (support/request-context.ts).
  *
  * Runs: a success (new temporary VPC), a root encrypted with a customer managed key, a failure
- * injected after injection (restore), the same with the encrypted root, and a cancel during
- * injection (the cancel path starts the restore runbook). Who made each call: each step Lambda signs with its own access key id
+ * injected after injection (restore), the same with the encrypted root, a cancel during
+ * injection (the cancel path starts the restore runbook), an AWS call refused (restore from
+ * before the attach), and the helper in the instance's own subnet. Who made each call: each step Lambda signs with its own access key id
  * (local/twin.ts), the runner's own calls (aws:executeAwsApi, aws:waitForAwsResourceProperty)
  * with another; the Automation role's lambda:InvokeFunction of each Lambda step and the
  * StartAutomationExecution the runner performs in process are taken from the executed steps.
@@ -141,6 +142,7 @@ beforeAll(async () => {
     ['restore (failure injected)', 'Failed', {}, {}, { faults: [{ step: 'releaseFromHelper', when: 'before', message: 'iam replay: fail after injection' }] }],
     ['restore of an encrypted root', 'Failed', { kmsKey: 'enabled' }, {}, { faults: [{ step: 'reattachRoot', when: 'before', message: 'iam replay: fail before reattach' }] }],
     ['cancel during injection', 'Cancelled', {}, {}, { cancelAt: 'injectKey' }],
+    ['an AWS call refused (AttachVolume to the helper)', 'Failed', {}, {}, { awsFaults: [{ service: 'ec2', action: 'AttachVolume', times: 3 }] }],
     ["the instance's own subnet (SelectedInstanceSubnet)", 'Success', {}, { SubnetId: 'SelectedInstanceSubnet' }, {}],
   ];
   for (const [name, expected, spec, params, options] of runs) {
@@ -376,6 +378,7 @@ test.each([
   'restore (failure injected)',
   'restore of an encrypted root',
   'cancel during injection',
+  'an AWS call refused (AttachVolume to the helper)',
   "the instance's own subnet (SelectedInstanceSubnet)",
 ])(
   '%s: every call and every authorization AWS makes for it is allowed',
