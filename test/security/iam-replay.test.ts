@@ -295,12 +295,13 @@ async function automationAuthorizations(result: ExecutionResult, top: boolean, w
 
 async function replay(s: Scenario): Promise<Replayed & { perCall: Authorization[][] }> {
   const out: Replayed & { perCall: Authorization[][] } = { authorizations: [], droppedKeys: [], unmapped: [], perCall: [] };
+  const world = s.world.clone();
   for (const x of s.exchanges) {
     const from = out.authorizations.length;
-    await authorize(x, s.world, out);
+    await authorize(x, world, out);
     out.perCall.push(out.authorizations.slice(from));
   }
-  await automationAuthorizations(s.result, true, s.world, out);
+  await automationAuthorizations(s.result, true, world, out);
   return out;
 }
 

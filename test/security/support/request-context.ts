@@ -127,6 +127,21 @@ export class World {
 
   constructor(readonly place: Place) {}
 
+  /** A copy to replay a run on: replaying teaches the world what the run created. */
+  clone(): World {
+    const w = new World(this.place);
+    for (const [k, v] of this.tags) w.tags.set(k, { ...v });
+    for (const [k, v] of this.volumeKeys) w.volumeKeys.set(k, v);
+    for (const [k, v] of this.instanceVolumes) w.instanceVolumes.set(k, [...v]);
+    for (const [k, v] of this.volumeInstance) w.volumeInstance.set(k, v);
+    for (const [k, v] of this.imageOwner) w.imageOwner.set(k, v);
+    for (const [k, v] of this.associations) w.associations.set(k, v);
+    for (const [k, v] of this.profileRoles) w.profileRoles.set(k, v);
+    for (const v of this.customer) w.customer.add(v);
+    for (const v of this.stackArns) w.stackArns.add(v);
+    return w;
+  }
+
   isOurs(id: string): boolean {
     return this.tags.get(id)?.[this.place.managedTag.key] === this.place.managedTag.value;
   }
