@@ -30,6 +30,9 @@
  * - Parameter Store encrypts a standard SecureString with kms:Encrypt on the caller's behalf,
  *   with the parameter's ARN as encryption context (PARAMETER_ARN):
  *   https://docs.aws.amazon.com/systems-manager/latest/userguide/secure-string-parameter-kms-encryption.html;
+ * - ssm:StartAutomationExecution is authorized on the document and on the new execution (SAR:
+ *   both required; AWS's own example policy grants `document/<name>` and `automation-execution/*`:
+ *   https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-setup-identity-based-policies.html);
  * - ssm:resourceTag/<key> on the EC2 instance a command is sent to:
  *   https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-rc-setting-up-cmdsec.html.
  */
@@ -420,6 +423,13 @@ const JSON_SERVICES: Record<string, JsonMapper> = {
       arn: `arn:aws:ssm:${w.place.region}:${w.place.account}:document/${String(b.DocumentName)}`,
       binding: 'stack',
       foreign: `arn:aws:ssm:${w.place.region}:${w.place.account}:document/SomeoneElsesDocument`,
+    },
+    // The SAR also names the automation-definition (the document at a version: $DEFAULT when none is given).
+    {
+      type: 'automation-definition',
+      arn: `arn:aws:ssm:${w.place.region}:${w.place.account}:automation-definition/${String(b.DocumentName)}:${String(b.DocumentVersion ?? '$DEFAULT')}`,
+      binding: 'stack',
+      foreign: `arn:aws:ssm:${w.place.region}:${w.place.account}:automation-definition/SomeoneElsesDocument:$DEFAULT`,
     },
     { type: 'automation-execution', arn: `arn:aws:ssm:${w.place.region}:${w.place.account}:automation-execution/new`, binding: 'created' },
   ],
