@@ -23,7 +23,10 @@ export interface SummaryInput extends StepInput {
   readonly filesChanged: string;
   readonly fingerprint: string;
   readonly warnings: string;
-  /** `aws ssm get-command-invocation …` of the inject command: the full report. */
+  /**
+   * `command <id> on <helper-id>`: the inject command whose output holds the full report
+   * (`aws ssm get-command-invocation --command-id <id> --instance-id <helper-id>`).
+   */
   readonly fullReport: string;
 }
 
@@ -57,7 +60,7 @@ export function parseSummaryInput(event: unknown): SummaryInput {
     usersChanged: requireString(release.UsersChanged, 'ReleaseResult.UsersChanged', MAX_OUTPUT_CHARS),
     filesChanged: requireString(release.FilesChanged, 'ReleaseResult.FilesChanged', MAX_OUTPUT_CHARS),
     warnings: requireString(start.Warnings, 'StartResult.Warnings', MAX_OUTPUT_CHARS),
-    fullReport: `aws ssm get-command-invocation --command-id ${commandId} --instance-id ${helperId}`,
+    fullReport: `command ${commandId} on ${helperId}`,
   };
 }
 
@@ -73,23 +76,37 @@ export async function instanceState(deps: SummarizeDeps, instanceId: string): Pr
   return state;
 }
 
-/** Fields that may be cut to fit, longest first each round. */
-const CUTTABLE = ['Warnings', 'FilesChanged', 'UsersChanged'] as const;
+/** Warnings are cut first (down to WARNINGS_FLOOR characters), then the longer of the two lists. */
+const LISTS = ['FilesChanged', 'UsersChanged'] as const;
+const WARNINGS_FLOOR = 60;
+const MARKER = '…(cut)';
+
+type Cuttable = Record<'Warnings' | (typeof LISTS)[number], string>;
+
+/** `text` shortened by at least `by` characters (never under `floor`), ending with the marker. */
+function cut(text: string, by: number, floor: number): string {
+  const base = text.endsWith(MARKER) ? text.slice(0, -MARKER.length) : text;
+  return `${base.slice(0, Math.max(floor, base.length - Math.max(by, 8)))}${MARKER}`;
+}
 
 /**
- * Cuts the longest of Warnings, FilesChanged and UsersChanged, a little at a time and ending with
- * `…(cut)`, until the JSON of `out` fits `maxChars`. The other fields are short by construction.
+ * Cuts Warnings, then the longer of FilesChanged and UsersChanged, then Warnings again, each ending
+ * with `…(cut)`, until the JSON of `out` fits `maxChars`. The other fields are short by construction.
  */
-export function fitOutput<T extends Record<(typeof CUTTABLE)[number], string>>(out: T, maxChars = MAX_OUTPUT_CHARS): T {
+export function fitOutput<T extends Cuttable>(out: T, maxChars = MAX_OUTPUT_CHARS): T {
   const fitted = { ...out };
-  const marker = '…(cut)';
-  while (JSON.stringify(fitted).length > maxChars) {
-    const longest = [...CUTTABLE].sort((a, b) => fitted[b].length - fitted[a].length)[0];
-    const text = fitted[longest];
-    if (text.length <= marker.length) break;
-    const base = text.endsWith(marker) ? text.slice(0, -marker.length) : text;
-    const over = JSON.stringify(fitted).length - maxChars;
-    fitted[longest] = `${base.slice(0, Math.max(0, base.length - Math.max(over, 8)))}${marker}` as T[typeof longest];
+  const over = (): number => JSON.stringify(fitted).length - maxChars;
+  for (let guard = 0; over() > 0 && guard < 1000; guard++) {
+    if (fitted.Warnings.length > WARNINGS_FLOOR + MARKER.length) {
+      fitted.Warnings = cut(fitted.Warnings, over(), WARNINGS_FLOOR) as T['Warnings'];
+      continue;
+    }
+    const longest = [...LISTS].sort((a, b) => fitted[b].length - fitted[a].length)[0];
+    if (fitted[longest].length > MARKER.length * 2) {
+      fitted[longest] = cut(fitted[longest], over(), 0) as T[typeof longest];
+    } else {
+      fitted.Warnings = cut(fitted.Warnings, over(), 0) as T['Warnings'];
+    }
   }
   return fitted;
 }

@@ -35,7 +35,7 @@ describe('summarize handler', () => {
       Fingerprint: 'SHA256:abc',
       Warnings: 'none',
       InstanceState: 'running',
-      FullReport: `aws ssm get-command-invocation --command-id cmd-1 --instance-id ${HELPER_ID}`,
+      FullReport: `command cmd-1 on ${HELPER_ID}`,
     });
     expect(Object.keys(out)).toEqual([...OUTPUT_FIELDS]);
   });
@@ -46,8 +46,21 @@ describe('summarize handler', () => {
     const out = await handler(event({ FilesChanged: files, UsersChanged: 'u'.repeat(100) }, { Warnings: `the instance gets a new public IP address; ${'w'.repeat(300)}` }));
     expect(JSON.stringify(out).length).toBeLessThanOrEqual(512);
     expect(out.Warnings.endsWith('…(cut)')).toBe(true);
-    expect(out.FullReport).toBe(`aws ssm get-command-invocation --command-id cmd-1 --instance-id ${HELPER_ID}`);
+    expect(out.FullReport).toBe(`command cmd-1 on ${HELPER_ID}`);
     expect(out.KeyParameterName).toBe(`/ec2rl/openssh/${INSTANCE_ID}/key`);
+  });
+
+  it('cuts Warnings before the lists: a run on two users keeps both files whole beside the longest warnings', async () => {
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: 'running' } }] }] });
+    const files = '/home/alice/.ssh/authorized_keys,/home/ec2-user/.ssh/authorized_keys';
+    const warnings =
+      'the public IP address 203.0.113.10 was released at stop and a new one was assigned at start (read it with aws ec2 describe-instances, or associate an Elastic IP to keep one);' +
+      'the backup snap-0123456789abcdef0 is kept and costs storage until you delete it';
+    const out = await handler(event({ UsersChanged: 'alice,ec2-user', FilesChanged: files, CommandId: '0f5b2b7e-3f0c-4c1e-9a57-0123456789ab' }, { Warnings: warnings }));
+    expect(JSON.stringify(out).length).toBeLessThanOrEqual(512);
+    expect(out.FilesChanged).toBe(files);
+    expect(out.UsersChanged).toBe('alice,ec2-user');
+    expect(out.Warnings.startsWith('the public IP address 203.0.113.10 was released at stop')).toBe(true);
   });
 
   it('says unknown when the instance cannot be found', async () => {
