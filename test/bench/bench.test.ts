@@ -274,6 +274,12 @@ describe('the result', () => {
     expect(rows.get('time to access, ours (modeled, twin run), low / high end')).toBe('90.0 s / 240.0 s');
     expect(rows.get('speed-up, less favourable to us (reference low / ours high)')).toBe('0.90×');
     expect(rows.get('speed-up, more favourable to us (reference high / ours low)')).toBe('7.50×');
+    // a time target that fails at the less favourable end is explained with both ends
+    const failing = { ...result, targets: evaluateTargets({ ...result, timeToAccessSeconds: { low: 90, high: 240 } }) };
+    expect(failing.targets.find((t) => t.id === 'access-under-180s')?.pass).toBe(false);
+    const page = renderMarkdown(failing);
+    expect(page).toContain('**Reading the time targets.** At the end more favourable to us, ours is 90.0 s');
+    expect(page).toContain('at the less favourable end, 240.0 s');
   });
 });
 
