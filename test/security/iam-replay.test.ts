@@ -68,6 +68,12 @@ const UNBOUND: readonly string[] = [
   // The customer's KMS key (the root volume's, any key of the account's choosing), only through
   // EC2 (kms:ViaService) and, for CreateGrant, only for AWS resources: used directly, denied (mustDeny).
   'preflight kms:DescribeKey key (customer)',
+  'backup-and-detach kms:CreateGrant key (customer)',
+  'backup-and-detach kms:Decrypt key (customer)',
+  'backup-and-detach kms:DescribeKey key (customer)',
+  'backup-and-detach kms:GenerateDataKeyWithoutPlaintext key (customer)',
+  'backup-and-detach kms:ReEncryptFrom key (customer)',
+  'backup-and-detach kms:ReEncryptTo key (customer)',
   'attach-to-helper kms:CreateGrant key (customer)',
   'attach-to-helper kms:Decrypt key (customer)',
   'attach-to-helper kms:DescribeKey key (customer)',

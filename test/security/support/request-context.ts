@@ -647,9 +647,15 @@ async function implicitEc2(x: Exchange, f: Form, w: World, push: Push): Promise<
     }
     for (const key of keys) await ebsKms(key, 'RunInstances with an encrypted volume', w, push);
   }
-  if (x.action === 'AttachVolume') {
+  if (x.action === 'AttachVolume' || x.action === 'CreateSnapshot') {
     const key = w.volumeKeys.get(f.get('VolumeId') ?? '');
-    if (key) await ebsKms(key, 'AttachVolume of an encrypted volume', w, push);
+    if (key) await ebsKms(key, `${x.action} of an encrypted volume`, w, push);
+  }
+  if (x.action === 'CreateImage') {
+    for (const v of w.instanceVolumes.get(f.get('InstanceId') ?? '') ?? []) {
+      const key = w.volumeKeys.get(v);
+      if (key) await ebsKms(key, 'CreateImage of an instance with an encrypted volume', w, push);
+    }
   }
   if (x.action === 'StartInstances') {
     for (const instance of list(f, 'InstanceId')) {
