@@ -322,9 +322,18 @@ function verdict(roleId: string, a: { action: string; resource: string; context:
   return v;
 }
 
-const results = new Map<string, { denied: string[]; unbound: Set<string>; count: number; sources: Set<string>; actions: Set<string> }>();
+interface Evaluated {
+  denied: string[];
+  unbound: Set<string>;
+  count: number;
+  sources: Set<string>;
+  actions: Set<string>;
+  /** role label → the actions it was authorized for */
+  byRole: Map<string, Set<string>>;
+}
+const results = new Map<string, Evaluated>();
 
-async function evaluateScenario(s: Scenario) {
+async function evaluateScenario(s: Scenario): Promise<Evaluated> {
   const known = results.get(s.name);
   if (known) return known;
   const r = await replay(s);
@@ -349,12 +358,18 @@ async function evaluateScenario(s: Scenario) {
       if (f === 'Allowed') unbound.add(`${stack.roles.get(roleId)?.label} ${a.action} ${a.resourceType ?? '*'} (${a.binding})`);
     }
   }
-  const entry = {
+  const byRole = new Map<string, Set<string>>();
+  for (const a of r.authorizations) {
+    const label = stack.roles.get(stack.callers.get(a.caller) ?? '')?.label ?? a.caller;
+    byRole.set(label, (byRole.get(label) ?? new Set()).add(a.action));
+  }
+  const entry: Evaluated = {
     denied,
     unbound,
     count: r.authorizations.length,
     sources: new Set(r.authorizations.map((a) => a.source.replace(/ \(https?:.*$/, ''))),
     actions: new Set(r.authorizations.map((a) => a.action)),
+    byRole,
   };
   // The resource types of each call are the SAR's, and every type the SAR requires is there.
   for (const call of r.perCall) {
@@ -465,4 +480,16 @@ test('the replay tells a broken policy: without its conditions, calls on resourc
   for (const expected of ['ec2:CreateVpc vpc', 'ec2:TerminateInstances instance', 'ec2:CreateTags vpc', 'ec2:RunInstances instance', 'ec2:DeleteVpc vpc']) {
     expect([expected, loose.includes(expected)]).toEqual([expected, true]);
   }
+});
+
+test('every role of the stack but the helper\'s is exercised; what each was authorized for is printed', async () => {
+  const all = await Promise.all(scenarios.map((s) => evaluateScenario(s)));
+  const byRole = new Map<string, Set<string>>();
+  for (const r of all) for (const [role, actions] of r.byRole) byRole.set(role, new Set([...(byRole.get(role) ?? []), ...actions]));
+  console.log(
+    `IAM replay, actions per role:\n  ${[...byRole].sort(([a], [b]) => a.localeCompare(b)).map(([role, actions]) => `${role}: ${[...actions].sort().join(', ')}`).join('\n  ')}`,
+  );
+  const roles = [...stack.roles.values()].map((r) => r.label).filter((l) => l !== 'helper');
+  expect(roles.filter((l) => !byRole.has(l))).toEqual([]);
+  expect(roles.length).toBeGreaterThan(12);
 });
