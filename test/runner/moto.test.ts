@@ -147,12 +147,14 @@ describe('runner against moto_server through sdkAwsCall', () => {
     const { awsCall, apis } = withClock(call, clock);
     const fake = lambdas({ report: () => ({}) });
 
-    const r = await runAutomation({ document: stopAndWait('terminated', 120), parameters: { InstanceId: instanceId }, executionId: freshId('moto'), clock, awsCall, invokeLambda: fake.invoke });
+    // Longer than the modeled stop, so the wait polls the stopped instance until its timeout.
+    const timeout = latencyOf('StopInstances') + 10 * latencyOf('WaitPollInterval');
+    const r = await runAutomation({ document: stopAndWait('terminated', timeout), parameters: { InstanceId: instanceId }, executionId: freshId('moto'), clock, awsCall, invokeLambda: fake.invoke });
 
     const wait = r.steps.find((s) => s.name === 'waitForInstance')!;
     expect(wait.status).toBe('TimedOut');
     expect(wait.failureMessage).toContain('last value "stopped"');
-    expect(wait.endedAt - wait.startedAt).toBeCloseTo(120);
+    expect(wait.endedAt - wait.startedAt).toBeCloseTo(timeout);
     expect(r.steps.map((s) => s.name)).toEqual(['stopInstance', 'waitForInstance', 'report']);
     expect(fake.calls[0].event).toEqual({ Id: instanceId });
     expect(r.status).toBe('TimedOut');
