@@ -22,6 +22,7 @@ import { measureKeygen, PROJECT_ROOT, type KeygenResult } from './keygen';
 import { machineInfo, sourceState } from './machine';
 import { modelReferenceAt } from './reference-sequence';
 import { renderConsole, renderMarkdown } from './report';
+import { speedupAtBothEnds } from './result';
 import { evaluateTargets, RESULT_VERSION, shapeProblems, type BenchResult, type BundleSizes, type Range } from './result';
 import { round } from './stats';
 import { measureTwin, type TwinMeasurement } from './twin-run';
@@ -171,9 +172,7 @@ export function main(argv: readonly string[]): BenchResult {
     loadAverageAtEnd: os.loadavg().map((v) => round(v, 2)),
     ...figures,
     referenceTotalSeconds: { low: round(reference.low.totalSeconds, 2), high: round(reference.high.totalSeconds, 2) },
-    speedup: timeToAccessSeconds
-      ? { lessFavourable: round(referenceAccess.low / timeToAccessSeconds.high, 2), moreFavourable: round(referenceAccess.high / timeToAccessSeconds.low, 2) }
-      : null,
+    speedup: timeToAccessSeconds ? speedupAtBothEnds(referenceAccess, timeToAccessSeconds) : null,
     ours: twin.low || twin.high ? { low: twin.low?.ours ?? null, high: twin.high?.ours ?? null } : null,
     reference: { low: roundSteps(reference.low), high: roundSteps(reference.high) },
     apiCallsPerReset: calls?.apiCalls ?? null,
