@@ -4,6 +4,7 @@
  * deploys this object and the tests run the script taken back out of it, so the tests run the
  * very text that is deployed.
  */
+import { execFileSync } from 'child_process';
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { parse } from 'yaml';
@@ -70,9 +71,42 @@ export function loadInjectKeyDocument(runbooksDir: string = RUNBOOKS_DIR): Recor
     throw new InjectKeyDocumentError(`runCommand must be exactly ['${INJECT_KEY_SCRIPT_PLACEHOLDER}']`);
   }
   checkInterpolation(doc, step);
-  const lines = script.replace(/\n$/, '').split('\n');
-  step.inputs.runCommand = lines;
+  step.inputs.runCommand = deployedLines(script);
   return doc;
+}
+
+/**
+ * The script's lines as deployed: without its full-line comments (a line whose first non-blank
+ * character is `#`, except the shebang) and blank lines, to keep the document under SSM's size
+ * limit. Safe only where such a line cannot be data: refused when the script has a here-document
+ * (`<<` not followed by `<`), and refused unless bash's own parser reads the same program from both
+ * texts (`declare -f` of each text as a function body prints the parse tree without comments, with
+ * every string as it is; a dropped line inside a multi-line string would show).
+ */
+export function deployedLines(script: string): string[] {
+  const lines = script.replace(/\n$/, '').split('\n');
+  const heredoc = lines.findIndex((line) => /(^|[^<])<<(?!<)/.test(line.replace(/^\s*#.*$/, '')));
+  if (heredoc >= 0) {
+    throw new InjectKeyDocumentError(`the script has a here-document at line ${heredoc + 1}: its comment lines cannot be dropped safely`);
+  }
+  const kept = lines.filter((line, i) => (i === 0 && line.startsWith('#!')) || !/^[ \t]*(#.*)?$/.test(line));
+  if (parseTree(lines.join('\n')) !== parseTree(kept.join('\n'))) {
+    throw new InjectKeyDocumentError('dropping the comment and blank lines would change the script (a multi-line string holds one): refusing');
+  }
+  return kept;
+}
+
+/** bash's normalised text of a script, read as the body of a function that is never run. */
+function parseTree(text: string): string {
+  try {
+    return execFileSync('bash', ['--norc', '--noprofile', '-c', 'eval "__inject_key_body() {\n:\n$1\n}" && declare -f __inject_key_body', 'parse', text], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
+    });
+  } catch (error) {
+    throw new InjectKeyDocumentError(`bash cannot parse the script: ${String((error as { stderr?: string }).stderr ?? error).trim()}`);
+  }
 }
 
 /** The script text the document runs (its runCommand lines joined), ending with a newline. */

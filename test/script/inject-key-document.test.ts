@@ -58,9 +58,42 @@ describe('the inject-key Command document', () => {
     expect(accepts(name, p.default)).toBe(true);
   });
 
-  it('carries the script byte for byte (the tests run the deployed text)', () => {
-    expect(injectKeyScriptFromDocument(doc)).toBe(readFileSync(scriptFile, 'utf8'));
-    expect(step.inputs.runCommand).toEqual(readFileSync(scriptFile, 'utf8').replace(/\n$/, '').split('\n'));
+  it('carries the script line for line, less its full-line comments and blank lines (the tests run the deployed text)', () => {
+    const source = readFileSync(scriptFile, 'utf8').replace(/\n$/, '').split('\n');
+    const code = source.filter((line, i) => i === 0 || !/^[ \t]*(#.*)?$/.test(line));
+    expect(step.inputs.runCommand).toEqual(code);
+    expect(code[0]).toBe('#!/usr/bin/env bash');
+    expect(injectKeyScriptFromDocument(doc)).toBe(`${code.join('\n')}\n`);
+    expect(code.length).toBeLessThan(source.length);
+  });
+
+  it('the deployed text is the same program as the source, as bash itself reads both', () => {
+    // bash prints a function from its parse tree: comments dropped, every string as it is.
+    const tree = (text: string): string =>
+      execFileSync('bash', ['-c', 'eval "f() {\n:\n$1\n}" && declare -f f', 'tree', text], { encoding: 'utf8' });
+    const source = readFileSync(scriptFile, 'utf8');
+    const deployed = injectKeyScriptFromDocument(doc);
+    expect(deployed).not.toBe(source);
+    expect(tree(deployed)).toBe(tree(source));
+    // The measure can fail: one changed character shows.
+    expect(tree(deployed.replace('refusing to guess', 'refusing to guesS'))).not.toBe(tree(source));
+  });
+
+  it.each([
+    ['a here-document', '#!/bin/bash\ncat <<EOF\n# data\nEOF\n', /here-document at line 2/],
+    ['a multi-line string holding a # line', '#!/bin/bash\nx="a\n# data, not a comment\n"\necho "$x"\n', /would change the script/],
+    ['a multi-line string holding a blank line', "#!/bin/bash\nx='a\n\nb'\n", /would change the script/],
+  ])('the loader refuses to drop lines from a script with %s', (_name, script, message) => {
+    const dir = mkdtempSync(join(tmpdir(), 'doc-'));
+    try {
+      writeFileSync(join(dir, 'inject-key.yaml'), "schemaVersion: '2.2'\nparameters: {}\nmainSteps:\n  - action: aws:runShellScript\n    name: x\n    inputs:\n      runCommand: ['%%InjectKeyScript%%']\n");
+      writeFileSync(join(dir, 'inject-key.sh'), script);
+      expect(() => loadInjectKeyDocument(dir)).toThrow(message);
+      writeFileSync(join(dir, 'inject-key.sh'), '#!/bin/bash\n# a comment\n\necho "#not a comment"  # trailing\n');
+      expect(injectKeyScriptFromDocument(loadInjectKeyDocument(dir))).toBe('#!/bin/bash\necho "#not a comment"  # trailing\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('holds no {{ }} (Systems Manager would interpolate it) and stays under the 64 KB document limit', () => {
