@@ -20,6 +20,16 @@ umask 077
 export LC_ALL=C
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LVM_SUPPRESS_FD_WARNINGS=1
+# The SSM Agent stops a command on cancel and on timeout with SIGKILL to its whole process group
+# (aws/amazon-ssm-agent, agent/executers/executers_unix.go: killProcess), which no trap sees. So the
+# script runs in a private mount namespace of its own: whatever it has mounted dies with it.
+if [[ -z ${INJECT_KEY_MNT_NS:-} && -f $0 ]] && command -v unshare >/dev/null 2>&1; then
+  INJECT_KEY_MNT_NS=$(readlink /proc/self/ns/mnt) && export INJECT_KEY_MNT_NS &&
+    exec unshare --mount --propagation private -- /bin/bash "$0" "$@"
+fi
+# The report goes to fd 3 and the log to fd 4: a signal handled while a step's output is
+# redirected still reaches the caller.
+exec 3>&1 4>&2
 
 readonly DEVICE_WAIT_SECONDS=120
 readonly BY_ID_PREFIX=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_
@@ -41,13 +51,13 @@ MOUNTS=() ACTIVATED_VGS=() REPLAYED=()
 REIMMUTABLE=()     # files whose immutable flag must be set again
 CHANGES=() WARNINGS=() # JSON
 CANDIDATE_NOTES=() # what each candidate turned out to be, for the error message
-declare -A PASSWD_UID=() PASSWD_GID=() PASSWD_HOME=() PASSWD_SHELL=() GROUP_NAME=() GROUP_USERS=()
+declare -A PASSWD_UID=() PASSWD_GID=() PASSWD_HOME=() PASSWD_SHELL=() GROUP_NAME=() MEMBER_GIDS=()
 PASSWD_ORDER=()
-PLAN_USER=() PLAN_FILE=() PLAN_HOME=() PLAN_WRITER=() # one per selected user; WRITER: uid the writes run as
+PLAN_USER=() PLAN_FILE=() PLAN_HOME=() PLAN_WRITER=() PLAN_OWN=() # one per selected user; WRITER: uid the writes run as; OWN: 1 when the file is the user's
 WRITER=0 WGID=0
 UNDO=()            # writes to undo when a later one fails: "uid op size path"
 
-log() { printf 'inject-key: %s\n' "$*" >&2; }
+log() { printf 'inject-key: %s\n' "$*" >&4; }
 
 json_string() {
   local s=$1
@@ -76,7 +86,7 @@ warn() {
 print_error_report() {
   REPORT_DONE=1
   printf '{"version":1,"status":"error","error":%s,"changes":%s,"warnings":%s}\n' \
-    "$(json_string "$1")" "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")"
+    "$(json_string "$1")" "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")" >&3
 }
 
 print_ok_report() {
@@ -92,7 +102,7 @@ print_ok_report() {
   REPORT_DONE=1
   printf '{"version":1,"status":"ok","root":{"device":%s,"fstype":%s},"home":%s,"mounts":%s,"selinux":%s,"journalReplayed":%s,"changes":%s,"warnings":%s}\n' \
     "$(json_string "$ROOT_DEVICE")" "$(json_string "$ROOT_FSTYPE")" "$home" "$(json_join "${mounts[@]}")" "$selinux" \
-    "$(json_join "${replayed[@]}")" "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")"
+    "$(json_join "${replayed[@]}")" "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")" >&3
 }
 
 # Refuse or fail: clean up, print the error report, exit 1.
@@ -302,8 +312,16 @@ mount_fs() {
   [[ -n $subvol ]] && options+=",$subvol"
   # Registered before mounting, so that a signal right after the mount still unmounts it.
   MOUNTS+=("$dir")
-  if ! mount -t "$fstype" -o "$options" -- "$device" "$dir" 2>"$WORK_DIR/mount.err"; then
+  # rw: -w, so that mount never falls back to read-only on a write-protected device (util-linux
+  # mount(8), -w); and the mount checked to be read-write.
+  local writable=-r
+  [[ $mode == rw ]] && writable=-w
+  if ! mount "$writable" -t "$fstype" -o "$options" -- "$device" "$dir" 2>"$WORK_DIR/mount.err"; then
     unset 'MOUNTS[-1]'
+    return 1
+  fi
+  if [[ $mode == rw && $(findmnt -n -o OPTIONS --mountpoint "$dir") != rw,* ]]; then
+    echo "$device is read-only" >"$WORK_DIR/mount.err"
     return 1
   fi
 }
@@ -323,7 +341,17 @@ journal_dirty() {
   esac
 }
 
-is_linux_root() { [[ -f $1/etc/passwd && ! -L $1/etc/passwd && -d $1/etc/ssh ]]; }
+# A Linux root has /etc/passwd and /etc/ssh, and its top, /etc, /etc/passwd and /etc/ssh belong to
+# root and are writable by root only: a user's mkdir on a world-writable filesystem (a separate /tmp)
+# makes no root.
+is_linux_root() {
+  local p owner mode
+  [[ -f $1/etc/passwd && ! -L $1/etc/passwd && -d $1/etc/ssh ]] || return 1
+  for p in "$1" "$1/etc" "$1/etc/passwd" "$1/etc/ssh"; do
+    read -r owner mode < <(stat -c '%u %a' -- "$p")
+    [[ $owner == 0 ]] && ((!(8#$mode & 8#22))) || return 1
+  done
+}
 
 # Activate the volume group on an LVM physical volume; set LVM_LVS to its logical volumes.
 LVM_LVS=()
@@ -404,6 +432,7 @@ find_root() {
     for note in "${CANDIDATE_NOTES[@]}"; do notes+="${notes:+; }$note"; done
     die "no Linux root (a filesystem with /etc/passwd and /etc/ssh) on $DISK; found: ${notes:-nothing}"
   fi
+  ((${#found[@]} > 1)) && drop_mounted_elsewhere
   if ((${#found[@]} > 1)); then
     local list="" j
     for j in "${!found[@]}"; do
@@ -415,6 +444,38 @@ find_root() {
   ROOT_FSTYPE=${found_types[0]}
   ROOT_SUBVOL=${found_subvols[0]}
   log "root filesystem: $ROOT_DEVICE ($ROOT_FSTYPE${ROOT_SUBVOL:+, $ROOT_SUBVOL})"
+}
+
+# Several roots (find_root's found, found_types, found_subvols): drop each that another one's
+# /etc/fstab mounts somewhere other than / (a copy of a root kept on a data filesystem is no root).
+drop_mounted_elsewhere() {
+  local j k dir spec mountpoint fstype options rest device
+  local -A dropped=()
+  for j in "${!found[@]}"; do
+    dir=$(new_mount_dir)
+    if ! mount_fs "${found[j]}" "${found_types[j]}" "$dir" inspect "${found_subvols[j]}"; then
+      rmdir -- "$dir"
+      continue
+    fi
+    if [[ -f $dir/etc/fstab && ! -L $dir/etc/fstab ]]; then
+      while read -r spec mountpoint fstype options rest; do
+        [[ -z $spec || $spec == \#* || $mountpoint != /?* ]] && continue
+        device=$(device_for_spec "$spec")
+        for k in "${!found[@]}"; do
+          [[ $k != "$j" && -n $device && ${found[k]} == "$device" ]] || continue
+          [[ -z ${found_subvols[k]} || ,$options, == *",${found_subvols[k]},"* ]] && dropped[$k]=1
+        done
+      done <"$dir/etc/fstab"
+    fi
+    unmount_last
+  done
+  : "$fstype" "$rest"
+  ((${#dropped[@]} < ${#found[@]})) || return 0
+  for k in "${!dropped[@]}"; do
+    log "${found[k]}${found_subvols[k]:+ (${found_subvols[k]})}: another root's /etc/fstab mounts it elsewhere, so it is not the root"
+    unset 'found[k]' 'found_types[k]' 'found_subvols[k]'
+  done
+  found=("${found[@]}") found_types=("${found_types[@]}") found_subvols=("${found_subvols[@]}")
 }
 
 # mount_target inspect|rw: mount the root at $ROOT and, in it, the target's filesystems that
@@ -606,7 +667,8 @@ resolve_in_root() {
 # --- the target's configuration
 read_target() {
   local name password uid gid gecos home shell members
-  PASSWD_UID=() PASSWD_GID=() PASSWD_HOME=() PASSWD_SHELL=() PASSWD_ORDER=() GROUP_NAME=() GROUP_USERS=()
+  PASSWD_UID=() PASSWD_GID=() PASSWD_HOME=() PASSWD_SHELL=() PASSWD_ORDER=() GROUP_NAME=() MEMBER_GIDS=()
+  local -a list=()
   [[ -f $TARGET/etc/passwd ]] || die "the target has no /etc/passwd"
   while IFS=: read -r name password uid gid gecos home shell || [[ -n $name ]]; do
     [[ -z $name || $name == [+-]* || $name == \#* ]] && continue
@@ -622,7 +684,8 @@ read_target() {
     while IFS=: read -r name password gid members || [[ -n $name ]]; do
       [[ $gid =~ ^[0-9]+$ ]] || continue
       [[ -n ${GROUP_NAME[$gid]+set} ]] || GROUP_NAME[$gid]=$name
-      GROUP_USERS[$name]=",$members,"
+      IFS=, read -ra list <<<"$members"
+      for name in "${list[@]}"; do [[ -n $name ]] && MEMBER_GIDS[$name]+=" $gid"; done
     done <"$TARGET/etc/group"
   fi
   : "$password" "$gecos"
@@ -741,8 +804,9 @@ sshd_config_file() {
     line=${line%$'\r'}
     [[ $line =~ ^[[:space:]]*([A-Za-z]+)[[:space:]]*(=[[:space:]]*|[[:space:]]+)(.*)$ ]] || continue
     keyword=${BASH_REMATCH[1],,}
-    read -ra w <<<"${BASH_REMATCH[3]//\"/}"
-    for pattern in "${!w[@]}"; do [[ ${w[pattern]} == \#* ]] && w=("${w[@]:0:pattern}") && break; done
+    case $keyword in match | include | authorizedkeysfile | strictmodes) ;; *) continue ;; esac
+    split_args "${BASH_REMATCH[3]}" || die "$1 has an unterminated quote in $keyword: sshd would not start"
+    w=("${WORDS[@]}")
     case $keyword in
       match)
         unknown=0 monly=0 active=0
@@ -768,7 +832,8 @@ sshd_config_file() {
       authorizedkeysfile)
         ((set)) && continue
         if ((active)); then
-          AKF=("${w[@]}") set=1
+          AKF=() set=1
+          for pattern in "${w[@]}"; do tilde "$pattern"; AKF+=("$TILDED"); done
         elif ((unknown)); then
           warn "$1 sets AuthorizedKeysFile in a Match block on Address, Host, LocalAddress, LocalPort or RDomain, which cannot be known offline: assumed not to apply"
         fi ;;
@@ -776,6 +841,58 @@ sshd_config_file() {
     esac
   done <"$TARGET$RESOLVED"
   return 0
+}
+
+# split_args TEXT: WORDS, the arguments of a configuration line as sshd's argv_split (misc.c) makes
+# them: blanks separate, '...' and "..." quote, \' \" \\ and (unquoted) "\ " stand for the character,
+# a word that starts with # ends the line. 1 on an unterminated quote.
+WORDS=()
+split_args() {
+  local s=$1 i=0 c q arg
+  WORDS=()
+  while ((i < ${#s})); do
+    c=${s:i:1}
+    if [[ $c == [[:blank:]] ]]; then i=$((i + 1)); continue; fi
+    [[ $c == '#' ]] && break
+    q="" arg=""
+    while ((i < ${#s})); do
+      c=${s:i:1}
+      if [[ $c == "\\" ]]; then
+        case ${s:i+1:1} in
+          "'" | '"' | "\\") i=$((i + 1)) ;;
+          ' ') [[ -n $q ]] || i=$((i + 1)) ;;
+        esac
+        arg+=${s:i:1}
+      elif [[ -z $q && $c == [[:blank:]] ]]; then
+        break
+      elif [[ -z $q && ($c == '"' || $c == "'") ]]; then
+        q=$c
+      elif [[ -n $q && $c == "$q" ]]; then
+        q=""
+      else
+        arg+=$c
+      fi
+      i=$((i + 1))
+    done
+    [[ -z $q ]] || return 1
+    WORDS+=("$arg")
+  done
+}
+
+# tilde WORD: TILDED, WORD with a leading ~ expanded as sshd does when it reads AuthorizedKeysFile
+# (servconf.c: tilde_expand_filename(arg, getuid()); misc.c): ~ is the home of the user sshd runs
+# as (root, the first uid 0 of the target's /etc/passwd), ~name that of name.
+TILDED=""
+tilde() {
+  local name=${1:1} rest="" u
+  TILDED=$1
+  [[ $1 == '~'* ]] || return 0
+  [[ $name == */* ]] && rest=${name#*/} name=${name%%/*}
+  if [[ -z $name ]]; then
+    for u in "${PASSWD_ORDER[@]}"; do ((PASSWD_UID[$u] == 0)) && name=$u && break; done
+  fi
+  [[ -n $name && -n ${PASSWD_HOME[$name]+set} ]] || die "AuthorizedKeysFile $1 names no user of the target's /etc/passwd: sshd would not start"
+  TILDED=${PASSWD_HOME[$name]%/}/$rest
 }
 
 # match_line USER CRITERIA...: 0 all match, 1 one does not, 2 only criteria that cannot be known
@@ -804,52 +921,86 @@ pattern_list() {
   local -a list=()
   IFS=, read -ra list <<<"$2"
   for p in "${list[@]}"; do
-    p=${p//\\/\\\\}
-    p=${p//[/\\[}
     if [[ $p == '!'* ]]; then
-      # shellcheck disable=SC2053 # a glob, as sshd's
-      [[ $1 == ${p:1} ]] && return 2
+      pattern_re "${p:1}"
+      [[ $1 =~ $RE ]] && return 2
     else
-      # shellcheck disable=SC2053
-      [[ $1 == $p ]] && r=0
+      pattern_re "$p"
+      [[ $1 =~ $RE ]] && r=0
     fi
   done
   return "$r"
 }
 
-# group_match USER LIST: the user's groups (primary and from /etc/group) as sshd's ga_match_pattern_list.
+# pattern_re PATTERN: RE, an anchored regular expression for sshd's match_pattern (match.c): * any
+# string, ? one character, every other character itself (never bash's extended globs).
+RE=""
+pattern_re() {
+  local i c
+  RE="^"
+  for ((i = 0; i < ${#1}; i++)); do
+    c=${1:i:1}
+    case $c in
+      '*') RE+='.*' ;;
+      '?') RE+='.' ;;
+      [[:alnum:]]) RE+=$c ;;
+      "\\" | '^') RE+="\\$c" ;;
+      *) RE+="[$c]" ;;
+    esac
+  done
+  RE+='$'
+}
+
+# group_match USER LIST: as sshd's ga_init and ga_match_pattern_list (openssh-portable groupaccess.c):
+# the user's group ids (getgrouplist: the primary one and each group listing the user), each named
+# by the first /etc/group entry with that id (getgrgid).
 group_match() {
-  local g found=1
-  for g in "${GROUP_NAME[${PASSWD_GID[$1]}]-}" "${!GROUP_USERS[@]}"; do
-    [[ -n $g ]] || continue
-    [[ $g == "${GROUP_NAME[${PASSWD_GID[$1]}]-}" || ${GROUP_USERS[$g]} == *",$1,"* ]] || continue
-    if pattern_list "$g" "$2"; then found=0; elif [[ $? == 2 ]]; then return 1; fi
+  local gid found=1
+  for gid in "${PASSWD_GID[$1]}" ${MEMBER_GIDS[$1]-}; do
+    [[ -n ${GROUP_NAME[$gid]+set} ]] || continue
+    if pattern_list "${GROUP_NAME[$gid]}" "$2"; then found=0; elif [[ $? == 2 ]]; then return 1; fi
   done
   return "$found"
 }
 
-# Expand a glob (in its last component) inside the target into GLOB_MATCHES, sorted.
+# Expand an Include pattern inside the target into GLOB_MATCHES as glob(3) does for sshd: a pattern
+# in any component, each matched inside the target, the whole list sorted.
 GLOB_MATCHES=()
 glob_in_target() {
-  local pattern=$1 match
-  resolve_in_root "${pattern%/*}"
-  local dir=$RESOLVED
-  local -a matches=()
-  shopt -s nullglob
-  # shellcheck disable=SC2206 # the glob part must expand
-  matches=("$TARGET${dir%/}"/${pattern##*/})
-  shopt -u nullglob
-  GLOB_MATCHES=()
-  for match in "${matches[@]}"; do
-    GLOB_MATCHES+=("${match#"$TARGET"}")
+  local part dir match
+  local -a parts=() current=("") next=() matches=()
+  IFS=/ read -ra parts <<<"$1"
+  for part in "${parts[@]}"; do
+    [[ -n $part ]] || continue
+    next=()
+    for dir in "${current[@]}"; do
+      if [[ $part == *[*?[]* ]]; then
+        resolve_in_root "${dir:-/}"
+        shopt -s nullglob
+        # shellcheck disable=SC2206 # the pattern must expand
+        matches=("$TARGET${RESOLVED%/}"/$part)
+        shopt -u nullglob
+        for match in "${matches[@]}"; do next+=("$dir/${match##*/}"); done
+      else
+        next+=("$dir/$part")
+      fi
+    done
+    current=("${next[@]}")
   done
+  GLOB_MATCHES=()
+  ((${#current[@]})) || return 0
+  mapfile -t GLOB_MATCHES < <(printf '%s\n' "${current[@]}" | sort)
 }
 
-# expand_tokens TEMPLATE USER: set EXPANDED (%h %u %U %% as sshd; relative: under the home).
-EXPANDED=""
+# expand_tokens TEMPLATE USER: set EXPANDED (%h %u %U %% as sshd; relative: under the home), and
+# PER_USER to 1 when the path names the user (a token of the user's, or relative).
+EXPANDED="" PER_USER=0
 expand_tokens() {
   local template=$1 user=$2 out="" c
   local i=0
+  PER_USER=0
+  [[ $template == /* ]] || PER_USER=1
+  [[ ${template//%%/} == *%[hUu]* ]] && PER_USER=1
   while ((i < ${#template})); do
     c=${template:i:1}
     if [[ $c == % ]]; then
@@ -883,9 +1034,9 @@ read_selinux() {
 
 # --- plan: decide everything before writing
 plan() {
-  PLAN_USER=() PLAN_FILE=() PLAN_HOME=() PLAN_WRITER=()
+  PLAN_USER=() PLAN_FILE=() PLAN_HOME=() PLAN_WRITER=() PLAN_OWN=()
   read_target
-  local user home file t chosen missing written
+  local user home file t chosen missing written per
   select_users
   for user in "${SELECTED_USERS[@]}"; do
     resolve_in_root "${PASSWD_HOME[$user]}"
@@ -903,24 +1054,28 @@ plan() {
       file=$RESOLVED
       if [[ -e $TARGET$file || -L $TARGET$file ]]; then
         [[ -f $TARGET$file ]] || die "the key file $file of user $user exists but is not a regular file"
-        chosen=$file written=$EXPANDED
+        chosen=$file written=$EXPANDED per=$PER_USER
         break
       fi
       [[ -n $chosen ]] && continue
       resolve_in_root "${file%/*}"
       if [[ -d $TARGET$RESOLVED ]]; then
-        chosen=$file written=$EXPANDED
+        chosen=$file written=$EXPANDED per=$PER_USER
       elif [[ $file == "${home%/}"/* ]]; then
         t=$RESOLVED
         while [[ ! -e $TARGET$t && $t != "$home" ]]; do t=${t%/*}; done
-        if [[ -d $TARGET$t ]]; then chosen=$file written=$EXPANDED; else missing="$t, on the way to $file, is not a directory"; fi
+        if [[ -d $TARGET$t ]]; then chosen=$file written=$EXPANDED per=$PER_USER; else missing="$t, on the way to $file, is not a directory"; fi
       else
         missing="the directory of $file does not exist in the target"
       fi
     done
     [[ -n $chosen ]] || die "no AuthorizedKeysFile of user $user can be written: ${missing:-AuthorizedKeysFile none: sshd reads no key file}"
     trusted "$user" "$chosen" "$home" "$written"
-    PLAN_USER+=("$user") PLAN_FILE+=("$chosen") PLAN_HOME+=("$home") PLAN_WRITER+=("$WRITER")
+    # A file that is neither in the home nor named for the user serves every user who has that
+    # AuthorizedKeysFile: it stays root's (a user who owned it could add keys for the others).
+    [[ $chosen == "${home%/}"/* ]] && per=1
+    ((per)) || warn "the key file $chosen is not per user (AuthorizedKeysFile names no user): the key is accepted there for every user who has it; a new one is made root's, mode 0644"
+    PLAN_USER+=("$user") PLAN_FILE+=("$chosen") PLAN_HOME+=("$home") PLAN_WRITER+=("$WRITER") PLAN_OWN+=("$per")
   done
 }
 
@@ -954,17 +1109,57 @@ trusted() {
 }
 
 # --- apply
-has_key() {
-  local line k
-  local -a words=()
-  [[ -f $1 ]] || return 1
-  while IFS= read -r line || [[ -n $line ]]; do
-    read -ra words <<<"${line%$'\r'}"
-    for ((k = 0; k + 1 < ${#words[@]}; k++)); do
-      [[ ${words[k]} == "$KEY_TYPE" && ${words[k + 1]} == "$KEY_BASE64" ]] && return 0
-    done
-  done <"$1"
-  return 1
+# key_state USER FILE: KEY_STATE "present" when an uncommented line of FILE is the key without
+# options, "restricted" when only lines with options before the key hold it, else "absent". sshd
+# skips blank and # lines and reads a line as [options] type base64 [comment], the options ending
+# at the first blank outside double quotes (openssh-portable auth2-pubkeyfile.c,
+# sshkey_advance_past_options). Read with awk as the writer, at most KEY_FILE_MAX bytes.
+readonly KEY_FILE_MAX=1048576
+KEY_STATE=""
+key_state() {
+  local size
+  size=$(stat -c %s -- "$TARGET$2")
+  ((size <= KEY_FILE_MAX)) || die "the key file $2 of user $1 has $size bytes, more than 1 MiB: refusing"
+  # shellcheck disable=SC2016 # awk's own $
+  KEY_STATE=$(as_writer "$WRITER" "$WGID" awk -v t="$KEY_TYPE" -v b="$KEY_BASE64" '
+    { sub(/\r$/, ""); sub(/^[ \t]+/, "") }
+    $0 == "" || substr($0, 1, 1) == "#" { next }
+    $1 == t && $2 == b { found = 1; exit }
+    {
+      q = 0
+      for (i = 1; i <= length($0); i++) {
+        c = substr($0, i, 1)
+        if (c == "\\" && substr($0, i + 1, 1) == "\"") i++
+        else if (c == "\"") q = !q
+        else if (!q && (c == " " || c == "\t")) break
+      }
+      rest = substr($0, i)
+      sub(/^[ \t]+/, "", rest)
+      split(rest, w, /[ \t]+/)
+      if (w[1] == t && w[2] == b) restricted = 1
+    }
+    END { print found ? "present" : restricted ? "restricted" : "absent" }' ".$2" 2>"$WORK_DIR/w.err") ||
+    die "cannot read the key file $2 of user $1 as uid $WRITER ($(tail -n 1 "$WORK_DIR/w.err")): refusing"
+}
+
+# user_can_open USER FILE: sshd opens the key file with the user's uid and groups (openssh-portable
+# auth2-pubkeyfile.c, uidswap.c temporarily_use_uid: the primary group and each group listing the
+# user): open FILE so, with the ids of the target's /etc/passwd and /etc/group.
+user_can_open() {
+  local gids=${PASSWD_GID[$1]} g
+  for g in ${MEMBER_GIDS[$1]-}; do gids+=",$g"; done
+  (
+    cd -- "${TARGET:-/}"
+    exec setpriv --reuid="${PASSWD_UID[$1]}" --regid="${PASSWD_GID[$1]}" --groups="$gids" -- head -c 0 -- ".$2"
+  ) 2>"$WORK_DIR/w.err"
+}
+
+# check_mode PATH MODE OWNER: what was made has exactly that mode and owner (a default ACL of the
+# directory can widen a new file's mode past the umask; sshd's StrictModes would then refuse it).
+check_mode() {
+  local got
+  got=$(stat -c '%a %u' -- "$TARGET$1")
+  [[ $got == "$2 $3" ]] || die "$1 was made with mode and owner $got, not $2 $3: refusing; nothing was changed"
 }
 
 label() {
@@ -988,8 +1183,9 @@ is_immutable() {
 make_mutable() {
   if is_immutable "$1"; then
     log "clearing the immutable flag of ${1#"$TARGET"} for the write"
-    chattr -i -- "$1" || die "cannot clear the immutable flag of ${1#"$TARGET"}"
+    # Recorded first: a signal right after chattr must still set it again.
     REIMMUTABLE+=("$1")
+    chattr -i -- "$1" || die "cannot clear the immutable flag of ${1#"$TARGET"}"
   fi
 }
 
@@ -1000,6 +1196,7 @@ as_writer() {
   shift 2
   (
     cd -- "${TARGET:-/}"
+    exec 3>&- 4>&-
     if ((uid)); then
       command -v setpriv >/dev/null || { echo ": setpriv (util-linux) is not on this helper" >&2; exit 127; }
       exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"
@@ -1038,13 +1235,16 @@ undo_all() {
 }
 
 inject_for() {
-  local user=$1 file=$2 home=$3 action dir part size
+  local user=$1 file=$2 home=$3 own=$5 action dir part size mode=600 owner
   local gid=${PASSWD_GID[$user]} uid=${PASSWD_UID[$user]} rel
   WRITER=$4 WGID=$gid
+  ((own)) || mode=644
   if [[ -f $TARGET$file ]]; then
-    if has_key "$TARGET$file"; then
+    key_state "$user" "$file"
+    if [[ $KEY_STATE == present ]]; then
       action=already-present
     else
+      [[ $KEY_STATE == absent ]] || warn "the key was already in $file of user $user, but only behind options (from=, command=, ...) that can stop the login: added once more without options (sshd uses the first line that accepts the key)"
       make_mutable "$TARGET$file"
       size=$(stat -c %s -- "$TARGET$file")
       UNDO+=("$WRITER $gid size $size $file")
@@ -1066,9 +1266,12 @@ inject_for() {
       [[ -z $part ]] && continue
       if [[ ! -e $TARGET$dir/$part ]]; then
         make_mutable "$TARGET$dir"
-        write_step "$user" "$dir/$part" mkdir -m 0700 -- ".$dir/$part"
+        # Recorded first: undo skips what does not exist.
         UNDO+=("$WRITER $gid dir 0 $dir/$part")
+        write_step "$user" "$dir/$part" mkdir -m 0700 -- ".$dir/$part"
+        write_step "$user" "$dir/$part" chmod 0700 -- ".$dir/$part"
         ((WRITER)) || chown -- "$uid:$gid" "$TARGET$dir/$part"
+        check_mode "$dir/$part" 700 "$uid"
         label "$TARGET$dir/$part"
         log "created $dir/$part (0700, $uid:$gid)"
       fi
@@ -1077,10 +1280,15 @@ inject_for() {
     make_mutable "$TARGET${file%/*}"
     UNDO+=("$WRITER $gid file 0 $file")
     write_step "$user" "$file" tee -- ".$file" <<<"$KEY_LINE"
-    ((WRITER)) || chown -- "$uid:$gid" "$TARGET$file"
+    write_step "$user" "$file" chmod "0$mode" -- ".$file"
+    owner=$WRITER
+    if ((!WRITER && own)); then chown -- "$uid:$gid" "$TARGET$file"; owner=$uid; fi
+    check_mode "$file" "$mode" "$owner"
     label "$TARGET$file"
     action=created
   fi
+  user_can_open "$user" "$file" ||
+    die "user $user cannot open $file as sshd does, with the user's uid and groups ($(tail -n 1 "$WORK_DIR/w.err" | sed 's/^.*: //')): refusing; nothing was changed"
   [[ $action == already-present ]] || write_step "$user" "$file" sync -- ".$file"
   log "$user: $file $action"
   CHANGES+=("$(printf '{"user":%s,"uid":%s,"file":%s,"action":%s}' "$(json_string "$user")" "$uid" "$(json_string "$file")" "$(json_string "$action")")")
@@ -1090,7 +1298,7 @@ apply() {
   local i
   UNDO=()
   for i in "${!PLAN_USER[@]}"; do
-    inject_for "${PLAN_USER[i]}" "${PLAN_FILE[i]}" "${PLAN_HOME[i]}" "${PLAN_WRITER[i]}"
+    inject_for "${PLAN_USER[i]}" "${PLAN_FILE[i]}" "${PLAN_HOME[i]}" "${PLAN_WRITER[i]}" "${PLAN_OWN[i]}"
   done
   restore_immutable
   sync
@@ -1137,6 +1345,9 @@ online() {
 main() {
   [[ $(id -u) == 0 ]] || die "must run as root"
   read_parameters
+  if ((!ONLINE)) && [[ -z ${INJECT_KEY_MNT_NS:-} || $(readlink /proc/self/ns/mnt) == "$INJECT_KEY_MNT_NS" ]]; then
+    die "cannot run in a private mount namespace (unshare): refusing to mount the target where a stopped run would leave it mounted"
+  fi
   WORK_DIR=$(mktemp -d -t inject-key.XXXXXX)
   if ((ONLINE)); then
     online

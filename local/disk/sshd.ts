@@ -36,6 +36,11 @@ export interface SshdOptions {
   readonly authorizedKeysFile?: string;
   /** sshd stops by itself after this long. @default 120 */
   readonly timeoutSeconds?: number;
+  /**
+   * Directories of the image bound over the same path of this machine for sshd (each must exist
+   * here, e.g. /srv), for key files outside the homes. @default []
+   */
+  readonly binds?: readonly string[];
 }
 
 export interface RunningSshd {
@@ -113,6 +118,7 @@ export async function startSshd(options: SshdOptions): Promise<RunningSshd> {
       ...['passwd', 'group', 'shadow'].map((f) => `mount --bind ${q(`${root}/etc/${f}`)} /etc/${f}`),
       `mount --rbind ${q(`${root}/home`)} /home`,
       `mount --bind ${q(`${root}/root`)} /root`,
+      ...(options.binds ?? []).map((b) => `mount --bind ${q(`${root}${b}`)} ${q(b)}`),
       `exec /usr/sbin/sshd -D -e -f ${q(join(work, 'sshd_config'))}`,
     ].join('\n');
     const seconds = String(options.timeoutSeconds ?? 120);
@@ -198,6 +204,15 @@ export async function sshLogin(options: SshLoginOptions): Promise<{ ok: boolean;
  * words as sshd -T prints them (tokens unexpanded).
  */
 export async function sshdAuthorizedKeysFiles(root: SshdFilesystem, users: readonly string[]): Promise<Record<string, string[]>> {
+  const lines = await sshdAuthorizedKeysLines(root, users);
+  return Object.fromEntries(Object.entries(lines).map(([u, line]) => [u, line.trim().split(/\s+/)]));
+}
+
+/**
+ * The same, user -> the `authorizedkeysfile` value exactly as sshd -T prints it (the words joined by
+ * one space: a single path holding a space stays whole).
+ */
+export async function sshdAuthorizedKeysLines(root: SshdFilesystem, users: readonly string[]): Promise<Record<string, string>> {
   const work = mkdtempSync(join(tmpdir(), 'sshd-T-'));
   try {
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test-host', '-f', join(work, 'host')]);
@@ -214,10 +229,10 @@ export async function sshdAuthorizedKeysFiles(root: SshdFilesystem, users: reado
     const { stdout } = await run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', script, 'sshd-T', ...users], {
       env: { ...process.env, HOSTKEY: join(work, 'host') },
     });
-    const out: Record<string, string[]> = {};
+    const out: Record<string, string> = {};
     for (const line of stdout.split('\n')) {
       const m = /^@@(\S+) authorizedkeysfile (.*)$/i.exec(line);
-      if (m) out[m[1]] = m[2].trim().split(/\s+/);
+      if (m) out[m[1]] = m[2];
     }
     return out;
   } finally {

@@ -357,14 +357,22 @@ describe('inject-key script on loop-device images', () => {
     expect(content.split(keyBase64).length - 1).toBe(1);
   });
 
-  it('a key already present behind an options prefix counts as present', async () => {
+  it('a key present only behind an options prefix is not the unrestricted key: appended once more, with a warning, the old line kept', async () => {
+    // (Review R1, F6: options such as from= or command= can stop the login the run is for; see
+    // review-findings.test.ts for sshd's own verdict.)
     const line = `no-port-forwarding,command="echo 'use ec2-user'" ${keyType} ${keyBase64} x`;
     const { path, before } = await image({ layout: 'ext4-whole', users: [{ name: 'ec2-user', uid: 1000, gid: 1000, authorizedKeys: `${line}\n` }] });
 
     const result = await inject(path, { publicKey: key.publicKey });
 
-    expect(result.report?.changes[0]?.action).toBe('already-present');
-    expect(diffImage(before, await snapshotImage(path))).toEqual([]);
+    expect(result.report?.changes[0]?.action).toBe('appended');
+    expect(result.report?.warnings).toEqual([expect.stringContaining('only behind options')]);
+    expect(Object.keys(await changes(path, before))).toEqual(['disk:/home/ec2-user/.ssh/authorized_keys']);
+    expect(await readFromImage(path, 'disk', '/home/ec2-user/.ssh/authorized_keys', ',noload')).toBe(`${line}\n${key.publicKey}\n`);
+    // A second run finds the unrestricted line: nothing more.
+    const afterFirst = await snapshotImage(path);
+    expect((await inject(path, { publicKey: key.publicKey })).report?.changes[0]?.action).toBe('already-present');
+    expect(diffImage(afterFirst, await snapshotImage(path))).toEqual([]);
   });
 
   it('without cloud-init: every user with uid >= 1000 and a login shell; named users, root only when named', async () => {

@@ -63,6 +63,24 @@ const CASES: Array<[string, Partial<ImageSpec>, RegExp | null]> = [
   }, null],
   ['Match all after a Match block that does not apply', { sshdConfig: 'Match User nobody\n  AuthorizedKeysFile /etc/ssh/keys/nobody\nMatch all\n  AuthorizedKeysFile .ssh/from_all_%u\n' }, null],
   ['no AuthorizedKeysFile at all: the compiled-in default', { sshdConfig: 'PasswordAuthentication no\n' }, null],
+  // Review R1 findings:
+  ['F7: ~name in AuthorizedKeysFile is that user\'s home, expanded when sshd reads its configuration', {
+    sshdConfig: 'Match User alice\n  AuthorizedKeysFile ~alice/.ssh/tilde_keys\nMatch User carol\n  AuthorizedKeysFile ~carol/.ssh/authorized_keys ~carol/x\n',
+  }, null],
+  ['F10: an Include with a pattern in a directory component', {
+    sshdConfig: 'Include /etc/ssh/conf*.x/*.conf\nAuthorizedKeysFile .ssh/not_this\n',
+    extraFiles: {
+      '/etc/ssh/conf1.x/10-a.conf': 'Match User alice\n  AuthorizedKeysFile .ssh/from_glob_dir\n',
+      '/etc/ssh/conf2.x/20-b.conf': 'AuthorizedKeysFile .ssh/second_%u\n',
+    },
+  }, null],
+  ['F11: Match patterns know * and ? only; an extended glob of bash is literal text', {
+    sshdConfig: 'Match User @(alice|zed)\n  AuthorizedKeysFile .ssh/at\nMatch User +(c*)\n  AuthorizedKeysFile .ssh/plus\nMatch User *(*(*(a)))b,!(bob)\n  AuthorizedKeysFile .ssh/star\nMatch User [ab]*\n  AuthorizedKeysFile .ssh/bracket\n',
+  }, null],
+  ['F13: a group id with two names: sshd names it by the first, so membership of the second is not matched', {
+    groups: [{ name: 'wheel2', gid: 10, members: [] }, { name: 'admins', gid: 10, members: ['alice', 'carol'] }, { name: 'staff', gid: 1500, members: ['carol'] }],
+    sshdConfig: 'Match Group admins\n  AuthorizedKeysFile .ssh/admins\nMatch Group wheel2\n  AuthorizedKeysFile .ssh/wheel2\n',
+  }, null],
 ];
 
 let dir: string;

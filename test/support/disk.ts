@@ -7,7 +7,7 @@ import { execFileSync } from 'child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
 import { join } from 'path';
 import { injectKeyScriptFromDocument, loadInjectKeyDocument } from '../../lib/inject-key-document';
-import { listLoopDevices } from '../../local/disk/loop';
+import { attachLoop, detachLoop, listLoopDevices } from '../../local/disk/loop';
 import { runInjectScript, type RunInjectResult } from '../../local/disk/run-inject';
 
 export const VOLUME_ID = 'vol-0a1b2c3d4e5f60718';
@@ -72,6 +72,20 @@ export async function inject(image: string, options: InjectOptions): Promise<Run
     throw new Error(`the script left mounts ${JSON.stringify(result.leftoverMounts)} and files ${JSON.stringify(result.leftoverTmp)}`);
   }
   return result;
+}
+
+/**
+ * Run a shell script as root with one filesystem of an image mounted read-write at $m (partition
+ * suffix such as 'p2', or '' for the whole disk), in a private mount namespace; its stdout.
+ */
+export async function onImage(path: string, partition: string, script: string, options = 'rw'): Promise<string> {
+  const loop = await attachLoop(path);
+  try {
+    const wrapper = `set -e; m=$(mktemp -d); trap 'umount "$m" 2>/dev/null; rmdir "$m"' EXIT; mount -o "$2" "$1" "$m"; ${script}`;
+    return execFileSync('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', wrapper, 'x', `${loop.device}${partition}`, options], { encoding: 'utf8' });
+  } finally {
+    await detachLoop(loop.device);
+  }
 }
 
 /** Is this process root (the disk tests need it; CI runs as root). */
