@@ -55,14 +55,22 @@ export class AutomationRole extends Construct {
       }),
     );
     // The cancel path (startRestore) starts the restore runbook with StartAutomationExecution,
-    // and nothing else: the resource is that document's automation-definition, any version
-    // (Service Authorization Reference, Systems Manager: StartAutomationExecution on
-    // automation-definition; ARN arn:${Partition}:ssm:${Region}:${Account}:automation-definition/${Name}:${VersionId}).
+    // and no other document. AWS's example policy for running an automation grants it on the
+    // document and on automation-execution/* ("Setting up identity based policies examples",
+    // Example 1: docs.aws.amazon.com/systems-manager/latest/userguide/automation-setup-identity-based-policies.html);
+    // the Service Authorization Reference names the automation-definition resource
+    // (arn:${Partition}:ssm:${Region}:${Account}:automation-definition/${Name}:${VersionId}).
+    // All three, the document's for its name only.
+    const ssmArn = `arn:${stack.partition}:ssm:${stack.region}:${stack.account}`;
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'StartRestoreRunbook',
         actions: ['ssm:StartAutomationExecution'],
-        resources: [`arn:${stack.partition}:ssm:${stack.region}:${stack.account}:automation-definition/${props.restoreDocumentName}:*`],
+        resources: [
+          `${ssmArn}:document/${props.restoreDocumentName}`,
+          `${ssmArn}:automation-definition/${props.restoreDocumentName}:*`,
+          `${ssmArn}:automation-execution/*`,
+        ],
       }),
     );
     // The restore execution runs as this role too (its AutomationAssumeRole), so starting it

@@ -407,7 +407,11 @@ describe('automation role', () => {
     ]);
     // The cancel path may start the restore runbook and no other document.
     expect(grants(stmts, 'ssm:StartAutomationExecution').map((s) => s.resources)).toEqual([
-      ['arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:automation-definition/ResetAccess-Restore:*'],
+      [
+        'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:document/ResetAccess-Restore',
+        'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:automation-definition/ResetAccess-Restore:*',
+        'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:automation-execution/*',
+      ],
     ]);
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [{ Ref: roleLogicalId }],
