@@ -1156,10 +1156,12 @@ user_can_open() {
 
 # check_mode PATH MODE OWNER: what was made has exactly that mode and owner (a default ACL of the
 # directory can widen a new file's mode past the umask; sshd's StrictModes would then refuse it).
+# (The permission bits only: a set-group-id bit inherited from the directory is no concern of sshd's.)
 check_mode() {
-  local got
-  got=$(stat -c '%a %u' -- "$TARGET$1")
-  [[ $got == "$2 $3" ]] || die "$1 was made with mode and owner $got, not $2 $3: refusing; nothing was changed"
+  local mode owner
+  read -r mode owner < <(stat -c '%a %u' -- "$TARGET$1")
+  [[ $(printf '%o' $((8#$mode & 8#777))) == "$2" && $owner == "$3" ]] ||
+    die "$1 was made with mode $mode and owner $owner, not $2 and $3: refusing; nothing was changed"
 }
 
 label() {

@@ -117,6 +117,22 @@ describe('F2: a default ACL on the home', () => {
   });
 });
 
+describe('F2, the other way: a set-group-id home is no reason to refuse', () => {
+  it('home 2700: the new .ssh inherits the bit (2700), the run succeeds and sshd accepts the login', async () => {
+    const { path } = await image({ layout: 'ext4-whole', cloudInitDefaultUser: 'alice', users: [{ ...alice, noSsh: true }] });
+    await onImage(path, '', 'chmod 2700 "$m/home/alice"');
+    const before = await snapshotImage(path);
+
+    const result = await inject(path, { publicKey: pair.publicKey });
+
+    expect(result.report?.status).toBe('ok');
+    const after = await snapshotImage(path);
+    expect(diffImage(before, after).map((d) => d.key)).toEqual(['disk:/home/alice/.ssh', 'disk:/home/alice/.ssh/authorized_keys']);
+    expect(after.entries.get('disk:/home/alice/.ssh')).toMatch(/^d 2700 1000:1000 /);
+    expect((await login(path, 'alice', pair.privateKey)).ok).toBe(true);
+  });
+});
+
 describe('F3: a user-made /etc on another filesystem is not a second root', () => {
   it("a separate world-writable /tmp partition holding a uid 1000 etc/passwd and etc/ssh: the real root is used", async () => {
     const { path } = await image({ layout: 'two-roots', cloudInitDefaultUser: 'alice', users: [alice] });
