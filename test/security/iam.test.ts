@@ -395,12 +395,17 @@ test('the automation role is assumable only by Systems Manager of this account, 
   const writes = own.flatMap((s) => s.actions.filter((a) => !READ.test(a) && a !== 'lambda:InvokeFunction').map((a) => ({ a, s })));
   for (const { a, s } of writes) {
     if (a === 'ssm:StartAutomationExecution') {
-      // one document only, and not the main runbook (a run cannot start another reset)
-      expect(s.resources).toHaveLength(1);
-      const m = /:ssm:[^:]*:[^:]*:automation-definition\/([^:]+):\*$/.exec(s.resources[0]);
-      expect(names).toContain(m?.[1]);
-      expect(m?.[1]).not.toBe(names.find((n) => !n.endsWith('-Restore')));
-      expect(m?.[1]).toMatch(/-Restore$/);
+      // one document only, and not the main runbook (a run cannot start another reset): its
+      // document and automation-definition, and automation-execution/* (AWS's example policy)
+      const docs = s.resources.filter((r) => !/:automation-execution\/\*$/.test(r));
+      expect(docs).toHaveLength(s.resources.length - 1);
+      for (const r of docs) {
+        const m = /:ssm:[^:]*:[^:]*:(?:automation-definition\/([^:]+):\*|document\/([^:/]+))$/.exec(r);
+        const name = m?.[1] ?? m?.[2];
+        expect(names).toContain(name);
+        expect(name).not.toBe(names.find((n) => !n.endsWith('-Restore')));
+        expect(name).toMatch(/-Restore$/);
+      }
     } else {
       // the only other write: passing itself to Systems Manager (the passRole rule above)
       expect({ a, sid: s.sid, condition: s.condition }).toEqual({ a: 'iam:PassRole', sid: s.sid, condition: { StringEquals: { 'iam:PassedToService': 'ssm.amazonaws.com' } } });
