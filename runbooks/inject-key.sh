@@ -604,6 +604,7 @@ find_mounts() {
     for option in "${opts[@]}"; do
       case "$option" in subvol=* | subvolid=*) subvol=$option ;; esac
     done
+    [[ ,$options, == *,noauto,* ]] && warn "the target's /etc/fstab mounts $mountpoint with noauto: what is written there is seen only when something mounts it"
     EXTRA_POINTS+=("$mountpoint"); EXTRA_DEVICES+=("$device"); EXTRA_FSTYPES+=("$fstype"); EXTRA_OPTIONS+=("$subvol")
     log "separate $mountpoint: $device ($fstype${subvol:+, $subvol}) from fstab $spec"
   done <"$fstab"
@@ -1032,12 +1033,32 @@ read_selinux() {
   return 0
 }
 
+# Options given to sshd on its command line (-o, -f) override or replace /etc/ssh/sshd_config, and
+# are not read here: warn where the usual places pass any (RHEL /etc/sysconfig/sshd OPTIONS,
+# Debian /etc/default/ssh SSHD_OPTS, a systemd unit or drop-in for sshd or ssh).
+command_line_warning() {
+  local pattern file content re='(^|[[:space:]"'\''=])-[fo]'
+  for pattern in /etc/sysconfig/sshd /etc/default/ssh /etc/systemd/system/sshd.service /etc/systemd/system/ssh.service \
+    '/etc/systemd/system/sshd.service.d/*.conf' '/etc/systemd/system/ssh.service.d/*.conf'; do
+    glob_in_target "$pattern"
+    for file in "${GLOB_MATCHES[@]}"; do
+      resolve_in_root "$file"
+      [[ -f $TARGET$RESOLVED ]] || continue
+      content=$(grep -v '^[[:space:]]*#' -- "$TARGET$RESOLVED" || true)
+      if [[ ${content,,} == *authorizedkeysfile* || $content =~ $re ]]; then
+        warn "$file may give sshd options on its command line (-o, -f), which are not read here: the file written is the one /etc/ssh/sshd_config names"
+      fi
+    done
+  done
+}
+
 # --- plan: decide everything before writing
 plan() {
   PLAN_USER=() PLAN_FILE=() PLAN_HOME=() PLAN_WRITER=() PLAN_OWN=()
   read_target
   local user home file t chosen missing written per
   select_users
+  command_line_warning
   for user in "${SELECTED_USERS[@]}"; do
     resolve_in_root "${PASSWD_HOME[$user]}"
     home=$RESOLVED

@@ -278,3 +278,28 @@ describe('F13: a filesystem that cannot be written', () => {
     expect(diffImage(before, await snapshotImage(path))).toEqual([]);
   });
 });
+
+describe('what the review could not reproduce, warned about when present', () => {
+  it.each([
+    ['/etc/sysconfig/sshd', 'OPTIONS="-o AuthorizedKeysFile=/etc/ssh/keys/%u"\n', true],
+    ['/etc/systemd/system/sshd.service.d/10-f.conf', '[Service]\nExecStart=\nExecStart=/usr/sbin/sshd -D -f /etc/ssh/other_config\n', true],
+    ['/etc/sysconfig/sshd', '# Configuration file for the sshd service (adjust sshd.service options)\n# OPTIONS="-o x"\nSSH_USE_STRONG_RNG=0\n', false],
+  ])('sshd options on its command line (%s): a warning, the key still written', async (file, content, warned) => {
+    const { path } = await image({ layout: 'ext4-whole', cloudInitDefaultUser: 'alice', users: [alice], extraFiles: { [file]: content } });
+
+    const result = await inject(path, { publicKey: pair.publicKey });
+
+    expect(result.report?.changes).toEqual([{ user: 'alice', uid: 1000, file: '/home/alice/.ssh/authorized_keys', action: 'created' }]);
+    expect(result.report?.warnings).toEqual(warned ? [`${file} may give sshd options on its command line (-o, -f), which are not read here: the file written is the one /etc/ssh/sshd_config names`] : []);
+  });
+
+  it('a home filesystem mounted noauto: a warning, the key written there', async () => {
+    const { path } = await image({ layout: 'gpt-xfs-home', cloudInitDefaultUser: 'alice', users: [alice] });
+    expect(await onImage(path, 'p1', 'sed -i "s#\\(/home.*\\)defaults,nofail#\\1defaults,noauto#" "$m/etc/fstab"; grep -c noauto "$m/etc/fstab"', 'rw,nouuid')).toBe('1\n');
+
+    const result = await inject(path, { publicKey: pair.publicKey });
+
+    expect(result.report?.changes).toEqual([{ user: 'alice', uid: 1000, file: '/home/alice/.ssh/authorized_keys', action: 'created' }]);
+    expect(result.report?.warnings).toEqual(["the target's /etc/fstab mounts /home with noauto: what is written there is seen only when something mounts it"]);
+  });
+});
