@@ -10,7 +10,9 @@
  * 3. the inject-key script on the helper (test/security/inject-script.test.ts).
  */
 import './support/env';
-import { existsSync } from 'fs';
+import { execFileSync } from 'child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
 import { STEP_FOLDERS } from '../../lib/constants';
 import { join } from 'path';
 import { asText, leaks } from './support/secrets';
@@ -61,15 +63,32 @@ interface DocCase {
   expectAccepted: boolean;
 }
 
+/** An RSA 2048 public key line made by OpenSSH's own ssh-keygen: it fits Automation's 512 characters. */
+function sshKeygenRsa2048(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hostile-rsa-'));
+  try {
+    execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '2048', '-N', '', '-C', 'ops@example', '-f', join(dir, 'k')]);
+    return readFileSync(join(dir, 'k.pub'), 'utf8').trim();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+const GOOD_RSA_2048 = sshKeygenRsa2048();
+
 const RESET_ACCESS_TABLE: Record<string, { good: string[]; hostile: Row[] }> = {
   InstanceId: { good: [GOOD_INSTANCE], hostile: INSTANCE_ID_ROWS },
   AutomationAssumeRole: { good: ['arn:aws:iam::123456789012:role/ResetAccessAutomation'], hostile: ROLE_ARN_ROWS },
   SubnetId: { good: ['CreateNewVPC', 'SelectedInstanceSubnet', GOOD_SUBNET], hostile: SUBNET_ROWS },
   HelperInstanceType: { good: ['t3.small', 'm7i-flex.large', 't4g.small'], hostile: INSTANCE_TYPE_ROWS },
   KeyType: { good: ['rsa', 'ed25519'], hostile: KEY_TYPE_ROWS },
+  // Every Automation parameter value is at most 512 characters (botocore ssm service-2.json,
+  // AutomationParameterValue): an RSA 4096 line (about 725) comes in through PublicKeyParameter.
   PublicKey: {
-    good: ['', GOOD_ED25519, GOOD_RSA],
-    hostile: PUBLIC_KEY_ROWS.filter(([l]) => !NEEDS_BLOB_PARSING.has(l)),
+    good: ['', GOOD_ED25519, GOOD_RSA_2048],
+    hostile: [
+      ...PUBLIC_KEY_ROWS.filter(([l]) => !NEEDS_BLOB_PARSING.has(l)),
+      ['an RSA 4096 line, over the 512 characters of an Automation parameter value', GOOD_RSA],
+    ],
   },
   Users: { good: ['', 'ec2-user', 'ec2-user,ubuntu', 'root', 'svc_deploy.2'], hostile: USERS_ROWS },
   BackupMethod: { good: ['Snapshot', 'Image', 'None'], hostile: BACKUP_ROWS },
@@ -189,11 +208,13 @@ describe('the runbook never pastes a parameter into code', () => {
   const file = join(REPO, 'runbooks', 'reset-access.yaml');
   const doc = existsSync(file) ? (parse(require('fs').readFileSync(file, 'utf8')) as { mainSteps?: Array<Record<string, unknown>> }) : {};
 
-  test('only actions that take values as data: Lambda payloads, API waits, branches', () => {
+  test('only actions that take values as data: Lambda payloads, API calls and waits, branches', () => {
     const actions = new Set((doc.mainSteps ?? []).map((st) => String(st.action)));
     expect(actions.size).toBeGreaterThan(0);
-    // no aws:executeScript, aws:runCommand, aws:runShellScript or aws:executeAwsApi with a pasted value
-    expect([...actions].filter((a) => !['aws:invokeLambdaFunction', 'aws:waitForAwsResourceProperty', 'aws:branch'].includes(a))).toEqual([]);
+    // no aws:executeScript, aws:runCommand or aws:runShellScript: no step whose input is code.
+    // aws:executeAwsApi passes its inputs as the API's request parameters (automation-action-executeAwsApi.html).
+    const asData = ['aws:invokeLambdaFunction', 'aws:executeAwsApi', 'aws:waitForAwsResourceProperty', 'aws:branch'];
+    expect([...actions].filter((a) => !asData.includes(a))).toEqual([]);
   });
 
   test('every {{ }} reference is a whole value, never spliced into a longer string', () => {
