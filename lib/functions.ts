@@ -79,6 +79,14 @@ const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; descr
 };
 
 /**
+ * Each function's timeout in seconds. The restore runbook waits longer than the longest of them
+ * after a cancelled execution ends (runbooks/restore.yaml, waitForLambdasStopped).
+ */
+export function functionTimeoutSeconds(folder: StepFolder): number {
+  return SIZING[folder].timeout.toSeconds();
+}
+
+/**
  * One step function's policy, built statement by statement. Every wildcard resource is
  * recorded with the reason it cannot be narrower, and acknowledged to cdk-nag (IAM5) on that
  * function's policy only, naming exactly that resource.

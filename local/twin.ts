@@ -127,6 +127,8 @@ export interface RunOptions {
   readonly faults?: Fault[];
   /** Cancel the execution when this step starts. */
   readonly cancelAt?: string;
+  /** Cancel the execution while this Lambda step's function runs (runner.ts, cancelInFlight). */
+  readonly cancelInFlight?: { step: string; runsForSeconds: number };
   /** Faults on AWS calls, armed for this run and cleared after it. */
   readonly awsFaults?: AwsFault[];
   readonly executionId?: string;
@@ -507,6 +509,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             clock,
             faults: runOptions.faults,
             cancelAt: runOptions.cancelAt,
+            cancelInFlight: runOptions.cancelInFlight,
             log: runOptions.log,
             warmFunctions: warm,
             accountId: ACCOUNT_ID,

@@ -91,6 +91,8 @@ export interface ExecutionResult {
   cancelPathCutShort?: boolean;
   /** assumeRole as resolved (recorded; the twin does not assume roles). */
   assumeRole?: unknown;
+  /** The invocations cancelInFlight left running (top-level execution only), all landed. */
+  inFlight?: InFlightInvocation[];
 }
 
 export interface RunAutomationOptions {
@@ -103,6 +105,19 @@ export interface RunAutomationOptions {
   faults?: Fault[];
   /** Cancel the execution when this step starts (its onCancel routes the cancellation). */
   cancelAt?: string;
+  /**
+   * Cancel the execution while this aws:invokeLambdaFunction step's Lambda runs: the step is
+   * Cancelled at once and its onCancel routes, but the invocation goes on. A synchronous Invoke
+   * runs until the function returns or times out; nothing stops it
+   * (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html), and Lambda stops a function
+   * at its timeout (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html).
+   * The runner models the worst case: the function's work lands `runsForSeconds` after the step
+   * started (give its timeout), at the first step boundary of any execution on the clock at or
+   * after that time, or when everything has ended.
+   */
+  cancelInFlight?: { step: string; runsForSeconds: number };
+  /** Invocations still running after a cancel; shared with the executions this one starts. */
+  inFlight?: InFlightInvocation[];
   log?: (line: string) => void;
   /** Resolves a CloudFormation token found as a parameter default (e.g. the AutomationAssumeRole ARN). */
   resolveIntrinsic?: (value: unknown) => unknown;
@@ -117,6 +132,20 @@ export interface RunAutomationOptions {
    * (the twin's deployed Automation documents). @default - none: such a call goes to awsCall
    */
   documents?: Record<string, unknown>;
+}
+
+export interface InFlightInvocation {
+  step: string;
+  executionId: string;
+  fn: unknown;
+  payload: unknown;
+  /** Absolute clock times: invoked, and the end of its run (when its work lands). */
+  startedAt: number;
+  endsAt: number;
+  /** Absolute clock time at which its work was applied; undefined until then. */
+  landedAt?: number;
+  /** How it ended, when it threw. */
+  error?: string;
 }
 
 export type RegistryStatus = ExecutionStatus | 'InProgress';
@@ -146,6 +175,17 @@ const THROTTLING_CODES = ['ThrottlingException', 'Throttling', 'TooManyRequestsE
 
 /** Ids handed out by StartAutomationExecution whose execution has not started running yet. */
 const reservedIds = new Set<string>();
+
+/**
+ * StartAutomationExecution ClientToken: "User-provided idempotency token. The token must be
+ * unique, is case insensitive, enforces the UUID format, and can't be reused" (IdempotencyToken:
+ * 36 characters, a UUID pattern), and IdempotentParameterMismatch is the error "when an
+ * idempotent operation is retried and the parameters don't match the original call" (botocore
+ * data/ssm/2014-11-06/service-2.json). A retry with the same parameters answering the first
+ * execution's id is an assumption (local/README.md); either way no second execution starts.
+ */
+const IDEMPOTENCY_TOKEN = /^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$/;
+const clientTokens = new Map<string, { id: string; request: string }>();
 
 class StepFailure extends Error {
   constructor(
@@ -184,6 +224,27 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
     if (!doc.stepIndex.has(f.step)) throw new UnsupportedDocument(`fault names step "${f.step}", which is not in the document`);
     if (f.when !== 'before' && f.when !== 'after') throw new UnsupportedDocument(`fault on ${f.step}: when must be before or after`);
   }
+  if (opts.cancelInFlight !== undefined) {
+    const s = doc.steps[doc.stepIndex.get(opts.cancelInFlight.step) ?? -1];
+    if (!s || s.action !== 'aws:invokeLambdaFunction') {
+      throw new UnsupportedDocument(`cancelInFlight names step "${opts.cancelInFlight.step}", which is no aws:invokeLambdaFunction step of the document`);
+    }
+  }
+  const topLevel = opts.inFlight === undefined;
+  const inFlight: InFlightInvocation[] = opts.inFlight ?? [];
+  /** Applies the work of every in-flight invocation whose run has ended by now. */
+  const land = async (all = false): Promise<void> => {
+    for (const f of inFlight) {
+      if (f.landedAt !== undefined || (!all && f.endsAt > clock.now())) continue;
+      f.landedAt = clock.now();
+      try {
+        await opts.invokeLambda(f.fn, f.payload);
+      } catch (e) {
+        f.error = errorMessage(e);
+      }
+      log(`[${fmt(clock.now() - startedAt)}] the Lambda of cancelled step ${f.step} (${f.executionId.slice(0, 8)}) ended`);
+    }
+  };
   if (opts.cancelAt !== undefined && !doc.stepIndex.has(opts.cancelAt)) {
     throw new UnsupportedDocument(`cancelAt names step "${opts.cancelAt}", which is not in the document`);
   }
@@ -286,6 +347,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
         break;
       }
       clock.advanceBy(latencyOf('AutomationStepTransition'));
+      await land();
       const record: StepResult = {
         name: step.name,
         action: step.action,
@@ -304,6 +366,22 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
         record.status = 'Cancelled';
         record.failureMessage = 'The execution was cancelled when this step started';
         log(`[${fmt(rel())}] ${step.name} Cancelled (onCancel ${step.onCancel})`);
+        current = step.onCancel === 'Abort' ? undefined : doc.stepIndex.get(step.onCancel.slice(5));
+        continue;
+      }
+      if (!cancelFired && opts.cancelInFlight?.step === step.name) {
+        cancelFired = true;
+        cancelled = true;
+        const fn = resolve(step.inputs.FunctionName);
+        const payload = step.inputs.InputPayload === undefined ? {} : resolve(step.inputs.InputPayload);
+        const invokedAt = clock.now() + latencyOf(warm.has(JSON.stringify(fn)) ? 'LambdaWarmInvoke' : 'LambdaColdInvoke');
+        inFlight.push({ step: step.name, executionId, fn, payload, startedAt: invokedAt, endsAt: invokedAt + opts.cancelInFlight.runsForSeconds });
+        clock.advanceTo(invokedAt);
+        cancelledAt = clock.now();
+        record.status = 'Cancelled';
+        record.failureMessage = 'The execution was cancelled while this step\'s Lambda function ran';
+        record.endedAt = rel();
+        log(`[${fmt(rel())}] ${step.name} Cancelled in flight (onCancel ${step.onCancel})`);
         current = step.onCancel === 'Abort' ? undefined : doc.stepIndex.get(step.onCancel.slice(5));
         continue;
       }
@@ -404,10 +482,14 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
         clock,
         faults: [],
         cancelAt: undefined,
+        cancelInFlight: undefined,
+        inFlight,
         log: (line) => log(`  ${child.id.slice(0, 8)} ${line}`),
       }),
     );
   }
+  // Whatever is still in flight when every execution has ended still ends (and does its work).
+  if (topLevel) await land(true);
   return {
     executionId,
     status,
@@ -418,6 +500,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
     assumeRole,
     startedExecutions,
     ...(cancelPathCutShort ? { cancelPathCutShort } : {}),
+    ...(topLevel && inFlight.length > 0 ? { inFlight } : {}),
   };
 
   // ---- actions -------------------------------------------------------------------------
@@ -560,7 +643,19 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
     } catch (e) {
       throw new StepFailure(`InvalidAutomationExecutionParametersException: ${errorMessage(e)}`);
     }
+    let token: string | undefined;
+    if (params.ClientToken !== undefined) {
+      token = String(params.ClientToken).toLowerCase();
+      if (!IDEMPOTENCY_TOKEN.test(token)) throw new StepFailure('ValidationException: ClientToken is not a UUID (IdempotencyToken)');
+      const request = JSON.stringify({ name, parameters });
+      const known = clientTokens.get(token);
+      if (known) {
+        if (known.request !== request) throw new StepFailure('IdempotentParameterMismatch: ClientToken was used with other parameters');
+        return { AutomationExecutionId: known.id };
+      }
+    }
     const id = cryptoRandomId();
+    if (token !== undefined) clientTokens.set(token, { id, request: JSON.stringify({ name, parameters }) });
     reservedIds.add(id);
     executions.set(id, 'InProgress');
     started.push({ id, document, parameters });

@@ -181,8 +181,8 @@ describe('the lint catches', () => {
   it('a wrong schema version', () => {
     expect(mutate((d) => (d.schemaVersion = '0.2'))).toContain('schemaVersion is 0.2, not 0.3');
   });
-  it('aws:sleep', () => {
-    expect(mutate((d) => (stepOf(d, 'waitForRootDetached').action = 'aws:sleep'))).toContain('waitForRootDetached: action aws:sleep is not allowed');
+  it('aws:executeScript', () => {
+    expect(mutate((d) => (stepOf(d, 'waitForRootDetached').action = 'aws:executeScript'))).toContain('waitForRootDetached: action aws:executeScript is not allowed');
   });
   it('an unresolved variable', () => {
     expect(mutate((d) => ((stepOf(d, 'summarize').inputs?.InputPayload as Record<string, string>).BackupResult = '{{ nowhere.Payload }}'))).toEqual([

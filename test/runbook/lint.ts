@@ -36,6 +36,8 @@ export const AUTOMATION_ACTIONS = new Set([
   'aws:waitForAwsResourceProperty',
   'aws:branch',
   'aws:executeAwsApi',
+  // The restore runbook's wait for a cancelled execution's Lambdas to stop (waitForLambdasStopped).
+  'aws:sleep',
 ]);
 export const FUNCTION_PLACEHOLDER = /^%%FunctionArn:([a-z0-9-]+)%%$/;
 const PLACEHOLDER = /^%%[A-Za-z]+(:[a-z0-9-]+)?%%$/;

@@ -6,13 +6,17 @@
  * at any step routes to restore in the same execution, and that a cancel at any step ends the run
  * within the cancellation path's two minutes and converges through the restore runbook it starts.
  */
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { latencyOf } from '../../local/latency';
 import { VirtualClock } from '../../local/runner/clock';
 import { AwsCall, CANCEL_PATH_SECONDS, ExecutionResult, executions, runAutomation, timeToAccess } from '../../local/runner/runner';
 import { loadRunbookYaml, replacePlaceholders, RESTORE_RUNBOOK_FILE } from '../../lib/runbook';
-import { STEP_FOLDERS } from '../../lib/constants';
+import { STEP_FOLDERS, type StepFolder } from '../../lib/constants';
+import { functionTimeoutSeconds } from '../../lib/functions';
 import { Handler, lambdas } from './helpers';
 
 const TARGET = 'i-0aaaaaaaaaaaaaaaa';
@@ -22,6 +26,8 @@ const COMMAND = 'cmd-1';
 const ROLE = 'arn:aws:iam::123456789012:role/automation';
 const ACCESS_STEPS = ['waitForInstanceRunning', 'startInstance'];
 const RESTORE_DOCUMENT = 'ResetAccess-Restore';
+/** The botocore package of the preinstalled AWS CLI v1: AWS's published service models. */
+const BOTOCORE = execFileSync('python3', ['-c', 'import botocore,os;print(os.path.dirname(botocore.__file__))']).toString().trim();
 
 const tokens = {
   functionArns: Object.fromEntries(STEP_FOLDERS.map((f) => [f, `fn:${f}`])),
@@ -148,12 +154,18 @@ function world(clock: VirtualClock, originalState: 'running' | 'stopped', restor
     },
   };
   const fake = lambdas(Object.fromEntries(Object.entries(handlers).map(([folder, h]) => [`fn:${folder}`, h])));
-  return { awsCall, fake, instance, volume: () => volume, lock: () => lock };
+  const timeline: { fn: string; at: number }[] = [];
+  const invoke = (fn: unknown, payload: unknown) => {
+    timeline.push({ fn: String(fn), at: clock.now() });
+    return fake.invoke(fn, payload);
+  };
+  return { awsCall, fake: { ...fake, invoke }, timeline, instance, volume: () => volume, lock: () => lock };
 }
 
 interface ResetOptions {
   faults?: { step: string; when: 'before' | 'after'; message: string }[];
   cancelAt?: string;
+  cancelInFlight?: { step: string; runsForSeconds: number };
   document?: unknown;
   restoreSeconds?: number;
 }
@@ -259,7 +271,7 @@ describe('the repository runbook on the runner', () => {
     const restore = r.startedExecutions[0];
     expect(r.outputs['startRestore.RestoreExecutionId']).toBe(restore.executionId);
     expect(restore.status).toBe('Success');
-    expect(restore.steps.map((s) => s.name)).toEqual(['waitForExecutionEnded', 'restore', 'cleanup']);
+    expect(restore.steps.map((s) => s.name)).toEqual(['waitForExecutionEnded', 'waitForLambdasStopped', 'restore', 'cleanup']);
     // The restore runbook restored this execution's plan, not its own.
     expect(w.fake.calls.filter((c) => c.fn === 'fn:restore').map((c) => c.event.ExecutionId)).toEqual([r.executionId]);
     converged(w, 'running');
@@ -297,4 +309,109 @@ describe('the repository runbook on the runner', () => {
       converged(w, 'running');
     },
   );
+
+  /**
+   * P1-1: a cancel while a step's Lambda runs does not stop it (API_Invoke.html); it may go on
+   * until its timeout (lib/functions.ts). The runner lets it run that long and applies its work
+   * when it ends. The restore runbook must not restore or clean up before then.
+   */
+  const lambdaSteps = (RUNBOOK.mainSteps as { name: string; action?: string; inputs?: { FunctionName?: string } }[])
+    .filter((s) => s.action === 'aws:invokeLambdaFunction' && s.name !== 'preflight')
+    .map((s) => [s.name, String(s.inputs?.FunctionName).replace(/^fn:/, '') as StepFolder] as const);
+
+  it.each(lambdaSteps)('a cancel while the Lambda of %s (%s) runs to its timeout: restore and cleanup start only after it has ended', async (step, folder) => {
+    const runsForSeconds = functionTimeoutSeconds(folder);
+    // restore and cleanupAfterRestore run only after a failure: fail injectKey to reach them.
+    const faults = step === 'restore' || step === 'cleanupAfterRestore' ? [{ step: 'injectKey', when: 'after' as const, message: 'injected' }] : [];
+    const { result: r, w } = await reset('running', { cancelInFlight: { step, runsForSeconds }, faults });
+    expect(r.status).toBe('Cancelled');
+    expect(r.steps.map((s) => [s.name, s.status]).slice(-2)).toEqual([
+      [step, 'Cancelled'],
+      ['startRestore', 'Success'],
+    ]);
+    expect(r.inFlight).toHaveLength(1);
+    const flight = r.inFlight?.[0];
+    expect(flight?.endsAt).toBeCloseTo((flight?.startedAt ?? 0) + runsForSeconds);
+    const child = r.startedExecutions[0];
+    expect(child.status).toBe('Success');
+    // Every Lambda call after the cancel, in order, with its time on the clock.
+    const after = w.timeline.filter((c) => c.at >= (flight?.startedAt ?? 0));
+    const landing = after.findIndex((c) => c.fn === `fn:${folder}` && c.at === flight?.landedAt);
+    expect(landing).toBeGreaterThanOrEqual(0);
+    const converging = after.map((c, i) => ({ ...c, i })).filter((c) => c.i !== landing && (c.fn === 'fn:restore' || c.fn === 'fn:cleanup'));
+    expect(converging.length).toBeGreaterThanOrEqual(2);
+    for (const c of converging) {
+      // No restore or cleanup while the cancelled invocation may still run, and its work came first.
+      expect(c.at).toBeGreaterThanOrEqual(flight?.endsAt ?? Infinity);
+      expect(c.i).toBeGreaterThan(landing);
+    }
+    converged(w, 'running');
+  });
+
+  // P2-5: a cancel during the failure path hands over to the restore runbook too.
+  it.each(['restore', 'cleanupAfterRestore'])('a cancel at %s (on the failure path) starts the restore runbook, which converges', async (step) => {
+    const { result: r, w } = await reset('running', { faults: [{ step: 'injectKey', when: 'after', message: 'injected' }], cancelAt: step });
+    expect(r.status).toBe('Cancelled');
+    expect(r.steps.map((s) => [s.name, s.status]).slice(-2)).toEqual([
+      [step, 'Cancelled'],
+      ['startRestore', 'Success'],
+    ]);
+    expect(r.startedExecutions.map((e) => e.status)).toEqual(['Success']);
+    converged(w, 'running');
+  });
+
+  // P2-6: startRestore's attempts fit the two minutes, and a retry does not start a second -Restore.
+  it('startRestore: a retry after a call that did start the restore runbook starts no second one', async () => {
+    const { result: r, w } = await reset('running', {
+      cancelAt: 'injectKey',
+      faults: [{ step: 'startRestore', when: 'after', message: 'timed out waiting for the answer', times: 1 } as never],
+    });
+    const startStep = r.steps.find((s) => s.name === 'startRestore');
+    expect(startStep).toMatchObject({ status: 'Success', attempts: 2 });
+    expect(r.cancelPathCutShort).toBeUndefined();
+    expect(r.startedExecutions).toHaveLength(1);
+    expect(r.outputs['startRestore.RestoreExecutionId']).toBe(r.startedExecutions[0].executionId);
+    converged(w, 'running');
+  });
+
+  it('startRestore: every attempt at its timeout still ends inside the cancellation path', () => {
+    const step = (RUNBOOK.mainSteps as { name: string; timeoutSeconds?: number; maxAttempts?: number }[]).find((s) => s.name === 'startRestore');
+    // The steps before it on the cancel path take at least one step transition.
+    expect((step?.timeoutSeconds ?? 3600) * (step?.maxAttempts ?? 1)).toBeLessThan(CANCEL_PATH_SECONDS - latencyOf('AutomationStepTransition'));
+  });
+
+  // P2-3: a ResetAccess execution that has not ended is not restored alongside.
+  it('the restore runbook for an execution still running aborts after its wait, and restores nothing', async () => {
+    const clock = new VirtualClock();
+    const w = world(clock, 'running');
+    const running = randomUUID();
+    executions.set(running, 'InProgress');
+    const r = await runAutomation({
+      document: RESTORE,
+      parameters: { InstanceId: TARGET, ExecutionId: running },
+      executionId: randomUUID(),
+      invokeLambda: w.fake.invoke,
+      awsCall: w.awsCall,
+      clock,
+    });
+    expect(r.status).toBe('TimedOut');
+    expect(r.steps.map((s) => [s.name, s.status])).toEqual([['waitForExecutionEnded', 'TimedOut']]);
+    expect(w.fake.calls).toHaveLength(0);
+  });
+
+  // P2-7: ListCommandInvocations documents no order; only the inject-key document's invocations count.
+  it('waitForInjection filters by the documented CommandFilter shape (botocore ssm model)', () => {
+    const model = JSON.parse(gunzipSync(readFileSync(join(BOTOCORE, 'data', 'ssm', '2014-11-06', 'service-2.json.gz'))).toString()) as {
+      shapes: Record<string, { members?: Record<string, { shape: string }>; required?: string[]; enum?: string[] }>;
+    };
+    const step = (RUNBOOK.mainSteps as { name: string; inputs?: Record<string, unknown> }[]).find((s) => s.name === 'waitForInjection');
+    const filters = step?.inputs?.Filters as Record<string, string>[];
+    expect(model.shapes.ListCommandInvocationsRequest.members?.Filters.shape).toBe('CommandFilterList');
+    const filterShape = model.shapes.CommandFilter;
+    for (const f of filters) {
+      expect(Object.keys(f).sort()).toEqual([...(filterShape.required ?? [])].sort());
+      expect(model.shapes.CommandFilterKey.enum).toContain(f.key);
+    }
+    expect(filters).toContainEqual({ key: 'DocumentName', value: tokens.injectDocumentName });
+  });
 });

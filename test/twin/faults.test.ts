@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { AwsFault } from '../../local/agent';
 import { startTwin, Twin } from '../../local/twin';
+import { functionTimeoutSeconds } from '../../lib/functions';
 import { baseline, expectNothingLost } from './support';
 
 jest.setTimeout(180000);
@@ -134,8 +135,36 @@ test.each(STEPS)('a cancel at %s: the run ends within two minutes, the restore r
   expect(result.steps.map((s) => `${s.name}:${s.status}`).slice(-2)).toEqual([`${step}:Cancelled`, 'startRestore:Success']);
   expect(result.cancelPathCutShort).toBeUndefined();
   expect(result.startedExecutions.map((e) => [e.executionId, e.status])).toEqual([[result.outputs['startRestore.RestoreExecutionId'], 'Success']]);
-  expect(result.startedExecutions[0].steps.map((s) => `${s.name}:${s.status}`)).toEqual(['waitForExecutionEnded:Success', 'restore:Success', 'cleanup:Success']);
+  expect(result.startedExecutions[0].steps.map((s) => `${s.name}:${s.status}`)).toEqual(['waitForExecutionEnded:Success', 'waitForLambdasStopped:Success', 'restore:Success', 'cleanup:Success']);
   await expectNothingLost(twin, before, [KEY_FILE]);
+});
+
+/**
+ * P1-1. A cancel does not stop the Lambda function its step invoked
+ * (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html): the real launch-helper goes on
+ * for its whole timeout (lib/functions.ts) and builds the network and the helper. The restore
+ * runbook restores and cleans up only after that, so what it built is removed too.
+ */
+test('a cancel while launch-helper runs: its network and helper are built, then removed by the restore runbook', async () => {
+  const instance = await twin.createLockedOutInstance({});
+  const before = await baseline(twin, instance);
+
+  const { result, callLog } = await twin.runReset(
+    { InstanceId: instance.instanceId, KeyType: 'ed25519' },
+    { cancelInFlight: { step: 'launchHelper', runsForSeconds: functionTimeoutSeconds('launch-helper') } },
+  );
+
+  expect(result.status).toBe('Cancelled');
+  expect(result.inFlight?.map((f) => [f.step, f.error])).toEqual([['launchHelper', undefined]]);
+  const child = result.startedExecutions[0];
+  expect(child.steps.map((s) => `${s.name}:${s.status}`)).toEqual(['waitForExecutionEnded:Success', 'waitForLambdasStopped:Success', 'restore:Success', 'cleanup:Success']);
+  // The in-flight Lambda launched the helper and made the VPC, and the restore runbook removed them.
+  const apis = callLog.map((c) => c.action);
+  expect(apis).toContain('RunInstances');
+  expect(apis).toContain('CreateVpc');
+  expect(apis.lastIndexOf('RunInstances')).toBeLessThan(apis.indexOf('TerminateInstances'));
+  expect(apis).toContain('DeleteVpc');
+  await expectNothingLost(twin, before, []);
 });
 
 /** The runbook with today's main's cancel design: every onCancel to the in-line restore. */
