@@ -19,7 +19,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { findVolume, liveAttachment, pollUntil, type Clock } from '@common/ec2';
-import { isAwsError, RefusedError } from '@common/errors';
+import { isAwsError, PlanError, RefusedError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { deletePlan, readPlan, type Plan } from '@common/plan';
 import { isOurs, ownedFilters } from '@common/tags';
@@ -54,7 +54,8 @@ export async function cleanup(deps: CleanupDeps, input: StepInput): Promise<stri
   }
   if (plan.executionId !== input.executionId) {
     deps.log.warn('plan of another execution: not touched', { instanceId: input.instanceId, owner: plan.executionId });
-    return [];
+    // Not a success: what this execution created is not known any more (its plan was replaced).
+    throw new PlanError(`Cannot clean up for execution ${input.executionId}: the plan of ${input.instanceId} belongs to execution ${plan.executionId}; not touched. Look for a helper and network tagged with ${input.executionId}`);
   }
   const removed: string[] = [];
   await removeHelpers(deps, plan, removed);

@@ -17,7 +17,7 @@ import {
 import { DescribeKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { GetAutomationExecutionCommand, GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { findInstance, findVolume } from '@common/ec2';
-import { awsErrorCode, InvalidInputError, isAwsError, LockHeldError, RefusedError } from '@common/errors';
+import { awsErrorCode, InvalidInputError, isAwsError, LockHeldError, PlanError, RefusedError } from '@common/errors';
 import { PUBLIC_KEY_PATH } from '@common/names';
 import { validatePublicKey } from '@common/validation';
 import type { Logger } from '@common/log';
@@ -27,6 +27,7 @@ import {
   lockParameterName,
   PLAN_VERSION,
   readLockHolder,
+  readPlan,
   type OriginalState,
   type Plan,
   type PlanInputs,
@@ -315,9 +316,40 @@ async function takeLock(deps: PreflightDeps, plan: Plan): Promise<void> {
           : `If no run is going on this instance, delete the parameter ${name} and run again.`),
     );
   }
+  if (status !== 'Success') {
+    // A cancelled or failed run may have left the instance half done, and a cancel hands it to
+    // the restore runbook, which may not have run yet: its plan must show nothing left to restore.
+    const left = await leftToRestore(deps.ssm, plan.instanceId);
+    if (left) {
+      throw new LockHeldError(
+        `Refused: instance ${plan.instanceId} is locked by execution ${holder} (${status}), whose plan shows the instance is not restored (${left}). ` +
+          `Its restore runbook (<ResetAccess document>-Restore) may still be running: wait for it to end. If it failed or never ran, run it with ExecutionId ${holder} and InstanceId ${plan.instanceId}, then run again.`,
+      );
+    }
+  }
   deps.log.info('taking over the lock of a finished execution', { instanceId: plan.instanceId, previousExecutionId: holder, previousStatus: status });
   await deleteLockParameter(deps.ssm, plan.instanceId);
   await createPlan(deps.ssm, plan);
+}
+
+/**
+ * Why the plan of a finished execution still needs its restore, or undefined when nothing is left:
+ * phase restored or cleaned-up, or preflight with nothing created yet.
+ */
+async function leftToRestore(ssm: SSMClient, instanceId: string): Promise<string | undefined> {
+  let held: Plan | undefined;
+  try {
+    held = await readPlan(ssm, instanceId);
+  } catch (err) {
+    if (err instanceof PlanError) return 'its plan record cannot be read';
+    throw err;
+  }
+  if (!held) return undefined;
+  const { phase } = held.progress;
+  if (phase === 'restored' || phase === 'cleaned-up') return undefined;
+  const created = Object.entries(held.created).filter(([, v]) => v !== undefined && v !== '').map(([k]) => k);
+  if (phase === 'preflight' && created.length === 0) return undefined;
+  return `phase ${phase}${created.length > 0 ? `, created ${created.join(', ')}` : ''}`;
 }
 
 async function executionStatus(ssm: SSMClient, executionId: string): Promise<string | undefined> {

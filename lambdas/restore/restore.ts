@@ -29,7 +29,7 @@ import {
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import { describeInstance, findInstance, findVolume, liveAttachment, pollUntil, type Clock } from '@common/ec2';
-import { awsErrorCode, isAwsError, NotReadyError, RestoreError } from '@common/errors';
+import { awsErrorCode, isAwsError, NotReadyError, PlanError, RestoreError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { parseReport } from '@common/report';
 import { readPlan, updatePlan, type Plan } from '@common/plan';
@@ -99,7 +99,8 @@ export async function restore(deps: RestoreDeps, input: StepInput): Promise<Rest
     return { restored: false, message: `No plan for ${instanceId}: this execution changed nothing to restore`, forcedDetach: false };
   }
   if (plan.executionId !== executionId) {
-    return { restored: false, message: `The plan of ${instanceId} belongs to execution ${plan.executionId}; not touched`, forcedDetach: false };
+    // Not a success: this execution's instance is not restored, and its lock was taken by another.
+    throw new PlanError(`Cannot restore for execution ${executionId}: the plan of ${instanceId} belongs to execution ${plan.executionId}; not touched. Check ${instanceId}, its root volume and any helper tagged with ${executionId} by hand`);
   }
   const budgets = deps.budgets ?? DEFAULT_BUDGETS;
   const done: string[] = [];

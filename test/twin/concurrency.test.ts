@@ -102,3 +102,37 @@ test('a lock left by a finished execution is taken over, and the reset succeeds'
   expect(result.status).toBe('Success');
   await expectNothingLost(twin, before, [KEY_FILE]);
 });
+
+/**
+ * P1-2. A run that failed (or was cancelled) before it restored leaves its plan for its restore
+ * (the restore runbook, or restore run by hand). The next run must not take that lock over: it
+ * would delete the plan the restore needs and record the stopped instance as its original state.
+ */
+test('a failed run that did not restore keeps its lock: the next run is refused until the restore runbook has run for it', async () => {
+  const instance = await twin.createLockedOutInstance({});
+  const before = await baseline(twin, instance);
+  const params = { InstanceId: instance.instanceId, KeyType: 'ed25519' };
+
+  const first = await twin.runReset(params, {
+    faults: [
+      // The instance is stopped and the helper launched, the root volume still on the instance.
+      { step: 'backupAndDetachRoot', when: 'before', message: 'injected by the test' },
+      { step: 'restore', when: 'before', message: 'restore failed in the test' },
+    ],
+  });
+  expect(first.result.status).toBe('Failed');
+
+  const second = await twin.runReset(params);
+  expect(second.result.status).toBe('Failed');
+  expect(second.result.steps.map((s) => `${s.name}:${s.status}`)).toEqual(['preflight:Failed']);
+  expect(second.result.failureMessage).toContain(`locked by execution ${first.result.executionId} (Failed)`);
+  expect(second.result.failureMessage).toContain(`ExecutionId ${first.result.executionId}`);
+
+  const restoreName = Object.keys(twin.automationDocuments).find((n) => n.endsWith('-Restore')) as string;
+  const restored = await twin.runReset({ InstanceId: instance.instanceId, ExecutionId: first.result.executionId }, { document: twin.automationDocuments[restoreName] });
+  expect(restored.result.status).toBe('Success');
+
+  const third = await twin.runReset(params);
+  expect(third.result.status).toBe('Success');
+  await expectNothingLost(twin, before, [KEY_FILE]);
+});

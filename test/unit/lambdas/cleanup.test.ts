@@ -140,9 +140,9 @@ describe('cleanup handler', () => {
     expect(ec2Mock.calls()).toHaveLength(0);
   });
 
-  it("leaves another execution's plan and resources alone", async () => {
+  it("fails on another execution's plan (P1-2: not a success), leaving its plan and resources alone", async () => {
     storePlan(store, makePlan({ executionId: OTHER_EXECUTION_ID, created: { helperInstanceId: HELPER_ID, ...NETWORK } }));
-    expect(await handler(STEP_EVENT)).toEqual({ Removed: 'none' });
+    await expect(handler(STEP_EVENT)).rejects.toMatchObject({ name: 'PlanError', message: expect.stringContaining(`belongs to execution ${OTHER_EXECUTION_ID}`) });
     expect(ec2Mock.calls()).toHaveLength(0);
     expect(store.has(LOCK_NAME)).toBe(true);
   });

@@ -19,7 +19,7 @@ import {
   type Volume,
 } from '@aws-sdk/client-ec2';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { GetAutomationExecutionCommand, GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DeleteParameterCommand, GetAutomationExecutionCommand, GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { handler, OUTPUT_FIELDS } from '../../../lambdas/preflight/handler';
 import { awsError, EXECUTION_ID, INSTANCE_ID, LOCK_NAME, makePlan, OTHER_EXECUTION_ID, parameterStore, ROOT_VOLUME_ID, storedPlan, storePlan } from '../helpers';
 
@@ -333,7 +333,7 @@ describe('preflight lock', () => {
     expect(store.get(LOCK_NAME)?.value).toBe(partial);
   });
 
-  it.each(['Success', 'Failed', 'TimedOut', 'Cancelled', 'CompletedWithFailure'])('takes over the lock of a %s execution', async (status) => {
+  it.each(['Success', 'Failed', 'TimedOut', 'Cancelled', 'CompletedWithFailure'])('takes over the lock of a %s execution that left nothing to restore', async (status) => {
     storePlan(store, makePlan({ executionId: OTHER_EXECUTION_ID }));
     ssmMock.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: status as never } });
     await handler(event());
@@ -341,6 +341,42 @@ describe('preflight lock', () => {
     // Deleted, then created again without overwrite.
     const puts = ssmMock.commandCalls(PutParameterCommand).map((c) => c.args[0].input.Overwrite);
     expect(puts).toEqual([false, false]);
+  });
+
+  it.each(['restored', 'cleaned-up'] as const)('takes over the lock of a Cancelled execution whose plan is %s', async (phase) => {
+    storePlan(store, makePlan({ executionId: OTHER_EXECUTION_ID, created: { helperInstanceId: 'i-0feedfeedfeedfeed' }, progress: { keyInjected: false, phase } }));
+    ssmMock.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: 'Cancelled' } });
+    await handler(event());
+    expect(storedPlan(store)?.executionId).toBe(EXECUTION_ID);
+  });
+
+  // P1-2: a cancel hands the instance to the restore runbook, which may not have run yet; a
+  // failed run may not have restored. Taking over would delete the plan it restores from.
+  it.each([
+    ['Cancelled', 'helper-launched', { helperInstanceId: 'i-0feedfeedfeedfeed', vpcId: 'vpc-0feedfeedfeedfeed' }],
+    ['Failed', 'attached-to-helper', { helperInstanceId: 'i-0feedfeedfeedfeed' }],
+    ['TimedOut', 'stop-requested', {}],
+    ['CompletedWithFailure', 'preflight', { vpcId: 'vpc-0feedfeedfeedfeed' }],
+  ] as const)('refuses the lock of a %s execution whose plan is %s, and leaves its plan alone', async (status, phase, created) => {
+    const theirs = makePlan({ executionId: OTHER_EXECUTION_ID, created: { ...created }, progress: { keyInjected: false, phase } });
+    storePlan(store, theirs);
+    ssmMock.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: status } });
+    const err = (await handler(event()).catch((e: unknown) => e)) as Error;
+    expect(err).toMatchObject({ name: 'LockHeldError' });
+    expect(err.message).toContain(`locked by execution ${OTHER_EXECUTION_ID} (${status})`);
+    expect(err.message).toContain(`phase ${phase}`);
+    expect(err.message).toContain('-Restore');
+    expect(err.message).toContain(`ExecutionId ${OTHER_EXECUTION_ID}`);
+    expect(storedPlan(store)).toEqual(theirs);
+    expect(ssmMock).not.toHaveReceivedCommand(DeleteParameterCommand);
+  });
+
+  it('refuses the lock of a Cancelled execution whose plan record cannot be read', async () => {
+    const partial = JSON.stringify({ version: 1, executionId: OTHER_EXECUTION_ID, instanceId: INSTANCE_ID });
+    store.set(LOCK_NAME, { value: partial, type: 'String', version: 1 });
+    ssmMock.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: 'Cancelled' } });
+    await expect(handler(event())).rejects.toMatchObject({ name: 'LockHeldError', message: expect.stringContaining('cannot be read') });
+    expect(store.get(LOCK_NAME)?.value).toBe(partial);
   });
 
   it('rewrites its own plan when preflight runs again in the same execution', async () => {

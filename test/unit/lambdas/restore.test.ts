@@ -149,11 +149,10 @@ describe('restore handler', () => {
     expect(ec2Mock.calls()).toHaveLength(0);
   });
 
-  it("does not touch another execution's plan or instance", async () => {
+  it("fails, touching nothing, on another execution's plan (P1-2: not a success)", async () => {
     storePlan(store, planAt('attached-to-helper', (p) => (p.executionId = OTHER_EXECUTION_ID)));
     world = { ...world, attachedTo: HELPER_ID };
-    const out = await handler(STEP_EVENT);
-    expect(out).toEqual({ Restored: false, Message: expect.stringContaining(`belongs to execution ${OTHER_EXECUTION_ID}`), ForcedDetach: false });
+    await expect(handler(STEP_EVENT)).rejects.toMatchObject({ name: 'PlanError', message: expect.stringContaining(`belongs to execution ${OTHER_EXECUTION_ID}`) });
     expect(ec2Mock.calls()).toHaveLength(0);
     expect(storedPlan(store)?.executionId).toBe(OTHER_EXECUTION_ID);
   });
