@@ -169,6 +169,21 @@ async function putVolumeBack(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
   let v = await volumeState(deps, volumeId);
   let forced = false;
 
+  // Transitional states left by a step that failed or was cancelled mid-way: let them settle
+  // first (an attachment still attaching is not detached, one detaching from the instance is
+  // not attached again before it is available).
+  if (v.attachment?.instanceId === helperId && v.attachment.state === 'attaching') {
+    await pollUntil(deps.clock, `volume ${volumeId} to finish attaching to the helper`, budgets.attachMs, POLL_MS, async () => {
+      const now = await volumeState(deps, volumeId);
+      return now.attachment?.state === 'attaching' ? undefined : true;
+    });
+    v = await volumeState(deps, volumeId);
+  }
+  if (v.attachment?.instanceId === instanceId && v.attachment.state === 'detaching') {
+    await waitAvailable(deps, volumeId, budgets.detachMs);
+    v = await volumeState(deps, volumeId);
+  }
+
   if (v.attachment && v.attachment.instanceId !== instanceId) {
     if (v.attachment.instanceId !== helperId) {
       throw new RestoreError(

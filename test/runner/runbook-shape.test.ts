@@ -271,7 +271,7 @@ describe('the repository runbook on the runner', () => {
     const restore = r.startedExecutions[0];
     expect(r.outputs['startRestore.RestoreExecutionId']).toBe(restore.executionId);
     expect(restore.status).toBe('Success');
-    expect(restore.steps.map((s) => s.name)).toEqual(['waitForExecutionEnded', 'waitForLambdasStopped', 'restore', 'cleanup']);
+    expect(restore.steps.map((s) => s.name)).toEqual(['waitForExecutionEnded', 'waitForLambdasStopped', 'waitForInstanceSettled', 'restore', 'cleanup']);
     // The restore runbook restored this execution's plan, not its own.
     expect(w.fake.calls.filter((c) => c.fn === 'fn:restore').map((c) => c.event.ExecutionId)).toEqual([r.executionId]);
     converged(w, 'running');
@@ -413,5 +413,28 @@ describe('the repository runbook on the runner', () => {
       expect(model.shapes.CommandFilterKey.enum).toContain(f.key);
     }
     expect(filters).toContainEqual({ key: 'DocumentName', value: tokens.injectDocumentName });
+  });
+
+  // P2-4: restore waits only about a minute for a stopping instance; the restore runbook waits for the stop first.
+  it('the restore runbook lets a slow stop finish before restore runs', async () => {
+    const clock = new VirtualClock();
+    const w = world(clock, 'running');
+    const ended = randomUUID();
+    executions.set(ended, 'Cancelled');
+    w.instance.set(TARGET, 'stopped');
+    const SLOW_STOP = 700;
+    clock.schedule('StopInstances', [TARGET], SLOW_STOP);
+    const stopDone = clock.now() + SLOW_STOP;
+    const r = await runAutomation({
+      document: RESTORE,
+      parameters: { InstanceId: TARGET, ExecutionId: ended },
+      executionId: randomUUID(),
+      invokeLambda: w.fake.invoke,
+      awsCall: w.awsCall,
+      clock,
+    });
+    expect(r.status).toBe('Success');
+    const restoreAt = w.timeline.find((c) => c.fn === 'fn:restore')?.at as number;
+    expect(restoreAt).toBeGreaterThanOrEqual(stopDone);
   });
 });

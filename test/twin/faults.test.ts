@@ -135,7 +135,7 @@ test.each(STEPS)('a cancel at %s: the run ends within two minutes, the restore r
   expect(result.steps.map((s) => `${s.name}:${s.status}`).slice(-2)).toEqual([`${step}:Cancelled`, 'startRestore:Success']);
   expect(result.cancelPathCutShort).toBeUndefined();
   expect(result.startedExecutions.map((e) => [e.executionId, e.status])).toEqual([[result.outputs['startRestore.RestoreExecutionId'], 'Success']]);
-  expect(result.startedExecutions[0].steps.map((s) => `${s.name}:${s.status}`)).toEqual(['waitForExecutionEnded:Success', 'waitForLambdasStopped:Success', 'restore:Success', 'cleanup:Success']);
+  expect(result.startedExecutions[0].steps.map((s) => `${s.name}:${s.status}`)).toEqual(['waitForExecutionEnded:Success', 'waitForLambdasStopped:Success', 'waitForInstanceSettled:Success', 'restore:Success', 'cleanup:Success']);
   await expectNothingLost(twin, before, [KEY_FILE]);
 });
 
@@ -157,7 +157,7 @@ test('a cancel while launch-helper runs: its network and helper are built, then 
   expect(result.status).toBe('Cancelled');
   expect(result.inFlight?.map((f) => [f.step, f.error])).toEqual([['launchHelper', undefined]]);
   const child = result.startedExecutions[0];
-  expect(child.steps.map((s) => `${s.name}:${s.status}`)).toEqual(['waitForExecutionEnded:Success', 'waitForLambdasStopped:Success', 'restore:Success', 'cleanup:Success']);
+  expect(child.steps.map((s) => `${s.name}:${s.status}`)).toEqual(['waitForExecutionEnded:Success', 'waitForLambdasStopped:Success', 'waitForInstanceSettled:Success', 'restore:Success', 'cleanup:Success']);
   // The in-flight Lambda launched the helper and made the VPC, and the restore runbook removed them.
   const apis = callLog.map((c) => c.action);
   expect(apis).toContain('RunInstances');

@@ -102,6 +102,8 @@ beforeEach(() => {
     return { Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: world.instanceState } }] }] };
   });
   ec2Mock.on(DetachVolumeCommand).callsFake((input: { Force?: boolean }) => {
+    // A volume still attaching cannot be detached yet (the review's P2-4 case).
+    if (world.attachmentState === 'attaching') throw awsError('IncorrectState');
     if (input.Force) world.stuckDetach = false;
     world.attachmentState = 'detaching';
     world.pending = world.lag;
@@ -147,6 +149,26 @@ describe('restore handler', () => {
     expect(out).toEqual({ Restored: false, Message: expect.stringMatching(/No plan for/), ForcedDetach: false });
     expect(Object.keys(out)).toEqual([...OUTPUT_FIELDS]);
     expect(ec2Mock.calls()).toHaveLength(0);
+  });
+
+  // P2-4: states a failed or cancelled step leaves behind settle before restore acts on them.
+  it('waits for a root volume still detaching from the instance, then attaches it back', async () => {
+    storePlan(store, planAt('stop-requested'));
+    world = { ...world, instanceState: 'stopped', attachedTo: INSTANCE_ID, attachmentState: 'detaching', pending: 2 };
+    const out = await handler(STEP_EVENT);
+    expect(out.Restored).toBe(true);
+    expect(ec2Mock).not.toHaveReceivedCommand(DetachVolumeCommand);
+    expect(ec2Mock).toHaveReceivedCommandWith(AttachVolumeCommand, { VolumeId: ROOT_VOLUME_ID, InstanceId: INSTANCE_ID, Device: '/dev/xvda' });
+    expectBackToNormal(true);
+  });
+
+  it('waits for a root volume still attaching to the helper before it detaches it', async () => {
+    storePlan(store, planAt('root-detached'));
+    world = { ...world, instanceState: 'stopped', attachedTo: HELPER_ID, attachmentState: 'attaching', pending: 2 };
+    const out = await handler(STEP_EVENT);
+    expect(out.Restored).toBe(true);
+    expect(ec2Mock).toHaveReceivedCommandWith(DetachVolumeCommand, { VolumeId: ROOT_VOLUME_ID, InstanceId: HELPER_ID });
+    expectBackToNormal(true);
   });
 
   it("fails, touching nothing, on another execution's plan (P1-2: not a success)", async () => {
