@@ -172,7 +172,7 @@ async function putVolumeBack(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
   // Transitional states left by a step that failed or was cancelled mid-way: let them settle
   // first (an attachment still attaching is not detached, one detaching from the instance is
   // not attached again before it is available).
-  if (v.attachment?.instanceId === helperId && v.attachment.state === 'attaching') {
+  if (helperId && v.attachment?.instanceId === helperId && v.attachment.state === 'attaching') {
     await pollUntil(deps.clock, `volume ${volumeId} to finish attaching to the helper`, budgets.attachMs, POLL_MS, async () => {
       const now = await volumeState(deps, volumeId);
       return now.attachment?.state === 'attaching' ? undefined : true;
