@@ -30,9 +30,15 @@ export interface SummaryInput extends StepInput {
   readonly fullReport: string;
 }
 
-/** One earlier step's `Payload` (a JSON object as a string), parsed; `field` names it in errors. */
+/**
+ * One earlier step's `Payload`, parsed; `field` names it in errors. AWS documents it as "the JSON
+ * representation of the object returned by the Lambda function"
+ * (https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-lamb.html):
+ * a string as the runner gives it, but should Automation hand over the object itself, that is
+ * taken too (through its JSON), so that a successful run never fails here on the type alone.
+ */
 function payloadOf(value: unknown, field: string): Record<string, unknown> {
-  const text = requireString(value, field, MAX_OUTPUT_CHARS);
+  const text = requireString(value !== null && typeof value === 'object' && !Array.isArray(value) ? JSON.stringify(value) : value, field, MAX_OUTPUT_CHARS);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -68,6 +68,15 @@ describe('summarize handler', () => {
     expect((await handler(event())).InstanceState).toBe('unknown');
   });
 
+  // P3-10: a Payload handed over as the object itself (a map-typed value) gives the same summary.
+  it('takes a Payload given as an object as well as its JSON string', async () => {
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: 'running' } }] }] });
+    const asText = await handler(event());
+    const objects = Object.fromEntries(Object.entries(event()).map(([k, v]) => [k, k.endsWith('Result') ? JSON.parse(String(v)) : v]));
+    expect(await handler(objects)).toEqual(asText);
+    await expect(handler({ ...event(), BackupResult: ['snap-1'] })).rejects.toMatchObject({ name: 'InvalidInputError' });
+  });
+
   it('names a missing field and a Payload that is not JSON', async () => {
     const { ReleaseResult: _omit, ...rest } = event();
     void _omit;
