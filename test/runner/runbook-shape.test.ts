@@ -17,6 +17,7 @@ import { AwsCall, CANCEL_PATH_SECONDS, ExecutionResult, executions, runAutomatio
 import { loadRunbookYaml, replacePlaceholders, RESTORE_RUNBOOK_FILE } from '../../lib/runbook';
 import { STEP_FOLDERS, type StepFolder } from '../../lib/constants';
 import { functionTimeoutSeconds } from '../../lib/functions';
+import { OUTPUT_FIELDS as RESTORE_OUTPUT_FIELDS } from '../../lambdas/restore/handler';
 import { Handler, lambdas } from './helpers';
 
 const TARGET = 'i-0aaaaaaaaaaaaaaaa';
@@ -436,5 +437,15 @@ describe('the repository runbook on the runner', () => {
     expect(r.status).toBe('Success');
     const restoreAt = w.timeline.find((c) => c.fn === 'fn:restore')?.at as number;
     expect(restoreAt).toBeGreaterThanOrEqual(stopDone);
+  });
+
+  // P3-8: the restore runbook's description and docs/architecture.md name every field of restore.Payload.
+  it('the restore runbook description and the architecture table name every field the restore Lambda returns', () => {
+    const description = String((RESTORE as { description?: string }).description);
+    const table = readFileSync(join(__dirname, '..', '..', 'docs', 'architecture.md'), 'utf8').split('\n').find((l) => l.startsWith('| restore |')) ?? '';
+    for (const field of RESTORE_OUTPUT_FIELDS) {
+      expect(description).toContain(`\`${field}\``);
+      expect(table).toContain(`\`${field}\``);
+    }
   });
 });
