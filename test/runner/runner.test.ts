@@ -946,4 +946,30 @@ describe('aws:executeAwsApi ssm StartAutomationExecution of a known document', (
     expect(r.steps[1]).toMatchObject({ status: 'Failed', failureMessage: expect.stringContaining('Nope') });
     expect(r.startedExecutions).toEqual([]);
   });
+
+  it('refuses a ClientToken that is not a UUID (botocore IdempotencyToken), starting nothing', async () => {
+    const bad = doc([
+      lambdaStep('b', 'x', { onCancel: 'step:startRestore', isEnd: true }),
+      { name: 'startRestore', action: 'aws:executeAwsApi', isEnd: true, inputs: { Service: 'ssm', Api: 'StartAutomationExecution', DocumentName: 'Restore', ClientToken: 'not-a-uuid', Parameters: { ExecutionId: ['{{ automation:EXECUTION_ID }}'] } } },
+    ]);
+    const r = await run({ document: bad, executionId: freshId(), invokeLambda: lambdas({ x: ok({}) }).invoke, cancelAt: 'b', documents: { Restore: restoreDoc } });
+    expect(r.steps[1]).toMatchObject({ status: 'Failed', failureMessage: expect.stringContaining('ClientToken') });
+    expect(r.startedExecutions).toEqual([]);
+  });
+
+  it('cancelInFlight: the invocation goes on and its work lands at its end; only a Lambda step may be named', async () => {
+    const fake = lambdas({ x: ok({}), slow: ok({ Done: true }) });
+    const d = doc([lambdaStep('a', 'x'), lambdaStep('b', 'slow', { isEnd: true })]);
+    const r = await run({ document: d, executionId: freshId(), invokeLambda: fake.invoke, cancelInFlight: { step: 'b', runsForSeconds: 100 } });
+    expect(r.status).toBe('Cancelled');
+    expect(r.steps.map((s) => [s.name, s.status])).toEqual([
+      ['a', 'Success'],
+      ['b', 'Cancelled'],
+    ]);
+    expect(r.inFlight).toHaveLength(1);
+    expect(r.inFlight?.[0]).toMatchObject({ step: 'b', landedAt: expect.any(Number) });
+    expect(r.inFlight?.[0].endsAt).toBeCloseTo((r.inFlight?.[0].startedAt ?? 0) + 100);
+    expect(fake.names()).toEqual(['x', 'slow']);
+    await expect(run({ document: d, executionId: freshId(), invokeLambda: fake.invoke, cancelInFlight: { step: 'zz', runsForSeconds: 1 } })).rejects.toThrow(/cancelInFlight names step "zz"/);
+  });
 });
