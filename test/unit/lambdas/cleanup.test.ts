@@ -1,6 +1,7 @@
 import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
+  DeleteTagsCommand,
   DeleteInternetGatewayCommand,
   DeleteSecurityGroupCommand,
   DeleteVpcCommand,
@@ -102,7 +103,18 @@ describe('cleanup handler', () => {
       'DeleteInternetGatewayCommand',
       'DeleteSubnetCommand',
       'DeleteVpcCommand',
+      // Last: this run's lock tag, by value, from the instance and the root volume.
+      'DeleteTagsCommand',
+      'DeleteTagsCommand',
     ]);
+    const untagged = ec2Mock.commandCalls(DeleteTagsCommand).map((c) => c.args[0].input);
+    expect(untagged).toEqual([
+      { Resources: [INSTANCE_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] },
+      { Resources: [ROOT_VOLUME_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] },
+    ]);
+    // ... while the lock record still refuses another run.
+    const released = ssmMock.commandCalls(DeleteParameterCommand)[0];
+    expect(released && ec2Mock.commandCalls(DeleteTagsCommand)[1]?.calledBefore(released)).toBe(true);
     expect(ssmMock).toHaveReceivedCommandWith(DeleteParameterCommand, { Name: LOCK_NAME });
     expect(store.has(LOCK_NAME)).toBe(false);
   });

@@ -1,6 +1,7 @@
 import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
+  DeleteTagsCommand,
   AttachVolumeCommand,
   DescribeInstancesCommand,
   DescribeVolumesCommand,
@@ -139,6 +140,13 @@ function expectBackToNormal(started: boolean): void {
   if (started) expect(ec2Mock).toHaveReceivedCommandWith(StartInstancesCommand, { InstanceIds: [INSTANCE_ID] });
   else expect(ec2Mock).not.toHaveReceivedCommand(StartInstancesCommand);
   expect(storedPlan(store)?.progress.phase).toBe('restored');
+  // Last: this run's lock tag (by value) from the instance and the root volume, after every other change.
+  const changes = ec2Mock.calls().map((c) => c.args[0].constructor.name).filter((n) => !n.startsWith('Describe'));
+  expect(changes.slice(-2)).toEqual(['DeleteTagsCommand', 'DeleteTagsCommand']);
+  expect(ec2Mock.commandCalls(DeleteTagsCommand).map((c) => c.args[0].input)).toEqual([
+    { Resources: [INSTANCE_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] },
+    { Resources: [ROOT_VOLUME_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] },
+  ]);
 }
 
 describe('restore handler', () => {
@@ -324,6 +332,8 @@ describe('restore failures name the volume', () => {
       message: expect.stringContaining(`volume ${ROOT_VOLUME_ID} is in-use (attached to i-0aaaaaaaaaaaaaaaa)`),
     });
     expect(sentCommands(ec2Mock).filter((n) => ['AttachVolumeCommand', 'DetachVolumeCommand', 'StartInstancesCommand'].includes(n))).toEqual([]);
+    // The volume is not back: the lock tag stays, so a retry may still act on it.
+    expect(ec2Mock).not.toHaveReceivedCommand(DeleteTagsCommand);
   });
 
   it('throws naming the volume when it is gone', async () => {
