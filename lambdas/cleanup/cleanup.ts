@@ -85,7 +85,7 @@ export async function cleanup(deps: CleanupDeps, input: StepInput): Promise<stri
   }
   // Last change to the customer's resources: this run's lock tag (only its own value is removed),
   // then the lock record. The tag goes while the record still refuses another run.
-  await removeLockTag(ec2, [plan.instanceId, plan.instance.rootVolumeId], plan.executionId);
+  await removeLockTag(ec2, plan.instanceId, plan.instance.rootVolumeId, plan.executionId);
   if (await deletePlan(deps.ssm, input.instanceId, input.executionId)) {
     deps.log.info('lock released', { instanceId: input.instanceId });
   }

@@ -10,8 +10,9 @@
  * so a late removal by one run can never take away the tag of a later run.
  */
 import { CreateTagsCommand, DeleteTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { findInstance, findVolume } from './ec2';
 import { isAwsError } from './errors';
-import { LOCK_TAG_KEY } from './tags';
+import { LOCK_TAG_KEY, lockTagOf } from './tags';
 
 /** Errors of a resource that no longer exists: nothing to untag. */
 const GONE = ['InvalidInstanceID.NotFound', 'InvalidVolume.NotFound', 'InvalidID'];
@@ -21,9 +22,19 @@ export async function addLockTag(ec2: EC2Client, resourceIds: string[], executio
   await ec2.send(new CreateTagsCommand({ Resources: resourceIds, Tags: [{ Key: LOCK_TAG_KEY, Value: executionId }] }));
 }
 
-/** Removes this execution's lock tag from each resource (one call each: a resource that is gone is skipped). */
-export async function removeLockTag(ec2: EC2Client, resourceIds: string[], executionId: string): Promise<void> {
-  for (const id of resourceIds.filter(Boolean)) {
+/**
+ * Removes this execution's lock tag from the instance and its root volume, where they carry it
+ * (read first: the roles may untag only where the key is, and a second removal, cleanup after
+ * restore, then makes no call); one call each, a resource that is gone is skipped.
+ */
+export async function removeLockTag(ec2: EC2Client, instanceId: string, volumeId: string, executionId: string): Promise<void> {
+  const instance = await findInstance(ec2, instanceId);
+  const volume = volumeId ? await findVolume(ec2, volumeId) : undefined;
+  const ids = [
+    ...(lockTagOf(instance?.Tags) === executionId ? [instanceId] : []),
+    ...(lockTagOf(volume?.Tags) === executionId ? [volumeId] : []),
+  ];
+  for (const id of ids) {
     try {
       await ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: LOCK_TAG_KEY, Value: executionId }] }));
     } catch (err) {

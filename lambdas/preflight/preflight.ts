@@ -320,7 +320,7 @@ async function tagLocked(deps: PreflightDeps, plan: Plan): Promise<void> {
     await addLockTag(deps.ec2, ids, plan.executionId);
   } catch (err) {
     deps.log.warn('could not tag the instance with the lock: releasing the lock', { instanceId: plan.instanceId });
-    await removeLockTag(deps.ec2, ids, plan.executionId);
+    await removeLockTag(deps.ec2, plan.instanceId, plan.instance.rootVolumeId, plan.executionId);
     await deletePlan(deps.ssm, plan.instanceId, plan.executionId);
     throw err;
   }

@@ -123,7 +123,7 @@ export async function restore(deps: RestoreDeps, input: StepInput): Promise<Rest
   });
   // Last, only once the volume is back and the instance restored: this run's lock tag. A restore
   // that throws above leaves it, so a retry (or the restore runbook) may still act.
-  await removeLockTag(deps.ec2, [instanceId, plan.instance.rootVolumeId], executionId);
+  await removeLockTag(deps.ec2, instanceId, plan.instance.rootVolumeId, executionId);
   // A forced detach comes first: its advice must survive any cut of the message.
   const ordered = [...done.filter((d) => d.startsWith('FORCED')), ...done.filter((d) => !d.startsWith('FORCED'))];
   const message = ordered.length > 0 ? ordered.join('; ') : 'nothing to change';

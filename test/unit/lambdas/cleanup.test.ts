@@ -65,6 +65,9 @@ beforeEach(() => {
   helper = { InstanceId: HELPER_ID, State: { Name: 'running' }, Tags: tagsFor('helper', EXECUTION_ID, INSTANCE_ID) };
   describesUntilTerminated = 0;
   ec2Mock.on(DescribeInstancesCommand).callsFake((input: { InstanceIds?: string[]; Filters?: unknown[] }) => {
+    if (input.InstanceIds?.[0] === INSTANCE_ID) {
+      return { Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: 'running' }, Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] }] }] };
+    }
     if (input.InstanceIds && helper.State?.Name === 'shutting-down') {
       if (describesUntilTerminated-- <= 0) helper.State = { Name: 'terminated' };
     }
@@ -74,7 +77,9 @@ beforeEach(() => {
     helper.State = { Name: 'shutting-down' };
     return {};
   });
-  ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: ROOT_VOLUME_ID, State: 'in-use', Attachments: [{ InstanceId: INSTANCE_ID, State: 'attached' }] }] });
+  ec2Mock.on(DescribeVolumesCommand).resolves({
+    Volumes: [{ VolumeId: ROOT_VOLUME_ID, State: 'in-use', Attachments: [{ InstanceId: INSTANCE_ID, State: 'attached' }], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] }],
+  });
   ec2Mock.on(DescribeRouteTablesCommand).resolves({
     RouteTables: [{ RouteTableId: NETWORK.routeTableId, Associations: [{ RouteTableAssociationId: 'rtbassoc-1', SubnetId: NETWORK.subnetId, Main: false }] }],
   });

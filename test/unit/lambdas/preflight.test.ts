@@ -423,6 +423,13 @@ describe('preflight lock tag (issue 11)', () => {
     expect(storedPlan(store)?.executionId).toBe(EXECUTION_ID);
   });
 
+  it('when tagging is refused, releases the lock and removes nothing (no tag of this run is there)', async () => {
+    ec2Mock.on(CreateTagsCommand).rejects(awsError('UnauthorizedOperation'));
+    await expect(handler(event())).rejects.toMatchObject({ name: 'UnauthorizedOperation' });
+    expect(ec2Mock).not.toHaveReceivedCommand(DeleteTagsCommand);
+    expect(store.has(LOCK_NAME)).toBe(false);
+  });
+
   it('keeps going over its own tag (a retried preflight)', async () => {
     instance.Tags = tagged(EXECUTION_ID);
     await handler(event());
@@ -430,7 +437,12 @@ describe('preflight lock tag (issue 11)', () => {
   });
 
   it('when tagging fails, removes its tag and releases the lock: the refused run leaves nothing', async () => {
-    ec2Mock.on(CreateTagsCommand).rejects(awsError('UnauthorizedOperation'));
+    // The tags land, then the call fails (a timeout, say): both resources carry this run's tag.
+    ec2Mock.on(CreateTagsCommand).callsFake(() => {
+      instance.Tags = tagged(EXECUTION_ID);
+      volume.Tags = [{ Key: 'reset-access:lock', Value: EXECUTION_ID }];
+      throw awsError('UnauthorizedOperation');
+    });
     await expect(handler(event())).rejects.toMatchObject({ name: 'UnauthorizedOperation' });
     expect(ec2Mock).toHaveReceivedCommandWith(DeleteTagsCommand, { Resources: [INSTANCE_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] });
     expect(ec2Mock).toHaveReceivedCommandWith(DeleteTagsCommand, { Resources: [ROOT_VOLUME_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] });

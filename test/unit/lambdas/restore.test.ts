@@ -69,6 +69,10 @@ function tick(): void {
   }
 }
 
+/** The run's lock tag, where it still is (preflight put it on the instance and the root volume). */
+let locked: Set<string>;
+const lockTags = (id: string) => (locked.has(id) ? [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] : []);
+
 function volumeNow() {
   if (world.volumeState === 'absent') {
     const err = new Error('not found') as Error & { $metadata: object };
@@ -82,6 +86,7 @@ function volumeNow() {
         VolumeId: ROOT_VOLUME_ID,
         State: world.volumeState,
         Attachments: world.attachedTo ? [{ InstanceId: world.attachedTo, State: world.attachmentState, Device: '/dev/xvda' }] : [],
+        Tags: lockTags(ROOT_VOLUME_ID),
       },
     ],
   };
@@ -92,6 +97,11 @@ beforeEach(() => {
   ssmMock.reset();
   jest.spyOn(console, 'log').mockImplementation(() => undefined);
   store = parameterStore(ssmMock);
+  locked = new Set([INSTANCE_ID, ROOT_VOLUME_ID]);
+  ec2Mock.on(DeleteTagsCommand).callsFake((input: { Resources: string[]; Tags: Array<{ Key: string; Value?: string }> }) => {
+    if (input.Tags[0]?.Value === EXECUTION_ID) for (const id of input.Resources) locked.delete(id);
+    return {};
+  });
   world = { instanceState: 'running', helperState: 'running', volumeState: 'in-use', attachedTo: INSTANCE_ID, attachmentState: 'attached', lag: 2, stuckDetach: false, pending: 0 };
   ec2Mock.on(DescribeVolumesCommand).callsFake(() => {
     tick();
@@ -100,7 +110,7 @@ beforeEach(() => {
   ec2Mock.on(DescribeInstancesCommand).callsFake((input: { InstanceIds?: string[] }) => {
     tick();
     if (input.InstanceIds?.[0] === HELPER_ID) return { Reservations: [{ Instances: [{ InstanceId: HELPER_ID, State: { Name: world.helperState } }] }] };
-    return { Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: world.instanceState } }] }] };
+    return { Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: world.instanceState }, Tags: lockTags(INSTANCE_ID) }] }] };
   });
   ec2Mock.on(DetachVolumeCommand).callsFake((input: { Force?: boolean }) => {
     if (input.Force) world.stuckDetach = false;
