@@ -26,6 +26,7 @@ import {
 } from './constants';
 import { StepFunction } from './step-function';
 import { PUBLIC_KEY_PATH } from '../lambdas/common/names';
+import { LOCK_TAG_KEY } from '../lambdas/common/tags';
 
 export interface StepFunctionsProps {
   /** The helper's instance profile: launch-helper passes its role to EC2. */
@@ -47,6 +48,41 @@ export interface StepFunctionsProps {
 const MANAGED = { StringEquals: { [`aws:ResourceTag/${MANAGED_BY_TAG_KEY}`]: MANAGED_BY_TAG_VALUE } };
 /** The request tag condition every create call carries (tags are given in the create call). */
 const TAGGED_AT_CREATION = { StringEquals: { [`aws:RequestTag/${MANAGED_BY_TAG_KEY}`]: MANAGED_BY_TAG_VALUE } };
+
+/**
+ * The customer's instance and root volume may be changed only while they carry a run's lock tag
+ * (issue 11): preflight adds `reset-access:lock=<execution id>` after it took the lock record, and
+ * cleanup and restore remove it last. EC2 evaluates aws:ResourceTag/<key> on the instance and the
+ * volume for every action below (Service Authorization Reference, list_amazonec2.html: instance and
+ * volume of StopInstances, StartInstances, ModifyInstanceAttribute, AttachVolume, DetachVolume,
+ * CreateSnapshot, CreateImage). `Null: false` means "the key is present".
+ *
+ * What it binds: a resource some run of this product has locked (only preflight can add the key,
+ * see LOCK_TAGGING). What it cannot bind: which run. An IAM condition can compare a resource tag
+ * with a request tag or a principal tag, never with the Lambda's payload (the ExecutionId); a
+ * session tag (sts:AssumeRole with TagSession onto a worker role, ${aws:PrincipalTag/...}) would
+ * carry the same ExecutionId the invoker gave the function, so anyone able to invoke a step with a
+ * forged ExecutionId could forge the session tag too, at the price of an STS call per step. The
+ * binding to this execution is the handlers' (the plan record names the execution, and every step
+ * acts only when the plan is its own).
+ */
+const LOCKED = { Null: { [`aws:ResourceTag/${LOCK_TAG_KEY}`]: 'false' } };
+/**
+ * Preflight's tagging of the customer's instance and root volume: only the lock key, nothing else
+ * in the same call (aws:TagKeys, ForAllValues with the key present: a request without tags would
+ * pass ForAllValues on its own), with a value (aws:RequestTag). Tagging examples:
+ * https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ExamplePolicies_EC2.html#iam-example-taggingresources;
+ * ForAllValues with a missing key: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html.
+ */
+const LOCK_TAGGING = {
+  'ForAllValues:StringEquals': { 'aws:TagKeys': [LOCK_TAG_KEY] },
+  Null: { 'aws:TagKeys': 'false', [`aws:RequestTag/${LOCK_TAG_KEY}`]: 'false' },
+};
+/** Cleanup's and restore's untagging: only the lock key, and only where it is (DeleteTags takes aws:TagKeys, SAR). */
+const LOCK_UNTAGGING = {
+  'ForAllValues:StringEquals': { 'aws:TagKeys': [LOCK_TAG_KEY] },
+  Null: { 'aws:TagKeys': 'false', [`aws:ResourceTag/${LOCK_TAG_KEY}`]: 'false' },
+};
 
 /** The create calls of launch-helper (network and helper instance). */
 const NETWORK_CREATE_ACTIONS = [
@@ -146,8 +182,11 @@ class StepPolicy {
 
 const WHY_DESCRIBE = 'EC2 Describe calls do not support resource-level permissions (read-only).';
 const WHY_USER_INSTANCE =
-  'The target instance and its root volume are the user\'s, named only at run time, and carry none of our tags; ' +
-  'the runbook must act on any of them (stop, start, DeleteOnTermination, detach, attach, back up).';
+  'The target instance and its root volume are the user\'s, named only at run time; only while they carry a run\'s ' +
+  'lock tag (condition aws:ResourceTag/reset-access:lock present), which only preflight adds and cleanup and restore remove.';
+const WHY_LOCK_TAG =
+  'The target instance and its root volume, named at run time: only the tag key reset-access:lock ' +
+  '(conditions aws:TagKeys, aws:RequestTag / aws:ResourceTag).';
 const WHY_LOCKS = 'The plan record / lock of any instance: /reset-access/locks/<instance-id>, named at run time.';
 const WHY_KEYS = 'The SecureString of any instance: /ec2rl/openssh/<instance-id>/key, named at run time.';
 const WHY_TAGGED =
@@ -283,12 +322,12 @@ function ebsEncryption(p: StepPolicy): StepPolicy {
 
 /** Attach or detach: the user's volume, and an instance (the user's, or only our helper). */
 function volumeMove(p: StepPolicy, sid: string, action: 'AttachVolume' | 'DetachVolume', helperOnly: boolean): StepPolicy {
-  p.allow(`${sid}Volume`, [`ec2:${action}`], [ec2Arn('volume')], WHY_USER_INSTANCE);
+  p.allow(`${sid}Volume`, [`ec2:${action}`], [ec2Arn('volume')], WHY_USER_INSTANCE, LOCKED);
   if (helperOnly) {
     // The instance side is the helper, which we tagged: the volume can only move to or from it.
     return p.allow(`${sid}Helper`, [`ec2:${action}`], [ec2Arn('instance')], WHY_TAGGED, MANAGED);
   }
-  return p.allow(`${sid}Instance`, [`ec2:${action}`], [ec2Arn('instance')], WHY_USER_INSTANCE);
+  return p.allow(`${sid}Instance`, [`ec2:${action}`], [ec2Arn('instance')], WHY_USER_INSTANCE, LOCKED);
 }
 
 /** ec2:CreateTags, only as part of the named create calls (tags given in the create call). */
@@ -323,11 +362,31 @@ function grantPreflight(p: StepPolicy): void {
   locks(p, ['GetParameter', 'PutParameter', 'DeleteParameter']);
   // PublicKeyParameter: a user's long public key line, read only under its own path (issue 10, defect 8).
   p.allow('PublicKeyParameter', ['ssm:GetParameter'], [parameterArn(PUBLIC_KEY_PATH)], 'A public key line the user stored for the run (read-only, one path).');
+  // The run's lock tag on the instance and its root volume: the only tagging of the customer's
+  // resources, the one that starts a run (and its undoing when tagging fails half-way).
+  p.allow('LockTag', ['ec2:CreateTags'], [ec2Arn('instance'), ec2Arn('volume')], WHY_LOCK_TAG, LOCK_TAGGING);
+  lockUntag(p);
+}
+
+/** ec2:DeleteTags of the lock key only, where it is (cleanup, restore; preflight's undo). */
+function lockUntag(p: StepPolicy): StepPolicy {
+  return p.allow('LockUntag', ['ec2:DeleteTags'], [ec2Arn('instance'), ec2Arn('volume')], WHY_LOCK_TAG, LOCK_UNTAGGING);
+}
+
+/**
+ * ModifyInstanceAttribute (DeleteOnTermination of the root volume): the SAR lists instance
+ * (required) and volume (optional) for the action, and no page we found says which request
+ * parameters bring the volume in; both are granted under the lock tag, which both carry
+ * (local/README.md, assumptions).
+ */
+function modifyTarget(p: StepPolicy, sid: string, actions: string[]): StepPolicy {
+  p.allow(sid, actions, [ec2Arn('instance')], WHY_USER_INSTANCE, LOCKED);
+  return p.allow(`${sid}RootVolume`, ['ec2:ModifyInstanceAttribute'], [ec2Arn('volume')], WHY_USER_INSTANCE, LOCKED);
 }
 
 function grantStopInstance(p: StepPolicy): void {
   describe(p, ['DescribeInstances']);
-  p.allow('StopTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StopInstances'], [ec2Arn('instance')], WHY_USER_INSTANCE);
+  modifyTarget(p, 'StopTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StopInstances']);
   locks(p, ['GetParameter', 'PutParameter']);
 }
 
@@ -436,8 +495,8 @@ function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
 function grantBackupAndDetach(p: StepPolicy): void {
   describe(p, ['DescribeInstances', 'DescribeVolumes', 'DescribeSnapshots', 'DescribeImages']);
   // The source of the backup is the user's volume or instance; the backup is created tagged.
-  p.allow('BackupSource', ['ec2:CreateSnapshot'], [ec2Arn('volume')], WHY_USER_INSTANCE);
-  p.allow('BackupSourceInstance', ['ec2:CreateImage'], [ec2Arn('instance')], WHY_USER_INSTANCE);
+  p.allow('BackupSource', ['ec2:CreateSnapshot'], [ec2Arn('volume')], WHY_USER_INSTANCE, LOCKED);
+  p.allow('BackupSourceInstance', ['ec2:CreateImage'], [ec2Arn('instance')], WHY_USER_INSTANCE, LOCKED);
   p.allow('SnapshotCreated', ['ec2:CreateSnapshot'], [ec2Arn('snapshot')], WHY_CREATED, TAGGED_AT_CREATION);
   // CreateImage makes the image and a snapshot per volume; backup-and-detach tags both.
   p.allow('ImageCreated', ['ec2:CreateImage'], [ec2Arn('image'), ec2Arn('snapshot')], WHY_CREATED, TAGGED_AT_CREATION);
@@ -494,7 +553,7 @@ function grantReattachRoot(p: StepPolicy): void {
 
 function grantStartInstance(p: StepPolicy): void {
   describe(p, ['DescribeInstances', 'DescribeVolumes']);
-  p.allow('StartTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StartInstances'], [ec2Arn('instance')], WHY_USER_INSTANCE);
+  modifyTarget(p, 'StartTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StartInstances']);
   ebsEncryption(p);
   locks(p, ['GetParameter', 'PutParameter']);
 }
@@ -519,6 +578,8 @@ function grantCleanup(p: StepPolicy): void {
     WHY_TAGGED,
     MANAGED,
   );
+  // Last change to the customer's resources: the run's lock tag.
+  lockUntag(p);
   // Cleanup reads the plan and releases the lock; it never rewrites it.
   locks(p, ['GetParameter', 'DeleteParameter']);
 }
@@ -533,7 +594,9 @@ function grantRestore(p: StepPolicy): void {
   // Take the volume off the helper (ours, tagged), put it back on the user's instance.
   volumeMove(p, 'DetachFromHelper', 'DetachVolume', true);
   volumeMove(p, 'ReattachRoot', 'AttachVolume', false);
-  p.allow('RestoreTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StartInstances'], [ec2Arn('instance')], WHY_USER_INSTANCE);
+  modifyTarget(p, 'RestoreTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StartInstances']);
+  // Last, once the volume is back and the instance restored: the run's lock tag.
+  lockUntag(p);
   ebsEncryption(p);
   // A key written but never injected is deleted (DescribeParameters tells whether it exists).
   p.allow('DeleteUnusedKey', ['ssm:DeleteParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);

@@ -21,6 +21,7 @@ import type { SSMClient } from '@aws-sdk/client-ssm';
 import { findVolume, liveAttachment, pollUntil, type Clock } from '@common/ec2';
 import { isAwsError, PlanError, RefusedError } from '@common/errors';
 import type { Logger } from '@common/log';
+import { removeLockTag } from '@common/lock-tag';
 import { deletePlan, readPlan, type Plan } from '@common/plan';
 import { isOurs, ownedFilters } from '@common/tags';
 import type { StepInput } from '@common/validation';
@@ -83,6 +84,9 @@ export async function cleanup(deps: CleanupDeps, input: StepInput): Promise<stri
   if (c.vpcId) {
     await ignoreMissing(removed, c.vpcId, () => ec2.send(new DeleteVpcCommand({ VpcId: c.vpcId })), 'InvalidVpcID.NotFound');
   }
+  // Last change to the customer's resources: this run's lock tag (only its own value is removed),
+  // then the lock record. The tag goes while the record still refuses another run.
+  await removeLockTag(ec2, plan.instanceId, plan.instance.rootVolumeId, plan.executionId);
   if (await deletePlan(deps.ssm, input.instanceId, input.executionId)) {
     deps.log.info('lock released', { instanceId: input.instanceId });
   }

@@ -57,3 +57,16 @@ export function isOurs(tags: Tag[] | undefined, executionId?: string): boolean {
 export function isOursWithRole(tags: Tag[] | undefined, executionId: string, role: ResourceRole): boolean {
   return isOurs(tags, executionId) && tags?.find((t) => t.Key === ROLE_KEY)?.Value === role;
 }
+
+/**
+ * The run's lock tag on the customer's instance and its root volume (issue 11): its value is the
+ * execution id. Preflight adds it right after it took the lock record; cleanup and restore remove
+ * it last. The step roles may change the customer's instance or volume only while it carries this
+ * key (IAM condition ec2:ResourceTag/reset-access:lock, lib/functions.ts).
+ */
+export const LOCK_TAG_KEY = 'reset-access:lock';
+
+/** The lock tag's value on `tags`, or undefined. */
+export function lockTagOf(tags: Tag[] | undefined): string | undefined {
+  return tags?.find((t) => t.Key === LOCK_TAG_KEY)?.Value;
+}

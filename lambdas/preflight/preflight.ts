@@ -17,6 +17,8 @@ import {
 import { DescribeKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { GetAutomationExecutionCommand, GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { findInstance, findVolume } from '@common/ec2';
+import { addLockTag, removeLockTag } from '@common/lock-tag';
+import { LOCK_TAG_KEY, lockTagOf } from '@common/tags';
 import { awsErrorCode, InvalidInputError, isAwsError, LockHeldError, PlanError, RefusedError } from '@common/errors';
 import { PUBLIC_KEY_PATH } from '@common/names';
 import { validatePublicKey } from '@common/validation';
@@ -24,6 +26,7 @@ import type { Logger } from '@common/log';
 import {
   createPlan,
   deleteLockParameter,
+  deletePlan,
   lockParameterName,
   PLAN_VERSION,
   readLockHolder,
@@ -105,6 +108,7 @@ export async function preflight(deps: PreflightDeps, req: PreflightRequest): Pro
     progress: { keyInjected: false, phase: 'preflight' },
   };
   await takeLock(deps, plan);
+  await tagLocked(deps, plan);
   deps.log.info('plan written', { instanceId: req.instanceId, executionId: req.executionId });
   return plan;
 }
@@ -118,6 +122,7 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<Plan
     refuse(id, 'was not found in this account and Region', 'Check the InstanceId and run the runbook in the Region of the instance.');
   }
 
+  await checkLockTag(deps, req, id, lockTagOf(instance.Tags));
   checkPlatform(instance, id);
   const state = instance.State?.Name ?? 'unknown';
   if (state !== 'running' && state !== 'stopped') {
@@ -227,6 +232,7 @@ async function checkRootVolume(deps: PreflightDeps, req: PreflightRequest, volum
   const id = req.instanceId;
   const volume = await findVolume(deps.ec2, volumeId);
   if (!volume) refuse(id, `has root volume ${volumeId}, which was not found`, 'Check the instance and run again.');
+  await checkLockTag(deps, req, volumeId, lockTagOf(volume.Tags));
   if (!volume.Encrypted) return;
   if (!req.inputs.allowEncryptedVolume) {
     refuse(id, `has an encrypted root volume ${volumeId} and AllowEncryptedVolume is False`, 'Run again with AllowEncryptedVolume=True (the helper uses the same KMS key through EBS).');
@@ -281,6 +287,44 @@ async function checkHelperType(ec2: EC2Client, type: string, id: string): Promis
 async function hasElasticIp(ec2: EC2Client, id: string): Promise<boolean> {
   const out = await ec2.send(new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: [id] }] }));
   return (out.Addresses?.length ?? 0) > 0;
+}
+
+/**
+ * A lock tag of another execution on the instance or its root volume is treated as a lock record
+ * is (takeLock): an execution that has finished can no longer act, and its tag is taken over
+ * (CreateTags overwrites the value); one still going, or unknown to Systems Manager, refuses the
+ * run with nothing changed.
+ */
+async function checkLockTag(deps: PreflightDeps, req: PreflightRequest, resourceId: string, holder: string | undefined): Promise<void> {
+  if (holder === undefined || holder === req.executionId) return;
+  const status = holder ? await executionStatus(deps.ssm, holder) : undefined;
+  if (status && FINISHED_EXECUTION_STATUSES.includes(status)) {
+    deps.log.info('taking over the lock tag of a finished execution', { resourceId, previousExecutionId: holder, previousStatus: status });
+    return;
+  }
+  throw new LockHeldError(
+    `Refused: ${resourceId} carries the lock tag ${LOCK_TAG_KEY}=${holder} of execution ${holder || '(none)'} (${status ?? 'unknown to Systems Manager'}). ` +
+      (status
+        ? `Wait for it to finish, or stop it (aws ssm stop-automation-execution --automation-execution-id ${holder}), then run again.`
+        : `If no run is going on this instance, remove the tag (aws ec2 delete-tags --resources ${resourceId} --tags Key=${LOCK_TAG_KEY}) and run again.`),
+  );
+}
+
+/**
+ * Puts this run's lock tag on the instance and its root volume, in the step that took the lock:
+ * every later step may change them only while they carry it (IAM, lib/functions.ts). If tagging
+ * fails, what was tagged is untagged and the lock released, so a refused run leaves nothing.
+ */
+async function tagLocked(deps: PreflightDeps, plan: Plan): Promise<void> {
+  const ids = [plan.instanceId, plan.instance.rootVolumeId];
+  try {
+    await addLockTag(deps.ec2, ids, plan.executionId);
+  } catch (err) {
+    deps.log.warn('could not tag the instance with the lock: releasing the lock', { instanceId: plan.instanceId });
+    await removeLockTag(deps.ec2, plan.instanceId, plan.instance.rootVolumeId, plan.executionId);
+    await deletePlan(deps.ssm, plan.instanceId, plan.executionId);
+    throw err;
+  }
 }
 
 /** Creates the plan without overwrite; takes over the lock of a finished execution. */

@@ -12,6 +12,7 @@
  *  2. available: attach to the original instance at the original device name, wait in-use;
  *  3. DeleteOnTermination as it was; start the instance if it was running and is stopped;
  *  4. a key written but not injected: delete the SecureString; injected: keep it, name it.
+ *  5. last: remove this run's lock tag from the instance and the root volume (issue 11).
  * Throws RestoreError naming the volume and its state when it cannot be put back.
  */
 import {
@@ -32,6 +33,7 @@ import { describeInstance, findInstance, findVolume, liveAttachment, pollUntil, 
 import { awsErrorCode, isAwsError, NotReadyError, PlanError, RestoreError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { parseReport } from '@common/report';
+import { removeLockTag } from '@common/lock-tag';
 import { readPlan, updatePlan, type Plan } from '@common/plan';
 import type { StepInput } from '@common/validation';
 
@@ -120,6 +122,9 @@ export async function restore(deps: RestoreDeps, input: StepInput): Promise<Rest
   await updatePlan(deps.ssm, instanceId, executionId, (p) => {
     p.progress.phase = 'restored';
   });
+  // Last, only once the volume is back and the instance restored: this run's lock tag. A restore
+  // that throws above leaves it, so a retry (or the restore runbook) may still act.
+  await removeLockTag(deps.ec2, instanceId, plan.instance.rootVolumeId, executionId);
   // A forced detach comes first: its advice must survive any cut of the message.
   const ordered = [...done.filter((d) => d.startsWith('FORCED')), ...done.filter((d) => !d.startsWith('FORCED'))];
   const message = ordered.length > 0 ? ordered.join('; ') : 'nothing to change';

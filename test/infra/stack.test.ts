@@ -206,8 +206,18 @@ describe('IAM: create calls tag the created resource in the same call', () => {
     }
   });
 
-  test('ec2:CreateTags only as part of the create calls (ec2:CreateAction)', () => {
-    const tagging = ALL.filter((s) => s.actions.includes('ec2:CreateTags'));
+  test('ec2:CreateTags only as part of the create calls (ec2:CreateAction), but preflight\'s lock tag', () => {
+    const lockTag = ALL.filter((s) => s.actions.includes('ec2:CreateTags') && s.role === roleId('preflight'));
+    expect(lockTag.map((s) => [s.resources.map((r) => r.replace(/^.*:/, '')), s.condition])).toEqual([
+      [
+        ['instance/*', 'volume/*'],
+        {
+          'ForAllValues:StringEquals': { 'aws:TagKeys': ['reset-access:lock'] },
+          Null: { 'aws:TagKeys': 'false', 'aws:RequestTag/reset-access:lock': 'false' },
+        },
+      ],
+    ]);
+    const tagging = ALL.filter((s) => s.actions.includes('ec2:CreateTags') && s.role !== roleId('preflight'));
     expect(new Set(tagging.map((s) => s.role))).toEqual(new Set([roleId('launch-helper'), roleId('backup-and-detach')]));
     for (const s of tagging) {
       expect(Object.keys(s.condition ?? {})).toEqual(['StringEquals']);
@@ -234,6 +244,9 @@ describe('IAM: create calls tag the created resource in the same call', () => {
   });
 });
 
+/** A run's lock tag on the resource (issue 11). */
+const LOCKED = { Null: { 'aws:ResourceTag/reset-access:lock': 'false' } };
+
 describe('IAM: the user\'s instance and volume', () => {
   test.each([
     ['stop-instance', 'ec2:StopInstances'],
@@ -241,9 +254,9 @@ describe('IAM: the user\'s instance and volume', () => {
     ['start-instance', 'ec2:StartInstances'],
     ['start-instance', 'ec2:ModifyInstanceAttribute'],
     ['restore', 'ec2:StartInstances'],
-  ] as [StepFolder, string][])('%s: %s on any instance', (folder, action) => {
+  ] as [StepFolder, string][])('%s: %s on an instance only while it carries a run\'s lock tag', (folder, action) => {
     const [s] = onlyWith(folder, action, 'instance');
-    expect(s.condition).toBeUndefined();
+    expect(s.condition).toEqual(LOCKED);
   });
 
   test('the volume moves only to and from an instance we tagged when the other end is the helper', () => {
@@ -262,7 +275,18 @@ describe('IAM: the user\'s instance and volume', () => {
       ['reattach-root', 'ec2:AttachVolume'],
       ['restore', 'ec2:AttachVolume'],
     ] as [StepFolder, string][]) {
-      expect(onlyWith(folder, action, 'instance')[0].condition).toBeUndefined();
+      expect(onlyWith(folder, action, 'instance')[0].condition).toEqual(LOCKED);
+    }
+    for (const [folder, action] of [
+      ['attach-to-helper', 'ec2:AttachVolume'],
+      ['release-from-helper', 'ec2:DetachVolume'],
+      ['backup-and-detach', 'ec2:DetachVolume'],
+      ['backup-and-detach', 'ec2:CreateSnapshot'],
+      ['reattach-root', 'ec2:AttachVolume'],
+      ['restore', 'ec2:AttachVolume'],
+      ['restore', 'ec2:DetachVolume'],
+    ] as [StepFolder, string][]) {
+      expect(onlyWith(folder, action, 'volume')[0].condition).toEqual(LOCKED);
     }
   });
 

@@ -133,6 +133,8 @@ function untaggedDestruction(tpl: Template): string[] {
   for (const s of allows) {
     for (const a of s.actions.filter((x) => NEEDS_TAG.test(x))) {
       if (tagConditioned(s)) continue;
+      // the run's lock tag: removable only by key, only where it is (lockTagRule)
+      if (a === 'ec2:DeleteTags' && lockUntagging(s)) continue;
       // an untaggable companion resource, only where the request's other resource is conditioned
       const types = s.resources.map(ec2Type);
       const excused = COMPANION_RESOURCES.find((c) => c.action.test(a) && types.every((ty) => ty === c.resourceType));
@@ -143,6 +145,50 @@ function untaggedDestruction(tpl: Template): string[] {
         if (companionOk) continue;
       }
       bad.push(`${where(s, a)} on ${s.resources.join(' ')}`);
+    }
+  }
+  return bad;
+}
+
+const LOCK_KEY = 'reset-access:lock';
+/** ec2:DeleteTags of the lock key only (ForAllValues aws:TagKeys, key present), where the resource carries it. */
+function lockUntagging(s: Statement): boolean {
+  const c = (s.condition ?? {}) as Record<string, Record<string, unknown>>;
+  return (
+    JSON.stringify(c['ForAllValues:StringEquals']) === JSON.stringify({ 'aws:TagKeys': [LOCK_KEY] }) &&
+    c.Null?.['aws:TagKeys'] === 'false' &&
+    c.Null?.[`aws:ResourceTag/${LOCK_KEY}`] === 'false'
+  );
+}
+
+/** Actions that change the customer's instance or its volume (SAR: authorized on instance and volume). */
+const CHANGES_TARGET = /^ec2:(StopInstances|StartInstances|ModifyInstanceAttribute|AttachVolume|DetachVolume|CreateSnapshot|CreateImage|RebootInstances|ModifyVolume)$/;
+
+/**
+ * Issue 11: every change to an instance or a volume needs this product's tag (the helper) or a run's
+ * lock tag (the customer's, named at run time); tagging an instance or volume outside a create
+ * call is preflight's lock tag only, and untagging is the lock key only, by preflight, cleanup
+ * and restore.
+ */
+function lockTagRule(tpl: Template): string[] {
+  const bad: string[] = [];
+  for (const s of allowsOf(tpl)) {
+    const c = (s.condition ?? {}) as Record<string, Record<string, unknown>>;
+    const onTarget = s.resources.some((r) => ['instance', 'volume'].includes(ec2Type(r) ?? '') || r === '*');
+    if (!onTarget) continue;
+    for (const a of s.actions.filter((x) => CHANGES_TARGET.test(x))) {
+      if (tagConditioned(s) || c.Null?.[`aws:ResourceTag/${LOCK_KEY}`] === 'false') continue;
+      bad.push(`${where(s, a)} on ${s.resources.join(' ')}: neither our tag nor the lock tag`);
+    }
+    if (s.actions.includes('ec2:CreateTags') && !c.StringEquals?.['ec2:CreateAction']) {
+      const ok =
+        s.roles.every((r) => /Preflight/.test(r)) &&
+        JSON.stringify(c['ForAllValues:StringEquals']) === JSON.stringify({ 'aws:TagKeys': [LOCK_KEY] }) &&
+        c.Null?.['aws:TagKeys'] === 'false';
+      if (!ok) bad.push(`${where(s, 'ec2:CreateTags')}: tagging outside a create call other than preflight's lock tag`);
+    }
+    if (s.actions.includes('ec2:DeleteTags') && !(lockUntagging(s) && s.roles.every((r) => /Preflight|Cleanup|Restore/.test(r)))) {
+      bad.push(`${where(s, 'ec2:DeleteTags')}: untagging other than the lock key by preflight, cleanup or restore`);
     }
   }
   return bad;
@@ -295,6 +341,7 @@ const RULES: Array<[string, (tpl: Template) => string[]]> = [
   ['no Action "*", no service wildcard, no wildcard in any action; no NotAction or NotResource', wildcardActions],
   ['Resource "*" only for actions that cannot be scoped (the allowlist, each with its reason and docs page)', starResources],
   ["terminate, delete, detach-gateway and revoke actions are conditioned on this product's tag", untaggedDestruction],
+  ["the customer's instance and volume change only under a run's lock tag; only preflight tags them (the lock key), only preflight, cleanup and restore untag (that key)", lockTagRule],
   ["ssm:SendCommand only with the product's Command document, and on instances only when tagged as helpers", sendCommandScope],
   ['ssm:PutParameter and ssm:DeleteParameter only under /ec2rl/openssh/* and /reset-access/locks/*', parameterWrites],
   ['no product role can read a stored private key back (no GetParameter on /ec2rl/openssh, no kms:Decrypt)', keyReadBack],

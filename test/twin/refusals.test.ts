@@ -4,6 +4,7 @@
  * helper, network or lock of its own).
  */
 import { randomUUID } from 'node:crypto';
+import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import { INSTANCE_STORE_AMI, LockedOutSpec, startTwin, Twin, WINDOWS_AMI } from '../../local/twin';
 import { mutatingCalls } from './support';
 
@@ -63,4 +64,20 @@ test('refuses an instance locked by a run still in progress, and leaves that loc
   expect(mutatingCalls(callLog)).toEqual([]);
   expect(await twin.getParameter(lockName)).toBe(lockBefore);
   expect(await twin.snapshotInstance(instance.instanceId)).toEqual(before);
+});
+
+test('refuses an instance carrying the lock tag of an execution Systems Manager does not know, changing nothing (issue 11)', async () => {
+  const instance = await twin.createLockedOutInstance({ image: false });
+  const other = randomUUID();
+  await twin.ec2.send(new CreateTagsCommand({ Resources: [instance.instanceId], Tags: [{ Key: 'reset-access:lock', Value: other }] }));
+  const before = await twin.snapshotInstance(instance.instanceId);
+
+  const { result, callLog } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' });
+
+  expect(result.status).toBe('Failed');
+  expect(result.steps.map((s) => [s.name, s.status])).toEqual([['preflight', 'Failed']]);
+  expect(result.failureMessage).toContain(`reset-access:lock=${other}`);
+  expect(mutatingCalls(callLog)).toEqual([]);
+  expect(await twin.snapshotInstance(instance.instanceId)).toEqual(before);
+  expect((await twin.leftovers(instance.instanceId)).locks).not.toContain(`/reset-access/locks/${instance.instanceId}`);
 });

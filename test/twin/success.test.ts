@@ -98,6 +98,8 @@ test.each([
   expect(summaryOf(result).BackupId).toMatch(/^snap-/);
   // The helper ran where it was asked to.
   expect(calls['ec2:CreateVpc'] ?? 0).toBe(subnetId === 'CreateNewVPC' ? 1 : 0);
+  // The run's lock tag: put on the instance and root volume once, taken off each (issue 11).
+  expect([calls['ec2:CreateTags'], calls['ec2:DeleteTags']]).toEqual([1, 2]);
 
   await expectNothingLost(twin, before, ['/home/ec2-user/.ssh/authorized_keys']);
   expect(await loginWorks(instance.imagePath as string, privateKey)).toBe(true);

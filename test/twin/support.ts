@@ -3,7 +3,7 @@
  * every file.
  */
 import { readFileSync } from 'node:fs';
-import { DescribeVolumesCommand } from '@aws-sdk/client-ec2';
+import { DescribeTagsCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import type { CallRecord } from '../../local/agent';
 import type { ImageSnapshot } from '../../local/disk/images';
 import type { InstanceSnapshot, LockedOutInstance, Twin } from '../../local/twin';
@@ -60,6 +60,16 @@ export async function expectNothingLost(twin: Twin, before: Baseline, allowedFil
     locks: [],
     addresses: [],
   });
+  // No run's lock tag left on the instance or its root volume (issue 11: removed last).
+  const lockTags = await twin.ec2.send(
+    new DescribeTagsCommand({
+      Filters: [
+        { Name: 'key', Values: ['reset-access:lock'] },
+        { Name: 'resource-id', Values: [before.instance.instanceId, before.instance.rootVolumeId] },
+      ],
+    }),
+  );
+  expect(lockTags.Tags ?? []).toEqual([]);
   if (before.image && before.instance.imagePath) {
     const after = await twin.disk.snapshotImage(before.instance.imagePath);
     const changed = twin.disk.diffImage(before.image, after).map((d) => d.key);

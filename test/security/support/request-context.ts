@@ -65,6 +65,12 @@ export interface Authorization {
   readonly source: string;
   /** The same authorization on a resource this product did not create or tag (absent for '*'). */
   readonly foreign?: { readonly resource: string; readonly context: Context; readonly what: string };
+  /**
+   * The same authorization on the same resource carrying the lock tag of another execution (issue
+   * 11): what IAM says of it is reported, since the lock-tag condition binds a run's lock, not
+   * which run (lib/functions.ts, LOCKED).
+   */
+  readonly otherRun?: { readonly resource: string; readonly context: Context };
   /** Variants a condition of ours exists to refuse (not through the service, another instance profile, ...): each must be denied. */
   readonly mustDeny?: ReadonlyArray<{ readonly resource: string; readonly context: Context; readonly what: string }>;
 }
@@ -83,6 +89,8 @@ export interface Place {
   readonly region: string;
   readonly account: string;
   readonly managedTag: { readonly key: string; readonly value: string };
+  /** The run's lock tag key on the customer's instance and root volume (issue 11). */
+  readonly lockTagKey?: string;
 }
 
 /** A foreign account, for resources nobody here owns. */
@@ -102,6 +110,8 @@ const FOREIGN_IDS: Record<string, string> = {
   image: 'ami-0f0000000000f0001',
   'key-pair': 'someone-elses-key',
 };
+/** An execution id that is not the run's (the lock tag of another run). */
+const OTHER_EXECUTION_ID = '00000000-0000-4000-8000-0000000f0e11';
 const FOREIGN_KMS_KEY = '0f0f0f0f-0000-4000-8000-00000000f001';
 
 /**
@@ -118,6 +128,8 @@ export class World {
   readonly volumeKeys = new Map<string, string>();
   readonly instanceVolumes = new Map<string, string[]>();
   readonly volumeInstance = new Map<string, string>();
+  /** volume id → the device name it is attached at */
+  readonly volumeDevice = new Map<string, string>();
   readonly imageOwner = new Map<string, string>();
   /** route table association id → [route table, subnet] */
   readonly associations = new Map<string, [string, string]>();
@@ -137,6 +149,7 @@ export class World {
     for (const [k, v] of this.volumeKeys) w.volumeKeys.set(k, v);
     for (const [k, v] of this.instanceVolumes) w.instanceVolumes.set(k, [...v]);
     for (const [k, v] of this.volumeInstance) w.volumeInstance.set(k, v);
+    for (const [k, v] of this.volumeDevice) w.volumeDevice.set(k, v);
     for (const [k, v] of this.imageOwner) w.imageOwner.set(k, v);
     for (const [k, v] of this.associations) w.associations.set(k, v);
     for (const [k, v] of this.profileRoles) w.profileRoles.set(k, v);
@@ -172,6 +185,19 @@ function tagSpecs(f: Form): Map<string, Record<string, string>> {
     out.set(f.get(`TagSpecification.${i}.ResourceType`) as string, tags);
   }
   return out;
+}
+
+/** Tag.N.Key / Tag.N.Value of CreateTags and DeleteTags. */
+function requestTags(f: Form): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (let j = 1; f.has(`Tag.${j}.Key`); j++) tags[f.get(`Tag.${j}.Key`) as string] = f.get(`Tag.${j}.Value`) ?? '';
+  return tags;
+}
+
+/** The EC2 resource type of an id, by its prefix. */
+function typeOfId(id: string): string {
+  const prefixes: Record<string, string> = { i: 'instance', vol: 'volume', snap: 'snapshot', ami: 'image', vpc: 'vpc', subnet: 'subnet', sg: 'security-group', igw: 'internet-gateway', rtb: 'route-table', eni: 'network-interface' };
+  return prefixes[id.split('-')[0] ?? ''] ?? 'unknown';
 }
 
 function xml(body: string, field: string): string | undefined {
@@ -269,7 +295,30 @@ const EC2: Record<string, Ec2Mapper> = {
   StopInstances: ids('InstanceId', 'instance'),
   StartInstances: ids('InstanceId', 'instance'),
   TerminateInstances: ids('InstanceId', 'instance'),
-  ModifyInstanceAttribute: one('InstanceId', 'instance'),
+  // The SAR lists instance (required) and volume (optional); a BlockDeviceMapping change names the
+  // volume attached at that device, so it is evaluated on that volume too (lib/functions.ts grants
+  // both under the lock tag; local/README.md, assumptions).
+  ModifyInstanceAttribute: (f, _r, w) => {
+    const instance = f.get('InstanceId') ?? '';
+    const out: Res[] = [{ type: 'instance', id: instance }];
+    for (let i = 1; f.has(`BlockDeviceMapping.${i}.DeviceName`); i++) {
+      const device = f.get(`BlockDeviceMapping.${i}.DeviceName`);
+      const volume = [...w.volumeInstance].find(([v, at]) => at === instance && w.volumeDevice.get(v) === device)?.[0];
+      if (volume) out.push({ type: 'volume', id: volume, extra: { 'ec2:Encrypted': String(w.volumeKeys.has(volume)) } });
+    }
+    return out;
+  },
+  // Tagging and untagging outside a create call (the run's lock tag): each resource named, with the
+  // request's tag keys (aws:TagKeys) and, for CreateTags, their values (aws:RequestTag/<key>).
+  CreateTags: (f) => {
+    const tags = requestTags(f);
+    return list(f, 'ResourceId').map((id) => ({ type: typeOfId(id), id, extra: requestTagContext(tags) }));
+  },
+  DeleteTags: (f) => {
+    const keys = Object.keys(requestTags(f));
+    const extra: Context = keys.length ? { 'aws:TagKeys': keys } : {};
+    return list(f, 'ResourceId').map((id) => ({ type: typeOfId(id), id, extra }));
+  },
   DescribeInstanceAttribute: one('InstanceId', 'instance'),
   CreateVpc: created('vpc', 'vpcId'),
   CreateSubnet: both(created('subnet', 'subnetId'), one('VpcId', 'vpc')),
@@ -487,7 +536,8 @@ export async function authorize(x: Exchange, w: World, out: Replayed): Promise<v
     const mustDeny = a.mustDeny
       ? await Promise.all(a.mustDeny.map(async (v) => ({ ...v, context: await filtered(a.action, a.resourceType, v.context, []) })))
       : undefined;
-    out.authorizations.push({ ...a, caller, call: a.call ?? call, context, foreign, mustDeny });
+    const otherRun = a.otherRun ? { ...a.otherRun, context: await filtered(a.action, a.resourceType, a.otherRun.context, []) } : undefined;
+    out.authorizations.push({ ...a, caller, call: a.call ?? call, context, foreign, mustDeny, otherRun });
   };
 
   if (x.protocol === 'ec2') {
@@ -545,6 +595,9 @@ export async function authorize(x: Exchange, w: World, out: Replayed): Promise<v
           r.type === 'image'
             ? { ...withoutKeys(ctx, /^(aws|ec2):ResourceTag\//), 'ec2:Owner': OTHER_ACCOUNT }
             : withoutKeys(ctx, /^(aws|ec2):ResourceTag\//);
+        const lockKey = p.lockTagKey;
+        const locked = binding === 'customer' && lockKey !== undefined && tags[lockKey] !== undefined;
+        const lockKeys = lockKey ? new RegExp(`^(aws|ec2):ResourceTag/${lockKey.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) : /^$/;
         await push({
           action,
           resourceType: r.type,
@@ -553,6 +606,10 @@ export async function authorize(x: Exchange, w: World, out: Replayed): Promise<v
           binding,
           source: 'the call itself',
           foreign: { resource: foreignArn, context: foreignCtx, what: `a ${r.type} nobody here created or tagged` },
+          mustDeny: locked ? [{ resource: arn, context: withoutKeys(ctx, lockKeys), what: `the same ${r.type} without the run's lock tag` }] : undefined,
+          otherRun: locked
+            ? { resource: arn, context: { ...ctx, [`aws:ResourceTag/${lockKey}`]: OTHER_EXECUTION_ID, [`ec2:ResourceTag/${lockKey}`]: OTHER_EXECUTION_ID } }
+            : undefined,
         });
       }
       // Tagging at creation: ec2:CreateTags on each resource tagged by the create call.
@@ -777,9 +834,11 @@ function learnEc2(x: Exchange, f: Form, w: World): void {
     }
     case 'AttachVolume':
       w.volumeInstance.set(f.get('VolumeId') ?? '', f.get('InstanceId') ?? '');
+      w.volumeDevice.set(f.get('VolumeId') ?? '', f.get('Device') ?? '');
       break;
     case 'DetachVolume':
       w.volumeInstance.delete(f.get('VolumeId') ?? '');
+      w.volumeDevice.delete(f.get('VolumeId') ?? '');
       break;
     case 'DescribeImages':
       for (const block of r.split('<item>')) {
@@ -794,9 +853,16 @@ function learnEc2(x: Exchange, f: Form, w: World): void {
   }
   for (const id of list(f, 'ResourceId')) {
     if (x.action === 'CreateTags') {
-      const tags: Record<string, string> = {};
-      for (let j = 1; f.has(`Tag.${j}.Key`); j++) tags[f.get(`Tag.${j}.Key`) as string] = f.get(`Tag.${j}.Value`) ?? '';
-      w.tags.set(id, { ...(w.tags.get(id) ?? {}), ...tags });
+      w.tags.set(id, { ...(w.tags.get(id) ?? {}), ...requestTags(f) });
+    }
+    if (x.action === 'DeleteTags') {
+      // A key given with a value goes only when the value matches (EC2 DeleteTags, Tag.N).
+      const now = { ...(w.tags.get(id) ?? {}) };
+      for (let j = 1; f.has(`Tag.${j}.Key`); j++) {
+        const key = f.get(`Tag.${j}.Key`) as string;
+        if (!f.has(`Tag.${j}.Value`) || now[key] === f.get(`Tag.${j}.Value`)) delete now[key];
+      }
+      w.tags.set(id, now);
     }
   }
 }

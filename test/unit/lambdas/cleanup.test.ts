@@ -1,6 +1,7 @@
 import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
+  DeleteTagsCommand,
   DeleteInternetGatewayCommand,
   DeleteSecurityGroupCommand,
   DeleteVpcCommand,
@@ -64,6 +65,9 @@ beforeEach(() => {
   helper = { InstanceId: HELPER_ID, State: { Name: 'running' }, Tags: tagsFor('helper', EXECUTION_ID, INSTANCE_ID) };
   describesUntilTerminated = 0;
   ec2Mock.on(DescribeInstancesCommand).callsFake((input: { InstanceIds?: string[]; Filters?: unknown[] }) => {
+    if (input.InstanceIds?.[0] === INSTANCE_ID) {
+      return { Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: 'running' }, Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] }] }] };
+    }
     if (input.InstanceIds && helper.State?.Name === 'shutting-down') {
       if (describesUntilTerminated-- <= 0) helper.State = { Name: 'terminated' };
     }
@@ -73,7 +77,9 @@ beforeEach(() => {
     helper.State = { Name: 'shutting-down' };
     return {};
   });
-  ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: ROOT_VOLUME_ID, State: 'in-use', Attachments: [{ InstanceId: INSTANCE_ID, State: 'attached' }] }] });
+  ec2Mock.on(DescribeVolumesCommand).resolves({
+    Volumes: [{ VolumeId: ROOT_VOLUME_ID, State: 'in-use', Attachments: [{ InstanceId: INSTANCE_ID, State: 'attached' }], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] }],
+  });
   ec2Mock.on(DescribeRouteTablesCommand).resolves({
     RouteTables: [{ RouteTableId: NETWORK.routeTableId, Associations: [{ RouteTableAssociationId: 'rtbassoc-1', SubnetId: NETWORK.subnetId, Main: false }] }],
   });
@@ -102,7 +108,18 @@ describe('cleanup handler', () => {
       'DeleteInternetGatewayCommand',
       'DeleteSubnetCommand',
       'DeleteVpcCommand',
+      // Last: this run's lock tag, by value, from the instance and the root volume.
+      'DeleteTagsCommand',
+      'DeleteTagsCommand',
     ]);
+    const untagged = ec2Mock.commandCalls(DeleteTagsCommand).map((c) => c.args[0].input);
+    expect(untagged).toEqual([
+      { Resources: [INSTANCE_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] },
+      { Resources: [ROOT_VOLUME_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] },
+    ]);
+    // ... while the lock record still refuses another run.
+    const released = ssmMock.commandCalls(DeleteParameterCommand)[0];
+    expect(released && ec2Mock.commandCalls(DeleteTagsCommand)[1]?.calledBefore(released)).toBe(true);
     expect(ssmMock).toHaveReceivedCommandWith(DeleteParameterCommand, { Name: LOCK_NAME });
     expect(store.has(LOCK_NAME)).toBe(false);
   });

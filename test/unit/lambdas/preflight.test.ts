@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { mockClient } from 'aws-sdk-client-mock';
 import { AutoScalingClient, DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
 import {
+  CreateTagsCommand,
+  DeleteTagsCommand,
   DescribeAddressesCommand,
   DescribeInstanceAttributeCommand,
   DescribeInstancesCommand,
@@ -141,9 +143,17 @@ describe('preflight handler', () => {
     expectNothingChangedButTheLock();
   });
 
+  /** The lock record, then the lock tag on the instance and its root volume: nothing else changed. */
   function expectNothingChangedButTheLock(): void {
     const ec2Calls = ec2Mock.calls().map((c) => c.args[0].constructor.name);
-    expect(ec2Calls.filter((n) => !n.startsWith('Describe'))).toEqual([]);
+    expect(ec2Calls.filter((n) => !n.startsWith('Describe'))).toEqual(['CreateTagsCommand']);
+    expect(ec2Mock).toHaveReceivedCommandWith(CreateTagsCommand, {
+      Resources: [INSTANCE_ID, ROOT_VOLUME_ID],
+      Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }],
+    });
+    // The tag comes after the lock record was created (the same step, in this order).
+    const lock = ssmMock.commandCalls(PutParameterCommand)[0];
+    expect(lock && ec2Mock.commandCalls(CreateTagsCommand)[0]?.calledAfter(lock)).toBe(true);
   }
 
   it('records an Elastic IP and a stopped state', async () => {
@@ -421,5 +431,58 @@ describe('preflight PublicKeyParameter (a key line longer than an Automation par
     expect(err.message).toContain('looks like a private key');
     expect(err.message).not.toContain('b3BlbnNzaC1rZXktdjEAAAAA');
     expect(storedPlan(store)).toBeUndefined();
+  });
+});
+
+describe('preflight lock tag (issue 11)', () => {
+  const tagged = (value: string) => [{ Key: 'Name', Value: 'web' }, { Key: 'reset-access:lock', Value: value }];
+
+  it('refuses, changing nothing, when the instance carries the lock tag of a run still going', async () => {
+    instance.Tags = tagged(OTHER_EXECUTION_ID);
+    ssmMock.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: 'InProgress' } });
+    await expect(handler(event())).rejects.toMatchObject({ name: 'LockHeldError', message: expect.stringContaining(`reset-access:lock=${OTHER_EXECUTION_ID}`) });
+    expectNothingChanged();
+  });
+
+  it('refuses when the root volume carries the lock tag of an execution Systems Manager does not know', async () => {
+    volume.Tags = [{ Key: 'reset-access:lock', Value: OTHER_EXECUTION_ID }];
+    ssmMock.on(GetAutomationExecutionCommand).rejects(awsError('AutomationExecutionNotFoundException'));
+    await expect(handler(event())).rejects.toMatchObject({ name: 'LockHeldError', message: expect.stringMatching(/unknown to Systems Manager.*delete-tags/) });
+    expectNothingChanged();
+  });
+
+  it('takes over the lock tag of a finished execution: the tag is rewritten with this execution id', async () => {
+    instance.Tags = tagged(OTHER_EXECUTION_ID);
+    ssmMock.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: 'Failed' } });
+    await handler(event());
+    expect(ec2Mock).toHaveReceivedCommandWith(CreateTagsCommand, { Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] });
+    expect(storedPlan(store)?.executionId).toBe(EXECUTION_ID);
+  });
+
+  it('when tagging is refused, releases the lock and removes nothing (no tag of this run is there)', async () => {
+    ec2Mock.on(CreateTagsCommand).rejects(awsError('UnauthorizedOperation'));
+    await expect(handler(event())).rejects.toMatchObject({ name: 'UnauthorizedOperation' });
+    expect(ec2Mock).not.toHaveReceivedCommand(DeleteTagsCommand);
+    expect(store.has(LOCK_NAME)).toBe(false);
+  });
+
+  it('keeps going over its own tag (a retried preflight)', async () => {
+    instance.Tags = tagged(EXECUTION_ID);
+    await handler(event());
+    expect(ssmMock).not.toHaveReceivedCommand(GetAutomationExecutionCommand);
+  });
+
+  it('when tagging fails, removes its tag and releases the lock: the refused run leaves nothing', async () => {
+    // The tags land, then the call fails (a timeout, say): both resources carry this run's tag.
+    ec2Mock.on(CreateTagsCommand).callsFake(() => {
+      instance.Tags = tagged(EXECUTION_ID);
+      volume.Tags = [{ Key: 'reset-access:lock', Value: EXECUTION_ID }];
+      throw awsError('UnauthorizedOperation');
+    });
+    await expect(handler(event())).rejects.toMatchObject({ name: 'UnauthorizedOperation' });
+    expect(ec2Mock).toHaveReceivedCommandWith(DeleteTagsCommand, { Resources: [INSTANCE_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] });
+    expect(ec2Mock).toHaveReceivedCommandWith(DeleteTagsCommand, { Resources: [ROOT_VOLUME_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] });
+    expect(ssmMock).toHaveReceivedCommandWith(DeleteParameterCommand, { Name: LOCK_NAME });
+    expect(store.has(LOCK_NAME)).toBe(false);
   });
 });

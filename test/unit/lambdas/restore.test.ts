@@ -1,6 +1,7 @@
 import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
+  DeleteTagsCommand,
   AttachVolumeCommand,
   DescribeInstancesCommand,
   DescribeVolumesCommand,
@@ -68,6 +69,10 @@ function tick(): void {
   }
 }
 
+/** The run's lock tag, where it still is (preflight put it on the instance and the root volume). */
+let locked: Set<string>;
+const lockTags = (id: string) => (locked.has(id) ? [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] : []);
+
 function volumeNow() {
   if (world.volumeState === 'absent') {
     const err = new Error('not found') as Error & { $metadata: object };
@@ -81,6 +86,7 @@ function volumeNow() {
         VolumeId: ROOT_VOLUME_ID,
         State: world.volumeState,
         Attachments: world.attachedTo ? [{ InstanceId: world.attachedTo, State: world.attachmentState, Device: '/dev/xvda' }] : [],
+        Tags: lockTags(ROOT_VOLUME_ID),
       },
     ],
   };
@@ -91,6 +97,11 @@ beforeEach(() => {
   ssmMock.reset();
   jest.spyOn(console, 'log').mockImplementation(() => undefined);
   store = parameterStore(ssmMock);
+  locked = new Set([INSTANCE_ID, ROOT_VOLUME_ID]);
+  ec2Mock.on(DeleteTagsCommand).callsFake((input: { Resources: string[]; Tags: Array<{ Key: string; Value?: string }> }) => {
+    if (input.Tags[0]?.Value === EXECUTION_ID) for (const id of input.Resources) locked.delete(id);
+    return {};
+  });
   world = { instanceState: 'running', helperState: 'running', volumeState: 'in-use', attachedTo: INSTANCE_ID, attachmentState: 'attached', lag: 2, stuckDetach: false, pending: 0 };
   ec2Mock.on(DescribeVolumesCommand).callsFake(() => {
     tick();
@@ -99,7 +110,7 @@ beforeEach(() => {
   ec2Mock.on(DescribeInstancesCommand).callsFake((input: { InstanceIds?: string[] }) => {
     tick();
     if (input.InstanceIds?.[0] === HELPER_ID) return { Reservations: [{ Instances: [{ InstanceId: HELPER_ID, State: { Name: world.helperState } }] }] };
-    return { Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: world.instanceState } }] }] };
+    return { Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: world.instanceState }, Tags: lockTags(INSTANCE_ID) }] }] };
   });
   ec2Mock.on(DetachVolumeCommand).callsFake((input: { Force?: boolean }) => {
     // A volume still attaching cannot be detached yet (the review's P2-4 case).
@@ -141,6 +152,13 @@ function expectBackToNormal(started: boolean): void {
   if (started) expect(ec2Mock).toHaveReceivedCommandWith(StartInstancesCommand, { InstanceIds: [INSTANCE_ID] });
   else expect(ec2Mock).not.toHaveReceivedCommand(StartInstancesCommand);
   expect(storedPlan(store)?.progress.phase).toBe('restored');
+  // Last: this run's lock tag (by value) from the instance and the root volume, after every other change.
+  const changes = ec2Mock.calls().map((c) => c.args[0].constructor.name).filter((n) => !n.startsWith('Describe'));
+  expect(changes.slice(-2)).toEqual(['DeleteTagsCommand', 'DeleteTagsCommand']);
+  expect(ec2Mock.commandCalls(DeleteTagsCommand).map((c) => c.args[0].input)).toEqual([
+    { Resources: [INSTANCE_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] },
+    { Resources: [ROOT_VOLUME_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] },
+  ]);
 }
 
 describe('restore handler', () => {
@@ -345,6 +363,8 @@ describe('restore failures name the volume', () => {
       message: expect.stringContaining(`volume ${ROOT_VOLUME_ID} is in-use (attached to i-0aaaaaaaaaaaaaaaa)`),
     });
     expect(sentCommands(ec2Mock).filter((n) => ['AttachVolumeCommand', 'DetachVolumeCommand', 'StartInstancesCommand'].includes(n))).toEqual([]);
+    // The volume is not back: the lock tag stays, so a retry may still act on it.
+    expect(ec2Mock).not.toHaveReceivedCommand(DeleteTagsCommand);
   });
 
   it('throws naming the volume when it is gone', async () => {
