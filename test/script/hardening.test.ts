@@ -7,39 +7,17 @@
  */
 import { execFileSync } from 'child_process';
 import { rmSync } from 'fs';
-import { join } from 'path';
 import { generateKeyPair } from '@common/keys';
-import { buildImage, diffImage, snapshotImage, type ImageSnapshot, type ImageSpec } from '../../local/disk/images';
+import { diffImage, snapshotImage, type ImageSnapshot, type ImageSpec } from '../../local/disk/images';
 import { attachLoop, detachLoop } from '../../local/disk/loop';
-import { inject, removeDir, scratchDir, systemState, type SystemState } from '../support/disk';
+import { inject, scratchImages } from '../support/disk';
 import { KEYS } from '../security/support/hostile';
 
 const key = generateKeyPair('ed25519');
 const otherKey = generateKeyPair('ed25519').publicKey;
 const [edType, edBody] = key.publicKey.split(' ');
 
-let dir: string;
-let state: SystemState;
-beforeAll(() => {
-  dir = scratchDir('hardening-');
-});
-afterAll(() => {
-  removeDir(dir);
-});
-beforeEach(() => {
-  state = systemState(dir);
-});
-afterEach(() => {
-  expect(systemState(dir)).toEqual(state);
-});
-
-let counter = 0;
-async function image(spec: ImageSpec): Promise<{ path: string; before: ImageSnapshot }> {
-  counter += 1;
-  const path = join(dir, `h-${counter}.img`);
-  await buildImage(path, spec);
-  return { path, before: await snapshotImage(path) };
-}
+const { image } = scratchImages('hardening-', 'h');
 
 /** Run a shell script with the image's filesystem (partition suffix or '' for the disk) mounted at $m. */
 async function withMounted(path: string, partition: string, options: string, script: string): Promise<string> {

@@ -10,37 +10,15 @@ import { join } from 'path';
 import { generateKeyPair } from '@common/keys';
 import { buildImage, diffImage, snapshotImage, type ImageSnapshot, type ImageSpec } from '../../local/disk/images';
 import { attachLoop, detachLoop } from '../../local/disk/loop';
-import { deployedScript, inject, hex, removeDir, scratchDir, sha256File, systemState, treeState, VOLUME_ID, type SystemState } from '../support/disk';
+import { deployedScript, inject, hex, scratchImages, sha256File, systemState, treeState, VOLUME_ID, type SystemState } from '../support/disk';
 
 const key = generateKeyPair('ed25519', new Date('2026-01-02T00:00:00Z'));
 const [keyType, keyBase64] = key.publicKey.split(' ');
 const otherKey = generateKeyPair('ed25519').publicKey.replace(/ \S+$/, ' alice@laptop');
 const SSH_HOME_T = 'system_u:object_r:ssh_home_t:s0';
 
-let dir: string;
-let state: SystemState;
-
-beforeAll(() => {
-  dir = scratchDir();
-});
-afterAll(() => {
-  removeDir(dir);
-});
-beforeEach(() => {
-  state = systemState(dir);
-});
-afterEach(() => {
-  // No mount and no loop device left by the test (the script's own leftovers: see inject()).
-  expect(systemState(dir)).toEqual(state);
-});
-
-let counter = 0;
-async function image(spec: ImageSpec): Promise<{ path: string; before: ImageSnapshot }> {
-  counter += 1;
-  const path = join(dir, `disk-${counter}.img`);
-  await buildImage(path, spec);
-  return { path, before: await snapshotImage(path) };
-}
+// No mount and no loop device left by a test (the script's own leftovers: see inject()).
+const { dir, image } = scratchImages('inject-test-', 'disk');
 
 /** The keys of the entries that differ, with the snapshot description after. */
 async function changes(path: string, before: ImageSnapshot): Promise<Record<string, string | undefined>> {

@@ -6,39 +6,17 @@
  * (F4, SIGKILL, is in signals.test.ts; F7, F10, F11 and F13's groups also in sshd-match.test.ts.)
  */
 import { execFileSync } from 'child_process';
-import { join } from 'path';
 import { generateKeyPair } from '@common/keys';
-import { buildImage, diffImage, snapshotImage, type ImageSnapshot, type ImageSpec } from '../../local/disk/images';
+import { diffImage, snapshotImage, type ImageSpec } from '../../local/disk/images';
 import { attachLoop, detachLoop } from '../../local/disk/loop';
 import { sshdAuthorizedKeysLines, sshLogin, startSshd, type SshdOptions } from '../../local/disk/sshd';
-import { inject, onImage, removeDir, scratchDir, systemState, type SystemState } from '../support/disk';
+import { inject, onImage, scratchImages } from '../support/disk';
 
 const pair = generateKeyPair('ed25519');
 const other = generateKeyPair('ed25519');
 const [keyType, keyBase64] = pair.publicKey.split(' ');
 
-let dir: string;
-let state: SystemState;
-beforeAll(() => {
-  dir = scratchDir('review-');
-});
-afterAll(() => {
-  removeDir(dir);
-});
-beforeEach(() => {
-  state = systemState(dir);
-});
-afterEach(() => {
-  expect(systemState(dir)).toEqual(state);
-});
-
-let counter = 0;
-async function image(spec: ImageSpec): Promise<{ path: string; before: ImageSnapshot }> {
-  counter += 1;
-  const path = join(dir, `r-${counter}.img`);
-  await buildImage(path, spec);
-  return { path, before: await snapshotImage(path) };
-}
+const { image } = scratchImages('review-', 'r');
 
 const alice = { name: 'alice', uid: 1000, gid: 1000 };
 const bob = { name: 'bob', uid: 1001, gid: 1001 };

@@ -7,6 +7,7 @@ import { execFileSync } from 'child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
 import { join } from 'path';
 import { injectKeyScriptFromDocument, loadInjectKeyDocument } from '../../lib/inject-key-document';
+import { buildImage, snapshotImage, type ImageSnapshot, type ImageSpec } from '../../local/disk/images';
 import { attachLoop, detachLoop, listLoopDevices } from '../../local/disk/loop';
 import { runInjectScript, type RunInjectResult } from '../../local/disk/run-inject';
 
@@ -44,6 +45,38 @@ export function scratchDir(prefix = 'inject-test-'): string {
 
 export function removeDir(path: string): void {
   rmSync(path, { recursive: true, force: true });
+}
+
+/**
+ * The scratch images of one test file: a private directory (made now, removed after the file),
+ * a check after each test that it left no mount and no loop device of that directory, and a
+ * factory that builds a numbered image there with its snapshot before any run.
+ */
+export function scratchImages(prefix: string, imageName: string): {
+  readonly dir: string;
+  image(spec: ImageSpec): Promise<{ path: string; before: ImageSnapshot }>;
+} {
+  const dir = scratchDir(prefix);
+  let state: SystemState;
+  let counter = 0;
+  beforeEach(() => {
+    state = systemState(dir);
+  });
+  afterEach(() => {
+    expect(systemState(dir)).toEqual(state);
+  });
+  afterAll(() => {
+    removeDir(dir);
+  });
+  return {
+    dir,
+    async image(spec: ImageSpec) {
+      counter += 1;
+      const path = join(dir, `${imageName}-${counter}.img`);
+      await buildImage(path, spec);
+      return { path, before: await snapshotImage(path) };
+    },
+  };
 }
 
 export interface InjectOptions {
