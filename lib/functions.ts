@@ -467,6 +467,14 @@ function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
   p.allow('LaunchHelperImage', ['ec2:RunInstances'], [ec2Arn('image')], 'Amazon Linux 2023 images, published by Amazon (condition ec2:Owner amazon); the id changes with every release.', {
     StringEquals: { 'ec2:Owner': 'amazon' },
   });
+  // The AMI's own snapshot: the Service Authorization Reference lists `snapshot` as an optional
+  // resource type of ec2:RunInstances (list_amazonec2.html) and no AWS page says whether a launch
+  // from an EBS-backed AMI is authorized on it. Rather than depend on either reading, it is
+  // granted on Amazon-owned snapshots only (ec2:Owner is a condition key of `snapshot` in the same
+  // reference): RunInstances can read a snapshot only to launch from it.
+  p.allow('LaunchHelperImageSnapshot', ['ec2:RunInstances'], [ec2Arn('snapshot')], 'The snapshot behind the Amazon Linux AMI, published by Amazon (condition ec2:Owner amazon), in case IAM evaluates it for the launch.', {
+    StringEquals: { 'ec2:Owner': 'amazon' },
+  });
   // Into our subnet or the one the user named, with our security group (tagged).
   p.allow('LaunchHelperSubnet', ['ec2:RunInstances'], [ec2Arn('subnet')], 'The helper goes into our temporary subnet or the subnet the user named (SubnetId).');
   p.allow('LaunchHelperSecurityGroup', ['ec2:RunInstances'], [ec2Arn('security-group')], WHY_TAGGED, MANAGED);

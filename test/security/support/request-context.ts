@@ -389,6 +389,10 @@ const EC2: Record<string, Ec2Mapper> = {
       { type: 'volume', id: 'new', created: true, extra: { 'ec2:Encrypted': String(encrypted) } },
       ...groups.map((id) => ({ type: 'security-group', id })),
     ];
+    // The AMI's snapshot: `snapshot` is an optional resource type of RunInstances (SAR,
+    // list_amazonec2.html) and no page says whether a launch from an EBS-backed AMI brings it in.
+    // The product must not depend on it, so the replay evaluates it as if it did.
+    if (w.imageOwner.get(imageId) === 'amazon') out.push({ type: 'snapshot', id: `snap-of-${imageId}`, extra: { 'ec2:Owner': 'amazon' } });
     if (subnet) out.push({ type: 'subnet', id: subnet });
     if (f.get('KeyName')) out.push({ type: 'key-pair', id: f.get('KeyName') as string });
     return out;
@@ -582,11 +586,11 @@ export async function authorize(x: Exchange, w: World, out: Replayed): Promise<v
           ? 'ours'
           : w.customer.has(r.id)
             ? 'customer'
-            : r.type === 'image' && w.imageOwner.get(r.id) === 'amazon'
+            : (r.type === 'image' && w.imageOwner.get(r.id) === 'amazon') || (r.type === 'snapshot' && r.extra?.['ec2:Owner'] === 'amazon')
               ? 'public'
               : 'customer';
         const foreignCtx =
-          r.type === 'image'
+          r.type === 'image' || r.type === 'snapshot'
             ? { ...withoutKeys(ctx, /^(aws|ec2):ResourceTag\//), 'ec2:Owner': OTHER_ACCOUNT }
             : withoutKeys(ctx, /^(aws|ec2):ResourceTag\//);
         const lockKey = p.lockTagKey;
