@@ -9,8 +9,7 @@ import { execFileSync } from 'child_process';
 import { rmSync } from 'fs';
 import { generateKeyPair } from '@common/keys';
 import { diffImage, snapshotImage, type ImageSnapshot, type ImageSpec } from '../../local/disk/images';
-import { attachLoop, detachLoop } from '../../local/disk/loop';
-import { inject, scratchImages } from '../support/disk';
+import { inject, onImage, scratchImages } from '../support/disk';
 import { KEYS } from '../security/support/hostile';
 
 const key = generateKeyPair('ed25519');
@@ -18,17 +17,6 @@ const otherKey = generateKeyPair('ed25519').publicKey;
 const [edType, edBody] = key.publicKey.split(' ');
 
 const { image } = scratchImages('hardening-', 'h');
-
-/** Run a shell script with the image's filesystem (partition suffix or '' for the disk) mounted at $m. */
-async function withMounted(path: string, partition: string, options: string, script: string): Promise<string> {
-  const loop = await attachLoop(path);
-  try {
-    const wrapper = `set -e; m=$(mktemp -d); trap 'umount "$m" 2>/dev/null; rmdir "$m"' EXIT; mount -o "$2" "$1" "$m"; ${script}`;
-    return execFileSync('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', wrapper, 'x', `${loop.device}${partition}`, options], { encoding: 'utf8' });
-  } finally {
-    await detachLoop(loop.device);
-  }
-}
 
 const alice = { name: 'alice', uid: 1000, gid: 1000 };
 
@@ -86,7 +74,7 @@ describe('defect 11: a full filesystem', () => {
     const { path, before } = await image({ layout: 'ext4-whole', cloudInitDefaultUser: 'alice', users: [user], fill: true } as ImageSpec);
     // The case is real: on a copy of the image, even root cannot write one more block.
     execFileSync('cp', ['--sparse=always', path, `${path}.probe`]);
-    const probe = await withMounted(`${path}.probe`, '', 'rw', 'if head -c 4096 /dev/zero > "$m/probe" 2>/dev/null && sync -f "$m"; then echo wrote; else echo full; fi');
+    const probe = await onImage(`${path}.probe`, '', 'if head -c 4096 /dev/zero > "$m/probe" 2>/dev/null && sync -f "$m"; then echo wrote; else echo full; fi');
     rmSync(`${path}.probe`);
     expect(probe.trim()).toBe('full');
 
@@ -154,7 +142,7 @@ describe('defect 13: a root filesystem with a dirty journal', () => {
       userInJournalOnly: { name: 'newadmin', uid: 1001, gid: 1001 },
     } as ImageSpec);
     // The case is real: without replaying the journal the user does not exist.
-    expect(await withMounted(path, partition, noReplay, 'cat "$m/etc/passwd"')).not.toContain('newadmin:');
+    expect(await onImage(path, partition, 'cat "$m/etc/passwd"', noReplay)).not.toContain('newadmin:');
 
     const result = await inject(path, { publicKey: key.publicKey, users: 'newadmin' });
 
@@ -163,6 +151,6 @@ describe('defect 13: a root filesystem with a dirty journal', () => {
     const device = result.report?.root?.device as string;
     expect(result.report?.journalReplayed).toEqual([device]);
     expect(result.report?.warnings).toEqual([expect.stringContaining(`the journal of ${device} (${_fs}) was not clean: it was replayed`)]);
-    expect(await withMounted(path, partition, noReplay, 'cat "$m/etc/passwd" "$m/home/newadmin/.ssh/authorized_keys"')).toContain(key.publicKey);
+    expect(await onImage(path, partition, 'cat "$m/etc/passwd" "$m/home/newadmin/.ssh/authorized_keys"', noReplay)).toContain(key.publicKey);
   });
 });
