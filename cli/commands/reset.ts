@@ -145,7 +145,13 @@ export async function reset(instanceId: string, o: ResetOptions, io: Io): Promis
     if (!o.json) io.out(`Started execution ${executionId} of ${o.documentName} (cancel: ec2-reset-access cancel ${executionId})\n`);
     return await followAndFinish(ssm, ec2, executionId, instanceId, keyFile, pv, o, io);
   } finally {
-    if (keyParameter) await ssm.send(new DeleteParameterCommand({ Name: keyParameter })).catch(() => undefined);
+    if (keyParameter) {
+      try {
+        await ssm.send(new DeleteParameterCommand({ Name: keyParameter }));
+      } catch (err) {
+        io.err(`ec2-reset-access: could not delete ${keyParameter} (${awsErrorName(err) ?? 'error'}): delete it with aws ssm delete-parameter --name ${keyParameter}\n`);
+      }
+    }
   }
 }
 
