@@ -157,6 +157,11 @@ export interface Agent {
   setClock(clock: AgentClock): void;
   setTransitions(mode: Transitions): void;
   setExecutionLookup(lookup: ExecutionLookup): void;
+  /**
+   * Serve more SSM JSON 1.1 actions (or replace one): the twin's Automation API
+   * (local/automation-service.ts). A handler throws AwsErrorReply to answer with an AWS error.
+   */
+  addSsmHandlers(handlers: Record<string, SsmHandler>): void;
   /** The disk image (or loop device) backing an EBS volume. */
   registerVolume(volumeId: string, imagePath: string): void;
   volumeImage(volumeId: string): string | undefined;
@@ -166,6 +171,8 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
+export type SsmHandler = (json: Record<string, unknown>) => Promise<unknown> | unknown;
+
 export class AgentError extends Error {
   constructor(message: string) {
     super(message);
@@ -173,8 +180,8 @@ export class AgentError extends Error {
   }
 }
 
-/** An error the agent answers with, shaped per protocol. */
-class AwsErrorReply extends Error {
+/** An error the agent answers with, shaped per protocol (also thrown by added handlers). */
+export class AwsErrorReply extends Error {
   constructor(
     readonly code: string,
     message: string,
@@ -1083,7 +1090,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     };
   }
 
-  const ssmHandlers: Record<string, (json: Record<string, unknown>) => Promise<unknown> | unknown> = {
+  const ssmHandlers: Record<string, SsmHandler> = {
     DescribeInstanceInformation: describeInstanceInformation,
     SendCommand: sendCommand,
     GetCommandInvocation: getCommandInvocation,
@@ -1222,6 +1229,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     },
     setExecutionLookup(lookup) {
       executions = lookup;
+    },
+    addSsmHandlers(handlers) {
+      Object.assign(ssmHandlers, handlers);
     },
     registerVolume(volumeId, imagePath) {
       volumeImages.set(volumeId, imagePath);

@@ -39,6 +39,7 @@ import {
   PutParameterCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
+import { AutomationService, createAutomationService } from './automation-service';
 import { Agent, AwsFault, CallRecord, startAgent, Transitions } from './agent';
 import { PhysicalResource, resolveIntrinsics, ResolveContext } from './cfn';
 import { DiskApi, ImageSpec, loadDisk, LOST_KEY_IMAGE } from './twin-disk';
@@ -173,6 +174,8 @@ export interface Leftovers {
 
 export interface Twin {
   readonly agent: Agent;
+  /** The Automation API the agent serves (StartAutomationExecution ... StopAutomationExecution). */
+  readonly automation: AutomationService;
   readonly moto: MotoServer;
   readonly clock: VirtualClock;
   readonly app: SynthesizedApp;
@@ -389,8 +392,53 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       return path;
     };
 
+    // The Automation API on the agent's endpoint (local/automation-service.ts): executions any
+    // client starts run here, in the background, with the same Lambdas, AWS calls and clock.
+    const automation = createAutomationService({
+      clock,
+      documents: deployed.automationDocuments,
+      accountId: ACCOUNT_ID,
+      region: REGION,
+      instancesByTag: async (tagKey, values) => {
+        const out = await ec2.send(
+          new DescribeInstancesCommand({
+            Filters: [
+              { Name: `tag:${tagKey}`, Values: [...values] },
+              { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
+            ],
+          }),
+        );
+        return (out.Reservations ?? []).flatMap((r) => (r.Instances ?? []).map((i) => i.InstanceId ?? '')).filter((id) => id !== '');
+      },
+      run: async (request) => {
+        try {
+          return await runAutomation({
+            document: request.document,
+            parameters: request.parameters,
+            executionId: request.executionId,
+            invokeLambda: (fn, payload) => invoke(functionFor(fn), payload, request.executionId),
+            awsCall,
+            clock,
+            warmFunctions: warm,
+            accountId: ACCOUNT_ID,
+            region: REGION,
+            documents: deployed.automationDocuments,
+            liveSteps: request.liveSteps,
+            stopRequest: request.stopRequest,
+            onEnded: request.onEnded,
+            onStarted: request.onStarted,
+          });
+        } finally {
+          await agent!.drainCommands();
+          loaded.delete(request.executionId);
+        }
+      },
+    });
+    agent.addSsmHandlers(automation.handlers);
+
     const twin: Twin = {
       agent,
+      automation,
       moto,
       clock,
       app,
@@ -642,6 +690,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       },
 
       async stop(): Promise<void> {
+        await automation.drain();
         const problems: string[] = [];
         try {
           await agent?.stop();
