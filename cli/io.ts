@@ -18,6 +18,8 @@ export interface Io {
   /** Milliseconds between two polls of an execution. */
   readonly pollMs: number;
   readonly now: () => number;
+  /** While following: on Ctrl-C, print `message` and exit 130 (the execution goes on). Returns the undo. */
+  readonly onInterrupt?: (message: string) => () => void;
 }
 
 export function processIo(): Io {
@@ -40,6 +42,14 @@ export function processIo(): Io {
     // EC2_RESET_ACCESS_POLL_MS: for the local twin, whose clock is virtual; AWS is polled every 3 s.
     pollMs: Number(process.env.EC2_RESET_ACCESS_POLL_MS ?? 3000),
     now: Date.now,
+    onInterrupt: (message) => {
+      const handler = (): void => {
+        process.stderr.write(`\n${message}\n`);
+        process.exit(130);
+      };
+      process.once('SIGINT', handler);
+      return () => void process.off('SIGINT', handler);
+    },
   };
 }
 

@@ -143,7 +143,14 @@ export async function reset(instanceId: string, o: ResetOptions, io: Io): Promis
     const started = await ssm.send(new StartAutomationExecutionCommand({ DocumentName: o.documentName, Parameters: params }));
     const executionId = started.AutomationExecutionId as string;
     if (!o.json) io.out(`Started execution ${executionId} of ${o.documentName} (cancel: ec2-reset-access cancel ${executionId})\n`);
-    return await followAndFinish(ssm, ec2, executionId, instanceId, keyFile, pv, o, io);
+    const undo = io.onInterrupt?.(
+      `Stopped following. Execution ${executionId} goes on: ec2-reset-access status ${executionId} to see it, ec2-reset-access cancel ${executionId} to cancel it (restore follows).`,
+    );
+    try {
+      return await followAndFinish(ssm, ec2, executionId, instanceId, keyFile, pv, o, io);
+    } finally {
+      undo?.();
+    }
   } finally {
     if (keyParameter) {
       try {
@@ -176,7 +183,8 @@ async function followAndFinish(
     return code;
   }
 
-  const summary = parseSummary(outputOf(snap.execution, 'summarize.Payload')) ?? {};
+  // The result: summarize.Payload, or the online path's summarizeOnline.Payload (issue 12).
+  const summary = parseSummary(outputOf(snap.execution, 'summarize.Payload')) ?? parseSummary(outputOf(snap.execution, 'summarizeOnline.Payload')) ?? {};
   const keyName = summary.KeyParameterName;
   let wroteKey = false;
   if (keyName && keyName !== 'none') {
@@ -199,6 +207,7 @@ async function followAndFinish(
     return EXIT.ok;
   }
   const lines = [`Access reset on ${instanceId} (execution ${executionId}).`];
+  if (summary.Method) lines.push(`  method: ${summary.Method}${summary.MethodReason ? ` (${summary.MethodReason})` : ''}`);
   if (summary.UsersChanged) lines.push(`  users changed: ${summary.UsersChanged}`);
   if (summary.Fingerprint) lines.push(`  key fingerprint: ${summary.Fingerprint}`);
   if (summary.BackupId && summary.BackupId !== 'none') lines.push(`  backup: ${summary.BackupId} (kept; list and delete with: ec2-reset-access backups)`);
