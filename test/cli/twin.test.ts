@@ -5,7 +5,7 @@
  * real ssh login with the key file it wrote; that file never visible with another mode, even under
  * umask 000; the live display inside a real terminal (tmux), plain lines when piped.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,7 +74,7 @@ async function sshWith(imagePath: string, keyFile: string, user: string): Promis
   }
 }
 
-test('reset, piped, under umask 000: plain step lines, the key file 0600 from its creation, the printed ssh command logs in', async () => {
+test('reset, piped, under umask 000: plain step lines, the key file 0600 from its creation (strace), the printed ssh command logs in', async () => {
   const instance = await twin.createLockedOutInstance({});
   const before = await baseline(twin, instance);
   const home = mkdtempSync(join(scratch, 'home-'));
@@ -82,8 +82,9 @@ test('reset, piped, under umask 000: plain step lines, the key file 0600 from it
   execFileSync('install', ['-d', '-m', '700', sshDir]);
   const keyPath = join(sshDir, `reset-access-${instance.instanceId}`);
 
-  // Every mode the key file is ever seen with: inotify (fs.watch) on ~/.ssh, and a busy stat loop
-  // in another process, while the CLI runs with umask 000.
+  // The kernel's own record of how the file came to be: strace of the CLI's open/chmod/rename
+  // calls, the CLI running with umask 000 (so the mode comes from the open call alone). And
+  // inotify (fs.watch) on ~/.ssh: every mode the file is seen with while it runs.
   const modes = new Set<number>();
   const watcher = watch(sshDir, () => {
     try {
@@ -92,15 +93,12 @@ test('reset, piped, under umask 000: plain step lines, the key file 0600 from it
       /* not there yet */
     }
   });
-  const poller = spawn('python3', ['-c', 'import os,sys\np=sys.argv[1];seen=set()\nwhile not os.path.exists(p+".stop"):\n  try: seen.add(oct(os.stat(p).st_mode & 0o777))\n  except FileNotFoundError: pass\nprint(" ".join(sorted(seen)))', keyPath]);
-  let polled = '';
-  poller.stdout.on('data', (d) => (polled += String(d)));
-
-  const cli = await run('sh', ['-c', 'umask 000; exec node "$BIN" reset "$IID" --yes --key-type ed25519 --document-name "$DOC"'], {
-    env: { ...env(home), BIN, IID: instance.instanceId, DOC: twin.documentName },
-  }).catch((e: { code?: number; stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? '', stderr: `${e.stderr ?? ''} (exit ${e.code})` }));
-  execFileSync('touch', [`${keyPath}.stop`]);
-  await new Promise((r) => poller.on('close', r));
+  const trace = join(home, 'strace.log');
+  const cli = await run(
+    'sh',
+    ['-c', 'umask 000; exec strace -f -qq -e trace=open,openat,creat,chmod,fchmod,fchmodat,rename,renameat,renameat2,link,linkat -o "$TRACE" node "$BIN" reset "$IID" --yes --key-type ed25519 --document-name "$DOC"'],
+    { env: { ...env(home), BIN, IID: instance.instanceId, DOC: twin.documentName, TRACE: trace } },
+  ).catch((e: { code?: number; stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? '', stderr: `${e.stderr ?? ''} (exit ${e.code})` }));
   watcher.close();
 
   expect(cli.stderr).toBe('');
@@ -113,7 +111,11 @@ test('reset, piped, under umask 000: plain step lines, the key file 0600 from it
   // The key: 0600 from creation (never seen otherwise), a real OpenSSH private key, never printed.
   expect(statSync(keyPath).mode & 0o777).toBe(0o600);
   expect([...modes]).toEqual([0o600]);
-  expect(polled.trim().split(' ').filter(Boolean)).toEqual(['0o600']);
+  const calls = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes(`"${keyPath}"`));
+  expect(calls).toHaveLength(1);
+  expect(calls[0]).toMatch(/openat\(AT_FDCWD, "[^"]+", O_WRONLY\|O_CREAT\|O_EXCL[^,]*, 0600\) = \d+$/);
+  const fd = /= (\d+)$/.exec(calls[0])?.[1];
+  expect(readFileSync(trace, 'utf8')).not.toMatch(new RegExp(`fchmod\\(${fd},`));
   const privateKey = readFileSync(keyPath, 'utf8');
   expect(privateKey).toMatch(/^-----BEGIN OPENSSH PRIVATE KEY-----\n/);
   expect(out).not.toContain(privateKey.split('\n')[1]);
