@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { GetAutomationExecutionCommand, SSMClient, StartAutomationExecutionCommand } from '@aws-sdk/client-ssm';
 import { startTwin, Twin } from '../../local/twin';
 import { baseline, expectNothingLost } from '../twin/support';
 
@@ -174,4 +175,75 @@ test('reset in a real terminal: listr2 draws the steps in place, running then do
   // In place: the final screen holds each step once.
   expect(last.match(/✔ preflight\s+Success/g)).toHaveLength(1);
   expect(frames.length).toBeGreaterThan(3);
+});
+
+/** The CLI as a child process: exit code, stdout, stderr. */
+async function cli(home: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run('node', [BIN, ...args], { env: env(home) });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+test('cancel follows the restore execution to Success; status and backups --json see what is left, and backups --delete removes it', async () => {
+  const instance = await twin.createLockedOutInstance({});
+  const before = await baseline(twin, instance);
+  const home = mkdtempSync(join(scratch, 'home-'));
+  // Started as any client would, on the twin's Automation API.
+  const api = new SSMClient({ endpoint: twin.agent.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'twin-cli', secretAccessKey: 'twin-cli' } });
+  const id = (await api.send(new StartAutomationExecutionCommand({ DocumentName: twin.documentName, Parameters: { InstanceId: [instance.instanceId] } }))).AutomationExecutionId as string;
+  const after = ['launchHelper', 'waitForInstanceStopped', 'backupAndDetachRoot', 'waitForRootDetached', 'describeHelper', 'waitForHelperOnline', 'attachToHelper'];
+  for (;;) {
+    const e = (await api.send(new GetAutomationExecutionCommand({ AutomationExecutionId: id }))).AutomationExecution;
+    if (after.includes(e?.CurrentStepName ?? '')) break;
+    expect(['Success', 'Failed', 'Cancelled', 'TimedOut']).not.toContain(e?.AutomationExecutionStatus);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // While it runs, status with no argument shows its lock tags and lock record.
+  const during = await cli(home, 'status', '--json');
+  expect(during.code).toBe(0);
+  const locks = (JSON.parse(during.stdout) as { locks: { kind: string; id: string; executionId: string }[] }).locks.filter((l) => l.executionId === id);
+  expect(locks.map((l) => `${l.kind} ${l.id}`).sort()).toEqual([`instance tag ${instance.instanceId}`, `lock record ${instance.instanceId}`, `volume tag ${instance.rootVolumeId}`]);
+
+  const cancelled = await cli(home, 'cancel', id, '--json');
+  expect([cancelled.code, cancelled.stderr]).toEqual([0, '']);
+  const c = JSON.parse(cancelled.stdout) as { status: string; restoreExecutionId: string; restore: { status: string } };
+  expect(c.status).toBe('Cancelled');
+  expect(c.restoreExecutionId).toMatch(/^[0-9a-f-]{36}$/);
+  expect(c.restore.status).toBe('Success');
+  await twin.automation.drain();
+  await expectNothingLost(twin, before, [KEY_FILE]);
+
+  // status <instance-id>: no lock left, and both executions listed.
+  const st = await cli(home, 'status', instance.instanceId, '--json');
+  expect(st.code).toBe(0);
+  const s = JSON.parse(st.stdout) as { lockRecord: unknown; lockTags: unknown; executions: { executionId: string }[] };
+  expect(s.lockRecord).toBeNull();
+  expect(s.lockTags).toEqual({ instance: null, rootVolume: null });
+  expect(s.executions.map((e) => e.executionId)).toEqual(expect.arrayContaining([id, c.restoreExecutionId]));
+
+  // backups: the snapshots runs left, the first test's among them; --delete removes them all.
+  const listed = await cli(home, 'backups', '--json');
+  const items = (JSON.parse(listed.stdout) as { items: { kind: string; id: string; instanceId: string }[] }).items;
+  expect(items.length).toBeGreaterThan(0);
+  expect(items.every((i) => i.kind === 'snapshot' || i.kind === 'image' || i.kind === 'key-parameter')).toBe(true);
+  const noTty = await cli(home, 'backups', '--delete');
+  expect(noTty.code).toBe(3);
+  const deleted = await cli(home, 'backups', '--delete', '--yes', '--json');
+  expect(deleted.code).toBe(0);
+  expect((JSON.parse(deleted.stdout) as { deleted: string[] }).deleted).toEqual(expect.arrayContaining(items.map((i) => i.id)));
+  expect((JSON.parse((await cli(home, 'backups', '--json')).stdout) as { items: unknown[] }).items).toEqual([]);
+});
+
+test('a refusal by preflight: exit 3, its message, nothing changed', async () => {
+  const instance = await twin.createLockedOutInstance({ disableApiStop: true, image: false });
+  const before = await baseline(twin, instance, false);
+  const home = mkdtempSync(join(scratch, 'home-'));
+  const r = await cli(home, 'reset', instance.instanceId, '--yes', '--document-name', twin.documentName);
+  expect(r.code).toBe(3);
+  expect(r.stderr).toMatch(/^Refused, nothing changed: .*stop protection/im);
+  await expectNothingLost(twin, before);
 });
