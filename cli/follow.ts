@@ -133,7 +133,7 @@ export async function follow(opts: FollowOptions): Promise<Snapshot> {
       }
       const later = snap.steps.some((s) => names.indexOf(s.StepName ?? '') > index);
       if (done || later) {
-        task.skip(`${name.padEnd(24)} not run`);
+        task.skip('not run');
         return;
       }
     }
@@ -147,7 +147,7 @@ export async function follow(opts: FollowOptions): Promise<Snapshot> {
       renderer: 'default',
       fallbackRenderer: 'simple',
       ...(live ? {} : { fallbackRendererCondition: true }),
-      rendererOptions: { collapseSkips: true, collapseErrors: false, showErrorMessage: true },
+      rendererOptions: { collapseSkips: false, collapseErrors: false, showErrorMessage: true },
       fallbackRendererOptions: {},
     } as ConstructorParameters<typeof Listr>[1],
   );

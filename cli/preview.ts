@@ -85,7 +85,7 @@ export function previewLines(p: Preview): string[] {
     lines.push(
       `  - backup: ${p.backup === 'Image' ? 'an AMI' : 'an EBS snapshot'} of the ${vol}, kept until you delete it (\`ec2-reset-access backups\`): at most about $${p.backupUsdPerMonthAtMost.toFixed(2)} per month`,
     );
-  lines.push('  - cost of the run itself: a t3.small-class helper and a temporary VPC for a few minutes (cents)');
+  lines.push('  - cost of the run itself: the helper instance and a temporary VPC for a few minutes (cents)');
   if (p.lockedBy) lines.push(`  - NOTE: it carries the lock tag of execution ${p.lockedBy}; preflight refuses if that run is still going`);
   return lines;
 }
