@@ -49,6 +49,7 @@ describe('parameters against the SSM API model and the runbook', () => {
       documentName: 'ResetAccess',
       users: 'ec2-user,admin',
       keyType: 'ed25519',
+      method: 'Online',
       subnet: 'SelectedInstanceSubnet',
       backup: 'Image',
       helperInstanceType: 't4g.small',
