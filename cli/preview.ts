@@ -17,6 +17,12 @@ export const SNAPSHOT_USD_PER_GB_MONTH = 0.05;
 
 export type BackupMethod = 'Snapshot' | 'Image' | 'None';
 
+/** The way in the run will take, as preflight will decide it (lambdas/preflight/method.ts). */
+export interface MethodGuess {
+  readonly chosen: 'Online' | 'VolumeSwap' | 'UserData' | 'unknown';
+  readonly reason: string;
+}
+
 export interface Preview {
   instanceId: string;
   name?: string;
@@ -28,6 +34,7 @@ export interface Preview {
   rootVolumeId?: string;
   rootVolumeSizeGiB?: number;
   backup: BackupMethod;
+  method: MethodGuess;
   /** Upper bound of the backup's monthly storage cost, USD (0 for None). */
   backupUsdPerMonthAtMost: number;
   lockedBy?: string;
@@ -38,6 +45,7 @@ export function buildPreview(
   elasticIp: boolean,
   rootVolume: Volume | undefined,
   backup: BackupMethod,
+  method: MethodGuess = { chosen: 'VolumeSwap', reason: '' },
 ): Preview {
   const id = instance.InstanceId ?? '?';
   const state = instance.State?.Name ?? 'unknown';
@@ -50,16 +58,18 @@ export function buildPreview(
     instanceId: id,
     name: instance.Tags?.find((t) => t.Key === 'Name')?.Value,
     state,
-    willStop: state === 'running',
+    // The online method adds the key through Run Command on the running instance: no stop.
+    willStop: state === 'running' && method.chosen !== 'Online',
     publicIp,
     elasticIp,
     // An instance without an Elastic IP gets a new public IPv4 address when it starts again
     // (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-instance-addressing.html#concepts-public-addresses:
     // "We release the public IP address for your instance when it's stopped").
-    newPublicIp: state === 'running' && !!publicIp && !elasticIp,
+    newPublicIp: state === 'running' && method.chosen !== 'Online' && !!publicIp && !elasticIp,
     rootVolumeId: rootVolume?.VolumeId,
     rootVolumeSizeGiB: size,
     backup,
+    method,
     backupUsdPerMonthAtMost: backup === 'None' || size === undefined ? 0 : round2(size * SNAPSHOT_USD_PER_GB_MONTH),
     lockedBy: instance.Tags?.find((t) => t.Key === 'reset-access:lock')?.Value,
   };
@@ -72,7 +82,10 @@ function round2(n: number): number {
 /** The summary's lines, for a person. */
 export function previewLines(p: Preview): string[] {
   const lines = [`Instance ${p.instanceId}${p.name ? ` (${p.name})` : ''}: ${p.state}`];
-  lines.push(
+  if (p.method.chosen === 'Online') lines.push(`  - method Online: the key goes in through Run Command on the running instance, no stop (${p.method.reason})`);
+  else if (p.method.chosen === 'unknown') lines.push(`  - method: preflight decides (${p.method.reason})`);
+  else lines.push(`  - method ${p.method.chosen}${p.method.reason ? ` (${p.method.reason})` : ''}`);
+  if (p.method.chosen !== 'Online') lines.push(
     p.willStop
       ? '  - it will be STOPPED while its root volume is repaired on a helper instance, then started again'
       : '  - it is stopped and stays stopped; its root volume is repaired on a helper instance',

@@ -24,7 +24,8 @@ import { documentStepNames, follow } from '../follow';
 import { judge, outputOf, type Outcome } from '../execution';
 import { CliError, EXIT, UsageError, type ExitCode } from '../exit-codes';
 import { checkKeyFileFree, keyFilePath, writeKeyFile } from '../key-file';
-import { buildPreview, previewLines, type BackupMethod, type Preview } from '../preview';
+import { managedInstance, onlineGaps } from '../../lambdas/preflight/method';
+import { buildPreview, previewLines, type BackupMethod, type MethodGuess, type Preview } from '../preview';
 import { needsKeyParameter, parsePublicKeyFile, publicKeyParameterName } from '../public-key';
 import type { CommonOptions, Io } from '../io';
 import { describeOutcome, exitCodeOf, followRestore } from './outcome';
@@ -77,12 +78,33 @@ export async function describeInstance(ec2: EC2Client, instanceId: string): Prom
   throw new UsageError(`instance ${instanceId} not found in this Region and account (check --region / --profile)`);
 }
 
-async function preview(ec2: EC2Client, instanceId: string, backup: BackupMethod): Promise<Preview> {
+/**
+ * The way in preflight will choose, with preflight's own test of the online method's needs
+ * (onlineGaps, lambdas/preflight/method.ts): Auto takes Online when nothing is missing.
+ */
+async function guessMethod(ssm: SSMClient, instance: Instance, asked: string): Promise<MethodGuess> {
+  if (asked === 'VolumeSwap' || asked === 'UserData') return { chosen: asked, reason: `asked for (--method ${asked})` };
+  let info;
+  try {
+    info = await managedInstance(ssm, instance.InstanceId as string);
+  } catch (err) {
+    return { chosen: 'unknown', reason: `DescribeInstanceInformation: ${awsErrorName(err) ?? 'error'}` };
+  }
+  const gaps = onlineGaps(instance.State?.Name ?? 'unknown', info);
+  if (asked === 'Online') {
+    if (gaps.length > 0) throw new CliError(`--method Online cannot run on ${instance.InstanceId}: ${gaps.join('; ')} (nothing was started; use --method VolumeSwap or Auto)`, EXIT.refused);
+    return { chosen: 'Online', reason: 'asked for (--method Online)' };
+  }
+  return gaps.length === 0 ? { chosen: 'Online', reason: `Auto: SSM Agent ${info?.AgentVersion ?? ''} Online on Linux` } : { chosen: 'VolumeSwap', reason: `Auto: ${gaps.join('; ')}` };
+}
+
+async function preview(ec2: EC2Client, ssm: SSMClient, instanceId: string, backup: BackupMethod, method: string): Promise<Preview> {
   const instance = await describeInstance(ec2, instanceId);
+  const guess = await guessMethod(ssm, instance, method);
   const addresses = await ec2.send(new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: [instanceId] }] }));
   const rootId = instance.BlockDeviceMappings?.find((b) => b.DeviceName === instance.RootDeviceName)?.Ebs?.VolumeId;
   const volume = rootId ? (await ec2.send(new DescribeVolumesCommand({ VolumeIds: [rootId] }))).Volumes?.[0] : undefined;
-  return buildPreview(instance, (addresses.Addresses?.length ?? 0) > 0, volume, backup);
+  return buildPreview(instance, (addresses.Addresses?.length ?? 0) > 0, volume, backup, guess);
 }
 
 /** The address to ssh to, and which kind it is. */
@@ -126,7 +148,7 @@ export async function reset(instanceId: string, o: ResetOptions, io: Io): Promis
   if (!publicKeyLine) checkKeyFileFree(keyFile, !!o.force);
 
   const { ssm, ec2 } = io.clients(o);
-  const pv = await preview(ec2, instanceId, (o.backup ?? 'Snapshot') as BackupMethod);
+  const pv = await preview(ec2, ssm, instanceId, (o.backup ?? 'Snapshot') as BackupMethod, o.method ?? 'Auto');
   if (!o.json) io.out(`${previewLines(pv).join('\n')}\n`);
   if (!o.yes) {
     if (!io.stdinIsTTY) throw new CliError('not starting: stdin is not a terminal, so there is no one to confirm; pass --yes to run without asking', EXIT.refused);

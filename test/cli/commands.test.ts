@@ -6,6 +6,7 @@ import { DescribeAddressesCommand, DescribeImagesCommand, DescribeInstancesComma
 import {
   DeleteParameterCommand,
   DescribeAutomationExecutionsCommand,
+  DescribeInstanceInformationCommand,
   DescribeAutomationStepExecutionsCommand,
   DescribeParametersCommand,
   GetAutomationExecutionCommand,
@@ -77,6 +78,7 @@ function awsReady(): void {
   ec2.on(DescribeAddressesCommand).resolves({ Addresses: [] });
   ec2.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: 'vol-0aaaaaaaaaaaaaaaa', Size: 8 }] });
   ssm.on(GetDocumentCommand).resolves({ Content: RUNBOOK, DocumentFormat: 'YAML' });
+  ssm.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [] });
   ssm.on(StartAutomationExecutionCommand).resolves({ AutomationExecutionId: EXEC });
 }
 
@@ -125,6 +127,25 @@ describe('reset', () => {
     expect(ssm).toHaveReceivedCommandWith(StartAutomationExecutionCommand, {
       Parameters: { InstanceId: [IID], Users: ['ec2-user'], KeyType: ['ed25519'], Method: ['VolumeSwap'], BackupMethod: ['None'], AllowEncryptedVolume: ['False'] },
     });
+  });
+
+  it('the summary says what preflight will choose: Auto takes Online (no stop) for a running managed node; --method Online refuses early when it cannot', async () => {
+    awsReady();
+    ssm.on(DescribeInstanceInformationCommand).resolves({
+      InstanceInformationList: [{ InstanceId: IID, PingStatus: 'Online', PlatformType: 'Linux', AgentVersion: '3.3.2746.0' }],
+    });
+    const io = testIo({ answer: false });
+    expect(await main(['reset', IID], io)).toBe(EXIT.refused);
+    const out = io.stdout.join('');
+    expect(out).toContain('method Online');
+    expect(out).not.toContain('STOPPED');
+    expect(out).not.toContain('NEW public IP');
+
+    ssm.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [] });
+    const io2 = testIo();
+    expect(await main(['reset', IID, '--method', 'Online', '--yes'], io2)).toBe(EXIT.refused);
+    expect(io2.stderr.join('')).toMatch(/--method Online cannot run.*not a managed node/);
+    expect(ssm).not.toHaveReceivedCommand(StartAutomationExecutionCommand);
   });
 
   it('refuses to prompt without a terminal, and a "no" starts nothing: exit 3', async () => {
