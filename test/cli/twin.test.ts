@@ -132,9 +132,9 @@ test('reset, piped, under umask 000: plain step lines, the key file 0600 from it
   expect([login.ok, login.out.trim()]).toEqual([true, 'ec2-user']);
 });
 
-/** Screens of a tmux pane, captured every 150 ms until `done` matches or the time is up. */
+/** Screens of a tmux pane, captured every 150 ms (a 120x100 pane) until `done` matches or the time is up. */
 async function tmuxFrames(session: string, command: string, done: RegExp, seconds: number): Promise<string[]> {
-  execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '120', '-y', '50', command]);
+  execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '120', '-y', '100', command]);
   execFileSync('tmux', ['set-option', '-t', session, 'remain-on-exit', 'on']);
   const frames: string[] = [];
   const until = Date.now() + seconds * 1000;
@@ -174,6 +174,7 @@ test('reset in a real terminal: listr2 draws the steps in place, running then do
   expect(doneIdx).toBeGreaterThan(running);
   // In place: the final screen holds each step once.
   expect(last.match(/✔ preflight\s+Success/g)).toHaveLength(1);
+  expect(last.match(/✔ summarize\s+Success/g)).toHaveLength(1);
   expect(frames.length).toBeGreaterThan(3);
 });
 
