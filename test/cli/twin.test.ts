@@ -248,3 +248,21 @@ test('a refusal by preflight: exit 3, its message, nothing changed', async () =>
   expect(r.stderr).toMatch(/^Refused, nothing changed: .*stop protection/im);
   await expectNothingLost(twin, before);
 });
+
+test('Auto on a running managed node: the summary says Online with no stop, the result comes from summarizeOnline.Payload, and the key logs in', async () => {
+  const instance = await twin.createLockedOutInstance({ managed: {} });
+  const before = await baseline(twin, instance);
+  const home = mkdtempSync(join(scratch, 'home-'));
+  const r = await cli(home, 'reset', instance.instanceId, '--yes', '--document-name', twin.documentName);
+  expect([r.code, r.stderr]).toEqual([0, '']);
+  expect(r.stdout).toMatch(/method Online: .*no stop/);
+  expect(r.stdout).not.toContain('STOPPED');
+  expect(r.stdout).toMatch(/^ {2}method: Online/m);
+  const keyPath = join(home, '.ssh', `reset-access-${instance.instanceId}`);
+  expect(statSync(keyPath).mode & 0o777).toBe(0o600);
+  const cmd = /^ {2}ssh -i (\S+) (\S+)@(\S+)$/m.exec(r.stdout);
+  expect(cmd?.slice(1)).toEqual([keyPath, 'ec2-user', await publicAddress(instance.instanceId)]);
+  await expectNothingLost(twin, before, [KEY_FILE]);
+  const login = await sshWith(instance.imagePath as string, keyPath, 'ec2-user');
+  expect([login.ok, login.out.trim()]).toEqual([true, 'ec2-user']);
+});
