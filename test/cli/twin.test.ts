@@ -133,7 +133,7 @@ test('reset, piped, under umask 000: plain step lines, the key file 0600 from it
 });
 
 /** Screens of a tmux pane, captured every 150 ms (a 120x100 pane) until `done` matches or the time is up. */
-async function tmuxFrames(session: string, command: string, done: RegExp, seconds: number): Promise<string[]> {
+async function tmuxFrames(session: string, command: string, done: RegExp, seconds: number, answer?: { when: RegExp; keys: string[] }): Promise<string[]> {
   execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '120', '-y', '100', command]);
   execFileSync('tmux', ['set-option', '-t', session, 'remain-on-exit', 'on']);
   const frames: string[] = [];
@@ -143,6 +143,11 @@ async function tmuxFrames(session: string, command: string, done: RegExp, second
       const frame = execFileSync('tmux', ['capture-pane', '-p', '-t', session], { encoding: 'utf8' });
       if (frames.at(-1) !== frame) frames.push(frame);
       if (done.test(frame)) break;
+      if (answer && answer.when.test(frame)) {
+        // Typed into the terminal, as a user answers the prompt.
+        execFileSync('tmux', ['send-keys', '-t', session, ...answer.keys]);
+        answer = undefined;
+      }
       await new Promise((r) => setTimeout(r, 150));
     }
   } finally {
@@ -151,7 +156,7 @@ async function tmuxFrames(session: string, command: string, done: RegExp, second
   return frames;
 }
 
-test('reset in a real terminal: listr2 draws the steps in place, running then done, and ends with the ssh command', async () => {
+test('reset in a real terminal: asks, the answer typed with send-keys; listr2 draws the steps in place, running then done, and ends with the ssh command', async () => {
   const instance = await twin.createLockedOutInstance({});
   const home = mkdtempSync(join(scratch, 'home-'));
   const e = env(home);
@@ -160,10 +165,13 @@ test('reset in a real terminal: listr2 draws the steps in place, running then do
     .join(' ');
   const frames = await tmuxFrames(
     'cli-live',
-    `env -i ${exports} TERM=xterm-256color sh -c 'node "$BIN" reset "$IID" --yes --document-name "$DOC"; echo "EXIT=$?"; sleep 30'`,
+    `env -i ${exports} TERM=xterm-256color sh -c 'node "$BIN" reset "$IID" --document-name "$DOC"; echo "EXIT=$?"; sleep 30'`,
     /EXIT=\d+/,
     600,
+    { when: /Reset access to i-[0-9a-f]+\? \[y\/N\]/, keys: ['y', 'Enter'] },
   );
+  // It asked on the terminal before starting anything.
+  expect(frames.some((f) => /Reset access to i-[0-9a-f]+\? \[y\/N\]/.test(f) && !/Started execution/.test(f))).toBe(true);
   const last = frames.at(-1) as string;
   expect(last).toMatch(/EXIT=0/);
   expect(last).toMatch(/^ {2}ssh -i \S+reset-access-i-[0-9a-f]+ ec2-user@\S+$/m);
