@@ -133,7 +133,8 @@ export async function follow(opts: FollowOptions): Promise<Snapshot> {
       }
       const later = snap.steps.some((s) => names.indexOf(s.StepName ?? '') > index);
       if (done || later) {
-        task.skip('not run');
+        // On a terminal the skip message takes the title's place (collapseSkips): one line.
+        task.skip(live ? `${name.padEnd(24)} not run` : 'not run');
         return;
       }
     }
@@ -147,7 +148,7 @@ export async function follow(opts: FollowOptions): Promise<Snapshot> {
       renderer: 'default',
       fallbackRenderer: 'simple',
       ...(live ? {} : { fallbackRendererCondition: true }),
-      rendererOptions: { collapseSkips: false, collapseErrors: false, showErrorMessage: true },
+      rendererOptions: { collapseSkips: true, collapseErrors: false, showErrorMessage: true },
       fallbackRendererOptions: {},
     } as ConstructorParameters<typeof Listr>[1],
   );

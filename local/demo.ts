@@ -87,8 +87,11 @@ async function runCli(twin: Twin, home: string, args: string[]): Promise<{ code:
     EC2_RESET_ACCESS_POLL_MS: '250',
   };
   const quoted = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+  // The pseudo-terminal gets this terminal's size (script sizes it from its own stdin, not a
+  // terminal here), so that the display wraps as it would.
+  const size = `stty cols ${process.stdout.columns || 120} rows ${process.stdout.rows || 40}`;
   const child = process.stdout.isTTY
-    ? spawn('script', ['-qfec', quoted, '/dev/null'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+    ? spawn('script', ['-qfec', `${size}; exec ${quoted}`, '/dev/null'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
     : spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   let text = '';
   child.stdout.on('data', (d: Buffer) => {
