@@ -6,7 +6,7 @@
  * umask 000; the live display inside a real terminal (tmux), plain lines when piped.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, watch } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -273,4 +273,28 @@ test('Auto on a running managed node: the summary says Online with no stop, the 
   await expectNothingLost(twin, before, [KEY_FILE]);
   const login = await sshWith(instance.imagePath as string, keyPath, 'ec2-user');
   expect([login.ok, login.out.trim()]).toEqual([true, 'ec2-user']);
+});
+
+test('--profile and --region select the credentials and Region, as the AWS CLI does: without them the same call has neither', async () => {
+  const home = mkdtempSync(join(scratch, 'home-'));
+  writeFileSync(join(home, 'credentials'), '[reset-ops]\naws_access_key_id = twin-profile\naws_secret_access_key = twin-profile\n');
+  const base = env(home);
+  const bare: NodeJS.ProcessEnv = { ...base, AWS_SHARED_CREDENTIALS_FILE: join(home, 'credentials') };
+  delete bare.AWS_ACCESS_KEY_ID;
+  delete bare.AWS_SECRET_ACCESS_KEY;
+  delete bare.AWS_REGION;
+  const status = async (...extra: string[]) =>
+    run('node', [BIN, 'status', '--json', ...extra], { env: bare }).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
+    );
+  const ok = await status('--profile', 'reset-ops', '--region', 'us-east-1');
+  expect([ok.code, ok.stderr]).toEqual([0, '']);
+  expect(JSON.parse(ok.stdout)).toHaveProperty('locks');
+  const noRegion = await status('--profile', 'reset-ops');
+  expect(noRegion.code).toBe(1);
+  expect(noRegion.stderr).toMatch(/Region/i);
+  const noProfile = await status('--region', 'us-east-1');
+  expect(noProfile.code).toBe(1);
+  expect(noProfile.stderr).toMatch(/credential/i);
 });
