@@ -70,8 +70,36 @@ export interface StepLine {
   readonly message?: string;
 }
 
+/**
+ * What the restore step reported: its `Payload` output, the JSON of what the restore Lambda
+ * returned (lambdas/restore/restore.ts RestoreResult; AWS documents `Payload` as an output of
+ * aws:invokeLambdaFunction, "The JSON representation of the object returned by the Lambda
+ * function", https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-lamb.html).
+ */
+export interface RestoreReport {
+  readonly restored?: boolean;
+  readonly message?: string;
+  readonly forcedDetach?: boolean;
+}
+
+export function restoreReportOf(step: StepExecution | undefined): RestoreReport | undefined {
+  const text = step?.Outputs?.Payload?.[0];
+  if (!text) return undefined;
+  try {
+    const v = JSON.parse(text) as Record<string, unknown>;
+    return {
+      ...(typeof v.restored === 'boolean' ? { restored: v.restored } : {}),
+      ...(typeof v.message === 'string' ? { message: v.message } : {}),
+      ...(typeof v.forcedDetach === 'boolean' ? { forcedDetach: v.forcedDetach } : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
 export interface Outcome {
   readonly kind: OutcomeKind;
+  readonly restoreReport?: RestoreReport;
   readonly status: string;
   readonly failedStep?: StepLine;
   readonly restoreSteps: StepLine[];
@@ -105,7 +133,8 @@ export function judge(snap: Snapshot): Outcome {
     (s) => FAILED.has(s.StepStatus ?? '') && !RESTORE_STEPS.includes(s.StepName ?? '') && s.StepName !== CANCEL_STEP,
   );
   const failedStep = failed ? stepLine(failed) : undefined;
-  const base = { status, restoreSteps, ...(failedStep ? { failedStep } : {}), ...(snap.execution.FailureMessage ? { message: snap.execution.FailureMessage } : {}) };
+  const report = restoreReportOf(byName('restore'));
+  const base = { status, restoreSteps, ...(report ? { restoreReport: report } : {}), ...(failedStep ? { failedStep } : {}), ...(snap.execution.FailureMessage ? { message: snap.execution.FailureMessage } : {}) };
   if (!isTerminal(status)) return { kind: 'running', ...base };
   if (status === 'Cancelled' || byName(CANCEL_STEP)) {
     const rid = outputOf(snap.execution, `${CANCEL_STEP}.RestoreExecutionId`);

@@ -77,6 +77,8 @@ export function describeOutcome(outcome: Outcome, restore: RestoreResult | undef
   lines.push(`The run failed${outcome.failedStep ? ` at ${stepText(outcome.failedStep)}` : `: ${outcome.message ?? outcome.status}`}`);
   if (outcome.restoreSteps.length === 0) lines.push('Restore did not run.');
   for (const s of outcome.restoreSteps) lines.push(`  ${stepText(s)}`);
+  if (outcome.restoreReport?.message) lines.push(`Restore reported: ${outcome.restoreReport.message}`);
+  if (outcome.restoreReport?.forcedDetach) lines.push('The root volume was detached from the helper with Force: check its filesystem.');
   lines.push(
     outcome.kind === 'failed-restored'
       ? 'Restore put the root volume back and the instance in its original state.'

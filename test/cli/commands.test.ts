@@ -189,13 +189,15 @@ describe('reset', () => {
   it('a failure restored: exit 4 naming the step, its message and restore; restore failed: exit 5', async () => {
     awsReady();
     const failed = [step('preflight', 'Success'), step('stopInstance', 'Failed', 5, 65, 'InsufficientInstanceCapacity')];
-    execution('Failed', [...failed, step('restore', 'Success', 70, 90), step('cleanupAfterRestore', 'Success', 90, 95)]);
+    const restored = { ...step('restore', 'Success', 70, 90), Outputs: { Payload: [JSON.stringify({ restored: true, message: 'root volume vol-0aaaaaaaaaaaaaaaa back at /dev/xvda; instance running', forcedDetach: false })] } };
+    execution('Failed', [...failed, restored, step('cleanupAfterRestore', 'Success', 90, 95)]);
     const io = testIo();
     expect(await main(['reset', IID, '--yes'], io)).toBe(EXIT.failedRestored);
     const err = io.stderr.join('');
     expect(err).toContain('The run failed at stopInstance Failed after 1m00s: InsufficientInstanceCapacity');
     expect(err).toContain('restore Success after 20s');
     expect(err).toContain('Restore put the root volume back');
+    expect(err).toContain('Restore reported: root volume vol-0aaaaaaaaaaaaaaaa back at /dev/xvda; instance running');
     expect(existsSync(join(io.home, '.ssh', `reset-access-${IID}`))).toBe(false);
 
     ssm.reset();
