@@ -9,7 +9,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CreateTagsCommand, CreateVpcCommand, DeleteVpcCommand, DescribeVpcsCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import {
+  AttachInternetGatewayCommand,
+  CreateInternetGatewayCommand,
+  CreateRouteCommand,
+  CreateTagsCommand,
+  CreateVpcCommand,
+  DeleteVpcCommand,
+  DescribeRouteTablesCommand,
+  DescribeVpcsCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
 import { LINUX_AMI, LockedOutInstance, startTwin, Twin } from '../../local/twin';
 import { baseline, expectNothingLost } from './support';
 
@@ -101,10 +111,10 @@ test('RunInstances: 5 requests at one instant, the 6th RequestLimitExceeded; 0.5
   }
 });
 
-test('a fleet meeting the VPC quota (one VPC free, SubnetId CreateNewVPC): the run without a VPC fails at launchHelper and restores; nothing lost', async () => {
-  // Three VPCs of someone else's: with the default VPC, one of the five is free.
+test('a fleet meeting the VPC quota (no VPC free, SubnetId CreateNewVPC) where the instance subnet has no way to Systems Manager: every run fails at launchHelper and restores; nothing lost', async () => {
+  // Four VPCs of someone else's: with the default VPC, the Region's five are taken.
   const others: string[] = [];
-  for (let i = 0; i < 3; i++) others.push((await twin.ec2.send(new CreateVpcCommand({ CidrBlock: `10.${30 + i}.0.0/16` }))).Vpc?.VpcId as string);
+  for (let i = 0; i < 4; i++) others.push((await twin.ec2.send(new CreateVpcCommand({ CidrBlock: `10.${30 + i}.0.0/16` }))).Vpc?.VpcId as string);
   try {
     twin.clock.advanceBy(60); // buckets full again
     const instances: LockedOutInstance[] = [];
@@ -136,22 +146,68 @@ test('a fleet meeting the VPC quota (one VPC free, SubnetId CreateNewVPC): the r
     const children = (JSON.parse(list.stdout) as { AutomationExecutionMetadataList: Array<{ AutomationExecutionId: string; AutomationExecutionStatus: string; Target: string }> })
       .AutomationExecutionMetadataList;
     expect(children).toHaveLength(3);
-    const failed = children.filter((c) => c.AutomationExecutionStatus !== 'Success');
-    // The first target runs alone and frees its VPC; the next two run together and one of them
-    // finds no free VPC.
-    expect(failed).toHaveLength(1);
-    const detail = await aws('ssm', 'get-automation-execution', '--automation-execution-id', failed[0].AutomationExecutionId);
-    const steps = (JSON.parse(detail.stdout) as { AutomationExecution: { StepExecutions: Array<{ StepName: string; StepStatus: string; FailureMessage?: string }> } })
-      .AutomationExecution.StepExecutions;
-    const launch = steps.find((s) => s.StepName === 'launchHelper');
-    expect(launch?.StepStatus).toBe('Failed');
-    expect(launch?.FailureMessage).toMatch(/VpcLimitExceeded|maximum number of VPCs/);
-    expect(steps.find((s) => s.StepName === 'restore')?.StepStatus).toBe('Success');
-    for (let i = 0; i < 3; i++) {
-      const ok = children.find((c) => c.Target === instances[i].instanceId)?.AutomationExecutionStatus === 'Success';
-      await expectNothingLost(twin, befores[i], ok ? ['/home/ec2-user/.ssh/authorized_keys'] : []);
+    expect(children.map((c) => c.AutomationExecutionStatus)).toEqual(['Failed', 'Failed', 'Failed']);
+    for (const c of children) {
+      const detail = await aws('ssm', 'get-automation-execution', '--automation-execution-id', c.AutomationExecutionId);
+      const steps = (JSON.parse(detail.stdout) as { AutomationExecution: { StepExecutions: Array<{ StepName: string; StepStatus: string; FailureMessage?: string }> } })
+        .AutomationExecution.StepExecutions;
+      const launch = steps.find((s) => s.StepName === 'launchHelper');
+      expect(launch?.StepStatus).toBe('Failed');
+      expect(launch?.FailureMessage).toMatch(/VpcLimitExceeded/);
+      expect(launch?.FailureMessage).toMatch(/cannot reach Systems Manager/);
+      expect(steps.find((s) => s.StepName === 'restore')?.StepStatus).toBe('Success');
     }
-    expect(await vpcCount()).toBe(4);
+    for (let i = 0; i < 3; i++) await expectNothingLost(twin, befores[i]);
+    expect(await vpcCount()).toBe(5);
+  } finally {
+    for (const v of others) await twin.ec2.send(new DeleteVpcCommand({ VpcId: v }));
+  }
+});
+
+test('the same fleet where the instance subnet reaches Systems Manager (as a default VPC does in AWS): the runs without a VPC slot use that subnet; all reset, nothing lost', async () => {
+  // An internet route for moto's default VPC, whose subnets map public IPs (test/twin/success.test.ts).
+  const defaultVpc = (await twin.ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'is-default', Values: ['true'] }] }))).Vpcs?.[0]?.VpcId as string;
+  const igw = (await twin.ec2.send(new CreateInternetGatewayCommand({}))).InternetGateway?.InternetGatewayId as string;
+  await twin.ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: igw, VpcId: defaultVpc }));
+  for (const t of (await twin.ec2.send(new DescribeRouteTablesCommand({ Filters: [{ Name: 'vpc-id', Values: [defaultVpc] }] }))).RouteTables ?? []) {
+    await twin.ec2.send(new CreateRouteCommand({ RouteTableId: t.RouteTableId, DestinationCidrBlock: '0.0.0.0/0', GatewayId: igw }));
+  }
+  const others: string[] = [];
+  for (let i = 0; i < 4; i++) others.push((await twin.ec2.send(new CreateVpcCommand({ CidrBlock: `10.${40 + i}.0.0/16` }))).Vpc?.VpcId as string);
+  try {
+    twin.clock.advanceBy(60);
+    const instances: LockedOutInstance[] = [];
+    for (let i = 0; i < 3; i++) instances.push(await twin.createLockedOutInstance({}));
+    await twin.ec2.send(new CreateTagsCommand({ Resources: instances.map((i) => i.instanceId), Tags: [{ Key: 'fleet', Value: 'blue' }] }));
+    const befores = [];
+    for (const i of instances) befores.push(await baseline(twin, i));
+    const start = await aws(
+      'ssm', 'start-automation-execution', '--document-name', twin.documentName,
+      '--targets', 'Key=tag:fleet,Values=blue', '--target-parameter-name', 'InstanceId',
+      '--max-concurrency', '2', '--max-errors', '0', '--parameters', 'KeyType=ed25519',
+    );
+    expect([start.code, start.stderr]).toEqual([0, '']);
+    const parentId = (JSON.parse(start.stdout) as { AutomationExecutionId: string }).AutomationExecutionId;
+    await twin.automation.drain();
+    const parent = JSON.parse((await aws('ssm', 'get-automation-execution', '--automation-execution-id', parentId)).stdout) as {
+      AutomationExecution: { AutomationExecutionStatus: string; FailureMessage?: string };
+    };
+    expect([parent.AutomationExecution.AutomationExecutionStatus, parent.AutomationExecution.FailureMessage]).toEqual(['Success', undefined]);
+    const list = await aws('ssm', 'describe-automation-executions', '--filters', `Key=ParentExecutionId,Values=${parentId}`);
+    const children = (JSON.parse(list.stdout) as { AutomationExecutionMetadataList: Array<{ AutomationExecutionId: string }> }).AutomationExecutionMetadataList;
+    expect(children).toHaveLength(3);
+    // The helper network each run reports: the instance subnet, for want of a VPC slot.
+    const networks: string[] = [];
+    for (const c of children) {
+      const d = JSON.parse((await aws('ssm', 'get-automation-execution', '--automation-execution-id', c.AutomationExecutionId)).stdout) as {
+        AutomationExecution: { StepExecutions: Array<{ StepName: string; Outputs?: Record<string, string[]> }> };
+      };
+      const payload = d.AutomationExecution.StepExecutions.find((x) => x.StepName === 'launchHelper')?.Outputs?.Payload?.[0] ?? '{}';
+      networks.push(String((JSON.parse(payload) as { HelperNetwork?: string }).HelperNetwork));
+    }
+    expect(networks).toEqual([0, 1, 2].map(() => expect.stringMatching(/^VPC quota reached, instance subnet subnet-.*internet gateway igw-/)));
+    for (let i = 0; i < 3; i++) await expectNothingLost(twin, befores[i], ['/home/ec2-user/.ssh/authorized_keys']);
+    expect(await vpcCount()).toBe(5);
   } finally {
     for (const v of others) await twin.ec2.send(new DeleteVpcCommand({ VpcId: v }));
   }
