@@ -446,6 +446,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             stopRequest: request.stopRequest,
             onEnded: request.onEnded,
             onStarted: request.onStarted,
+            sharedClock: request.sharedClock,
           });
         } finally {
           await agent!.drainCommands();
