@@ -4,18 +4,24 @@
  * 1. starts the twin (moto + the agent, the synthesized app "deployed" into moto);
  * 2. builds the instance: a real ext4 root volume image whose ec2-user has only a key nobody has;
  * 3. shows that nobody can log in (a real sshd over the image refuses a fresh key);
- * 4. runs the synthesized runbook through the twin;
- * 5. reads the private key back from the SecureString parameter and logs in with a real `ssh`;
+ * 4. runs the CLI as a user does, `ec2-reset-access reset <instance-id> --yes`, against the twin's
+ *    endpoint (AWS_ENDPOINT_URL): it starts the synthesized runbook on the twin's Automation API,
+ *    shows the steps live (in a pseudo-terminal when this runs in one: `script`), writes the key to
+ *    ~/.ssh/reset-access-<instance-id> (a temporary HOME here) and prints the ssh command;
+ * 5. logs in with a real `ssh` with that key file and user, to a real sshd reading the volume;
  * 6. proves the volume is byte-identical outside authorized_keys, and that nothing is left.
  *
- * The private key is held in memory only and never printed.
+ * The private key is never printed: it goes from the parameter to the 0600 file, by the CLI.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { timeToAccess } from './runner/runner';
-import { LockedOutInstance, startTwin, Twin } from './twin';
+import { promisify } from 'node:util';
+import { GetAutomationExecutionCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { LockedOutInstance, PROJECT_ROOT, REGION, startTwin, Twin } from './twin';
+
+const CLI = join(PROJECT_ROOT, 'cli', 'ec2-reset-access.cjs');
 
 const started = Date.now();
 
@@ -59,14 +65,69 @@ async function tryLogin(twin: Twin, imagePath: string, privateKey: string): Prom
   }
 }
 
+const run = promisify(execFile);
+
+/**
+ * The CLI, as a child process (the twin serves it from this process, so not spawnSync), its
+ * output shown as it comes and kept. In a terminal it runs inside a pseudo-terminal (`script`
+ * from util-linux), so it draws its live display; piped, it prints plain lines.
+ */
+async function runCli(twin: Twin, home: string, args: string[]): Promise<{ code: number; text: string }> {
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: home,
+    TERM: process.env.TERM ?? 'xterm',
+    AWS_ENDPOINT_URL: twin.agent.endpoint,
+    AWS_REGION: REGION,
+    AWS_ACCESS_KEY_ID: 'demo',
+    AWS_SECRET_ACCESS_KEY: 'demo',
+    AWS_CONFIG_FILE: join(home, 'no-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-credentials'),
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    EC2_RESET_ACCESS_POLL_MS: '250',
+  };
+  const quoted = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+  const child = process.stdout.isTTY
+    ? spawn('script', ['-qfec', quoted, '/dev/null'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  child.stdout.on('data', (d: Buffer) => {
+    process.stdout.write(d);
+    text += d.toString('utf8');
+  });
+  const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+  // eslint-disable-next-line no-control-regex
+  return { code, text: text.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '') };
+}
+
+/** Real ssh with the key file the CLI wrote (ssh itself refuses a key file others can read). */
+async function sshWithFile(twin: Twin, imagePath: string, keyFile: string, user: string): Promise<{ ok: boolean; user: string }> {
+  const sshd = await twin.disk.startSshd(imagePath);
+  try {
+    const r = await run('timeout', [
+      '30', 'ssh', '-F', '/dev/null', '-i', keyFile, '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none',
+      '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+      '-p', String(sshd.port), `${user}@127.0.0.1`, 'id -un',
+    ]);
+    return { ok: true, user: r.stdout.trim() };
+  } catch {
+    return { ok: false, user: '' };
+  } finally {
+    await sshd.stop();
+  }
+}
+
 async function main(): Promise<void> {
   // The SDK's notice that its 2027 releases need Node 22 is not news for this demo's reader.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  progress('building the CLI (npm run build:cli: esbuild of cli/main.ts)');
+  execFileSync('npm', ['run', '--silent', 'build:cli'], { cwd: PROJECT_ROOT, stdio: 'inherit' });
   progress('starting the local twin: moto on 127.0.0.1, the agent in front of it, the CDK app synthesized');
   const twin = await startTwin({ log: (line) => progress(line) });
   let stopped = false;
   let instance: LockedOutInstance | undefined;
   const summary: string[] = [];
+  const cleanups: (() => void)[] = [];
   try {
     progress('building the locked-out instance: ext4 root volume image, ec2-user holds only a lost key');
     instance = await twin.createLockedOutInstance({});
@@ -80,33 +141,27 @@ async function main(): Promise<void> {
     if (locked.ok) throw new DemoFailure('a fresh key logged in before the reset: the instance is not locked out');
     progress('  refused, as expected');
 
-    progress('running the ResetAccess runbook (synthesized document, bundled Lambdas, virtual clock)');
+    const home = mkdtempSync(join(tmpdir(), 'demo-home-'));
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }));
+    progress(`running the CLI: ec2-reset-access reset ${instance.instanceId} --yes   (HOME=${home}, AWS_ENDPOINT_URL=the twin)`);
     const runStart = twin.clock.now();
-    const run = await twin.runReset(
-      { InstanceId: instance.instanceId },
-      {
-        log: (line) => {
-          const m = /^\[([\d.]+)s\] (\S+) (\S+)/.exec(line);
-          if (m && m[2] !== 'execution') progress(`  ${m[2].padEnd(24)} ${m[3].padEnd(9)} at ${m[1]} s modeled`);
-        },
-      },
-    );
-    const { result } = run;
-    if (result.status !== 'Success') {
-      throw new DemoFailure(`the runbook ended ${result.status}: ${result.failureMessage ?? 'no message'}`);
-    }
-    // The runbook's result is summarize.Payload: one JSON object of at most 512 characters.
-    const summary0 = JSON.parse(String(result.outputs['summarize.Payload'] ?? '{}')) as Record<string, unknown>;
+    const cli = await runCli(twin, home, ['reset', instance.instanceId, '--yes', '--document-name', twin.documentName]);
+    if (cli.code !== 0) throw new DemoFailure(`the CLI exited ${cli.code}`);
+    const printed = /ssh -i (\S+) (\S+)@(\S+)/.exec(cli.text);
+    if (!printed) throw new DemoFailure('the CLI printed no ssh command');
+    const [, keyFile, user, address] = printed;
+    const executionId = /Started execution ([0-9a-f-]{36})/.exec(cli.text)?.[1] as string;
+    const api = new SSMClient({ endpoint: twin.agent.endpoint, region: REGION, credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' } });
+    const execution = (await api.send(new GetAutomationExecutionCommand({ AutomationExecutionId: executionId }))).AutomationExecution;
+    // The result: summarize.Payload (volume swap) or summarizeOnline.Payload (online, issue 12).
+    const payload = [execution?.Outputs?.['summarize.Payload']?.[0], execution?.Outputs?.['summarizeOnline.Payload']?.[0]].find((v) => v?.startsWith('{'));
+    const summary0 = JSON.parse(payload ?? '{}') as Record<string, unknown>;
     const out = (name: string) => String(summary0[name] ?? '');
     const keyParameterName = out('KeyParameterName');
 
-    progress(`reading the private key back from ${keyParameterName} (GetParameter WithDecryption)`);
-    const privateKey = await twin.getParameter(keyParameterName, true);
-    if (!privateKey) throw new DemoFailure(`the parameter ${keyParameterName} holds no key`);
-
-    progress('logging in with a real ssh to a real sshd reading the volume');
-    const login = await tryLogin(twin, imagePath, privateKey);
-    if (!login.ok || login.user !== 'ec2-user') throw new DemoFailure('ssh with the new key did not log in as ec2-user');
+    progress(`logging in with the printed command, ssh -i ${keyFile} ${user}@${address}, to a real sshd reading the volume (127.0.0.1 stands for ${address})`);
+    const login = await sshWithFile(twin, imagePath, keyFile, user);
+    if (!login.ok || login.user !== 'ec2-user') throw new DemoFailure('ssh with the key file the CLI wrote did not log in as ec2-user');
     progress(`  logged in as ${login.user}`);
 
     const after = await twin.disk.snapshotImage(imagePath);
@@ -142,28 +197,33 @@ async function main(): Promise<void> {
       .history()
       .filter((op) => op.op === 'StartInstances' && op.resourceIds.includes(instance!.instanceId))
       .at(-1);
-    const reported = timeToAccess(result, ['waitForInstanceRunning', 'startInstance']);
-    summary.push('', 'ResetAccess on the local twin: success', '');
+    const t0 = execution?.ExecutionStartTime?.getTime() ?? 0;
+    const steps = execution?.StepExecutions ?? [];
+    const waited = steps.find((x) => x.StepName === 'waitForInstanceRunning')?.ExecutionEndTime?.getTime();
+    summary.push('', 'ResetAccess on the local twin, through the CLI: success', '');
     summary.push('  step                       modeled start   duration');
-    for (const s of result.steps) {
-      summary.push(`  ${s.name.padEnd(26)} ${seconds(s.startedAt).padStart(9)} ${seconds(s.endedAt - s.startedAt).padStart(10)}   ${s.status}`);
+    for (const x of steps) {
+      const a = (x.ExecutionStartTime?.getTime() ?? t0) - t0;
+      const b = (x.ExecutionEndTime?.getTime() ?? t0) - t0;
+      summary.push(`  ${String(x.StepName).padEnd(26)} ${seconds(a / 1000).padStart(9)} ${seconds((b - a) / 1000).padStart(10)}   ${x.StepStatus}`);
     }
     summary.push('');
     if (start) summary.push(`  time to access:     ${seconds(start.completesAt - runStart)} (the instance is running again, modeled)`);
-    if (reported !== undefined) summary.push(`  runbook reports it: ${seconds(reported)} (end of waitForInstanceRunning)`);
-    summary.push(`  whole run:          ${seconds(result.modeledSeconds)} modeled, ${((Date.now() - started) / 1000).toFixed(1)} s real for this demo`);
-    summary.push(`  key parameter:      ${keyParameterName} (SecureString, stack KMS key; read back and used, never printed)`);
+    if (waited !== undefined) summary.push(`  runbook reports it: ${seconds((waited - t0) / 1000)} (end of waitForInstanceRunning)`);
+    summary.push(`  whole run:          ${seconds(((execution?.ExecutionEndTime?.getTime() ?? t0) - t0) / 1000)} modeled, ${((Date.now() - started) / 1000).toFixed(1)} s real for this demo`);
+    summary.push(`  key parameter:      ${keyParameterName} (SecureString, stack KMS key; the CLI wrote it to ${keyFile}, mode 0600, and deleted it; never printed)`);
     summary.push(`  key fingerprint:    ${out('Fingerprint')}`);
     summary.push(`  backup:             ${out('BackupId')}`);
     summary.push(`  users changed:      ${out('UsersChanged')}`);
     summary.push(`  files changed:      ${filesChanged.join(', ')}`);
     summary.push(`  volume:             byte-identical outside those files (${after.entries.size} entries compared)`);
-    summary.push(`  login:              ssh -i <key> ec2-user@127.0.0.1 -> ${login.user}`);
-    summary.push(`  API calls:          ${Object.values(run.calls).reduce((a, b) => a + b, 0)} through the agent`);
+    summary.push(`  login:              ssh -i ${keyFile} ${user}@${address} (at 127.0.0.1) -> ${login.user}`);
+    summary.push(`  API calls:          ${Object.values(twin.agent.calls()).reduce((a, b) => a + b, 0)} through the agent (the CLI's and the runbook's)`);
     summary.push('  left behind:        no helper, no network, no lock (checked in the emulator)');
   } finally {
     stopped = true;
     await twin.stop();
+    for (const c of cleanups) c();
   }
   if (!stopped) return;
   // twin.stop() checked its own servers, loop devices and mounts; check the machine once more.

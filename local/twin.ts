@@ -116,6 +116,12 @@ export interface LockedOutSpec {
   readonly autoScalingGroup?: boolean;
   /** @default - moto's default subnet */
   readonly subnetId?: string;
+  /**
+   * A managed node (issue 12): while it runs, DescribeInstanceInformation lists it (Online,
+   * Linux, this agent version unless said otherwise), and SendCommand to it runs the document on
+   * its own disk image as its live root. @default - not managed
+   */
+  readonly managed?: { readonly agentVersion?: string; readonly pingStatus?: 'Online' | 'ConnectionLost' | 'Inactive'; readonly platformType?: 'Linux' | 'Windows' | 'MacOS' };
 }
 
 export interface LockedOutInstance {
@@ -551,6 +557,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
           imagePath = await makeImage(spec.image ?? LOST_KEY_IMAGE);
           agent!.registerVolume(rootVolumeId, imagePath);
         }
+        if (spec.managed) agent!.registerManaged(instanceId, { ...spec.managed, rootVolumeId });
         return {
           instanceId,
           rootVolumeId,
@@ -680,6 +687,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
           instanceId,
           createdAt: new Date().toISOString(),
           inputs: {
+            method: 'Auto',
             subnetId: 'CreateNewVPC',
             helperInstanceType: 't3.small',
             keyType: 'rsa',
@@ -689,6 +697,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             allowEncryptedVolume: true,
             allowEphemeralDataLoss: false,
           },
+          method: { chosen: 'VolumeSwap', reason: 'Auto: not managed by Systems Manager' },
           instance: {
             originalState: i.State?.Name === 'stopped' ? 'stopped' : 'running',
             rootVolumeId: root?.Ebs?.VolumeId ?? '',
