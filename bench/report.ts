@@ -78,6 +78,12 @@ export function headlineRows(r: BenchResult): Array<[string, string]> {
     ['whole execution, reference (modeled), low / high end', both(r.referenceTotalSeconds)],
     ['speed-up at the low end of the latency table (reference / ours)', r.speedup === null ? 'not measured yet' : `${r.speedup.atLowEnd.toFixed(2)}×`],
     ['speed-up at the high end of the latency table (reference / ours)', r.speedup === null ? 'not measured yet' : `${r.speedup.atHighEnd.toFixed(2)}×`],
+    ['online method: time to access (modeled, twin run), low / high end', both(r.online?.timeToAccessSeconds)],
+    [
+      'online method: speed-up over the reference, low / high end',
+      r.online?.speedup ? `${r.online.speedup.atLowEnd.toFixed(1)}× / ${r.online.speedup.atHighEnd.toFixed(1)}×` : 'not measured yet',
+    ],
+    ['online method: API calls per reset (twin agent)', r.online?.apiCallsPerReset ? String(r.online.apiCallsPerReset.total) : 'not measured yet'],
     ['API calls per reset (twin agent)', r.apiCallsPerReset ? String(r.apiCallsPerReset.total) : 'not measured yet'],
     ['largest Lambda bundle', r.bundleBytes ? `${bytes(r.bundleBytes.maxBytes)}, ${r.bundleBytes.largest}` : 'not measured yet'],
     [
@@ -386,6 +392,24 @@ export function renderMarkdown(r: BenchResult): string {
     oursTimelines(r.ours, out);
   } else {
     out.push('Not measured yet (see "Not measured in this run" above). The intended order is that of docs/architecture.md: the stop is issued before the helper is launched, so the stop, the helper\'s boot and the network overlap; no wait for the snapshot; cleanup after the start.');
+  }
+  out.push('');
+
+  out.push('## The online method (the twin run, issue 12)');
+  out.push('');
+  out.push(
+    'A target that is a managed node (SSM Agent Online on Linux, 3.3.2746.0 or later), run with `Method=Online`: ' +
+      'the inject-key command runs on the instance itself; nothing is stopped, detached or launched. Access is the ' +
+      'end of `reportOnline`, when the run has read the report that says the key is in place. The command itself is ' +
+      'charged `RunCommandOnline` (an estimate: see the latency table).',
+  );
+  out.push('');
+  if (r.online) {
+    out.push(`Time to access: ${both(r.online.timeToAccessSeconds)} (low / high end).`);
+    out.push('');
+    oursTimelines(r.online.ours, out);
+  } else {
+    out.push('Not measured yet (see "Not measured in this run" above).');
   }
   out.push('');
 
