@@ -569,6 +569,27 @@ describe('preflight Method (issue 12)', () => {
     expect(ec2Mock.calls()).toHaveLength(0);
   });
 
+  it('Online does not refuse an encrypted root for its KMS key (it never attaches the volume anywhere): review O2', async () => {
+    managed = [agent()];
+    volume.Encrypted = true;
+    volume.KmsKeyId = 'arn:aws:kms:us-east-1:123456789012:key/abc';
+    kmsMock.on(DescribeKeyCommand).rejects(awsError('AccessDeniedException'));
+    expect((await handler(event())).Method).toBe('Online');
+    expect(kmsMock).not.toHaveReceivedCommand(DescribeKeyCommand);
+    expect((await handler(event({ ExecutionId: OTHER_EXECUTION_ID, Method: 'VolumeSwap' })).catch((e: Error) => e.message))).toMatch(/cannot be described.*kms:DescribeKey/);
+  });
+
+  it('Online runs on an instance-store root with BackupMethod=None (nothing stops), tagging the instance only; with a backup it is refused naming BackupMethod=None: review O2', async () => {
+    managed = [agent()];
+    instance.RootDeviceType = 'instance-store';
+    instance.BlockDeviceMappings = [];
+    await expect(handler(event())).rejects.toThrow(/instance-store root volume, which no snapshot or image can back up.*BackupMethod=None/);
+    expectNothingChanged();
+    const out = await handler(event({ BackupMethod: 'None' }));
+    expect(out).toMatchObject({ Method: 'Online', RootVolumeId: '' });
+    expect(ec2Mock).toHaveReceivedCommandWith(CreateTagsCommand, { Resources: [INSTANCE_ID] });
+  });
+
   it('Online skips the refusals that exist only because the volume swap stops and moves the root (Marketplace, stop protection, Auto Scaling)', async () => {
     managed = [agent()];
     instance.ProductCodes = [{ ProductCodeId: 'abc', ProductCodeType: 'marketplace' }];
