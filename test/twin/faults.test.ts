@@ -1,7 +1,6 @@
 /**
- * A failure at every step of the runbook, and at chosen AWS calls, for the volume swap and for
- * the online method (issue 12, on a managed instance): whatever fails, restore puts the instance
- * back. After each run: the original root volume on the original instance at its
+ * A failure at every step of the runbook, and at chosen AWS calls: whatever fails, restore puts
+ * the instance back. (The online method's steps: test/twin/online-faults.test.ts, on its own twin.) After each run: the original root volume on the original instance at its
  * device name with its DeleteOnTermination, the instance in its original state, no helper,
  * network or lock, and the disk image byte-identical outside authorized_keys.
  */
@@ -36,9 +35,10 @@ const ALL_STEPS = (parse(readFileSync(join(__dirname, '..', '..', 'runbooks', 'r
   .map((s) => s.name)
   .filter((n) => !['preflight', 'restore', 'cleanupAfterRestore', 'startRestore'].includes(n));
 /**
- * The online path (issue 12) and the two steps that choose it, run on a managed instance; the
- * volume swap's steps on an instance that is not one. (The online steps follow summarize in the
- * runbook; branchOnMethod runs on both paths and is tested on the online one.)
+ * The online path (issue 12) and the step that chooses it run on a managed instance, in
+ * test/twin/online-faults.test.ts; the volume swap's steps here, on an instance that is not one.
+ * (The online steps follow summarize in the runbook; branchOnMethod runs on both paths and is
+ * tested on the online one.)
  */
 const ONLINE_STEPS = ALL_STEPS.filter((n) => n === 'branchOnMethod' || ALL_STEPS.indexOf(n) > ALL_STEPS.indexOf('summarize'));
 const STEPS = ALL_STEPS.filter((n) => !ONLINE_STEPS.includes(n));
@@ -106,67 +106,6 @@ test.each(['injectKey', 'waitForInjection'])(
     expect((await twin.getParameter(`/ec2rl/openssh/${instance.instanceId}/key`)) !== undefined).toBe(true);
   },
 );
-
-/** Calls that would stop, move or launch anything: a run of the online method makes none, failed or not. */
-const DOWNTIME_CALLS = ['StopInstances', 'StartInstances', 'DetachVolume', 'AttachVolume', 'RunInstances', 'TerminateInstances'];
-
-async function onlineKeyReached(instanceId: string): Promise<boolean> {
-  await twin.agent.drainCommands();
-  return twin.agent.commands().some((c) => c.instanceId === instanceId && c.parameters.Root === '/' && c.status === 'Success');
-}
-
-test.each(ONLINE_STEPS)('online: a failure at %s (after its action ran) is restored: the instance ran throughout, nothing lost', async (step) => {
-  const instance = await twin.createLockedOutInstance({ managed: {} });
-  const before = await baseline(twin, instance);
-
-  const { result, callLog } = await twin.runReset(
-    { InstanceId: instance.instanceId, KeyType: 'ed25519' },
-    { faults: [{ step, when: 'after', message: 'injected by the test' }] },
-  );
-
-  expect(result.status).toBe('Failed');
-  const ran = result.steps.map((s) => `${s.name}:${s.status}`);
-  expect(ran).toContain(`${step}:Failed`);
-  expect(ran).not.toContain('describeInstance:Success');
-  expect(ran.slice(-2)).toEqual(['restore:Success', 'cleanupAfterRestore:Success']);
-  expect(callLog.filter((c) => DOWNTIME_CALLS.includes(c.action)).map((c) => c.action)).toEqual([]);
-  await expectNothingLost(twin, before, [KEY_FILE]);
-  // The private key is kept exactly when the key reached authorized_keys.
-  const kept = (await twin.getParameter(`/ec2rl/openssh/${instance.instanceId}/key`)) !== undefined;
-  expect([step, kept]).toEqual([step, await onlineKeyReached(instance.instanceId)]);
-});
-
-test.each(ONLINE_STEPS)('online: a cancel at %s: the restore runbook it started converges, the instance ran throughout, nothing lost', async (step) => {
-  const instance = await twin.createLockedOutInstance({ managed: {} });
-  const before = await baseline(twin, instance);
-
-  const { result, callLog } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' }, { cancelAt: step });
-
-  expect(result.status).toBe('Cancelled');
-  expect(result.steps.map((s) => `${s.name}:${s.status}`).slice(-2)).toEqual([`${step}:Cancelled`, 'startRestore:Success']);
-  expect(result.startedExecutions.map((e) => e.status)).toEqual(['Success']);
-  expect(result.startedExecutions[0].steps.map((s) => `${s.name}:${s.status}`)).toEqual(['waitForExecutionEnded:Success', 'waitForLambdasStopped:Success', 'waitForInstanceSettled:Success', 'restore:Success', 'cleanup:Success']);
-  expect(callLog.filter((c) => DOWNTIME_CALLS.includes(c.action)).map((c) => c.action)).toEqual([]);
-  await expectNothingLost(twin, before, [KEY_FILE]);
-});
-
-test.each<[string, AwsFault]>([
-  ['SendCommand to the instance', { service: 'ssm', action: 'SendCommand', nth: 1 }],
-  ['CreateSnapshot of the running root', { service: 'ec2', action: 'CreateSnapshot', nth: 1 }],
-])('online: a failure of %s is restored: nothing lost', async (_name, fault) => {
-  const instance = await twin.createLockedOutInstance({ managed: {} });
-  const before = await baseline(twin, instance);
-
-  const { result, unfiredFaults, callLog } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' }, { awsFaults: [fault] });
-
-  expect(unfiredFaults).toEqual([]);
-  expect(result.status).toBe('Failed');
-  expect(result.failureMessage).toContain('TwinInjectedFault');
-  expect(result.steps.map((s) => `${s.name}:${s.status}`).slice(-2)).toEqual(['restore:Success', 'cleanupAfterRestore:Success']);
-  expect(callLog.filter((c) => DOWNTIME_CALLS.includes(c.action)).map((c) => c.action)).toEqual([]);
-  await expectNothingLost(twin, before, [KEY_FILE]);
-  expect(await twin.getParameter(`/ec2rl/openssh/${instance.instanceId}/key`)).toBeUndefined();
-});
 
 const awsFaults: Array<[string, AwsFault]> = [
   ['the 1st DetachVolume (the target root)', { service: 'ec2', action: 'DetachVolume', nth: 1 }],
