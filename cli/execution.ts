@@ -72,7 +72,7 @@ export interface StepLine {
 
 /**
  * What the restore step reported: its `Payload` output, the JSON of what the restore Lambda
- * returned (lambdas/restore/restore.ts RestoreResult; AWS documents `Payload` as an output of
+ * returned (lambdas/restore/handler.ts RestoreOutput: Restored, Message, ForcedDetach; AWS documents `Payload` as an output of
  * aws:invokeLambdaFunction, "The JSON representation of the object returned by the Lambda
  * function", https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-lamb.html).
  */
@@ -88,9 +88,9 @@ export function restoreReportOf(step: StepExecution | undefined): RestoreReport 
   try {
     const v = JSON.parse(text) as Record<string, unknown>;
     return {
-      ...(typeof v.restored === 'boolean' ? { restored: v.restored } : {}),
-      ...(typeof v.message === 'string' ? { message: v.message } : {}),
-      ...(typeof v.forcedDetach === 'boolean' ? { forcedDetach: v.forcedDetach } : {}),
+      ...(typeof v.Restored === 'boolean' ? { restored: v.Restored } : {}),
+      ...(typeof v.Message === 'string' ? { message: v.Message } : {}),
+      ...(typeof v.ForcedDetach === 'boolean' ? { forcedDetach: v.ForcedDetach } : {}),
     };
   } catch {
     return undefined;

@@ -189,7 +189,7 @@ describe('reset', () => {
   it('a failure restored: exit 4 naming the step, its message and restore; restore failed: exit 5', async () => {
     awsReady();
     const failed = [step('preflight', 'Success'), step('stopInstance', 'Failed', 5, 65, 'InsufficientInstanceCapacity')];
-    const restored = { ...step('restore', 'Success', 70, 90), Outputs: { Payload: [JSON.stringify({ restored: true, message: 'root volume vol-0aaaaaaaaaaaaaaaa back at /dev/xvda; instance running', forcedDetach: false })] } };
+    const restored = { ...step('restore', 'Success', 70, 90), Outputs: { Payload: [JSON.stringify({ Restored: true, Message: 'root volume vol-0aaaaaaaaaaaaaaaa back at /dev/xvda; instance running', ForcedDetach: false })] } };
     execution('Failed', [...failed, restored, step('cleanupAfterRestore', 'Success', 90, 95)]);
     const io = testIo();
     expect(await main(['reset', IID, '--yes'], io)).toBe(EXIT.failedRestored);
