@@ -61,7 +61,12 @@ export function outputOf(execution: AutomationExecution, name: string): string |
   return v === undefined || v === '' ? undefined : v;
 }
 
-export type OutcomeKind = 'success' | 'refused' | 'failed-restored' | 'restore-failed' | 'cancelled' | 'running';
+export type OutcomeKind = 'success' | 'refused' | 'preflight-failed' | 'failed-restored' | 'restore-failed' | 'cancelled' | 'running';
+
+/** Preflight's refusals and bad-input errors (lambdas/common/errors.ts), by their message or error name. */
+export function isRefusal(message: string | undefined): boolean {
+  return /\bRefused: |\b(RefusedError|LockHeldError|InvalidInputError|InvalidPublicKeyError)\b/.test(message ?? '');
+}
 
 export interface StepLine {
   readonly name: string;
@@ -141,7 +146,9 @@ export function judge(snap: Snapshot): Outcome {
     return { kind: 'cancelled', ...base, ...(rid && /^[0-9a-f-]{36}$/.test(rid) ? { restoreExecutionId: rid } : {}) };
   }
   if (status === 'Success' && !failed) return { kind: 'success', ...base };
-  if (failed?.StepName === PREFLIGHT_STEP) return { kind: 'refused', ...base };
+  // A refusal is preflight's own verdict, its message marked `Refused:` (lambdas/preflight,
+  // refuse()) or a bad input; any other preflight failure (a timeout, a throttled call) is not.
+  if (failed?.StepName === PREFLIGHT_STEP) return { kind: isRefusal(failed.FailureMessage) ? 'refused' : 'preflight-failed', ...base };
   const restore = byName('restore');
   if (restore?.StepStatus === 'Success') return { kind: 'failed-restored', ...base };
   return { kind: 'restore-failed', ...base };

@@ -180,10 +180,63 @@ describe('reset', () => {
 
   it('preflight refusal: exit 3 with its message', async () => {
     awsReady();
-    execution('Failed', [step('preflight', 'Failed', 0, 2, 'stop protection is on: turn it off first')]);
+    execution('Failed', [step('preflight', 'Failed', 0, 2, 'RefusedError: Refused: instance i-0123456789abcdef0 has stop protection. Turn it off first.')]);
     const io = testIo();
     expect(await main(['reset', IID, '--yes'], io)).toBe(EXIT.refused);
-    expect(io.stderr.join('')).toMatch(/Refused, nothing changed: stop protection is on/);
+    expect(io.stderr.join('')).toMatch(/Refused, nothing changed: .*has stop protection/);
+  });
+
+  it('a preflight failure that is no refusal (throttled, timed out) is exit 1, not "refused"', async () => {
+    awsReady();
+    execution('Failed', [step('preflight', 'Failed', 0, 2, 'ThrottlingException: Rate exceeded')]);
+    const io = testIo();
+    expect(await main(['reset', IID, '--yes'], io)).toBe(EXIT.error);
+    expect(io.stderr.join('')).toMatch(/Preflight failed \(not a refusal\): ThrottlingException/);
+  });
+
+  it('C4: a summary under another summarize step (summarizeUserData.Payload) is read; a success with no summary fails loudly, naming the parameter', async () => {
+    awsReady();
+    execution('Success', okSteps, { 'summarizeUserData.Payload': [SUMMARY] });
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Name: KEY_NAME, Value: PRIVATE } });
+    const io = testIo();
+    expect(await main(['reset', IID, '--yes'], io)).toBe(EXIT.ok);
+    expect(existsSync(join(io.home, '.ssh', `reset-access-${IID}`))).toBe(true);
+
+    ssm.reset();
+    ec2.reset();
+    awsReady();
+    execution('Success', okSteps, {});
+    const io2 = testIo();
+    expect(await main(['reset', IID, '--yes'], io2)).toBe(EXIT.error);
+    expect(io2.stderr.join('')).toMatch(new RegExp(`no summary output.*${KEY_NAME}`));
+  });
+
+  it('C5: the key file appearing during the run: exit 1 naming the parameter, which is kept', async () => {
+    awsReady();
+    execution('Success', okSteps, { 'summarize.Payload': [SUMMARY] });
+    const io = testIo();
+    ssm.on(GetParameterCommand).callsFake(() => {
+      execFileSync('mkdir', ['-p', '-m', '700', join(io.home, '.ssh')]);
+      writeFileSync(join(io.home, '.ssh', `reset-access-${IID}`), 'someone else');
+      return { Parameter: { Name: KEY_NAME, Value: PRIVATE } };
+    });
+    expect(await main(['reset', IID, '--yes'], io)).toBe(EXIT.error);
+    expect(io.stderr.join('')).toMatch(new RegExp(`the reset succeeded, but .*already exists.*The key is still in ${KEY_NAME} \\(not deleted\\)`));
+    expect(ssm).not.toHaveReceivedCommand(DeleteParameterCommand);
+    expect(io.stderr.join('')).not.toContain('c2VjcmV0');
+  });
+
+  it('C9: with --json an error is one JSON object on stdout too', async () => {
+    const io = testIo({ stdinIsTTY: false });
+    expect(await main(['reset', 'i-xyz', '--json'], io)).toBe(EXIT.usage);
+    expect(JSON.parse(io.stdout.join(''))).toEqual({ error: { message: expect.stringContaining('not an instance id'), exitCode: 2 } });
+    awsReady();
+    const io2 = testIo({ stdinIsTTY: false });
+    expect(await main(['reset', IID, '--json'], io2)).toBe(EXIT.refused);
+    expect(JSON.parse(io2.stdout.join(''))).toEqual({ error: { message: expect.stringContaining('stdin is not a terminal'), exitCode: 3 } });
+    const io3 = testIo();
+    expect(await main(['reset', IID, '--key-type', 'dsa', '--json'], io3)).toBe(EXIT.usage);
+    expect(JSON.parse(io3.stdout.join('')).error.exitCode).toBe(2);
   });
 
   it('a failure restored: exit 4 naming the step, its message and restore; restore failed: exit 5', async () => {
