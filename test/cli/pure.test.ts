@@ -3,7 +3,7 @@
  * preinstalled AWS CLI (botocore), the runbook the stack deploys, real ssh-keygen keys, and the
  * kernel's file modes.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { lstatSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -220,6 +220,29 @@ describe('the key file, when the disk says no', () => {
     symlinkSync(shared, join(other, '.ssh'));
     expect(() => writeKeyFile(keyFilePath(other, 'i-0123456789abcdef0'), 'KEY', false)).toThrow(/symbolic link/);
     expect(() => lstatSync(join(shared, 'reset-access-i-0123456789abcdef0'))).toThrow(/ENOENT/);
+  });
+});
+
+describe('the confirmation prompt in a terminal', () => {
+  it('C8: Ctrl-C at the prompt answers no (the promise settles), rather than ending the process with nothing decided', async () => {
+    const script = `const {processIo}=require(${JSON.stringify(join(ROOT, 'cli', 'io.ts'))});processIo().confirm('Reset access to i-0123456789abcdef0?').then((a)=>console.log('ANSWER='+a))`;
+    // A pseudo-terminal (util-linux script): readline reads keys raw there, ^C included.
+    const child = spawn('script', ['-qfec', `"$TSX" -e "$SCRIPT"`, '/dev/null'], {
+      env: { ...process.env, TSX: join(ROOT, 'node_modules', '.bin', 'tsx'), SCRIPT: script },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += String(d);
+      if (out.includes('[y/N]') && !out.includes('SENT')) {
+        out += 'SENT';
+        child.stdin.write('\u0003');
+      }
+    });
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect(out).toContain('[y/N]');
+    expect(out).toMatch(/ANSWER=false/);
+    expect(code).toBe(0);
   });
 });
 
