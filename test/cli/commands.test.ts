@@ -356,6 +356,8 @@ describe('status, cancel, backups', () => {
         { Name: '/ec2rl/openssh/i-0eeeeeeeeeeeeeee0/key', Description: 'AWSSupport-ResetAccess key' },
       ],
     });
+    ssm.on(GetParameterCommand).rejects(Object.assign(new Error('not found'), { name: 'ParameterNotFound', $metadata: {} }));
+    ssm.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: 'Success' } });
     const io = testIo();
     expect(await main(['backups', '--delete', '--yes', '--json'], io)).toBe(EXIT.ok);
     expect(ec2).toHaveReceivedCommandWith(DescribeSnapshotsCommand, { OwnerIds: ['self'], Filters: [{ Name: 'tag:reset-access:managed-by', Values: ['ec2-reset-access'] }, { Name: 'tag:reset-access:role', Values: ['backup'] }] });
@@ -367,6 +369,36 @@ describe('status, cancel, backups', () => {
     expect(deregister).toBeGreaterThanOrEqual(0);
     expect(deregister).toBeLessThan(calls.findIndex((c) => c.args[0] instanceof DeleteSnapshotCommand));
     expect(ssm).not.toHaveReceivedCommandWith(DeleteParameterCommand, { Name: '/ec2rl/openssh/i-0eeeeeeeeeeeeeee0/key' });
-    expect(ssm).not.toHaveReceivedCommand(GetParameterCommand);
+    // Only lock records are read, never a key parameter's value.
+    for (const c of ssm.commandCalls(GetParameterCommand)) expect(c.args[0].input.Name).toMatch(/^\/reset-access\/locks\//);
+  });
+
+  it('C2: backups --delete keeps what a run not finished may need (a locked instance, an execution still going)', async () => {
+    const tags = (iid: string, exec: string) => [
+      { Key: 'reset-access:managed-by', Value: 'ec2-reset-access' },
+      { Key: 'reset-access:role', Value: 'backup' },
+      { Key: 'reset-access:instance-id', Value: iid },
+      { Key: 'reset-access:execution-id', Value: exec },
+    ];
+    ec2.on(DescribeImagesCommand).resolves({ Images: [] });
+    ec2.on(DescribeSnapshotsCommand).resolves({
+      Snapshots: [
+        { SnapshotId: 'snap-0locked', Tags: tags(IID, RESTORE_EXEC), VolumeSize: 8 },
+        { SnapshotId: 'snap-0running', Tags: tags('i-0ddddddddddddddd0', EXEC), VolumeSize: 8 },
+        { SnapshotId: 'snap-0old', Tags: tags('i-0ddddddddddddddd0', RESTORE_EXEC), VolumeSize: 8 },
+      ],
+    });
+    ssm.on(DescribeParametersCommand).resolves({ Parameters: [{ Name: KEY_NAME, Description: `ec2-reset-access: SSH private key (rsa, SHA256:x) for ${IID}, execution ${RESTORE_EXEC}` }] });
+    ssm.on(GetParameterCommand).rejects(Object.assign(new Error('not found'), { name: 'ParameterNotFound', $metadata: {} }));
+    ssm.on(GetParameterCommand, { Name: `/reset-access/locks/${IID}` }).resolves({ Parameter: { Value: '{}' } });
+    ssm.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: 'Success' } });
+    ssm.on(GetAutomationExecutionCommand, { AutomationExecutionId: EXEC }).resolves({ AutomationExecution: { AutomationExecutionStatus: 'InProgress' } });
+    const io = testIo();
+    expect(await main(['backups', '--delete', '--yes', '--json'], io)).toBe(EXIT.ok);
+    const json = JSON.parse(io.stdout.join(''));
+    expect(json.deleted).toEqual(['snap-0old']);
+    expect(json.skippedInUse.sort()).toEqual([KEY_NAME, 'snap-0locked', 'snap-0running'].sort());
+    expect(ec2).not.toHaveReceivedCommandWith(DeleteSnapshotCommand, { SnapshotId: 'snap-0locked' });
+    expect(ssm).not.toHaveReceivedCommand(DeleteParameterCommand);
   });
 });
