@@ -10,7 +10,7 @@ import { sdkRequiresOf } from '../../bench/cold-init';
 import { waitForQuiet } from '../../bench/exec';
 import { checkBundleText, checkKeysSource } from '../../bench/keygen';
 import { modelReference, modelReferenceAt, REFERENCE_SEQUENCE, REFERENCE_SLEEP_SECONDS, type ReferenceStep } from '../../bench/reference-sequence';
-import { headlineRows, renderConsole, renderMarkdown } from '../../bench/report';
+import { headlineRows, renderConsole, renderMarkdown, volumeSwapBound } from '../../bench/report';
 import { evaluateTargets, RESULT_VERSION, shapeProblems, speedupAtBothEnds, TARGETS, type BenchResult } from '../../bench/result';
 import { bundleSizes, parseArgs, RESULTS_FILE } from '../../bench/run';
 import { median } from '../../bench/stats';
@@ -266,6 +266,19 @@ describe('the result', () => {
   it('the committed bench/results/latest.json has the shape', () => {
     if (!fs.existsSync(RESULTS_FILE)) return; // not committed yet
     expect(shapeProblems(JSON.parse(fs.readFileSync(RESULTS_FILE, 'utf8')))).toEqual([]);
+  });
+
+  it('the committed run: the volume swap is never faster than the bound of its design, and the online method never stops anything', () => {
+    const r = JSON.parse(fs.readFileSync(RESULTS_FILE, 'utf8')) as BenchResult;
+    expect(r.timeToAccessSeconds).not.toBeNull();
+    for (const end of ['low', 'high'] as const) {
+      // The bound: stop+detach overlapped with the helper's boot, attach, command, detach, attach, start.
+      expect([end, (r.timeToAccessSeconds?.[end] ?? 0) >= volumeSwapBound(end).seconds]).toEqual([end, true]);
+      const online = r.online?.ours[end];
+      expect(online?.status).toBe('Success');
+      expect((online?.work ?? []).map((w) => w.op).filter((op) => ['StopInstances', 'StartInstances', 'DetachVolume', 'AttachVolume', 'RunInstancesUntilOnline'].includes(op))).toEqual([]);
+      expect(online?.work.some((w) => w.op === 'RunCommandOnline')).toBe(true);
+    }
   });
 
   it('renders the table and the page, latency table included', () => {
