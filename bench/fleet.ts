@@ -27,6 +27,7 @@ import {
 import { DescribeAutomationExecutionsCommand, GetAutomationExecutionCommand, SSMClient, StartAutomationExecutionCommand } from '@aws-sdk/client-ssm';
 import { startTwin } from '../local/twin';
 import { PROJECT_ROOT } from './keygen';
+import { FLEET_BEGIN, FLEET_END } from './doc-sections';
 
 interface Options {
   targets: number;
@@ -151,11 +152,9 @@ export async function measureFleet(o: Options, progress: (line: string) => void)
   }
 }
 
-const BEGIN = '<!-- fleet: written by bench/fleet.ts -->';
-const END = '<!-- /fleet -->';
 
 export function fleetSection(results: readonly FleetResult[]): string {
-  const out = [BEGIN, '', '## Fleets (bench/fleet.ts)', ''];
+  const out = [FLEET_BEGIN, '', '## Fleets (bench/fleet.ts)', ''];
   out.push(
     'A fleet started with rate control through the twin\'s Automation API, with EC2\'s VPC quota and API token buckets enforced ' +
       '(`startTwin({ awsLimits: true })`), the instances in a default VPC with an internet route as in AWS. `throttled` and ' +
@@ -176,7 +175,7 @@ export function fleetSection(results: readonly FleetResult[]): string {
       `| ${r.targets} | ${r.maxConcurrency} | ${r.subnetId} | ${r.succeeded} | ${byLimits.length} | ${otherText} | ${r.modeledWallSeconds} s | ${r.apiCalls} | ${r.throttled} | ${r.vpcLimitExceeded} |`,
     );
   }
-  out.push('', END, '');
+  out.push('', FLEET_END, '');
   return out.join('\n');
 }
 
@@ -198,9 +197,9 @@ async function main(): Promise<void> {
       .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as FleetResult);
     const doc = path.join(PROJECT_ROOT, 'docs', 'benchmarks.md');
     const text = fs.readFileSync(doc, 'utf8');
-    const a = text.indexOf(BEGIN);
-    const b = text.indexOf(END);
-    const kept = a >= 0 && b > a ? text.slice(0, a) + text.slice(b + END.length).replace(/^\n+/, '') : text;
+    const a = text.indexOf(FLEET_BEGIN);
+    const b = text.indexOf(FLEET_END);
+    const kept = a >= 0 && b > a ? text.slice(0, a) + text.slice(b + FLEET_END.length).replace(/^\n+/, '') : text;
     fs.writeFileSync(doc, `${kept.replace(/\n*$/, '\n\n')}${fleetSection(all)}`);
   }
 }

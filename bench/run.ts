@@ -21,6 +21,7 @@ import { measureInject, type InjectMeasurement } from './inject';
 import { measureKeygen, PROJECT_ROOT, type KeygenResult } from './keygen';
 import { machineInfo, sourceState } from './machine';
 import { modelReferenceAt } from './reference-sequence';
+import { withFleetSection } from './doc-sections';
 import { renderConsole, renderMarkdown } from './report';
 import { speedupAtBothEnds } from './result';
 import { evaluateTargets, RESULT_VERSION, shapeProblems, type BenchResult, type BundleSizes, type Range } from './result';
@@ -211,7 +212,8 @@ export function main(argv: readonly string[]): BenchResult {
   if (opts.write) {
     fs.mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
     fs.writeFileSync(RESULTS_FILE, `${JSON.stringify(result, null, 2)}\n`);
-    fs.writeFileSync(DOC_FILE, renderMarkdown(result));
+    const old = fs.existsSync(DOC_FILE) ? fs.readFileSync(DOC_FILE, 'utf8') : '';
+    fs.writeFileSync(DOC_FILE, withFleetSection(renderMarkdown(result), old));
     progress(`wrote ${path.relative(PROJECT_ROOT, RESULTS_FILE)} and ${path.relative(PROJECT_ROOT, DOC_FILE)}`);
   }
   process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : renderConsole(result));
