@@ -2,7 +2,7 @@
 import { ec2 } from '@common/clients/ec2';
 import { createLogger } from '@common/log';
 import { outputFields } from '@common/outputs';
-import { fitOutput, instanceState, parseSummaryInput } from './summarize';
+import { fitOutput, instanceView, parseSummaryInput } from './summarize';
 
 /** The runbook's result (`summarize.Payload`): at most 512 characters as JSON. */
 export interface SummarizeOutput {
@@ -13,6 +13,8 @@ export interface SummarizeOutput {
   Fingerprint: string;
   Warnings: string;
   InstanceState: string;
+  /** Where to ssh to now: `<public DNS name or IP> (public)`, `<private IP> (private)` or `none`. */
+  Address: string;
   FullReport: string;
   /** Online, VolumeSwap or UserData: the way back in that ran. */
   Method: string;
@@ -28,6 +30,7 @@ export const OUTPUT_FIELDS = outputFields<SummarizeOutput>()([
   'Fingerprint',
   'Warnings',
   'InstanceState',
+  'Address',
   'FullReport',
   'Method',
   'MethodReason',
@@ -37,6 +40,7 @@ const log = createLogger('reset-access-summarize');
 
 export async function handler(event: unknown): Promise<SummarizeOutput> {
   const s = parseSummaryInput(event);
+  const instance = await instanceView({ ec2, log }, s.instanceId);
   return fitOutput({
     KeyParameterName: s.keyParameterName,
     BackupId: s.backupId,
@@ -44,7 +48,8 @@ export async function handler(event: unknown): Promise<SummarizeOutput> {
     FilesChanged: s.filesChanged,
     Fingerprint: s.fingerprint,
     Warnings: s.warnings,
-    InstanceState: await instanceState({ ec2, log }, s.instanceId),
+    InstanceState: instance.state,
+    Address: instance.address,
     FullReport: s.fullReport,
     Method: s.method,
     MethodReason: s.methodReason,

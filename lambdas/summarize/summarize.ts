@@ -83,11 +83,26 @@ export interface SummarizeDeps {
   readonly log: Logger;
 }
 
-/** The instance's state now (`unknown` when it cannot be described). */
-export async function instanceState(deps: SummarizeDeps, instanceId: string): Promise<string> {
-  const state = (await findInstance(deps.ec2, instanceId))?.State?.Name ?? 'unknown';
-  deps.log.info('summary', { instanceId, state });
-  return state;
+/** The instance now: its state, and the address to ssh to. */
+export interface InstanceView {
+  readonly state: string;
+  /**
+   * `<public DNS name or IP> (public)`, else `<private IP> (private)`, else `none`: what a user
+   * connects to. DescribeInstances returns PublicDnsName and PublicIpAddress only while the
+   * instance has a public address, and a stopped instance has none unless it holds an Elastic IP
+   * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-instance-addressing.html).
+   */
+  readonly address: string;
+}
+
+/** The instance's state and address now (`unknown` and `none` when it cannot be described). */
+export async function instanceView(deps: SummarizeDeps, instanceId: string): Promise<InstanceView> {
+  const instance = await findInstance(deps.ec2, instanceId);
+  const state = instance?.State?.Name ?? 'unknown';
+  const publicAddress = instance?.PublicDnsName || instance?.PublicIpAddress;
+  const address = publicAddress ? `${publicAddress} (public)` : instance?.PrivateIpAddress ? `${instance.PrivateIpAddress} (private)` : 'none';
+  deps.log.info('summary', { instanceId, state, address });
+  return { state, address };
 }
 
 /** Warnings are cut first (down to WARNINGS_FLOOR characters), then the longer of the two lists. */

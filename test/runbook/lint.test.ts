@@ -107,7 +107,7 @@ describe('reset-access.yaml follows the contract', () => {
       expect([s.name, s.outputs]).toEqual([s.name, undefined]);
       expect([s.name, s.inputs?.LogType]).toEqual([s.name, 'None']);
     }
-    expect(doc.outputs).toEqual(['summarize.Payload', 'summarizeOnline.Payload', 'startRestore.RestoreExecutionId']);
+    expect(doc.outputs).toEqual(['summarize.Payload', 'summarizeOnline.Payload', 'restore.Payload', 'startRestore.RestoreExecutionId']);
   });
 
   it('cancels into startRestore, which starts the restore runbook and ends; failures restore in this execution', () => {
