@@ -1,0 +1,149 @@
+/**
+ * The instance's user data as EC2 holds it, and the saved original in Parameter Store.
+ *
+ * - DescribeInstanceAttribute(userData) returns the user data base64-encoded in `UserData.Value`, a
+ *   String (botocore ec2 model: InstanceAttribute.UserData is AttributeValue), absent when there is
+ *   none. That text is what we keep: byte-exact whatever the bytes are (text, gzip, MIME).
+ * - ModifyInstanceAttribute's `UserData.Value` is a Blob (BlobAttributeValue): the SDK base64-encodes
+ *   the bytes it is given; it works only on a stopped instance with an EBS root
+ *   (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html). Every
+ *   write is read back and compared, so a service that stored something else is caught at once.
+ * - The saved copy is a SecureString under the stack's KMS key (only the automation's roles may
+ *   decrypt it), `base64:` followed by the base64 text (a parameter value cannot be empty, and an
+ *   instance may have no user data): at most 8192 characters in all, the advanced tier's limit;
+ *   standard (4096) when it fits
+ *   (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
+ */
+import { DescribeInstanceAttributeCommand, ModifyInstanceAttributeCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import {
+  DeleteParameterCommand,
+  GetDocumentCommand,
+  GetParameterCommand,
+  PutParameterCommand,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
+import { isAwsError, RefusedError, UnexpectedStateError } from './errors';
+import { SAVED_USER_DATA_MAX_CHARS, STANDARD_PARAMETER_MAX_CHARS, userDataParameterName } from './user-data';
+
+const SAVED_PREFIX = 'base64:';
+
+/** The largest user data (raw bytes) whose saved copy fits an advanced parameter. */
+export const MAX_SAVED_USER_DATA_BYTES = Math.floor((SAVED_USER_DATA_MAX_CHARS - SAVED_PREFIX.length) / 4) * 3;
+
+/** The instance's user data as DescribeInstanceAttribute returns it: base64 text, '' for none. */
+export async function readUserDataBase64(ec2: EC2Client, instanceId: string): Promise<string> {
+  const out = await ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'userData' }));
+  return out.UserData?.Value ?? '';
+}
+
+/**
+ * Refuses (before any change) user data whose saved copy would not fit an advanced parameter.
+ * Preflight calls it for Method=UserData; saveUserData checks again. Returns the size in bytes.
+ */
+export async function checkUserDataFits(ec2: EC2Client, instanceId: string): Promise<number> {
+  const base64 = await readUserDataBase64(ec2, instanceId);
+  const bytes = Buffer.from(base64, 'base64').length;
+  if (SAVED_PREFIX.length + base64.length > SAVED_USER_DATA_MAX_CHARS) {
+    throw new RefusedError(
+      `Instance ${instanceId} has ${bytes} bytes of user data; Method=UserData keeps the original in an advanced SSM parameter (8 KB), which holds at most ${MAX_SAVED_USER_DATA_BYTES} bytes. Nothing was changed. Use Method=VolumeSwap, or shorten the user data`,
+    );
+  }
+  return bytes;
+}
+
+export interface SavedUserData {
+  /** The base64 text of the original ('' for none). */
+  readonly base64: string;
+  readonly version: number;
+}
+
+/** The saved original of `instanceId`, or undefined when none is saved. */
+export async function readSavedUserData(ssm: SSMClient, instanceId: string): Promise<SavedUserData | undefined> {
+  const name = userDataParameterName(instanceId);
+  let value: string | undefined;
+  let version = 0;
+  try {
+    const out = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
+    value = out.Parameter?.Value;
+    version = out.Parameter?.Version ?? 0;
+  } catch (err) {
+    if (isAwsError(err, 'ParameterNotFound')) return undefined;
+    throw err;
+  }
+  if (value === undefined || !value.startsWith(SAVED_PREFIX)) {
+    throw new UnexpectedStateError(`The saved user data ${name} is not in the form this product writes; it was left as it is`);
+  }
+  return { base64: value.slice(SAVED_PREFIX.length), version };
+}
+
+/** Saves `base64` (the original user data) as a SecureString under `keyId`; returns the tier. */
+export async function writeSavedUserData(
+  ssm: SSMClient,
+  instanceId: string,
+  executionId: string,
+  base64: string,
+  keyId: string,
+): Promise<'Standard' | 'Advanced'> {
+  const value = `${SAVED_PREFIX}${base64}`;
+  const tier = value.length > STANDARD_PARAMETER_MAX_CHARS ? 'Advanced' : 'Standard';
+  const name = userDataParameterName(instanceId);
+  try {
+    await ssm.send(
+      new PutParameterCommand({
+        Name: name,
+        Value: value,
+        Type: 'SecureString',
+        KeyId: keyId,
+        Tier: tier,
+        Overwrite: true,
+        Description: `ec2-reset-access: original user data of ${instanceId} (execution ${executionId}), put back at the end of the run`,
+      }),
+    );
+  } catch (err) {
+    // Never the request's value in a message: it may hold the customer's secrets.
+    const code = err instanceof Error ? err.name : 'error';
+    throw new UnexpectedStateError(`Could not save the original user data in ${name}: ${code}; nothing was changed on the instance`);
+  }
+  return tier;
+}
+
+export async function deleteSavedUserData(ssm: SSMClient, instanceId: string): Promise<void> {
+  try {
+    await ssm.send(new DeleteParameterCommand({ Name: userDataParameterName(instanceId) }));
+  } catch (err) {
+    if (!isAwsError(err, 'ParameterNotFound')) throw err;
+  }
+}
+
+/**
+ * Sets the user data of a stopped instance to `bytes` and reads it back: throws
+ * UnexpectedStateError when what EC2 holds afterwards is not exactly those bytes.
+ */
+export async function writeUserData(ec2: EC2Client, instanceId: string, bytes: Buffer): Promise<void> {
+  await ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: instanceId, UserData: { Value: new Uint8Array(bytes) } }));
+  const now = await readUserDataBase64(ec2, instanceId);
+  if (now !== bytes.toString('base64')) {
+    throw new UnexpectedStateError(
+      `After ModifyInstanceAttribute, instance ${instanceId} holds ${Buffer.from(now, 'base64').length} bytes of user data, not the ${bytes.length} bytes written`,
+    );
+  }
+}
+
+/**
+ * The inject-key script exactly as the deployed Command document runs it: its runCommand lines
+ * joined (lib/inject-key-document.ts builds the document from runbooks/inject-key.sh).
+ */
+export async function readInjectScript(ssm: SSMClient, documentName: string): Promise<string> {
+  const out = await ssm.send(new GetDocumentCommand({ Name: documentName, DocumentFormat: 'JSON' }));
+  let doc: { mainSteps?: { inputs?: { runCommand?: unknown } }[] };
+  try {
+    doc = JSON.parse(out.Content ?? '') as typeof doc;
+  } catch {
+    throw new UnexpectedStateError(`The Command document ${documentName} is not JSON`);
+  }
+  const lines = doc.mainSteps?.[0]?.inputs?.runCommand;
+  if (!Array.isArray(lines) || lines.length === 0 || lines.some((l) => typeof l !== 'string')) {
+    throw new UnexpectedStateError(`The Command document ${documentName} has no runCommand script`);
+  }
+  return `${(lines as string[]).join('\n')}\n`;
+}

@@ -1,0 +1,40 @@
+/**
+ * What the SDK puts on the wire for ModifyInstanceAttribute's UserData (a Blob in the botocore
+ * model): base64 of the bytes, as EC2 requires ("User data must be base64-encoded",
+ * https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html). A real
+ * client with a recording HTTP handler (no mock of the client).
+ */
+import { Readable } from 'stream';
+import { gzipSync } from 'zlib';
+import { EC2Client, ModifyInstanceAttributeCommand } from '@aws-sdk/client-ec2';
+
+const INSTANCE_ID = 'i-0123456789abcdef0';
+
+it('the SDK sends ModifyInstanceAttribute UserData base64-encoded on the wire, as EC2 requires', async () => {
+  // Prepare: a real client whose HTTP handler records the request.
+  let body = '';
+  const client = new EC2Client({
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+    requestHandler: {
+      handle: async (request: { body?: string }) => {
+        body = String(request.body ?? '');
+        return {
+          response: {
+            statusCode: 200,
+            headers: { 'content-type': 'text/xml' },
+            body: Readable.from([Buffer.from('<ModifyInstanceAttributeResponse><return>true</return></ModifyInstanceAttributeResponse>')]),
+          },
+        };
+      },
+    } as never,
+  });
+  const bytes = gzipSync(Buffer.from('#cloud-config\n'));
+
+  // Act
+  await client.send(new ModifyInstanceAttributeCommand({ InstanceId: INSTANCE_ID, UserData: { Value: new Uint8Array(bytes) } }));
+
+  // Assess
+  const value = new URLSearchParams(body).get('UserData.Value');
+  expect(value).toBe(bytes.toString('base64'));
+});
