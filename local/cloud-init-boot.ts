@@ -31,8 +31,11 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
 
 export interface CloudInitBootOptions {
-  /** The block device of the image's root filesystem (a loop device or its partition). */
-  readonly device: string;
+  /**
+   * The block devices of the image (a loop device, or its partitions): the first that mounts and
+   * holds /etc/passwd is the root.
+   */
+  readonly devices: readonly string[];
   /** A private scratch directory for the seed, the config and the console capture. */
   readonly workDir: string;
   readonly instanceId: string;
@@ -80,7 +83,14 @@ const BOOT_SCRIPT = `
 set -eu
 m=$WORK/root
 mkdir -p "$m"
-mount "$DEVICE" "$m"
+found=
+for d in $DEVICES; do
+  if mount "$d" "$m" 2>/dev/null; then
+    if [ -f "$m/etc/passwd" ]; then found=$d; break; fi
+    umount "$m"
+  fi
+done
+[ -n "$found" ] || { echo "no root filesystem among $DEVICES" >&2; exit 90; }
 seed=$m/var/lib/cloud/seed/nocloud
 mkdir -p "$seed"
 cp "$WORK/user-data" "$seed/user-data"
@@ -110,7 +120,7 @@ export async function bootWithCloudInit(options: CloudInitBootOptions): Promise<
   writeFileSync(join(work, 'etc-cloud', 'cloud.cfg'), restrictedCloudCfg(options.defaultUser ?? 'ec2-user'));
   writeFileSync(join(work, 'user-data'), options.userData);
   rmSync(join(work, 'console'), { force: true });
-  const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', WORK: work, DEVICE: options.device, IID: options.instanceId, LANG: 'C.UTF-8' };
+  const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', WORK: work, DEVICES: options.devices.join(' '), IID: options.instanceId, LANG: 'C.UTF-8' };
   const { code, output } = await new Promise<{ code: number; output: string }>((resolve, reject) => {
     execFile(
       'unshare',

@@ -66,7 +66,7 @@ async function boot(image: string, userData: Buffer, name: string): Promise<Clou
   const loop = await attachLoop(image);
   try {
     const work = join(dir, name);
-    return await bootWithCloudInit({ device: loop.device, workDir: work, instanceId: INSTANCE_ID, userData });
+    return await bootWithCloudInit({ devices: [loop.device, ...loop.partitions], workDir: work, instanceId: INSTANCE_ID, userData });
   } finally {
     await detachLoop(loop.device);
   }
