@@ -46,13 +46,7 @@ export const USER_DATA_MAX_BYTES = 16 * 1024;
 export const SAVED_USER_DATA_MAX_CHARS = 8192;
 export const STANDARD_PARAMETER_MAX_CHARS = 4096;
 
-/** Path (no leading or trailing slash) of the saved original user data. */
-export const USER_DATA_PATH = 'reset-access/user-data';
-
-/** `/reset-access/user-data/<instance-id>`: the SecureString holding the original user data. */
-export function userDataParameterName(instanceId: string): string {
-  return `/${USER_DATA_PATH}/${instanceId}`;
-}
+export { USER_DATA_PATH, userDataParameterName } from './user-data-names';
 
 /** The first line of our cloud-config after `#cloud-config`: how a run recognises its own user data. */
 export const USER_DATA_SIGNATURE = '# ec2-reset-access: adds one SSH public key at boot (UserData method)';
