@@ -8,9 +8,9 @@
  * with no saved copy and our user data still on the instance, it refuses loudly (the original is
  * gone: the message says what to do).
  */
-import type { EC2Client } from '@aws-sdk/client-ec2';
+import { StopInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { describeInstance } from '@common/ec2';
+import { describeInstance, pollUntil, type Clock } from '@common/ec2';
 import { RestoreError, UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { loadOwnPlan } from '@common/plan';
@@ -65,4 +65,41 @@ export async function restoreUserData(deps: RestoreUserDataDeps, input: StepInpu
   const out = await putBackUserData(ec2, ssm, instanceId);
   log.info('original user data put back', { instanceId, result: out.result, bytes: out.bytes });
   return out;
+}
+
+/**
+ * For the converging restore (lambdas/restore): when this product's user data is on the instance or
+ * an original is saved, stop the instance if it runs (user data changes only while stopped), wait for
+ * it within `stopBudgetMs`, and put the original back. Appends what it did to `done`. The caller
+ * then starts the instance if it was running before the run. A no-op for the other methods.
+ */
+export async function convergeUserData(
+  deps: { ec2: EC2Client; ssm: SSMClient; clock: Clock },
+  instanceId: string,
+  stopBudgetMs: number,
+  done: string[],
+): Promise<void> {
+  const { ec2, ssm } = deps;
+  const saved = await readSavedUserData(ssm, instanceId);
+  if (!saved) {
+    const current = Buffer.from(await readUserDataBase64(ec2, instanceId), 'base64');
+    if (!isOurUserData(current)) return;
+  }
+  let state = (await describeInstance(ec2, instanceId)).State?.Name ?? 'unknown';
+  if (state === 'running' || state === 'pending') {
+    await ec2.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
+    done.push(`stopped ${instanceId} to put its user data back`);
+    state = 'stopping';
+  }
+  if (state === 'stopping') {
+    state = await pollUntil(deps.clock, `instance ${instanceId} to stop before its user data is put back`, stopBudgetMs, 5_000, async () => {
+      const s = (await describeInstance(ec2, instanceId)).State?.Name ?? 'unknown';
+      return s === 'stopping' || s === 'running' || s === 'pending' ? undefined : s;
+    });
+  }
+  if (state !== 'stopped') {
+    throw new RestoreError(`Cannot put the user data of ${instanceId} back: the instance is ${state}; the original stays saved in ${userDataParameterName(instanceId)}`);
+  }
+  const out = await putBackUserData(ec2, ssm, instanceId);
+  if (out.result === 'restored') done.push(`put the original user data of ${instanceId} back (${out.bytes} bytes)`);
 }

@@ -12,13 +12,14 @@ import {
   EC2Client,
   GetConsoleOutputCommand,
   ModifyInstanceAttributeCommand,
+  StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { GetDocumentCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { generateKeyPair } from '@common/keys';
 import { buildUserData, userDataParameterName, USER_DATA_MAX_BYTES } from '@common/user-data';
 import { MAX_SAVED_USER_DATA_BYTES } from '@common/user-data-store';
 import { confirmUserData, CONFIRM_BUDGET_MS } from '../../../lambdas/confirm-user-data/confirm-user-data';
-import { putBackUserData, restoreUserData } from '../../../lambdas/restore-user-data/restore-user-data';
+import { convergeUserData, putBackUserData, restoreUserData } from '../../../lambdas/restore-user-data/restore-user-data';
 import { saveUserData } from '../../../lambdas/save-user-data/save-user-data';
 import { setUserData } from '../../../lambdas/set-user-data/set-user-data';
 import { deployedScript } from '../../support/disk';
@@ -266,6 +267,46 @@ describe('restoreUserData / putBackUserData', () => {
     const before = userData;
     await expect(putBackUserData(ec2, ssm, INSTANCE_ID)).rejects.toMatchObject({ name: 'RestoreError' });
     expect(userData).toBe(before);
+  });
+});
+
+describe('convergeUserData (the converging restore)', () => {
+  it('a running instance with ours set: stops it, waits, puts the original back, deletes the copy', async () => {
+    userData = Buffer.from('orig').toString('base64');
+    await saveUserData(deps, STEP_INPUT);
+    await setUserData(deps, STEP_INPUT);
+    state = 'running';
+    let polls = 0;
+    ec2Mock.on(StopInstancesCommand).callsFake(() => {
+      state = 'stopping';
+      return {};
+    });
+    ec2Mock.on(DescribeInstancesCommand).callsFake(() => {
+      if (state === 'stopping' && ++polls > 2) state = 'stopped';
+      return { Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: state } }] }] };
+    });
+    const done: string[] = [];
+    await convergeUserData({ ec2, ssm, clock: fakeClock() }, INSTANCE_ID, 60_000, done);
+    expect(Buffer.from(userData ?? '', 'base64').toString()).toBe('orig');
+    expect(store.has(PARAM)).toBe(false);
+    expect(done).toEqual([`stopped ${INSTANCE_ID} to put its user data back`, `put the original user data of ${INSTANCE_ID} back (4 bytes)`]);
+  });
+
+  it('nothing saved and not ours (the other methods): no call that changes anything', async () => {
+    state = 'running';
+    const done: string[] = [];
+    await convergeUserData({ ec2, ssm, clock: fakeClock() }, INSTANCE_ID, 60_000, done);
+    expect(done).toEqual([]);
+    expect(ec2Mock).not.toHaveReceivedCommand(StopInstancesCommand);
+    expect(ec2Mock).not.toHaveReceivedCommand(ModifyInstanceAttributeCommand);
+  });
+
+  it('an instance that does not stop within the budget: NotReadyError, the copy kept (the step is retried)', async () => {
+    await saveUserData(deps, STEP_INPUT);
+    await setUserData(deps, STEP_INPUT);
+    state = 'stopping';
+    await expect(convergeUserData({ ec2, ssm, clock: fakeClock() }, INSTANCE_ID, 30_000, [])).rejects.toMatchObject({ name: 'NotReadyError' });
+    expect(store.has(PARAM)).toBe(true);
   });
 });
 
