@@ -1,10 +1,11 @@
 /**
  * Step `setUserData` (Method=UserData): on the stopped instance, set the user data that adds the
- * key at the next boot (lambdas/common/user-data.ts). Only after the original is saved. When the
+ * key at the next boot (lambdas/common/user-data.ts), read it back, and start the instance (the
+ * first of the method's two stop/start cycles ends here). Only after the original is saved. When the
  * Lambda makes the key pair, the private key goes only into its SecureString, as in injectKey; the
  * user data carries the public key alone.
  */
-import type { EC2Client } from '@aws-sdk/client-ec2';
+import { StartInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { describeInstance } from '@common/ec2';
 import { PlanError, UnexpectedStateError } from '@common/errors';
@@ -77,6 +78,7 @@ export async function setUserData(deps: SetUserDataDeps, input: StepInput): Prom
   const script = await readInjectScript(ssm, config.documentName);
   const built = buildUserData({ script, publicKey, users: plan.inputs.users, executionId });
   await writeUserData(ec2, instanceId, built.bytes);
-  log.info('user data set: the key is added at the next boot', { instanceId, fingerprint: built.fingerprint, bytes: built.bytes.length });
+  await ec2.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
+  log.info('user data set and the instance started: the key is added at this boot', { instanceId, fingerprint: built.fingerprint, bytes: built.bytes.length });
   return { fingerprint: built.fingerprint, keyParameterName: parameterName, bytes: built.bytes.length };
 }

@@ -12,6 +12,7 @@ import {
   EC2Client,
   GetConsoleOutputCommand,
   ModifyInstanceAttributeCommand,
+  StartInstancesCommand,
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { GetDocumentCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -156,6 +157,7 @@ describe('setUserData', () => {
     expect(out).toMatchObject({ fingerprint: key.fingerprint, keyParameterName: 'none' });
     const expected = buildUserData({ script: SCRIPT, publicKey: key.publicKey, users: ['ec2-user'], executionId: EXECUTION_ID });
     expect(userData).toBe(expected.bytes.toString('base64'));
+    expect(ec2Mock).toHaveReceivedCommandWith(StartInstancesCommand, { InstanceIds: [INSTANCE_ID] });
     expect(ssmMock).not.toHaveReceivedCommandWith(PutParameterCommand, { Name: expect.stringContaining('/ec2rl/') });
   });
 
@@ -178,12 +180,14 @@ describe('setUserData', () => {
     store.delete(PARAM);
     await expect(setUserData(deps, STEP_INPUT)).rejects.toMatchObject({ name: 'PlanError' });
     expect(ec2Mock).not.toHaveReceivedCommand(ModifyInstanceAttributeCommand);
+    expect(ec2Mock).not.toHaveReceivedCommand(StartInstancesCommand);
   });
 
   it('fails when EC2 does not hold what was written', async () => {
     await saveUserData(deps, STEP_INPUT);
     ec2Mock.on(ModifyInstanceAttributeCommand).resolves({});
     await expect(setUserData(deps, STEP_INPUT)).rejects.toMatchObject({ name: 'UnexpectedStateError', message: expect.stringMatching(/not the \d+ bytes written/) });
+    expect(ec2Mock).not.toHaveReceivedCommand(StartInstancesCommand);
   });
 });
 
