@@ -51,7 +51,7 @@ export { USER_DATA_PATH, userDataParameterName } from './user-data-names';
 /** The first line of our cloud-config after `#cloud-config`: how a run recognises its own user data. */
 export const USER_DATA_SIGNATURE = '# ec2-reset-access: adds one SSH public key at boot (UserData method)';
 
-/** The marker's fixed start on the console: `ec2-reset-access: user data <execution> <ok|failed> <fingerprint>`. */
+/** The marker's fixed start on the console: `ec2-reset-access: user data <execution> <ok|failed> <fingerprint> users=<names> files=<paths>`. */
 export const MARKER_PREFIX = 'ec2-reset-access: user data';
 
 const SCRIPT_END = 'EC2_RESET_ACCESS_END_OF_SCRIPT';
@@ -121,7 +121,10 @@ function bootProgram(script: string, values: { publicKey: string; users: string;
     '  *) result=failed ;;',
     'esac',
     'rm -f "$d/inject-key.sh"',
-    `line="${MARKER_PREFIX} $RESET_ACCESS_EXECUTION $result $RESET_ACCESS_FINGERPRINT"`,
+    '# Who got the key and where, from the report (user names and paths, never key material).',
+    `users=$(printf '%s\n' "$report" | grep -o '"user":"[^"]*"' | cut -d'"' -f4 | sort -u | paste -sd, -)`,
+    `files=$(printf '%s\n' "$report" | grep -o '"file":"[^"]*"' | cut -d'"' -f4 | paste -sd, -)`,
+    `line="${MARKER_PREFIX} $RESET_ACCESS_EXECUTION $result $RESET_ACCESS_FINGERPRINT users=$users files=$files"`,
     '# The serial console first (what GetConsoleOutput returns), else the kernel log, which reaches it too.',
     `printf '%s\\n' "$line" >/dev/console 2>/dev/null || printf '<5>%s\\n' "$line" >/dev/kmsg 2>/dev/null || true`,
     `printf '%s\\n' "$line"`,
@@ -185,9 +188,13 @@ export function isOurUserData(bytes: Buffer): boolean {
 export interface Marker {
   readonly result: 'ok' | 'failed';
   readonly fingerprint: string;
+  /** The users who got the key (comma-separated, '' when none). */
+  readonly users: string;
+  /** The key files written or found (comma-separated). */
+  readonly files: string;
 }
 
-const MARKER_LINE = /^ec2-reset-access: user data (\S+) (ok|failed) (SHA256:[A-Za-z0-9+/]+)\r?$/;
+const MARKER_LINE = /^ec2-reset-access: user data (\S+) (ok|failed) (SHA256:[A-Za-z0-9+/]+)(?: users=(\S*))?(?: files=(.*?))?\r?$/;
 
 /**
  * The last marker of `executionId` in console text, or undefined. A marker may follow kernel text on
@@ -199,7 +206,7 @@ export function findMarker(consoleText: string, executionId: string): Marker | u
     const at = raw.indexOf(MARKER_PREFIX);
     if (at < 0) continue;
     const m = MARKER_LINE.exec(raw.slice(at));
-    if (m && m[1] === executionId) found = { result: m[2] as 'ok' | 'failed', fingerprint: m[3] };
+    if (m && m[1] === executionId) found = { result: m[2] as 'ok' | 'failed', fingerprint: m[3], users: m[4] ?? '', files: m[5] ?? '' };
   }
   return found;
 }

@@ -36,6 +36,9 @@ export interface ConfirmUserDataDeps {
 
 export interface ConfirmUserDataResult {
   readonly fingerprint: string;
+  /** From the instance's report: who got the key, which files. */
+  readonly users: string;
+  readonly files: string;
 }
 
 async function consoleText(ec2: EC2Client, instanceId: string): Promise<string> {
@@ -60,7 +63,7 @@ export async function confirmUserData(deps: ConfirmUserDataDeps, input: StepInpu
     const marker = findMarker(await consoleText(ec2, instanceId), executionId);
     if (marker?.result === 'ok') {
       log.info('the instance reports the key in place', { instanceId, fingerprint: marker.fingerprint });
-      return { fingerprint: marker.fingerprint };
+      return { fingerprint: marker.fingerprint, users: marker.users, files: marker.files };
     }
     if (marker?.result === 'failed') {
       throw new InjectionFailedError(

@@ -112,7 +112,7 @@ it('a later boot of the same instance: a new shell script does not run, our boot
 
   // Assess 2: the key is in the default user's file, made as sshd wants it; the marker says ok.
   expect(third.output).toContain("Running module bootcmd");
-  expect(findMarker(third.console, EXECUTION)).toEqual({ result: 'ok', fingerprint: key.fingerprint });
+  expect(findMarker(third.console, EXECUTION)).toEqual({ result: 'ok', fingerprint: key.fingerprint, users: 'ec2-user', files: '/home/ec2-user/.ssh/authorized_keys' });
   expect(third.console).not.toContain(key.publicKey.split(' ')[1]);
   expect(third.exitCode).toBe(0);
   expect(third.output).not.toMatch(/Invalid cloud-config|schema errors/);
@@ -134,7 +134,7 @@ it('a later boot of the same instance: a new shell script does not run, our boot
 
   // Assess 3: it ran again (bootcmd: always), changed nothing, and reported again.
   expect(fourth.output).toContain("Running module bootcmd");
-  expect(findMarker(fourth.console, EXECUTION)).toEqual({ result: 'ok', fingerprint: key.fingerprint });
+  expect(findMarker(fourth.console, EXECUTION)).toEqual({ result: 'ok', fingerprint: key.fingerprint, users: 'ec2-user', files: '/home/ec2-user/.ssh/authorized_keys' });
   expect(userVisibleChanges(afterOurs, await snapshotImage(image))).toEqual([]);
   expect(await readOnImage(image, '/var/lib/cloud/original-ran')).toBe('original\n');
 
@@ -157,7 +157,7 @@ it('a boot whose user data cannot add the key writes a failed marker and changes
   const result = await boot(image, ours.bytes, 'refuse-2');
 
   // Assess
-  expect(findMarker(result.console, EXECUTION)).toEqual({ result: 'failed', fingerprint: key.fingerprint });
+  expect(findMarker(result.console, EXECUTION)).toEqual({ result: 'failed', fingerprint: key.fingerprint, users: '', files: '' });
   expect(userVisibleChanges(before, await snapshotImage(image))).toEqual([]);
   expect(hostState()).toEqual(host);
 });

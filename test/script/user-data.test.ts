@@ -123,10 +123,10 @@ it('findMarker finds only this execution\'s marker line, the last one, even afte
   const text = [
     '[    1.234] Linux version 6.1',
     `ec2-reset-access: user data other-run ok ${fp}`,
-    `[   12.5] random: crng initec2-reset-access: user data ${EXECUTION} failed ${fp}`,
-    `ec2-reset-access: user data ${EXECUTION} ok ${fp}\r`,
+    `[   12.5] random: crng initec2-reset-access: user data ${EXECUTION} failed ${fp} users= files=`,
+    `ec2-reset-access: user data ${EXECUTION} ok ${fp} users=ec2-user,admin files=/home/ec2-user/.ssh/authorized_keys,/home/admin/.ssh/my keys\r`,
   ].join('\n');
-  expect(findMarker(text, EXECUTION)).toEqual({ result: 'ok', fingerprint: fp });
-  expect(findMarker(text.split('\n').slice(0, 3).join('\n'), EXECUTION)).toEqual({ result: 'failed', fingerprint: fp });
+  expect(findMarker(text, EXECUTION)).toEqual({ result: 'ok', fingerprint: fp, users: 'ec2-user,admin', files: '/home/ec2-user/.ssh/authorized_keys,/home/admin/.ssh/my keys' });
+  expect(findMarker(text.split('\n').slice(0, 3).join('\n'), EXECUTION)).toEqual({ result: 'failed', fingerprint: fp, users: '', files: '' });
   expect(findMarker(text, 'not-this-one')).toBeUndefined();
 });

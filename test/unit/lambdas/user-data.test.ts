@@ -198,8 +198,8 @@ describe('confirmUserData', () => {
   });
 
   it('returns when the console carries this execution\'s ok marker (asks for the latest output)', async () => {
-    consoleOutput = `[ 0.0] Linux\nec2-reset-access: user data ${OTHER_EXECUTION_ID} ok ${FP}\nec2-reset-access: user data ${EXECUTION_ID} ok ${FP}\n`;
-    expect(await confirmUserData({ ec2, ssm, log, clock: fakeClock() }, STEP_INPUT)).toEqual({ fingerprint: FP });
+    consoleOutput = `[ 0.0] Linux\nec2-reset-access: user data ${OTHER_EXECUTION_ID} ok ${FP}\nec2-reset-access: user data ${EXECUTION_ID} ok ${FP} users=ec2-user files=/home/ec2-user/.ssh/authorized_keys\n`;
+    expect(await confirmUserData({ ec2, ssm, log, clock: fakeClock() }, STEP_INPUT)).toEqual({ fingerprint: FP, users: 'ec2-user', files: '/home/ec2-user/.ssh/authorized_keys' });
     expect(ec2Mock).toHaveReceivedCommandWith(GetConsoleOutputCommand, { InstanceId: INSTANCE_ID, Latest: true });
   });
 
@@ -331,7 +331,7 @@ describe('handlers', () => {
     state = 'running';
     consoleOutput = `ec2-reset-access: user data ${EXECUTION_ID} ok ${setOut.Fingerprint}\n`;
     const confirmed = await confirm.handler(event);
-    expect(confirmed).toEqual({ Fingerprint: setOut.Fingerprint });
+    expect(confirmed).toEqual({ Fingerprint: setOut.Fingerprint, UsersChanged: 'none', FilesChanged: 'none' });
     expect(Object.keys(confirmed)).toEqual([...confirm.OUTPUT_FIELDS]);
     state = 'stopped';
     const restored = await restore.handler(event);
