@@ -353,6 +353,8 @@ function tagOnCreate(p: StepPolicy, createActions: string[], types: string[]): S
 // ---- per step --------------------------------------------------------------------------------
 
 function grantPreflight(p: StepPolicy): void {
+  // Method=Auto/Online: is the instance a managed node, Online, Linux, with a recent enough agent?
+  p.allow('ManagedInstanceInfo', ['ssm:DescribeInstanceInformation'], ['*'], 'ssm:DescribeInstanceInformation does not support resource-level permissions (read-only).');
   describe(p, [
     'DescribeInstances',
     'DescribeVolumes',
@@ -552,6 +554,13 @@ function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
   ]);
   p.allow('SendToHelperOnly', ['ssm:SendCommand'], [ec2Arn('instance')], 'Only instances tagged as our helper (condition ssm:resourceTag/reset-access:role).', {
     StringEquals: { [`ssm:resourceTag/${ROLE_TAG_KEY}`]: HELPER_ROLE_TAG_VALUE },
+  });
+  // The online method sends the same document to the customer's instance itself: only while it
+  // carries a run's lock tag (issue 11). The Service Authorization Reference lists document and
+  // instance as SendCommand's resource types and ssm:resourceTag/${TagKey} as a condition key of
+  // the instance (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html).
+  p.allow('SendToLockedTarget', ['ssm:SendCommand'], [ec2Arn('instance')], 'Only the instance being reset, while it carries the run\'s lock tag (condition ssm:resourceTag/reset-access:lock).', {
+    Null: { [`ssm:resourceTag/${LOCK_TAG_KEY}`]: 'false' },
   });
   // The sent command's invocation must be visible before the runbook waits on it (issue 10, defect 7).
   p.allow('InjectInvocationVisible', ['ssm:GetCommandInvocation'], ['*'], 'ssm:GetCommandInvocation does not support resource-level permissions (read-only).');

@@ -41,6 +41,26 @@ export interface InjectScriptRun {
   readonly env: Record<string, string>;
   readonly volumes: Record<string, string>;
   readonly timeoutMs: number;
+  /**
+   * The command runs on a managed target itself (the online method): this disk image (or loop
+   * device) is that instance's live root, seen by the script at / (local/disk/run-inject.ts).
+   */
+  readonly liveRoot?: string;
+}
+
+/**
+ * A target instance that is a managed node (the online method, issue 12): while it runs,
+ * DescribeInstanceInformation lists it, and SendCommand to it runs the document on its own root.
+ */
+export interface ManagedTarget {
+  /** @default '3.3.2746.0' (the first agent that passes parameters as environment variables) */
+  readonly agentVersion?: string;
+  /** @default 'Online' */
+  readonly pingStatus?: 'Online' | 'ConnectionLost' | 'Inactive';
+  /** @default 'Linux' */
+  readonly platformType?: 'Linux' | 'Windows' | 'MacOS';
+  /** The root volume whose image is the live root. */
+  readonly rootVolumeId: string;
 }
 export interface InjectScriptResult {
   readonly exitCode: number;
@@ -157,14 +177,23 @@ export interface Agent {
   setClock(clock: AgentClock): void;
   setTransitions(mode: Transitions): void;
   setExecutionLookup(lookup: ExecutionLookup): void;
+  /**
+   * Serve more SSM JSON 1.1 actions (or replace one): the twin's Automation API
+   * (local/automation-service.ts). A handler throws AwsErrorReply to answer with an AWS error.
+   */
+  addSsmHandlers(handlers: Record<string, SsmHandler>): void;
   /** The disk image (or loop device) backing an EBS volume. */
   registerVolume(volumeId: string, imagePath: string): void;
+  /** Makes a target instance a managed node (ManagedTarget). */
+  registerManaged(instanceId: string, target: ManagedTarget): void;
   volumeImage(volumeId: string): string | undefined;
   commands(): readonly CommandRecord[];
   /** Waits for every command's script to end (none left running). */
   drainCommands(): Promise<void>;
   stop(): Promise<void>;
 }
+
+export type SsmHandler = (json: Record<string, unknown>) => Promise<unknown> | unknown;
 
 export class AgentError extends Error {
   constructor(message: string) {
@@ -173,8 +202,8 @@ export class AgentError extends Error {
   }
 }
 
-/** An error the agent answers with, shaped per protocol. */
-class AwsErrorReply extends Error {
+/** An error the agent answers with, shaped per protocol (also thrown by added handlers). */
+export class AwsErrorReply extends Error {
   constructor(
     readonly code: string,
     message: string,
@@ -480,6 +509,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   }
   let faults: ArmedFault[] = [];
   const volumeImages = new Map<string, string>();
+  const managedTargets = new Map<string, ManagedTarget>();
   const commandList: CommandRecord[] = [];
   const clientTokens = new Map<string, string>();
   /** What a DetachVolume detached, so a pending detach still shows the attachment. */
@@ -776,14 +806,44 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         });
       }
     }
+    // Managed targets, while they run (EC2 state from moto; a stop or start still pending counts
+    // as not running). The shape: InstanceInformation of the SSM service model (botocore
+    // data/ssm/2014-11-06/service-2.json): PingStatus Online | ConnectionLost | Inactive,
+    // PlatformType Windows | Linux | MacOS, ResourceType EC2Instance.
+    const targets = [...managedTargets.keys()].filter((id) => wanted.size === 0 || wanted.has(id));
+    if (targets.length > 0) {
+      const described = await motoEc2.send(new DescribeInstancesCommand({ InstanceIds: targets }));
+      for (const r of described.Reservations ?? []) {
+        for (const i of r.Instances ?? []) {
+          const id = i.InstanceId ?? '';
+          const target = managedTargets.get(id);
+          if (!target || i.State?.Name !== 'running') continue;
+          if (pendingOp(id, ['StopInstances', 'StartInstances', 'TerminateInstances'])) continue;
+          list.push({
+            InstanceId: id,
+            PingStatus: target.pingStatus ?? 'Online',
+            LastPingDateTime: Date.now() / 1000,
+            AgentVersion: target.agentVersion ?? '3.3.2746.0',
+            IsLatestVersion: false,
+            PlatformType: target.platformType ?? 'Linux',
+            PlatformName: 'Amazon Linux',
+            PlatformVersion: '2023',
+            ResourceType: 'EC2Instance',
+            IPAddress: i.PrivateIpAddress ?? '10.0.0.20',
+            ComputerName: i.PrivateDnsName ?? id,
+          });
+        }
+      }
+    }
     return { InstanceInformationList: list };
   }
 
+  /** Online: the agent of a managed node answers only while it pings Online. */
   async function isOnline(instanceId: string): Promise<boolean> {
     const info = (await describeInstanceInformation({ Filters: [{ Key: 'InstanceIds', Values: [instanceId] }] })) as {
-      InstanceInformationList: unknown[];
+      InstanceInformationList: Array<{ PingStatus?: string }>;
     };
-    return info.InstanceInformationList.length > 0;
+    return info.InstanceInformationList.some((i) => i.PingStatus === 'Online');
   }
 
   async function sendCommand(json: Record<string, unknown>): Promise<unknown> {
@@ -876,6 +936,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       const image = v.VolumeId ? volumeImages.get(v.VolumeId) : undefined;
       if (v.VolumeId && image) volumes[v.VolumeId] = image;
     }
+    // A managed target runs the document on its own root, live (the online method).
+    const target = managedTargets.get(instanceId);
+    const liveRoot = target ? volumeImages.get(target.rootVolumeId) : undefined;
+    if (target && !liveRoot) throw new AgentError(`managed target ${instanceId} has no disk image for its root volume ${target.rootVolumeId}`);
     const timeoutSeconds = Number(json.TimeoutSeconds ?? 3600);
     const record: CommandRecord = {
       commandId: randomUUID(),
@@ -917,7 +981,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     }
     record.startedAt = new Date();
     record.done = options
-      .runInjectScript({ script, env, volumes, timeoutMs: Math.min(scriptTimeoutMs, timeoutSeconds * 1000) })
+      .runInjectScript({ script, env, volumes: liveRoot ? {} : volumes, liveRoot, timeoutMs: Math.min(scriptTimeoutMs, timeoutSeconds * 1000) })
       .then(
         (r) => {
           record.exitCode = r.exitCode;
@@ -1083,7 +1147,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     };
   }
 
-  const ssmHandlers: Record<string, (json: Record<string, unknown>) => Promise<unknown> | unknown> = {
+  const ssmHandlers: Record<string, SsmHandler> = {
     DescribeInstanceInformation: describeInstanceInformation,
     SendCommand: sendCommand,
     GetCommandInvocation: getCommandInvocation,
@@ -1222,6 +1286,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     },
     setExecutionLookup(lookup) {
       executions = lookup;
+    },
+    addSsmHandlers(handlers) {
+      Object.assign(ssmHandlers, handlers);
+    },
+    registerManaged(instanceId, target) {
+      managedTargets.set(instanceId, target);
     },
     registerVolume(volumeId, imagePath) {
       volumeImages.set(volumeId, imagePath);

@@ -33,6 +33,8 @@ export interface InjectRun {
   readonly env: Record<string, string>;
   readonly volumes: Record<string, string>;
   readonly timeoutMs: number;
+  /** The online method: the image that is the instance's live root (local/disk/run-inject.ts). */
+  readonly liveRoot?: string;
 }
 
 export interface InjectResult {

@@ -39,6 +39,7 @@ import {
   PutParameterCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
+import { AutomationService, createAutomationService } from './automation-service';
 import { Agent, AwsFault, CallRecord, startAgent, Transitions } from './agent';
 import { PhysicalResource, resolveIntrinsics, ResolveContext } from './cfn';
 import { DiskApi, ImageSpec, loadDisk, LOST_KEY_IMAGE } from './twin-disk';
@@ -109,6 +110,12 @@ export interface LockedOutSpec {
   readonly autoScalingGroup?: boolean;
   /** @default - moto's default subnet */
   readonly subnetId?: string;
+  /**
+   * A managed node (issue 12): while it runs, DescribeInstanceInformation lists it (Online,
+   * Linux, this agent version unless said otherwise), and SendCommand to it runs the document on
+   * its own disk image as its live root. @default - not managed
+   */
+  readonly managed?: { readonly agentVersion?: string; readonly pingStatus?: 'Online' | 'ConnectionLost' | 'Inactive'; readonly platformType?: 'Linux' | 'Windows' | 'MacOS' };
 }
 
 export interface LockedOutInstance {
@@ -173,6 +180,8 @@ export interface Leftovers {
 
 export interface Twin {
   readonly agent: Agent;
+  /** The Automation API the agent serves (StartAutomationExecution ... StopAutomationExecution). */
+  readonly automation: AutomationService;
   readonly moto: MotoServer;
   readonly clock: VirtualClock;
   readonly app: SynthesizedApp;
@@ -389,8 +398,53 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       return path;
     };
 
+    // The Automation API on the agent's endpoint (local/automation-service.ts): executions any
+    // client starts run here, in the background, with the same Lambdas, AWS calls and clock.
+    const automation = createAutomationService({
+      clock,
+      documents: deployed.automationDocuments,
+      accountId: ACCOUNT_ID,
+      region: REGION,
+      instancesByTag: async (tagKey, values) => {
+        const out = await ec2.send(
+          new DescribeInstancesCommand({
+            Filters: [
+              { Name: `tag:${tagKey}`, Values: [...values] },
+              { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
+            ],
+          }),
+        );
+        return (out.Reservations ?? []).flatMap((r) => (r.Instances ?? []).map((i) => i.InstanceId ?? '')).filter((id) => id !== '');
+      },
+      run: async (request) => {
+        try {
+          return await runAutomation({
+            document: request.document,
+            parameters: request.parameters,
+            executionId: request.executionId,
+            invokeLambda: (fn, payload) => invoke(functionFor(fn), payload, request.executionId),
+            awsCall,
+            clock,
+            warmFunctions: warm,
+            accountId: ACCOUNT_ID,
+            region: REGION,
+            documents: deployed.automationDocuments,
+            liveSteps: request.liveSteps,
+            stopRequest: request.stopRequest,
+            onEnded: request.onEnded,
+            onStarted: request.onStarted,
+          });
+        } finally {
+          await agent!.drainCommands();
+          loaded.delete(request.executionId);
+        }
+      },
+    });
+    agent.addSsmHandlers(automation.handlers);
+
     const twin: Twin = {
       agent,
+      automation,
       moto,
       clock,
       app,
@@ -483,6 +537,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
           imagePath = await makeImage(spec.image ?? LOST_KEY_IMAGE);
           agent!.registerVolume(rootVolumeId, imagePath);
         }
+        if (spec.managed) agent!.registerManaged(instanceId, { ...spec.managed, rootVolumeId });
         return {
           instanceId,
           rootVolumeId,
@@ -612,6 +667,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
           instanceId,
           createdAt: new Date().toISOString(),
           inputs: {
+            method: 'Auto',
             subnetId: 'CreateNewVPC',
             helperInstanceType: 't3.small',
             keyType: 'rsa',
@@ -621,6 +677,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             allowEncryptedVolume: true,
             allowEphemeralDataLoss: false,
           },
+          method: { chosen: 'VolumeSwap', reason: 'Auto: not managed by Systems Manager' },
           instance: {
             originalState: i.State?.Name === 'stopped' ? 'stopped' : 'running',
             rootVolumeId: root?.Ebs?.VolumeId ?? '',
@@ -642,6 +699,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       },
 
       async stop(): Promise<void> {
+        await automation.drain();
         const problems: string[] = [];
         try {
           await agent?.stop();

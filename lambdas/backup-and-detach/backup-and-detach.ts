@@ -31,6 +31,7 @@ export interface BackupResult {
 
 export async function backupAndDetach(deps: BackupDeps, input: StepInput): Promise<BackupResult> {
   const plan = await loadOwnPlan(deps.ssm, input.instanceId, input.executionId);
+  if (plan.method.chosen === 'Online') return backupOnline(deps, plan, input);
   const instance = await describeInstance(deps.ec2, input.instanceId);
   const state = instance.State?.Name;
   const volumeId = plan.instance.rootVolumeId;
@@ -57,6 +58,27 @@ export async function backupAndDetach(deps: BackupDeps, input: StepInput): Promi
   }
   await updatePlan(deps.ssm, input.instanceId, input.executionId, (p) => {
     p.progress.phase = 'root-detached';
+  });
+  return { backupId, backupMethod: plan.inputs.backupMethod };
+}
+
+/**
+ * The online method's backup (step backupOnline): the same snapshot or image, taken while the
+ * instance runs, and nothing detached. A snapshot of a volume in use is taken at the call
+ * ("Snapshots occur asynchronously; the point-in-time snapshot is created immediately",
+ * https://docs.aws.amazon.com/ebs/latest/userguide/ebs-creating-snapshot.html); the image uses
+ * NoReboot (startBackup), so the instance is never rebooted: this method promises no stop.
+ */
+async function backupOnline(deps: BackupDeps, plan: Plan, input: StepInput): Promise<BackupResult> {
+  const volumeId = plan.instance.rootVolumeId;
+  const attachment = liveAttachment(await describeVolume(deps.ec2, volumeId));
+  if (attachment?.instanceId !== input.instanceId) {
+    throw new UnexpectedStateError(`Volume ${volumeId} is not attached to ${input.instanceId}; the online method changes nothing of it`);
+  }
+  const backupId = await startBackup(deps, plan, input);
+  await updatePlan(deps.ssm, input.instanceId, input.executionId, (p) => {
+    if (backupId !== 'none') p.created.backupId = backupId;
+    p.progress.phase = 'backup-started';
   });
   return { backupId, backupMethod: plan.inputs.backupMethod };
 }

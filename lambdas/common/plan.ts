@@ -11,7 +11,7 @@ import {
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import { isAwsError, LockHeldError, PlanError } from './errors';
-import type { BackupMethod, SubnetChoice } from './validation';
+import type { BackupMethod, Method, SubnetChoice } from './validation';
 import type { KeyType } from '@common/keys';
 import { lockParameterName } from '@common/names';
 
@@ -20,6 +20,8 @@ export const PLAN_VERSION = 1;
 export { lockParameterName };
 
 export interface PlanInputs {
+  /** The Method the user asked for (Auto, Online, VolumeSwap, UserData). */
+  method: Method;
   subnetId: SubnetChoice;
   helperInstanceType: string;
   keyType: KeyType;
@@ -32,6 +34,28 @@ export interface PlanInputs {
 }
 
 export type OriginalState = 'running' | 'stopped';
+
+/** The ways back in that actually run (Auto is a request, never a choice). */
+export type ChosenMethod = 'Online' | 'VolumeSwap' | 'UserData';
+
+/**
+ * What runs and why. The runbook's branchOnMethod looks for the substring
+ * `"method":{"chosen":"Online"` (methodMarker) in the plan parameter's Description
+ * (planDescription), which readMethod reads with DescribeParameters: the plan JSON itself can
+ * exceed the 512 characters of a step output (a user's public key alone may be 3 KB), its
+ * Description cannot. The same marker is in the plan JSON (planJson: `chosen` first), where
+ * JSON.stringify escapes every `"` inside a string value, so no user value forges it there either.
+ */
+export interface PlanMethod {
+  chosen: ChosenMethod;
+  /** Short, for the outputs (summarize cuts it to fit 512 characters). */
+  reason: string;
+}
+
+/** The text branchOnMethod's Contains looks for in the plan JSON, per chosen method. */
+export function methodMarker(chosen: ChosenMethod): string {
+  return `"method":{"chosen":"${chosen}"`;
+}
 
 export interface PlanInstance {
   originalState: OriginalState;
@@ -61,6 +85,10 @@ export interface PlanCreated {
 
 export type Phase =
   | 'preflight'
+  /** Online: the backup is started (the instance runs on). */
+  | 'backup-started'
+  /** Online: the inject command ended with the key in place. */
+  | 'key-injected'
   | 'stop-requested'
   | 'helper-launched'
   | 'root-detached'
@@ -90,6 +118,8 @@ export interface Plan {
   instanceId: string;
   createdAt: string;
   inputs: PlanInputs;
+  /** Written by preflight right after `inputs` (key order fixed: see PlanMethod). */
+  method: PlanMethod;
   instance: PlanInstance;
   created: PlanCreated;
   progress: PlanProgress;
@@ -110,6 +140,7 @@ function parsePlan(text: string | undefined, name: string): Plan {
     typeof p.executionId !== 'string' ||
     typeof p.instanceId !== 'string' ||
     !p.inputs ||
+    (p.method !== undefined && (typeof p.method !== 'object' || p.method === null || typeof p.method.chosen !== 'string')) ||
     !p.instance ||
     !p.created ||
     !p.progress
@@ -118,6 +149,9 @@ function parsePlan(text: string | undefined, name: string): Plan {
       `The plan record ${name} is not a version ${PLAN_VERSION} plan; delete the parameter if no run is going on this instance`,
     );
   }
+  // A plan written before the Method parameter existed is a volume swap's.
+  if (p.method === undefined) p.method = { chosen: 'VolumeSwap', reason: 'plan written before methods existed' };
+  if (p.inputs.method === undefined) p.inputs.method = 'VolumeSwap';
   return p as Plan;
 }
 
@@ -169,16 +203,42 @@ export async function loadOwnPlan(ssm: SSMClient, instanceId: string, executionI
   return plan;
 }
 
+/**
+ * The plan as stored: JSON.stringify of the record with `method` written as `{ chosen, reason }`
+ * in that order whatever order the object in memory has, so that methodMarker(chosen) appears
+ * exactly once, where the plan's method is.
+ */
+export function planJson(plan: Plan): string {
+  const { method, ...rest } = plan;
+  const ordered: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(rest)) {
+    ordered[k] = v;
+    if (k === 'inputs') ordered.method = { chosen: method.chosen, reason: method.reason };
+  }
+  if (!('method' in ordered)) ordered.method = { chosen: method.chosen, reason: method.reason };
+  return JSON.stringify(ordered);
+}
+
+/**
+ * The plan parameter's Description: the execution and the method marker, nothing the user wrote
+ * (the execution id is validated, the method one of ChosenMethod). PutParameter accepts up to
+ * 1,024 characters (botocore ssm service-2.json, ParameterDescription); this is under 512, the
+ * limit of the step output readMethod makes of it.
+ */
+export function planDescription(plan: Plan): string {
+  return `ec2-reset-access plan and lock of execution ${plan.executionId}; ${methodMarker(plan.method.chosen)}}`;
+}
+
 function putRequest(plan: Plan, overwrite: boolean): PutParameterCommand {
   return new PutParameterCommand({
     Name: lockParameterName(plan.instanceId),
-    Value: JSON.stringify(plan),
+    Value: planJson(plan),
     Type: 'String',
     Overwrite: overwrite,
     // Intelligent-Tiering stays Standard (free) under 4 KB and moves to Advanced only for a plan
     // holding a very long user public key.
     Tier: 'Intelligent-Tiering',
-    Description: `ec2-reset-access plan and lock of execution ${plan.executionId}`,
+    Description: planDescription(plan),
   });
 }
 

@@ -25,6 +25,10 @@ export const KEY_TYPES: readonly KeyType[] = ['rsa', 'ed25519'];
 export const BACKUP_METHODS = ['Snapshot', 'Image', 'None'] as const;
 export type BackupMethod = (typeof BACKUP_METHODS)[number];
 
+/** The runbook's Method parameter (allowedValues). */
+export const METHODS = ['Auto', 'Online', 'VolumeSwap', 'UserData'] as const;
+export type Method = (typeof METHODS)[number];
+
 export const MAX_USERS = 32;
 /** Longest PublicKey accepted (an RSA 8192 line is about 1.4 KB); keeps the plan record small. */
 export const MAX_PUBLIC_KEY_CHARS = 3072;
@@ -90,6 +94,14 @@ export function validateBackupMethod(value: unknown, field = 'BackupMethod'): Ba
   const s = requireString(value, field);
   if ((BACKUP_METHODS as readonly string[]).includes(s)) return s as BackupMethod;
   throw new InvalidInputError(`${field} must be one of ${BACKUP_METHODS.join(', ')}; got ${shown(s)}`);
+}
+
+/** The Method parameter; absent means its default, Auto. */
+export function validateMethod(value: unknown, field = 'Method'): Method {
+  if (value === undefined) return 'Auto';
+  const s = requireString(value, field);
+  if ((METHODS as readonly string[]).includes(s)) return s as Method;
+  throw new InvalidInputError(`${field} must be one of ${METHODS.join(', ')}; got ${shown(s)}`);
 }
 
 /** `True`/`False` (the runbook's allowedValues) to a boolean. */

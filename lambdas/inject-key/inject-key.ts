@@ -59,7 +59,9 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
   const { ssm, config } = deps;
   const { instanceId, executionId } = input;
   const plan = await loadOwnPlan(ssm, instanceId, executionId);
-  const helperId = plan.created.helperInstanceId;
+  // Online: the command runs on the instance itself, on its live root (Root=/, no volume to find).
+  const online = plan.method.chosen === 'Online';
+  const helperId = online ? instanceId : plan.created.helperInstanceId;
   if (!helperId) throw new PlanError(`The plan of ${instanceId} has no helper instance: launchHelper did not complete`);
 
   let publicKey: string;
@@ -107,10 +109,10 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
       DocumentName: config.documentName,
       InstanceIds: [helperId],
       Parameters: {
-        VolumeId: [plan.instance.rootVolumeId],
+        VolumeId: [online ? '' : plan.instance.rootVolumeId],
         PublicKey: [publicKey],
         Users: [plan.inputs.users.join(',')],
-        Root: [''],
+        Root: [online ? '/' : ''],
       },
       TimeoutSeconds: COMMAND_TIMEOUT_SECONDS,
       Comment: `ec2-reset-access ${executionId} for ${instanceId}`.slice(0, 100),

@@ -13,6 +13,7 @@ import {
   validateFlag,
   validateInstanceType,
   validateKeyType,
+  validateMethod,
   validatePublicKey,
   validateStepInput,
   validateSubnetChoice,
@@ -26,6 +27,10 @@ export interface PreflightOutput {
   OriginalState: 'running' | 'stopped';
   AvailabilityZone: string;
   LockParameterName: string;
+  /** The method that runs: Online, VolumeSwap or UserData. */
+  Method: string;
+  /** Why (short; summarize cuts it to fit the runbook's output). */
+  MethodReason: string;
 }
 
 export const OUTPUT_FIELDS = outputFields<PreflightOutput>()([
@@ -34,6 +39,8 @@ export const OUTPUT_FIELDS = outputFields<PreflightOutput>()([
   'OriginalState',
   'AvailabilityZone',
   'LockParameterName',
+  'Method',
+  'MethodReason',
 ]);
 
 const log = createLogger('reset-access-preflight');
@@ -54,6 +61,7 @@ export function parseRequest(event: unknown): PreflightRequest {
     executionId,
     instanceId,
     inputs: {
+      method: validateMethod(o.Method),
       subnetId: validateSubnetChoice(o.SubnetId),
       helperInstanceType: validateInstanceType(o.HelperInstanceType),
       keyType: validateKeyType(o.KeyType),
@@ -76,5 +84,7 @@ export async function handler(event: unknown): Promise<PreflightOutput> {
     OriginalState: plan.instance.originalState,
     AvailabilityZone: plan.instance.availabilityZone,
     LockParameterName: lockParameterName(plan.instanceId),
+    Method: plan.method.chosen,
+    MethodReason: plan.method.reason,
   };
 }

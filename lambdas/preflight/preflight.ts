@@ -35,8 +35,10 @@ import {
   type Plan,
   type PlanInputs,
   type PlanInstance,
+  type PlanMethod,
   updatePlan,
 } from '@common/plan';
+import { chooseMethod, managedInstance } from './method';
 
 export interface PreflightDeps {
   readonly ec2: EC2Client;
@@ -96,25 +98,32 @@ export async function resolvePublicKey(ssm: SSMClient, publicKey: string, public
 
 /** Runs every check, then writes the plan. Returns the plan written. */
 export async function preflight(deps: PreflightDeps, req: PreflightRequest): Promise<Plan> {
-  const instance = await inspect(deps, req);
+  const { instance, method } = await inspect(deps, req);
   const plan: Plan = {
     version: PLAN_VERSION,
     executionId: req.executionId,
     instanceId: req.instanceId,
     createdAt: deps.now().toISOString(),
     inputs: req.inputs,
+    // Right after inputs, `chosen` first: the runbook's branchOnMethod reads it (plan.ts, PlanMethod).
+    method,
     instance,
     created: {},
     progress: { keyInjected: false, phase: 'preflight' },
   };
   await takeLock(deps, plan);
   await tagLocked(deps, plan);
-  deps.log.info('plan written', { instanceId: req.instanceId, executionId: req.executionId });
+  deps.log.info('plan written', { instanceId: req.instanceId, executionId: req.executionId, method: method.chosen, reason: method.reason });
   return plan;
 }
 
-/** All the describes and refusals; no call here changes anything. */
-async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<PlanInstance> {
+/**
+ * All the describes and refusals, and the choice of method; no call here changes anything. The
+ * refusals that exist only because the volume swap stops the instance and moves its root (Spot,
+ * Auto Scaling, stop protection, shutdown behaviour, instance-store data, Marketplace codes, the
+ * helper's subnet and type) do not apply to the online method, which does neither.
+ */
+async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ instance: PlanInstance; method: PlanMethod }> {
   const { ec2 } = deps;
   const id = req.instanceId;
   const instance = await findInstance(ec2, id);
@@ -131,16 +140,22 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<Plan
   if (instance.RootDeviceType === 'instance-store') {
     refuse(id, 'has an instance-store root volume, which cannot be detached or survive a stop', 'Use EC2 Instance Connect, Session Manager or user data to add a key instead.');
   }
-  if (instance.ProductCodes?.some((p) => p.ProductCodeType === 'marketplace')) {
-    refuse(id, 'has AWS Marketplace product codes on its root volume, which may not be attached to another instance', 'Use EC2 Instance Connect or Session Manager, or ask the product vendor how to regain access.');
+  // Systems Manager is asked only when the online method could run (Auto or Online on a running instance).
+  const asksOnline = req.inputs.method === 'Auto' || req.inputs.method === 'Online';
+  const info = asksOnline && state === 'running' ? await managedInstance(deps.ssm, id) : undefined;
+  const method = chooseMethod(id, req.inputs.method, state, info);
+  const swap = method.chosen === 'VolumeSwap';
+  if (swap && instance.ProductCodes?.some((p) => p.ProductCodeType === 'marketplace')) {
+    refuse(id, 'has AWS Marketplace product codes on its root volume, which may not be attached to another instance', 'Run with Method=UserData (the key is added at boot, the root volume never moves), or use Method=Online if its SSM Agent is Online.');
   }
-  await checkSpot(ec2, instance, id);
-  await checkAutoScaling(deps, instance, id);
-  await checkAttributes(ec2, id);
-
-  const targetType = await describeInstanceType(ec2, instance.InstanceType ?? '');
-  if (targetType?.InstanceStorageSupported && !req.inputs.allowEphemeralDataLoss) {
-    refuse(id, `is of type ${instance.InstanceType}, which has instance-store volumes whose data is lost when it stops`, 'Copy that data away and run again with AllowEphemeralDataLoss=True.');
+  if (swap) {
+    await checkSpot(ec2, instance, id);
+    await checkAutoScaling(deps, instance, id);
+    await checkAttributes(ec2, id);
+    const targetType = await describeInstanceType(ec2, instance.InstanceType ?? '');
+    if (targetType?.InstanceStorageSupported && !req.inputs.allowEphemeralDataLoss) {
+      refuse(id, `is of type ${instance.InstanceType}, which has instance-store volumes whose data is lost when it stops`, 'Copy that data away and run again with AllowEphemeralDataLoss=True.');
+    }
   }
 
   const rootDeviceName = instance.RootDeviceName ?? '';
@@ -152,11 +167,13 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<Plan
   await checkRootVolume(deps, req, rootVolumeId);
 
   const availabilityZone = instance.Placement?.AvailabilityZone ?? '';
-  await checkSubnet(ec2, req.inputs.subnetId, instance, availabilityZone);
-  await checkHelperType(ec2, req.inputs.helperInstanceType, id);
+  if (swap) {
+    await checkSubnet(ec2, req.inputs.subnetId, instance, availabilityZone);
+    await checkHelperType(ec2, req.inputs.helperInstanceType, id);
+  }
 
   const elasticIp = await hasElasticIp(ec2, id);
-  return {
+  return { method, instance: {
     originalState: state as OriginalState,
     rootVolumeId,
     rootDeviceName,
@@ -167,7 +184,7 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<Plan
     vpcId: instance.VpcId ?? '',
     publicIpAddress: instance.PublicIpAddress ?? '',
     elasticIp,
-  };
+  } };
 }
 
 function checkPlatform(instance: Instance, id: string): void {

@@ -31,11 +31,12 @@ export async function handler(event: unknown): Promise<ReleaseFromHelperOutput> 
   const input = validateStepInput(event);
   const r = await releaseFromHelper({ ec2, ssm, log }, input);
   // The command and helper the report came from, as the plan records them.
-  const { created } = await loadOwnPlan(ssm, input.instanceId, input.executionId);
+  const { created, method } = await loadOwnPlan(ssm, input.instanceId, input.executionId);
   return {
     UsersChanged: joinWithin(r.usersChanged, USERS_CHANGED_CHARS),
     FilesChanged: joinWithin(r.filesChanged, FILES_CHANGED_CHARS),
     CommandId: created.commandId ?? 'none',
-    HelperInstanceId: created.helperInstanceId ?? 'none',
+    // Online: the command ran on the instance itself.
+    HelperInstanceId: method.chosen === 'Online' ? input.instanceId : (created.helperInstanceId ?? 'none'),
   };
 }

@@ -74,7 +74,9 @@ export interface ReleaseResult {
 export async function releaseFromHelper(deps: ReleaseDeps, input: StepInput): Promise<ReleaseResult> {
   const { instanceId, executionId } = input;
   const plan = await loadOwnPlan(deps.ssm, instanceId, executionId);
-  const helperId = plan.created.helperInstanceId;
+  // Online (step reportOnline): the command ran on the instance itself, and nothing is detached.
+  const online = plan.method.chosen === 'Online';
+  const helperId = online ? instanceId : plan.created.helperInstanceId;
   const commandId = plan.created.commandId;
   if (!helperId || !commandId) throw new PlanError(`The plan of ${instanceId} has no helper or no command: injectKey did not complete`);
 
@@ -88,7 +90,15 @@ export async function releaseFromHelper(deps: ReleaseDeps, input: StepInput): Pr
   }
   await updatePlan(deps.ssm, instanceId, executionId, (p) => {
     p.progress.keyInjected = true;
+    if (online) p.progress.phase = 'key-injected';
   });
+  const changed = report.changes.filter((c) => c.action !== 'already-present');
+  const result = {
+    usersChanged: [...new Set(changed.map((c) => c.user))],
+    filesChanged: [...new Set(changed.map((c) => c.file))],
+    report,
+  };
+  if (online) return result;
 
   const volumeId = plan.instance.rootVolumeId;
   const attachment = liveAttachment(await describeVolume(deps.ec2, volumeId));
@@ -99,10 +109,5 @@ export async function releaseFromHelper(deps: ReleaseDeps, input: StepInput): Pr
   await updatePlan(deps.ssm, instanceId, executionId, (p) => {
     p.progress.phase = 'released-from-helper';
   });
-  const changed = report.changes.filter((c) => c.action !== 'already-present');
-  return {
-    usersChanged: [...new Set(changed.map((c) => c.user))],
-    filesChanged: [...new Set(changed.map((c) => c.file))],
-    report,
-  };
+  return result;
 }

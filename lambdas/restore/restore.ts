@@ -14,6 +14,8 @@
  *  4. a key written but not injected: delete the SecureString; injected: keep it, name it.
  *  4b. Method=UserData: the original user data back (convergeUserData: stop if running, put back);
  *  5. last: remove this run's lock tag from the instance and the root volume (issue 11).
+ * The online method (plan.method.chosen Online) moved and stopped nothing: only 0, 4 and 5, with
+ * the command on the instance itself; nothing is detached, stopped or started.
  * Throws RestoreError naming the volume and its state when it cannot be put back.
  */
 import {
@@ -109,6 +111,7 @@ export async function restore(deps: RestoreDeps, input: StepInput): Promise<Rest
   const budgets = deps.budgets ?? DEFAULT_BUDGETS;
   const done: string[] = [];
   const settled = await settleCommand(deps, plan, budgets, done);
+  if (plan.method.chosen === 'Online') return finishOnline(deps, plan, done, settled);
   const forcedEarlier = plan.progress.forcedDetach === true;
   try {
     await putVolumeBack(deps, plan, budgets, done, settled.force);
@@ -136,6 +139,23 @@ export async function restore(deps: RestoreDeps, input: StepInput): Promise<Rest
   const message = ordered.length > 0 ? ordered.join('; ') : 'nothing to change';
   deps.log.info('restored', { instanceId, actions: done.length, forcedDetach });
   return { restored: true, message, forcedDetach };
+}
+
+/**
+ * The online path's restore, once the command has settled: the instance ran throughout and its
+ * root volume never moved, so what is left is the key parameter and the lock tag. The only change
+ * a run can have made to the instance is the inject script's atomic write of authorized_keys.
+ */
+async function finishOnline(deps: RestoreDeps, plan: Plan, done: string[], settled: Settled): Promise<RestoreResult> {
+  const { instanceId, executionId } = plan;
+  await settleKey(deps, plan, done, settled.outcomeUnknown);
+  await updatePlan(deps.ssm, instanceId, executionId, (p) => {
+    p.progress.phase = 'restored';
+  });
+  await removeLockTag(deps.ec2, instanceId, plan.instance.rootVolumeId, executionId);
+  const message = done.length > 0 ? done.join('; ') : 'nothing to change (online method: the instance kept running)';
+  deps.log.info('restored (online)', { instanceId, actions: done.length });
+  return { restored: true, message, forcedDetach: false };
 }
 
 async function volumeState(deps: RestoreDeps, volumeId: string) {
@@ -325,10 +345,13 @@ async function waitTerminal(deps: RestoreDeps, commandId: string, helperId: stri
  * runs nothing. Records whether the command put the key on the volume (plan.progress.keyInjected).
  */
 async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudgets, done: string[]): Promise<Settled> {
-  const { commandId, helperInstanceId: helperId } = plan.created;
+  const online = plan.method.chosen === 'Online';
+  const { commandId } = plan.created;
+  // Online: the command runs on the instance itself, on its live root (always "on" it).
+  const helperId = online ? plan.instanceId : plan.created.helperInstanceId;
   const calm: Settled = { force: false, outcomeUnknown: false };
   if (!commandId || !helperId || plan.progress.keyInjected) return calm;
-  const onHelper = (await volumeState(deps, plan.instance.rootVolumeId)).attachment?.instanceId === helperId;
+  const onHelper = online || (await volumeState(deps, plan.instance.rootVolumeId)).attachment?.instanceId === helperId;
 
   let inv = await readCommand(deps, commandId, helperId);
   if (!isTerminal(inv) && onHelper) {

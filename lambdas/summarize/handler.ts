@@ -14,6 +14,10 @@ export interface SummarizeOutput {
   Warnings: string;
   InstanceState: string;
   FullReport: string;
+  /** Online, VolumeSwap or UserData: the way back in that ran. */
+  Method: string;
+  /** Why that method (cut to fit; left out when even its cut marker does not fit in 512 characters). */
+  MethodReason?: string;
 }
 
 export const OUTPUT_FIELDS = outputFields<SummarizeOutput>()([
@@ -25,6 +29,8 @@ export const OUTPUT_FIELDS = outputFields<SummarizeOutput>()([
   'Warnings',
   'InstanceState',
   'FullReport',
+  'Method',
+  'MethodReason',
 ]);
 
 const log = createLogger('reset-access-summarize');
@@ -40,5 +46,7 @@ export async function handler(event: unknown): Promise<SummarizeOutput> {
     Warnings: s.warnings,
     InstanceState: await instanceState({ ec2, log }, s.instanceId),
     FullReport: s.fullReport,
+    Method: s.method,
+    MethodReason: s.methodReason,
   });
 }

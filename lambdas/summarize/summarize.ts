@@ -28,6 +28,10 @@ export interface SummaryInput extends StepInput {
    * (`aws ssm get-command-invocation --command-id <id> --instance-id <helper-id>`).
    */
   readonly fullReport: string;
+  /** The method that ran (preflight's Payload: Method). */
+  readonly method: string;
+  /** Why (preflight's Payload: MethodReason). */
+  readonly methodReason: string;
 }
 
 /**
@@ -55,7 +59,9 @@ export function parseSummaryInput(event: unknown): SummaryInput {
   const inject = payloadOf(o.InjectKeyResult, 'InjectKeyResult');
   const backup = payloadOf(o.BackupResult, 'BackupResult');
   const release = payloadOf(o.ReleaseResult, 'ReleaseResult');
-  const start = payloadOf(o.StartResult, 'StartResult');
+  // The online path starts nothing (the instance never stopped): no StartResult there.
+  const start = o.StartResult === undefined ? { Warnings: '' } : payloadOf(o.StartResult, 'StartResult');
+  const preflight = payloadOf(o.PreflightResult, 'PreflightResult');
   const commandId = requireString(release.CommandId, 'ReleaseResult.CommandId');
   const helperId = requireString(release.HelperInstanceId, 'ReleaseResult.HelperInstanceId');
   return {
@@ -67,6 +73,8 @@ export function parseSummaryInput(event: unknown): SummaryInput {
     filesChanged: requireString(release.FilesChanged, 'ReleaseResult.FilesChanged', MAX_OUTPUT_CHARS),
     warnings: requireString(start.Warnings, 'StartResult.Warnings', MAX_OUTPUT_CHARS),
     fullReport: `command ${commandId} on ${helperId}`,
+    method: requireString(preflight.Method, 'PreflightResult.Method'),
+    methodReason: requireString(preflight.MethodReason, 'PreflightResult.MethodReason', MAX_OUTPUT_CHARS),
   };
 }
 
@@ -84,10 +92,14 @@ export async function instanceState(deps: SummarizeDeps, instanceId: string): Pr
 
 /** Warnings are cut first (down to WARNINGS_FLOOR characters), then the longer of the two lists. */
 const LISTS = ['FilesChanged', 'UsersChanged'] as const;
+/** MethodReason is cut to this before anything else (it is short by construction: preflight's method.ts). */
+export const METHOD_REASON_CHARS = 100;
+/** MethodReason is cut down to this after Warnings, before the lists. */
+const METHOD_REASON_FLOOR = 0;
 const WARNINGS_FLOOR = 60;
 const MARKER = '…(cut)';
 
-type Cuttable = Record<'Warnings' | (typeof LISTS)[number], string>;
+type Cuttable = Record<'Warnings' | (typeof LISTS)[number], string> & { MethodReason?: string };
 
 /** `text` shortened by at least `by` characters (never under `floor`), ending with the marker. */
 function cut(text: string, by: number, floor: number): string {
@@ -101,10 +113,23 @@ function cut(text: string, by: number, floor: number): string {
  */
 export function fitOutput<T extends Cuttable>(out: T, maxChars = MAX_OUTPUT_CHARS): T {
   const fitted = { ...out };
+  if (fitted.MethodReason !== undefined && fitted.MethodReason.length > METHOD_REASON_CHARS) {
+    fitted.MethodReason = `${fitted.MethodReason.slice(0, METHOD_REASON_CHARS - MARKER.length)}${MARKER}`;
+  }
   const over = (): number => JSON.stringify(fitted).length - maxChars;
   for (let guard = 0; over() > 0 && guard < 1000; guard++) {
     if (fitted.Warnings.length > WARNINGS_FLOOR + MARKER.length) {
       fitted.Warnings = cut(fitted.Warnings, over(), WARNINGS_FLOOR) as T['Warnings'];
+      continue;
+    }
+    // Then the method's reason (the method itself is never cut), before the lists: shortened,
+    // and left out altogether when even its marker does not fit.
+    if (fitted.MethodReason !== undefined && fitted.MethodReason.length > METHOD_REASON_FLOOR + MARKER.length) {
+      fitted.MethodReason = cut(fitted.MethodReason, over(), METHOD_REASON_FLOOR);
+      continue;
+    }
+    if (fitted.MethodReason !== undefined) {
+      delete fitted.MethodReason;
       continue;
     }
     const longest = [...LISTS].sort((a, b) => fitted[b].length - fitted[a].length)[0];

@@ -41,6 +41,16 @@ export interface RunInjectOptions {
   readonly volumes: Record<string, string>;
   /** @default 120000 */
   readonly timeoutMs?: number;
+  /**
+   * The online method: a disk image (or loop device) that is the instance's live root. In the
+   * private namespace its root filesystem is mounted and its /etc/passwd, /etc/group,
+   * /etc/shadow, /home and the /etc directories the script reads (ssh, cloud, selinux, default,
+   * systemd/system) are bind-mounted over this machine's, as test/script/online.test.ts does, so
+   * the script, given Root=/, reads and writes that image and never this machine's own users.
+   * A directory the image lacks is hidden behind an empty tmpfs. (The image's /etc/sysconfig
+   * cannot be shown where this machine has none: local/README.md, assumptions.)
+   */
+  readonly liveRoot?: string;
 }
 
 export interface RunInjectResult {
@@ -98,6 +108,34 @@ export async function runInjectScript(options: RunInjectOptions): Promise<RunInj
         links.push({ name: `${serial}-part${number}`, device: partition });
       });
     }
+    let live: string[] = [];
+    if (options.liveRoot !== undefined) {
+      let device = options.liveRoot;
+      if (!LOOP_DEVICE.test(device)) {
+        if (!existsSync(device) || !statSync(device).isFile()) throw new Error(`live root ${device} is neither a loop device nor an image file`);
+        device = (await attachLoop(device)).device;
+        attachedHere.push(device);
+      }
+      const candidates = partitionsOf(device);
+      const rootMount = join(work, 'live-root');
+      mkdirSync(rootMount, { mode: 0o700 });
+      live = [
+        // The first candidate (the disk, then its partitions) that holds /etc/passwd is the root.
+        `for dev in ${[device, ...candidates].map(shellQuote).join(' ')}; do`,
+        `  if mount -o nouuid "$dev" ${shellQuote(rootMount)} 2>/dev/null || mount "$dev" ${shellQuote(rootMount)} 2>/dev/null; then`,
+        `    [ -f ${shellQuote(`${rootMount}/etc/passwd`)} ] && break`,
+        `    umount ${shellQuote(rootMount)}`,
+        '  fi',
+        'done',
+        `[ -f ${shellQuote(`${rootMount}/etc/passwd`)} ] || { echo "twin: no root filesystem with /etc/passwd on the live root" >&2; exit 97; }`,
+        `for f in passwd group shadow; do [ -e ${shellQuote(rootMount)}/etc/$f ] && mount --bind ${shellQuote(rootMount)}/etc/$f /etc/$f; done`,
+        `for d in ssh cloud selinux default systemd/system; do`,
+        `  [ -d /etc/$d ] || continue`,
+        `  if [ -d ${shellQuote(rootMount)}/etc/$d ]; then mount --bind ${shellQuote(rootMount)}/etc/$d /etc/$d; else mount -t tmpfs -o size=1m,mode=0755 twin-empty /etc/$d; fi`,
+        'done',
+        `if [ -d ${shellQuote(rootMount)}/home ]; then mount --bind ${shellQuote(rootMount)}/home /home; else mount -t tmpfs -o size=1m,mode=0755 twin-empty /home; fi`,
+      ];
+    }
     const scriptPath = join(work, '_script.sh');
     writeFileSync(scriptPath, options.script, { mode: 0o700 });
     const leftoverPath = join(work, 'leftover-mounts');
@@ -111,6 +149,7 @@ export async function runInjectScript(options: RunInjectOptions): Promise<RunInj
       'mount -t tmpfs -o mode=0755,size=1m reset-access-by-id /dev/disk',
       'mkdir /dev/disk/by-id',
       ...links.map((l) => `ln -s ${shellQuote(`../..${l.device.slice('/dev'.length)}`)} ${shellQuote(`/dev/disk/by-id/${l.name}`)}`),
+      ...live,
       'before=$(cut -d" " -f2 /proc/self/mounts | sort)',
       'set +e',
       `/bin/bash ${shellQuote(scriptPath)}`,

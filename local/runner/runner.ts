@@ -132,6 +132,27 @@ export interface RunAutomationOptions {
    * (the twin's deployed Automation documents). @default - none: such a call goes to awsCall
    */
   documents?: Record<string, unknown>;
+  /**
+   * The twin's Automation API (local/automation-service.ts): the array the runner records steps
+   * into as they start and end, so that GetAutomationExecution shows a running execution's steps.
+   * @default - a new array
+   */
+  liveSteps?: StepResult[];
+  /**
+   * StopAutomationExecution Type Cancel on a running execution: once `cancel` is true, the next
+   * step to start is Cancelled and its onCancel routes the cancellation, as with cancelAt.
+   */
+  stopRequest?: { cancel: boolean };
+  /** Called once when this execution has ended (before the executions it started run). */
+  /**
+   * For an execution this one started (StartAutomationExecution in a step): the onEnded hook of
+   * the child, given its id when it starts running. @default - none
+   */
+  onStarted?: (
+    childId: string,
+    child: { documentName: string; parameters: Record<string, unknown> },
+  ) => { liveSteps?: StepResult[]; onEnded?: RunAutomationOptions['onEnded'] } | undefined;
+  onEnded?: (ended: { status: ExecutionStatus; outputs: Record<string, unknown>; failureMessage?: string; modeledSeconds: number; startedIds: string[] }) => void;
 }
 
 export interface InFlightInvocation {
@@ -314,7 +335,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
   executions.set(executionId, 'InProgress');
   log(`[${fmt(0)}] execution ${executionId} started`);
 
-  const steps: StepResult[] = [];
+  const steps: StepResult[] = opts.liveSteps ?? [];
   const failures: string[] = [];
   let criticalFailure: StepStatus | undefined;
   let abortStatus: StepStatus | undefined;
@@ -323,7 +344,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
   /** Virtual time of the cancel; the cancellation path ends CANCEL_PATH_SECONDS after it. */
   let cancelledAt: number | undefined;
   let cancelPathCutShort = false;
-  const started: { id: string; document: unknown; parameters: Record<string, unknown> }[] = [];
+  const started: { id: string; name: string; document: unknown; parameters: Record<string, unknown> }[] = [];
   let current: number | undefined = 0;
   let runs = 0;
 
@@ -359,12 +380,13 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
       };
       steps.push(record);
 
-      if (!cancelFired && opts.cancelAt === step.name) {
+      if (!cancelFired && (opts.cancelAt === step.name || opts.stopRequest?.cancel === true)) {
         cancelFired = true;
         cancelled = true;
         cancelledAt = clock.now();
         record.status = 'Cancelled';
-        record.failureMessage = 'The execution was cancelled when this step started';
+        record.failureMessage =
+          opts.stopRequest?.cancel === true ? 'The execution was cancelled (StopAutomationExecution)' : 'The execution was cancelled when this step started';
         log(`[${fmt(rel())}] ${step.name} Cancelled (onCancel ${step.onCancel})`);
         current = step.onCancel === 'Abort' ? undefined : doc.stepIndex.get(step.onCancel.slice(5));
         continue;
@@ -468,11 +490,19 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
   executions.set(executionId, status);
   const modeledSeconds = rel();
   log(`[${fmt(modeledSeconds)}] execution ${executionId} ${status}`);
+  opts.onEnded?.({
+    status,
+    outputs,
+    failureMessage: failures.length > 0 ? failures.join(' ') : cancelled ? 'The execution was cancelled' : undefined,
+    modeledSeconds,
+    startedIds: started.map((c) => c.id),
+  });
 
   // The executions this one started run now, each with its own start time on the same clock
   // (the agent schedules every slow operation on it).
   const startedExecutions: ExecutionResult[] = [];
   for (const child of started) {
+    const hooks = opts.onStarted?.(child.id, { documentName: child.name, parameters: child.parameters });
     startedExecutions.push(
       await runAutomation({
         ...opts,
@@ -483,6 +513,9 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
         faults: [],
         cancelAt: undefined,
         cancelInFlight: undefined,
+        liveSteps: hooks?.liveSteps,
+        stopRequest: undefined,
+        onEnded: hooks?.onEnded,
         inFlight,
         log: (line) => log(`  ${child.id.slice(0, 8)} ${line}`),
       }),
@@ -658,7 +691,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
     if (token !== undefined) clientTokens.set(token, { id, request: JSON.stringify({ name, parameters }) });
     reservedIds.add(id);
     executions.set(id, 'InProgress');
-    started.push({ id, document, parameters });
+    started.push({ id, name, document, parameters });
     return { AutomationExecutionId: id };
   }
 

@@ -30,6 +30,12 @@ const STEP_TO_FOLDER: Record<string, StepFolder> = {
   summarize: 'summarize',
   restore: 'restore',
   cleanupAfterRestore: 'cleanup',
+  // The online path (issue 12): the same functions, told the method by the plan record.
+  backupOnline: 'backup-and-detach',
+  injectKeyOnline: 'inject-key',
+  reportOnline: 'release-from-helper',
+  cleanupOnline: 'cleanup',
+  summarizeOnline: 'summarize',
 };
 
 describe('the Automation document', () => {

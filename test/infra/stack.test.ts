@@ -340,7 +340,7 @@ describe('IAM: Systems Manager', () => {
     }
   });
 
-  test('ssm:SendCommand: the inject-key document, and instances tagged as our helper', () => {
+  test('ssm:SendCommand: the inject-key document, and instances tagged as our helper or carrying a run\'s lock tag', () => {
     const sending = ALL.filter((s) => s.actions.includes('ssm:SendCommand'));
     expect(new Set(sending.map((s) => s.role))).toEqual(new Set([roleId('inject-key')]));
     const docRef = `\${${logicalId(stack.injectDocument.document)}}`;
@@ -348,9 +348,14 @@ describe('IAM: Systems Manager', () => {
     expect(onDoc).toHaveLength(1);
     expect(onDoc[0].resources).toEqual([`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:document/${docRef}`]);
     const onInstances = sending.filter((s) => s !== onDoc[0]);
-    expect(onInstances).toHaveLength(1);
-    expect(onInstances[0].resources).toEqual([ec2ArnPattern('instance')]);
-    expect(onInstances[0].condition).toEqual({ StringEquals: { 'ssm:resourceTag/reset-access:role': 'helper' } });
+    // The helper (volume swap), and the customer's instance itself while it carries a run's lock
+    // tag (the online method, issue 12).
+    expect(onInstances).toHaveLength(2);
+    for (const s of onInstances) expect(s.resources).toEqual([ec2ArnPattern('instance')]);
+    expect(onInstances.map((s) => s.condition)).toEqual([
+      { StringEquals: { 'ssm:resourceTag/reset-access:role': 'helper' } },
+      { Null: { 'ssm:resourceTag/reset-access:lock': 'false' } },
+    ]);
   });
 
   test('preflight: GetAutomationExecution on this account\'s executions, kms:DescribeKey, DescribeAutoScalingInstances', () => {
@@ -425,6 +430,7 @@ describe('automation role', () => {
       'ec2:DescribeVolumes',
       'iam:PassRole',
       'ssm:DescribeInstanceInformation',
+      'ssm:DescribeParameters',
       'ssm:GetAutomationExecution',
       'ssm:ListCommandInvocations',
       'ssm:StartAutomationExecution',

@@ -44,6 +44,8 @@ describe('reset-access.yaml follows the contract', () => {
   it('has the steps of docs/architecture.md in order, with their Lambda folders', () => {
     expect(steps.map((s) => [s.name, s.action.replace('aws:', ''), (String(s.inputs?.FunctionName ?? '').match(/:([a-z-]+)%%$/) ?? [])[1]])).toEqual([
       ['preflight', 'invokeLambdaFunction', 'preflight'],
+      ['readMethod', 'executeAwsApi', undefined],
+      ['branchOnMethod', 'branch', undefined],
       ['describeInstance', 'executeAwsApi', undefined],
       ['describeRootVolume', 'executeAwsApi', undefined],
       ['stopInstance', 'invokeLambdaFunction', 'stop-instance'],
@@ -67,6 +69,12 @@ describe('reset-access.yaml follows the contract', () => {
       ['waitForInstanceRunning', 'waitForAwsResourceProperty', undefined],
       ['cleanup', 'invokeLambdaFunction', 'cleanup'],
       ['summarize', 'invokeLambdaFunction', 'summarize'],
+      ['backupOnline', 'invokeLambdaFunction', 'backup-and-detach'],
+      ['injectKeyOnline', 'invokeLambdaFunction', 'inject-key'],
+      ['waitForOnlineInjection', 'waitForAwsResourceProperty', undefined],
+      ['reportOnline', 'invokeLambdaFunction', 'release-from-helper'],
+      ['cleanupOnline', 'invokeLambdaFunction', 'cleanup'],
+      ['summarizeOnline', 'invokeLambdaFunction', 'summarize'],
       ['restore', 'invokeLambdaFunction', 'restore'],
       ['cleanupAfterRestore', 'invokeLambdaFunction', 'cleanup'],
       ['startRestore', 'executeAwsApi', undefined],
@@ -100,7 +108,7 @@ describe('reset-access.yaml follows the contract', () => {
       expect([s.name, s.outputs]).toEqual([s.name, undefined]);
       expect([s.name, s.inputs?.LogType]).toEqual([s.name, 'None']);
     }
-    expect(doc.outputs).toEqual(['summarize.Payload', 'startRestore.RestoreExecutionId']);
+    expect(doc.outputs).toEqual(['summarize.Payload', 'summarizeOnline.Payload', 'startRestore.RestoreExecutionId']);
   });
 
   it('cancels into startRestore, which starts the restore runbook and ends; failures restore in this execution', () => {
@@ -120,6 +128,25 @@ describe('reset-access.yaml follows the contract', () => {
     });
   });
 
+  it('reads the method from the plan record right after preflight and branches on its exact marker', () => {
+    expect(step('preflight').nextStep).toBe('readMethod');
+    expect(step('readMethod')).toMatchObject({
+      action: 'aws:executeAwsApi',
+      inputs: { Service: 'ssm', Api: 'DescribeParameters', ParameterFilters: [{ Key: 'Name', Option: 'Equals', Values: ['/reset-access/locks/{{ InstanceId }}'] }] },
+      outputs: [{ Name: 'Plan', Selector: '$.Parameters[0].Description', Type: 'String' }],
+      nextStep: 'branchOnMethod',
+    });
+    expect(step('branchOnMethod').inputs).toEqual({
+      Choices: [{ NextStep: 'backupOnline', Variable: '{{ readMethod.Plan }}', Contains: '"method":{"chosen":"Online"' }],
+      Default: 'describeInstance',
+    });
+    // The online path never stops, detaches or launches: only these steps, in this order.
+    const path: string[] = [];
+    for (let n: string | undefined = 'backupOnline'; n; n = step(n).isEnd ? undefined : step(n).nextStep) path.push(n);
+    expect(path).toEqual(['backupOnline', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
+    expect(step('waitForOnlineInjection').inputs).toMatchObject({ Api: 'ListCommandInvocations', InstanceId: '{{ InstanceId }}' });
+  });
+
   it('keeps cleanup off the critical path: it comes after the instance is running again', () => {
     expect(step('startInstance').nextStep).toBe('describeInstanceState');
     expect(step('waitForInstanceRunning').nextStep).toBe('cleanup');
@@ -129,7 +156,7 @@ describe('reset-access.yaml follows the contract', () => {
   it('has the parameters and defaults of issue 2', () => {
     const p = doc.parameters ?? {};
     expect(Object.keys(p).sort()).toEqual(
-      ['AllowEncryptedVolume', 'AllowEphemeralDataLoss', 'AutomationAssumeRole', 'BackupMethod', 'HelperInstanceType', 'InstanceId', 'KeyType', 'PublicKey', 'PublicKeyParameter', 'SubnetId', 'Users'].sort(),
+      ['AllowEncryptedVolume', 'AllowEphemeralDataLoss', 'AutomationAssumeRole', 'BackupMethod', 'HelperInstanceType', 'InstanceId', 'KeyType', 'Method', 'PublicKey', 'PublicKeyParameter', 'SubnetId', 'Users'].sort(),
     );
     // No parameter may declare more characters than StartAutomationExecution accepts (512).
     for (const [name, spec] of Object.entries(p)) if (spec.maxChars !== undefined) expect([name, Number(spec.maxChars) <= 512]).toEqual([name, true]);
@@ -140,6 +167,7 @@ describe('reset-access.yaml follows the contract', () => {
     expect(p.HelperInstanceType.default).toBe('t3.small');
     expect(p.KeyType).toMatchObject({ default: 'rsa', allowedValues: ['rsa', 'ed25519'] });
     expect(p.BackupMethod).toMatchObject({ default: 'Snapshot', allowedValues: ['Snapshot', 'Image', 'None'] });
+    expect(p.Method).toMatchObject({ default: 'Auto', allowedValues: ['Auto', 'Online', 'VolumeSwap', 'UserData'] });
     expect(p.AllowEncryptedVolume).toMatchObject({ default: 'True', allowedValues: ['True', 'False'] });
     expect(p.AllowEphemeralDataLoss).toMatchObject({ default: 'False', allowedValues: ['True', 'False'] });
   });
@@ -186,7 +214,7 @@ describe('the lint catches', () => {
   });
   it('an unresolved variable', () => {
     expect(mutate((d) => ((stepOf(d, 'summarize').inputs?.InputPayload as Record<string, string>).BackupResult = '{{ nowhere.Payload }}'))).toEqual([
-      '$.mainSteps[23].inputs.InputPayload.BackupResult: {{ nowhere.Payload }} resolves to nothing',
+      '$.mainSteps[25].inputs.InputPayload.BackupResult: {{ nowhere.Payload }} resolves to nothing',
     ]);
   });
   it('a selector inside a Lambda Payload, and a Lambda step without LogType', () => {

@@ -81,6 +81,10 @@ function world(clock: VirtualClock, originalState: 'running' | 'stopped', restor
       if (command === 'none') return { CommandInvocations: [] };
       return { CommandInvocations: [{ CommandId: COMMAND, Status: clock.pending(COMMAND).length > 0 ? 'InProgress' : 'Success' }] };
     }
+    if (service === 'ssm' && api === 'DescribeParameters') {
+      // readMethod: the plan record's Description (lambdas/common/plan.ts, planDescription); this world swaps volumes.
+      return { Parameters: lock ? [{ Name: `/reset-access/locks/${TARGET}`, Description: `ec2-reset-access plan and lock of execution ${lock}; "method":{"chosen":"VolumeSwap"}` }] : [] };
+    }
     if (service === 'ssm' && api === 'GetAutomationExecution') {
       return { AutomationExecution: { AutomationExecutionStatus: executions.get(String(params.AutomationExecutionId)) } };
     }
@@ -204,14 +208,14 @@ describe('the repository runbook on the runner', () => {
     expect(r.status).toBe('Success');
     expect(r.assumeRole).toBe(ROLE);
     expect(r.steps.map((s) => s.name)).toEqual([
-      'preflight', 'describeInstance', 'describeRootVolume', 'stopInstance', 'launchHelper', 'waitForInstanceStopped',
+      'preflight', 'readMethod', 'branchOnMethod', 'describeInstance', 'describeRootVolume', 'stopInstance', 'launchHelper', 'waitForInstanceStopped',
       'backupAndDetachRoot', 'waitForRootDetached', 'describeHelper', 'waitForHelperOnline', 'attachToHelper', 'waitForAttachedToHelper', 'injectKey',
       'waitForInjection', 'releaseFromHelper', 'waitForRootReleased', 'reattachRoot', 'waitForRootReattached', 'startInstance',
       'describeInstanceState', 'branchOnState', 'waitForInstanceRunning', 'cleanup', 'summarize',
     ]);
     // summarize got the earlier steps' whole Payloads; its own Payload is the runbook's output.
     expect(JSON.parse(String(r.outputs['summarize.Payload']))).toEqual({
-      Inputs: 'BackupResult,ExecutionId,InjectKeyResult,InstanceId,ReleaseResult,StartResult',
+      Inputs: 'BackupResult,ExecutionId,InjectKeyResult,InstanceId,PreflightResult,ReleaseResult,StartResult',
       InstanceState: 'running',
     });
     converged(w, 'running');
@@ -317,7 +321,9 @@ describe('the repository runbook on the runner', () => {
    * when it ends. The restore runbook must not restore or clean up before then.
    */
   const lambdaSteps = (RUNBOOK.mainSteps as { name: string; action?: string; inputs?: { FunctionName?: string } }[])
-    .filter((s) => s.action === 'aws:invokeLambdaFunction' && s.name !== 'preflight')
+    // The volume swap's steps (this world swaps volumes; the online path's Lambdas are the same
+    // functions, and its cancels are played on the twin: test/twin/faults.test.ts).
+    .filter((s, i, all) => s.action === 'aws:invokeLambdaFunction' && s.name !== 'preflight' && i <= all.findIndex((x) => x.name === 'summarize'))
     .map((s) => [s.name, String(s.inputs?.FunctionName).replace(/^fn:/, '') as StepFolder] as const);
 
   it.each(lambdaSteps)('a cancel while the Lambda of %s (%s) runs to its timeout: restore and cleanup start only after it has ended', async (step, folder) => {

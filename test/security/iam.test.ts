@@ -201,15 +201,19 @@ function sendCommandScope(tpl: Template): string[] {
   const bad: string[] = [];
   let docGranted = false;
   let instancesGranted = false;
+  let lockedGranted = false;
   for (const s of allowsOf(tpl).filter((x) => x.actions.includes('ssm:SendCommand'))) {
     for (const r of s.resources) {
       if (docArn.test(r)) docGranted = true;
       else if (ec2Type(r) === 'instance' && tagConditioned(s, 'reset-access:role', 'helper')) instancesGranted = true;
+      // The online method (issue 12): the customer's instance, only while it carries a lock tag.
+      else if (ec2Type(r) === 'instance' && JSON.stringify(s.condition ?? {}) === JSON.stringify({ Null: { 'ssm:resourceTag/reset-access:lock': 'false' } })) lockedGranted = true;
       else bad.push(`${where(s, 'ssm:SendCommand')} on ${r}${s.condition ? ' ' + JSON.stringify(s.condition) : ''}`);
     }
   }
   if (!docGranted) bad.push('SendCommand is not granted on the Command document');
   if (!instancesGranted) bad.push('SendCommand is not granted on helper-tagged instances');
+  if (!lockedGranted) bad.push('SendCommand is not granted on lock-tagged instances (the online method)');
   return bad;
 }
 
@@ -342,7 +346,7 @@ const RULES: Array<[string, (tpl: Template) => string[]]> = [
   ['Resource "*" only for actions that cannot be scoped (the allowlist, each with its reason and docs page)', starResources],
   ["terminate, delete, detach-gateway and revoke actions are conditioned on this product's tag", untaggedDestruction],
   ["the customer's instance and volume change only under a run's lock tag; only preflight tags them (the lock key), only preflight, cleanup and restore untag (that key)", lockTagRule],
-  ["ssm:SendCommand only with the product's Command document, and on instances only when tagged as helpers", sendCommandScope],
+  ["ssm:SendCommand only with the product's Command document, and on instances only when tagged as helpers or carrying a run's lock tag", sendCommandScope],
   ['ssm:PutParameter and ssm:DeleteParameter only under /ec2rl/openssh/* and /reset-access/locks/*', parameterWrites],
   ['no product role can read a stored private key back (no GetParameter on /ec2rl/openssh, no kms:Decrypt)', keyReadBack],
   ["KMS use is limited to the stack's key through Systems Manager, and EBS encryption through EC2 (grants for AWS resources only); rotation on", kmsUse],

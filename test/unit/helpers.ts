@@ -29,6 +29,7 @@ export function makePlan(overrides: Partial<Plan> = {}): Plan {
     instanceId: INSTANCE_ID,
     createdAt: '2026-11-23T16:00:00.000Z',
     inputs: {
+      method: 'Auto',
       subnetId: 'CreateNewVPC',
       helperInstanceType: 't3.small',
       keyType: 'ed25519',
@@ -38,6 +39,7 @@ export function makePlan(overrides: Partial<Plan> = {}): Plan {
       allowEncryptedVolume: true,
       allowEphemeralDataLoss: false,
     },
+    method: { chosen: 'VolumeSwap', reason: 'Auto: not managed by Systems Manager' },
     instance: {
       originalState: 'running',
       rootVolumeId: ROOT_VOLUME_ID,

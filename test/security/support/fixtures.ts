@@ -44,6 +44,7 @@ export function makePlan(o: PlanOptions = {}): Record<string, unknown> {
     instanceId,
     createdAt: '2026-11-23T17:00:00.000Z',
     inputs: {
+      method: 'Auto',
       subnetId: o.subnetId ?? 'CreateNewVPC',
       helperInstanceType: 't3.small',
       keyType: o.keyType ?? 'rsa',
@@ -53,6 +54,7 @@ export function makePlan(o: PlanOptions = {}): Record<string, unknown> {
       allowEncryptedVolume: true,
       allowEphemeralDataLoss: false,
     },
+    method: { chosen: 'VolumeSwap', reason: 'Auto: not managed by Systems Manager' },
     instance: {
       originalState: 'running',
       rootVolumeId: GOOD_VOLUME,

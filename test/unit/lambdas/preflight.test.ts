@@ -21,8 +21,18 @@ import {
   type Volume,
 } from '@aws-sdk/client-ec2';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { DeleteParameterCommand, GetAutomationExecutionCommand, GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import {
+  DeleteParameterCommand,
+  DescribeInstanceInformationCommand,
+  GetAutomationExecutionCommand,
+  GetParameterCommand,
+  PutParameterCommand,
+  SSMClient,
+  type InstanceInformation,
+} from '@aws-sdk/client-ssm';
 import { handler, OUTPUT_FIELDS } from '../../../lambdas/preflight/handler';
+import { compareVersions, MIN_ONLINE_AGENT_VERSION } from '../../../lambdas/preflight/method';
+import { methodMarker, planDescription, planJson } from '../../../lambdas/common/plan';
 import { awsError, EXECUTION_ID, INSTANCE_ID, LOCK_NAME, makePlan, OTHER_EXECUTION_ID, parameterStore, ROOT_VOLUME_ID, storedPlan, storePlan } from '../helpers';
 
 const ec2Mock = mockClient(EC2Client);
@@ -54,6 +64,8 @@ let volume: Volume;
 let types: Record<string, InstanceTypeInfo>;
 let attributes: { disableApiStop: boolean; shutdown: string };
 let store: ReturnType<typeof parameterStore>;
+/** What DescribeInstanceInformation lists (nothing: the instance is not a managed node). */
+let managed: InstanceInformation[];
 
 beforeEach(() => {
   ec2Mock.reset();
@@ -104,6 +116,8 @@ beforeEach(() => {
   });
   asgMock.on(DescribeAutoScalingInstancesCommand).resolves({ AutoScalingInstances: [] });
   store = parameterStore(ssmMock);
+  managed = [];
+  ssmMock.on(DescribeInstanceInformationCommand).callsFake(() => ({ InstanceInformationList: managed }));
 });
 
 afterEach(() => jest.restoreAllMocks());
@@ -127,6 +141,8 @@ describe('preflight handler', () => {
       OriginalState: 'running',
       AvailabilityZone: 'us-east-1a',
       LockParameterName: LOCK_NAME,
+      Method: 'VolumeSwap',
+      MethodReason: expect.stringContaining('not a managed node'),
     });
     expect(Object.keys(out).sort()).toEqual([...OUTPUT_FIELDS].sort());
     expect(ssmMock).toHaveReceivedCommandWith(PutParameterCommand, { Name: LOCK_NAME, Overwrite: false, Type: 'String' });
@@ -196,7 +212,7 @@ describe('preflight refusals change nothing', () => {
     ['instance not found', () => ec2Mock.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound')), {}, /was not found.*Region/],
     ['instance-store root', () => (instance.RootDeviceType = 'instance-store'), {}, /instance-store root.*Instance Connect/],
     ['instance-store volumes', () => (instance.InstanceType = 'm5d.large'), {}, /instance-store volumes.*AllowEphemeralDataLoss=True/],
-    ['Marketplace product codes', () => (instance.ProductCodes = [{ ProductCodeId: 'abc', ProductCodeType: 'marketplace' }]), {}, /Marketplace/],
+    ['Marketplace product codes', () => (instance.ProductCodes = [{ ProductCodeId: 'abc', ProductCodeType: 'marketplace' }]), {}, /Marketplace.*Method=UserData/],
     ['shutdown behaviour terminate', () => (attributes.shutdown = 'terminate'), {}, /shutdown behaviour 'terminate'.*instance-initiated-shutdown-behavior stop/],
     [
       'one-time Spot',
@@ -484,5 +500,147 @@ describe('preflight lock tag (issue 11)', () => {
     expect(ec2Mock).toHaveReceivedCommandWith(DeleteTagsCommand, { Resources: [ROOT_VOLUME_ID], Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] });
     expect(ssmMock).toHaveReceivedCommandWith(DeleteParameterCommand, { Name: LOCK_NAME });
     expect(store.has(LOCK_NAME)).toBe(false);
+  });
+});
+
+/** A managed node as DescribeInstanceInformation lists it (InstanceInformation, botocore ssm model). */
+function agent(over: Partial<InstanceInformation> = {}): InstanceInformation {
+  return { InstanceId: INSTANCE_ID, PingStatus: 'Online', PlatformType: 'Linux', AgentVersion: '3.3.2746.0', ...over };
+}
+
+describe('preflight Method (issue 12)', () => {
+  it('Auto takes Online for a running instance whose agent is Online on Linux at 3.3.2746.0, and writes the branch marker', async () => {
+    managed = [agent()];
+    const out = await handler(event());
+    expect(out).toMatchObject({ Method: 'Online', MethodReason: expect.stringContaining('3.3.2746.0') });
+    expect(ssmMock).toHaveReceivedCommandWith(DescribeInstanceInformationCommand, { Filters: [{ Key: 'InstanceIds', Values: [INSTANCE_ID] }] });
+    const text = store.get(LOCK_NAME)?.value ?? '';
+    expect(text).toContain('"method":{"chosen":"Online"');
+    expect(JSON.parse(text)).toMatchObject({ inputs: { method: 'Auto' }, method: { chosen: 'Online' } });
+    // readMethod reads the Description (DescribeParameters): the marker, under 512 characters.
+    const put = ssmMock.commandCalls(PutParameterCommand).find((c) => c.args[0].input.Name === LOCK_NAME)?.args[0].input;
+    expect(put?.Description).toContain('"method":{"chosen":"Online"}');
+    expect((put?.Description ?? '').length).toBeLessThan(512);
+  });
+
+  const fallbacks: [string, () => void, RegExp][] = [
+    ['an agent older than 3.3.2746.0 (3.3.987.0: newer as a string, older as a version)', () => (managed = [agent({ AgentVersion: '3.3.987.0' })]), /3\.3\.987\.0 is older than 3\.3\.2746\.0/],
+    ['an unmanaged instance', () => (managed = []), /not a managed node/],
+    ['an agent ConnectionLost', () => (managed = [agent({ PingStatus: 'ConnectionLost' })]), /SSM Agent ConnectionLost, not Online/],
+    ['a stopped instance', () => { managed = [agent()]; instance.State = { Name: 'stopped', Code: 80 }; }, /stopped, not running/],
+  ];
+  it.each(fallbacks)('Auto falls back to VolumeSwap for %s, saying why', async (_name, arrange, why) => {
+    arrange();
+    const out = await handler(event());
+    expect(out.Method).toBe('VolumeSwap');
+    expect(out.MethodReason).toMatch(why);
+    expect(store.get(LOCK_NAME)?.value).toContain('"method":{"chosen":"VolumeSwap"');
+    expect(ssmMock.commandCalls(PutParameterCommand).find((c) => c.args[0].input.Name === LOCK_NAME)?.args[0].input.Description).toContain('"method":{"chosen":"VolumeSwap"}');
+  });
+
+  it('explicit Online on an unmanaged instance is refused, naming what is missing, and changes nothing', async () => {
+    await expect(handler(event({ Method: 'Online' }))).rejects.toThrow(/cannot use Method=Online: .*not a managed node/);
+    expectNothingChanged();
+  });
+
+  it('explicit Online on a Windows-platform agent with an old version names both gaps', async () => {
+    managed = [agent({ PlatformType: 'Windows', AgentVersion: '3.2.2222.0' })];
+    await expect(handler(event({ Method: 'Online' }))).rejects.toThrow(/platform Windows, not Linux; .*3\.2\.2222\.0 is older/);
+    expectNothingChanged();
+  });
+
+  it('explicit VolumeSwap does not ask Systems Manager and swaps even when Online would do', async () => {
+    managed = [agent()];
+    const out = await handler(event({ Method: 'VolumeSwap' }));
+    expect(out.Method).toBe('VolumeSwap');
+    expect(ssmMock).not.toHaveReceivedCommand(DescribeInstanceInformationCommand);
+  });
+
+  it('UserData is refused with a clear message until that path exists, and changes nothing', async () => {
+    await expect(handler(event({ Method: 'UserData' }))).rejects.toThrow(/Method=UserData is not available/);
+    expectNothingChanged();
+  });
+
+  it('rejects an unknown Method before any AWS call', async () => {
+    await expect(handler(event({ Method: 'Teleport' }))).rejects.toThrow(/Method must be one of Auto, Online, VolumeSwap, UserData/);
+    expect(ec2Mock.calls()).toHaveLength(0);
+  });
+
+  it('Online skips the refusals that exist only because the volume swap stops and moves the root (Marketplace, stop protection, Auto Scaling)', async () => {
+    managed = [agent()];
+    instance.ProductCodes = [{ ProductCodeId: 'abc', ProductCodeType: 'marketplace' }];
+    attributes.disableApiStop = true;
+    instance.Tags?.push({ Key: 'aws:autoscaling:groupName', Value: 'web-asg' });
+    const out = await handler(event());
+    expect(out.Method).toBe('Online');
+  });
+});
+
+describe('agent versions compare numerically, as GNU sort -V orders them', () => {
+  // Real agent versions: the release notes of aws/amazon-ssm-agent (the mirror on this machine),
+  // the documented minimum for ENV_VAR, and release 3.3.3572.0
+  // (https://github.com/aws/amazon-ssm-agent/releases/tag/3.3.3572.0).
+  const notes = execFileSync('git', ['-C', '/work/.mirror/aws+amazon-ssm-agent/repo', 'show', 'HEAD:RELEASENOTES.md'], { encoding: 'utf8' });
+  const released = [...new Set(notes.match(/^\d+\.\d+\.\d+\.\d+/gm) ?? [])];
+  const versions = [...released, MIN_ONLINE_AGENT_VERSION, '3.3.3572.0', '3.3.2745.0', '3.4.0.0', '3.3.10000.0'];
+
+  it('reads more than 100 released versions', () => {
+    expect(released.length).toBeGreaterThan(100);
+  });
+
+  it('orders every version as sort -V does, and accepts exactly those at or above 3.3.2746.0', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'versions-'));
+    try {
+      const reference = execFileSync('sort', ['-V'], { input: `${versions.join('\n')}\n`, encoding: 'utf8' }).trim().split('\n');
+      const ours = [...versions].sort((a, b) => compareVersions(a, b) ?? 0);
+      expect(ours).toEqual(reference);
+      const at = reference.indexOf(MIN_ONLINE_AGENT_VERSION);
+      const accepted = versions.filter((v) => (compareVersions(v, MIN_ONLINE_AGENT_VERSION) ?? -1) >= 0).sort();
+      expect(accepted).toEqual(reference.slice(at).sort());
+      expect(accepted).toContain('3.3.3572.0');
+      expect(accepted).not.toContain('3.3.987.0');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to compare what is not a dotted version', () => {
+    expect(compareVersions('3.3.x', MIN_ONLINE_AGENT_VERSION)).toBeUndefined();
+    expect(compareVersions('', MIN_ONLINE_AGENT_VERSION)).toBeUndefined();
+  });
+});
+
+describe('the plan JSON and branchOnMethod\'s marker', () => {
+  // Hostile strings in every user-controlled field of the plan: the marker itself, quotes,
+  // backslashes, and JSON fragments. JSON.parse is the reference: the marker is in the text if and
+  // only if the parsed plan's method.chosen is that method.
+  const hostile = [
+    '"method":{"chosen":"Online"',
+    '\\"method\\":{\\"chosen\\":\\"Online\\"',
+    '","method":{"chosen":"Online","reason":"x"},"z":"',
+    '\\","method":{"chosen":"Online"',
+    '\u0022method\u0022:{\u0022chosen\u0022:\u0022Online\u0022',
+  ];
+  it.each(['VolumeSwap', 'UserData', 'Online'] as const)('a %s plan holding hostile user values carries the marker of its own method only', (chosen) => {
+    for (const h of hostile) {
+      const plan = makePlan({
+        inputs: { ...makePlan().inputs, publicKey: h, users: [h, `${h}\\`] },
+        method: { chosen, reason: h },
+        created: { keyParameterName: h, commandId: h },
+      });
+      const text = planJson(plan);
+      const parsed = JSON.parse(text) as { method: { chosen: string } };
+      for (const m of ['Online', 'VolumeSwap', 'UserData'] as const) {
+        expect([h, m, text.includes(methodMarker(m))]).toEqual([h, m, parsed.method.chosen === m]);
+        // The Description readMethod reads holds no user value at all.
+        expect([h, m, planDescription(plan).includes(methodMarker(m))]).toEqual([h, m, chosen === m]);
+      }
+      expect(planDescription(plan)).toBe(`ec2-reset-access plan and lock of execution ${plan.executionId}; "method":{"chosen":"${chosen}"}`);
+    }
+  });
+
+  it('writes chosen before reason whatever order the object in memory has', () => {
+    const plan = makePlan({ method: { reason: 'r', chosen: 'Online' } as never });
+    expect(planJson(plan)).toContain('"method":{"chosen":"Online","reason":"r"}');
   });
 });

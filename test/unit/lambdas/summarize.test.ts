@@ -14,6 +14,7 @@ function event(release: Record<string, unknown> = {}, start: Record<string, unkn
     BackupResult: JSON.stringify({ BackupId: 'snap-0123456789abcdef0', BackupMethod: 'Snapshot' }),
     ReleaseResult: JSON.stringify({ UsersChanged: 'ec2-user', FilesChanged: '/home/ec2-user/.ssh/authorized_keys', CommandId: 'cmd-1', HelperInstanceId: HELPER_ID, ...release }),
     StartResult: JSON.stringify({ Started: true, Warnings: 'none', ...start }),
+    PreflightResult: JSON.stringify({ RootVolumeId: 'vol-1', Method: 'VolumeSwap', MethodReason: 'Auto: volume swap, since it is not a managed node' }),
   };
 }
 
@@ -36,8 +37,21 @@ describe('summarize handler', () => {
       Warnings: 'none',
       InstanceState: 'running',
       FullReport: `command cmd-1 on ${HELPER_ID}`,
+      Method: 'VolumeSwap',
+      MethodReason: 'Auto: volume swap, since it is not a managed node',
     });
     expect(Object.keys(out)).toEqual([...OUTPUT_FIELDS]);
+  });
+
+  it('summarizes the online path: no StartResult, the command ran on the instance itself, the method and why', async () => {
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: 'running' } }] }] });
+    const { StartResult: _none, ...online } = event({ HelperInstanceId: INSTANCE_ID });
+    const reason = `Auto: running, SSM Agent 3.3.2746.0 Online on Linux: no stop needed ${'x'.repeat(400)}`;
+    const out = await handler({ ...online, PreflightResult: JSON.stringify({ Method: 'Online', MethodReason: reason }) });
+    expect(out).toMatchObject({ Method: 'Online', Warnings: '', InstanceState: 'running', FullReport: `command cmd-1 on ${INSTANCE_ID}` });
+    expect(String(out.MethodReason).startsWith('Auto: running, SSM Agent 3.3.2746.0')).toBe(true);
+    expect(String(out.MethodReason).endsWith('…(cut)')).toBe(true);
+    expect(JSON.stringify(out).length).toBeLessThanOrEqual(512);
   });
 
   it('keeps its whole result, the runbook output, within 512 characters by cutting the longest lists', async () => {
@@ -61,6 +75,22 @@ describe('summarize handler', () => {
     expect(out.FilesChanged).toBe(files);
     expect(out.UsersChanged).toBe('alice,ec2-user');
     expect(out.Warnings.startsWith('the public IP address 203.0.113.10 was released at stop')).toBe(true);
+    expect(out.Method).toBe('VolumeSwap');
+  });
+
+  it('with real ids, gives up MethodReason before a list: the method stays, both files stay whole', async () => {
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: 'running' } }] }] });
+    const files = '/home/alice/.ssh/authorized_keys,/home/ec2-user/.ssh/authorized_keys';
+    const warnings = `the public IP address 203.0.113.10 was released at stop and a new one was assigned at start; ${'w'.repeat(200)}`;
+    const out = await handler(
+      event(
+        { UsersChanged: 'alice,ec2-user', FilesChanged: files, CommandId: '0f5b2b7e-3f0c-4c1e-9a57-0123456789ab', HelperInstanceId: 'i-0123456789abcdef1' },
+        { Warnings: warnings },
+      ),
+    );
+    expect(JSON.stringify(out).length).toBeLessThanOrEqual(512);
+    expect(out.FilesChanged).toBe(files);
+    expect(out.Method).toBe('VolumeSwap');
   });
 
   it('says unknown when the instance cannot be found', async () => {

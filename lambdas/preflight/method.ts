@@ -1,0 +1,90 @@
+/**
+ * Which way back in runs (the runbook's Method parameter), decided in preflight before anything
+ * changes. Auto takes Online when the instance can be fixed without a stop, else the volume swap;
+ * Auto never takes UserData (it stops the instance twice, and the user chooses it).
+ */
+import { DescribeInstanceInformationCommand, type InstanceInformation, type SSMClient } from '@aws-sdk/client-ssm';
+import { RefusedError } from '@common/errors';
+import type { ChosenMethod, PlanMethod } from '@common/plan';
+import type { Method } from '@common/validation';
+
+/**
+ * The first SSM Agent that passes Command document parameters as SSM_<Name> environment variables
+ * (`interpolationType: ENV_VAR`), which the inject-key script reads and nothing else: "Verify SSM
+ * Agent version is 3.3.2746.0 or later"
+ * (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-troubleshooting.html).
+ * An older agent would run the script with no parameter at all.
+ */
+export const MIN_ONLINE_AGENT_VERSION = '3.3.2746.0';
+
+/**
+ * Compares two dotted agent versions numerically, component by component (3.3.10 > 3.3.9; a
+ * missing component counts as 0). Returns undefined when either is not digits and dots.
+ */
+export function compareVersions(a: string, b: string): number | undefined {
+  const parse = (v: string): number[] | undefined => (/^\d+(\.\d+)*$/.test(v) ? v.split('.').map((x) => Number(x)) : undefined);
+  const x = parse(a.trim());
+  const y = parse(b.trim());
+  if (!x || !y) return undefined;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
+}
+
+/**
+ * The instance as Systems Manager knows it, or undefined when it is not a managed node.
+ * DescribeInstanceInformation with the `InstanceIds` filter (InstanceInformationStringFilter,
+ * botocore data/ssm/2014-11-06/service-2.json; the legacy InstanceInformationFilterList is not
+ * used: the two cannot be combined).
+ */
+export async function managedInstance(ssm: SSMClient, instanceId: string): Promise<InstanceInformation | undefined> {
+  const out = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: [instanceId] }] }));
+  return out.InstanceInformationList?.find((i) => i.InstanceId === instanceId);
+}
+
+/** What the online method lacks on this instance; empty when it can run. */
+export function onlineGaps(state: string, info: InstanceInformation | undefined): string[] {
+  const gaps: string[] = [];
+  if (state !== 'running') gaps.push(`${state}, not running`);
+  if (!info) {
+    gaps.push('not a managed node (no SSM Agent registered)');
+    return gaps;
+  }
+  if (info.PingStatus !== 'Online') gaps.push(`SSM Agent ${info.PingStatus ?? 'status unknown'}, not Online`);
+  if (info.PlatformType !== 'Linux') gaps.push(`platform ${info.PlatformType ?? 'unknown'}, not Linux`);
+  const version = info.AgentVersion ?? '';
+  const cmp = compareVersions(version, MIN_ONLINE_AGENT_VERSION);
+  if (cmp === undefined || cmp < 0) {
+    gaps.push(`SSM Agent ${version || '(no version)'} is older than ${MIN_ONLINE_AGENT_VERSION} (parameters as environment variables)`);
+  }
+  return gaps;
+}
+
+/** Method=UserData until that path exists (issue 12, helper branch issue-12-userdata). */
+export const USER_DATA_NOT_YET = 'Method=UserData is not available in this version of the runbook yet';
+
+/**
+ * The method that runs and why. Throws RefusedError for an explicit Online the instance does not
+ * qualify for (naming every gap), and for UserData while that path does not exist.
+ */
+export function chooseMethod(instanceId: string, asked: Method, state: string, info: InstanceInformation | undefined): PlanMethod {
+  if (asked === 'UserData') {
+    throw new RefusedError(`Refused: instance ${instanceId}: ${USER_DATA_NOT_YET}. Run with Method=Auto, Online or VolumeSwap.`);
+  }
+  if (asked === 'VolumeSwap') return { chosen: 'VolumeSwap', reason: 'asked for (Method=VolumeSwap)' };
+  const gaps = onlineGaps(state, info);
+  if (asked === 'Online') {
+    if (gaps.length > 0) {
+      throw new RefusedError(
+        `Refused: instance ${instanceId} cannot use Method=Online: ${gaps.join('; ')}. Run with Method=VolumeSwap (or Auto) instead.`,
+      );
+    }
+    return { chosen: 'Online', reason: `asked for (Method=Online); SSM Agent ${info?.AgentVersion ?? ''} Online on Linux` };
+  }
+  const chosen: ChosenMethod = gaps.length === 0 ? 'Online' : 'VolumeSwap';
+  return chosen === 'Online'
+    ? { chosen, reason: `Auto: running, SSM Agent ${info?.AgentVersion ?? ''} Online on Linux` }
+    : { chosen, reason: `Auto: VolumeSwap, since ${gaps.join('; ')}` };
+}

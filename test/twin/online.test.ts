@@ -1,0 +1,103 @@
+/**
+ * The online method end to end on the twin (issue 12): a target that is a managed node (its agent
+ * Online, Linux, 3.3.2746.0 or later) gets the key from the inject-key command run on its own
+ * root, live; it never stops, nothing is detached, no helper is launched; the new key logs in
+ * through a real sshd over its disk. Auto falls back to the volume swap when the agent is too
+ * old, absent, or the instance stopped; an explicit Online that cannot run is refused.
+ */
+import { startTwin, Twin } from '../../local/twin';
+import { baseline, expectNoKeyMaterial, expectNothingLost, summaryOf } from './support';
+
+jest.setTimeout(240000);
+
+let twin: Twin;
+
+beforeAll(async () => {
+  twin = await startTwin({ maxLifetimeSeconds: 600 });
+}, 600000);
+
+afterAll(async () => {
+  await twin?.stop();
+});
+
+/** The online path's result: `summarizeOnline.Payload` (at most 512 characters). */
+function onlineSummaryOf(result: { outputs: Record<string, unknown> }): Record<string, string> {
+  const text = String(result.outputs['summarizeOnline.Payload'] ?? '');
+  expect(text.length).toBeLessThanOrEqual(512);
+  return JSON.parse(text) as Record<string, string>;
+}
+
+async function loginWorks(imagePath: string, privateKey: string): Promise<boolean> {
+  const sshd = await twin.disk.startSshd(imagePath);
+  try {
+    const r = await twin.disk.sshLogin({ port: sshd.port, user: 'ec2-user', privateKey, command: 'id -un' });
+    return r.ok && r.stdout.trim() === 'ec2-user';
+  } finally {
+    await sshd.stop();
+  }
+}
+
+/** Calls that would stop, move or launch anything: the online method makes none. */
+const DOWNTIME_CALLS = ['StopInstances', 'StartInstances', 'DetachVolume', 'AttachVolume', 'RunInstances', 'TerminateInstances', 'CreateVpc'];
+
+test('Auto takes Online for a managed instance: the key logs in, the instance never stopped, only authorized_keys changed', async () => {
+  const instance = await twin.createLockedOutInstance({ managed: {} });
+  const before = await baseline(twin, instance);
+
+  const { result, callLog } = await twin.runReset({ InstanceId: instance.instanceId });
+
+  expect([result.status, result.failureMessage]).toEqual(['Success', undefined]);
+  const summary = onlineSummaryOf(result);
+  expect(summary).toMatchObject({
+    Method: 'Online',
+    MethodReason: expect.stringContaining('3.3.2746.0'),
+    UsersChanged: 'ec2-user',
+    FilesChanged: '/home/ec2-user/.ssh/authorized_keys',
+    InstanceState: 'running',
+    FullReport: expect.stringContaining(`on ${instance.instanceId}`),
+  });
+  expect(summary.BackupId).toMatch(/^snap-/);
+  expect(result.outputs['summarize.Payload']).toBeUndefined();
+  // From the agent's call log: nothing stopped, started, detached, attached or launched.
+  expect(callLog.filter((c) => DOWNTIME_CALLS.includes(c.action)).map((c) => c.action)).toEqual([]);
+  // The command ran on the instance itself, with Root=/ and no volume.
+  const command = twin.agent.commands().find((c) => c.instanceId === instance.instanceId);
+  expect(command?.parameters).toMatchObject({ Root: '/', VolumeId: '' });
+  expect(command?.status).toBe('Success');
+
+  await expectNothingLost(twin, before, ['/home/ec2-user/.ssh/authorized_keys']);
+  const privateKey = (await twin.getParameter(summary.KeyParameterName, true)) as string;
+  expect(/^-----BEGIN (OPENSSH|RSA) PRIVATE KEY-----\n/.test(privateKey)).toBe(true);
+  expect(await loginWorks(instance.imagePath as string, privateKey)).toBe(true);
+  expectNoKeyMaterial([JSON.stringify(result), ...twin.lambdaLogs(), ...twin.agent.commands().map((c) => JSON.stringify(c))]);
+});
+
+test.each([
+  ['an agent older than 3.3.2746.0', { managed: { agentVersion: '3.3.987.0' } }, /3\.3\.987\.0 is older/],
+  ['an instance that is not a managed node', {}, /not a managed node/],
+  ['a stopped managed instance', { managed: {}, state: 'stopped' as const }, /stopped, not running/],
+])('Auto falls back to VolumeSwap for %s, and says why', async (_name, spec, why) => {
+  const instance = await twin.createLockedOutInstance(spec);
+  const before = await baseline(twin, instance, false);
+
+  const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, BackupMethod: 'None' });
+
+  expect([result.status, result.failureMessage]).toEqual(['Success', undefined]);
+  const summary = summaryOf(result);
+  expect(summary.Method).toBe('VolumeSwap');
+  expect(summary.MethodReason).toMatch(why);
+  expect(calls['ec2:DetachVolume']).toBeGreaterThan(0);
+  await expectNothingLost(twin, before);
+});
+
+test('an explicit Online on an instance that is not a managed node is refused, naming what is missing; nothing changes', async () => {
+  const instance = await twin.createLockedOutInstance({});
+  const before = await baseline(twin, instance);
+
+  const { result, callLog } = await twin.runReset({ InstanceId: instance.instanceId, Method: 'Online' });
+
+  expect(result.status).toBe('Failed');
+  expect(result.failureMessage).toMatch(/cannot use Method=Online: .*not a managed node/);
+  expect(callLog.filter((c) => c.status === 200 && !/^(Describe|Get|List)/.test(c.action))).toEqual([]);
+  await expectNothingLost(twin, before);
+});
