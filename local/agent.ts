@@ -147,6 +147,11 @@ export interface AgentOptions {
   readonly scriptTimeoutMs?: number;
   /** How a resource whose work is pending looks to an observer. @default 'show' */
   readonly transitions?: Transitions;
+  /**
+   * EC2's account limits (local/ec2-limits.ts): called before an EC2 request is served; throws
+   * AwsErrorReply to refuse it. @default - none
+   */
+  readonly limits?: { admit(action: string, form: URLSearchParams): Promise<void> };
 }
 
 /**
@@ -1211,6 +1216,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         return;
       }
       if (parsed.service === 'ec2' && parsed.form) {
+        await options.limits?.admit(parsed.action, parsed.form);
         const cached = await prepareEc2(parsed.form, parsed.action);
         if (cached !== undefined) {
           record(200, false);

@@ -43,6 +43,8 @@ export interface RunRequest {
   readonly stopRequest: { cancel: boolean };
   readonly onEnded: RunAutomationOptions['onEnded'];
   readonly onStarted: RunAutomationOptions['onStarted'];
+  /** A child of a fleet: executions run concurrently on the one clock (runner, sharedClock). */
+  readonly sharedClock: boolean;
 }
 
 export interface AutomationTarget {
@@ -189,6 +191,7 @@ export function createAutomationService(options: AutomationServiceOptions): Auto
           rec.failureMessage = ended.failureMessage;
         },
         onStarted: childHooks,
+        sharedClock: rec.parentId !== undefined,
       })
       .then(
         () => undefined,

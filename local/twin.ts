@@ -40,6 +40,7 @@ import {
   SSMClient,
 } from '@aws-sdk/client-ssm';
 import { AutomationService, createAutomationService } from './automation-service';
+import { createEc2Limits } from './ec2-limits';
 import { Agent, AwsFault, CallRecord, startAgent, Transitions } from './agent';
 import { PhysicalResource, resolveIntrinsics, ResolveContext } from './cfn';
 import { DiskApi, ImageSpec, loadDisk, LOST_KEY_IMAGE } from './twin-disk';
@@ -83,6 +84,11 @@ export interface TwinOptions {
   readonly transitions?: Transitions;
   /** Where the Lambdas' log lines go (CloudWatch Logs in AWS). @default - kept, see lambdaLogs() */
   readonly lambdaLog?: (line: string) => void;
+  /**
+   * Enforce EC2's account limits a fleet meets: the Region's VPC quota and the API request-rate
+   * token buckets on the virtual clock (local/ec2-limits.ts). @default false
+   */
+  readonly awsLimits?: boolean;
 }
 
 export interface LockedOutSpec {
@@ -259,6 +265,19 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       clock,
       runInjectScript: (run) => disk.runInjectScript(run),
       transitions: options.transitions,
+      limits: options.awsLimits
+        ? createEc2Limits({
+            now: () => clock.now(),
+            countVpcs: async () => {
+              const direct = new EC2Client({ endpoint: motoEndpoint, region: REGION, credentials: { accessKeyId: 'twin', secretAccessKey: 'twin' } });
+              try {
+                return (await direct.send(new DescribeVpcsCommand({}))).Vpcs?.length ?? 0;
+              } finally {
+                direct.destroy();
+              }
+            },
+          })
+        : undefined,
       executions: (id) => {
         const status = executions.get(id);
         return status === undefined ? undefined : { status };
@@ -433,6 +452,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             stopRequest: request.stopRequest,
             onEnded: request.onEnded,
             onStarted: request.onStarted,
+            sharedClock: request.sharedClock,
           });
         } finally {
           await agent!.drainCommands();

@@ -31,7 +31,7 @@ import {
   type _InstanceType,
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import { UnexpectedStateError } from '@common/errors';
+import { isAwsError, RefusedError, UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { loadOwnPlan, updatePlan, type Plan, type PlanCreated } from '@common/plan';
 import { ownedFilters, tagSpec, type ResourceRole } from '@common/tags';
@@ -95,12 +95,32 @@ export async function launchHelper(deps: LaunchDeps, input: StepInput): Promise<
   let subnetId: string;
   let vpcId: string;
   let reach: SubnetReach;
-  const networkCreated = choice === 'CreateNewVPC';
-  if (networkCreated) {
-    ({ subnetId, vpcId } = await createNetwork(s));
+  let networkCreated = choice === 'CreateNewVPC';
+  // A security group recorded without a VPC of ours: an earlier attempt of this step met the VPC
+  // quota and went to the instance's subnet; a retry stays there (its group is in that VPC).
+  const quotaFallback = networkCreated && !s.plan.created.vpcId && s.plan.created.securityGroupId !== undefined;
+  let created: { subnetId: string; vpcId: string } | undefined;
+  if (networkCreated && !quotaFallback) {
+    try {
+      created = await createNetwork(s);
+    } catch (err) {
+      // The Region's VPC quota (5 per Region, the default VPC included:
+      // https://docs.aws.amazon.com/vpc/latest/userguide/amazon-vpc-limits.html) is full, e.g. a
+      // fleet at high concurrency: CreateVpc is the first create call, so nothing was made.
+      if (!isAwsError(err, 'VpcLimitExceeded')) throw err;
+      deps.log.warn('VPC quota reached: trying the instance subnet', { instanceId: input.instanceId });
+    }
+  }
+  if (created) {
+    ({ subnetId, vpcId } = created);
     // The temporary VPC has no NAT and no endpoints: the helper reaches Systems Manager only with a
     // public IPv4 address, through the internet gateway and the 0.0.0.0/0 route createNetwork made.
     reach = { associatePublicIp: true, path: `public IPv4 address through the temporary VPC's internet gateway (${vpcId})` };
+  } else if (networkCreated) {
+    // No VPC slot: the instance's own subnet, as SubnetId=SelectedInstanceSubnet would, but only
+    // when its way to Systems Manager is verified (no warning); else the run stops here and restores.
+    networkCreated = false;
+    ({ subnetId, vpcId, reach } = await instanceSubnetFallback(deps, s.plan.instance.subnetId));
   } else {
     // SelectedInstanceSubnet or a subnet id: the subnet decides the public IP (MapPublicIpOnLaunch),
     // and a subnet that provably cannot reach Systems Manager is refused before anything is created.
@@ -118,6 +138,28 @@ export async function launchHelper(deps: LaunchDeps, input: StepInput): Promise<
     p.progress.phase = 'helper-launched';
   });
   return { helperInstanceId, subnetId, vpcId, networkCreated, helperNetwork: describeReach(reach) };
+}
+
+/**
+ * SubnetId CreateNewVPC when the Region's VPC quota is full: the instance's subnet if assessSubnet
+ * verifies its way to Systems Manager (the same checks as SubnetId=SelectedInstanceSubnet), else a
+ * refusal naming both reasons (the run restores; nothing was created).
+ */
+async function instanceSubnetFallback(deps: LaunchDeps, subnetId: string): Promise<{ subnetId: string; vpcId: string; reach: SubnetReach }> {
+  const quota = 'The Region\'s VPC quota is reached (VpcLimitExceeded), so no temporary VPC could be created';
+  const subnet = (await deps.ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] }))).Subnets?.[0];
+  if (!subnet?.VpcId) throw new RefusedError(`${quota}, and the instance's subnet ${subnetId} was not found. Run again later, or with SubnetId=<a subnet id>.`);
+  let reach: SubnetReach;
+  try {
+    reach = await assessSubnet(deps.ec2, subnet);
+  } catch (err) {
+    if (err instanceof RefusedError) throw new RefusedError(`${quota}; the instance's subnet is no way out either: ${err.message}`);
+    throw err;
+  }
+  if (reach.warning) {
+    throw new RefusedError(`${quota}, and the way of the instance's subnet ${subnetId} to Systems Manager is not verified (${reach.warning}). Run again later, or with SubnetId=${subnetId} to accept it.`);
+  }
+  return { subnetId, vpcId: subnet.VpcId, reach: { ...reach, path: `VPC quota reached, instance subnet ${subnetId}: ${reach.path}` } };
 }
 
 /** The HelperNetwork output: the path, and the warning if any (the handler fits it in the output cap). */

@@ -143,6 +143,13 @@ export interface RunAutomationOptions {
    * step to start is Cancelled and its onCancel routes the cancellation, as with cancelAt.
    */
   stopRequest?: { cancel: boolean };
+  /**
+   * Executions run concurrently on this clock (a fleet): each advances the one clock, so the time
+   * a Lambda invocation or an API call appears to take includes the others' time. With this set,
+   * those two actions are not failed on virtual time (a function's own timeout still applies, on
+   * the wall clock, in the twin); waits keep their timeouts. @default false
+   */
+  sharedClock?: boolean;
   /** Called once when this execution has ended (before the executions it started run). */
   /**
    * For an execution this one started (StartAutomationExecution in a step): the onEnded hook of
@@ -572,7 +579,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
         } catch (e) {
           throw new StepFailure(errorMessage(e));
         }
-        checkDeadline('the Lambda invocation');
+        if (!opts.sharedClock) checkDeadline('the Lambda invocation');
         const json = returned === undefined ? null : JSON.parse(JSON.stringify(returned));
         // Payload: "The JSON representation of the object returned by the Lambda function"
         // (automation-action-lamb.html, Output): a string, capped like every output value.
@@ -593,7 +600,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
           if (e instanceof StepFailure) throw e;
           throw new StepFailure(`${Service} ${Api}: ${errorMessage(e)}`);
         }
-        checkDeadline(`${Service} ${Api}`);
+        if (!opts.sharedClock) checkDeadline(`${Service} ${Api}`);
         return { outputs: selectOutputs(step, response), branched: false };
       }
       case 'aws:waitForAwsResourceProperty': {

@@ -22,13 +22,18 @@ test('the demo resets a locked-out instance, logs in with ssh, and prints a summ
   expect(keyInOutput).toBe(false);
   expect({ status: run.status, tail: output.split('\n').slice(-15).join('\n') }).toMatchObject({ status: 0 });
   expect(run.stdout).toContain('refused, as expected');
-  expect(run.stdout).toMatch(/logged in as ec2-user/);
+  // Both methods, each through the CLI and ending in a login with the key file it wrote.
+  expect(run.stdout.match(/logged in as ec2-user/g)).toHaveLength(2);
+  expect(run.stdout).toMatch(/method: +VolumeSwap \(Auto/);
+  expect(run.stdout).toMatch(/method: +Online \(Auto/);
+  expect(run.stdout).toMatch(/instance stopped: +never/);
+  expect(run.stdout).toMatch(/login: +ssh -i \S+\/\.ssh\/reset-access-i-[0-9a-f]+ ec2-user@/);
   expect(run.stdout).toMatch(/time to access: +\d+\.\d s/);
   expect(run.stdout).toMatch(/key parameter: +\/ec2rl\/openssh\/i-[0-9a-f]+\/key/);
   expect(run.stdout).toMatch(/backup: +snap-[0-9a-f]+/);
   expect(run.stdout).toMatch(/files changed: +\/home\/ec2-user\/\.ssh\/authorized_keys/);
   expect(run.stdout).toMatch(/left behind: +no helper, no network, no lock/);
-  for (const step of ['preflight', 'injectKey', 'waitForInstanceRunning', 'summarize']) expect(run.stdout).toContain(step);
+  for (const step of ['preflight', 'injectKey', 'waitForInstanceRunning', 'summarize', 'injectKeyOnline', 'summarizeOnline']) expect(run.stdout).toContain(step);
   // twin.stop() checked its servers, loop devices and mounts before the demo printed this line.
   expect(run.stdout).toContain('no mount, no loop device, no process left');
 });

@@ -1,0 +1,102 @@
+/**
+ * `ec2-reset-access`: the command line of the ResetAccess runbook (issue 13). Built to
+ * cli/dist/main.cjs by `npm run build:cli` (esbuild), which package.json's `bin` names through
+ * cli/ec2-reset-access.cjs.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { backups } from './commands/backups';
+import { cancel } from './commands/cancel';
+import { reset } from './commands/reset';
+import { status } from './commands/status';
+import { CliError, EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
+import { processIo, type Io } from './io';
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--region <region>', 'AWS Region (default: the SDK default chain, AWS_REGION, the profile)')
+    .option('--profile <name>', 'shared config/credentials profile (default: AWS_PROFILE, else the default chain)')
+    .option('--json', 'print one JSON object on stdout and nothing else there');
+}
+
+export function program(io: Io, done: (code: ExitCode) => void): Command {
+  const prog = new Command('ec2-reset-access')
+    .description('Regain SSH access to an EC2 Linux instance whose key is lost, with the ResetAccess runbook.')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError('(ec2-reset-access --help for usage and exit codes)')
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`);
+
+  common(
+    prog
+      .command('reset')
+      .description('reset SSH access to an instance: summary, confirmation, live progress, the key in ~/.ssh and the ssh command')
+      .argument('<instance-id>', 'the instance, i-...')
+      .option('--public-key <file>', 'your own OpenSSH public key file (.pub); no private key is made or stored')
+      .option('--users <list>', 'comma-separated users to get the key (default: the image default user)')
+      .addOption(new Option('--key-type <type>', 'type of the generated key').choices(['rsa', 'ed25519']))
+      .addOption(new Option('--method <method>', 'how the key gets in (runbook parameter Method)').choices(['Auto', 'Online', 'VolumeSwap', 'UserData']))
+      .option('--subnet <subnet>', 'where the helper runs: CreateNewVPC, SelectedInstanceSubnet or a subnet id')
+      .addOption(new Option('--backup <method>', 'backup of the root volume').choices(['Snapshot', 'Image', 'None']))
+      .option('--helper-instance-type <type>', 'the helper instance type (Nitro)')
+      .option('--allow-encrypted-volume', 'accept an encrypted root volume (the runbook default)')
+      .option('--no-allow-encrypted-volume', 'refuse an encrypted root volume')
+      .option('--allow-ephemeral-data-loss', 'accept instance-store volumes, whose data is lost at stop')
+      .option('--document-name <name>', 'the runbook', 'ResetAccess')
+      .option('-y, --yes', 'do not ask for confirmation')
+      .option('--keep-parameter', 'keep the SecureString with the private key (default: deleted once written to ~/.ssh)')
+      .option('--force', 'replace an existing ~/.ssh/reset-access-<instance-id>'),
+  ).action(async (id: string, opts) => done(await reset(id, opts, io)));
+
+  common(
+    prog
+      .command('status')
+      .description('an execution, an instance (lock record, lock tags, latest executions), or with no argument every lock left')
+      .argument('[execution-id|instance-id]')
+      .option('--document-name <name>', 'the runbook', 'ResetAccess'),
+  ).action(async (target: string | undefined, opts) => done(await status(target, opts, io)));
+
+  common(
+    prog
+      .command('cancel')
+      .description('cancel an execution and follow the restore execution its cancel path starts')
+      .argument('<execution-id>'),
+  ).action(async (id: string, opts) => done(await cancel(id, opts, io)));
+
+  common(
+    prog
+      .command('backups')
+      .description('list the backup snapshots and images and the key parameters runs left, with age and size')
+      .option('--delete', 'delete them all (after a confirmation)')
+      .option('-y, --yes', 'do not ask for confirmation'),
+  ).action(async (opts) => done(await backups(opts, io)));
+
+  for (const c of prog.commands) c.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).addHelpText('after', `\n${EXIT_CODES_HELP}`);
+  return prog;
+}
+
+/** Runs the CLI on `argv` (without node and the script) and returns the exit code. */
+export async function main(argv: string[], io: Io = processIo()): Promise<ExitCode> {
+  let code: ExitCode = EXIT.ok;
+  try {
+    await program(io, (c) => (code = c)).parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return (['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(err.code) ? EXIT.ok : EXIT.usage) as ExitCode;
+    }
+    if (err instanceof CliError) {
+      io.err(`ec2-reset-access: ${err.message}\n`);
+      return err.exitCode;
+    }
+    // An AWS or network error: its name and message (the SDK never puts a request's values in them).
+    const e = err as Error;
+    io.err(`ec2-reset-access: ${e?.name ?? 'Error'}: ${e?.message ?? String(err)}\n`);
+    return EXIT.error;
+  }
+}
+
+if (require.main === module) {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
