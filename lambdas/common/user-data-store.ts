@@ -24,7 +24,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import { describeInstance, pollUntil, type Clock } from './ec2';
 import { isAwsError, RefusedError, RestoreError, UnexpectedStateError } from './errors';
-import { isOurUserData, SAVED_USER_DATA_MAX_CHARS, STANDARD_PARAMETER_MAX_CHARS, userDataParameterName } from './user-data';
+import { isOurUserData, SAVED_USER_DATA_MAX_CHARS, userDataParameterName } from './user-data';
 
 const SAVED_PREFIX = 'base64:';
 
@@ -77,16 +77,19 @@ export async function readSavedUserData(ssm: SSMClient, instanceId: string): Pro
   return { base64: value.slice(SAVED_PREFIX.length), version };
 }
 
-/** Saves `base64` (the original user data) as a SecureString under `keyId`; returns the tier. */
+/** Saves `base64` (the original user data) as a SecureString under `keyId`; returns the tier asked for. */
 export async function writeSavedUserData(
   ssm: SSMClient,
   instanceId: string,
   executionId: string,
   base64: string,
   keyId: string,
-): Promise<'Standard' | 'Advanced'> {
+): Promise<'Intelligent-Tiering'> {
   const value = `${SAVED_PREFIX}${base64}`;
-  const tier = value.length > STANDARD_PARAMETER_MAX_CHARS ? 'Advanced' : 'Standard';
+  // Intelligent-Tiering: Standard up to 4 KB, Advanced beyond, chosen by Parameter Store; an
+  // explicit Standard would fail over an earlier Advanced copy, which cannot be downgraded
+  // (parameter-store-advanced-parameters.html; review U2 addendum).
+  const tier = 'Intelligent-Tiering';
   const name = userDataParameterName(instanceId);
   try {
     await ssm.send(
@@ -181,10 +184,13 @@ export async function putBackUserData(ec2: EC2Client, ssm: SSMClient, instanceId
 }
 
 /**
- * For the converging restore (lambdas/restore): when this product's user data is on the instance or
- * an original is saved, stop the instance if it runs (user data changes only while stopped), wait for
- * it within `stopBudgetMs`, and put the original back. Appends what it did to `done`. The caller
- * then starts the instance if it was running before the run. A no-op for the other methods.
+ * For the converging restore (lambdas/restore). Acts only when this product's user data is on the
+ * instance: then it stops the instance if it runs (user data changes only while stopped), waits for
+ * it within `stopBudgetMs`, and puts the saved original back. When the user data on the instance is
+ * not ours, nothing on the instance changes whatever is saved (review U1, U2): a copy byte-equal
+ * to it is this run's copy of an unchanged instance and is deleted; a different one (an earlier
+ * run's, the user data changed since) is kept and named, never written over newer user data.
+ * Appends what it did to `done`. The caller then starts the instance if it was running before.
  */
 export async function convergeUserData(
   deps: { ec2: EC2Client; ssm: SSMClient; clock: Clock },
@@ -193,10 +199,19 @@ export async function convergeUserData(
   done: string[],
 ): Promise<void> {
   const { ec2, ssm } = deps;
-  const saved = await readSavedUserData(ssm, instanceId);
-  if (!saved) {
-    const current = Buffer.from(await readUserDataBase64(ec2, instanceId), 'base64');
-    if (!isOurUserData(current)) return;
+  const currentBase64 = await readUserDataBase64(ec2, instanceId);
+  if (!isOurUserData(Buffer.from(currentBase64, 'base64'))) {
+    const saved = await readSavedUserData(ssm, instanceId);
+    if (!saved) return;
+    if (saved.base64 === currentBase64) {
+      await deleteSavedUserData(ssm, instanceId);
+      done.push(`the user data of ${instanceId} was never changed; deleted its saved copy`);
+    } else {
+      done.push(
+        `left ${userDataParameterName(instanceId)} as it is: it differs from the user data on ${instanceId}, which is not this product's (an earlier run's copy, or the user data changed since); nothing was written`,
+      );
+    }
+    return;
   }
   let state = (await describeInstance(ec2, instanceId)).State?.Name ?? 'unknown';
   if (state === 'running' || state === 'pending') {

@@ -35,7 +35,7 @@ export interface SaveUserDataResult {
   readonly parameterName: string;
   /** Bytes of the original user data (0: none). */
   readonly originalBytes: number;
-  readonly tier: 'Standard' | 'Advanced' | 'kept';
+  readonly tier: 'Intelligent-Tiering' | 'kept';
   /** Bytes of the user data that will be set (gzip), of EC2's 16384. */
   readonly ourBytes: number;
 }

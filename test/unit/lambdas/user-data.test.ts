@@ -104,15 +104,15 @@ describe('saveUserData', () => {
   it('keeps the original byte for byte in a SecureString under the stack key (Standard tier when small)', async () => {
     userData = Buffer.from('#!/bin/bash\necho secret=hunter2\n').toString('base64');
     const out = await saveUserData(deps, STEP_INPUT);
-    expect(out).toMatchObject({ parameterName: PARAM, originalBytes: 32, tier: 'Standard' });
+    expect(out).toMatchObject({ parameterName: PARAM, originalBytes: 32, tier: 'Intelligent-Tiering' });
     expect(out.ourBytes).toBeLessThanOrEqual(USER_DATA_MAX_BYTES);
-    expect(ssmMock).toHaveReceivedCommandWith(PutParameterCommand, { Name: PARAM, Type: 'SecureString', KeyId: config.keyId, Tier: 'Standard', Value: `base64:${userData}` });
+    expect(ssmMock).toHaveReceivedCommandWith(PutParameterCommand, { Name: PARAM, Type: 'SecureString', KeyId: config.keyId, Tier: 'Intelligent-Tiering', Overwrite: true, Value: `base64:${userData}` });
     expect(ec2Mock).not.toHaveReceivedCommand(ModifyInstanceAttributeCommand);
   });
 
-  it('uses the Advanced tier past 4 KB, and refuses past 8 KB before any change', async () => {
+  it('Intelligent-Tiering (Advanced past 4 KB, chosen by Parameter Store; never a downgrade that fails), and refuses past 8 KB before any change', async () => {
     userData = Buffer.alloc(4000, 7).toString('base64');
-    expect((await saveUserData(deps, STEP_INPUT)).tier).toBe('Advanced');
+    expect((await saveUserData(deps, STEP_INPUT)).tier).toBe('Intelligent-Tiering');
     store.delete(PARAM);
     ssmMock.resetHistory();
     userData = Buffer.alloc(MAX_SAVED_USER_DATA_BYTES + 1, 7).toString('base64');
@@ -121,7 +121,7 @@ describe('saveUserData', () => {
     expect(ec2Mock).not.toHaveReceivedCommand(ModifyInstanceAttributeCommand);
     // The largest that fits is kept.
     userData = Buffer.alloc(MAX_SAVED_USER_DATA_BYTES, 7).toString('base64');
-    await expect(saveUserData(deps, STEP_INPUT)).resolves.toMatchObject({ tier: 'Advanced' });
+    await expect(saveUserData(deps, STEP_INPUT)).resolves.toMatchObject({ tier: 'Intelligent-Tiering' });
     expect(`base64:${userData}`.length).toBeLessThanOrEqual(8192);
   });
 
@@ -294,6 +294,31 @@ describe('convergeUserData (the converging restore)', () => {
     expect(Buffer.from(userData ?? '', 'base64').toString()).toBe('orig');
     expect(store.has(PARAM)).toBe(false);
     expect(done).toEqual([`stopped ${INSTANCE_ID} to put its user data back`, `put the original user data of ${INSTANCE_ID} back (4 bytes)`]);
+  });
+
+  it('review U1: a copy saved but our user data never set (a failure before setUserData): no stop, the copy deleted', async () => {
+    userData = Buffer.from('orig').toString('base64');
+    state = 'running';
+    await saveUserData(deps, STEP_INPUT);
+    const done: string[] = [];
+    await convergeUserData({ ec2, ssm, clock: fakeClock() }, INSTANCE_ID, 60_000, done);
+    expect(ec2Mock).not.toHaveReceivedCommand(StopInstancesCommand);
+    expect(ec2Mock).not.toHaveReceivedCommand(ModifyInstanceAttributeCommand);
+    expect(store.has(PARAM)).toBe(false);
+    expect(done).toEqual([`the user data of ${INSTANCE_ID} was never changed; deleted its saved copy`]);
+  });
+
+  it("review U2: a stale copy (an earlier run's) and newer user data that is not ours: nothing written, the copy kept and named", async () => {
+    userData = Buffer.from('old').toString('base64');
+    await saveUserData(deps, STEP_INPUT);
+    userData = Buffer.from('newer, set by hand').toString('base64');
+    state = 'running';
+    const done: string[] = [];
+    await convergeUserData({ ec2, ssm, clock: fakeClock() }, INSTANCE_ID, 60_000, done);
+    expect(Buffer.from(userData, 'base64').toString()).toBe('newer, set by hand');
+    expect(ec2Mock).not.toHaveReceivedCommand(StopInstancesCommand);
+    expect(store.has(PARAM)).toBe(true);
+    expect(done[0]).toMatch(/left \/reset-access\/user-data\/.* as it is/);
   });
 
   it('nothing saved and not ours (the other methods): no call that changes anything', async () => {
