@@ -154,6 +154,12 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
   // The user data method stops the instance too (twice), without moving its root.
   const stops = swap || method.chosen === 'UserData';
   if (method.chosen === 'UserData') {
+    // cloud-init reads user data from the instance metadata service: with its endpoint disabled
+    // ("If the value is disabled, you cannot access your instance metadata", EC2 API model,
+    // InstanceMetadataOptionsResponse.HttpEndpoint) ours would never arrive (review U11).
+    if (instance.MetadataOptions?.HttpEndpoint === 'disabled') {
+      refuse(id, 'has its instance metadata service disabled, so cloud-init cannot read user data', `Enable it (aws ec2 modify-instance-metadata-options --instance-id ${id} --http-endpoint enabled), or use Method=VolumeSwap.`);
+    }
     // Its original user data must fit the SecureString that keeps it (8 KB), before any change.
     await checkUserDataFits(ec2, id);
   }
@@ -162,6 +168,12 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
     await checkAutoScaling(deps, instance, id);
     await checkAttributes(ec2, id);
     const targetType = await describeInstanceType(ec2, instance.InstanceType ?? '');
+    // The instance's report is read with GetConsoleOutput Latest, "supported on instance types that
+    // use the Nitro hypervisor" (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html);
+    // elsewhere only a buffer posted at state transitions is given, which may never show it (review U4).
+    if (method.chosen === 'UserData' && targetType && targetType.Hypervisor !== 'nitro') {
+      refuse(id, `is of type ${instance.InstanceType} (${targetType.Hypervisor ?? 'unknown'} hypervisor), whose latest console output cannot be read, so the run could not learn that the key is in place`, 'Use Method=VolumeSwap, or Method=Online if its SSM Agent is Online.');
+    }
     if (targetType?.InstanceStorageSupported && !req.inputs.allowEphemeralDataLoss) {
       refuse(id, `is of type ${instance.InstanceType}, which has instance-store volumes whose data is lost when it stops`, 'Copy that data away and run again with AllowEphemeralDataLoss=True.');
     }

@@ -111,6 +111,10 @@ it('fits EC2\'s 16 KB with RSA 4096 and Ed25519 keys (margin measured); a larger
     expect(Buffer.byteLength(built.text)).toBeGreaterThan(USER_DATA_MAX_BYTES);
   }
   process.stdout.write(`user data sizes (gzip): ${JSON.stringify(sizes)} of ${USER_DATA_MAX_BYTES}\n`);
+  // Headroom (review U9): the script grows with every issue; this fails before the default key
+  // type stops fitting, not after. Ed25519 keeps 1 KB, RSA 4096 (the default KeyType) 512 bytes.
+  expect(USER_DATA_MAX_BYTES - sizes.ed25519).toBeGreaterThanOrEqual(1024);
+  expect(USER_DATA_MAX_BYTES - sizes.rsa).toBeGreaterThanOrEqual(512);
   // A script that does not compress (random text) pushes it over: refused with the sizes named.
   const noise = Array.from({ length: 400 }, () => `: ${Math.random().toString(36).repeat(3)}`).join('\n');
   expect(() => buildUserData({ script: `${script}\n${noise}\n`, publicKey: generateKeyPair('ed25519').publicKey, users: [], executionId: EXECUTION })).toThrow(

@@ -579,6 +579,18 @@ describe('preflight Method (issue 12)', () => {
     await expect(handler(event({ Method: 'UserData' }))).resolves.toMatchObject({ Method: 'UserData' });
   });
 
+  it('review U11: UserData on an instance whose metadata service is disabled is refused (cloud-init could not read user data)', async () => {
+    instance.MetadataOptions = { HttpEndpoint: 'disabled' };
+    await expect(handler(event({ Method: 'UserData' }))).rejects.toThrow(/metadata service disabled.*--http-endpoint enabled/);
+    expectNothingChanged();
+  });
+
+  it('review U4: UserData on a Xen instance type is refused (GetConsoleOutput Latest is Nitro only)', async () => {
+    instance.InstanceType = 't2.small';
+    await expect(handler(event({ Method: 'UserData' }))).rejects.toThrow(/t2\.small \(xen hypervisor\).*latest console output/);
+    expectNothingChanged();
+  });
+
   it('UserData stops the instance, so the stop refusals apply (stop protection)', async () => {
     attributes.disableApiStop = true;
     await expect(handler(event({ Method: 'UserData' }))).rejects.toThrow(/stop protection|DisableApiStop|stop/i);
