@@ -14,7 +14,7 @@
 import { GetConsoleOutputCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { describeInstance, realClock, type Clock } from '@common/ec2';
-import { InjectionFailedError, isAwsError, NotReadyError, UnexpectedStateError } from '@common/errors';
+import { InjectionFailedError, NotReadyError, UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { loadOwnPlan } from '@common/plan';
 import { findMarker } from '@common/user-data';
@@ -41,15 +41,9 @@ export interface ConfirmUserDataResult {
   readonly files: string;
 }
 
+/** The console text: GetConsoleOutput with Latest (preflight has refused the types without it). */
 async function consoleText(ec2: EC2Client, instanceId: string): Promise<string> {
-  let output: string | undefined;
-  try {
-    output = (await ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId, Latest: true }))).Output;
-  } catch (err) {
-    // An instance type that cannot give the latest output still gives the buffered one.
-    if (!isAwsError(err, 'UnsupportedOperation', 'InvalidParameterCombination', 'InvalidParameterValue')) throw err;
-    output = (await ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId }))).Output;
-  }
+  const output = (await ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId, Latest: true }))).Output;
   return Buffer.from(output ?? '', 'base64').toString('utf8');
 }
 
@@ -67,7 +61,7 @@ export async function confirmUserData(deps: ConfirmUserDataDeps, input: StepInpu
     }
     if (marker?.result === 'failed') {
       throw new InjectionFailedError(
-        `Instance ${instanceId} reports on its console that adding the key (${marker.fingerprint}) failed at boot; nothing was changed by it. The run restores the original user data`,
+        `Instance ${instanceId} reports on its console that adding the key (${marker.fingerprint}) failed at boot (the script undoes its own writes when it fails; see the instance's /run/ec2-reset-access/inject-key.log until its next boot). The run restores the original user data`,
       );
     }
     const state = (await describeInstance(ec2, instanceId)).State?.Name ?? 'unknown';
