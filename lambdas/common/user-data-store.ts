@@ -4,8 +4,8 @@
  * - DescribeInstanceAttribute(userData) returns the user data base64-encoded in `UserData.Value`, a
  *   String (botocore ec2 model: InstanceAttribute.UserData is AttributeValue), absent when there is
  *   none. That text is what we keep: byte-exact whatever the bytes are (text, gzip, MIME).
- * - ModifyInstanceAttribute's `UserData.Value` is a Blob (BlobAttributeValue): the SDK base64-encodes
- *   the bytes it is given; it works only on a stopped instance with an EBS root
+ * - ModifyInstanceAttribute is called with `Attribute: userData` and the base64 text as `Value` (a
+ *   String), the form AWS documents (writeUserData); it works only on a stopped instance with an EBS root
  *   (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html). Every
  *   write is read back and compared, so a service that stored something else is caught at once.
  * - The saved copy is a SecureString under the stack's KMS key (only the automation's roles may
@@ -124,7 +124,12 @@ export async function deleteSavedUserData(ssm: SSMClient, instanceId: string): P
  * UnexpectedStateError when what EC2 holds afterwards is not exactly those bytes.
  */
 export async function writeUserData(ec2: EC2Client, instanceId: string, bytes: Buffer): Promise<void> {
-  await ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: instanceId, UserData: { Value: new Uint8Array(bytes) } }));
+  // The documented form: Attribute userData with the base64 text as Value (EC2 user guide, "User
+  // data and the AWS CLI": `base64 my_script.txt > my_script_base64.txt` then `aws ec2
+  // modify-instance-attribute --attribute userData --value file://my_script_base64.txt`,
+  // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/user-data.html). Value is a String in the
+  // model, so no SDK encodes it again; the read-back below checks what EC2 holds.
+  await ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'userData', Value: bytes.toString('base64') }));
   const now = await readUserDataBase64(ec2, instanceId);
   if (now !== bytes.toString('base64')) {
     throw new UnexpectedStateError(

@@ -1,6 +1,7 @@
 /**
- * What the SDK puts on the wire for ModifyInstanceAttribute's UserData (a Blob in the botocore
- * model): base64 of the bytes, as EC2 requires ("User data must be base64-encoded",
+ * What the SDK puts on the wire for ModifyInstanceAttribute with Attribute userData and the base64
+ * text as Value (a String in the botocore model): that text unchanged, the form AWS documents for
+ * the CLI (user-data.html); EC2 requires it base64-encoded ("User data must be base64-encoded",
  * https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html). A real
  * client with a recording HTTP handler (no mock of the client).
  */
@@ -32,9 +33,10 @@ it('the SDK sends ModifyInstanceAttribute UserData base64-encoded on the wire, a
   const bytes = gzipSync(Buffer.from('#cloud-config\n'));
 
   // Act
-  await client.send(new ModifyInstanceAttributeCommand({ InstanceId: INSTANCE_ID, UserData: { Value: new Uint8Array(bytes) } }));
+  await client.send(new ModifyInstanceAttributeCommand({ InstanceId: INSTANCE_ID, Attribute: 'userData', Value: bytes.toString('base64') }));
 
   // Assess
-  const value = new URLSearchParams(body).get('UserData.Value');
-  expect(value).toBe(bytes.toString('base64'));
+  // The base64 text goes on the wire as it is (a String member: no second encoding).
+  const form = new URLSearchParams(body);
+  expect([form.get('Attribute'), form.get('Value')]).toEqual(['userData', bytes.toString('base64')]);
 });

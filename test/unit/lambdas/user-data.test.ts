@@ -66,10 +66,10 @@ beforeEach(() => {
     Content: JSON.stringify({ schemaVersion: '2.2', mainSteps: [{ action: 'aws:runShellScript', name: 'injectKey', inputs: { runCommand: SCRIPT.replace(/\n$/, '').split('\n') } }] }),
   }));
   ec2Mock.on(DescribeInstanceAttributeCommand).callsFake(() => ({ InstanceId: INSTANCE_ID, UserData: userData === undefined ? {} : { Value: userData } }));
-  ec2Mock.on(ModifyInstanceAttributeCommand).callsFake((input: { UserData?: { Value?: Uint8Array } }) => {
+  ec2Mock.on(ModifyInstanceAttributeCommand).callsFake((input: { Attribute?: string; Value?: string }) => {
     if (state !== 'stopped') throw Object.assign(new Error('not stopped'), { name: 'IncorrectInstanceState', $metadata: {} });
-    const bytes = Buffer.from(input.UserData?.Value ?? new Uint8Array());
-    userData = bytes.length === 0 ? undefined : bytes.toString('base64');
+    if (input.Attribute !== 'userData') throw new Error('the test expects Attribute userData');
+    userData = input.Value === '' ? undefined : input.Value;
     return {};
   });
   ec2Mock.on(DescribeInstancesCommand).callsFake(() => ({ Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: state } }] }] }));
@@ -82,11 +82,12 @@ const deps = { ec2, ssm, log, config };
 describe('the AWS shapes the UserData Lambdas rely on (botocore models)', () => {
   const ec2Model = botocoreModel('ec2');
   const ssmModel = botocoreModel('ssm');
-  it('DescribeInstanceAttribute gives user data as a String; ModifyInstanceAttribute takes a Blob; GetConsoleOutput gives base64 text', () => {
+  it('DescribeInstanceAttribute gives user data as a String; ModifyInstanceAttribute takes Attribute userData with a String Value; GetConsoleOutput gives base64 text', () => {
     const shapes = ec2Model.shapes;
     expect(shapes.InstanceAttributeName.enum).toContain('userData');
     expect(shapes[shapes.InstanceAttribute.members.UserData.shape].members.Value.shape).toBe('String');
-    expect(shapes[shapes.ModifyInstanceAttributeRequest.members.UserData.shape].members.Value.shape).toBe('Blob');
+    expect(shapes[shapes.ModifyInstanceAttributeRequest.members.Value.shape].type).toBe('string');
+    expect(shapes[shapes.ModifyInstanceAttributeRequest.members.Attribute.shape].enum).toContain('userData');
     expect(shapes.GetConsoleOutputResult.members.Output.documentation).toMatch(/base64/i);
     expect(Object.keys(shapes.GetConsoleOutputRequest.members)).toEqual(expect.arrayContaining(['InstanceId', 'Latest']));
   });
