@@ -84,7 +84,30 @@ test('Method=UserData: the key added at boot by cloud-init, confirmed from the c
   expectNoKeyMaterial([JSON.stringify(result), ...twin.lambdaLogs()]);
 });
 
-test.each(['setUserData', 'confirmUserData', 'restoreUserData'])(
+/** Every step of the UserData path but the branch (a fault there is a failure of the branch itself). */
+const USER_DATA_STEPS = [
+  'saveUserData',
+  'backupUserData',
+  'stopForUserData',
+  'waitStoppedForUserData',
+  'setUserData',
+  'waitRunningWithUserData',
+  'confirmUserData',
+  'stopAfterUserData',
+  'waitStoppedAfterUserData',
+  'restoreUserData',
+  'startAfterUserData',
+  'describeStateAfterUserData',
+  'waitRunningAfterUserData',
+  'cleanupUserData',
+];
+
+test('the steps under fault are every step of the synthesized UserData path but its branch and summary', () => {
+  const names = (twin.automationDocument.mainSteps as Array<{ name: string }>).map((s) => s.name);
+  expect(names.filter((n) => n.includes('UserData') && !['branchOnStateAfterUserData', 'summarizeUserData'].includes(n))).toEqual(USER_DATA_STEPS);
+});
+
+test.each(USER_DATA_STEPS)(
   'a failure at %s (after its action ran) is restored: the original user data back, the instance running, nothing else changed',
   async (step) => {
     const instance = await twin.createLockedOutInstance({ userData: ORIGINAL });
