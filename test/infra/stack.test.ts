@@ -394,9 +394,10 @@ describe('IAM: Systems Manager', () => {
     const keyStores = encrypting.filter((s) => s.sid === 'EncryptKeyParameter');
     expect(new Set(keyStores.map((s) => s.role))).toEqual(new Set([roleId('inject-key'), roleId('set-user-data')]));
     for (const s of keyStores) expect(s.actions.sort()).toEqual(['kms:Encrypt', 'kms:GenerateDataKey']);
-    // Everything else is bound to the saved user data by its encryption context (PARAMETER_ARN).
+    // Everything else is the saved user data's, by roles that may read no private key.
+    const userDataRoles = new Set(['save-user-data', 'set-user-data', 'restore-user-data', 'restore'].map((f) => roleId(f as StepFolder)));
     for (const s of encrypting.filter((x) => x.sid !== 'EncryptKeyParameter')) {
-      expect(s.condition?.StringLike).toEqual({ 'kms:EncryptionContext:PARAMETER_ARN': USER_DATA });
+      expect([s.sid, userDataRoles.has(s.role)]).toEqual(['SavedUserDataKey', true]);
     }
   });
 

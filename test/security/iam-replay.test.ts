@@ -142,6 +142,9 @@ beforeAll(async () => {
     ['cancel during injection', 'Cancelled', {}, {}, { cancelAt: 'injectKey' }],
     ['an AWS call refused (AttachVolume to the helper)', 'Failed', {}, {}, { awsFaults: [{ service: 'ec2', action: 'AttachVolume', times: 3 }] }],
     ["the instance's own subnet (SelectedInstanceSubnet)", 'Success', {}, { SubnetId: 'SelectedInstanceSubnet' }, {}],
+    // Method=UserData (issue 12): a success, and a failure after our user data was set (restore stops the instance and puts the original back).
+    ['user data (Method=UserData)', 'Success', { userData: Buffer.from('#!/bin/sh\necho original\n') }, { Method: 'UserData' }, {}],
+    ['user data restored (failure after confirmUserData)', 'Failed', { userData: Buffer.from('#!/bin/sh\necho original\n') }, { Method: 'UserData' }, { faults: [{ step: 'confirmUserData', when: 'after', message: 'iam replay: fail with our user data set' }] }],
   ];
   for (const [name, expected, spec, params, options] of runs) {
     const instance = await twin.createLockedOutInstance(spec);

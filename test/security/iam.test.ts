@@ -246,19 +246,21 @@ const EBS_KMS = ['kms:CreateGrant', 'kms:Decrypt', 'kms:DescribeKey', 'kms:Gener
 /** The EC2 calls after which EC2 uses an encrypted volume's key with the caller's permissions (attach, start, launch, back up). */
 const USES_VOLUME_KEYS = /^ec2:(AttachVolume|StartInstances|RunInstances|CreateSnapshot|CreateImage)$/;
 
-/** A statement bound to the saved user data parameters by Parameter Store's encryption context. */
-function savedUserDataOnly(s: Statement): boolean {
-  const v = (s.condition?.StringLike ?? {})['kms:EncryptionContext:PARAMETER_ARN'];
-  return v !== undefined && /:parameter\/reset-access\/user-data\/\*$/.test(render(v));
+/** The statement's role reads SecureStrings (GetParameter) under /reset-access/user-data/ and the lock path only. */
+function readsOnlySavedUserData(tpl: Template, s: Statement): boolean {
+  const reads = allowsOf(tpl)
+    .filter((x) => x.policy === s.policy && x.actions.some((a) => /^ssm:GetParameters?$/.test(a)))
+    .flatMap((x) => x.resources);
+  return reads.some((r) => /parameter\/reset-access\/user-data\/\*$/.test(r)) && reads.every((r) => /parameter\/reset-access\/(user-data|locks)\/\*$/.test(r));
 }
 
 function keyReadBack(tpl: Template): string[] {
   const bad: string[] = [];
   for (const s of allowsOf(tpl)) {
     for (const a of s.actions) {
-      // Decrypt only when EC2 asks for a volume's data key, or through SSM for the saved user data
-      // parameters alone (their encryption context, PARAMETER_ARN): never directly, never a private key.
-      if (a === 'kms:Decrypt' && viaService(s) !== VIA_EC2 && !(viaService(s) === VIA_SSM && savedUserDataOnly(s))) bad.push(where(s, a));
+      // Decrypt only when EC2 asks for a volume's data key, or through SSM for a role whose only
+      // SecureString read is the saved user data (GetParameter never on /ec2rl, checked below).
+      if (a === 'kms:Decrypt' && viaService(s) !== VIA_EC2 && !(viaService(s) === VIA_SSM && readsOnlySavedUserData(tpl, s))) bad.push(where(s, a));
       if (/^ssm:GetParameter/.test(a) && s.resources.some((r) => r === '*' || /parameter\/(ec2rl|\*)/.test(r))) bad.push(where(s, a));
     }
   }
@@ -283,7 +285,7 @@ function kmsUse(tpl: Template): string[] {
       } else if (a === 'kms:Decrypt' && viaService(s) === VIA_SSM) {
         // The saved user data (UserData method): the stack's key, bound to those parameters.
         const ownKey = s.resources.every((r) => r === `\${${keys[0]}.Arn}`);
-        if (!ownKey || !savedUserDataOnly(s)) bad.push(where(s, a));
+        if (!ownKey || !readsOnlySavedUserData(tpl, s)) bad.push(where(s, a));
       } else if (EBS_KMS.includes(a)) {
         if (viaService(s) !== VIA_EC2) bad.push(where(s, a));
       } else {
@@ -360,7 +362,7 @@ const RULES: Array<[string, (tpl: Template) => string[]]> = [
   ["the customer's instance and volume change only under a run's lock tag; only preflight tags them (the lock key), only preflight, cleanup and restore untag (that key)", lockTagRule],
   ["ssm:SendCommand only with the product's Command document, and on instances only when tagged as helpers or carrying a run's lock tag", sendCommandScope],
   ['ssm:PutParameter and ssm:DeleteParameter only under /ec2rl/openssh/*, /reset-access/locks/* and /reset-access/user-data/*', parameterWrites],
-  ['no product role can read a stored private key back (no GetParameter on /ec2rl/openssh; kms:Decrypt through EC2, or through SSM for the saved user data only)', keyReadBack],
+  ['no product role can read a stored private key back (no GetParameter on /ec2rl/openssh; kms:Decrypt through EC2, or through SSM for roles that read only the saved user data)', keyReadBack],
   ["KMS use is limited to the stack's key through Systems Manager, and EBS encryption through EC2 (grants for AWS resources only); rotation on", kmsUse],
   ['the EBS encryption permissions AWS lists go, through EC2, to exactly the roles that attach, start, launch or back up volumes', ebsEncryptionRoles],
   ['iam:PassRole only for the helper role to EC2, and the automation role to Systems Manager by itself', passRole],
