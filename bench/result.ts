@@ -105,6 +105,16 @@ export interface BenchResult {
   readonly coldInitMs: ColdInitResult | null;
   readonly keygenMs: KeygenResult | null;
   readonly injectSeconds: { readonly ext4: number | null; readonly xfs: number | null; readonly runs: readonly InjectRun[] } | null;
+  /**
+   * The online method (issue 12): a managed target, Method=Online, at each end of the table; its
+   * speed-up over the reference as above. null when not run.
+   */
+  readonly online: {
+    readonly timeToAccessSeconds: Range | null;
+    readonly speedup: { readonly atLowEnd: number; readonly atHighEnd: number; readonly lessFavourable: number } | null;
+    readonly ours: { readonly low: OursRun | null; readonly high: OursRun | null };
+    readonly apiCallsPerReset: ApiCalls | null;
+  } | null;
   readonly targets: readonly Target[];
   readonly notMeasured: ReadonlyArray<{ readonly field: string; readonly reason: string }>;
 }
@@ -116,9 +126,15 @@ export const TARGETS = {
   /** 500 KB, read strictly as 500,000 bytes. */
   bundleBytesMax: 500_000,
   coldInitMsBelow: 150,
+  /** Issue 12: the online method at our high end. */
+  onlineSecondsMax: 20,
+  /** Issue 12: the online method's speed-up over the reference, at the end less favourable to us. */
+  onlineSpeedupMin: 25,
 } as const;
 
-type Figures = Pick<BenchResult, 'timeToAccessSeconds' | 'referenceTimeToAccessSeconds' | 'bundleBytes' | 'coldInitMs' | 'keygenMs'>;
+type Figures = Pick<BenchResult, 'timeToAccessSeconds' | 'referenceTimeToAccessSeconds' | 'bundleBytes' | 'coldInitMs' | 'keygenMs'> & {
+  readonly onlineTimeToAccessSeconds?: Range | null;
+};
 
 /** Reference over ours at each end of the latency table, and the smaller of the two. */
 export function speedupAtBothEnds(reference: Range, ours: Range): NonNullable<BenchResult['speedup']> {
@@ -175,6 +191,30 @@ export function evaluateTargets(f: Figures): Target[] {
         ? `${f.keygenMs.rsaPath.native ? 'native' : 'NOT native'}, median ${f.keygenMs.rsa.medianMs.toFixed(0)} ms`
         : 'not measured yet',
       pass: f.keygenMs ? f.keygenMs.rsaPath.native : null,
+    },
+    ...onlineTargets(f),
+  ];
+}
+
+/** Issue 12: the online method within 20 s at our high end, and at least 25 times faster than the reference at both ends. */
+function onlineTargets(f: Figures): Target[] {
+  const o = f.onlineTimeToAccessSeconds ?? null;
+  const ref = f.referenceTimeToAccessSeconds;
+  const s = o ? speedupAtBothEnds(ref, o) : null;
+  return [
+    {
+      id: 'online-under-20s',
+      description: 'online method: modeled time to access at most 20 s, at our high end',
+      threshold: `≤ ${TARGETS.onlineSecondsMax} s`,
+      measured: o === null ? 'not measured yet' : `${o.high.toFixed(1)} s at our high end (range ${range(o)})`,
+      pass: o === null ? null : o.high <= TARGETS.onlineSecondsMax,
+    },
+    {
+      id: 'online-25x-reference',
+      description: 'online method: at least 25 times faster than the reference, at each end of the latency table',
+      threshold: `≥ ${TARGETS.onlineSpeedupMin}× at both ends`,
+      measured: s === null ? 'not measured yet' : `${s.atLowEnd.toFixed(1)}× at the low end, ${s.atHighEnd.toFixed(1)}× at the high end`,
+      pass: s === null ? null : s.lessFavourable >= TARGETS.onlineSpeedupMin,
     },
   ];
 }

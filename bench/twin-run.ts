@@ -50,15 +50,15 @@ export function summarizeCalls(calls: Readonly<Record<string, number>>): ApiCall
 }
 
 /** One twin run at one end of the latency table, waits charged their mean poll lateness. */
-export function measureTwin(keyType: 'rsa' | 'ed25519', end: LatencyEnd): TwinMeasurement {
+export function measureTwin(keyType: 'rsa' | 'ed25519', end: LatencyEnd, method: 'VolumeSwap' | 'Online' = 'VolumeSwap'): TwinMeasurement {
   for (const part of ['local/twin.ts', 'local/runner/runner.ts']) {
     if (!fs.existsSync(path.join(PROJECT_ROOT, part))) throw new PartMissing(`${part} is not in the tree yet`);
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-twin-'));
   const outFile = path.join(dir, 'twin.json');
   try {
-    runChild(TSX, [path.join(__dirname, 'probes', 'twin-probe.ts'), outFile, keyType, end], {
-      what: `the twin run (${end} end)`,
+    runChild(TSX, [path.join(__dirname, 'probes', 'twin-probe.ts'), outFile, keyType, end, method], {
+      what: `the twin run (${method}, ${end} end)`,
       cwd: PROJECT_ROOT,
       timeout: 15 * 60_000,
     });

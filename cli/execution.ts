@@ -61,7 +61,12 @@ export function outputOf(execution: AutomationExecution, name: string): string |
   return v === undefined || v === '' ? undefined : v;
 }
 
-export type OutcomeKind = 'success' | 'refused' | 'failed-restored' | 'restore-failed' | 'cancelled' | 'running';
+export type OutcomeKind = 'success' | 'refused' | 'preflight-failed' | 'failed-restored' | 'restore-failed' | 'cancelled' | 'running';
+
+/** Preflight's refusals and bad-input errors (lambdas/common/errors.ts), by their message or error name. */
+export function isRefusal(message: string | undefined): boolean {
+  return /\bRefused: |\b(RefusedError|LockHeldError|InvalidInputError|InvalidPublicKeyError)\b/.test(message ?? '');
+}
 
 export interface StepLine {
   readonly name: string;
@@ -72,7 +77,7 @@ export interface StepLine {
 
 /**
  * What the restore step reported: its `Payload` output, the JSON of what the restore Lambda
- * returned (lambdas/restore/restore.ts RestoreResult; AWS documents `Payload` as an output of
+ * returned (lambdas/restore/handler.ts RestoreOutput: Restored, Message, ForcedDetach; AWS documents `Payload` as an output of
  * aws:invokeLambdaFunction, "The JSON representation of the object returned by the Lambda
  * function", https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-lamb.html).
  */
@@ -88,9 +93,9 @@ export function restoreReportOf(step: StepExecution | undefined): RestoreReport 
   try {
     const v = JSON.parse(text) as Record<string, unknown>;
     return {
-      ...(typeof v.restored === 'boolean' ? { restored: v.restored } : {}),
-      ...(typeof v.message === 'string' ? { message: v.message } : {}),
-      ...(typeof v.forcedDetach === 'boolean' ? { forcedDetach: v.forcedDetach } : {}),
+      ...(typeof v.Restored === 'boolean' ? { restored: v.Restored } : {}),
+      ...(typeof v.Message === 'string' ? { message: v.Message } : {}),
+      ...(typeof v.ForcedDetach === 'boolean' ? { forcedDetach: v.ForcedDetach } : {}),
     };
   } catch {
     return undefined;
@@ -141,7 +146,9 @@ export function judge(snap: Snapshot): Outcome {
     return { kind: 'cancelled', ...base, ...(rid && /^[0-9a-f-]{36}$/.test(rid) ? { restoreExecutionId: rid } : {}) };
   }
   if (status === 'Success' && !failed) return { kind: 'success', ...base };
-  if (failed?.StepName === PREFLIGHT_STEP) return { kind: 'refused', ...base };
+  // A refusal is preflight's own verdict, its message marked `Refused:` (lambdas/preflight,
+  // refuse()) or a bad input; any other preflight failure (a timeout, a throttled call) is not.
+  if (failed?.StepName === PREFLIGHT_STEP) return { kind: isRefusal(failed.FailureMessage) ? 'refused' : 'preflight-failed', ...base };
   const restore = byName('restore');
   if (restore?.StepStatus === 'Success') return { kind: 'failed-restored', ...base };
   return { kind: 'restore-failed', ...base };

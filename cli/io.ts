@@ -31,7 +31,16 @@ export function processIo(): Io {
     confirm: async (question) => {
       const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
       try {
-        const answer = await new Promise<string>((resolve) => rl.question(`${question} [y/N] `, resolve));
+        // Ctrl-C at the prompt is a keypress readline turns into its 'SIGINT' event; without a
+        // listener it only pauses and the process would end with exit 0 (Node readline,
+        // https://nodejs.org/api/readline.html#event-sigint). It answers "no" here.
+        const answer = await new Promise<string>((resolve) => {
+          rl.on('SIGINT', () => {
+            process.stderr.write('\n');
+            resolve('');
+          });
+          rl.question(`${question} [y/N] `, resolve);
+        });
         return /^(y|yes)$/i.test(answer.trim());
       } finally {
         rl.close();

@@ -81,17 +81,25 @@ export async function main(argv: string[], io: Io = processIo()): Promise<ExitCo
     await program(io, (c) => (code = c)).parseAsync(argv, { from: 'user' });
     return code;
   } catch (err) {
+    // With --json, an error is one JSON object on stdout too (and its text on stderr).
+    const json = argv.includes('--json');
+    const fail = (message: string, exitCode: ExitCode): ExitCode => {
+      if (json) io.out(`${JSON.stringify({ error: { message, exitCode } })}\n`);
+      return exitCode;
+    };
     if (err instanceof CommanderError) {
-      return (['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(err.code) ? EXIT.ok : EXIT.usage) as ExitCode;
+      if (['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(err.code)) return EXIT.ok;
+      return fail(err.message.replace(/^error: /, ''), EXIT.usage);
     }
     if (err instanceof CliError) {
       io.err(`ec2-reset-access: ${err.message}\n`);
-      return err.exitCode;
+      return fail(err.message, err.exitCode);
     }
     // An AWS or network error: its name and message (the SDK never puts a request's values in them).
     const e = err as Error;
-    io.err(`ec2-reset-access: ${e?.name ?? 'Error'}: ${e?.message ?? String(err)}\n`);
-    return EXIT.error;
+    const text = `${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`;
+    io.err(`ec2-reset-access: ${text}\n`);
+    return fail(text, EXIT.error);
   }
 }
 

@@ -43,14 +43,12 @@ export class AutomationRole extends Construct {
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'WaitStepReads',
-        // The aws:waitForAwsResourceProperty and aws:executeAwsApi read steps. None of these five
-        // supports resource-level permissions, so the resource must be '*'. (DescribeParameters:
-        // readMethod, the plan record's metadata, never a value.)
+        // The aws:waitForAwsResourceProperty and aws:executeAwsApi read steps. None of these four
+        // supports resource-level permissions, so the resource must be '*'.
         actions: [
           'ec2:DescribeInstances',
           'ec2:DescribeVolumes',
           'ssm:DescribeInstanceInformation',
-          'ssm:DescribeParameters',
           'ssm:ListCommandInvocations',
         ],
         resources: ['*'],
@@ -99,7 +97,7 @@ export class AutomationRole extends Construct {
         {
           id: 'AwsSolutions-IAM5',
           reason:
-            'ec2:DescribeInstances, ec2:DescribeVolumes, ssm:DescribeInstanceInformation, ssm:DescribeParameters and ssm:ListCommandInvocations ' +
+            'ec2:DescribeInstances, ec2:DescribeVolumes, ssm:DescribeInstanceInformation and ssm:ListCommandInvocations ' +
             'do not support resource-level permissions; they are read-only and are what the wait and read steps call.',
           appliesTo: ['Resource::*'],
         },

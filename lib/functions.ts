@@ -556,10 +556,16 @@ function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
     StringEquals: { [`ssm:resourceTag/${ROLE_TAG_KEY}`]: HELPER_ROLE_TAG_VALUE },
   });
   // The online method sends the same document to the customer's instance itself: only while it
-  // carries a run's lock tag (issue 11). The Service Authorization Reference lists document and
+  // carries a lock tag (issue 11). The Service Authorization Reference lists document and
   // instance as SendCommand's resource types and ssm:resourceTag/${TagKey} as a condition key of
   // the instance (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html).
-  p.allow('SendToLockedTarget', ['ssm:SendCommand'], [ec2Arn('instance')], 'Only the instance being reset, while it carries the run\'s lock tag (condition ssm:resourceTag/reset-access:lock).', {
+  // What it binds (review O1): the presence of the key `reset-access:lock`, of any run, not this
+  // run's value (an IAM condition cannot compare a tag with the Lambda's payload; see LOCKED): an
+  // instance another run has locked, or one someone with ec2:CreateTags tagged, passes it too. The
+  // binding to this run's instance is the handler's (inject-key sends only to the plan's instance).
+  // Assumption (local/README.md): SSM sees the tag preflight wrote seconds before; if it does
+  // not yet, SendCommand is denied and the run fails into restore, changing nothing.
+  p.allow('SendToLockedTarget', ['ssm:SendCommand'], [ec2Arn('instance')], 'Only an instance carrying a run\'s lock tag (condition ssm:resourceTag/reset-access:lock present); the handler sends only to its plan\'s instance.', {
     Null: { [`ssm:resourceTag/${LOCK_TAG_KEY}`]: 'false' },
   });
   // The sent command's invocation must be visible before the runbook waits on it (issue 10, defect 7).

@@ -1025,7 +1025,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         record.endedAt = new Date();
       });
     commandList.push(record);
-    clock.schedule('RunCommand', [record.commandId, instanceId]);
+    // On a managed target (the online method) the command runs on the instance itself: its own row.
+    clock.schedule(target ? 'RunCommandOnline' : 'RunCommand', [record.commandId, instanceId]);
     return sendCommandReply(record, documentVersion, values);
   }
 
@@ -1064,7 +1065,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   /** Status as seen now: the script must have ended, and the clock passed its completion. */
   async function commandStatus(c: CommandRecord): Promise<string> {
     await c.done;
-    const running = pendingOp(c.commandId, ['RunCommand']);
+    const running = pendingOp(c.commandId, ['RunCommand', 'RunCommandOnline']);
     if (running && c.status !== 'Cancelled' && observed(running)) return 'InProgress';
     return c.status;
   }

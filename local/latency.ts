@@ -29,6 +29,7 @@ export type LatencyOp =
   | 'CreateSnapshot'
   | 'CreateImage'
   | 'RunCommand'
+  | 'RunCommandOnline'
   | 'LambdaColdInvoke'
   | 'LambdaWarmInvoke'
   | 'CloudFormationCreateStack'
@@ -225,6 +226,24 @@ export const LATENCY_TABLE: readonly LatencyEntry[] = [
         `injectSeconds). High 30 s: a slow delivery and status report; AWS's own CommandExecuted waiter polls every ` +
         '5 s, so AWS expects seconds. The reference is charged the same figure although its command does more ' +
         '(EC2Rescue, RSA 4096 generation, a PutParameter): in its favour.',
+      related: 'https://docs.aws.amazon.com/systems-manager/latest/userguide/run-command.html',
+    },
+  },
+  {
+    op: 'RunCommandOnline',
+    what: 'a Run Command on the target itself (the online method), SendCommand until the invocation is Success (short script, Root=/)',
+    low: 2,
+    high: 10,
+    source: {
+      kind: 'estimate',
+      why:
+        'No public measurement found. The agent does not poll on a timer for commands: it holds a control channel ' +
+        'open to Message Gateway Service, or a long poll of GetMessages that returns as soon as a message is there ' +
+        '(aws/amazon-ssm-agent, agent/messageservice/messageservice.go and interactor/mdsinteractor/mdsinteractor.go), ' +
+        'and replies with the status when the document ends. Low 2 s: delivery and reply of a script that reads a ' +
+        'few files and writes one (no device to wait for, nothing to mount, unlike RunCommand on the helper). High ' +
+        '10 s: a slow delivery and a slow status report on a busy instance. An assumption on which the figures of the online method rest ' +
+        '(docs/benchmarks.md).',
       related: 'https://docs.aws.amazon.com/systems-manager/latest/userguide/run-command.html',
     },
   },

@@ -5,7 +5,8 @@
  * to access and the API calls the agent counted. Never a payload, an output value or a key.
  * The latency model is set first: the end of the table (low or high) given, and every wait
  * charged its mean poll lateness (local/latency.ts).
- * Usage: tsx bench/probes/twin-probe.ts <out.json> <rsa|ed25519> <low|high>
+ * Usage: tsx bench/probes/twin-probe.ts <out.json> <rsa|ed25519> <low|high> [VolumeSwap|Online]
+ * (Online: the target is a managed node and the run asks for Method=Online, issue 12.)
  */
 /* eslint-disable @typescript-eslint/no-require-imports */
 import { writeFileSync } from 'fs';
@@ -56,10 +57,17 @@ function describeTarget(ids: readonly string[], targetId: string): string {
 
 /** The steps after which access is back, in order of preference (docs/architecture.md). */
 const ACCESS_STEPS = ['waitForInstanceRunning', 'startInstance'];
+/**
+ * The online method: access is back once the run has read the command's report saying the key is
+ * in place (reportOnline), not when the command ended (waitForOnlineInjection): the later of the two.
+ */
+const ONLINE_ACCESS_STEPS = ['reportOnline'];
 
 async function main(): Promise<void> {
-  const [outFile, keyType = 'rsa', end = 'high'] = process.argv.slice(2);
+  const [outFile, keyType = 'rsa', end = 'high', method = 'VolumeSwap'] = process.argv.slice(2);
   if (end !== 'low' && end !== 'high') throw new Error(`the latency end is low or high, got ${end}`);
+  if (method !== 'VolumeSwap' && method !== 'Online') throw new Error(`the method is VolumeSwap or Online, got ${method}`);
+  const accessSteps = method === 'Online' ? ONLINE_ACCESS_STEPS : ACCESS_STEPS;
   const progress = (line: string) => process.stderr.write(`  twin (${end}): ${line}\n`);
   (require('../../local/latency') as LatencyModule).setLatencyModel({ end, pollLateness: true });
   const { startTwin } = require('../../local/twin') as TwinModule;
@@ -67,9 +75,9 @@ async function main(): Promise<void> {
   const wallStart = Date.now();
   const twin = await startTwin({ log: progress });
   try {
-    const instance = await twin.createLockedOutInstance({ state: 'running' });
+    const instance = await twin.createLockedOutInstance({ state: 'running', ...(method === 'Online' ? { managed: {} } : {}) });
     const t0 = twin.clock.now();
-    const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: keyType }, { log: progress });
+    const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: keyType, Method: method }, { log: progress });
     const leftovers = await twin.leftovers();
     // The slow work the run started, on the same clock as its steps (seconds since it began).
     const work = twin.clock
@@ -83,7 +91,7 @@ async function main(): Promise<void> {
       }));
     const started = work.filter((w) => w.op === 'StartInstances' && w.on === 'target');
     const instanceRunningSeconds = started.length > 0 ? started[started.length - 1].completesAt : null;
-    const accessStep = ACCESS_STEPS.find((name) => result.steps.some((s) => s.name === name && s.status === 'Success')) ?? '';
+    const accessStep = accessSteps.find((name) => result.steps.some((s) => s.name === name && s.status === 'Success')) ?? '';
     writeFileSync(
       outFile,
       JSON.stringify({
@@ -91,7 +99,8 @@ async function main(): Promise<void> {
         failureMessage: result.status === 'Success' ? undefined : result.failureMessage,
         steps: result.steps.map((s) => ({ name: s.name, action: s.action, status: s.status, startedAt: s.startedAt, endedAt: s.endedAt, attempts: s.attempts })),
         modeledSeconds: result.modeledSeconds,
-        timeToAccessSeconds: timeToAccess(result, ACCESS_STEPS) ?? null,
+        timeToAccessSeconds: timeToAccess(result, accessSteps) ?? null,
+        method,
         accessStep,
         instanceRunningSeconds,
         work,

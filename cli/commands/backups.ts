@@ -17,9 +17,11 @@ import {
   type Image,
   type Snapshot,
 } from '@aws-sdk/client-ec2';
-import { DeleteParameterCommand, DescribeParametersCommand, type ParameterMetadata, type SSMClient } from '@aws-sdk/client-ssm';
+import { DeleteParameterCommand, DescribeParametersCommand, GetAutomationExecutionCommand, GetParameterCommand, type ParameterMetadata, type SSMClient } from '@aws-sdk/client-ssm';
+import { awsErrorName } from '../aws';
+import { isTerminal } from '../execution';
 import { EXECUTION_ID_KEY, INSTANCE_ID_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE, ROLE_KEY } from '../../lambdas/common/tags';
-import { KEY_PATH } from '../../lambdas/common/names';
+import { KEY_PATH, lockParameterName } from '../../lambdas/common/names';
 import { formatAge, table } from '../format';
 import { CliError, EXIT, type ExitCode } from '../exit-codes';
 import type { CommonOptions, Io } from '../io';
@@ -84,11 +86,47 @@ export function leftovers(images: Image[], snapshots: Snapshot[], keys: Paramete
       kind: 'key-parameter',
       id: k.Name ?? '?',
       instanceId: (k.Name ?? '').split('/')[3],
+      executionId: /execution ([0-9a-f-]{36})/.exec(k.Description ?? '')?.[1],
       created: k.LastModifiedDate?.toISOString(),
       ageText: formatAge(k.LastModifiedDate, now),
     });
   }
   return items;
+}
+
+/** The ids of items whose instance is locked or whose execution has not ended. */
+async function inUseIds(ssm: SSMClient, items: LeftItem[]): Promise<Set<string>> {
+  const locked = new Map<string, boolean>();
+  const running = new Map<string, boolean>();
+  const isLocked = async (instanceId: string | undefined): Promise<boolean> => {
+    if (!instanceId) return false;
+    if (!locked.has(instanceId)) {
+      try {
+        await ssm.send(new GetParameterCommand({ Name: lockParameterName(instanceId) }));
+        locked.set(instanceId, true);
+      } catch (err) {
+        if (awsErrorName(err) !== 'ParameterNotFound') throw err;
+        locked.set(instanceId, false);
+      }
+    }
+    return locked.get(instanceId) as boolean;
+  };
+  const isRunning = async (executionId: string | undefined): Promise<boolean> => {
+    if (!executionId) return false;
+    if (!running.has(executionId)) {
+      try {
+        const e = await ssm.send(new GetAutomationExecutionCommand({ AutomationExecutionId: executionId }));
+        running.set(executionId, !isTerminal(e.AutomationExecution?.AutomationExecutionStatus));
+      } catch (err) {
+        if (awsErrorName(err) !== 'AutomationExecutionNotFoundException') throw err;
+        running.set(executionId, false);
+      }
+    }
+    return running.get(executionId) as boolean;
+  };
+  const ids = new Set<string>();
+  for (const i of items) if ((await isLocked(i.instanceId)) || (await isRunning(i.executionId))) ids.add(i.id);
+  return ids;
 }
 
 async function list(ssm: SSMClient, ec2: EC2Client): Promise<{ images: Image[]; snapshots: Snapshot[]; keys: ParameterMetadata[] }> {
@@ -139,9 +177,13 @@ export async function backups(o: BackupsOptions, io: Io): Promise<ExitCode> {
     if (!io.stdinIsTTY) throw new CliError('not deleting: stdin is not a terminal, so there is no one to confirm; pass --yes', EXIT.refused);
     if (!(await io.confirm(`Delete these ${items.length} backups and key parameters?`))) throw new CliError('not deleting: you declined', EXIT.refused);
   }
+  // C2: never what a run still going may need: an item of an instance with a lock record, or of an
+  // execution that has not ended.
+  const inUse = await inUseIds(ssm, items);
+  const deletable = items.filter((i) => !inUse.has(i.id));
   const deleted: string[] = [];
   // Images first: a snapshot that backs a registered image cannot be deleted before it.
-  for (const i of items.filter((x) => x.kind === 'image')) {
+  for (const i of deletable.filter((x) => x.kind === 'image')) {
     await ec2.send(new DeregisterImageCommand({ ImageId: i.id }));
     deleted.push(i.id);
     for (const s of i.snapshotIds ?? []) {
@@ -149,15 +191,16 @@ export async function backups(o: BackupsOptions, io: Io): Promise<ExitCode> {
       deleted.push(s);
     }
   }
-  for (const i of items.filter((x) => x.kind === 'snapshot')) {
+  for (const i of deletable.filter((x) => x.kind === 'snapshot')) {
     await ec2.send(new DeleteSnapshotCommand({ SnapshotId: i.id }));
     deleted.push(i.id);
   }
-  for (const i of items.filter((x) => x.kind === 'key-parameter')) {
+  for (const i of deletable.filter((x) => x.kind === 'key-parameter')) {
     await ssm.send(new DeleteParameterCommand({ Name: i.id }));
     deleted.push(i.id);
   }
-  if (o.json) io.out(`${JSON.stringify({ items, deleted })}\n`);
-  else io.out(`Deleted ${deleted.length}: ${deleted.join(', ')}\n`);
+  const skipped = [...inUse];
+  if (o.json) io.out(`${JSON.stringify({ items, deleted, skippedInUse: skipped })}\n`);
+  else io.out(`Deleted ${deleted.length}: ${deleted.join(', ')}${skipped.length ? `\nKept, in use by a run not finished: ${skipped.join(', ')}` : ''}\n`);
   return EXIT.ok;
 }

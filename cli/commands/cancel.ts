@@ -36,7 +36,7 @@ export async function cancel(executionId: string, o: CommonOptions, io: Io): Pro
     code = EXIT.ok;
     text = 'Cancelled during preflight: nothing had changed.';
   } else {
-    code = outcome.kind === 'success' ? EXIT.ok : outcome.kind === 'failed-restored' || outcome.kind === 'refused' ? EXIT.ok : EXIT.restoreFailed;
+    code = outcome.kind === 'success' ? EXIT.ok : outcome.kind === 'failed-restored' || outcome.kind === 'refused' ? EXIT.ok : outcome.kind === 'preflight-failed' ? EXIT.error : EXIT.restoreFailed;
     text = `The execution ended ${outcome.status} (${outcome.kind}) without starting a restore execution.`;
   }
   if (o.json) io.out(`${JSON.stringify({ executionId, status: outcome.status, outcome: outcome.kind, restoreExecutionId: outcome.restoreExecutionId, restore, exitCode: code })}\n`);

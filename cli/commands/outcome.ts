@@ -36,6 +36,8 @@ export function exitCodeOf(outcome: Outcome, restore?: RestoreResult): ExitCode 
       return EXIT.ok;
     case 'refused':
       return EXIT.refused;
+    case 'preflight-failed':
+      return EXIT.error;
     case 'failed-restored':
       return EXIT.failedRestored;
     case 'restore-failed':
@@ -56,6 +58,12 @@ export function describeOutcome(outcome: Outcome, restore: RestoreResult | undef
   const lines: string[] = [];
   if (outcome.kind === 'refused') {
     lines.push(`Refused, nothing changed: ${outcome.failedStep?.message ?? outcome.message ?? 'preflight failed'}`);
+    return `${lines.join('\n')}\n`;
+  }
+  if (outcome.kind === 'preflight-failed') {
+    lines.push(
+      `Preflight failed (not a refusal): ${outcome.failedStep?.message ?? outcome.message ?? 'no message'}. It stopped before the instance was stopped or detached; see ec2-reset-access status ${instanceId} for a lock left behind.`,
+    );
     return `${lines.join('\n')}\n`;
   }
   if (outcome.kind === 'cancelled') {

@@ -20,6 +20,7 @@ import {
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import { awsErrorName } from '../aws';
+import { keyParameterName } from '../../lambdas/common/names';
 import { documentStepNames, follow } from '../follow';
 import { judge, outputOf, type Outcome } from '../execution';
 import { CliError, EXIT, UsageError, type ExitCode } from '../exit-codes';
@@ -168,10 +169,15 @@ export async function reset(instanceId: string, o: ResetOptions, io: Io): Promis
     const undo = io.onInterrupt?.(
       `Stopped following. Execution ${executionId} goes on: ec2-reset-access status ${executionId} to see it, ec2-reset-access cancel ${executionId} to cancel it (restore follows).`,
     );
+    let disarmed = false;
+    const disarm = (): void => {
+      if (!disarmed) undo?.();
+      disarmed = true;
+    };
     try {
-      return await followAndFinish(ssm, ec2, executionId, instanceId, keyFile, pv, o, io);
+      return await followAndFinish(ssm, ec2, executionId, instanceId, keyFile, pv, o, io, disarm);
     } finally {
-      undo?.();
+      disarm();
     }
   } finally {
     if (keyParameter) {
@@ -193,9 +199,12 @@ async function followAndFinish(
   pv: Preview,
   o: ResetOptions,
   io: Io,
+  executionEnded: () => void,
 ): Promise<ExitCode> {
   const stepNames = await documentStepNames(ssm, o.documentName).catch(() => undefined);
   const snap = await follow({ ssm, executionId, stepNames, renderer: o.json ? 'silent' : io.renderer, intervalMs: io.pollMs, now: io.now });
+  // The execution has ended: "it goes on, cancel it" is no longer true on Ctrl-C.
+  executionEnded();
   const outcome: Outcome = judge(snap);
   if (outcome.kind !== 'success') {
     const restore = outcome.kind === 'cancelled' && outcome.restoreExecutionId ? await followRestore(ssm, outcome.restoreExecutionId, o, io) : undefined;
@@ -205,15 +214,31 @@ async function followAndFinish(
     return code;
   }
 
-  // The result: summarize.Payload, or the online path's summarizeOnline.Payload (issue 12).
-  const summary = parseSummary(outputOf(snap.execution, 'summarize.Payload')) ?? parseSummary(outputOf(snap.execution, 'summarizeOnline.Payload')) ?? {};
+  // The result: the first summarize step's Payload output that parses (summarize.Payload,
+  // summarizeOnline.Payload, summarizeUserData.Payload: one per method, issue 12).
+  const summaryKey = Object.keys(snap.execution.Outputs ?? {}).filter((k) => /^summarize\w*\.Payload$/.test(k)).find((k) => parseSummary(outputOf(snap.execution, k)));
+  const summary = summaryKey ? (parseSummary(outputOf(snap.execution, summaryKey)) as Record<string, string>) : undefined;
+  if (!summary) {
+    throw new CliError(
+      `execution ${executionId} succeeded but gave no summary output; a generated key would be in ${keyParameterName(instanceId)}: fetch it with (umask 077; set -o noclobber; aws ssm get-parameter --name ${keyParameterName(instanceId)} --with-decryption --query Parameter.Value --output text > key.pem)`,
+      EXIT.error,
+    );
+  }
   const keyName = summary.KeyParameterName;
   let wroteKey = false;
   if (keyName && keyName !== 'none') {
     const got = await ssm.send(new GetParameterCommand({ Name: keyName, WithDecryption: true }));
     const value = got.Parameter?.Value;
     if (!value) throw new CliError(`the key parameter ${keyName} is empty; it was left in place`, EXIT.error);
-    writeKeyFile(keyFile, value, !!o.force);
+    try {
+      writeKeyFile(keyFile, value, !!o.force);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new CliError(
+        `the reset succeeded, but ${why}. The key is still in ${keyName} (not deleted): fetch it with (umask 077; set -o noclobber; aws ssm get-parameter --name ${keyName} --with-decryption --query Parameter.Value --output text > key.pem)`,
+        EXIT.error,
+      );
+    }
     wroteKey = true;
     if (!o.keepParameter) await ssm.send(new DeleteParameterCommand({ Name: keyName }));
   }

@@ -73,6 +73,13 @@ export async function backupAndDetach(deps: BackupDeps, input: StepInput): Promi
  */
 async function backupOnline(deps: BackupDeps, plan: Plan, input: StepInput): Promise<BackupResult> {
   const volumeId = plan.instance.rootVolumeId;
+  if (plan.inputs.backupMethod === 'None') {
+    // Nothing to back up (also the only choice for an instance-store root: preflight).
+    await updatePlan(deps.ssm, input.instanceId, input.executionId, (p) => {
+      p.progress.phase = 'backup-started';
+    });
+    return { backupId: 'none', backupMethod: 'None' };
+  }
   const attachment = liveAttachment(await describeVolume(deps.ec2, volumeId));
   if (attachment?.instanceId !== input.instanceId) {
     throw new UnexpectedStateError(`Volume ${volumeId} is not attached to ${input.instanceId}; the ${plan.method.chosen} method changes nothing of it`);

@@ -39,12 +39,10 @@ export type OriginalState = 'running' | 'stopped';
 export type ChosenMethod = 'Online' | 'VolumeSwap' | 'UserData';
 
 /**
- * What runs and why. The runbook's branchOnMethod looks for the substring
- * `"method":{"chosen":"Online"` (methodMarker) in the plan parameter's Description
- * (planDescription), which readMethod reads with DescribeParameters: the plan JSON itself can
- * exceed the 512 characters of a step output (a user's public key alone may be 3 KB), its
- * Description cannot. The same marker is in the plan JSON (planJson: `chosen` first), where
- * JSON.stringify escapes every `"` inside a string value, so no user value forges it there either.
+ * What runs and why. The runbook's branchOnMethod reads it from preflight's Payload (MethodToken,
+ * lambdas/preflight/handler.ts). The plan JSON carries it too (planJson: `chosen` first, so that
+ * methodMarker finds it), where JSON.stringify escapes every `"` inside a string value, so no
+ * user value can forge the marker there.
  */
 export interface PlanMethod {
   chosen: ChosenMethod;
@@ -52,7 +50,7 @@ export interface PlanMethod {
   reason: string;
 }
 
-/** The text branchOnMethod's Contains looks for in the plan JSON, per chosen method. */
+/** The text that marks the plan's method in the plan JSON (planJson), per chosen method. */
 export function methodMarker(chosen: ChosenMethod): string {
   return `"method":{"chosen":"${chosen}"`;
 }
@@ -219,16 +217,6 @@ export function planJson(plan: Plan): string {
   return JSON.stringify(ordered);
 }
 
-/**
- * The plan parameter's Description: the execution and the method marker, nothing the user wrote
- * (the execution id is validated, the method one of ChosenMethod). PutParameter accepts up to
- * 1,024 characters (botocore ssm service-2.json, ParameterDescription); this is under 512, the
- * limit of the step output readMethod makes of it.
- */
-export function planDescription(plan: Plan): string {
-  return `ec2-reset-access plan and lock of execution ${plan.executionId}; ${methodMarker(plan.method.chosen)}}`;
-}
-
 function putRequest(plan: Plan, overwrite: boolean): PutParameterCommand {
   return new PutParameterCommand({
     Name: lockParameterName(plan.instanceId),
@@ -238,7 +226,7 @@ function putRequest(plan: Plan, overwrite: boolean): PutParameterCommand {
     // Intelligent-Tiering stays Standard (free) under 4 KB and moves to Advanced only for a plan
     // holding a very long user public key.
     Tier: 'Intelligent-Tiering',
-    Description: planDescription(plan),
+    Description: `ec2-reset-access plan and lock of execution ${plan.executionId}`,
   });
 }
 

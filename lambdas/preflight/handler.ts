@@ -6,7 +6,7 @@ import { ssm } from '@common/clients/ssm';
 import { createLogger } from '@common/log';
 import { InvalidInputError } from '@common/errors';
 import { outputFields } from '@common/outputs';
-import { lockParameterName } from '@common/plan';
+import { lockParameterName, type Plan } from '@common/plan';
 import {
   requireObject,
   validateBackupMethod,
@@ -29,8 +29,13 @@ export interface PreflightOutput {
   LockParameterName: string;
   /** The method that runs: Online, VolumeSwap or UserData. */
   Method: string;
-  /** Why (short; summarize cuts it to fit the runbook's output). */
+  /** Why (at most METHOD_REASON_CHARS; summarize cuts it further to fit the runbook's output). */
   MethodReason: string;
+  /**
+   * `|method:<chosen>|`: what branchOnMethod looks for in this Payload (Contains). No character a
+   * JSON serializer escapes or spaces; '|' appears nowhere else in the Payload (tokenSafe).
+   */
+  MethodToken: string;
 }
 
 export const OUTPUT_FIELDS = outputFields<PreflightOutput>()([
@@ -41,7 +46,25 @@ export const OUTPUT_FIELDS = outputFields<PreflightOutput>()([
   'LockParameterName',
   'Method',
   'MethodReason',
+  'MethodToken',
 ]);
+
+/** The longest MethodReason in this Payload: with the other fields, far under 512 characters. */
+export const METHOD_REASON_CHARS = 160;
+
+/** branchOnMethod's token for a chosen method. */
+export function methodToken(chosen: string): string {
+  return `|method:${chosen}|`;
+}
+
+/**
+ * A field of this Payload other than MethodToken, with every '|' replaced by '/': no value that
+ * comes from the instance or its agent can then spell a token. (No user parameter allows '|' in the
+ * first place: the runbook's allowedPatterns, test/unit/lambdas/preflight.test.ts.)
+ */
+export function tokenSafe(value: string): string {
+  return value.replace(/\|/g, '/');
+}
 
 const log = createLogger('reset-access-preflight');
 
@@ -78,13 +101,20 @@ export async function handler(event: unknown): Promise<PreflightOutput> {
   const request = parseRequest(event);
   request.inputs.publicKey = await resolvePublicKey(ssm, request.inputs.publicKey, parsePublicKeyParameter(event));
   const plan = await preflight({ ec2, ssm, kms, autoScaling, log, now: () => new Date() }, request);
+  return outputOf(plan);
+}
+
+/** The Payload of a plan (exported for the test of its token). */
+export function outputOf(plan: Plan): PreflightOutput {
+  const reason = plan.method.reason.length > METHOD_REASON_CHARS ? `${plan.method.reason.slice(0, METHOD_REASON_CHARS - 1)}…` : plan.method.reason;
   return {
-    RootVolumeId: plan.instance.rootVolumeId,
-    RootDeviceName: plan.instance.rootDeviceName,
+    RootVolumeId: tokenSafe(plan.instance.rootVolumeId),
+    RootDeviceName: tokenSafe(plan.instance.rootDeviceName),
     OriginalState: plan.instance.originalState,
-    AvailabilityZone: plan.instance.availabilityZone,
-    LockParameterName: lockParameterName(plan.instanceId),
+    AvailabilityZone: tokenSafe(plan.instance.availabilityZone),
+    LockParameterName: tokenSafe(lockParameterName(plan.instanceId)),
     Method: plan.method.chosen,
-    MethodReason: plan.method.reason,
+    MethodReason: tokenSafe(reason),
+    MethodToken: methodToken(plan.method.chosen),
   };
 }

@@ -44,20 +44,34 @@ export async function managedInstance(ssm: SSMClient, instanceId: string): Promi
   return out.InstanceInformationList?.find((i) => i.InstanceId === instanceId);
 }
 
+/**
+ * A value an instance reports about itself (its agent may say anything), as it may appear in a
+ * reason: one of the values the SSM model allows, or `(other)`. Keeps the preflight Payload free
+ * of any character of the branch token (handler.ts).
+ */
+function known(value: string | undefined, allowed: readonly string[]): string {
+  return value !== undefined && allowed.includes(value) ? value : '(other)';
+}
+/** An agent version as it may appear in a reason: digits and dots only. */
+function shownVersion(version: string): string {
+  return /^\d+(\.\d+){0,3}$/.test(version) ? version : '(not a version)';
+}
+
 /** What the online method lacks on this instance; empty when it can run. */
 export function onlineGaps(state: string, info: InstanceInformation | undefined): string[] {
   const gaps: string[] = [];
-  if (state !== 'running') gaps.push(`${state}, not running`);
+  if (state !== 'running') gaps.push(`${known(state, ['pending', 'stopping', 'stopped', 'shutting-down', 'terminated'])}, not running`);
   if (!info) {
     gaps.push('not a managed node (no SSM Agent registered)');
     return gaps;
   }
-  if (info.PingStatus !== 'Online') gaps.push(`SSM Agent ${info.PingStatus ?? 'status unknown'}, not Online`);
-  if (info.PlatformType !== 'Linux') gaps.push(`platform ${info.PlatformType ?? 'unknown'}, not Linux`);
+  // PingStatus and PlatformType: the enums of the SSM service model (botocore data/ssm/2014-11-06/service-2.json).
+  if (info.PingStatus !== 'Online') gaps.push(`SSM Agent ${known(info.PingStatus, ['ConnectionLost', 'Inactive'])}, not Online`);
+  if (info.PlatformType !== 'Linux') gaps.push(`platform ${known(info.PlatformType, ['Windows', 'MacOS'])}, not Linux`);
   const version = info.AgentVersion ?? '';
   const cmp = compareVersions(version, MIN_ONLINE_AGENT_VERSION);
   if (cmp === undefined || cmp < 0) {
-    gaps.push(`SSM Agent ${version || '(no version)'} is older than ${MIN_ONLINE_AGENT_VERSION} (parameters as environment variables)`);
+    gaps.push(`SSM Agent ${version ? shownVersion(version) : '(no version)'} is older than ${MIN_ONLINE_AGENT_VERSION} (parameters as environment variables)`);
   }
   return gaps;
 }
@@ -79,10 +93,10 @@ export function chooseMethod(instanceId: string, asked: Method, state: string, i
         `Refused: instance ${instanceId} cannot use Method=Online: ${gaps.join('; ')}. Run with Method=VolumeSwap (or Auto) instead.`,
       );
     }
-    return { chosen: 'Online', reason: `asked for (Method=Online); SSM Agent ${info?.AgentVersion ?? ''} Online on Linux` };
+    return { chosen: 'Online', reason: `asked for (Method=Online); SSM Agent ${shownVersion(info?.AgentVersion ?? '')} Online on Linux` };
   }
   const chosen: ChosenMethod = gaps.length === 0 ? 'Online' : 'VolumeSwap';
   return chosen === 'Online'
-    ? { chosen, reason: `Auto: running, SSM Agent ${info?.AgentVersion ?? ''} Online on Linux` }
+    ? { chosen, reason: `Auto: running, SSM Agent ${shownVersion(info?.AgentVersion ?? '')} Online on Linux` }
     : { chosen, reason: `Auto: VolumeSwap, since ${gaps.join('; ')}` };
 }

@@ -140,14 +140,20 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
   if (state !== 'running' && state !== 'stopped') {
     refuse(id, `is ${state}`, 'Wait until it is running or stopped, then run again.');
   }
-  if (instance.RootDeviceType === 'instance-store') {
-    refuse(id, 'has an instance-store root volume, which cannot be detached or survive a stop', 'Use EC2 Instance Connect, Session Manager or user data to add a key instead.');
-  }
   // Systems Manager is asked only when the online method could run (Auto or Online on a running instance).
   const asksOnline = req.inputs.method === 'Auto' || req.inputs.method === 'Online';
   const info = asksOnline && state === 'running' ? await managedInstance(deps.ssm, id) : undefined;
   const method = chooseMethod(id, req.inputs.method, state, info);
   const swap = method.chosen === 'VolumeSwap';
+  const instanceStoreRoot = instance.RootDeviceType === 'instance-store';
+  // The online method neither stops the instance nor moves its root: an instance-store root is no
+  // obstacle, but it has no EBS volume to snapshot or image (CreateImage makes EBS-backed images).
+  if (instanceStoreRoot && swap) {
+    refuse(id, 'has an instance-store root volume, which cannot be detached or survive a stop', 'Use Method=Online if its SSM Agent is Online, or EC2 Instance Connect or Session Manager to add a key instead.');
+  }
+  if (instanceStoreRoot && req.inputs.backupMethod !== 'None') {
+    refuse(id, 'has an instance-store root volume, which no snapshot or image can back up', 'Run again with BackupMethod=None (the online method changes only authorized_keys).');
+  }
   if (swap && instance.ProductCodes?.some((p) => p.ProductCodeType === 'marketplace')) {
     refuse(id, 'has AWS Marketplace product codes on its root volume, which may not be attached to another instance', 'Run with Method=UserData (the key is added at boot, the root volume never moves), or use Method=Online if its SSM Agent is Online.');
   }
@@ -182,10 +188,13 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
   const rootDeviceName = instance.RootDeviceName ?? '';
   const mapping = instance.BlockDeviceMappings?.find((m) => m.DeviceName === rootDeviceName);
   const rootVolumeId = mapping?.Ebs?.VolumeId;
-  if (!rootVolumeId) {
+  if (!rootVolumeId && !instanceStoreRoot) {
     refuse(id, `has no EBS volume attached at its root device ${rootDeviceName || '(none)'}`, 'Attach the root volume back at its device name (a failed earlier run names it), then run again.');
   }
-  await checkRootVolume(deps, req, rootVolumeId);
+  // The root volume's own lock tag, and for the volume swap its encryption (the helper must attach
+  // it): the online method never attaches it anywhere, and EBS snapshots an encrypted volume with
+  // its own key, so a KMS key the automation cannot describe is no reason to refuse it.
+  if (rootVolumeId) await checkRootVolume(deps, req, rootVolumeId, swap);
 
   const availabilityZone = instance.Placement?.AvailabilityZone ?? '';
   if (swap) {
@@ -196,7 +205,7 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
   const elasticIp = await hasElasticIp(ec2, id);
   return { method, instance: {
     originalState: state as OriginalState,
-    rootVolumeId,
+    rootVolumeId: rootVolumeId ?? '',
     rootDeviceName,
     deleteOnTermination: mapping?.Ebs?.DeleteOnTermination ?? false,
     availabilityZone,
@@ -266,12 +275,12 @@ async function describeInstanceType(ec2: EC2Client, type: string): Promise<Insta
   }
 }
 
-async function checkRootVolume(deps: PreflightDeps, req: PreflightRequest, volumeId: string): Promise<void> {
+async function checkRootVolume(deps: PreflightDeps, req: PreflightRequest, volumeId: string, moves: boolean): Promise<void> {
   const id = req.instanceId;
   const volume = await findVolume(deps.ec2, volumeId);
   if (!volume) refuse(id, `has root volume ${volumeId}, which was not found`, 'Check the instance and run again.');
   await checkLockTag(deps, req, volumeId, lockTagOf(volume.Tags));
-  if (!volume.Encrypted) return;
+  if (!volume.Encrypted || !moves) return;
   if (!req.inputs.allowEncryptedVolume) {
     refuse(id, `has an encrypted root volume ${volumeId} and AllowEncryptedVolume is False`, 'Run again with AllowEncryptedVolume=True (the helper uses the same KMS key through EBS).');
   }
@@ -354,7 +363,8 @@ async function checkLockTag(deps: PreflightDeps, req: PreflightRequest, resource
  * fails, what was tagged is untagged and the lock released, so a refused run leaves nothing.
  */
 async function tagLocked(deps: PreflightDeps, plan: Plan): Promise<void> {
-  const ids = [plan.instanceId, plan.instance.rootVolumeId];
+  // An instance-store root (online method only) has no volume to tag.
+  const ids = [plan.instanceId, plan.instance.rootVolumeId].filter((x) => x !== '');
   try {
     await addLockTag(deps.ec2, ids, plan.executionId);
   } catch (err) {

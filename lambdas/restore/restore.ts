@@ -144,7 +144,10 @@ export async function restore(deps: RestoreDeps, input: StepInput): Promise<Rest
 /**
  * The online path's restore, once the command has settled: the instance ran throughout and its
  * root volume never moved, so what is left is the key parameter and the lock tag. The only change
- * a run can have made to the instance is the inject script's atomic write of authorized_keys.
+ * a run can have made to the instance are the inject script's (runbooks/inject-key.sh): a key line
+ * appended in place to authorized_keys (or a new file), a missing ~/.ssh created, an immutable flag
+ * cleared and set again, an SELinux label on a new file. The append is not atomic: a command
+ * cancelled mid-write can leave a partial last line.
  */
 async function finishOnline(deps: RestoreDeps, plan: Plan, done: string[], settled: Settled): Promise<RestoreResult> {
   const { instanceId, executionId } = plan;

@@ -180,16 +180,69 @@ describe('reset', () => {
 
   it('preflight refusal: exit 3 with its message', async () => {
     awsReady();
-    execution('Failed', [step('preflight', 'Failed', 0, 2, 'stop protection is on: turn it off first')]);
+    execution('Failed', [step('preflight', 'Failed', 0, 2, 'RefusedError: Refused: instance i-0123456789abcdef0 has stop protection. Turn it off first.')]);
     const io = testIo();
     expect(await main(['reset', IID, '--yes'], io)).toBe(EXIT.refused);
-    expect(io.stderr.join('')).toMatch(/Refused, nothing changed: stop protection is on/);
+    expect(io.stderr.join('')).toMatch(/Refused, nothing changed: .*has stop protection/);
+  });
+
+  it('a preflight failure that is no refusal (throttled, timed out) is exit 1, not "refused"', async () => {
+    awsReady();
+    execution('Failed', [step('preflight', 'Failed', 0, 2, 'ThrottlingException: Rate exceeded')]);
+    const io = testIo();
+    expect(await main(['reset', IID, '--yes'], io)).toBe(EXIT.error);
+    expect(io.stderr.join('')).toMatch(/Preflight failed \(not a refusal\): ThrottlingException/);
+  });
+
+  it('C4: a summary under another summarize step (summarizeUserData.Payload) is read; a success with no summary fails loudly, naming the parameter', async () => {
+    awsReady();
+    execution('Success', okSteps, { 'summarizeUserData.Payload': [SUMMARY] });
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Name: KEY_NAME, Value: PRIVATE } });
+    const io = testIo();
+    expect(await main(['reset', IID, '--yes'], io)).toBe(EXIT.ok);
+    expect(existsSync(join(io.home, '.ssh', `reset-access-${IID}`))).toBe(true);
+
+    ssm.reset();
+    ec2.reset();
+    awsReady();
+    execution('Success', okSteps, {});
+    const io2 = testIo();
+    expect(await main(['reset', IID, '--yes'], io2)).toBe(EXIT.error);
+    expect(io2.stderr.join('')).toMatch(new RegExp(`no summary output.*${KEY_NAME}`));
+  });
+
+  it('C5: the key file appearing during the run: exit 1 naming the parameter, which is kept', async () => {
+    awsReady();
+    execution('Success', okSteps, { 'summarize.Payload': [SUMMARY] });
+    const io = testIo();
+    ssm.on(GetParameterCommand).callsFake(() => {
+      execFileSync('mkdir', ['-p', '-m', '700', join(io.home, '.ssh')]);
+      writeFileSync(join(io.home, '.ssh', `reset-access-${IID}`), 'someone else');
+      return { Parameter: { Name: KEY_NAME, Value: PRIVATE } };
+    });
+    expect(await main(['reset', IID, '--yes'], io)).toBe(EXIT.error);
+    expect(io.stderr.join('')).toMatch(new RegExp(`the reset succeeded, but .*already exists.*The key is still in ${KEY_NAME} \\(not deleted\\)`));
+    expect(ssm).not.toHaveReceivedCommand(DeleteParameterCommand);
+    expect(io.stderr.join('')).not.toContain('c2VjcmV0');
+  });
+
+  it('C9: with --json an error is one JSON object on stdout too', async () => {
+    const io = testIo({ stdinIsTTY: false });
+    expect(await main(['reset', 'i-xyz', '--json'], io)).toBe(EXIT.usage);
+    expect(JSON.parse(io.stdout.join(''))).toEqual({ error: { message: expect.stringContaining('not an instance id'), exitCode: 2 } });
+    awsReady();
+    const io2 = testIo({ stdinIsTTY: false });
+    expect(await main(['reset', IID, '--json'], io2)).toBe(EXIT.refused);
+    expect(JSON.parse(io2.stdout.join(''))).toEqual({ error: { message: expect.stringContaining('stdin is not a terminal'), exitCode: 3 } });
+    const io3 = testIo();
+    expect(await main(['reset', IID, '--key-type', 'dsa', '--json'], io3)).toBe(EXIT.usage);
+    expect(JSON.parse(io3.stdout.join('')).error.exitCode).toBe(2);
   });
 
   it('a failure restored: exit 4 naming the step, its message and restore; restore failed: exit 5', async () => {
     awsReady();
     const failed = [step('preflight', 'Success'), step('stopInstance', 'Failed', 5, 65, 'InsufficientInstanceCapacity')];
-    const restored = { ...step('restore', 'Success', 70, 90), Outputs: { Payload: [JSON.stringify({ restored: true, message: 'root volume vol-0aaaaaaaaaaaaaaaa back at /dev/xvda; instance running', forcedDetach: false })] } };
+    const restored = { ...step('restore', 'Success', 70, 90), Outputs: { Payload: [JSON.stringify({ Restored: true, Message: 'root volume vol-0aaaaaaaaaaaaaaaa back at /dev/xvda; instance running', ForcedDetach: false })] } };
     execution('Failed', [...failed, restored, step('cleanupAfterRestore', 'Success', 90, 95)]);
     const io = testIo();
     expect(await main(['reset', IID, '--yes'], io)).toBe(EXIT.failedRestored);
@@ -303,6 +356,8 @@ describe('status, cancel, backups', () => {
         { Name: '/ec2rl/openssh/i-0eeeeeeeeeeeeeee0/key', Description: 'AWSSupport-ResetAccess key' },
       ],
     });
+    ssm.on(GetParameterCommand).rejects(Object.assign(new Error('not found'), { name: 'ParameterNotFound', $metadata: {} }));
+    ssm.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: 'Success' } });
     const io = testIo();
     expect(await main(['backups', '--delete', '--yes', '--json'], io)).toBe(EXIT.ok);
     expect(ec2).toHaveReceivedCommandWith(DescribeSnapshotsCommand, { OwnerIds: ['self'], Filters: [{ Name: 'tag:reset-access:managed-by', Values: ['ec2-reset-access'] }, { Name: 'tag:reset-access:role', Values: ['backup'] }] });
@@ -314,6 +369,36 @@ describe('status, cancel, backups', () => {
     expect(deregister).toBeGreaterThanOrEqual(0);
     expect(deregister).toBeLessThan(calls.findIndex((c) => c.args[0] instanceof DeleteSnapshotCommand));
     expect(ssm).not.toHaveReceivedCommandWith(DeleteParameterCommand, { Name: '/ec2rl/openssh/i-0eeeeeeeeeeeeeee0/key' });
-    expect(ssm).not.toHaveReceivedCommand(GetParameterCommand);
+    // Only lock records are read, never a key parameter's value.
+    for (const c of ssm.commandCalls(GetParameterCommand)) expect(c.args[0].input.Name).toMatch(/^\/reset-access\/locks\//);
+  });
+
+  it('C2: backups --delete keeps what a run not finished may need (a locked instance, an execution still going)', async () => {
+    const tags = (iid: string, exec: string) => [
+      { Key: 'reset-access:managed-by', Value: 'ec2-reset-access' },
+      { Key: 'reset-access:role', Value: 'backup' },
+      { Key: 'reset-access:instance-id', Value: iid },
+      { Key: 'reset-access:execution-id', Value: exec },
+    ];
+    ec2.on(DescribeImagesCommand).resolves({ Images: [] });
+    ec2.on(DescribeSnapshotsCommand).resolves({
+      Snapshots: [
+        { SnapshotId: 'snap-0locked', Tags: tags(IID, RESTORE_EXEC), VolumeSize: 8 },
+        { SnapshotId: 'snap-0running', Tags: tags('i-0ddddddddddddddd0', EXEC), VolumeSize: 8 },
+        { SnapshotId: 'snap-0old', Tags: tags('i-0ddddddddddddddd0', RESTORE_EXEC), VolumeSize: 8 },
+      ],
+    });
+    ssm.on(DescribeParametersCommand).resolves({ Parameters: [{ Name: KEY_NAME, Description: `ec2-reset-access: SSH private key (rsa, SHA256:x) for ${IID}, execution ${RESTORE_EXEC}` }] });
+    ssm.on(GetParameterCommand).rejects(Object.assign(new Error('not found'), { name: 'ParameterNotFound', $metadata: {} }));
+    ssm.on(GetParameterCommand, { Name: `/reset-access/locks/${IID}` }).resolves({ Parameter: { Value: '{}' } });
+    ssm.on(GetAutomationExecutionCommand).resolves({ AutomationExecution: { AutomationExecutionStatus: 'Success' } });
+    ssm.on(GetAutomationExecutionCommand, { AutomationExecutionId: EXEC }).resolves({ AutomationExecution: { AutomationExecutionStatus: 'InProgress' } });
+    const io = testIo();
+    expect(await main(['backups', '--delete', '--yes', '--json'], io)).toBe(EXIT.ok);
+    const json = JSON.parse(io.stdout.join(''));
+    expect(json.deleted).toEqual(['snap-0old']);
+    expect(json.skippedInUse.sort()).toEqual([KEY_NAME, 'snap-0locked', 'snap-0running'].sort());
+    expect(ec2).not.toHaveReceivedCommandWith(DeleteSnapshotCommand, { SnapshotId: 'snap-0locked' });
+    expect(ssm).not.toHaveReceivedCommand(DeleteParameterCommand);
   });
 });

@@ -3,7 +3,7 @@
  * preinstalled AWS CLI (botocore), the runbook the stack deploys, real ssh-keygen keys, and the
  * kernel's file modes.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { lstatSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -112,7 +112,9 @@ describe('judge', () => {
       failedStep: { name: 'stopInstance', message: 'boom', elapsedMs: 5000 },
     });
     expect(judge({ execution: { AutomationExecutionStatus: 'Failed' as const }, steps: [...failed, step('restore', 'Failed', 'volume vol-1 stays available')] }).kind).toBe('restore-failed');
-    expect(judge({ execution: { AutomationExecutionStatus: 'Failed' as const }, steps: [step('preflight', 'Failed', 'stop protection')] }).kind).toBe('refused');
+    expect(judge({ execution: { AutomationExecutionStatus: 'Failed' as const }, steps: [step('preflight', 'Failed', 'RefusedError: Refused: instance i-1 has stop protection. Turn it off first.')] }).kind).toBe('refused');
+    // A preflight that failed without refusing (a timeout, a throttled call) is no refusal.
+    expect(judge({ execution: { AutomationExecutionStatus: 'Failed' as const }, steps: [step('preflight', 'TimedOut', 'Step timed out')] }).kind).toBe('preflight-failed');
     expect(
       judge({
         execution: { AutomationExecutionStatus: 'Cancelled', Outputs: { 'startRestore.RestoreExecutionId': ['0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0'] } },
@@ -191,6 +193,56 @@ describe('the key file', () => {
     symlinkSync(target, link);
     expect(() => writeKeyFile(link, 'KEY', false)).toThrow(/already exists/);
     expect(readFileSync(target, 'utf8')).toBe('untouched');
+  });
+});
+
+describe('the key file, when the disk says no', () => {
+  it('C1: a short write (a file-size limit) fails loudly and leaves no truncated key, instead of returning as if written', () => {
+    const home = mkdtempSync(join(tmpdir(), 'cli-short-'));
+    const file = keyFilePath(home, 'i-0123456789abcdef0');
+    const key = `-----BEGIN OPENSSH PRIVATE KEY-----\n${'A'.repeat(3300)}\n-----END OPENSSH PRIVATE KEY-----\n`;
+    // The kernel's RLIMIT_FSIZE (ulimit -f, 1024-byte blocks): write(2) stops at 2048 bytes.
+    const script = `const {writeKeyFile}=require(${JSON.stringify(join(ROOT, 'cli', 'key-file.ts'))});try{writeKeyFile(process.argv[1],process.argv[2],false);console.log('RETURNED')}catch(e){console.log('THREW '+e.message)}`;
+    const out = execFileSync('sh', ['-c', 'ulimit -f 2; exec "$TSX" -e "$SCRIPT" "$FILE" "$KEY"'], {
+      encoding: 'utf8',
+      env: { ...process.env, TSX: join(ROOT, 'node_modules', '.bin', 'tsx'), SCRIPT: script, FILE: file, KEY: key },
+    });
+    expect(out).toMatch(/^THREW could not write .* \(EFBIG\); the partial file was removed/m);
+    expect(() => lstatSync(file)).toThrow(/ENOENT/);
+  });
+
+  it('C6: an existing ~/.ssh writable by others, or a symlink, is refused before anything', () => {
+    const home = mkdtempSync(join(tmpdir(), 'cli-sshdir-'));
+    execFileSync('install', ['-d', '-m', '777', join(home, '.ssh')]);
+    expect(() => writeKeyFile(keyFilePath(home, 'i-0123456789abcdef0'), 'KEY', false)).toThrow(/writable by group or others/);
+    const other = mkdtempSync(join(tmpdir(), 'cli-sshdir-'));
+    const shared = mkdtempSync(join(tmpdir(), 'cli-shared-'));
+    symlinkSync(shared, join(other, '.ssh'));
+    expect(() => writeKeyFile(keyFilePath(other, 'i-0123456789abcdef0'), 'KEY', false)).toThrow(/symbolic link/);
+    expect(() => lstatSync(join(shared, 'reset-access-i-0123456789abcdef0'))).toThrow(/ENOENT/);
+  });
+});
+
+describe('the confirmation prompt in a terminal', () => {
+  it('C8: Ctrl-C at the prompt answers no (the promise settles), rather than ending the process with nothing decided', async () => {
+    const script = `const {processIo}=require(${JSON.stringify(join(ROOT, 'cli', 'io.ts'))});processIo().confirm('Reset access to i-0123456789abcdef0?').then((a)=>console.log('ANSWER='+a))`;
+    // A pseudo-terminal (util-linux script): readline reads keys raw there, ^C included.
+    const child = spawn('script', ['-qfec', `"$TSX" -e "$SCRIPT"`, '/dev/null'], {
+      env: { ...process.env, TSX: join(ROOT, 'node_modules', '.bin', 'tsx'), SCRIPT: script },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += String(d);
+      if (out.includes('[y/N]') && !out.includes('SENT')) {
+        out += 'SENT';
+        child.stdin.write('\u0003');
+      }
+    });
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect(out).toContain('[y/N]');
+    expect(out).toMatch(/ANSWER=false/);
+    expect(code).toBe(0);
   });
 });
 

@@ -112,7 +112,10 @@ test('reset, piped, under umask 000: plain step lines, the key file 0600 from it
   // The key: 0600 from creation (never seen otherwise), a real OpenSSH private key, never printed.
   expect(statSync(keyPath).mode & 0o777).toBe(0o600);
   expect([...modes]).toEqual([0o600]);
-  const calls = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes(`"${keyPath}"`));
+  // Every call naming the file: the one exclusive create with 0600, then only the read-back.
+  const all = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes(`"${keyPath}"`));
+  const calls = all.filter((l) => !/^\d+ openat\(AT_FDCWD, "[^"]+", O_RDONLY(\|O_CLOEXEC)?\) = \d+$/.test(l));
+  expect(all.length - calls.length).toBe(1);
   expect(calls).toHaveLength(1);
   expect(calls[0]).toMatch(/openat\(AT_FDCWD, "[^"]+", O_WRONLY\|O_CREAT\|O_EXCL[^,]*, 0600\) = \d+$/);
   const fd = /= (\d+)$/.exec(calls[0])?.[1];
@@ -297,4 +300,22 @@ test('--profile and --region select the credentials and Region, as the AWS CLI d
   const noProfile = await status('--region', 'us-east-1');
   expect(noProfile.code).toBe(1);
   expect(noProfile.stderr).toMatch(/credential/i);
+});
+
+test('a step that fails: exit 4, the failed step and its message, and what restore did; nothing lost, no key file', async () => {
+  const instance = await twin.createLockedOutInstance({});
+  const before = await baseline(twin, instance);
+  const home = mkdtempSync(join(scratch, 'home-'));
+  // The first AttachVolume (attachToHelper's) fails; restore's own attach then succeeds.
+  twin.agent.injectFault({ service: 'ec2', action: 'AttachVolume', nth: 1, times: 1 });
+  const r = await cli(home, 'reset', instance.instanceId, '--yes', '--document-name', twin.documentName);
+  expect(r.code).toBe(4);
+  expect(r.stderr).toMatch(/^The run failed at attachToHelper Failed after \d+s: .*TwinInjectedFault/m);
+  expect(r.stderr).toMatch(/^ {2}restore Success after \d+/m);
+  // What the restore Lambda returned (its step's Payload), as the twin's Automation API gives it.
+  expect(r.stderr).toMatch(new RegExp(`^Restore reported: attached ${instance.rootVolumeId} to ${instance.instanceId} at ${instance.rootDeviceName}`, 'm'));
+  expect(r.stderr).toContain('Restore put the root volume back');
+  await twin.automation.drain();
+  await expectNothingLost(twin, before);
+  expect(() => statSync(join(home, '.ssh', `reset-access-${instance.instanceId}`))).toThrow(/ENOENT/);
 });

@@ -453,7 +453,6 @@ describe('automation role', () => {
       'ec2:DescribeVolumes',
       'iam:PassRole',
       'ssm:DescribeInstanceInformation',
-      'ssm:DescribeParameters',
       'ssm:GetAutomationExecution',
       'ssm:ListCommandInvocations',
       'ssm:StartAutomationExecution',

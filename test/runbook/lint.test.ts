@@ -44,7 +44,6 @@ describe('reset-access.yaml follows the contract', () => {
   it('has the steps of docs/architecture.md in order, with their Lambda folders', () => {
     expect(steps.map((s) => [s.name, s.action.replace('aws:', ''), (String(s.inputs?.FunctionName ?? '').match(/:([a-z-]+)%%$/) ?? [])[1]])).toEqual([
       ['preflight', 'invokeLambdaFunction', 'preflight'],
-      ['readMethod', 'executeAwsApi', undefined],
       ['branchOnMethod', 'branch', undefined],
       ['describeInstance', 'executeAwsApi', undefined],
       ['describeRootVolume', 'executeAwsApi', undefined],
@@ -144,18 +143,12 @@ describe('reset-access.yaml follows the contract', () => {
     });
   });
 
-  it('reads the method from the plan record right after preflight and branches on its exact marker', () => {
-    expect(step('preflight').nextStep).toBe('readMethod');
-    expect(step('readMethod')).toMatchObject({
-      action: 'aws:executeAwsApi',
-      inputs: { Service: 'ssm', Api: 'DescribeParameters', ParameterFilters: [{ Key: 'Name', Option: 'Equals', Values: ['/reset-access/locks/{{ InstanceId }}'] }] },
-      outputs: [{ Name: 'Plan', Selector: '$.Parameters[0].Description', Type: 'String' }],
-      nextStep: 'branchOnMethod',
-    });
+  it("branches right after preflight on the method token in preflight's Payload", () => {
+    expect(step('preflight').nextStep).toBe('branchOnMethod');
     expect(step('branchOnMethod').inputs).toEqual({
       Choices: [
-        { NextStep: 'backupOnline', Variable: '{{ readMethod.Plan }}', Contains: '"method":{"chosen":"Online"' },
-        { NextStep: 'saveUserData', Variable: '{{ readMethod.Plan }}', Contains: '"method":{"chosen":"UserData"' },
+        { NextStep: 'backupOnline', Variable: '{{ preflight.Payload }}', Contains: '|method:Online|' },
+        { NextStep: 'saveUserData', Variable: '{{ preflight.Payload }}', Contains: '|method:UserData|' },
       ],
       Default: 'describeInstance',
     });
@@ -263,7 +256,7 @@ describe('the lint catches', () => {
   });
   it('an unresolved variable', () => {
     expect(mutate((d) => ((stepOf(d, 'summarize').inputs?.InputPayload as Record<string, string>).BackupResult = '{{ nowhere.Payload }}'))).toEqual([
-      '$.mainSteps[25].inputs.InputPayload.BackupResult: {{ nowhere.Payload }} resolves to nothing',
+      '$.mainSteps[24].inputs.InputPayload.BackupResult: {{ nowhere.Payload }} resolves to nothing',
     ]);
   });
   it('a selector inside a Lambda Payload, and a Lambda step without LogType', () => {

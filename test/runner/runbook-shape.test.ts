@@ -81,10 +81,6 @@ function world(clock: VirtualClock, originalState: 'running' | 'stopped', restor
       if (command === 'none') return { CommandInvocations: [] };
       return { CommandInvocations: [{ CommandId: COMMAND, Status: clock.pending(COMMAND).length > 0 ? 'InProgress' : 'Success' }] };
     }
-    if (service === 'ssm' && api === 'DescribeParameters') {
-      // readMethod: the plan record's Description (lambdas/common/plan.ts, planDescription); this world swaps volumes.
-      return { Parameters: lock ? [{ Name: `/reset-access/locks/${TARGET}`, Description: `ec2-reset-access plan and lock of execution ${lock}; "method":{"chosen":"VolumeSwap"}` }] : [] };
-    }
     if (service === 'ssm' && api === 'GetAutomationExecution') {
       return { AutomationExecution: { AutomationExecutionStatus: executions.get(String(params.AutomationExecutionId)) } };
     }
@@ -94,7 +90,8 @@ function world(clock: VirtualClock, originalState: 'running' | 'stopped', restor
   const handlers: Record<string, Handler> = {
     preflight: (e) => {
       lock = String(e.ExecutionId);
-      return { RootVolumeId: VOLUME, OriginalState: originalState };
+      // branchOnMethod takes the volume swap: this world swaps volumes.
+      return { RootVolumeId: VOLUME, OriginalState: originalState, Method: 'VolumeSwap', MethodToken: '|method:VolumeSwap|' };
     },
     'stop-instance': () => {
       const prev = instance.get(TARGET) as string;
@@ -208,7 +205,7 @@ describe('the repository runbook on the runner', () => {
     expect(r.status).toBe('Success');
     expect(r.assumeRole).toBe(ROLE);
     expect(r.steps.map((s) => s.name)).toEqual([
-      'preflight', 'readMethod', 'branchOnMethod', 'describeInstance', 'describeRootVolume', 'stopInstance', 'launchHelper', 'waitForInstanceStopped',
+      'preflight', 'branchOnMethod', 'describeInstance', 'describeRootVolume', 'stopInstance', 'launchHelper', 'waitForInstanceStopped',
       'backupAndDetachRoot', 'waitForRootDetached', 'describeHelper', 'waitForHelperOnline', 'attachToHelper', 'waitForAttachedToHelper', 'injectKey',
       'waitForInjection', 'releaseFromHelper', 'waitForRootReleased', 'reattachRoot', 'waitForRootReattached', 'startInstance',
       'describeInstanceState', 'branchOnState', 'waitForInstanceRunning', 'cleanup', 'summarize',

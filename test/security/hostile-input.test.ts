@@ -224,10 +224,7 @@ describe('the runbook never pastes a parameter into code', () => {
       if (typeof v === 'string') {
         if (v.includes('{{')) {
           seen += 1;
-          // One exception, data and not code: readMethod names the plan record of the instance
-          // (/reset-access/locks/<instance-id>, an API request value), and InstanceId can only be
-          // i- and hex digits (its allowedPattern, asserted below).
-          if (!/^\{\{ ?[A-Za-z0-9_.:]+ ?\}\}$/.test(v) && v !== '/reset-access/locks/{{ InstanceId }}') spliced.push(`${path}: ${v}`);
+          if (!/^\{\{ ?[A-Za-z0-9_.:]+ ?\}\}$/.test(v)) spliced.push(`${path}: ${v}`);
         }
       } else if (Array.isArray(v)) {
         v.forEach((x, i) => walk(x, `${path}[${i}]`));
@@ -238,7 +235,6 @@ describe('the runbook never pastes a parameter into code', () => {
     walk(doc.mainSteps, 'mainSteps');
     expect(seen).toBeGreaterThan(10);
     expect(spliced).toEqual([]);
-    expect((doc as unknown as { parameters: Record<string, { allowedPattern?: string }> }).parameters.InstanceId.allowedPattern).toBe('^i-[0-9a-f]{8,17}$');
   });
 });
 

@@ -9,7 +9,8 @@
  * Runs: a success (new temporary VPC), a root encrypted with a customer managed key, a failure
  * injected after injection (restore), the same with the encrypted root, a cancel during
  * injection (the cancel path starts the restore runbook), an AWS call refused (restore from
- * before the attach), and the helper in the instance's own subnet. Who made each call: each step Lambda signs with its own access key id
+ * before the attach), the helper in the instance's own subnet, and the online method (issue 12:
+ * SendCommand to the customer's instance, under its lock tag) with a success and a restore. Who made each call: each step Lambda signs with its own access key id
  * (local/twin.ts), the runner's own calls (aws:executeAwsApi, aws:waitForAwsResourceProperty)
  * with another; the Automation role's lambda:InvokeFunction of each Lambda step and the
  * StartAutomationExecution the runner performs in process are taken from the executed steps.
@@ -142,6 +143,9 @@ beforeAll(async () => {
     ['cancel during injection', 'Cancelled', {}, {}, { cancelAt: 'injectKey' }],
     ['an AWS call refused (AttachVolume to the helper)', 'Failed', {}, {}, { awsFaults: [{ service: 'ec2', action: 'AttachVolume', times: 3 }] }],
     ["the instance's own subnet (SelectedInstanceSubnet)", 'Success', {}, { SubnetId: 'SelectedInstanceSubnet' }, {}],
+    // The online method (issue 12): a managed node; SendCommand goes to the instance itself.
+    ['online (a managed instance, Auto)', 'Success', { managed: {} }, {}, {}],
+    ['online, restore (failure injected after injection)', 'Failed', { managed: {} }, {}, { faults: [{ step: 'reportOnline', when: 'before', message: 'iam replay: fail after online injection' }] }],
     // Method=UserData (issue 12): a success, and a failure after our user data was set (restore stops the instance and puts the original back).
     ['user data (Method=UserData)', 'Success', { userData: Buffer.from('#!/bin/sh\necho original\n') }, { Method: 'UserData' }, {}],
     ['user data restored (failure after confirmUserData)', 'Failed', { userData: Buffer.from('#!/bin/sh\necho original\n') }, { Method: 'UserData' }, { faults: [{ step: 'confirmUserData', when: 'after', message: 'iam replay: fail with our user data set' }] }],
@@ -412,6 +416,8 @@ test.each([
   'cancel during injection',
   'an AWS call refused (AttachVolume to the helper)',
   "the instance's own subnet (SelectedInstanceSubnet)",
+  'online (a managed instance, Auto)',
+  'online, restore (failure injected after injection)',
 ])(
   '%s: every call and every authorization AWS makes for it is allowed',
   async (name) => {
@@ -468,6 +474,10 @@ test("every change to the customer's instance and root volume is made under the 
   for (const role of ['stop-instance', 'backup-and-detach', 'attach-to-helper', 'release-from-helper', 'reattach-root', 'start-instance', 'restore', 'cleanup']) {
     expect([role, roles.has(role)]).toEqual([role, true]);
   }
+  // The online method: SendCommand to the customer's instance itself, allowed under the lock tag
+  // and denied on the same instance without it (mustDeny, checked in evaluateScenario).
+  const online = await evaluateScenario(scenarios.find((x) => x.name === 'online (a managed instance, Auto)') as Scenario);
+  expect([...online.otherRun.keys()]).toContain('inject-key ssm:SendCommand instance');
   expect(all.every((r) => r.locked > 0)).toBe(true);
   expect(all.flatMap((r) => r.denied)).toEqual([]);
 });

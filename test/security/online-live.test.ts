@@ -107,3 +107,17 @@ it('Root=/ on a live system: no sshd restart or signal, no program that could re
   expect(diffImage(before, await snapshotImage(image)).map((d) => d.key).filter((k) => !/\/home\/webadmin\/\.ssh(\/authorized_keys)?$/.test(k))).toEqual([]);
   expect(systemState(dir)).toEqual(state);
 });
+
+it('the documents say what the script may change on a live system, and that a NoReboot image is crash-consistent (review O3, O5)', () => {
+  const root = join(__dirname, '..', '..');
+  const restoreDoc = readFileSync(join(root, 'runbooks', 'restore.yaml'), 'utf8');
+  const restoreCode = readFileSync(join(root, 'lambdas', 'restore', 'restore.ts'), 'utf8');
+  // The script appends with tee -a (no rename): nothing may call its write atomic.
+  expect(readFileSync(join(root, 'runbooks', 'inject-key.sh'), 'utf8')).toMatch(/tee -a/);
+  for (const text of [restoreDoc, restoreCode]) {
+    expect(text).not.toMatch(/atomic write/);
+    expect(text).toMatch(/append(ed)? in place/);
+  }
+  const runbook = readFileSync(join(root, 'runbooks', 'reset-access.yaml'), 'utf8');
+  expect(runbook).toMatch(/NoReboot, whose snapshots are\s+crash-consistent/);
+});

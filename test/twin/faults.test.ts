@@ -1,6 +1,6 @@
 /**
  * A failure at every step of the runbook, and at chosen AWS calls: whatever fails, restore puts
- * the instance back. After each run: the original root volume on the original instance at its
+ * the instance back. (The online method's steps: test/twin/online-faults.test.ts, on its own twin.) After each run: the original root volume on the original instance at its
  * device name with its DeleteOnTermination, the instance in its original state, no helper,
  * network or lock, and the disk image byte-identical outside authorized_keys.
  */
@@ -31,16 +31,25 @@ afterAll(async () => {
  * the twin exists, so they are read from the runbook YAML; the first test checks that the
  * synthesized document has exactly these.
  */
-const STEPS = (parse(readFileSync(join(__dirname, '..', '..', 'runbooks', 'reset-access.yaml'), 'utf8')) as { mainSteps: Array<{ name: string }> }).mainSteps
+const ALL_STEPS = (parse(readFileSync(join(__dirname, '..', '..', 'runbooks', 'reset-access.yaml'), 'utf8')) as { mainSteps: Array<{ name: string }> }).mainSteps
   .map((s) => s.name)
   .filter((n) => !['preflight', 'restore', 'cleanupAfterRestore', 'startRestore'].includes(n))
   // The UserData path's steps: a fault after each is in test/twin/user-data.test.ts (Method=UserData).
   .filter((n) => !n.includes('UserData'));
+/**
+ * The online path (issue 12) and the step that chooses it run on a managed instance, in
+ * test/twin/online-faults.test.ts; the volume swap's steps here, on an instance that is not one.
+ * (The online steps follow summarize in the runbook; branchOnMethod runs on both paths and is
+ * tested on the online one.)
+ */
+const ONLINE_STEPS = ALL_STEPS.filter((n) => n === 'branchOnMethod' || ALL_STEPS.indexOf(n) > ALL_STEPS.indexOf('summarize'));
+const STEPS = ALL_STEPS.filter((n) => !ONLINE_STEPS.includes(n));
 
 test('the steps under test are every step of the synthesized runbook but preflight and the restore path', () => {
   expect(STEPS.length).toBeGreaterThan(15);
+  expect(ONLINE_STEPS).toEqual(['branchOnMethod', 'backupOnline', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
   const names = (twin.automationDocument.mainSteps as Array<{ name: string }>).map((s) => s.name);
-  expect(names.filter((n) => !['preflight', 'restore', 'cleanupAfterRestore', 'startRestore'].includes(n) && !n.includes('UserData'))).toEqual(STEPS);
+  expect(names.filter((n) => !['preflight', 'restore', 'cleanupAfterRestore', 'startRestore'].includes(n) && !n.includes('UserData'))).toEqual(ALL_STEPS);
 });
 
 test('a failure at preflight (before it acts) changes nothing', async () => {

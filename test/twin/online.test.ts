@@ -5,7 +5,9 @@
  * through a real sshd over its disk. Auto falls back to the volume swap when the agent is too
  * old, absent, or the instance stopped; an explicit Online that cannot run is refused.
  */
-import { startTwin, Twin } from '../../local/twin';
+import { spawnSync } from 'node:child_process';
+import { DescribeInstanceInformationCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { REGION, startTwin, Twin } from '../../local/twin';
 import { baseline, expectNoKeyMaterial, expectNothingLost, summaryOf } from './support';
 
 jest.setTimeout(240000);
@@ -100,4 +102,48 @@ test('an explicit Online on an instance that is not a managed node is refused, n
   expect(result.failureMessage).toMatch(/cannot use Method=Online: .*not a managed node/);
   expect(callLog.filter((c) => c.status === 200 && !/^(Describe|Get|List)/.test(c.action))).toEqual([]);
   await expectNothingLost(twin, before);
+});
+
+/** InstanceInformation in the SSM service model shipped with the AWS CLI (botocore): member names and enums. */
+function botocoreInstanceInformation(): { members: string[]; enums: Record<string, string[]> } {
+  const py = [
+    'import botocore, gzip, json, os',
+    "d = os.path.join(os.path.dirname(botocore.__file__), 'data', 'ssm')",
+    "v = sorted(os.listdir(d))[-1]",
+    "f = os.path.join(d, v, 'service-2.json')",
+    "m = json.load(open(f)) if os.path.exists(f) else json.load(gzip.open(f + '.gz'))",
+    "s = m['shapes']; i = s['InstanceInformation']['members']",
+    "print(json.dumps({'members': list(i), 'enums': {k: s[i[k]['shape']].get('enum', []) for k in i if 'enum' in s[i[k]['shape']]}}))",
+  ].join('\n');
+  const out = spawnSync('python3', ['-c', py], { encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(`botocore not readable: ${out.stderr}`);
+  return JSON.parse(out.stdout) as { members: string[]; enums: Record<string, string[]> };
+}
+
+test("DescribeInstanceInformation lists a managed target while it runs, in the SSM model's shape; not once it is stopped", async () => {
+  const model = botocoreInstanceInformation();
+  const instance = await twin.createLockedOutInstance({ managed: { agentVersion: '3.3.3572.0' }, image: false });
+  const ssm = new SSMClient({ endpoint: twin.agent.endpoint, region: REGION, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  // The answer as bytes on the wire (the SDK would drop members its model does not know).
+  const wire: string[] = [];
+  const untap = twin.agent.tapWire((x) => {
+    if (x.action === 'DescribeInstanceInformation') wire.push(x.response);
+  });
+  try {
+    const listed = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: [instance.instanceId] }] }));
+    const info = listed.InstanceInformationList ?? [];
+    expect(info.map((i) => [i.InstanceId, i.PingStatus, i.PlatformType, i.AgentVersion])).toEqual([[instance.instanceId, 'Online', 'Linux', '3.3.3572.0']]);
+    const raw = (JSON.parse(wire[0] ?? '{}') as { InstanceInformationList: Array<Record<string, unknown>> }).InstanceInformationList[0] ?? {};
+    expect(raw.InstanceId).toBe(instance.instanceId);
+    expect(Object.keys(raw).filter((k) => !model.members.includes(k))).toEqual([]);
+    for (const [member, values] of Object.entries(model.enums)) {
+      if (raw[member] !== undefined) expect([member, values.includes(String(raw[member]))]).toEqual([member, true]);
+    }
+    const stoppedOne = await twin.createLockedOutInstance({ managed: {}, image: false, state: 'stopped' });
+    const none = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: [stoppedOne.instanceId] }] }));
+    expect(none.InstanceInformationList ?? []).toEqual([]);
+  } finally {
+    untap();
+    ssm.destroy();
+  }
 });

@@ -667,6 +667,12 @@ export async function authorize(x: Exchange, w: World, out: Replayed): Promise<v
   const body = (x.request.trim() === '' ? {} : JSON.parse(x.request)) as Record<string, unknown>;
   for (const r of mapper(body, w)) {
     const ctx: Context = { ...(x.service === 'kms' ? { 'kms:CallerAccount': p.account } : {}), ...r.extra };
+    // The customer's instance under the run's lock tag (SendCommand of the online method): the
+    // same call without the tag must be denied, and under another run's lock tag it is allowed
+    // (the condition binds a lock, not the execution), as for the EC2 calls above.
+    const lockKey = p.lockTagKey;
+    const ssmLockKey = lockKey ? `ssm:resourceTag/${lockKey}` : undefined;
+    const locked = r.binding === 'customer' && ssmLockKey !== undefined && ctx[ssmLockKey] !== undefined;
     await push({
       action,
       resourceType: r.type,
@@ -675,6 +681,8 @@ export async function authorize(x: Exchange, w: World, out: Replayed): Promise<v
       binding: r.binding,
       source: 'the call itself',
       foreign: r.foreign ? { resource: r.foreign, context: withoutKeys(ctx, /^ssm:resourceTag\//), what: `a ${r.type} that is not ours` } : undefined,
+      mustDeny: locked ? [{ resource: r.arn, context: withoutKeys(ctx, /^ssm:resourceTag\//), what: `the same ${r.type} without the run's lock tag` }] : undefined,
+      otherRun: locked && ssmLockKey ? { resource: r.arn, context: { ...ctx, [ssmLockKey]: OTHER_EXECUTION_ID } } : undefined,
     });
   }
   await implicitJson(x, body, w, push);

@@ -112,3 +112,39 @@ describe('backup-and-detach handler', () => {
     expect(ec2Mock).not.toHaveReceivedCommand(DetachVolumeCommand);
   });
 });
+
+describe('backupOnline (the online method, issue 12)', () => {
+  function onlinePlan(method: Plan['inputs']['backupMethod'], rootVolumeId = ROOT_VOLUME_ID): Plan {
+    const p = planWith(method);
+    p.method = { chosen: 'Online', reason: 'test' };
+    p.instance.rootVolumeId = rootVolumeId;
+    return p;
+  }
+
+  it('snapshots the running root and detaches nothing', async () => {
+    state = 'running';
+    storePlan(store, onlinePlan('Snapshot'));
+    ec2Mock.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-0123456789abcdef0' });
+    const out = await handler(STEP_EVENT);
+    expect(out).toEqual({ BackupId: 'snap-0123456789abcdef0', BackupMethod: 'Snapshot' });
+    expect(ec2Mock).not.toHaveReceivedCommand(DetachVolumeCommand);
+    expect(storedPlan(store)?.progress.phase).toBe('backup-started');
+  });
+
+  it('an image of the running instance is made with NoReboot (no stop, no reboot)', async () => {
+    state = 'running';
+    storePlan(store, onlinePlan('Image'));
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
+    ec2Mock.on(CreateImageCommand).resolves({ ImageId: 'ami-0123456789abcdef0' });
+    await handler(STEP_EVENT);
+    expect(ec2Mock).toHaveReceivedCommandWith(CreateImageCommand, { InstanceId: INSTANCE_ID, NoReboot: true });
+    expect(ec2Mock).not.toHaveReceivedCommand(DetachVolumeCommand);
+  });
+
+  it('BackupMethod=None on an instance-store root (no volume): no EC2 call at all', async () => {
+    state = 'running';
+    storePlan(store, onlinePlan('None', ''));
+    expect(await handler(STEP_EVENT)).toEqual({ BackupId: 'none', BackupMethod: 'None' });
+    expect(ec2Mock.calls()).toHaveLength(0);
+  });
+});

@@ -32,7 +32,10 @@ import {
 } from '@aws-sdk/client-ssm';
 import { handler, OUTPUT_FIELDS } from '../../../lambdas/preflight/handler';
 import { compareVersions, MIN_ONLINE_AGENT_VERSION } from '../../../lambdas/preflight/method';
-import { methodMarker, planDescription, planJson } from '../../../lambdas/common/plan';
+import { methodMarker, planJson } from '../../../lambdas/common/plan';
+import { METHOD_REASON_CHARS, methodToken, outputOf } from '../../../lambdas/preflight/handler';
+import { goRegexpVerdicts } from '../../../local/go-regexp';
+import { parse as parseYaml } from 'yaml';
 import { awsError, EXECUTION_ID, INSTANCE_ID, LOCK_NAME, makePlan, OTHER_EXECUTION_ID, parameterStore, ROOT_VOLUME_ID, storedPlan, storePlan } from '../helpers';
 
 const ec2Mock = mockClient(EC2Client);
@@ -148,6 +151,7 @@ describe('preflight handler', () => {
       LockParameterName: LOCK_NAME,
       Method: 'VolumeSwap',
       MethodReason: expect.stringContaining('not a managed node'),
+      MethodToken: '|method:VolumeSwap|',
     });
     expect(Object.keys(out).sort()).toEqual([...OUTPUT_FIELDS].sort());
     expect(ssmMock).toHaveReceivedCommandWith(PutParameterCommand, { Name: LOCK_NAME, Overwrite: false, Type: 'String' });
@@ -522,10 +526,8 @@ describe('preflight Method (issue 12)', () => {
     const text = store.get(LOCK_NAME)?.value ?? '';
     expect(text).toContain('"method":{"chosen":"Online"');
     expect(JSON.parse(text)).toMatchObject({ inputs: { method: 'Auto' }, method: { chosen: 'Online' } });
-    // readMethod reads the Description (DescribeParameters): the marker, under 512 characters.
-    const put = ssmMock.commandCalls(PutParameterCommand).find((c) => c.args[0].input.Name === LOCK_NAME)?.args[0].input;
-    expect(put?.Description).toContain('"method":{"chosen":"Online"}');
-    expect((put?.Description ?? '').length).toBeLessThan(512);
+    // branchOnMethod looks for the token in this Payload (Contains).
+    expect(out.MethodToken).toBe('|method:Online|');
   });
 
   const fallbacks: [string, () => void, RegExp][] = [
@@ -540,7 +542,8 @@ describe('preflight Method (issue 12)', () => {
     expect(out.Method).toBe('VolumeSwap');
     expect(out.MethodReason).toMatch(why);
     expect(store.get(LOCK_NAME)?.value).toContain('"method":{"chosen":"VolumeSwap"');
-    expect(ssmMock.commandCalls(PutParameterCommand).find((c) => c.args[0].input.Name === LOCK_NAME)?.args[0].input.Description).toContain('"method":{"chosen":"VolumeSwap"}');
+    expect(out.MethodToken).toBe('|method:VolumeSwap|');
+    expect(JSON.stringify(out)).not.toContain('|method:Online|');
   });
 
   it('explicit Online on an unmanaged instance is refused, naming what is missing, and changes nothing', async () => {
@@ -600,6 +603,27 @@ describe('preflight Method (issue 12)', () => {
   it('rejects an unknown Method before any AWS call', async () => {
     await expect(handler(event({ Method: 'Teleport' }))).rejects.toThrow(/Method must be one of Auto, Online, VolumeSwap, UserData/);
     expect(ec2Mock.calls()).toHaveLength(0);
+  });
+
+  it('Online does not refuse an encrypted root for its KMS key (it never attaches the volume anywhere): review O2', async () => {
+    managed = [agent()];
+    volume.Encrypted = true;
+    volume.KmsKeyId = 'arn:aws:kms:us-east-1:123456789012:key/abc';
+    kmsMock.on(DescribeKeyCommand).rejects(awsError('AccessDeniedException'));
+    expect((await handler(event())).Method).toBe('Online');
+    expect(kmsMock).not.toHaveReceivedCommand(DescribeKeyCommand);
+    expect((await handler(event({ ExecutionId: OTHER_EXECUTION_ID, Method: 'VolumeSwap' })).catch((e: Error) => e.message))).toMatch(/cannot be described.*kms:DescribeKey/);
+  });
+
+  it('Online runs on an instance-store root with BackupMethod=None (nothing stops), tagging the instance only; with a backup it is refused naming BackupMethod=None: review O2', async () => {
+    managed = [agent()];
+    instance.RootDeviceType = 'instance-store';
+    instance.BlockDeviceMappings = [];
+    await expect(handler(event())).rejects.toThrow(/instance-store root volume, which no snapshot or image can back up.*BackupMethod=None/);
+    expectNothingChanged();
+    const out = await handler(event({ BackupMethod: 'None' }));
+    expect(out).toMatchObject({ Method: 'Online', RootVolumeId: '' });
+    expect(ec2Mock).toHaveReceivedCommandWith(CreateTagsCommand, { Resources: [INSTANCE_ID] });
   });
 
   it('Online skips the refusals that exist only because the volume swap stops and moves the root (Marketplace, stop protection, Auto Scaling)', async () => {
@@ -668,15 +692,55 @@ describe('the plan JSON and branchOnMethod\'s marker', () => {
       const parsed = JSON.parse(text) as { method: { chosen: string } };
       for (const m of ['Online', 'VolumeSwap', 'UserData'] as const) {
         expect([h, m, text.includes(methodMarker(m))]).toEqual([h, m, parsed.method.chosen === m]);
-        // The Description readMethod reads holds no user value at all.
-        expect([h, m, planDescription(plan).includes(methodMarker(m))]).toEqual([h, m, chosen === m]);
       }
-      expect(planDescription(plan)).toBe(`ec2-reset-access plan and lock of execution ${plan.executionId}; "method":{"chosen":"${chosen}"}`);
     }
   });
 
   it('writes chosen before reason whatever order the object in memory has', () => {
     const plan = makePlan({ method: { reason: 'r', chosen: 'Online' } as never });
     expect(planJson(plan)).toContain('"method":{"chosen":"Online","reason":"r"}');
+  });
+});
+
+describe("branchOnMethod's token in preflight's Payload", () => {
+  const runbook = parseYaml(readFileSync(join(__dirname, '..', '..', '..', 'runbooks', 'reset-access.yaml'), 'utf8')) as {
+    parameters: Record<string, { allowedPattern?: string; allowedValues?: string[] }>;
+  };
+
+  it('no user parameter can hold a "|": every allowedPattern refuses it (Go regexp, as SSM), no allowedValue has one', () => {
+    const hostile = ['|method:Online|', 'ec2-user|method:Online|', 'ssh-ed25519 AAAA |method:Online|', 'subnet-0123456789abcdef0|method:Online|'];
+    const pairs: Array<[string, string]> = [];
+    for (const [name, spec] of Object.entries(runbook.parameters)) {
+      if (spec.allowedPattern) for (const h of hostile) pairs.push([spec.allowedPattern, h]);
+      else expect([name, (spec.allowedValues ?? []).filter((v) => v.includes('|'))]).toEqual([name, []]);
+      expect([name, spec.allowedPattern !== undefined || spec.allowedValues !== undefined]).toEqual([name, true]);
+    }
+    expect(pairs.length).toBeGreaterThan(20);
+    const verdicts = goRegexpVerdicts(pairs);
+    expect(pairs.filter((_, i) => verdicts[i]?.match !== false)).toEqual([]);
+  });
+
+  it('whatever the instance and its agent report, the Payload holds "|method:" once, in MethodToken, and stays under 512 characters', () => {
+    const hostile = '|method:Online|'.repeat(40);
+    for (const chosen of ['VolumeSwap', 'Online', 'UserData'] as const) {
+      const plan = makePlan({
+        instanceId: 'i-0123456789abcdef0',
+        method: { chosen, reason: `Auto: ${hostile}` },
+        instance: { ...makePlan().instance, rootVolumeId: `vol-0123456789abcdef0${hostile}`.slice(0, 21), rootDeviceName: `/dev/xvda${hostile}`.slice(0, 32), availabilityZone: `us-east-1a${hostile}`.slice(0, 32) },
+      });
+      const text = JSON.stringify(outputOf(plan));
+      expect(text.split('|method:').length - 1).toBe(1);
+      expect(text.includes(methodToken(chosen))).toBe(true);
+      expect(text.length).toBeLessThan(512);
+      expect(outputOf(plan).MethodReason.length).toBeLessThanOrEqual(METHOD_REASON_CHARS);
+    }
+  });
+
+  it("an agent's self-reported version or status never reaches the reason as it is", async () => {
+    managed = [agent({ AgentVersion: '3.3.9999.0|method:Online|', PingStatus: 'Online|method:Online|' as never })];
+    const out = await handler(event());
+    expect(out.Method).toBe('VolumeSwap');
+    expect(out.MethodReason).toContain('(not a version)');
+    expect(JSON.stringify(out).split('|method:').length - 1).toBe(1);
   });
 });
