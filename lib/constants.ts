@@ -31,7 +31,7 @@ export const DEFAULT_DOCUMENT_NAME = 'ResetAccess';
 /** The Command document is named `<documentName><suffix>`. */
 export const INJECT_DOCUMENT_SUFFIX = '-InjectKey';
 
-/** The 12 Lambda folders of docs/architecture.md, in runbook order. */
+/** The Lambda folders of docs/architecture.md, in runbook order (the UserData method's last). */
 export const STEP_FOLDERS = [
   'preflight',
   'stop-instance',
@@ -45,6 +45,11 @@ export const STEP_FOLDERS = [
   'cleanup',
   'summarize',
   'restore',
+  // Method=UserData (issue 12).
+  'save-user-data',
+  'set-user-data',
+  'confirm-user-data',
+  'restore-user-data',
 ] as const;
 
 /** One Lambda folder name. */

@@ -26,6 +26,7 @@ import {
 } from './constants';
 import { StepFunction } from './step-function';
 import { PUBLIC_KEY_PATH } from '../lambdas/common/names';
+import { USER_DATA_PATH } from '../lambdas/common/user-data-names';
 import { LOCK_TAG_KEY } from '../lambdas/common/tags';
 
 export interface StepFunctionsProps {
@@ -112,6 +113,12 @@ const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; descr
   cleanup: { timeout: Duration.seconds(240), description: 'Terminate the helper, delete the network, release the lock' },
   summarize: { timeout: Duration.seconds(60), description: 'Read the final state and return the outputs' },
   restore: { timeout: Duration.seconds(290), description: 'Converge back to the original state from the plan and AWS' },
+  // Method=UserData (issue 12). A stand-in key of the run's type is made to measure our user data.
+  'save-user-data': { timeout: Duration.seconds(120), memorySize: 1024, description: 'Keep the original user data in a SecureString; check that ours fits' },
+  'set-user-data': { timeout: Duration.seconds(120), memorySize: 1024, description: 'Set the user data that adds the key at boot, start the instance' },
+  // Polls the console for up to 240 s (CONFIRM_BUDGET_MS).
+  'confirm-user-data': { timeout: Duration.seconds(270), description: 'Read the instance\'s report of the key from its serial console' },
+  'restore-user-data': { timeout: Duration.seconds(60), description: 'Put the original user data back, delete the saved copy' },
 };
 
 /**
@@ -198,7 +205,7 @@ const WHY_EBS_KMS =
   'aws/ebs, named only at run time; only when EC2 uses it on this role\'s behalf (kms:ViaService ec2.<region>), and grants ' +
   'only for AWS resources (kms:GrantIsForAWSResource).';
 
-/** The 12 step Lambdas of docs/architecture.md, each with its own least-privilege policy. */
+/** The step Lambdas of docs/architecture.md, each with its own least-privilege policy. */
 export class StepFunctions extends Construct {
   /** The functions by Lambda folder. */
   public readonly byFolder: Record<StepFolder, StepFunction>;
@@ -231,13 +238,17 @@ export class StepFunctions extends Construct {
     grantStartInstance(policies['start-instance']);
     grantCleanup(policies.cleanup);
     grantSummarize(policies.summarize);
-    grantRestore(policies.restore);
+    grantRestore(policies.restore, props);
+    grantSaveUserData(policies['save-user-data'], props);
+    grantSetUserData(policies['set-user-data'], props);
+    grantConfirmUserData(policies['confirm-user-data']);
+    grantRestoreUserData(policies['restore-user-data'], props);
     for (const policy of Object.values(policies)) {
       policy.acknowledge();
     }
   }
 
-  /** All 12 functions, in runbook order. */
+  /** All the functions, in runbook order. */
   public get all(): StepFunction[] {
     return STEP_FOLDERS.map((f) => this.byFolder[f]);
   }
@@ -258,6 +269,8 @@ function environmentFor(folder: StepFolder, props: StepFunctionsProps): Record<s
         HELPER_AMI_PARAMETER_PREFIX,
       };
     case 'inject-key':
+    case 'save-user-data':
+    case 'set-user-data':
       return { KEY_ID: props.parameterKey.keyArn, INJECT_DOCUMENT_NAME: props.injectDocumentName };
     default:
       return {};
@@ -612,7 +625,7 @@ function grantSummarize(p: StepPolicy): void {
   describe(p, ['DescribeInstances']);
 }
 
-function grantRestore(p: StepPolicy): void {
+function grantRestore(p: StepPolicy, props: StepFunctionsProps): void {
   describe(p, ['DescribeInstances', 'DescribeVolumes']);
   // Take the volume off the helper (ours, tagged), put it back on the user's instance.
   volumeMove(p, 'DetachFromHelper', 'DetachVolume', true);
@@ -630,4 +643,84 @@ function grantRestore(p: StepPolicy): void {
   // authorization reference, so it is granted on *. It can only stop a command, never start one.
   p.allow('CancelInjectCommand', ['ssm:CancelCommand'], ['*'], 'ssm:CancelCommand does not support resource-level permissions; it can only stop a running command.');
   locks(p, ['GetParameter', 'PutParameter']);
+  // Method=UserData: stop the instance if it runs with our user data, put the original back.
+  p.allow('StopForUserData', ['ec2:StopInstances'], [ec2Arn('instance')], WHY_USER_INSTANCE, LOCKED);
+  readUserDataAttribute(p);
+  savedUserData(p, props, ['GetParameter', 'DeleteParameter']);
+}
+
+// ---- Method=UserData (issue 12) ---------------------------------------------------------------
+
+const WHY_USER_DATA = 'The saved original user data of any instance: /reset-access/user-data/<instance-id>, named at run time.';
+
+/** DescribeInstanceAttribute (userData) of the customer's instance, only while it carries a run's lock tag. */
+function readUserDataAttribute(p: StepPolicy): StepPolicy {
+  return p.allow('ReadUserData', ['ec2:DescribeInstanceAttribute'], [ec2Arn('instance')], WHY_USER_INSTANCE, LOCKED);
+}
+
+/**
+ * The SecureString holding the original user data, and the stack key through Systems Manager only
+ * (kms:ViaService ssm.<region>): Decrypt for GetParameter WithDecryption; Encrypt and
+ * GenerateDataKey for PutParameter (assumption, as for the private key: SSM calls Encrypt for a
+ * standard parameter and GenerateDataKey for an advanced one).
+ */
+function savedUserData(p: StepPolicy, props: StepFunctionsProps, actions: ('GetParameter' | 'PutParameter' | 'DeleteParameter')[]): StepPolicy {
+  p.allow('SavedUserData', actions.map((a) => `ssm:${a}`), [parameterArn(USER_DATA_PATH)], WHY_USER_DATA);
+  // Through Systems Manager only. What a role can decrypt this way is what it may GetParameter:
+  // these parameters alone (no role has GetParameter on /ec2rl/openssh/, test/security/iam.test.ts).
+  // Parameter Store's encryption context (PARAMETER_ARN) could bind it further, but the offline IAM
+  // evaluator of the replay ignores kms:EncryptionContext:<key> conditions, so nothing here depends
+  // on one that could not be checked.
+  const viaSsm = { StringEquals: { 'kms:ViaService': `ssm.${CFN_PARTS.region}.amazonaws.com` } };
+  const kmsActions = [
+    ...(actions.includes('GetParameter') ? ['kms:Decrypt'] : []),
+    ...(actions.includes('PutParameter') ? ['kms:Encrypt', 'kms:GenerateDataKey'] : []),
+  ];
+  if (kmsActions.length > 0) p.allowOn('SavedUserDataKey', kmsActions, [props.parameterKey.keyArn], viaSsm);
+  return p;
+}
+
+/** GetDocument of the inject-key Command document: its script goes into our user data. */
+function readInjectDocument(p: StepPolicy, props: StepFunctionsProps): StepPolicy {
+  return p.allowOn('ReadInjectDocument', ['ssm:GetDocument'], [
+    `arn:${CFN_PARTS.partition}:ssm:${CFN_PARTS.region}:${CFN_PARTS.account}:document/${props.injectDocumentName}`,
+  ]);
+}
+
+function grantSaveUserData(p: StepPolicy, props: StepFunctionsProps): void {
+  readUserDataAttribute(p);
+  savedUserData(p, props, ['GetParameter', 'PutParameter']);
+  readInjectDocument(p, props);
+  locks(p, ['GetParameter']);
+}
+
+function grantSetUserData(p: StepPolicy, props: StepFunctionsProps): void {
+  describe(p, ['DescribeInstances']);
+  readUserDataAttribute(p);
+  // The user data change and the first start, only on the locked instance.
+  modifyTarget(p, 'SetUserData', ['ec2:ModifyInstanceAttribute', 'ec2:StartInstances']);
+  ebsEncryption(p);
+  savedUserData(p, props, ['GetParameter']);
+  readInjectDocument(p, props);
+  // A generated key pair's private half, as injectKey stores it.
+  p.allow('KeyParameter', ['ssm:PutParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
+  p.allowOn('EncryptKeyParameter', ['kms:Encrypt', 'kms:GenerateDataKey'], [props.parameterKey.keyArn], {
+    StringEquals: { 'kms:ViaService': `ssm.${CFN_PARTS.region}.amazonaws.com` },
+  });
+  locks(p, ['GetParameter', 'PutParameter']);
+}
+
+function grantConfirmUserData(p: StepPolicy): void {
+  describe(p, ['DescribeInstances']);
+  // The instance's serial console (read-only), only while it carries a run's lock tag.
+  p.allow('ReadConsole', ['ec2:GetConsoleOutput'], [ec2Arn('instance')], WHY_USER_INSTANCE, LOCKED);
+  locks(p, ['GetParameter']);
+}
+
+function grantRestoreUserData(p: StepPolicy, props: StepFunctionsProps): void {
+  describe(p, ['DescribeInstances']);
+  readUserDataAttribute(p);
+  modifyTarget(p, 'RestoreUserData', ['ec2:ModifyInstanceAttribute']);
+  savedUserData(p, props, ['GetParameter', 'DeleteParameter']);
+  locks(p, ['GetParameter']);
 }

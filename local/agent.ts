@@ -26,6 +26,7 @@ import { CreateTagsCommand, DescribeImagesCommand, DescribeInstancesCommand, Des
 import { GetDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse as parseYaml } from 'yaml';
 import { goRegexpVerdictsAsync } from './go-regexp';
+import { createUserDataTwin, IncorrectInstanceState } from './user-data-twin';
 
 /** The part of the runner's virtual clock the agent uses (local/runner/clock.ts). */
 export interface AgentClock {
@@ -514,6 +515,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   }
   let faults: ArmedFault[] = [];
   const volumeImages = new Map<string, string>();
+  // Method=UserData (issue 12): what EC2 and the instance do with user data (local/user-data-twin.ts).
+  const userDataTwin = createUserDataTwin({ ec2: motoEc2, volumeImage: (id) => volumeImages.get(id) });
   const managedTargets = new Map<string, ManagedTarget>();
   const commandList: CommandRecord[] = [];
   const clientTokens = new Map<string, string>();
@@ -628,6 +631,24 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   }
 
   async function prepareEc2(form: URLSearchParams, action: string): Promise<string | undefined> {
+    if (action === 'ModifyInstanceAttribute' && (form.get('UserData.Value') !== null || form.get('Attribute') === 'userData')) {
+      const id = form.get('InstanceId') ?? '';
+      try {
+        await userDataTwin.refuseUnlessStopped(id, async (i) => {
+          const out = await motoEc2.send(new DescribeInstancesCommand({ InstanceIds: [i] }));
+          const name = out.Reservations?.[0]?.Instances?.[0]?.State?.Name ?? 'unknown';
+          // A stop still pending on the virtual clock is a stopping instance.
+          return name === 'stopped' && pendingOp(i, ['StopInstances']) ? 'stopping' : name;
+        });
+      } catch (err) {
+        if (err instanceof IncorrectInstanceState) throw new AwsErrorReply('IncorrectInstanceState', err.message);
+        throw err;
+      }
+    }
+    if (action === 'GetConsoleOutput') {
+      const xml = userDataTwin.consoleOutputXml(form.get('InstanceId') ?? '', randomUUID());
+      if (xml !== undefined) return xml;
+    }
     if (action === 'RunInstances') {
       const token = form.get('ClientToken');
       if (token && clientTokens.has(token)) return clientTokens.get(token);
@@ -1233,6 +1254,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         const text = out.body.toString('utf8');
         afterEc2(parsed.form, parsed.action, text);
         if (parsed.action === 'DescribeInstances') await learnImages(text);
+        if (parsed.action === 'StartInstances') await userDataTwin.afterStart(formList(parsed.form, 'InstanceId'));
         if (parsed.action === 'CreateImage') await tagImageSnapshots(text);
         const masked = maskEc2(parsed.action, text);
         if (masked !== text) body = Buffer.from(masked);

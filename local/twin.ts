@@ -122,6 +122,8 @@ export interface LockedOutSpec {
    * its own disk image as its live root. @default - not managed
    */
   readonly managed?: { readonly agentVersion?: string; readonly pingStatus?: 'Online' | 'ConnectionLost' | 'Inactive'; readonly platformType?: 'Linux' | 'Windows' | 'MacOS' };
+  /** The instance's user data at launch (issue 12, Method=UserData). @default - none */
+  readonly userData?: Buffer;
 }
 
 export interface LockedOutInstance {
@@ -524,6 +526,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
               BlockDeviceMappings: blockDeviceMappings,
               InstanceInitiatedShutdownBehavior: spec.shutdownBehavior ?? 'stop',
               DisableApiStop: spec.disableApiStop ?? false,
+              ...(spec.userData ? { UserData: spec.userData.toString('base64') } : {}),
               Placement: { AvailabilityZone: AVAILABILITY_ZONE },
               ...(spec.subnetId ? { SubnetId: spec.subnetId } : {}),
               TagSpecifications: [tagSpec('instance', tags)],

@@ -31,7 +31,8 @@ export interface BackupResult {
 
 export async function backupAndDetach(deps: BackupDeps, input: StepInput): Promise<BackupResult> {
   const plan = await loadOwnPlan(deps.ssm, input.instanceId, input.executionId);
-  if (plan.method.chosen === 'Online') return backupOnline(deps, plan, input);
+  // Online and UserData never move the root volume: the backup only (UserData: before its first stop).
+  if (plan.method.chosen === 'Online' || plan.method.chosen === 'UserData') return backupOnline(deps, plan, input);
   const instance = await describeInstance(deps.ec2, input.instanceId);
   const state = instance.State?.Name;
   const volumeId = plan.instance.rootVolumeId;
@@ -63,8 +64,9 @@ export async function backupAndDetach(deps: BackupDeps, input: StepInput): Promi
 }
 
 /**
- * The online method's backup (step backupOnline): the same snapshot or image, taken while the
- * instance runs, and nothing detached. A snapshot of a volume in use is taken at the call
+ * The online method's backup (step backupOnline), also the user data method's (step
+ * backupUserData, before its first stop): the same snapshot or image, taken while the instance
+ * runs, and nothing detached. A snapshot of a volume in use is taken at the call
  * ("Snapshots occur asynchronously; the point-in-time snapshot is created immediately",
  * https://docs.aws.amazon.com/ebs/latest/userguide/ebs-creating-snapshot.html); the image uses
  * NoReboot (startBackup), so the instance is never rebooted: this method promises no stop.
@@ -80,7 +82,7 @@ async function backupOnline(deps: BackupDeps, plan: Plan, input: StepInput): Pro
   }
   const attachment = liveAttachment(await describeVolume(deps.ec2, volumeId));
   if (attachment?.instanceId !== input.instanceId) {
-    throw new UnexpectedStateError(`Volume ${volumeId} is not attached to ${input.instanceId}; the online method changes nothing of it`);
+    throw new UnexpectedStateError(`Volume ${volumeId} is not attached to ${input.instanceId}; the ${plan.method.chosen} method changes nothing of it`);
   }
   const backupId = await startBackup(deps, plan, input);
   await updatePlan(deps.ssm, input.instanceId, input.executionId, (p) => {

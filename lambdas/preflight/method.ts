@@ -76,16 +76,14 @@ export function onlineGaps(state: string, info: InstanceInformation | undefined)
   return gaps;
 }
 
-/** Method=UserData until that path exists (issue 12, helper branch issue-12-userdata). */
-export const USER_DATA_NOT_YET = 'Method=UserData is not available in this version of the runbook yet';
-
 /**
  * The method that runs and why. Throws RefusedError for an explicit Online the instance does not
- * qualify for (naming every gap), and for UserData while that path does not exist.
+ * qualify for (naming every gap). UserData runs only when asked for (its own checks are in
+ * preflight: the user data's size; nothing else can tell whether the image runs cloud-init).
  */
 export function chooseMethod(instanceId: string, asked: Method, state: string, info: InstanceInformation | undefined): PlanMethod {
   if (asked === 'UserData') {
-    throw new RefusedError(`Refused: instance ${instanceId}: ${USER_DATA_NOT_YET}. Run with Method=Auto, Online or VolumeSwap.`);
+    return { chosen: 'UserData', reason: 'asked for (Method=UserData): the key is added by cloud-init at the next boot; two stop/start cycles' };
   }
   if (asked === 'VolumeSwap') return { chosen: 'VolumeSwap', reason: 'asked for (Method=VolumeSwap)' };
   const gaps = onlineGaps(state, info);

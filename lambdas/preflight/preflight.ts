@@ -39,6 +39,7 @@ import {
   updatePlan,
 } from '@common/plan';
 import { chooseMethod, managedInstance } from './method';
+import { checkUserDataFits } from '@common/user-data-store';
 
 export interface PreflightDeps {
   readonly ec2: EC2Client;
@@ -121,7 +122,9 @@ export async function preflight(deps: PreflightDeps, req: PreflightRequest): Pro
  * All the describes and refusals, and the choice of method; no call here changes anything. The
  * refusals that exist only because the volume swap stops the instance and moves its root (Spot,
  * Auto Scaling, stop protection, shutdown behaviour, instance-store data, Marketplace codes, the
- * helper's subnet and type) do not apply to the online method, which does neither.
+ * helper's subnet and type) do not apply to the online method, which does neither. The user data
+ * method stops the instance but never moves its root: the stop refusals apply, Marketplace codes
+ * and the helper's checks do not; its user data must fit the SecureString that keeps it.
  */
 async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ instance: PlanInstance; method: PlanMethod }> {
   const { ec2 } = deps;
@@ -154,11 +157,29 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
   if (swap && instance.ProductCodes?.some((p) => p.ProductCodeType === 'marketplace')) {
     refuse(id, 'has AWS Marketplace product codes on its root volume, which may not be attached to another instance', 'Run with Method=UserData (the key is added at boot, the root volume never moves), or use Method=Online if its SSM Agent is Online.');
   }
-  if (swap) {
+  // The user data method stops the instance too (twice), without moving its root.
+  const stops = swap || method.chosen === 'UserData';
+  if (method.chosen === 'UserData') {
+    // cloud-init reads user data from the instance metadata service: with its endpoint disabled
+    // ("If the value is disabled, you cannot access your instance metadata", EC2 API model,
+    // InstanceMetadataOptionsResponse.HttpEndpoint) ours would never arrive (review U11).
+    if (instance.MetadataOptions?.HttpEndpoint === 'disabled') {
+      refuse(id, 'has its instance metadata service disabled, so cloud-init cannot read user data', `Enable it (aws ec2 modify-instance-metadata-options --instance-id ${id} --http-endpoint enabled), or use Method=VolumeSwap.`);
+    }
+    // Its original user data must fit the SecureString that keeps it (8 KB), before any change.
+    await checkUserDataFits(ec2, id);
+  }
+  if (stops) {
     await checkSpot(ec2, instance, id);
     await checkAutoScaling(deps, instance, id);
     await checkAttributes(ec2, id);
     const targetType = await describeInstanceType(ec2, instance.InstanceType ?? '');
+    // The instance's report is read with GetConsoleOutput Latest, "supported on instance types that
+    // use the Nitro hypervisor" (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html);
+    // elsewhere only a buffer posted at state transitions is given, which may never show it (review U4).
+    if (method.chosen === 'UserData' && targetType && targetType.Hypervisor !== 'nitro') {
+      refuse(id, `is of type ${instance.InstanceType} (${targetType.Hypervisor ?? 'unknown'} hypervisor), whose latest console output cannot be read, so the run could not learn that the key is in place`, 'Use Method=VolumeSwap, or Method=Online if its SSM Agent is Online.');
+    }
     if (targetType?.InstanceStorageSupported && !req.inputs.allowEphemeralDataLoss) {
       refuse(id, `is of type ${instance.InstanceType}, which has instance-store volumes whose data is lost when it stops`, 'Copy that data away and run again with AllowEphemeralDataLoss=True.');
     }

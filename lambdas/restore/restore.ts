@@ -12,6 +12,7 @@
  *  2. available: attach to the original instance at the original device name, wait in-use;
  *  3. DeleteOnTermination as it was; start the instance if it was running and is stopped;
  *  4. a key written but not injected: delete the SecureString; injected: keep it, name it.
+ *  4b. Method=UserData: the original user data back (convergeUserData: stop if running, put back);
  *  5. last: remove this run's lock tag from the instance and the root volume (issue 11).
  * The online method (plan.method.chosen Online) moved and stopped nothing: only 0, 4 and 5, with
  * the command on the instance itself; nothing is detached, stopped or started.
@@ -37,6 +38,7 @@ import type { Logger } from '@common/log';
 import { parseReport } from '@common/report';
 import { removeLockTag } from '@common/lock-tag';
 import { readPlan, updatePlan, type Plan } from '@common/plan';
+import { convergeUserData } from '@common/user-data-store';
 import type { StepInput } from '@common/validation';
 
 export interface RestoreBudgets {
@@ -113,6 +115,10 @@ export async function restore(deps: RestoreDeps, input: StepInput): Promise<Rest
   const forcedEarlier = plan.progress.forcedDetach === true;
   try {
     await putVolumeBack(deps, plan, budgets, done, settled.force);
+    // Method=UserData: the original user data back (the instance stopped for it if it runs).
+    if ((plan as { method?: { chosen?: string } }).method?.chosen === 'UserData') {
+      await convergeUserData(deps, instanceId, budgets.stopMs, done);
+    }
     await restoreInstance(deps, plan, budgets, done);
   } catch (err) {
     // A failure after a forced detach (this attempt's or an earlier one's) still carries its advice.

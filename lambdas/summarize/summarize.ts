@@ -62,8 +62,11 @@ export function parseSummaryInput(event: unknown): SummaryInput {
   // The online path starts nothing (the instance never stopped): no StartResult there.
   const start = o.StartResult === undefined ? { Warnings: '' } : payloadOf(o.StartResult, 'StartResult');
   const preflight = payloadOf(o.PreflightResult, 'PreflightResult');
-  const commandId = requireString(release.CommandId, 'ReleaseResult.CommandId');
-  const helperId = requireString(release.HelperInstanceId, 'ReleaseResult.HelperInstanceId');
+  // The user data path's ReleaseResult is confirmUserData's: the report came from the instance's
+  // own serial console, not from a command.
+  const fromConsole = release.CommandId === undefined;
+  const commandId = fromConsole ? '' : requireString(release.CommandId, 'ReleaseResult.CommandId');
+  const helperId = fromConsole ? '' : requireString(release.HelperInstanceId, 'ReleaseResult.HelperInstanceId');
   return {
     ...base,
     keyParameterName: requireString(inject.KeyParameterName, 'InjectKeyResult.KeyParameterName'),
@@ -72,7 +75,7 @@ export function parseSummaryInput(event: unknown): SummaryInput {
     usersChanged: requireString(release.UsersChanged, 'ReleaseResult.UsersChanged', MAX_OUTPUT_CHARS),
     filesChanged: requireString(release.FilesChanged, 'ReleaseResult.FilesChanged', MAX_OUTPUT_CHARS),
     warnings: requireString(start.Warnings, 'StartResult.Warnings', MAX_OUTPUT_CHARS),
-    fullReport: `command ${commandId} on ${helperId}`,
+    fullReport: fromConsole ? `aws ec2 get-console-output --latest --instance-id ${base.instanceId}` : `command ${commandId} on ${helperId}`,
     method: requireString(preflight.Method, 'PreflightResult.Method'),
     methodReason: requireString(preflight.MethodReason, 'PreflightResult.MethodReason', MAX_OUTPUT_CHARS),
   };

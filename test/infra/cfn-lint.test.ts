@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { createApp } from '../../lib/app';
+import { STEP_FOLDERS } from '../../lib/constants';
 
 // The one test file that bundles for real (local esbuild, no Docker): synthesizes the app into a
 // temporary directory, then lints the template and inspects the bundles.
@@ -48,7 +49,7 @@ test('cfn-lint: no error and no warning on the synthesized template', () => {
 
 test('every function is one esbuild bundle with the SDK inside, under 500 KB, with a source map of our own files', () => {
   const functions = Object.values<any>(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-  expect(functions).toHaveLength(12);
+  expect(functions).toHaveLength(STEP_FOLDERS.length);
   for (const fn of functions) {
     expect(fn.Properties.Handler).toBe('index.handler');
     const dir = path.join(outdir, fn.Metadata['aws:asset:path']);

@@ -36,6 +36,16 @@ const STEP_TO_FOLDER: Record<string, StepFolder> = {
   reportOnline: 'release-from-helper',
   cleanupOnline: 'cleanup',
   summarizeOnline: 'summarize',
+  saveUserData: 'save-user-data',
+  backupUserData: 'backup-and-detach',
+  stopForUserData: 'stop-instance',
+  setUserData: 'set-user-data',
+  confirmUserData: 'confirm-user-data',
+  stopAfterUserData: 'stop-instance',
+  restoreUserData: 'restore-user-data',
+  startAfterUserData: 'start-instance',
+  cleanupUserData: 'cleanup',
+  summarizeUserData: 'summarize',
 };
 
 describe('the Automation document', () => {
@@ -63,7 +73,7 @@ describe('the Automation document', () => {
     });
   });
 
-  test('every Lambda step names its function of the contract by GetAtt, and all 12 are used', () => {
+  test('every Lambda step names its function of the contract by GetAtt, and every function is used', () => {
     expect(lambdaSteps.map((s) => s.name).sort()).toEqual(Object.keys(STEP_TO_FOLDER).sort());
     for (const s of lambdaSteps) {
       expect([s.name, s.inputs.FunctionName]).toEqual([s.name, { 'Fn::GetAtt': [fnId(STEP_TO_FOLDER[s.name]), 'Arn'] }]);

@@ -26,6 +26,7 @@ const IMPLIED: Record<string, string> = {
   'ssm:GetParameters': 'resolving the public AMI parameter (GetParameter is the call made)',
   'kms:Encrypt': 'PutParameter of a SecureString',
   'kms:GenerateDataKey': 'PutParameter of an advanced-tier SecureString',
+  'kms:Decrypt': 'GetParameter WithDecryption of a SecureString (the saved user data)',
 };
 
 /**

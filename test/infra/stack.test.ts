@@ -41,7 +41,7 @@ describe('functions', () => {
   test('memory 256 MB, inject-key 1024 MB (RSA 4096); cleanup 240 s', () => {
     for (const folder of STEP_FOLDERS) {
       const props = json.Resources[fnId(folder)].Properties;
-      expect(props.MemorySize).toBe(folder === 'inject-key' ? 1024 : 256);
+      expect(props.MemorySize).toBe(['inject-key', 'save-user-data', 'set-user-data'].includes(folder) ? 1024 : 256);
     }
     expect(json.Resources[fnId('cleanup')].Properties.Timeout).toBe(240);
   });
@@ -293,7 +293,7 @@ describe('IAM: the user\'s instance and volume', () => {
   test('kms:CreateGrant only for AWS resources through EC2, only for the steps that attach, start, launch or back up', () => {
     const granting = ALL.filter((s) => s.actions.includes('kms:CreateGrant'));
     expect(new Set(granting.map((s) => s.role))).toEqual(
-      new Set(['launch-helper', 'backup-and-detach', 'attach-to-helper', 'reattach-root', 'start-instance', 'restore'].map((f) => roleId(f as StepFolder))),
+      new Set(['launch-helper', 'backup-and-detach', 'attach-to-helper', 'reattach-root', 'start-instance', 'restore', 'set-user-data'].map((f) => roleId(f as StepFolder))),
     );
     for (const s of granting) {
       expect(s.condition).toEqual({ StringEquals: { 'kms:ViaService': 'ec2.${AWS::Region}.amazonaws.com' }, Bool: { 'kms:GrantIsForAWSResource': 'true' } });
@@ -304,13 +304,14 @@ describe('IAM: the user\'s instance and volume', () => {
 describe('IAM: Systems Manager', () => {
   const LOCKS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/locks/*';
   const KEYS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/ec2rl/openssh/*';
+  const USER_DATA = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/user-data/*';
 
-  test('Put/Get/DeleteParameter only on the lock path and /ec2rl/openssh/ (and the public AMI path, read)', () => {
+  test('Put/Get/DeleteParameter only on the lock path, /ec2rl/openssh/ and the saved user data (and the public AMI path, read)', () => {
     const AMI = 'arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/ami-amazon-linux-latest/*';
     const PUBLIC_KEYS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/public-keys/*';
     for (const s of ALL.filter((st) => st.actions.some((a) => /^ssm:(Put|Get|Delete)Parameters?$/.test(a)))) {
       for (const r of s.resources) {
-        expect([LOCKS, KEYS, AMI, PUBLIC_KEYS]).toContain(r);
+        expect([LOCKS, KEYS, AMI, PUBLIC_KEYS, USER_DATA]).toContain(r);
       }
       // A user's long public key (PublicKeyParameter): read by preflight only.
       if (s.resources.includes(PUBLIC_KEYS)) expect([s.role, s.actions]).toEqual([roleId('preflight'), ['ssm:GetParameter']]);
@@ -332,11 +333,24 @@ describe('IAM: Systems Manager', () => {
     expect(on('summarize', LOCKS)).toEqual([]);
     expect(on('inject-key', KEYS)).toEqual(['ssm:PutParameter']);
     expect(on('restore', KEYS)).toEqual(['ssm:DeleteParameter']);
-    for (const folder of STEP_FOLDERS.filter((f) => !['preflight', 'cleanup', 'summarize'].includes(f))) {
+    // The UserData steps that only read the plan.
+    const planReaders = ['save-user-data', 'confirm-user-data', 'restore-user-data'];
+    for (const folder of planReaders) expect(on(folder as StepFolder, LOCKS)).toEqual(['ssm:GetParameter']);
+    for (const folder of STEP_FOLDERS.filter((f) => !['preflight', 'cleanup', 'summarize', ...planReaders].includes(f))) {
       expect(on(folder, LOCKS)).toEqual(['ssm:GetParameter', 'ssm:PutParameter']);
     }
-    for (const folder of STEP_FOLDERS.filter((f) => !['inject-key', 'restore'].includes(f))) {
+    // set-user-data makes a key pair when no public key is given, as inject-key does.
+    expect(on('set-user-data', KEYS)).toEqual(['ssm:PutParameter']);
+    for (const folder of STEP_FOLDERS.filter((f) => !['inject-key', 'restore', 'set-user-data'].includes(f))) {
       expect(on(folder, KEYS)).toEqual([]);
+    }
+    // The saved user data: saved, read back, put back and deleted by exactly these.
+    expect(on('save-user-data', USER_DATA)).toEqual(['ssm:GetParameter', 'ssm:PutParameter']);
+    expect(on('set-user-data', USER_DATA)).toEqual(['ssm:GetParameter']);
+    expect(on('restore-user-data', USER_DATA)).toEqual(['ssm:DeleteParameter', 'ssm:GetParameter']);
+    expect(on('restore', USER_DATA)).toEqual(['ssm:DeleteParameter', 'ssm:GetParameter']);
+    for (const folder of STEP_FOLDERS.filter((f) => !['save-user-data', 'set-user-data', 'restore-user-data', 'restore'].includes(f))) {
+      expect(on(folder, USER_DATA)).toEqual([]);
     }
   });
 
@@ -367,15 +381,24 @@ describe('IAM: Systems Manager', () => {
     expect(grants(p, 'autoscaling:DescribeAutoScalingInstances')[0].resources).toEqual(['*']);
   });
 
-  test('the KMS key is used by inject-key only through Systems Manager', () => {
+  test('the KMS key is used only through Systems Manager: to store a private key (inject-key, set-user-data), and for the saved user data alone', () => {
     // (kms:Decrypt through EC2 is EBS encryption of a volume, on the volume's key: see the CreateGrant test)
     const viaEc2 = (s: (typeof ALL)[number]) => (s.condition?.StringEquals ?? {})['kms:ViaService'] === 'ec2.${AWS::Region}.amazonaws.com';
     const encrypting = ALL.filter((s) => s.actions.some((a) => ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt'].includes(a)) && !viaEc2(s));
-    expect(encrypting).toHaveLength(1);
-    expect(encrypting[0].role).toBe(roleId('inject-key'));
-    expect(encrypting[0].actions.sort()).toEqual(['kms:Encrypt', 'kms:GenerateDataKey']);
-    expect(encrypting[0].resources).toEqual([`\${${logicalId(stack.parameterKey.key)}.Arn}`]);
-    expect(encrypting[0].condition).toEqual({ StringEquals: { 'kms:ViaService': 'ssm.${AWS::Region}.amazonaws.com' } });
+    const viaSsm = { 'kms:ViaService': 'ssm.${AWS::Region}.amazonaws.com' };
+    for (const s of encrypting) {
+      expect(s.resources).toEqual([`\${${logicalId(stack.parameterKey.key)}.Arn}`]);
+      expect(s.condition?.StringEquals).toEqual(viaSsm);
+    }
+    // Storing a generated private key: encrypt only, never decrypt.
+    const keyStores = encrypting.filter((s) => s.sid === 'EncryptKeyParameter');
+    expect(new Set(keyStores.map((s) => s.role))).toEqual(new Set([roleId('inject-key'), roleId('set-user-data')]));
+    for (const s of keyStores) expect(s.actions.sort()).toEqual(['kms:Encrypt', 'kms:GenerateDataKey']);
+    // Everything else is the saved user data's, by roles that may read no private key.
+    const userDataRoles = new Set(['save-user-data', 'set-user-data', 'restore-user-data', 'restore'].map((f) => roleId(f as StepFolder)));
+    for (const s of encrypting.filter((x) => x.sid !== 'EncryptKeyParameter')) {
+      expect([s.sid, userDataRoles.has(s.role)]).toEqual(['SavedUserDataKey', true]);
+    }
   });
 
   test('resource "*" only for calls without resource-level permissions', () => {

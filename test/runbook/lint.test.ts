@@ -74,6 +74,22 @@ describe('reset-access.yaml follows the contract', () => {
       ['reportOnline', 'invokeLambdaFunction', 'release-from-helper'],
       ['cleanupOnline', 'invokeLambdaFunction', 'cleanup'],
       ['summarizeOnline', 'invokeLambdaFunction', 'summarize'],
+      ['saveUserData', 'invokeLambdaFunction', 'save-user-data'],
+      ['backupUserData', 'invokeLambdaFunction', 'backup-and-detach'],
+      ['stopForUserData', 'invokeLambdaFunction', 'stop-instance'],
+      ['waitStoppedForUserData', 'waitForAwsResourceProperty', undefined],
+      ['setUserData', 'invokeLambdaFunction', 'set-user-data'],
+      ['waitRunningWithUserData', 'waitForAwsResourceProperty', undefined],
+      ['confirmUserData', 'invokeLambdaFunction', 'confirm-user-data'],
+      ['stopAfterUserData', 'invokeLambdaFunction', 'stop-instance'],
+      ['waitStoppedAfterUserData', 'waitForAwsResourceProperty', undefined],
+      ['restoreUserData', 'invokeLambdaFunction', 'restore-user-data'],
+      ['startAfterUserData', 'invokeLambdaFunction', 'start-instance'],
+      ['describeStateAfterUserData', 'executeAwsApi', undefined],
+      ['branchOnStateAfterUserData', 'branch', undefined],
+      ['waitRunningAfterUserData', 'waitForAwsResourceProperty', undefined],
+      ['cleanupUserData', 'invokeLambdaFunction', 'cleanup'],
+      ['summarizeUserData', 'invokeLambdaFunction', 'summarize'],
       ['restore', 'invokeLambdaFunction', 'restore'],
       ['cleanupAfterRestore', 'invokeLambdaFunction', 'cleanup'],
       ['startRestore', 'executeAwsApi', undefined],
@@ -107,7 +123,7 @@ describe('reset-access.yaml follows the contract', () => {
       expect([s.name, s.outputs]).toEqual([s.name, undefined]);
       expect([s.name, s.inputs?.LogType]).toEqual([s.name, 'None']);
     }
-    expect(doc.outputs).toEqual(['summarize.Payload', 'summarizeOnline.Payload', 'restore.Payload', 'startRestore.RestoreExecutionId']);
+    expect(doc.outputs).toEqual(['summarize.Payload', 'summarizeOnline.Payload', 'summarizeUserData.Payload', 'restore.Payload', 'startRestore.RestoreExecutionId']);
   });
 
   it('cancels into startRestore, which starts the restore runbook and ends; failures restore in this execution', () => {
@@ -130,7 +146,10 @@ describe('reset-access.yaml follows the contract', () => {
   it("branches right after preflight on the method token in preflight's Payload", () => {
     expect(step('preflight').nextStep).toBe('branchOnMethod');
     expect(step('branchOnMethod').inputs).toEqual({
-      Choices: [{ NextStep: 'backupOnline', Variable: '{{ preflight.Payload }}', Contains: '|method:Online|' }],
+      Choices: [
+        { NextStep: 'backupOnline', Variable: '{{ preflight.Payload }}', Contains: '|method:Online|' },
+        { NextStep: 'saveUserData', Variable: '{{ preflight.Payload }}', Contains: '|method:UserData|' },
+      ],
       Default: 'describeInstance',
     });
     // The online path never stops, detaches or launches: only these steps, in this order.
@@ -138,6 +157,36 @@ describe('reset-access.yaml follows the contract', () => {
     for (let n: string | undefined = 'backupOnline'; n; n = step(n).isEnd ? undefined : step(n).nextStep) path.push(n);
     expect(path).toEqual(['backupOnline', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
     expect(step('waitForOnlineInjection').inputs).toMatchObject({ Api: 'ListCommandInvocations', InstanceId: '{{ InstanceId }}' });
+  });
+
+  it('the user data path: saved first, two stop/start cycles, the report read from the console, the original put back before the second start', () => {
+    const path: string[] = [];
+    for (let n: string | undefined = 'saveUserData'; n; n = step(n).isEnd ? undefined : step(n).nextStep) path.push(n);
+    expect(path).toEqual([
+      'saveUserData',
+      'backupUserData',
+      'stopForUserData',
+      'waitStoppedForUserData',
+      'setUserData',
+      'waitRunningWithUserData',
+      'confirmUserData',
+      'stopAfterUserData',
+      'waitStoppedAfterUserData',
+      'restoreUserData',
+      'startAfterUserData',
+      'describeStateAfterUserData',
+      'branchOnStateAfterUserData',
+    ]);
+    const tail: string[] = [];
+    for (let n: string | undefined = 'waitRunningAfterUserData'; n; n = step(n).isEnd ? undefined : step(n).nextStep) tail.push(n);
+    expect(tail).toEqual(['waitRunningAfterUserData', 'cleanupUserData', 'summarizeUserData']);
+    expect(step('branchOnStateAfterUserData').inputs).toEqual({
+      Choices: [{ NextStep: 'cleanupUserData', Variable: '{{ describeStateAfterUserData.State }}', StringEquals: 'stopped' }],
+      Default: 'waitRunningAfterUserData',
+    });
+    // The stated time for the instance's report: 2 attempts of the function's 240 s budget.
+    expect(step('confirmUserData').maxAttempts).toBe(2);
+    expect(String(doc.description)).toMatch(/two stop\/start cycles/i);
   });
 
   it('keeps cleanup off the critical path: it comes after the instance is running again', () => {

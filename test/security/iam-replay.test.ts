@@ -146,6 +146,9 @@ beforeAll(async () => {
     // The online method (issue 12): a managed node; SendCommand goes to the instance itself.
     ['online (a managed instance, Auto)', 'Success', { managed: {} }, {}, {}],
     ['online, restore (failure injected after injection)', 'Failed', { managed: {} }, {}, { faults: [{ step: 'reportOnline', when: 'before', message: 'iam replay: fail after online injection' }] }],
+    // Method=UserData (issue 12): a success, and a failure after our user data was set (restore stops the instance and puts the original back).
+    ['user data (Method=UserData)', 'Success', { userData: Buffer.from('#!/bin/sh\necho original\n') }, { Method: 'UserData' }, {}],
+    ['user data restored (failure after confirmUserData)', 'Failed', { userData: Buffer.from('#!/bin/sh\necho original\n') }, { Method: 'UserData' }, { faults: [{ step: 'confirmUserData', when: 'after', message: 'iam replay: fail with our user data set' }] }],
   ];
   for (const [name, expected, spec, params, options] of runs) {
     const instance = await twin.createLockedOutInstance(spec);

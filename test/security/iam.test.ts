@@ -3,6 +3,7 @@
  * statement that breaks it, naming the policy, the Sid and the action.
  */
 import { iamStatements, render, resourcesOfType, rolesAssumedBy, synthTemplate, type Statement, type Template } from './support/template';
+import { STEP_FOLDERS } from '../../lib/constants';
 
 const MANAGED_BY = 'reset-access:managed-by';
 const MANAGED_BY_VALUE = 'ec2-reset-access';
@@ -218,7 +219,7 @@ function sendCommandScope(tpl: Template): string[] {
 }
 
 function parameterWrites(tpl: Template): string[] {
-  const ok = /:ssm:[^:]*:[^:]*:parameter\/(ec2rl\/openssh|reset-access\/locks)\/\*$/;
+  const ok = /:ssm:[^:]*:[^:]*:parameter\/(ec2rl\/openssh|reset-access\/locks|reset-access\/user-data)\/\*$/;
   const bad: string[] = [];
   for (const s of allowsOf(tpl)) {
     for (const a of s.actions.filter((x) => /^ssm:(PutParameter|DeleteParameter|DeleteParameters|LabelParameterVersion|AddTagsToResource)$/.test(x))) {
@@ -245,12 +246,21 @@ const EBS_KMS = ['kms:CreateGrant', 'kms:Decrypt', 'kms:DescribeKey', 'kms:Gener
 /** The EC2 calls after which EC2 uses an encrypted volume's key with the caller's permissions (attach, start, launch, back up). */
 const USES_VOLUME_KEYS = /^ec2:(AttachVolume|StartInstances|RunInstances|CreateSnapshot|CreateImage)$/;
 
+/** The statement's role reads SecureStrings (GetParameter) under /reset-access/user-data/ and the lock path only. */
+function readsOnlySavedUserData(tpl: Template, s: Statement): boolean {
+  const reads = allowsOf(tpl)
+    .filter((x) => x.policy === s.policy && x.actions.some((a) => /^ssm:GetParameters?$/.test(a)))
+    .flatMap((x) => x.resources);
+  return reads.some((r) => /parameter\/reset-access\/user-data\/\*$/.test(r)) && reads.every((r) => /parameter\/reset-access\/(user-data|locks)\/\*$/.test(r));
+}
+
 function keyReadBack(tpl: Template): string[] {
   const bad: string[] = [];
   for (const s of allowsOf(tpl)) {
     for (const a of s.actions) {
-      // Decrypt only when EC2 asks for a volume's data key: never directly, never through SSM.
-      if (a === 'kms:Decrypt' && viaService(s) !== VIA_EC2) bad.push(where(s, a));
+      // Decrypt only when EC2 asks for a volume's data key, or through SSM for a role whose only
+      // SecureString read is the saved user data (GetParameter never on /ec2rl, checked below).
+      if (a === 'kms:Decrypt' && viaService(s) !== VIA_EC2 && !(viaService(s) === VIA_SSM && readsOnlySavedUserData(tpl, s))) bad.push(where(s, a));
       if (/^ssm:GetParameter/.test(a) && s.resources.some((r) => r === '*' || /parameter\/(ec2rl|\*)/.test(r))) bad.push(where(s, a));
     }
   }
@@ -272,6 +282,10 @@ function kmsUse(tpl: Template): string[] {
         if ((s.condition?.Bool ?? {})['kms:GrantIsForAWSResource'] !== 'true' || viaService(s) !== VIA_EC2) bad.push(where(s, a));
       } else if (a === 'kms:DescribeKey') {
         // a read: directly (preflight checks the key is enabled) or through EC2
+      } else if (a === 'kms:Decrypt' && viaService(s) === VIA_SSM) {
+        // The saved user data (UserData method): the stack's key, bound to those parameters.
+        const ownKey = s.resources.every((r) => r === `\${${keys[0]}.Arn}`);
+        if (!ownKey || !readsOnlySavedUserData(tpl, s)) bad.push(where(s, a));
       } else if (EBS_KMS.includes(a)) {
         if (viaService(s) !== VIA_EC2) bad.push(where(s, a));
       } else {
@@ -347,8 +361,8 @@ const RULES: Array<[string, (tpl: Template) => string[]]> = [
   ["terminate, delete, detach-gateway and revoke actions are conditioned on this product's tag", untaggedDestruction],
   ["the customer's instance and volume change only under a run's lock tag; only preflight tags them (the lock key), only preflight, cleanup and restore untag (that key)", lockTagRule],
   ["ssm:SendCommand only with the product's Command document, and on instances only when tagged as helpers or carrying a run's lock tag", sendCommandScope],
-  ['ssm:PutParameter and ssm:DeleteParameter only under /ec2rl/openssh/* and /reset-access/locks/*', parameterWrites],
-  ['no product role can read a stored private key back (no GetParameter on /ec2rl/openssh, no kms:Decrypt)', keyReadBack],
+  ['ssm:PutParameter and ssm:DeleteParameter only under /ec2rl/openssh/*, /reset-access/locks/* and /reset-access/user-data/*', parameterWrites],
+  ['no product role can read a stored private key back (no GetParameter on /ec2rl/openssh; kms:Decrypt through EC2, or through SSM for roles that read only the saved user data)', keyReadBack],
   ["KMS use is limited to the stack's key through Systems Manager, and EBS encryption through EC2 (grants for AWS resources only); rotation on", kmsUse],
   ['the EBS encryption permissions AWS lists go, through EC2, to exactly the roles that attach, start, launch or back up volumes', ebsEncryptionRoles],
   ['iam:PassRole only for the helper role to EC2, and the automation role to Systems Manager by itself', passRole],
@@ -356,7 +370,7 @@ const RULES: Array<[string, (tpl: Template) => string[]]> = [
 ];
 
 test('the template has the roles and policies this suite reasons about', () => {
-  expect(resourcesOfType(t, 'AWS::Lambda::Function')).toHaveLength(12);
+  expect(resourcesOfType(t, 'AWS::Lambda::Function')).toHaveLength(STEP_FOLDERS.length);
   expect(rolesAssumedBy(t, 'ssm.amazonaws.com')).toHaveLength(1);
   expect(rolesAssumedBy(t, 'ec2.amazonaws.com')).toHaveLength(1);
   expect(allowsOf(t).length).toBeGreaterThan(20);

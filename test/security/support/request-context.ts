@@ -314,6 +314,8 @@ const EC2: Record<string, Ec2Mapper> = {
     return list(f, 'ResourceId').map((id) => ({ type: typeOfId(id), id, extra }));
   },
   DescribeInstanceAttribute: one('InstanceId', 'instance'),
+  // The UserData method's confirmation (SAR: GetConsoleOutput authorizes on the instance).
+  GetConsoleOutput: one('InstanceId', 'instance'),
   CreateVpc: created('vpc', 'vpcId'),
   CreateSubnet: both(created('subnet', 'subnetId'), one('VpcId', 'vpc')),
   CreateInternetGateway: created('internet-gateway', 'internetGatewayId'),
@@ -426,6 +428,15 @@ const JSON_SERVICES: Record<string, JsonMapper> = {
   'ssm:GetParameter': (b, w) => [parameterRes(w, String(b.Name))],
   'ssm:GetParameters': (b, w) => ((b.Names as string[]) ?? []).map((n) => parameterRes(w, n)),
   'ssm:DeleteParameter': (b, w) => [parameterRes(w, String(b.Name))],
+  // The UserData method reads the inject-key document's script (SAR: GetDocument authorizes on the document).
+  'ssm:GetDocument': (b, w) => [
+    {
+      type: 'document',
+      arn: `arn:aws:ssm:${w.place.region}:${w.place.account}:document/${String(b.Name)}`,
+      binding: 'stack',
+      foreign: `arn:aws:ssm:${w.place.region}:${w.place.account}:document/SomeoneElsesDocument`,
+    },
+  ],
   'ssm:PutParameter': (b, w) => [
     {
       ...parameterRes(w, String(b.Name)),
@@ -757,9 +768,30 @@ async function ebsKms(keyArn: string, why: string, w: World, push: Push): Promis
   }
 }
 
-/** kms:Encrypt by Parameter Store; iam:PassRole by StartAutomationExecution. */
+/** kms:Encrypt and kms:Decrypt by Parameter Store; iam:PassRole by StartAutomationExecution. */
 async function implicitJson(x: Exchange, body: Record<string, unknown>, w: World, push: Push): Promise<void> {
   const p = w.place;
+  // GetParameter WithDecryption of the UserData method's saved copy (a SecureString under the
+  // stack's key): Parameter Store decrypts with the caller's permissions, encryption context
+  // PARAMETER_ARN (https://docs.aws.amazon.com/kms/latest/developerguide/services-parameter-store.html).
+  if (x.service === 'ssm' && x.action === 'GetParameter' && body.WithDecryption === true && String(body.Name).startsWith('/reset-access/user-data/') && x.status === 200) {
+    const key = [...w.stackArns].find((a) => a.includes(':key/')) ?? keyArnOf(p, 'alias/aws/ssm');
+    const ctx: Context = {
+      'kms:ViaService': `ssm.${p.region}.amazonaws.com`,
+      'kms:CallerAccount': p.account,
+      'kms:EncryptionContext:PARAMETER_ARN': parameterResourceArn(p, String(body.Name)),
+    };
+    await push({
+      action: 'kms:Decrypt',
+      resourceType: 'key',
+      resource: key,
+      context: ctx,
+      binding: 'stack',
+      source: 'Parameter Store decrypts the SecureString with the caller\'s permissions (https://docs.aws.amazon.com/kms/latest/developerguide/services-parameter-store.html)',
+      foreign: { resource: keyArnOf(p, FOREIGN_KMS_KEY), context: ctx, what: 'another key of the account' },
+      mustDeny: [{ resource: key, context: withoutKeys(ctx, /^kms:ViaService$/), what: 'the key used directly, not through Parameter Store' }],
+    });
+  }
   if (x.service === 'ssm' && x.action === 'PutParameter' && body.Type === 'SecureString') {
     const key = keyArnOf(p, String(body.KeyId ?? 'alias/aws/ssm'));
     const ctx: Context = {

@@ -66,6 +66,8 @@ let instance: Instance;
 let volume: Volume;
 let types: Record<string, InstanceTypeInfo>;
 let attributes: { disableApiStop: boolean; shutdown: string };
+/** The instance's user data as DescribeInstanceAttribute gives it (base64; undefined: none). */
+let userData: string | undefined;
 let store: ReturnType<typeof parameterStore>;
 /** What DescribeInstanceInformation lists (nothing: the instance is not a managed node). */
 let managed: InstanceInformation[];
@@ -101,10 +103,13 @@ beforeEach(() => {
   attributes = { disableApiStop: false, shutdown: 'stop' };
   ec2Mock.on(DescribeInstancesCommand).callsFake(() => ({ Reservations: [{ Instances: [instance] }] }));
   ec2Mock.on(DescribeVolumesCommand).callsFake(() => ({ Volumes: [volume] }));
+  userData = undefined;
   ec2Mock.on(DescribeInstanceAttributeCommand).callsFake((input: { Attribute: string }) =>
-    input.Attribute === 'disableApiStop'
-      ? { DisableApiStop: { Value: attributes.disableApiStop } }
-      : { InstanceInitiatedShutdownBehavior: { Value: attributes.shutdown } },
+    input.Attribute === 'userData'
+      ? { UserData: userData === undefined ? {} : { Value: userData } }
+      : input.Attribute === 'disableApiStop'
+        ? { DisableApiStop: { Value: attributes.disableApiStop } }
+        : { InstanceInitiatedShutdownBehavior: { Value: attributes.shutdown } },
   );
   ec2Mock.on(DescribeInstanceTypesCommand).callsFake((input: { InstanceTypes: string[] }) => {
     const t = types[input.InstanceTypes[0]];
@@ -559,8 +564,39 @@ describe('preflight Method (issue 12)', () => {
     expect(ssmMock).not.toHaveReceivedCommand(DescribeInstanceInformationCommand);
   });
 
-  it('UserData is refused with a clear message until that path exists, and changes nothing', async () => {
-    await expect(handler(event({ Method: 'UserData' }))).rejects.toThrow(/Method=UserData is not available/);
+  it('UserData is taken when asked for: Marketplace codes do not stop it (the root never moves), its reason says two stop/start cycles', async () => {
+    instance.ProductCodes = [{ ProductCodeId: 'abc', ProductCodeType: 'marketplace' }];
+    userData = Buffer.from('#!/bin/sh\necho hello\n').toString('base64');
+    const out = await handler(event({ Method: 'UserData' }));
+    expect(out.Method).toBe('UserData');
+    expect(out.MethodReason).toMatch(/two stop\/start cycles/);
+    expect(ssmMock).not.toHaveReceivedCommand(DescribeInstanceInformationCommand);
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeInstanceAttributeCommand, { InstanceId: INSTANCE_ID, Attribute: 'userData' });
+  });
+
+  it('UserData larger than the saved copy can hold (8 KB) is refused before any change', async () => {
+    userData = Buffer.alloc(6139, 1).toString('base64');
+    await expect(handler(event({ Method: 'UserData' }))).rejects.toThrow(/6139 bytes of user data.*Method=VolumeSwap/);
+    expectNothingChanged();
+    userData = Buffer.alloc(6138, 1).toString('base64');
+    await expect(handler(event({ Method: 'UserData' }))).resolves.toMatchObject({ Method: 'UserData' });
+  });
+
+  it('review U11: UserData on an instance whose metadata service is disabled is refused (cloud-init could not read user data)', async () => {
+    instance.MetadataOptions = { HttpEndpoint: 'disabled' };
+    await expect(handler(event({ Method: 'UserData' }))).rejects.toThrow(/metadata service disabled.*--http-endpoint enabled/);
+    expectNothingChanged();
+  });
+
+  it('review U4: UserData on a Xen instance type is refused (GetConsoleOutput Latest is Nitro only)', async () => {
+    instance.InstanceType = 't2.small';
+    await expect(handler(event({ Method: 'UserData' }))).rejects.toThrow(/t2\.small \(xen hypervisor\).*latest console output/);
+    expectNothingChanged();
+  });
+
+  it('UserData stops the instance, so the stop refusals apply (stop protection)', async () => {
+    attributes.disableApiStop = true;
+    await expect(handler(event({ Method: 'UserData' }))).rejects.toThrow(/stop protection|DisableApiStop|stop/i);
     expectNothingChanged();
   });
 
