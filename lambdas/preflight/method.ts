@@ -98,5 +98,5 @@ export function chooseMethod(instanceId: string, asked: Method, state: string, i
   const chosen: ChosenMethod = gaps.length === 0 ? 'Online' : 'VolumeSwap';
   return chosen === 'Online'
     ? { chosen, reason: `Auto: running, SSM Agent ${shownVersion(info?.AgentVersion ?? '')} Online on Linux` }
-    : { chosen, reason: `Auto: VolumeSwap, since ${gaps.join('; ')}` };
+    : { chosen, reason: `Auto: ${gaps.join('; ')}` };
 }

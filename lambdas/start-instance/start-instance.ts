@@ -63,14 +63,14 @@ export function warningsFor(plan: Plan): string[] {
   const i = plan.instance;
   if (i.originalState === 'running' && i.publicIpAddress && !i.elasticIp) {
     w.push(
-      `the public IP address ${i.publicIpAddress} was released at stop and a new one was assigned at start (read it with aws ec2 describe-instances, or associate an Elastic IP to keep one)`,
+      `public IP changed (was ${i.publicIpAddress})`,
     );
   }
   if (plan.inputs.allowEphemeralDataLoss) {
     w.push('data on instance-store volumes was lost when the instance stopped');
   }
   if (plan.created.backupId && plan.created.backupId !== 'none') {
-    w.push(`the backup ${plan.created.backupId} is kept and costs storage until you delete it`);
+    w.push('BackupId is kept (and billed) until you delete it');
   }
   return w;
 }

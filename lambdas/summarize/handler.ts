@@ -13,7 +13,7 @@ export interface SummarizeOutput {
   Fingerprint: string;
   Warnings: string;
   InstanceState: string;
-  /** Where to ssh to now: `<public DNS name or IP> (public)`, `<private IP> (private)` or `none`. */
+  /** Where to ssh to now: `<public IP> (public)`, `<private IP> (private)` or `none`. */
   Address: string;
   FullReport: string;
   /** Online, VolumeSwap or UserData: the way back in that ran. */

@@ -90,10 +90,12 @@ export interface SummarizeDeps {
 export interface InstanceView {
   readonly state: string;
   /**
-   * `<public DNS name or IP> (public)`, else `<private IP> (private)`, else `none`: what a user
-   * connects to. DescribeInstances returns PublicDnsName and PublicIpAddress only while the
-   * instance has a public address, and a stopped instance has none unless it holds an Elastic IP
-   * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-instance-addressing.html).
+   * `<public IP> (public)`, else `<private IP> (private)`, else `none`: what a user connects to.
+   * DescribeInstances returns PublicIpAddress only while the instance has a public address, and a
+   * stopped instance has none unless it holds an Elastic IP
+   * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-instance-addressing.html). The IP,
+   * not the public DNS name (up to about 60 characters), so that the whole summary keeps its lists
+   * within the 512 characters of an output value.
    */
   readonly address: string;
 }
@@ -102,7 +104,7 @@ export interface InstanceView {
 export async function instanceView(deps: SummarizeDeps, instanceId: string): Promise<InstanceView> {
   const instance = await findInstance(deps.ec2, instanceId);
   const state = instance?.State?.Name ?? 'unknown';
-  const publicAddress = instance?.PublicDnsName || instance?.PublicIpAddress;
+  const publicAddress = instance?.PublicIpAddress;
   const address = publicAddress ? `${publicAddress} (public)` : instance?.PrivateIpAddress ? `${instance.PrivateIpAddress} (private)` : 'none';
   deps.log.info('summary', { instanceId, state, address });
   return { state, address };
