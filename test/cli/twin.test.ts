@@ -6,7 +6,7 @@
  * umask 000; the live display inside a real terminal (tmux), plain lines when piped.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -97,7 +97,7 @@ test('reset, piped, under umask 000: plain step lines, the key file 0600 from it
   const trace = join(home, 'strace.log');
   const cli = await run(
     'sh',
-    ['-c', 'umask 000; exec strace -f -qq -e trace=open,openat,creat,chmod,fchmod,fchmodat,rename,renameat,renameat2,link,linkat -o "$TRACE" node "$BIN" reset "$IID" --yes --key-type ed25519 --document-name "$DOC"'],
+    ['-c', 'umask 000; exec strace -ff -qq -e trace=open,openat,creat,chmod,fchmod,fchmodat,rename,renameat,renameat2,link,linkat -o "$TRACE" node "$BIN" reset "$IID" --yes --key-type ed25519 --document-name "$DOC"'],
     { env: { ...env(home), BIN, IID: instance.instanceId, DOC: twin.documentName, TRACE: trace } },
   ).catch((e: { code?: number; stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? '', stderr: `${e.stderr ?? ''} (exit ${e.code})` }));
   watcher.close();
@@ -113,13 +113,19 @@ test('reset, piped, under umask 000: plain step lines, the key file 0600 from it
   expect(statSync(keyPath).mode & 0o777).toBe(0o600);
   expect([...modes]).toEqual([0o600]);
   // Every call naming the file: the one exclusive create with 0600, then only the read-back.
-  const all = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes(`"${keyPath}"`));
-  const calls = all.filter((l) => !/^\d+ openat\(AT_FDCWD, "[^"]+", O_RDONLY(\|O_CLOEXEC)?\) = \d+$/.test(l));
+  // -ff: one file per thread (<trace>.<tid>), so that no call is split into "unfinished" and
+  // "resumed" halves by another thread's (strace(1), -ff).
+  const traced = readdirSync(home)
+    .filter((f) => f.startsWith('strace.log.'))
+    .map((f) => readFileSync(join(home, f), 'utf8'))
+    .join('\n');
+  const all = traced.split('\n').filter((l) => l.includes(`"${keyPath}"`));
+  const calls = all.filter((l) => !/^openat\(AT_FDCWD, "[^"]+", O_RDONLY(\|O_CLOEXEC)?\) = \d+$/.test(l));
   expect(all.length - calls.length).toBe(1);
   expect(calls).toHaveLength(1);
   expect(calls[0]).toMatch(/openat\(AT_FDCWD, "[^"]+", O_WRONLY\|O_CREAT\|O_EXCL[^,]*, 0600\) = \d+$/);
   const fd = /= (\d+)$/.exec(calls[0])?.[1];
-  expect(readFileSync(trace, 'utf8')).not.toMatch(new RegExp(`fchmod\\(${fd},`));
+  expect(traced).not.toMatch(new RegExp(`fchmod\\(${fd},`));
   const privateKey = readFileSync(keyPath, 'utf8');
   expect(privateKey).toMatch(/^-----BEGIN OPENSSH PRIVATE KEY-----\n/);
   expect(out).not.toContain(privateKey.split('\n')[1]);

@@ -36,7 +36,7 @@ describe('start-instance handler', () => {
     const out = await handler(STEP_EVENT);
     expect(Object.keys(out)).toEqual([...OUTPUT_FIELDS]);
     expect(out.Started).toBe(true);
-    expect(out.Warnings.split(';')).toEqual([expect.stringMatching(/public IP changed \(was 203.0.113.10\)/), expect.stringMatching(/BackupId is kept/)]);
+    expect(out.Warnings.split(';')).toEqual([expect.stringMatching(/public IP changed \(was 203.0.113.10\)/)]);
     expect(ec2Mock).toHaveReceivedCommandWith(ModifyInstanceAttributeCommand, {
       InstanceId: INSTANCE_ID,
       BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { DeleteOnTermination: true } }],
