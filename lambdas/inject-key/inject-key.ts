@@ -5,9 +5,10 @@
  * The private key goes into PutParameter's Value and nowhere else: not the result, the plan, a
  * log line or an error message.
  */
-import { GetCommandInvocationCommand, PutParameterCommand, SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { GetCommandInvocationCommand, SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { realClock, type Clock } from '@common/ec2';
-import { fingerprintOf, generateKeyPair } from '@common/keys';
+import { generateKeyPair } from '@common/keys';
+import { prepareRunKey } from '@common/stored-key';
 import { isAwsError, PlanError, UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { loadOwnPlan, updatePlan } from '@common/plan';
@@ -53,7 +54,6 @@ export function keyParameterNameFor(instanceId: string): string {
   return keyParameterName(instanceId);
 }
 
-const SHORT_TYPES: Record<string, string> = { 'ssh-rsa': 'rsa', 'ssh-ed25519': 'ed25519' };
 
 export async function injectKey(deps: InjectDeps, input: StepInput): Promise<InjectResult> {
   const { ssm, config } = deps;
@@ -64,45 +64,13 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
   const helperId = online ? instanceId : plan.created.helperInstanceId;
   if (!helperId) throw new PlanError(`The plan of ${instanceId} has no helper instance: launchHelper did not complete`);
 
-  let publicKey: string;
-  let keyParameterName = 'none';
-  let fingerprint: string;
-  let keyType: string;
-  if (plan.inputs.publicKey !== '') {
-    publicKey = plan.inputs.publicKey;
-    fingerprint = fingerprintOf(publicKey);
-    const type = publicKey.split(' ')[0] ?? '';
-    keyType = SHORT_TYPES[type] ?? type;
-  } else {
-    const pair = (deps.generate ?? generateKeyPair)(plan.inputs.keyType);
-    publicKey = pair.publicKey;
-    fingerprint = pair.fingerprint;
-    keyType = pair.type;
-    keyParameterName = keyParameterNameFor(instanceId);
-    try {
-      // Tags cannot be combined with Overwrite in PutParameter; the path and the KMS key mark it.
-      await ssm.send(
-        new PutParameterCommand({
-          Name: keyParameterName,
-          Value: pair.privateKey,
-          Type: 'SecureString',
-          KeyId: config.keyId,
-          Overwrite: true,
-          Description: `ec2-reset-access: SSH private key (${pair.type}, ${pair.fingerprint}) for ${instanceId}, execution ${executionId}`,
-        }),
-      );
-    } catch (err) {
-      // The SDK error never carries the request's Value; rethrow a message of our own to be sure.
-      const code = err instanceof Error ? err.name : 'error';
-      throw new UnexpectedStateError(`Could not store the private key in ${keyParameterName}: ${code}`);
-    }
-    // Recorded after the write (an earlier run's key under the same name is never deleted for a
-    // write that failed) and before SendCommand (restore deletes a key that was never injected).
-    await updatePlan(ssm, instanceId, executionId, (p) => {
-      p.created.keyParameterName = keyParameterName;
-    });
-    deps.log.info('private key stored', { instanceId, parameter: keyParameterName, fingerprint });
-  }
+  const { publicKey, fingerprint, keyType, keyParameterName } = await prepareRunKey(
+    { ssm, keyId: config.keyId, generate: deps.generate },
+    plan,
+    instanceId,
+    executionId,
+  );
+  if (keyParameterName !== 'none') deps.log.info('private key stored', { instanceId, parameter: keyParameterName, fingerprint });
 
   const out = await ssm.send(
     new SendCommandCommand({

@@ -6,13 +6,13 @@
  * user data carries the public key alone.
  */
 import { StartInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { describeInstance } from '@common/ec2';
 import { PlanError, UnexpectedStateError } from '@common/errors';
 import { generateKeyPair } from '@common/keys';
 import type { Logger } from '@common/log';
-import { keyParameterName } from '@common/names';
-import { loadOwnPlan, updatePlan } from '@common/plan';
+import { loadOwnPlan } from '@common/plan';
+import { prepareRunKey } from '@common/stored-key';
 import { buildUserData, userDataParameterName } from '@common/user-data';
 import { readInjectScript, readSavedUserData, writeUserData } from '@common/user-data-store';
 import type { StepInput } from '@common/validation';
@@ -49,31 +49,7 @@ export async function setUserData(deps: SetUserDataDeps, input: StepInput): Prom
     throw new PlanError(`No saved original user data (${userDataParameterName(instanceId)}): saveUserData did not complete; not changing the user data`);
   }
 
-  let publicKey = plan.inputs.publicKey;
-  let parameterName = 'none';
-  if (publicKey === '') {
-    const pair = (deps.generate ?? generateKeyPair)(plan.inputs.keyType);
-    publicKey = pair.publicKey;
-    parameterName = keyParameterName(instanceId);
-    try {
-      await ssm.send(
-        new PutParameterCommand({
-          Name: parameterName,
-          Value: pair.privateKey,
-          Type: 'SecureString',
-          KeyId: config.keyId,
-          Overwrite: true,
-          Description: `ec2-reset-access: SSH private key (${pair.type}, ${pair.fingerprint}) for ${instanceId}, execution ${executionId}`,
-        }),
-      );
-    } catch (err) {
-      const code = err instanceof Error ? err.name : 'error';
-      throw new UnexpectedStateError(`Could not store the private key in ${parameterName}: ${code}`);
-    }
-    await updatePlan(ssm, instanceId, executionId, (p) => {
-      p.created.keyParameterName = parameterName;
-    });
-  }
+  const { publicKey, keyParameterName: parameterName } = await prepareRunKey({ ssm, keyId: config.keyId, generate: deps.generate }, plan, instanceId, executionId);
 
   const script = await readInjectScript(ssm, config.documentName);
   const built = buildUserData({ script, publicKey, users: plan.inputs.users, executionId });
