@@ -53,6 +53,8 @@ export interface WindowsImageOptions {
   readonly bitlocker?: boolean;
   /** More files on the Windows volume: path with / separators (no leading /) -> content. */
   readonly extraFiles?: Readonly<Record<string, string | Buffer>>;
+  /** No \Windows folder: a data volume, not a Windows installation. @default false */
+  readonly noWindows?: boolean;
   /** @default 48 */
   readonly sizeMiB?: number;
 }
@@ -172,11 +174,13 @@ function partitionTable(partitioning: WindowsPartitioning): { script: string; wi
 
 /** The files as a staging tree, the Windows folder that identifies the system volume included. */
 function stage(dir: string, options: WindowsImageOptions): void {
-  const files: Record<string, string | Buffer> = {
-    'Windows/System32/config/.keep': '',
-    'Windows/System32/ntoskrnl.exe': Buffer.from('MZ fixture, not a kernel'),
-    'Users/Administrator/.keep': '',
-  };
+  const files: Record<string, string | Buffer> = options.noWindows
+    ? { 'Data/.keep': '' }
+    : {
+        'Windows/System32/config/.keep': '',
+        'Windows/System32/ntoskrnl.exe': Buffer.from('MZ fixture, not a kernel'),
+        'Users/Administrator/.keep': '',
+      };
   for (const agent of options.agents ?? ['ec2launch-v2']) Object.assign(files, agentFiles(agent, options));
   if (options.hiberfil !== undefined) {
     const header = Buffer.alloc(8192);
