@@ -66,7 +66,7 @@ export function windowsResetScript(runbooksDir: string = RUNBOOKS_DIR): string {
   if (script.split('\n').filter((l) => l === line).length !== 1 || script.split(WINDOWS_BOOT_SCRIPT_PLACEHOLDER).length !== 2) {
     throw new WindowsResetDocumentError(`the script must have the line ${line} exactly once`);
   }
-  for (const token of ['__RUN_ID__', '__KEY_XML__', '__BACKUP_SHA256__']) {
+  for (const token of ['__RUN_ID__', '__KEY_XML__', '__ORIGINAL_CONFIG_B64__']) {
     if (boot.split(token).length !== 2) {
       throw new WindowsResetDocumentError(`the boot script must hold ${token} exactly once`);
     }

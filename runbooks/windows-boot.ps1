@@ -5,16 +5,16 @@
 # to the run's public key, writes the ciphertext to the serial console (COM1, which EC2's
 # GetConsoleOutput returns), then sets it for the built-in Administrator (SID ...-500). The password
 # never leaves memory in clear: not on disk, not in this task's output, not on the console.
-# Afterwards (success or not) it puts back the agent-config.yml the helper saved, only if that copy's
-# SHA-256 is the one written below (this file sits in agent-config.yml, whose ACL only lets
-# administrators write it), and leaves a marker so that it never acts twice.
-# The values of $RunId, $KeyXml and $BackupSha256 below are filled in by the helper's script.
+# Afterwards (success or not) it leaves a marker, so that it never acts twice, and puts back the
+# agent-config.yml the instance had before the run: its bytes are held below, in this task, that is
+# inside agent-config.yml itself, which only administrators may write. (No other file is made by the
+# helper: ntfs-3g would give a new file an ACL that lets everyone write it.)
+# The values of $RunId, $KeyXml and $OriginalConfig below are filled in by the helper's script.
 $ErrorActionPreference = 'Stop'
 $RunId = '__RUN_ID__'
 $KeyXml = '__KEY_XML__'
-$BackupSha256 = '__BACKUP_SHA256__'
+$OriginalConfig = '__ORIGINAL_CONFIG_B64__'
 $Config = Join-Path $env:ProgramData 'Amazon\EC2Launch\config\agent-config.yml'
-$Backup = Join-Path $env:ProgramData 'Amazon\EC2Launch\config\agent-config.yml.ec2-reset-access'
 $Done = Join-Path $env:ProgramData ('Amazon\EC2Launch\state\ec2-reset-access-' + $RunId + '.done')
 
 # One line on COM1 (System.IO.Ports.SerialPort); the port may be busy for a moment.
@@ -33,14 +33,9 @@ function Write-ConsoleLine([string]$Line) {
   throw 'serial console unavailable'
 }
 
-# Put the saved agent-config.yml back, by writing over the file (it keeps its own ACL).
+# Put the original agent-config.yml back, by writing over the file (it keeps its own ACL).
 function Restore-AgentConfig {
-  if (Test-Path -LiteralPath $Backup) {
-    if ((Get-FileHash -LiteralPath $Backup -Algorithm SHA256).Hash -eq $BackupSha256) {
-      [System.IO.File]::WriteAllBytes($Config, [System.IO.File]::ReadAllBytes($Backup))
-    }
-    Remove-Item -LiteralPath $Backup -Force
-  }
+  [System.IO.File]::WriteAllBytes($Config, [System.Convert]::FromBase64String($OriginalConfig))
 }
 
 # A uniform index below $Count from the system's CSPRNG (rejection sampling: no modulo bias).

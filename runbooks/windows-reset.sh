@@ -402,8 +402,11 @@ for stage in stages():
         if isinstance(task, dict) and task.get("task") == "setAdminAccount":
             password = (task.get("inputs") or {}).get("password") or {}
             random = random or password.get("type") == "random"
+pending = any(isinstance(task, dict) and task.get("task") == "executeScript" and isinstance(task.get("inputs"), list)
+    and any(isinstance(i, dict) and "ec2-reset-access, Mode=NewPassword" in str(i.get("content", "")) for i in task["inputs"])
+    for stage in stages() for task in (stage.get("tasks") or []))
 if len(sys.argv) == 2:
-    print("random" if random else "no-random")
+    print("pending" if pending else "random" if random else "no-random")
     raise SystemExit(0)
 content = open(sys.argv[3], encoding="utf-8").read()
 entry = {"frequency": "always", "type": "powershell", "runAs": "localSystem", "content": content}
@@ -468,7 +471,7 @@ write_in_place() {
 windows_path() { local p=${1#"$MNT"}; p=${p//\//\\}; printf '%s' "$p"; }
 
 # --- plans: everything is checked and prepared before the read-write mount; then only writes.
-PLAN=() # tab-separated: "delete PATH" | "replace PATH NEWFILE" | "create PATH NEWFILE" (a Windows name has no tab)
+PLAN=() # tab-separated: "delete PATH" | "replace PATH NEWFILE" (a Windows name has no tab); nothing is ever created
 
 plan_ec2launch_v2() {
   local config run_once verdict
@@ -478,41 +481,41 @@ plan_ec2launch_v2() {
     die "EC2Launch v2's agent-config.yml cannot be read as YAML: $(tail -n 1 "$WORK_DIR/yaml.err")"
   ci_path "$MNT" "$V2_STATE" >/dev/null || die "EC2Launch v2's state folder is missing"
   if [[ $MODE == EnablePasswordGeneration ]]; then
+    [[ $verdict != pending ]] ||
+      die "agent-config.yml holds the boot task of an earlier NewPassword run that has not booted yet: start the instance once, then run again"
     [[ $verdict == random ]] ||
       die "EC2Launch v2's agent-config.yml has no setAdminAccount task with password type random: a new run of its once-tasks would not generate a password that GetPasswordData returns; use Mode=NewPassword"
     if run_once=$(ci_path "$MNT" "$V2_RUN_ONCE"); then
       [[ -f $run_once ]] || die "EC2Launch v2's .run-once is not a file"
       PLAN+=("delete"$'\t'"${run_once#"$MNT/"}")
+      # AWS's page says so: "Any scripts set to run once will be triggered by this action."
+      warn "EC2Launch v2 runs every task with frequency once again at next boot (setAdminAccount among them, and any script set to run once)"
     else
       warn "EC2Launch v2's state\\.run-once is already absent: the once-tasks run at next boot anyway"
     fi
     return 0
   fi
-  # NewPassword: the boot action with this run's values, and agent-config.yml with the task added.
-  local template backup_hash
-  template="$WORK_DIR/new.boot.ps1"
+  # NewPassword: the boot action with this run's values (the original file's bytes among them), and
+  # agent-config.yml with the task added, written over the file in place: nothing else is created.
+  [[ $verdict != pending ]] ||
+    die "agent-config.yml already holds the boot task of an earlier NewPassword run that has not booted yet: start the instance once, then run again"
+  local template="$WORK_DIR/new.boot.ps1" boot="$WORK_DIR/new.boot"
   if ! { printf '%s' "$BOOT_SCRIPT_B64" | base64 -d >"$template" 2>/dev/null && grep -q '__KEY_XML__' "$template"; }; then
     die "this document's boot script is missing (the Command document was not built by lib/windows-reset-document.ts)"
   fi
-  backup_hash=$(sha256sum -- "$config" | cut -d' ' -f1)
-  backup_hash=${backup_hash^^}
-  local boot="$WORK_DIR/new.boot"
-  python3 -c 'import sys
+  python3 -c 'import base64, sys
 t = open(sys.argv[1], encoding="utf-8").read()
-for token, value in (("__RUN_ID__", sys.argv[2]), ("__KEY_XML__", sys.argv[3]), ("__BACKUP_SHA256__", sys.argv[4])):
+original = base64.b64encode(open(sys.argv[4], "rb").read()).decode("ascii")
+for token, value in (("__RUN_ID__", sys.argv[2]), ("__KEY_XML__", sys.argv[3]), ("__ORIGINAL_CONFIG_B64__", original)):
     if t.count(token) != 1:
         raise SystemExit("token " + token)
     t = t.replace(token, value)
-open(sys.argv[5], "w", encoding="utf-8").write(t)' "$template" "$RUN_ID" "$KEY_XML" "$backup_hash" "$boot" 2>"$WORK_DIR/boot.err" ||
+open(sys.argv[5], "w", encoding="utf-8").write(t)' "$template" "$RUN_ID" "$KEY_XML" "$config" "$boot" 2>"$WORK_DIR/boot.err" ||
     die "could not prepare the boot action: $(tail -n 1 "$WORK_DIR/boot.err")"
   python3 -c "$AGENT_CONFIG_PY" "$config" --add "$boot" >"$WORK_DIR/new.config" 2>"$WORK_DIR/yaml.err" ||
     die "could not add the boot action to agent-config.yml: $(tail -n 1 "$WORK_DIR/yaml.err")"
   python3 -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1], encoding="utf-8"))' "$WORK_DIR/new.config" ||
     die "the new agent-config.yml is not valid YAML"
-  ci_path "$MNT" "$V2_CONFIG.ec2-reset-access" >/dev/null &&
-    die "agent-config.yml.ec2-reset-access exists: an earlier NewPassword run has not booted yet; start the instance once, then run again"
-  cp -- "$config" "$WORK_DIR/new.backup"
-  PLAN+=("create"$'\t'"${config#"$MNT/"}.ec2-reset-access"$'\t'"$WORK_DIR/new.backup")
   PLAN+=("replace"$'\t'"${config#"$MNT/"}"$'\t'"$WORK_DIR/new.config")
 }
 
@@ -561,12 +564,6 @@ apply() {
         [[ -f $file && ! -L $file ]] || die "$(windows_path "$file") changed under us"
         write_in_place "$file" "$source"
         change "$(windows_path "$file")" rewritten
-        ;;
-      create)
-        [[ ! -e $file ]] || die "$(windows_path "$file") exists"
-        cp -- "$source" "$file"
-        cmp -s -- "$source" "$file" || die "writing $(windows_path "$file") did not take"
-        change "$(windows_path "$file")" created
         ;;
     esac
   done
