@@ -156,7 +156,11 @@ read_parameters() {
       [[ $RUN_ID =~ $RUN_ID_PATTERN ]] || die "RunId (letters, digits and dashes) is required with Mode=NewPassword"
       [[ $PASSWORD_KEY =~ $KEY_PATTERN ]] || die "PasswordKey must be the run's RSA public key: base64 of a DER SubjectPublicKeyInfo"
       ;;
-    *) die "Mode must be EnablePasswordGeneration or NewPassword" ;;
+    Revert)
+      [[ $RUN_ID =~ $RUN_ID_PATTERN ]] || die "RunId (letters, digits and dashes) is required with Mode=Revert"
+      [[ -z $PASSWORD_KEY ]] || die "PasswordKey is only for Mode=NewPassword"
+      ;;
+    *) die "Mode must be EnablePasswordGeneration, NewPassword or Revert" ;;
   esac
 }
 
@@ -519,6 +523,47 @@ open(sys.argv[5], "w", encoding="utf-8").write(t)' "$template" "$RUN_ID" "$KEY_X
   PLAN+=("replace"$'\t'"${config#"$MNT/"}"$'\t'"$WORK_DIR/new.config")
 }
 
+# Mode=Revert: the original agent-config.yml that the pending NewPassword task of run argv[2] carries,
+# written to argv[3]; prints "none" when no task of that run is pending.
+# shellcheck disable=SC2016 # Python text, not shell
+readonly REVERT_PY='import base64, re, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1], "rb").read().decode("utf-8-sig"))
+found = []
+for stage in (doc.get("config") or []) if isinstance(doc, dict) else []:
+    for task in (stage.get("tasks") or []) if isinstance(stage, dict) else []:
+        if isinstance(task, dict) and task.get("task") == "executeScript" and isinstance(task.get("inputs"), list):
+            for entry in task["inputs"]:
+                content = str(entry.get("content", "")) if isinstance(entry, dict) else ""
+                if "ec2-reset-access, Mode=NewPassword" in content and ("$RunId = \x27" + sys.argv[2] + "\x27") in content:
+                    found.append(content)
+if not found:
+    print("none")
+    raise SystemExit(0)
+if len(found) != 1:
+    raise SystemExit("more than one boot task of this run")
+m = re.search(r"^\$OriginalConfig = \x27([A-Za-z0-9+/=]*)\x27\r?$", found[0], re.M)
+if not m:
+    raise SystemExit("the boot task carries no original agent-config.yml")
+open(sys.argv[3], "wb").write(base64.b64decode(m.group(1), validate=True))
+print("found")'
+
+plan_revert() {
+  if [[ $AGENT != "EC2Launch v2" ]]; then
+    warn "nothing to revert: only an EC2Launch v2 NewPassword task is undone (this volume runs $AGENT)"
+    return 0
+  fi
+  local config verdict
+  config=$(ci_path "$MNT" "$V2_CONFIG") || die "EC2Launch v2's agent-config.yml cannot be read"
+  [[ -f $config ]] || die "EC2Launch v2's agent-config.yml is not a file"
+  verdict=$(python3 -c "$REVERT_PY" "$config" "$RUN_ID" "$WORK_DIR/new.config" 2>"$WORK_DIR/yaml.err") ||
+    die "cannot read the boot task back from agent-config.yml: $(tail -n 1 "$WORK_DIR/yaml.err")"
+  if [[ $verdict == none ]]; then
+    warn "no pending boot task of run $RUN_ID in agent-config.yml: nothing to revert"
+    return 0
+  fi
+  PLAN+=("replace"$'\t'"${config#"$MNT/"}"$'\t'"$WORK_DIR/new.config")
+}
+
 plan_ec2config() {
   [[ $MODE == EnablePasswordGeneration ]] ||
     die "Mode=NewPassword needs EC2Launch v2 (a documented boot-time script task); this instance runs EC2Config: use Mode=EnablePasswordGeneration with the instance's key pair, or migrate to EC2Launch v2"
@@ -535,6 +580,10 @@ plan_ec2config() {
 }
 
 plan() {
+  if [[ $MODE == Revert ]]; then
+    plan_revert
+    return 0
+  fi
   case $AGENT in
     "EC2Launch v2") plan_ec2launch_v2 ;;
     "EC2Config") plan_ec2config ;;

@@ -249,6 +249,50 @@ describe('windows-reset script, Mode=NewPassword (EC2Launch v2)', () => {
   });
 });
 
+describe('windows-reset script, Mode=Revert (the restore path of a NewPassword run)', () => {
+  it('writes back, in place, the original agent-config.yml that the pending task of this run carries; another run id changes nothing', async () => {
+    // Prepare
+    const img = await image({ partitioning: 'gpt' });
+    const original = (await ntfsCat(img, V2_CONFIG)) as Buffer;
+    const records = await inodes(img, '/ProgramData/Amazon/EC2Launch/config');
+    expect((await reset(img, NEW_PASSWORD)).exitCode).toBe(0);
+    expect(await ntfsCat(img, V2_CONFIG)).not.toEqual(original);
+
+    // Act: a run id that wrote nothing here, then the run's own
+    const before = sha256(img.path);
+    const other = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: 'another-run' });
+    const after = sha256(img.path);
+    const result = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+
+    // Assess
+    expect(other.exitCode).toBe(0);
+    expect(other.report).toMatchObject({ status: 'ok', changes: [], warnings: [expect.stringMatching(/no pending boot task of run another-run/)] });
+    expect(after).toBe(before);
+    expect(result.exitCode).toBe(0);
+    expect(result.report).toMatchObject({
+      status: 'ok',
+      agent: 'EC2Launch v2',
+      mode: 'Revert',
+      changes: [{ path: '\\ProgramData\\Amazon\\EC2Launch\\config\\agent-config.yml', action: 'rewritten' }],
+      warnings: [],
+    });
+    expect(await ntfsCat(img, V2_CONFIG)).toEqual(original);
+    expect(await inodes(img, '/ProgramData/Amazon/EC2Launch/config')).toEqual(records);
+    // Reverted: a new run is accepted again.
+    expect((await reset(img, {})).exitCode).toBe(0);
+  });
+
+  it('on EC2Config there is nothing to revert; without a RunId it is refused', async () => {
+    const img = await image({ agents: ['ec2config'] });
+    const before = sha256(img.path);
+    const result = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+    expect(result.exitCode).toBe(0);
+    expect(result.report).toMatchObject({ status: 'ok', agent: 'EC2Config', changes: [], warnings: [expect.stringMatching(/nothing to revert/)] });
+    expect(sha256(img.path)).toBe(before);
+    await expectRefused(img, { SSM_Mode: 'Revert' }, /RunId .* is required with Mode=Revert/);
+  });
+});
+
 describe('windows-reset script refuses, before any write', () => {
   it('a hibernated volume (hiberfil.sys "HIBR"), which ntfs-3g itself will not mount read-write', async () => {
     const img = await image({ hiberfil: 'HIBR' });
@@ -316,7 +360,7 @@ describe('windows-reset script refuses, before any write', () => {
   });
 
   it.each([
-    [{ SSM_Mode: 'Reset' }, /Mode must be EnablePasswordGeneration or NewPassword/],
+    [{ SSM_Mode: 'Reset' }, /Mode must be EnablePasswordGeneration, NewPassword or Revert/],
     [{ SSM_Mode: 'NewPassword', SSM_RunId: RUN_ID }, /PasswordKey must be the run's RSA public key/],
     [{ SSM_Mode: 'NewPassword', SSM_PasswordKey: 'A'.repeat(392) }, /RunId .* is required with Mode=NewPassword/],
     [{ SSM_PasswordKey: 'A'.repeat(392) }, /PasswordKey is only for Mode=NewPassword/],
