@@ -370,6 +370,33 @@ V2_STATE=ProgramData/Amazon/EC2Launch/state
 EC2CONFIG_XML="Program Files/Amazon/Ec2ConfigService/Settings/config.xml"
 V1_CONFIG=ProgramData/Amazon/EC2-Windows/Launch/Config/LaunchConfig.json
 
+# An agent's version: the VS_FIXEDFILEINFO of its program's version resource (signature 0xFEEF04BD,
+# dwStrucVersion 0x00010000, then dwFileVersionMS and dwFileVersionLS:
+# https://learn.microsoft.com/windows/win32/api/verrsrc/ns-verrsrc-vs_fixedfileinfo). Empty when not found.
+readonly VERSION_PY='import struct, sys
+data = open(sys.argv[1], "rb").read(64 * 1024 * 1024)
+i = data.find(b"\xbd\x04\xef\xfe")
+while 0 <= i <= len(data) - 16:
+    signature, structure, ms, ls = struct.unpack_from("<IIII", data, i)
+    if structure == 0x10000:
+        print("%d.%d.%d.%d" % (ms >> 16, ms & 0xFFFF, ls >> 16, ls & 0xFFFF))
+        break
+    i = data.find(b"\xbd\x04\xef\xfe", i + 1)'
+
+agent_version() {
+  local program="" file
+  case $AGENT in
+    "EC2Launch v2") program="Program Files/Amazon/EC2Launch/EC2Launch.exe" ;;
+    "EC2Config") program="Program Files/Amazon/Ec2ConfigService/Ec2Config.exe" ;;
+    *) return 0 ;;
+  esac
+  file=$(ci_path "$MNT" "$program") || return 0
+  [[ -f $file ]] || return 0
+  AGENT_VERSION=$(python3 -c "$VERSION_PY" "$file" 2>/dev/null || true)
+  [[ -n $AGENT_VERSION ]] && log "$AGENT version $AGENT_VERSION"
+  return 0
+}
+
 detect_agent() {
   local -a found=()
   ci_path "$MNT" "$V2_CONFIG" >/dev/null && found+=("EC2Launch v2")
@@ -383,6 +410,7 @@ detect_agent() {
   fi
   AGENT=${found[0]}
   log "launch agent: $AGENT"
+  agent_version
 }
 
 # EC2Launch v2's agent-config.yml: check that it sets a random password with setAdminAccount (else

@@ -105,7 +105,7 @@ async function sharedImage(): Promise<WindowsImage> {
 describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
   it('EC2Launch v2 (MBR with a System Reserved partition): deletes state\\.run-once and nothing else', async () => {
     // Prepare
-    const img = await image({ partitioning: 'mbr' });
+    const img = await image({ partitioning: 'mbr', agentFileVersion: '2.0.1948.0' });
     const inodesBefore = await inodes(img, V2_STATE);
     expect(Object.keys(inodesBefore).sort()).toEqual(['.', '..', '.run-once', 'state.json']);
 
@@ -118,7 +118,7 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
       version: 1,
       status: 'ok',
       agent: 'EC2Launch v2',
-      agentVersion: '',
+      agentVersion: '2.0.1948.0',
       mode: 'EnablePasswordGeneration',
       changes: [{ path: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once', action: 'deleted' }],
       warnings: ['EC2Launch v2 runs every task with frequency once again at next boot (setAdminAccount among them, and any script set to run once)'],
@@ -140,7 +140,7 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
   });
 
   it('EC2Config (GPT, the settings file spelled Config.xml): Ec2SetPassword Enabled, every other byte of the file kept', async () => {
-    const img = await image({ partitioning: 'gpt', agents: ['ec2config'], ec2ConfigFileName: 'Config.xml' });
+    const img = await image({ partitioning: 'gpt', agents: ['ec2config'], ec2ConfigFileName: 'Config.xml', agentFileVersion: '4.9.4500.0' });
     const exe = await ntfsCat(img, 'Program Files/Amazon/Ec2ConfigService/Ec2Config.exe');
 
     const result = await reset(img);
@@ -149,6 +149,7 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
     expect(result.report).toMatchObject({
       status: 'ok',
       agent: 'EC2Config',
+      agentVersion: '4.9.4500.0',
       changes: [{ path: '\\Program Files\\Amazon\\Ec2ConfigService\\Settings\\Config.xml', action: 'rewritten' }],
       warnings: [],
     });
