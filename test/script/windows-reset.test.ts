@@ -283,6 +283,23 @@ describe('windows-reset script, Mode=Revert (the restore path of a NewPassword r
     expect((await reset(img, {})).exitCode).toBe(0);
   });
 
+  it('agent-config.yml written as JSON with a byte-order mark (AWS\'s PowerShell example: ConvertTo-Json | Out-File -encoding UTF8): NewPassword then Revert gives back the exact bytes', async () => {
+    // ec2launch-v2-settings.html, "get-agent-config": the file may hold JSON; Windows PowerShell 5.1's UTF8 encoding writes a BOM.
+    const json = JSON.stringify(parse(EC2LAUNCH_V2_AGENT_CONFIG), null, 4).replace(/\n/g, '\r\n');
+    const img = await image({ agentConfig: `\ufeff${json}\r\n` });
+    const original = (await ntfsCat(img, V2_CONFIG)) as Buffer;
+    expect(original.subarray(0, 3)).toEqual(Buffer.from([0xef, 0xbb, 0xbf]));
+
+    const written = await reset(img, NEW_PASSWORD);
+    expect(written.exitCode).toBe(0);
+    const after = parse(((await ntfsCat(img, V2_CONFIG)) as Buffer).toString('utf8')) as { config: Array<{ stage: string; tasks: Array<{ task: string }> }> };
+    expect(after.config.find((s) => s.stage === 'postReady')?.tasks.map((t) => t.task)).toEqual(['startSsm', 'executeScript']);
+    const reverted = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+
+    expect(reverted.exitCode).toBe(0);
+    expect(await ntfsCat(img, V2_CONFIG)).toEqual(original);
+  });
+
   it('on EC2Config there is nothing to revert; without a RunId it is refused', async () => {
     const img = await image({ agents: ['ec2config'] });
     const before = sha256(img.path);
