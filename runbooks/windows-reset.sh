@@ -156,7 +156,11 @@ read_parameters() {
       [[ $RUN_ID =~ $RUN_ID_PATTERN ]] || die "RunId (letters, digits and dashes) is required with Mode=NewPassword"
       [[ $PASSWORD_KEY =~ $KEY_PATTERN ]] || die "PasswordKey must be the run's RSA public key: base64 of a DER SubjectPublicKeyInfo"
       ;;
-    *) die "Mode must be EnablePasswordGeneration or NewPassword" ;;
+    Revert)
+      [[ $RUN_ID =~ $RUN_ID_PATTERN ]] || die "RunId (letters, digits and dashes) is required with Mode=Revert"
+      [[ -z $PASSWORD_KEY ]] || die "PasswordKey is only for Mode=NewPassword"
+      ;;
+    *) die "Mode must be EnablePasswordGeneration, NewPassword or Revert" ;;
   esac
 }
 
@@ -366,6 +370,33 @@ V2_STATE=ProgramData/Amazon/EC2Launch/state
 EC2CONFIG_XML="Program Files/Amazon/Ec2ConfigService/Settings/config.xml"
 V1_CONFIG=ProgramData/Amazon/EC2-Windows/Launch/Config/LaunchConfig.json
 
+# An agent's version: the VS_FIXEDFILEINFO of its program's version resource (signature 0xFEEF04BD,
+# dwStrucVersion 0x00010000, then dwFileVersionMS and dwFileVersionLS:
+# https://learn.microsoft.com/windows/win32/api/verrsrc/ns-verrsrc-vs_fixedfileinfo). Empty when not found.
+readonly VERSION_PY='import struct, sys
+data = open(sys.argv[1], "rb").read(64 * 1024 * 1024)
+i = data.find(b"\xbd\x04\xef\xfe")
+while 0 <= i <= len(data) - 16:
+    signature, structure, ms, ls = struct.unpack_from("<IIII", data, i)
+    if structure == 0x10000:
+        print("%d.%d.%d.%d" % (ms >> 16, ms & 0xFFFF, ls >> 16, ls & 0xFFFF))
+        break
+    i = data.find(b"\xbd\x04\xef\xfe", i + 1)'
+
+agent_version() {
+  local program="" file
+  case $AGENT in
+    "EC2Launch v2") program="Program Files/Amazon/EC2Launch/EC2Launch.exe" ;;
+    "EC2Config") program="Program Files/Amazon/Ec2ConfigService/Ec2Config.exe" ;;
+    *) return 0 ;;
+  esac
+  file=$(ci_path "$MNT" "$program") || return 0
+  [[ -f $file ]] || return 0
+  AGENT_VERSION=$(python3 -c "$VERSION_PY" "$file" 2>/dev/null || true)
+  [[ -n $AGENT_VERSION ]] && log "$AGENT version $AGENT_VERSION"
+  return 0
+}
+
 detect_agent() {
   local -a found=()
   ci_path "$MNT" "$V2_CONFIG" >/dev/null && found+=("EC2Launch v2")
@@ -379,6 +410,7 @@ detect_agent() {
   fi
   AGENT=${found[0]}
   log "launch agent: $AGENT"
+  agent_version
 }
 
 # EC2Launch v2's agent-config.yml: check that it sets a random password with setAdminAccount (else
@@ -519,6 +551,47 @@ open(sys.argv[5], "w", encoding="utf-8").write(t)' "$template" "$RUN_ID" "$KEY_X
   PLAN+=("replace"$'\t'"${config#"$MNT/"}"$'\t'"$WORK_DIR/new.config")
 }
 
+# Mode=Revert: the original agent-config.yml that the pending NewPassword task of run argv[2] carries,
+# written to argv[3]; prints "none" when no task of that run is pending.
+# shellcheck disable=SC2016 # Python text, not shell
+readonly REVERT_PY='import base64, re, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1], "rb").read().decode("utf-8-sig"))
+found = []
+for stage in (doc.get("config") or []) if isinstance(doc, dict) else []:
+    for task in (stage.get("tasks") or []) if isinstance(stage, dict) else []:
+        if isinstance(task, dict) and task.get("task") == "executeScript" and isinstance(task.get("inputs"), list):
+            for entry in task["inputs"]:
+                content = str(entry.get("content", "")) if isinstance(entry, dict) else ""
+                if "ec2-reset-access, Mode=NewPassword" in content and ("$RunId = \x27" + sys.argv[2] + "\x27") in content:
+                    found.append(content)
+if not found:
+    print("none")
+    raise SystemExit(0)
+if len(found) != 1:
+    raise SystemExit("more than one boot task of this run")
+m = re.search(r"^\$OriginalConfig = \x27([A-Za-z0-9+/=]*)\x27\r?$", found[0], re.M)
+if not m:
+    raise SystemExit("the boot task carries no original agent-config.yml")
+open(sys.argv[3], "wb").write(base64.b64decode(m.group(1), validate=True))
+print("found")'
+
+plan_revert() {
+  if [[ $AGENT != "EC2Launch v2" ]]; then
+    warn "nothing to revert: only an EC2Launch v2 NewPassword task is undone (this volume runs $AGENT)"
+    return 0
+  fi
+  local config verdict
+  config=$(ci_path "$MNT" "$V2_CONFIG") || die "EC2Launch v2's agent-config.yml cannot be read"
+  [[ -f $config ]] || die "EC2Launch v2's agent-config.yml is not a file"
+  verdict=$(python3 -c "$REVERT_PY" "$config" "$RUN_ID" "$WORK_DIR/new.config" 2>"$WORK_DIR/yaml.err") ||
+    die "cannot read the boot task back from agent-config.yml: $(tail -n 1 "$WORK_DIR/yaml.err")"
+  if [[ $verdict == none ]]; then
+    warn "no pending boot task of run $RUN_ID in agent-config.yml: nothing to revert"
+    return 0
+  fi
+  PLAN+=("replace"$'\t'"${config#"$MNT/"}"$'\t'"$WORK_DIR/new.config")
+}
+
 plan_ec2config() {
   [[ $MODE == EnablePasswordGeneration ]] ||
     die "Mode=NewPassword needs EC2Launch v2 (a documented boot-time script task); this instance runs EC2Config: use Mode=EnablePasswordGeneration with the instance's key pair, or migrate to EC2Launch v2"
@@ -535,6 +608,10 @@ plan_ec2config() {
 }
 
 plan() {
+  if [[ $MODE == Revert ]]; then
+    plan_revert
+    return 0
+  fi
   case $AGENT in
     "EC2Launch v2") plan_ec2launch_v2 ;;
     "EC2Config") plan_ec2config ;;

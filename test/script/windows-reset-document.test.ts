@@ -36,7 +36,7 @@ describe('the windows-reset Command document', () => {
     expect(Object.keys(parameters).sort()).toEqual(['Mode', 'PasswordKey', 'RunId', 'VolumeId']);
     // https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-doc-syntax.html: interpolationType per parameter.
     for (const name of Object.keys(parameters)) expect([name, parameters[name].interpolationType]).toEqual([name, 'ENV_VAR']);
-    expect(parameters.Mode.allowedValues).toEqual(['EnablePasswordGeneration', 'NewPassword']);
+    expect(parameters.Mode.allowedValues).toEqual(['EnablePasswordGeneration', 'NewPassword', 'Revert']);
     expect(parameters.Mode.default).toBe('EnablePasswordGeneration');
   });
 

@@ -105,7 +105,7 @@ async function sharedImage(): Promise<WindowsImage> {
 describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
   it('EC2Launch v2 (MBR with a System Reserved partition): deletes state\\.run-once and nothing else', async () => {
     // Prepare
-    const img = await image({ partitioning: 'mbr' });
+    const img = await image({ partitioning: 'mbr', agentFileVersion: '2.0.1948.0' });
     const inodesBefore = await inodes(img, V2_STATE);
     expect(Object.keys(inodesBefore).sort()).toEqual(['.', '..', '.run-once', 'state.json']);
 
@@ -118,7 +118,7 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
       version: 1,
       status: 'ok',
       agent: 'EC2Launch v2',
-      agentVersion: '',
+      agentVersion: '2.0.1948.0',
       mode: 'EnablePasswordGeneration',
       changes: [{ path: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once', action: 'deleted' }],
       warnings: ['EC2Launch v2 runs every task with frequency once again at next boot (setAdminAccount among them, and any script set to run once)'],
@@ -140,7 +140,7 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
   });
 
   it('EC2Config (GPT, the settings file spelled Config.xml): Ec2SetPassword Enabled, every other byte of the file kept', async () => {
-    const img = await image({ partitioning: 'gpt', agents: ['ec2config'], ec2ConfigFileName: 'Config.xml' });
+    const img = await image({ partitioning: 'gpt', agents: ['ec2config'], ec2ConfigFileName: 'Config.xml', agentFileVersion: '4.9.4500.0' });
     const exe = await ntfsCat(img, 'Program Files/Amazon/Ec2ConfigService/Ec2Config.exe');
 
     const result = await reset(img);
@@ -149,6 +149,7 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
     expect(result.report).toMatchObject({
       status: 'ok',
       agent: 'EC2Config',
+      agentVersion: '4.9.4500.0',
       changes: [{ path: '\\Program Files\\Amazon\\Ec2ConfigService\\Settings\\Config.xml', action: 'rewritten' }],
       warnings: [],
     });
@@ -249,6 +250,67 @@ describe('windows-reset script, Mode=NewPassword (EC2Launch v2)', () => {
   });
 });
 
+describe('windows-reset script, Mode=Revert (the restore path of a NewPassword run)', () => {
+  it('writes back, in place, the original agent-config.yml that the pending task of this run carries; another run id changes nothing', async () => {
+    // Prepare
+    const img = await image({ partitioning: 'gpt' });
+    const original = (await ntfsCat(img, V2_CONFIG)) as Buffer;
+    const records = await inodes(img, '/ProgramData/Amazon/EC2Launch/config');
+    expect((await reset(img, NEW_PASSWORD)).exitCode).toBe(0);
+    expect(await ntfsCat(img, V2_CONFIG)).not.toEqual(original);
+
+    // Act: a run id that wrote nothing here, then the run's own
+    const before = sha256(img.path);
+    const other = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: 'another-run' });
+    const after = sha256(img.path);
+    const result = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+
+    // Assess
+    expect(other.exitCode).toBe(0);
+    expect(other.report).toMatchObject({ status: 'ok', changes: [], warnings: [expect.stringMatching(/no pending boot task of run another-run/)] });
+    expect(after).toBe(before);
+    expect(result.exitCode).toBe(0);
+    expect(result.report).toMatchObject({
+      status: 'ok',
+      agent: 'EC2Launch v2',
+      mode: 'Revert',
+      changes: [{ path: '\\ProgramData\\Amazon\\EC2Launch\\config\\agent-config.yml', action: 'rewritten' }],
+      warnings: [],
+    });
+    expect(await ntfsCat(img, V2_CONFIG)).toEqual(original);
+    expect(await inodes(img, '/ProgramData/Amazon/EC2Launch/config')).toEqual(records);
+    // Reverted: a new run is accepted again.
+    expect((await reset(img, {})).exitCode).toBe(0);
+  });
+
+  it('agent-config.yml written as JSON with a byte-order mark (AWS\'s PowerShell example: ConvertTo-Json | Out-File -encoding UTF8): NewPassword then Revert gives back the exact bytes', async () => {
+    // ec2launch-v2-settings.html, "get-agent-config": the file may hold JSON; Windows PowerShell 5.1's UTF8 encoding writes a BOM.
+    const json = JSON.stringify(parse(EC2LAUNCH_V2_AGENT_CONFIG), null, 4).replace(/\n/g, '\r\n');
+    const img = await image({ agentConfig: `\ufeff${json}\r\n` });
+    const original = (await ntfsCat(img, V2_CONFIG)) as Buffer;
+    expect(original.subarray(0, 3)).toEqual(Buffer.from([0xef, 0xbb, 0xbf]));
+
+    const written = await reset(img, NEW_PASSWORD);
+    expect(written.exitCode).toBe(0);
+    const after = parse(((await ntfsCat(img, V2_CONFIG)) as Buffer).toString('utf8')) as { config: Array<{ stage: string; tasks: Array<{ task: string }> }> };
+    expect(after.config.find((s) => s.stage === 'postReady')?.tasks.map((t) => t.task)).toEqual(['startSsm', 'executeScript']);
+    const reverted = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+
+    expect(reverted.exitCode).toBe(0);
+    expect(await ntfsCat(img, V2_CONFIG)).toEqual(original);
+  });
+
+  it('on EC2Config there is nothing to revert; without a RunId it is refused', async () => {
+    const img = await image({ agents: ['ec2config'] });
+    const before = sha256(img.path);
+    const result = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+    expect(result.exitCode).toBe(0);
+    expect(result.report).toMatchObject({ status: 'ok', agent: 'EC2Config', changes: [], warnings: [expect.stringMatching(/nothing to revert/)] });
+    expect(sha256(img.path)).toBe(before);
+    await expectRefused(img, { SSM_Mode: 'Revert' }, /RunId .* is required with Mode=Revert/);
+  });
+});
+
 describe('windows-reset script refuses, before any write', () => {
   it('a hibernated volume (hiberfil.sys "HIBR"), which ntfs-3g itself will not mount read-write', async () => {
     const img = await image({ hiberfil: 'HIBR' });
@@ -316,7 +378,7 @@ describe('windows-reset script refuses, before any write', () => {
   });
 
   it.each([
-    [{ SSM_Mode: 'Reset' }, /Mode must be EnablePasswordGeneration or NewPassword/],
+    [{ SSM_Mode: 'Reset' }, /Mode must be EnablePasswordGeneration, NewPassword or Revert/],
     [{ SSM_Mode: 'NewPassword', SSM_RunId: RUN_ID }, /PasswordKey must be the run's RSA public key/],
     [{ SSM_Mode: 'NewPassword', SSM_PasswordKey: 'A'.repeat(392) }, /RunId .* is required with Mode=NewPassword/],
     [{ SSM_PasswordKey: 'A'.repeat(392) }, /PasswordKey is only for Mode=NewPassword/],
