@@ -1,0 +1,264 @@
+/**
+ * The revoke-key script (the text deployed in the Command document) on real filesystems on loop
+ * devices, with OpenSSH as the oracle of which line holds which key: `ssh-keygen -l -f` reads a key
+ * file line by line, options included, and prints each key's SHA256 fingerprint. Each line of each
+ * fixture is given to ssh-keygen alone; the lines it attributes to a revoked fingerprint must be
+ * exactly the lines removed, and every other line must be kept byte for byte, in order. An Audit run
+ * must not change one byte of the disk image.
+ */
+import { execFileSync } from 'child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { join } from 'path';
+import { loadRevokeKeyDocument, revokeKeyScriptFromDocument } from '../../lib/inject-key-document';
+import { diffImage, snapshotImage, type ImageSnapshot } from '../../local/disk/images';
+import { attachLoop, detachLoop } from '../../local/disk/loop';
+import { runInjectScript, type RunInjectResult } from '../../local/disk/run-inject';
+import { scratchImages, sha256File, VOLUME_ID } from '../support/disk';
+
+// --- keys, made by ssh-keygen
+const keyDir = mkdtempSync('/var/tmp/revoke-keys-');
+afterAll(() => rmSync(keyDir, { recursive: true, force: true }));
+
+interface Key {
+  readonly type: string;
+  readonly base64: string;
+  readonly line: string;
+  readonly fingerprint: string;
+}
+
+function makeKey(name: string, type: 'ed25519' | 'rsa' | 'ecdsa'): Key {
+  const file = join(keyDir, name);
+  execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', '', '-C', name, '-f', file]);
+  const line = execFileSync('cat', [`${file}.pub`], { encoding: 'utf8' }).trim();
+  rmSync(file); // the private half is never needed
+  const [keyType, base64] = line.split(' ');
+  const fingerprint = fingerprintOf(line);
+  if (fingerprint === null) throw new Error(`ssh-keygen reads no key in ${name}.pub`);
+  return { type: keyType, base64, line, fingerprint };
+}
+
+/** ssh-keygen's fingerprint of one line of an authorized keys file, or null when it reads no key there. */
+function fingerprintOf(line: string): string | null {
+  const file = join(keyDir, 'line');
+  writeFileSync(file, `${line}\n`);
+  try {
+    const out = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return /\b(SHA256:[A-Za-z0-9+/]{43})\b/.exec(out)?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+const leaked = makeKey('leaked', 'ed25519');
+const leakedRsa = makeKey('leaked-rsa', 'rsa');
+const keep = makeKey('keep', 'ed25519');
+const keepRsa = makeKey('keep-rsa', 'rsa');
+const other = makeKey('other-type', 'ecdsa');
+const ca = makeKey('ca', 'ed25519');
+const replacement = makeKey('replacement', 'ed25519');
+const revoked = [leaked.fingerprint, leakedRsa.fingerprint];
+
+/** Lines of a fixture with their own line ends; cert-authority lines marked (the report names them). */
+interface FixtureLine {
+  readonly text: string;
+  readonly end: '\n' | '\r\n' | '';
+  readonly ca?: boolean;
+}
+const join_ = (lines: readonly FixtureLine[]): string => lines.map((l) => l.text + l.end).join('');
+
+/** What the oracle says the file must be after a Revoke: every line ssh-keygen attributes to a revoked key left out. */
+function expectedAfter(lines: readonly FixtureLine[], added?: string): string {
+  const kept = lines.filter((l) => l.ca || !revoked.includes(fingerprintOf(l.text.replace(/\r$/, '')) ?? ''));
+  let text = join_(kept);
+  if (added !== undefined) text += `${text === '' || text.endsWith('\n') ? '' : '\n'}${added}\n`;
+  return text;
+}
+
+// ec2-user: every shape of line. The leaked key with options (quoted spaces and commas), a comment,
+// CRLF, twice; a near miss (the leaked blob under another type's name, which sshd refuses); keys of
+// other types; a cert-authority line holding the leaked key (reported, never edited); comments.
+const ec2UserLines: FixtureLine[] = [
+  { text: '# keys of the ops team', end: '\n' },
+  { text: leaked.line, end: '\n' },
+  { text: `from="10.0.0.1,192.168.0.0/16",command="echo \\"hi, there\\"",no-pty ${leaked.type} ${leaked.base64} leaked with options`, end: '\n' },
+  { text: keep.line, end: '\n' },
+  { text: `${leakedRsa.type} ${leakedRsa.base64} rsa from windows\r`, end: '\n' },
+  { text: `no-agent-forwarding ${keepRsa.line}\r`, end: '\n' },
+  { text: '', end: '\n' },
+  { text: `   ${leaked.type} ${leaked.base64}`, end: '\n' },
+  { text: `ssh-rsa ${leaked.base64} near miss: the leaked blob named as another type`, end: '\n' },
+  { text: other.line, end: '\n' },
+  { text: `cert-authority,principals="ops,admin" ${leaked.type} ${leaked.base64} a CA line`, end: '\n', ca: true },
+  { text: `cert-authority ${ca.line}`, end: '\n', ca: true },
+  { text: `#${leaked.line}`, end: '\n' },
+  { text: `${leaked.line} duplicate`, end: '' },
+];
+// alice: a Match block gives her /etc/ssh/keys/%u; her ~/.ssh/authorized_keys is not read by sshd.
+const aliceLines: FixtureLine[] = [
+  { text: keep.line, end: '\n' },
+  { text: `${leaked.type} ${leaked.base64} alice too`, end: '\n' },
+];
+const aliceUnread = `${leaked.line} not read by sshd for alice\n`;
+// carol: only the leaked key (left without a key unless replaced); root: the leaked RSA key.
+const carolLines: FixtureLine[] = [{ text: `${leaked.line} carol`, end: '\n' }];
+const rootLines: FixtureLine[] = [{ text: `${leakedRsa.line}`, end: '\n' }, { text: keepRsa.line, end: '\n' }];
+// bob: no revoked key at all; his file must not be touched.
+const bobLines: FixtureLine[] = [{ text: keep.line, end: '\n' }, { text: other.line, end: '' }];
+
+const { image } = scratchImages('revoke-test-', 'disk');
+
+function spec(layout: 'ext4-whole' | 'gpt-xfs') {
+  return {
+    layout,
+    users: [
+      { name: 'root', uid: 0, gid: 0, home: '/root', authorizedKeys: join_(rootLines) },
+      { name: 'ec2-user', uid: 1000, gid: 1000, authorizedKeys: join_(ec2UserLines) },
+      { name: 'alice', uid: 1001, gid: 1001, authorizedKeys: aliceUnread },
+      { name: 'bob', uid: 1002, gid: 1002, authorizedKeys: join_(bobLines) },
+      { name: 'carol', uid: 1003, gid: 1003, authorizedKeys: join_(carolLines) },
+    ],
+    sshdConfigD: { '50-alice.conf': 'Match User alice\n    AuthorizedKeysFile /etc/ssh/keys/%u\n' },
+    extraFiles: { '/etc/ssh/keys/alice': join_(aliceLines) },
+  } as const;
+}
+
+const deployed = revokeKeyScriptFromDocument(loadRevokeKeyDocument());
+
+interface RevokeOptions {
+  readonly mode: 'Audit' | 'Revoke';
+  readonly fingerprints?: readonly string[];
+  readonly replacementKey?: string;
+  readonly users?: string;
+}
+
+async function revoke(path: string, options: RevokeOptions): Promise<RunInjectResult & { report: any }> {
+  const result = await runInjectScript({
+    script: deployed,
+    env: {
+      SSM_VolumeId: VOLUME_ID,
+      SSM_Root: '',
+      SSM_Fingerprints: (options.fingerprints ?? revoked).join(','),
+      SSM_ReplacementKey: options.replacementKey ?? '',
+      SSM_Users: options.users ?? '',
+      SSM_Mode: options.mode,
+    },
+    volumes: { [VOLUME_ID]: path },
+    timeoutMs: 90_000,
+  });
+  if (result.leftoverMounts.length > 0 || result.leftoverTmp.length > 0) {
+    throw new Error(`the script left mounts ${JSON.stringify(result.leftoverMounts)} and files ${JSON.stringify(result.leftoverTmp)}`);
+  }
+  return result as RunInjectResult & { report: any };
+}
+
+/** Files of an image's filesystem (partition suffix, or '' for the whole disk), read-only. */
+async function readFiles(path: string, partition: string, files: readonly string[], options: string): Promise<Record<string, string>> {
+  const loop = await attachLoop(path);
+  try {
+    const script = 'set -e; m=$(mktemp -d); trap \'umount "$m" 2>/dev/null; rmdir "$m"\' EXIT; mount -o "ro$2" "$1" "$m"; shift 2; for f; do base64 -w0 "$m$f"; echo; done';
+    const out = execFileSync('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', script, 'read', `${loop.device}${partition}`, options, ...files], { encoding: 'utf8' });
+    const lines = out.split('\n');
+    return Object.fromEntries(files.map((f, i) => [f, Buffer.from(lines[i], 'base64').toString('utf8')]));
+  } finally {
+    await detachLoop(loop.device);
+  }
+}
+
+async function changed(path: string, before: ImageSnapshot): Promise<Record<string, string | undefined>> {
+  return Object.fromEntries(diffImage(before, await snapshotImage(path)).map((d) => [d.key, d.after]));
+}
+
+const KEY_FILES = ['/root/.ssh/authorized_keys', '/home/ec2-user/.ssh/authorized_keys', '/etc/ssh/keys/alice', '/home/alice/.ssh/authorized_keys', '/home/bob/.ssh/authorized_keys', '/home/carol/.ssh/authorized_keys'];
+
+describe('the fixtures mean what the tests say, by ssh-keygen', () => {
+  test('each leaked line is one ssh-keygen reads as a revoked key; the near miss and the comments are no key', () => {
+    expect(ec2UserLines.map((l) => fingerprintOf(l.text.replace(/\r$/, '')))).toEqual([
+      null, leaked.fingerprint, leaked.fingerprint, keep.fingerprint, leakedRsa.fingerprint, keepRsa.fingerprint, null,
+      leaked.fingerprint, null, other.fingerprint, leaked.fingerprint, ca.fingerprint, null, leaked.fingerprint,
+    ]);
+    // CRLF lines as they are in the file: ssh-keygen reads the same key
+    expect(fingerprintOf(`${leakedRsa.type} ${leakedRsa.base64} rsa from windows\r`)).toBe(leakedRsa.fingerprint);
+  });
+});
+
+describe.each(['ext4-whole', 'gpt-xfs'] as const)('revoke-key on a %s image', (layout) => {
+  const partition = layout === 'gpt-xfs' ? 'p1' : '';
+  const mountOptions = layout === 'gpt-xfs' ? ',nouuid,norecovery' : ',noload';
+  const rootKey = layout === 'gpt-xfs' ? 'p1' : 'disk';
+  let path: string;
+  let before: ImageSnapshot;
+
+  beforeAll(async () => {
+    ({ path, before } = await image(spec(layout)));
+  }, 120_000);
+
+  test('Audit: reports every file and line that holds a revoked key, and not one byte of the disk changes', async () => {
+    // Prepare
+    const checksum = sha256File(path);
+
+    // Act
+    const result = await revoke(path, { mode: 'Audit' });
+
+    // Assess
+    expect(result.stderr).not.toContain('PRIVATE');
+    expect(result.exitCode).toBe(0);
+    expect(sha256File(path)).toBe(checksum);
+    const r = result.report;
+    expect(r).toMatchObject({ version: 1, status: 'ok', mode: 'Audit', verified: false, removed: 0, added: 0, authorizedKeysCommand: '' });
+    const byPath = Object.fromEntries((r.files as any[]).map((f) => [f.path, f]));
+    expect(byPath['/home/ec2-user/.ssh/authorized_keys']).toEqual({ path: '/home/ec2-user/.ssh/authorized_keys', users: ['ec2-user'], matches: 5, removed: 0, added: 0, kept: 4 });
+    expect(byPath['/etc/ssh/keys/alice']).toEqual({ path: '/etc/ssh/keys/alice', users: ['alice'], matches: 1, removed: 0, added: 0, kept: 1 });
+    expect(byPath['/root/.ssh/authorized_keys']).toMatchObject({ users: ['root'], matches: 1, kept: 1 });
+    expect(byPath['/home/bob/.ssh/authorized_keys']).toMatchObject({ matches: 0, kept: 2 });
+    expect(byPath['/home/carol/.ssh/authorized_keys']).toMatchObject({ matches: 1, kept: 0 });
+    // sshd does not read alice's ~/.ssh/authorized_keys (her Match block names another file)
+    expect(byPath['/home/alice/.ssh/authorized_keys']).toBeUndefined();
+    expect(r.found).toBe(8);
+    expect(r.usersWithoutKey).toEqual(['carol']);
+    // both cert-authority lines are reported, the one with the leaked key too (never edited)
+    expect(r.caLines).toEqual([{ path: '/home/ec2-user/.ssh/authorized_keys', line: 11 }, { path: '/home/ec2-user/.ssh/authorized_keys', line: 12 }]);
+    expect(r.warnings.join('\n')).toContain('line 11 of /home/ec2-user/.ssh/authorized_keys is a cert-authority line with a revoked key');
+    expect(Buffer.byteLength(result.stdout.trim().split('\n').pop() as string)).toBeLessThan(24_000);
+  }, 120_000);
+
+  test('Revoke with a replacement: exactly the lines ssh-keygen attributes to a revoked key are gone, the rest byte for byte', async () => {
+    // Act
+    const result = await revoke(path, { mode: 'Revoke', replacementKey: replacement.line });
+
+    // Assess
+    expect(result.exitCode).toBe(0);
+    const r = result.report;
+    expect(r).toMatchObject({ status: 'ok', mode: 'Revoke', verified: true, found: 8, removed: 8, added: 4, usersWithoutKey: [] });
+    const files = await readFiles(path, partition, KEY_FILES, mountOptions);
+    expect(files['/home/ec2-user/.ssh/authorized_keys']).toBe(expectedAfter(ec2UserLines, replacement.line));
+    expect(files['/etc/ssh/keys/alice']).toBe(expectedAfter(aliceLines, replacement.line));
+    expect(files['/root/.ssh/authorized_keys']).toBe(expectedAfter(rootLines, replacement.line));
+    expect(files['/home/carol/.ssh/authorized_keys']).toBe(expectedAfter(carolLines, replacement.line));
+    expect(files['/home/bob/.ssh/authorized_keys']).toBe(join_(bobLines));
+    expect(files['/home/alice/.ssh/authorized_keys']).toBe(aliceUnread);
+    // The oracle over the whole result: no line of any file sshd reads is a revoked key (but the CA line)
+    for (const f of ['/home/ec2-user/.ssh/authorized_keys', '/etc/ssh/keys/alice', '/root/.ssh/authorized_keys', '/home/carol/.ssh/authorized_keys']) {
+      const left = files[f].split('\n').filter((l) => !l.startsWith('cert-authority')).map((l) => fingerprintOf(l.replace(/\r$/, '')));
+      expect(left.filter((fp) => fp !== null && revoked.includes(fp))).toEqual([]);
+      expect(left).toContain(replacement.fingerprint);
+    }
+    // Only the four rewritten files changed on the disk, each with its owner and mode kept
+    const diff = await changed(path, before);
+    const prefix = `${rootKey}:`;
+    expect(Object.keys(diff).sort()).toEqual(
+      ['/etc/ssh/keys/alice', '/home/carol/.ssh/authorized_keys', '/home/ec2-user/.ssh/authorized_keys', '/root/.ssh/authorized_keys'].map((f) => prefix + f).sort(),
+    );
+    expect(diff[`${prefix}/home/ec2-user/.ssh/authorized_keys`]).toMatch(/^f 600 1000:1000 /);
+    expect(diff[`${prefix}/root/.ssh/authorized_keys`]).toMatch(/^f 600 0:0 /);
+    expect(diff[`${prefix}/etc/ssh/keys/alice`]).toMatch(/^f 644 0:0 /);
+  }, 120_000);
+
+  test('a second Revoke finds nothing and changes nothing', async () => {
+    const checksum = sha256File(path);
+    const result = await revoke(path, { mode: 'Revoke', replacementKey: replacement.line });
+    expect(result.exitCode).toBe(0);
+    expect(result.report).toMatchObject({ status: 'ok', found: 0, removed: 0, added: 0 });
+    expect(sha256File(path)).toBe(checksum);
+  }, 120_000);
+});
+
