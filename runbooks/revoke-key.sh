@@ -101,8 +101,10 @@ key_fingerprint() {
 # CA 1 when the options hold cert-authority (options are case-insensitive: auth-options.c opt_flag).
 # A trailing carriage return is not part of the key.
 key_lines() {
+  # The pattern through the environment: awk -v would read its backslashes as escapes.
   # shellcheck disable=SC2016 # awk's own $
-  awk -v types="$LINE_TYPE_PATTERN" '
+  TYPES=$LINE_TYPE_PATTERN awk '
+BEGIN { types = ENVIRON["TYPES"] }
 { line = $0; sub(/\r$/, "", line); sub(/^[ \t]+/, "", line) }
 line == "" || substr(line, 1, 1) == "#" { next }
 {
