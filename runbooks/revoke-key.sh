@@ -150,7 +150,7 @@ select_users() {
 }
 
 scan_users() {
-  local user home t file
+  local user home t file owner mode
   F_PATH=() F_USERS=() F_WRITER=() F_MATCHES=() F_REMOVED=() F_ADDED=() F_KEPT=() F_NEW=() F_REMOVE=() F_HAS=() F_INDEX=()
   AKC_TEXT=""
   read_target
@@ -182,6 +182,15 @@ scan_users() {
         warn "user $user cannot open $file as sshd does: sshd reads no key there for that user"
         continue
       fi
+      # The file is rewritten where it is (a link of the user's that leads to it stays as it is), so the
+      # writer depends on the directories that hold it: root when only root can change them, else the user.
+      WRITER=0
+      t=${file%/*}
+      while [[ -n $t ]]; do
+        read -r owner mode < <(stat -c '%u %a' -- "$TARGET$t")
+        [[ $owner == 0 && $((8#$mode & 8#22)) == 0 ]] || WRITER=${PASSWD_UID[$user]}
+        t=${t%/*}
+      done
       add_file "$user" "$file"
     done
   done

@@ -116,9 +116,17 @@ function spec(layout: 'ext4-whole' | 'gpt-xfs') {
       { name: 'alice', uid: 1001, gid: 1001, authorizedKeys: aliceUnread },
       { name: 'bob', uid: 1002, gid: 1002, authorizedKeys: join_(bobLines) },
       { name: 'carol', uid: 1003, gid: 1003, authorizedKeys: join_(carolLines) },
+      { name: 'mallory', uid: 1004, gid: 1004 },
+      { name: 'mallet', uid: 1005, gid: 1005 },
     ],
     sshdConfigD: { '50-alice.conf': 'Match User alice\n    AuthorizedKeysFile /etc/ssh/keys/%u\n' },
     extraFiles: { '/etc/ssh/keys/alice': join_(aliceLines) },
+    // Hostile users' links: mallory's key file is alice's (sshd follows the link: alice's keys open
+    // mallory's account too); mallet's leads to /etc/shadow, which sshd, as mallet, cannot open.
+    links: [
+      { path: '/home/mallory/.ssh/authorized_keys', target: '/etc/ssh/keys/alice', uid: 1004, gid: 1004 },
+      { path: '/home/mallet/.ssh/authorized_keys', target: '/etc/shadow', uid: 1005, gid: 1005 },
+    ],
   } as const;
 }
 
@@ -181,10 +189,15 @@ describe('the fixtures mean what the tests say, by ssh-keygen', () => {
   });
 });
 
-describe.each(['ext4-whole', 'gpt-xfs'] as const)('revoke-key on a %s image', (layout) => {
-  const partition = layout === 'gpt-xfs' ? 'p1' : '';
-  const mountOptions = layout === 'gpt-xfs' ? ',nouuid,norecovery' : ',noload';
-  const rootKey = layout === 'gpt-xfs' ? 'p1' : 'disk';
+/** The entries of a snapshot diff, with the partition prefix taken off. */
+function changedPaths(diff: Record<string, string | undefined>, prefix: string): string[] {
+  return Object.keys(diff).map((k) => k.slice(prefix.length)).sort();
+}
+
+describe.each([
+  ['ext4-whole', '', ',noload', 'disk:'],
+  ['gpt-xfs', 'p1', ',nouuid,norecovery', 'p1:'],
+] as const)('revoke-key on a %s image', (layout, partition, mountOptions, prefix) => {
   let path: string;
   let before: ImageSnapshot;
 
@@ -197,68 +210,87 @@ describe.each(['ext4-whole', 'gpt-xfs'] as const)('revoke-key on a %s image', (l
     const checksum = sha256File(path);
 
     // Act
-    const result = await revoke(path, { mode: 'Audit' });
+    const result = await revoke(path, { mode: 'Audit', replacementKey: replacement.line, users: 'bob' });
 
     // Assess
-    expect(result.stderr).not.toContain('PRIVATE');
     expect(result.exitCode).toBe(0);
     expect(sha256File(path)).toBe(checksum);
     const r = result.report;
     expect(r).toMatchObject({ version: 1, status: 'ok', mode: 'Audit', verified: false, removed: 0, added: 0, authorizedKeysCommand: '' });
     const byPath = Object.fromEntries((r.files as any[]).map((f) => [f.path, f]));
     expect(byPath['/home/ec2-user/.ssh/authorized_keys']).toEqual({ path: '/home/ec2-user/.ssh/authorized_keys', users: ['ec2-user'], matches: 5, removed: 0, added: 0, kept: 4 });
-    expect(byPath['/etc/ssh/keys/alice']).toEqual({ path: '/etc/ssh/keys/alice', users: ['alice'], matches: 1, removed: 0, added: 0, kept: 1 });
+    // alice's file, once, for alice (her Match block) and for mallory (whose link leads there)
+    expect(byPath['/etc/ssh/keys/alice']).toEqual({ path: '/etc/ssh/keys/alice', users: ['alice', 'mallory'], matches: 1, removed: 0, added: 0, kept: 1 });
     expect(byPath['/root/.ssh/authorized_keys']).toMatchObject({ users: ['root'], matches: 1, kept: 1 });
     expect(byPath['/home/bob/.ssh/authorized_keys']).toMatchObject({ matches: 0, kept: 2 });
     expect(byPath['/home/carol/.ssh/authorized_keys']).toMatchObject({ matches: 1, kept: 0 });
-    // sshd does not read alice's ~/.ssh/authorized_keys (her Match block names another file)
-    expect(byPath['/home/alice/.ssh/authorized_keys']).toBeUndefined();
+    // sshd does not read alice's ~/.ssh/authorized_keys (her Match block names another file), nor,
+    // as mallet, /etc/shadow
+    expect(Object.keys(byPath).sort()).toEqual(['/etc/ssh/keys/alice', '/home/bob/.ssh/authorized_keys', '/home/carol/.ssh/authorized_keys', '/home/ec2-user/.ssh/authorized_keys', '/root/.ssh/authorized_keys']);
+    expect(r.warnings.join('\n')).toContain('user mallet cannot open /etc/shadow');
     expect(r.found).toBe(8);
-    expect(r.usersWithoutKey).toEqual(['carol']);
+    // with the replacement, nobody would be left without a key
+    expect(r.usersWithoutKey).toEqual([]);
     // both cert-authority lines are reported, the one with the leaked key too (never edited)
     expect(r.caLines).toEqual([{ path: '/home/ec2-user/.ssh/authorized_keys', line: 11 }, { path: '/home/ec2-user/.ssh/authorized_keys', line: 12 }]);
     expect(r.warnings.join('\n')).toContain('line 11 of /home/ec2-user/.ssh/authorized_keys is a cert-authority line with a revoked key');
     expect(Buffer.byteLength(result.stdout.trim().split('\n').pop() as string)).toBeLessThan(24_000);
   }, 120_000);
 
-  test('Revoke with a replacement: exactly the lines ssh-keygen attributes to a revoked key are gone, the rest byte for byte', async () => {
-    // Act
-    const result = await revoke(path, { mode: 'Revoke', replacementKey: replacement.line });
+  if (layout === 'ext4-whole') {
+    test('Revoke without a replacement: exactly the lines ssh-keygen attributes to a revoked key are gone, the rest byte for byte; carol is left without a key', async () => {
+      // Act
+      const result = await revoke(path, { mode: 'Revoke' });
 
-    // Assess
-    expect(result.exitCode).toBe(0);
-    const r = result.report;
-    expect(r).toMatchObject({ status: 'ok', mode: 'Revoke', verified: true, found: 8, removed: 8, added: 4, usersWithoutKey: [] });
-    const files = await readFiles(path, partition, KEY_FILES, mountOptions);
-    expect(files['/home/ec2-user/.ssh/authorized_keys']).toBe(expectedAfter(ec2UserLines, replacement.line));
-    expect(files['/etc/ssh/keys/alice']).toBe(expectedAfter(aliceLines, replacement.line));
-    expect(files['/root/.ssh/authorized_keys']).toBe(expectedAfter(rootLines, replacement.line));
-    expect(files['/home/carol/.ssh/authorized_keys']).toBe(expectedAfter(carolLines, replacement.line));
-    expect(files['/home/bob/.ssh/authorized_keys']).toBe(join_(bobLines));
-    expect(files['/home/alice/.ssh/authorized_keys']).toBe(aliceUnread);
-    // The oracle over the whole result: no line of any file sshd reads is a revoked key (but the CA line)
-    for (const f of ['/home/ec2-user/.ssh/authorized_keys', '/etc/ssh/keys/alice', '/root/.ssh/authorized_keys', '/home/carol/.ssh/authorized_keys']) {
-      const left = files[f].split('\n').filter((l) => !l.startsWith('cert-authority')).map((l) => fingerprintOf(l.replace(/\r$/, '')));
-      expect(left.filter((fp) => fp !== null && revoked.includes(fp))).toEqual([]);
-      expect(left).toContain(replacement.fingerprint);
-    }
-    // Only the four rewritten files changed on the disk, each with its owner and mode kept
-    const diff = await changed(path, before);
-    const prefix = `${rootKey}:`;
-    expect(Object.keys(diff).sort()).toEqual(
-      ['/etc/ssh/keys/alice', '/home/carol/.ssh/authorized_keys', '/home/ec2-user/.ssh/authorized_keys', '/root/.ssh/authorized_keys'].map((f) => prefix + f).sort(),
-    );
-    expect(diff[`${prefix}/home/ec2-user/.ssh/authorized_keys`]).toMatch(/^f 600 1000:1000 /);
-    expect(diff[`${prefix}/root/.ssh/authorized_keys`]).toMatch(/^f 600 0:0 /);
-    expect(diff[`${prefix}/etc/ssh/keys/alice`]).toMatch(/^f 644 0:0 /);
-  }, 120_000);
+      // Assess
+      expect(result.exitCode).toBe(0);
+      expect(result.report).toMatchObject({ status: 'ok', mode: 'Revoke', verified: true, found: 8, removed: 8, added: 0, usersWithoutKey: ['carol'] });
+      const files = await readFiles(path, partition, KEY_FILES, mountOptions);
+      expect(files['/home/ec2-user/.ssh/authorized_keys']).toBe(expectedAfter(ec2UserLines));
+      expect(files['/etc/ssh/keys/alice']).toBe(expectedAfter(aliceLines));
+      expect(files['/root/.ssh/authorized_keys']).toBe(expectedAfter(rootLines));
+      expect(files['/home/carol/.ssh/authorized_keys']).toBe('');
+      expect(files['/home/bob/.ssh/authorized_keys']).toBe(join_(bobLines));
+      expect(files['/home/alice/.ssh/authorized_keys']).toBe(aliceUnread);
+      // Only the four files changed, each with its owner and mode; the hostile links are as they were
+      const diff = await changed(path, before);
+      expect(changedPaths(diff, prefix)).toEqual(['/etc/ssh/keys/alice', '/home/carol/.ssh/authorized_keys', '/home/ec2-user/.ssh/authorized_keys', '/root/.ssh/authorized_keys']);
+      expect(diff[`${prefix}/home/ec2-user/.ssh/authorized_keys`]).toMatch(/^f 600 1000:1000 /);
+      expect(diff[`${prefix}/root/.ssh/authorized_keys`]).toMatch(/^f 600 0:0 /);
+      expect(diff[`${prefix}/etc/ssh/keys/alice`]).toMatch(/^f 644 0:0 /);
+    }, 120_000);
 
-  test('a second Revoke finds nothing and changes nothing', async () => {
-    const checksum = sha256File(path);
-    const result = await revoke(path, { mode: 'Revoke', replacementKey: replacement.line });
-    expect(result.exitCode).toBe(0);
-    expect(result.report).toMatchObject({ status: 'ok', found: 0, removed: 0, added: 0 });
-    expect(sha256File(path)).toBe(checksum);
-  }, 120_000);
+    test('a second Revoke finds nothing and does not even mount the volume read-write: not one byte changes', async () => {
+      const checksum = sha256File(path);
+      const result = await revoke(path, { mode: 'Revoke' });
+      expect(result.exitCode).toBe(0);
+      expect(result.report).toMatchObject({ status: 'ok', found: 0, removed: 0, added: 0, usersWithoutKey: [] });
+      expect(sha256File(path)).toBe(checksum);
+    }, 120_000);
+  } else {
+    test('Revoke with a replacement and Users=bob: the oracle\'s lines gone, the replacement where a key was and for bob', async () => {
+      // Act
+      const result = await revoke(path, { mode: 'Revoke', replacementKey: replacement.line, users: 'bob' });
+
+      // Assess
+      expect(result.exitCode).toBe(0);
+      expect(result.report).toMatchObject({ status: 'ok', mode: 'Revoke', verified: true, found: 8, removed: 8, added: 5, usersWithoutKey: [] });
+      const files = await readFiles(path, partition, KEY_FILES, mountOptions);
+      expect(files['/home/ec2-user/.ssh/authorized_keys']).toBe(expectedAfter(ec2UserLines, replacement.line));
+      expect(files['/etc/ssh/keys/alice']).toBe(expectedAfter(aliceLines, replacement.line));
+      expect(files['/root/.ssh/authorized_keys']).toBe(expectedAfter(rootLines, replacement.line));
+      expect(files['/home/carol/.ssh/authorized_keys']).toBe(expectedAfter(carolLines, replacement.line));
+      expect(files['/home/bob/.ssh/authorized_keys']).toBe(`${join_(bobLines)}\n${replacement.line}\n`);
+      expect(files['/home/alice/.ssh/authorized_keys']).toBe(aliceUnread);
+      // The oracle over the whole result: no line of any file sshd reads holds a revoked key (but the CA line)
+      for (const f of ['/home/ec2-user/.ssh/authorized_keys', '/etc/ssh/keys/alice', '/root/.ssh/authorized_keys', '/home/carol/.ssh/authorized_keys']) {
+        const left = files[f].split('\n').filter((l) => !l.startsWith('cert-authority')).map((l) => fingerprintOf(l.replace(/\r$/, '')));
+        expect(left.filter((fp) => fp !== null && revoked.includes(fp))).toEqual([]);
+        expect(left).toContain(replacement.fingerprint);
+      }
+      const diff = await changed(path, before);
+      expect(changedPaths(diff, prefix)).toEqual(['/etc/ssh/keys/alice', '/home/bob/.ssh/authorized_keys', '/home/carol/.ssh/authorized_keys', '/home/ec2-user/.ssh/authorized_keys', '/root/.ssh/authorized_keys']);
+      expect(diff[`${prefix}/home/bob/.ssh/authorized_keys`]).toMatch(/^f 600 1002:1002 /);
+    }, 120_000);
+  }
 });
-
