@@ -139,18 +139,20 @@ interface RevokeOptions {
   readonly users?: string;
 }
 
-async function revoke(path: string, options: RevokeOptions): Promise<RunInjectResult & { report: any }> {
+/** Run the deployed script: offline on the image attached as VOLUME_ID (no volume at all for ''), or online with the image as the live root (Root=/). */
+async function revoke(path: string, options: RevokeOptions & { readonly online?: boolean }): Promise<RunInjectResult & { report: any }> {
   const result = await runInjectScript({
     script: deployed,
     env: {
-      SSM_VolumeId: VOLUME_ID,
-      SSM_Root: '',
+      SSM_VolumeId: options.online ? '' : VOLUME_ID,
+      SSM_Root: options.online ? '/' : '',
       SSM_Fingerprints: (options.fingerprints ?? revoked).join(','),
       SSM_ReplacementKey: options.replacementKey ?? '',
       SSM_Users: options.users ?? '',
       SSM_Mode: options.mode,
     },
-    volumes: { [VOLUME_ID]: path },
+    volumes: options.online || path === '' ? {} : { [VOLUME_ID]: path },
+    ...(options.online ? { liveRoot: path } : {}),
     timeoutMs: 90_000,
   });
   if (result.leftoverMounts.length > 0 || result.leftoverTmp.length > 0) {
@@ -293,4 +295,121 @@ describe.each([
       expect(diff[`${prefix}/home/bob/.ssh/authorized_keys`]).toMatch(/^f 600 1002:1002 /);
     }, 120_000);
   }
+});
+
+/** Run a shell script as root with an image's filesystem mounted read-write at $m, in a private mount namespace. */
+async function onImage(path: string, partition: string, script: string): Promise<void> {
+  const loop = await attachLoop(path);
+  try {
+    const wrapper = `set -e; m=$(mktemp -d); trap 'umount "$m" 2>/dev/null; rmdir "$m"' EXIT; mount "$1" "$m"; ${script}`;
+    execFileSync('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', wrapper, 'x', `${loop.device}${partition}`]);
+  } finally {
+    await detachLoop(loop.device);
+  }
+}
+
+describe('the file keeps its immutable flag and SELinux label; a failed write undoes every other', () => {
+  const LABEL = 'system_u:object_r:ssh_home_t:s0';
+  let path: string;
+
+  beforeAll(async () => {
+    ({ path } = await image({
+      layout: 'ext4-whole',
+      selinux: 'enforcing',
+      immutableKeyFileOf: 'ec2-user',
+      users: [
+        { name: 'ec2-user', uid: 1000, gid: 1000, authorizedKeys: `${leaked.line}\n${keep.line}\n` },
+        { name: 'carol', uid: 1003, gid: 1003, authorizedKeys: `${keep.line}\n${leaked.line}\n` },
+      ],
+      // carol's .ssh: hers and readable, so sshd reads her keys, but she cannot write in it
+      dirs: [{ path: '/home/carol/.ssh', mode: 0o500, uid: 1003, gid: 1003 }],
+    }));
+    // Prepare: ec2-user's file carries a label, as on an SELinux system (set with the flag off, then on again)
+    const file = '"$m/home/ec2-user/.ssh/authorized_keys"';
+    await onImage(path, '', `chattr -i ${file}; setfattr -h -n security.selinux -v ${LABEL} ${file}; chattr +i ${file}`);
+  }, 120_000);
+
+  test('carol\'s directory refuses the write: an error naming it, and ec2-user\'s file (rewritten first) is put back as it was', async () => {
+    // Prepare
+    const before = await snapshotImage(path);
+    const entry = before.entries.get('disk:/home/ec2-user/.ssh/authorized_keys') as string;
+    expect(entry).toMatch(/flags=----i/);
+    expect(entry).toContain(`security.selinux=0x${Buffer.from(LABEL).toString('hex')}`);
+
+    // Act
+    const result = await revoke(path, { mode: 'Revoke' });
+
+    // Assess
+    expect(result.exitCode).not.toBe(0);
+    expect(result.report).toMatchObject({ status: 'error', mode: 'Revoke' });
+    expect(result.report.error).toContain('/home/carol/.ssh');
+    // (ec2-user's file had been replaced before carol's failed: the undo is what put it back)
+    expect(result.stderr).toContain('/home/ec2-user/.ssh/authorized_keys: removed 1 line(s)');
+    expect(diffImage(before, await snapshotImage(path))).toEqual([]);
+  }, 120_000);
+
+  test('once carol can write: both files revoked, ec2-user\'s keeps owner, mode, label and immutable flag', async () => {
+    // Prepare
+    await onImage(path, '', 'chmod 700 "$m/home/carol/.ssh"');
+    const before = await snapshotImage(path);
+
+    // Act
+    const result = await revoke(path, { mode: 'Revoke' });
+
+    // Assess
+    expect(result.exitCode).toBe(0);
+    expect(result.report).toMatchObject({ status: 'ok', removed: 2, verified: true, usersWithoutKey: [] });
+    const diff = await changed(path, before);
+    expect(Object.keys(diff).sort()).toEqual(['disk:/home/carol/.ssh/authorized_keys', 'disk:/home/ec2-user/.ssh/authorized_keys']);
+    const entry = diff['disk:/home/ec2-user/.ssh/authorized_keys'] as string;
+    expect(entry).toMatch(/^f 600 1000:1000 /);
+    expect(entry).toMatch(/flags=----i/);
+    expect(entry).toContain(`security.selinux=0x${Buffer.from(LABEL).toString('hex')}`);
+    expect(diff['disk:/home/carol/.ssh/authorized_keys']).toMatch(/^f 600 1003:1003 /);
+    const files = await readFiles(path, '', ['/home/ec2-user/.ssh/authorized_keys', '/home/carol/.ssh/authorized_keys'], ',noload');
+    expect(files).toEqual({ '/home/ec2-user/.ssh/authorized_keys': `${keep.line}\n`, '/home/carol/.ssh/authorized_keys': `${keep.line}\n` });
+  }, 120_000);
+});
+
+describe('the online method (Root=/): the image is the running system', () => {
+  test('Revoke with a replacement: the same lines gone as offline, by the same oracle; nothing else on the disk changes', async () => {
+    // Prepare
+    const { path, before } = await image(spec('ext4-whole'));
+
+    // Act
+    const result = await revoke(path, { mode: 'Revoke', replacementKey: replacement.line, online: true });
+
+    // Assess
+    expect(result.exitCode).toBe(0);
+    // (root's home is this machine's /root, not the image's: only the image's users are checked)
+    const byPath = Object.fromEntries((result.report.files as any[]).map((f) => [f.path, f]));
+    expect(byPath['/home/ec2-user/.ssh/authorized_keys']).toEqual({ path: '/home/ec2-user/.ssh/authorized_keys', users: ['ec2-user'], matches: 5, removed: 5, added: 1, kept: 4 });
+    expect(byPath['/etc/ssh/keys/alice']).toMatchObject({ users: ['alice', 'mallory'], removed: 1, added: 1 });
+    expect(result.report).toMatchObject({ status: 'ok', mode: 'Revoke', verified: true });
+    const files = await readFiles(path, '', KEY_FILES, ',noload');
+    expect(files['/home/ec2-user/.ssh/authorized_keys']).toBe(expectedAfter(ec2UserLines, replacement.line));
+    expect(files['/etc/ssh/keys/alice']).toBe(expectedAfter(aliceLines, replacement.line));
+    expect(files['/home/carol/.ssh/authorized_keys']).toBe(expectedAfter(carolLines, replacement.line));
+    expect(files['/home/bob/.ssh/authorized_keys']).toBe(join_(bobLines));
+    expect(files['/root/.ssh/authorized_keys']).toBe(join_(rootLines));
+    expect(changedPaths(await changed(path, before), 'disk:')).toEqual(['/etc/ssh/keys/alice', '/home/carol/.ssh/authorized_keys', '/home/ec2-user/.ssh/authorized_keys']);
+  }, 120_000);
+});
+
+describe('bad input: a clear error naming the parameter, before anything is read or written', () => {
+  test.each([
+    ['Fingerprints empty', { fingerprints: [] as string[] }, /Fingerprints must be 1 to 20/],
+    ['an MD5 fingerprint', { fingerprints: ['MD5:16:27:ac:a5:76:28:2d:36:63:1b:56:4d:eb:df:a6:48'] }, /Fingerprints must be/],
+    ['21 fingerprints', { fingerprints: Array.from({ length: 21 }, () => leaked.fingerprint) }, /Fingerprints must be/],
+    ['a private key as the replacement', { replacementKey: '-----BEGIN OPENSSH PRIVATE KEY-----' }, /ReplacementKey is a private key/],
+    ['the revoked key as the replacement', { replacementKey: leaked.line }, /ReplacementKey is one of the keys to revoke/],
+    ['a key line with options as the replacement', { replacementKey: `no-pty ${keep.line}` }, /ReplacementKey is not one OpenSSH public key line/],
+    ['Users without a replacement', { users: 'bob' }, /Users is given without ReplacementKey/],
+    ['Mode in lower case', { mode: 'revoke' }, /Mode must be Audit or Revoke/],
+  ] as const)('%s', async (_label, options, message) => {
+    const result = await revoke('', { mode: 'Revoke', ...options } as RevokeOptions);
+    expect(result.exitCode).not.toBe(0);
+    expect(result.report).toMatchObject({ version: 1, status: 'error', error: expect.stringMatching(message) });
+    expect(result.stdout + result.stderr).not.toContain('BEGIN OPENSSH');
+  });
 });
