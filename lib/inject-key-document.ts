@@ -112,9 +112,10 @@ export function loadRevokeKeyDocument(runbooksDir: string = RUNBOOKS_DIR): Recor
  * script has a here-document (`<<` not followed by `<`), and refused unless bash's own parser reads
  * the same program from both texts (`declare -f` of each text as a function body prints the parse
  * tree without comments, indented its own way, with every string as it is; a dropped line or a
- * dropped blank inside a multi-line string would show).
+ * dropped blank inside a multi-line string would show). `keepIndentation` keeps each kept line as
+ * it is (a script whose multi-line strings are indented code, such as the Windows script's Python).
  */
-export function deployedLines(script: string): string[] {
+export function deployedLines(script: string, options: { keepIndentation?: boolean } = {}): string[] {
   const lines = script.replace(/\n$/, '').split('\n');
   const heredoc = lines.findIndex((line) => /(^|[^<])<<(?!<)/.test(line.replace(/^\s*#.*$/, '')));
   if (heredoc >= 0) {
@@ -122,7 +123,7 @@ export function deployedLines(script: string): string[] {
   }
   const kept = lines
     .filter((line, i) => (i === 0 && line.startsWith('#!')) || !/^[ \t]*(#.*)?$/.test(line))
-    .map((line, i) => (i === 0 ? line : line.replace(/^[ \t]+/, '').replace(/[ \t]+#[ \t][^'"]*$/, '')));
+    .map((line, i) => (i === 0 || options.keepIndentation ? line : line.replace(/^[ \t]+/, '').replace(/[ \t]+#[ \t][^'"]*$/, '')));
   if (parseTree(lines.join('\n')) !== parseTree(kept.join('\n'))) {
     throw new InjectKeyDocumentError('dropping the comments, blank lines and indentation would change the script (a multi-line string holds one, or a # that is not a comment): refusing');
   }

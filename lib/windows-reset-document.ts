@@ -84,7 +84,7 @@ export function loadWindowsResetDocument(runbooksDir: string = RUNBOOKS_DIR): Re
     throw new WindowsResetDocumentError(`runCommand must be exactly ['${WINDOWS_RESET_SCRIPT_PLACEHOLDER}']`);
   }
   checkInterpolation(doc, step);
-  step.inputs.runCommand = deployedLines(windowsResetScript(runbooksDir));
+  step.inputs.runCommand = deployedLines(windowsResetScript(runbooksDir), { keepIndentation: true });
   return doc;
 }
 
