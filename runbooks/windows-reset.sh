@@ -50,7 +50,7 @@ VOLUME_ID="" MODE="" RUN_ID="" PASSWORD_KEY="" KEY_XML=""
 NTFS_CANDIDATES=()
 DISK="" WINDOWS_DEVICE="" WORK_DIR="" MNT="" REPORT_DONE=0
 AGENT="" AGENT_VERSION=""
-MOUNTS=() CHANGES=() WARNINGS=()
+MOUNTS=() NTFS_PIDS=() CHANGES=() WARNINGS=() # NTFS_PIDS[i]: the ntfs-3g serving MOUNTS[i]
 
 log() { printf 'windows-reset: %s\n' "$*" >&4; }
 
@@ -89,13 +89,31 @@ print_report() {
     "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")" "$tail" >&3
 }
 
+# Wait (bounded) for an ntfs-3g process to end after its unmount: it writes the volume back and exits.
+# Returns its exit status; one that does not end in 60 s is stopped and counts as a failure.
+reap_ntfs() {
+  local pid=$1 deadline=$((SECONDS + 60))
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      log "ntfs-3g ($pid) did not end after its unmount; stopping it"
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      return 1
+    fi
+    sleep 0.05
+  done
+  wait "$pid" 2>/dev/null
+}
+
 unmount_all() {
   local i status=0
   for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
-    mountpoint -q -- "${MOUNTS[i]}" 2>/dev/null || continue
-    umount -- "${MOUNTS[i]}" 2>/dev/null || { log "umount ${MOUNTS[i]} failed, detaching it lazily"; umount -l -- "${MOUNTS[i]}" || status=1; }
+    if mountpoint -q -- "${MOUNTS[i]}" 2>/dev/null; then
+      umount -- "${MOUNTS[i]}" 2>/dev/null || { log "umount ${MOUNTS[i]} failed, detaching it lazily"; umount -l -- "${MOUNTS[i]}" || status=1; }
+    fi
+    reap_ntfs "${NTFS_PIDS[i]}" || status=1
   done
-  MOUNTS=()
+  MOUNTS=() NTFS_PIDS=()
   return "$status"
 }
 
@@ -281,18 +299,40 @@ find_windows_candidates() {
 # ntfs-3g falls back to read-only for a hibernated or Fast Startup volume (man ntfs-3g, "Windows
 # hibernation and fast restarting"; libntfs-3g/volume.c).
 mount_ntfs() {
-  local device=$1 dir=$2 mode=$3 options=ro
-  [[ $mode == rw ]] && options=rw,norecover,windows_names
+  local device=$1 dir=$2 mode=$3 options=ro,no_detach pid deadline
+  [[ $mode == rw ]] && options=rw,norecover,windows_names,no_detach
+  # no_detach (man ntfs-3g): ntfs-3g stays a child of this script, in its process group, instead of
+  # daemonizing into a session of its own. The SSM Agent's SIGKILL of the group (cancel, timeout) then
+  # ends it too, and the mount with this private namespace; a detached ntfs-3g would keep the volume
+  # mounted, read-write, in a namespace nobody can reach. And the script can wait for it to finish
+  # writing at unmount. ntfs-3g takes no "--"; the device is an absolute /dev path.
+  ntfs-3g -o "$options" "$device" "$dir" 2>"$WORK_DIR/mount.err" &
+  pid=$!
   MOUNTS+=("$dir")
-  # ntfs-3g takes no "--"; the device is an absolute /dev path.
-  if ! ntfs-3g -o "$options" "$device" "$dir" 2>"$WORK_DIR/mount.err"; then
-    unset 'MOUNTS[-1]'
-    return 1
-  fi
+  NTFS_PIDS+=("$pid")
+  deadline=$((SECONDS + 60))
+  until mountpoint -q -- "$dir"; do
+    if ! kill -0 "$pid" 2>/dev/null || ((SECONDS >= deadline)); then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      unset 'MOUNTS[-1]' 'NTFS_PIDS[-1]'
+      return 1
+    fi
+    sleep 0.05
+  done
   if [[ $mode == rw && $(findmnt -n -o OPTIONS --mountpoint "$dir") != rw,* ]]; then
-    echo "mounted read-only" >>"$WORK_DIR/mount.err"
+    unmount_last || true
+    echo "mounted read-only" >"$WORK_DIR/mount.err"
     return 1
   fi
+}
+
+# Unmount the last mount and wait until its ntfs-3g has written everything back and ended.
+unmount_last() {
+  local dir=${MOUNTS[-1]} pid=${NTFS_PIDS[-1]}
+  umount -- "$dir" || return 1
+  unset 'MOUNTS[-1]' 'NTFS_PIDS[-1]'
+  reap_ntfs "$pid"
 }
 
 # A path inside the mounted volume, matched without regard to case as Windows does, never through
@@ -339,8 +379,7 @@ find_windows_volume() {
       found=$dev
       MNT=$dir
     else
-      umount -- "$dir"
-      unset 'MOUNTS[-1]'
+      unmount_last || die "could not unmount $dev"
       rmdir -- "$dir"
     fi
   done
@@ -624,8 +663,7 @@ plan() {
 # --- writing
 apply() {
   local item op path source file
-  umount -- "$MNT"
-  unset 'MOUNTS[-1]'
+  unmount_last || die "could not unmount the read-only mount of $WINDOWS_DEVICE"
   mount_ntfs "$WINDOWS_DEVICE" "$MNT" rw ||
     die "the Windows volume cannot be mounted read-write: $(first_line "$WORK_DIR/mount.err") (Windows was not shut down cleanly: start the instance, shut it down fully, and run again)"
   for item in "${PLAN[@]}"; do
@@ -644,14 +682,32 @@ apply() {
         ;;
     esac
   done
-  umount -- "$MNT" || die "could not unmount the Windows volume cleanly"
-  unset 'MOUNTS[-1]'
+  unmount_last || die "could not unmount the Windows volume cleanly (ntfs-3g reported an error writing it back)"
+}
+
+# A process that holds this private mount namespace until every other process in it has ended, in a
+# session of its own so that the agent's SIGKILL of our process group spares it. Without it, an
+# ntfs-3g killed together with the script can be the last process of the namespace: its exit then
+# unmounts its own FUSE file system and waits for its own answer to FUSE's DESTROY request, forever,
+# in uninterruptible sleep, holding the volume (seen in test/script/windows-reset.test.ts).
+start_namespace_holder() {
+  [[ -n ${WINDOWS_RESET_MNT_NS:-} ]] || return 0
+  # shellcheck disable=SC2016 # the holder's own script
+  setsid bash -c 'while :; do
+  others=0
+  for p in /proc/[0-9]*; do
+    if [[ $p != /proc/$$ && $p/ns/mnt -ef /proc/$$/ns/mnt ]]; then others=1; break; fi
+  done
+  ((others)) || exit 0
+  sleep 0.2
+done' namespace-holder </dev/null >/dev/null 2>&1 &
 }
 
 main() {
   read_parameters
   need_tools
   WORK_DIR=$(mktemp -d -t windows-reset.XXXXXX)
+  start_namespace_holder
   convert_key
   wait_for_device
   find_windows_candidates

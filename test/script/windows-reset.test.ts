@@ -5,8 +5,8 @@
  * what it refuses leaves every byte of the image as it was (SHA-256 of the whole image).
  */
 import { createHash, generateKeyPairSync } from 'crypto';
-import { execFile } from 'child_process';
-import { readFileSync } from 'fs';
+import { execFile, execFileSync } from 'child_process';
+import { readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { promisify } from 'util';
 import { parse } from 'yaml';
@@ -396,5 +396,67 @@ describe('windows-reset script refuses, before any write', () => {
     const keyText = makeKey();
     const result = await expectRefused(await sharedImage(), { SSM_Mode: 'NewPassword', SSM_RunId: RUN_ID, SSM_PasswordKey: keyText }, /PasswordKey/);
     expect(result.stdout + result.stderr).not.toContain('PRIVATE');
+  });
+});
+
+describe('windows-reset script stopped with SIGKILL (how the SSM Agent cancels: its whole process group)', () => {
+  it('while ntfs-3g has the Windows volume mounted: no ntfs-3g process and no mount outlive the script; the volume is unchanged', async () => {
+    // Prepare: the script in its own process group (as the agent starts it), in a private namespace
+    // with the by-id links; the wrapper kills the group once the script's namespace shows a FUSE mount.
+    const img = await image({ partitioning: 'mbr' });
+    const before = sha256(img.path);
+    const scriptPath = join(dir, 'deployed-windows-reset.sh');
+    writeFileSync(scriptPath, script, { mode: 0o700 });
+    const loop = await attachLoop(img.path);
+    let out = '';
+    try {
+      const serial = `nvme-Amazon_Elastic_Block_Store_vol${VOLUME_ID.slice(4)}`;
+      const wrapper = [
+        'set -u',
+        'mkdir -p /dev/disk; mount -t tmpfs -o size=1m sig /dev/disk; mkdir /dev/disk/by-id',
+        `ln -s ../..${loop.device.slice(4)} /dev/disk/by-id/${serial}`,
+        ...loop.partitions.map((p, i) => `ln -s ../..${p.slice(4)} /dev/disk/by-id/${serial}-part${i + 1}`),
+        'setsid bash "$SCRIPT" >/dev/null 2>&1 & pid=$!',
+        'found=0',
+        'for ((i = 0; i < 2000000 && !found; i++)); do',
+        '  mapfile -t lines < /proc/$pid/mounts 2>/dev/null || lines=()',
+        '  for line in "${lines[@]}"; do',
+        '    read -r _ mp type _ <<<"$line"',
+        '    if [[ $type == fuseblk && $mp == "$TMPDIR"/windows-reset.* ]]; then found=1; break; fi',
+        '  done',
+        '  kill -0 $pid 2>/dev/null || break',
+        'done',
+        'kill -KILL -- -$pid 2>/dev/null',
+        'wait $pid 2>/dev/null',
+        'echo "found=$found"',
+        // Every process of the script's group must end (a zombie has ended); one stuck in the kernel would not.
+        'alive() { local n=0 f; for f in /proc/[0-9]*/stat; do read -r -a st < "$f" 2>/dev/null || continue; [[ ${st[4]} == "$pid" && ${st[2]} != Z ]] && n=$((n + 1)); done; echo $n; }',
+        'for ((i = 0; i < 100; i++)); do [[ $(alive) == 0 ]] && break; sleep 0.05; done',
+        'echo "alive=$(alive)"',
+      ].join('\n');
+      const tmp = join(dir, 'kill-tmp');
+      execFileSync('mkdir', ['-p', tmp]);
+      out = execFileSync('timeout', ['60', 'unshare', '--mount', '--propagation', 'private', 'bash', '-c', wrapper], {
+        env: { PATH: process.env.PATH, SCRIPT: scriptPath, TMPDIR: tmp, SSM_VolumeId: VOLUME_ID },
+        encoding: 'utf8',
+      });
+      // Act done; give the kernel a moment to reap, bounded, then look for any process still serving the device.
+      const servers = (): string[] =>
+        execFileSync('bash', ['-c', 'for c in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$c" 2>/dev/null; echo; done'], { encoding: 'utf8' })
+          .split('\n')
+          .filter((l) => l.startsWith('ntfs-3g') && loop.partitions.some((p) => l.includes(`${p} `)));
+      for (let i = 0; i < 100 && servers().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+
+      // Assess
+      expect(out).toContain('found=1');
+      expect(out).toContain('alive=0');
+      expect(servers()).toEqual([]);
+      expect(readFileSync('/proc/self/mounts', 'utf8')).not.toContain(loop.partitions[1] as string);
+    } finally {
+      await detachLoop(loop.device);
+    }
+    // Killed while only inspecting or before the write: every byte as it was; the volume still reads.
+    expect(sha256(img.path)).toBe(before);
+    expect((await ntfsList(img, V2_STATE)).sort()).toEqual(['.run-once', 'state.json']);
   });
 });
