@@ -5,7 +5,8 @@
 # - Mode=EnablePasswordGeneration (what AWSSupport-ResetAccess does): the agent generates a password at
 #   next boot, encrypted to the instance's key pair (GetPasswordData).
 #   EC2Launch v2: delete %ProgramData%\Amazon\EC2Launch\state\.run-once
-#   (https://docs.aws.amazon.com/AWSEC2/latest/WindowsGuide/ResettingAdminPassword_EC2Launchv2.html);
+#   (https://docs.aws.amazon.com/AWSEC2/latest/WindowsGuide/ResettingAdminPassword_EC2Launchv2.html),
+#   done as a rename in its folder (.run-once.ec2-reset-access-<RunId>), which Mode=Revert undoes;
 #   EC2Config: plugin Ec2SetPassword State Enabled in Settings\config.xml
 #   (https://docs.aws.amazon.com/AWSEC2/latest/WindowsGuide/ResettingAdminPassword_EC2Config.html);
 #   EC2Launch v1: AWS documents only EC2Rescue's own offline reset
@@ -75,8 +76,11 @@ warn() {
   WARNINGS+=("$(json_string "$*")")
 }
 
+# change PATH ACTION [TO]: one entry of the report ("to": the new name of a renamed file).
 change() {
-  CHANGES+=("$(printf '{"path":%s,"action":%s}' "$(json_string "$1")" "$(json_string "$2")")")
+  local to=""
+  [[ -n ${3:-} ]] && to=$(printf ',"to":%s' "$(json_string "$3")")
+  CHANGES+=("$(printf '{"path":%s,"action":%s%s}' "$(json_string "$1")" "$(json_string "$2")" "$to")")
 }
 
 print_report() {
@@ -501,10 +505,15 @@ def literal(dumper, value):
 yaml.SafeDumper.add_representer(str, literal)
 sys.stdout.write(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=4096))'
 
-# EC2Config's config.xml: print the file with the Ec2SetPassword plugin's State set to Enabled,
-# changing only those characters (line ends, encoding and everything else kept); "already" when it is
-# Enabled. The result is parsed again and must differ from the original in that State alone.
-readonly CONFIG_XML_PY='import re, sys
+# EC2Config's config.xml (argv[1]): with argv[2] "enable", write to argv[3] the file with the
+# Ec2SetPassword plugin's State set to Enabled and, right after it, a comment holding this run's id
+# (argv[4]) and the State's exact former text (base64), so that Mode=Revert can give back the very
+# bytes; everything else (line ends, encoding) kept. Prints "changed", or "already" when it is Enabled.
+# With "revert": the file as it was before that run's change, or "none" when the run's comment is not
+# there, or "booted" when EC2Config has set the plugin back (it disables it after generating a
+# password: https://docs.aws.amazon.com/sdkfornet/latest/apidocs/items/MEC2EC2GetPasswordDataGetPasswordDataRequestNET35.html).
+# Every result is parsed again and must differ from the original in that State alone.
+readonly CONFIG_XML_PY='import base64, re, sys
 import xml.etree.ElementTree as ET
 raw = open(sys.argv[1], "rb").read()
 def states(data):
@@ -513,22 +522,45 @@ def states(data):
     if root.tag != "Ec2ConfigurationSettings" or plugins is None:
         raise SystemExit("config.xml is not an EC2Config settings file")
     return [((p.findtext("Name") or "").strip(), (p.findtext("State") or "").strip()) for p in plugins.findall("Plugin")]
+def check(new, state):
+    expected = [(n, state if n == "Ec2SetPassword" else s) for n, s in before]
+    if states(new) != expected:
+        raise SystemExit("changing Ec2SetPassword would change other settings")
 before = states(raw)
 matches = [s for n, s in before if n == "Ec2SetPassword"]
 if len(matches) != 1:
     raise SystemExit("config.xml has no single Ec2SetPassword plugin")
+head = rb"(<Plugin>\s*<Name>\s*Ec2SetPassword\s*</Name>\s*<State>)"
+run = sys.argv[4].encode("ascii")
+if sys.argv[2] == "revert":
+    pattern = re.compile(head + rb"([A-Za-z\s]*)(</State>)<!-- ec2-reset-access:" + re.escape(run) + rb":([A-Za-z0-9+/=]*) -->")
+    found = pattern.search(raw)
+    if not found:
+        print("none")
+        raise SystemExit(0)
+    if found.group(2).strip() != b"Enabled":
+        print("booted")
+        raise SystemExit(0)
+    former = base64.b64decode(found.group(4), validate=True)
+    if not re.fullmatch(rb"[A-Za-z\s]*", former):
+        raise SystemExit("the saved State is not a State")
+    new = raw[:found.start()] + found.group(1) + former + found.group(3) + raw[found.end():]
+    check(new, former.decode("ascii").strip())
+    open(sys.argv[3], "wb").write(new)
+    print("reverted")
+    raise SystemExit(0)
 if matches[0] == "Enabled":
     print("already")
     raise SystemExit(0)
-pattern = re.compile(rb"(<Plugin>\s*<Name>\s*Ec2SetPassword\s*</Name>\s*<State>)\s*[A-Za-z]*\s*(</State>)")
-new, count = pattern.subn(rb"\g<1>Enabled\g<2>", raw)
-if count != 1:
+pattern = re.compile(head + rb"([A-Za-z\s]*)(</State>)")
+found = list(pattern.finditer(raw))
+if len(found) != 1:
     raise SystemExit("the Ec2SetPassword plugin is not laid out as Name then State")
-after = states(new)
-expected = [(n, "Enabled" if n == "Ec2SetPassword" else s) for n, s in before]
-if after != expected:
-    raise SystemExit("changing Ec2SetPassword would change other settings")
-open(sys.argv[2], "wb").write(new)
+m = found[0]
+mark = b"<!-- ec2-reset-access:" + run + b":" + base64.b64encode(m.group(2)) + b" -->"
+new = raw[:m.start()] + m.group(1) + b"Enabled" + m.group(3) + mark + raw[m.end():]
+check(new, "Enabled")
+open(sys.argv[3], "wb").write(new)
 print("changed")'
 
 # Write NEW over FILE in place (same file record, so the file keeps its ACL), then read it back.
@@ -542,7 +574,14 @@ write_in_place() {
 windows_path() { local p=${1#"$MNT"}; p=${p//\//\\}; printf '%s' "$p"; }
 
 # --- plans: everything is checked and prepared before the read-write mount; then only writes.
-PLAN=() # tab-separated: "delete PATH" | "replace PATH NEWFILE" (a Windows name has no tab); nothing is ever created
+PLAN=() # tab-separated: "rename PATH NEWPATH" | "replace PATH NEWFILE" (a Windows name has no tab); nothing is ever created
+
+# The name .run-once gets while the run is in flight (and keeps after the instance booted).
+saved_run_once_name() {
+  local name=.run-once.ec2-reset-access
+  [[ -n $RUN_ID ]] && name+="-$RUN_ID"
+  printf '%s' "$name"
+}
 
 plan_ec2launch_v2() {
   local config run_once verdict
@@ -558,7 +597,13 @@ plan_ec2launch_v2() {
       die "EC2Launch v2's agent-config.yml has no setAdminAccount task with password type random: a new run of its once-tasks would not generate a password that GetPasswordData returns; use Mode=NewPassword"
     if run_once=$(ci_path "$MNT" "$V2_RUN_ONCE"); then
       [[ -f $run_once ]] || die "EC2Launch v2's .run-once is not a file"
-      PLAN+=("delete"$'\t'"${run_once#"$MNT/"}")
+      # AWS's procedure deletes it; renaming it in its folder has the same effect for the agent (the
+      # name .run-once is gone) and keeps the file (same MFT record, same ACL), so that Mode=Revert can
+      # put it back when the run fails before the instance boots.
+      local saved
+      saved="${run_once%/*}/$(saved_run_once_name)"
+      [[ ! -e $saved ]] || die "$(windows_path "$saved") exists: this run id was used before"
+      PLAN+=("rename"$'\t'"${run_once#"$MNT/"}"$'\t'"${saved#"$MNT/"}")
       # AWS's page says so: "Any scripts set to run once will be triggered by this action."
       warn "EC2Launch v2 runs every task with frequency once again at next boot (setAdminAccount among them, and any script set to run once)"
     else
@@ -615,20 +660,49 @@ open(sys.argv[3], "wb").write(base64.b64decode(m.group(1), validate=True))
 print("found")'
 
 plan_revert() {
-  if [[ $AGENT != "EC2Launch v2" ]]; then
-    warn "nothing to revert: only an EC2Launch v2 NewPassword task is undone (this volume runs $AGENT)"
+  if [[ $AGENT == EC2Config ]]; then
+    plan_revert_ec2config
     return 0
   fi
-  local config verdict
+  if [[ $AGENT != "EC2Launch v2" ]]; then
+    warn "nothing to revert: this run changes nothing on $AGENT"
+    return 0
+  fi
+  local config verdict state saved pending=0
   config=$(ci_path "$MNT" "$V2_CONFIG") || die "EC2Launch v2's agent-config.yml cannot be read"
   [[ -f $config ]] || die "EC2Launch v2's agent-config.yml is not a file"
   verdict=$(python3 -c "$REVERT_PY" "$config" "$RUN_ID" "$WORK_DIR/new.config" 2>"$WORK_DIR/yaml.err") ||
     die "cannot read the boot task back from agent-config.yml: $(tail -n 1 "$WORK_DIR/yaml.err")"
-  if [[ $verdict == none ]]; then
-    warn "no pending boot task of run $RUN_ID in agent-config.yml: nothing to revert"
-    return 0
+  if [[ $verdict != none ]]; then
+    pending=1
+    PLAN+=("replace"$'\t'"${config#"$MNT/"}"$'\t'"$WORK_DIR/new.config")
   fi
-  PLAN+=("replace"$'\t'"${config#"$MNT/"}"$'\t'"$WORK_DIR/new.config")
+  # EnablePasswordGeneration's renamed .run-once goes back, unless the agent has made a new one (the
+  # instance booted since: the password was generated; nothing to undo).
+  state=$(ci_path "$MNT" "$V2_STATE") || die "EC2Launch v2's state folder is missing"
+  if saved=$(ci_path "$state" "$(saved_run_once_name)"); then
+    pending=1
+    if ci_path "$state" .run-once >/dev/null; then
+      warn "the instance has booted since run $RUN_ID (EC2Launch v2 made a new .run-once): nothing to revert there"
+    else
+      PLAN+=("rename"$'\t'"${saved#"$MNT/"}"$'\t'"${state#"$MNT/"}/.run-once")
+    fi
+  fi
+  ((pending)) || warn "nothing of run $RUN_ID to revert (no pending boot task in agent-config.yml, no saved .run-once)"
+  return 0
+}
+
+plan_revert_ec2config() {
+  local config verdict
+  config=$(ci_path "$MNT" "$EC2CONFIG_XML") || die "EC2Config's config.xml cannot be read"
+  [[ -f $config ]] || die "EC2Config's config.xml is not a file"
+  verdict=$(python3 -c "$CONFIG_XML_PY" "$config" revert "$WORK_DIR/new.config" "$RUN_ID" 2>"$WORK_DIR/xml.err") ||
+    die "EC2Config's config.xml cannot be reverted safely: $(tail -n 1 "$WORK_DIR/xml.err")"
+  case $verdict in
+    reverted) PLAN+=("replace"$'\t'"${config#"$MNT/"}"$'\t'"$WORK_DIR/new.config") ;;
+    booted) warn "the instance has booted since run $RUN_ID (EC2Config has set Ec2SetPassword back): nothing to revert" ;;
+    *) warn "nothing of run $RUN_ID to revert (config.xml holds no change of that run)" ;;
+  esac
 }
 
 plan_ec2config() {
@@ -637,7 +711,7 @@ plan_ec2config() {
   local config verdict
   config=$(ci_path "$MNT" "$EC2CONFIG_XML") || die "EC2Config's config.xml cannot be read"
   [[ -f $config ]] || die "EC2Config's config.xml is not a file"
-  verdict=$(python3 -c "$CONFIG_XML_PY" "$config" "$WORK_DIR/new.config" 2>"$WORK_DIR/xml.err") ||
+  verdict=$(python3 -c "$CONFIG_XML_PY" "$config" enable "$WORK_DIR/new.config" "${RUN_ID:-unnamed}" 2>"$WORK_DIR/xml.err") ||
     die "EC2Config's config.xml cannot be changed safely: $(tail -n 1 "$WORK_DIR/xml.err")"
   if [[ $verdict == already ]]; then
     warn "EC2Config's Ec2SetPassword is already Enabled: the password is generated at next boot"
@@ -670,10 +744,11 @@ apply() {
     IFS=$'\t' read -r op path source <<<"$item"
     file="$MNT/$path"
     case $op in
-      delete)
-        rm -f -- "$file"
-        [[ ! -e $file ]] || die "could not delete $(windows_path "$file")"
-        change "$(windows_path "$file")" deleted
+      rename)
+        [[ -f $file && ! -L $file && ! -e $MNT/$source ]] || die "$(windows_path "$file") changed under us"
+        mv -T -- "$file" "$MNT/$source"
+        [[ ! -e $file && -f $MNT/$source ]] || die "could not rename $(windows_path "$file")"
+        change "$(windows_path "$file")" renamed "$(windows_path "$MNT/$source")"
         ;;
       replace)
         [[ -f $file && ! -L $file ]] || die "$(windows_path "$file") changed under us"

@@ -103,14 +103,14 @@ async function sharedImage(): Promise<WindowsImage> {
 }
 
 describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
-  it('EC2Launch v2 (MBR with a System Reserved partition): deletes state\\.run-once and nothing else', async () => {
+  it('EC2Launch v2 (MBR with a System Reserved partition): state\\.run-once renamed in its folder (same MFT record), nothing else', async () => {
     // Prepare
     const img = await image({ partitioning: 'mbr', agentFileVersion: '2.0.1948.0' });
     const inodesBefore = await inodes(img, V2_STATE);
     expect(Object.keys(inodesBefore).sort()).toEqual(['.', '..', '.run-once', 'state.json']);
 
     // Act
-    const result = await reset(img);
+    const result = await reset(img, { SSM_RunId: RUN_ID });
 
     // Assess
     expect(result.exitCode).toBe(0);
@@ -120,10 +120,21 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
       agent: 'EC2Launch v2',
       agentVersion: '2.0.1948.0',
       mode: 'EnablePasswordGeneration',
-      changes: [{ path: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once', action: 'deleted' }],
+      changes: [
+        {
+          path: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once',
+          action: 'renamed',
+          to: `\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once.ec2-reset-access-${RUN_ID}`,
+        },
+      ],
       warnings: ['EC2Launch v2 runs every task with frequency once again at next boot (setAdminAccount among them, and any script set to run once)'],
     });
-    expect((await ntfsList(img, V2_STATE)).sort()).toEqual(['state.json']);
+    expect(await inodes(img, V2_STATE)).toEqual({
+      '.': inodesBefore['.'],
+      '..': inodesBefore['..'],
+      [`.run-once.ec2-reset-access-${RUN_ID}`]: inodesBefore['.run-once'],
+      'state.json': inodesBefore['state.json'],
+    });
     expect((await ntfsCat(img, V2_CONFIG))?.toString('utf8')).toBe(EC2LAUNCH_V2_AGENT_CONFIG);
   });
 
@@ -139,11 +150,13 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
     expect(sha256(img.path)).toBe(before);
   });
 
-  it('EC2Config (GPT, the settings file spelled Config.xml): Ec2SetPassword Enabled, every other byte of the file kept', async () => {
+  it('EC2Config (GPT, the settings file spelled Config.xml): Ec2SetPassword Enabled with the run\'s mark, every other byte kept; Revert gives back the exact file', async () => {
     const img = await image({ partitioning: 'gpt', agents: ['ec2config'], ec2ConfigFileName: 'Config.xml', agentFileVersion: '4.9.4500.0' });
+    const file = 'Program Files/Amazon/Ec2ConfigService/Settings/Config.xml';
     const exe = await ntfsCat(img, 'Program Files/Amazon/Ec2ConfigService/Ec2Config.exe');
+    const original = (await ntfsCat(img, file)) as Buffer;
 
-    const result = await reset(img);
+    const result = await reset(img, { SSM_RunId: RUN_ID });
 
     expect(result.exitCode).toBe(0);
     expect(result.report).toMatchObject({
@@ -153,9 +166,18 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
       changes: [{ path: '\\Program Files\\Amazon\\Ec2ConfigService\\Settings\\Config.xml', action: 'rewritten' }],
       warnings: [],
     });
-    // The expected file is the fixture's own text with Enabled, CRLF line ends and all.
-    expect((await ntfsCat(img, 'Program Files/Amazon/Ec2ConfigService/Settings/Config.xml'))?.toString('utf8')).toBe(ec2ConfigXml('Enabled'));
+    // The expected file is the fixture's own text with Enabled (CRLF line ends and all) and, right after
+    // the State element, an XML comment holding the run id and the former State.
+    const mark = `<!-- ec2-reset-access:${RUN_ID}:${Buffer.from('Disabled').toString('base64')} -->`;
+    const written = ((await ntfsCat(img, file)) as Buffer).toString('utf8');
+    expect(written).toBe(ec2ConfigXml('Disabled').replace('<State>Disabled</State>', `<State>Enabled</State>${mark}`));
+    expect(written).toBe(ec2ConfigXml('Enabled').replace('<State>Enabled</State>', `<State>Enabled</State>${mark}`));
     expect(await ntfsCat(img, 'Program Files/Amazon/Ec2ConfigService/Ec2Config.exe')).toEqual(exe);
+
+    const reverted = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+    expect(reverted.exitCode).toBe(0);
+    expect(reverted.report?.changes).toEqual([{ path: '\\Program Files\\Amazon\\Ec2ConfigService\\Settings\\Config.xml', action: 'rewritten' }]);
+    expect(await ntfsCat(img, file)).toEqual(original);
   });
 
   it('EC2Config with Ec2SetPassword already Enabled (whole-disk NTFS): succeeds without writing', async () => {
@@ -175,7 +197,9 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
     const result = await reset(img);
 
     expect(result.exitCode).toBe(0);
-    expect(result.report?.changes).toEqual([{ path: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once', action: 'deleted' }]);
+    expect(result.report?.changes).toEqual([
+      { path: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once', action: 'renamed', to: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once.ec2-reset-access' },
+    ]);
   });
 });
 
@@ -267,7 +291,7 @@ describe('windows-reset script, Mode=Revert (the restore path of a NewPassword r
 
     // Assess
     expect(other.exitCode).toBe(0);
-    expect(other.report).toMatchObject({ status: 'ok', changes: [], warnings: [expect.stringMatching(/no pending boot task of run another-run/)] });
+    expect(other.report).toMatchObject({ status: 'ok', changes: [], warnings: [expect.stringMatching(/nothing of run another-run to revert/)] });
     expect(after).toBe(before);
     expect(result.exitCode).toBe(0);
     expect(result.report).toMatchObject({
@@ -300,12 +324,46 @@ describe('windows-reset script, Mode=Revert (the restore path of a NewPassword r
     expect(await ntfsCat(img, V2_CONFIG)).toEqual(original);
   });
 
-  it('on EC2Config there is nothing to revert; without a RunId it is refused', async () => {
+  it('EnablePasswordGeneration on EC2Launch v2: the saved .run-once goes back under its name (same MFT record); not once the agent has made a new one', async () => {
+    // Prepare
+    const img = await image({});
+    const records = await inodes(img, V2_STATE);
+    expect((await reset(img, { SSM_RunId: RUN_ID })).exitCode).toBe(0);
+
+    // Act
+    const result = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+
+    // Assess
+    expect(result.exitCode).toBe(0);
+    expect(result.report).toMatchObject({
+      status: 'ok',
+      changes: [{ path: `\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once.ec2-reset-access-${RUN_ID}`, action: 'renamed', to: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once' }],
+      warnings: [],
+    });
+    expect(await inodes(img, V2_STATE)).toEqual(records);
+
+    // The instance booted after a second run: EC2Launch v2 made a new .run-once (played here with an ntfs-3g mount).
+    expect((await reset(img, { SSM_RunId: 'second-run' })).exitCode).toBe(0);
+    const loop = await attachLoop(img.path);
+    try {
+      const boot = 'set -e; m=$(mktemp -d); ntfs-3g "$1" "$m"; : > "$m/ProgramData/Amazon/EC2Launch/state/.run-once"; umount "$m"; rmdir "$m"';
+      await run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', boot, 'boot', loop.partitions[1] as string]);
+    } finally {
+      await detachLoop(loop.device);
+    }
+    const before = sha256(img.path);
+    const late = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: 'second-run' });
+    expect(late.exitCode).toBe(0);
+    expect(late.report).toMatchObject({ status: 'ok', changes: [], warnings: [expect.stringMatching(/has booted since run second-run/)] });
+    expect(sha256(img.path)).toBe(before);
+  });
+
+  it('on EC2Config that changed nothing of this run there is nothing to revert; without a RunId it is refused', async () => {
     const img = await image({ agents: ['ec2config'] });
     const before = sha256(img.path);
     const result = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
     expect(result.exitCode).toBe(0);
-    expect(result.report).toMatchObject({ status: 'ok', agent: 'EC2Config', changes: [], warnings: [expect.stringMatching(/nothing to revert/)] });
+    expect(result.report).toMatchObject({ status: 'ok', agent: 'EC2Config', changes: [], warnings: [expect.stringMatching(/nothing of run .* to revert/)] });
     expect(sha256(img.path)).toBe(before);
     await expectRefused(img, { SSM_Mode: 'Revert' }, /RunId .* is required with Mode=Revert/);
   });
