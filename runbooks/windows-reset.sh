@@ -125,7 +125,7 @@ cleanup() {
   local status=0
   unmount_all || status=1
   if [[ -n $WORK_DIR && -d $WORK_DIR ]]; then
-    rm -f -- "$WORK_DIR"/*.err "$WORK_DIR"/new.* 2>/dev/null || true
+    rm -f -- "$WORK_DIR"/*.err "$WORK_DIR"/new.* "$WORK_DIR"/old.* 2>/dev/null || true
     find "$WORK_DIR" -mindepth 1 -maxdepth 1 -type d -empty -delete 2>/dev/null || true
     rmdir -- "$WORK_DIR" 2>/dev/null || { log "left $WORK_DIR (not empty)"; status=1; }
   fi
@@ -564,11 +564,38 @@ open(sys.argv[3], "wb").write(new)
 print("changed")'
 
 # Write NEW over FILE in place (same file record, so the file keeps its ACL), then read it back.
+# The file is truncated before the new bytes go in; if writing them fails (no space left, an I/O
+# error), the original bytes (saved first, never larger than the new ones here) are written back the
+# same way and checked, so that the file is never left half written.
 write_in_place() {
-  local file=$1 new=$2
-  cat -- "$new" >"$file"
-  sync -f -- "$file" 2>/dev/null || sync
-  cmp -s -- "$new" "$file" || die "writing $file did not take"
+  local file=$1 new=$2 saved="$WORK_DIR/old.$RANDOM"
+  cp -- "$file" "$saved"
+  if { cat -- "$new" >"$file" && { sync -f -- "$file" 2>/dev/null || sync; } && cmp -s -- "$new" "$file"; } 2>"$WORK_DIR/write.err"; then
+    rm -f -- "$saved"
+    return 0
+  fi
+  local reason
+  reason=$(first_line "$WORK_DIR/write.err")
+  if cat -- "$saved" >"$file" && cmp -s -- "$saved" "$file"; then
+    rm -f -- "$saved"
+    die "writing $(windows_path "$file") failed (${reason:-the bytes read back differ}); its original bytes were written back"
+  fi
+  die "writing $(windows_path "$file") failed (${reason:-the bytes read back differ}) and its original bytes could not be written back: the file is damaged; restore it from the run's snapshot"
+}
+
+# Refuse before the read-write mount when the volume lacks room for the files to grow (NewPassword adds
+# several KB to agent-config.yml): statvfs of the read-only mount, a margin of 1 MiB for NTFS's own use.
+check_free_space() {
+  local item op path source growth=0 free
+  for item in "${PLAN[@]}"; do
+    IFS=$'\t' read -r op path source <<<"$item"
+    [[ $op == replace ]] || continue
+    growth=$((growth + $(stat -c %s -- "$source") - $(stat -c %s -- "$MNT/$path")))
+  done
+  ((growth > 0)) || return 0
+  free=$(($(stat -f -c '%a * %S' -- "$MNT")))
+  ((free >= growth + 1048576)) ||
+    die "the Windows volume has $free bytes free, too few to write $growth more bytes safely (1 MiB margin): free some space on C: (or grow the volume), then run again"
 }
 
 windows_path() { local p=${1#"$MNT"}; p=${p//\//\\}; printf '%s' "$p"; }
@@ -790,6 +817,7 @@ main() {
   check_hibernation
   detect_agent
   plan
+  check_free_space
   if ((${#PLAN[@]} > 0)); then apply; fi
   cleanup || die "could not clean up"
   print_report ok

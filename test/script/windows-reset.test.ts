@@ -431,6 +431,15 @@ describe('windows-reset script refuses, before any write', () => {
     await expectRefused(await image({ agentConfig: config }), {}, /no setAdminAccount task with password type random/);
   });
 
+  it('NewPassword on a full volume (the task would grow agent-config.yml): refused before the read-write mount', async () => {
+    const img = await image({ fill: true });
+    const { stdout } = await readNtfs(img, 'ntfsinfo', (device) => ['--force', '--mft', device]).then((b) => ({ stdout: b.toString('utf8') }));
+    // ntfs-3g's own reader confirms the fixture is (nearly) full.
+    const free = Number(/Free Clusters:\s+(\d+)/.exec(stdout)?.[1]);
+    expect(free).toBeLessThan(256);
+    await expectRefused(img, NEW_PASSWORD, /too few to write \d+ more bytes safely/);
+  });
+
   it('an NTFS volume without Windows', async () => {
     await expectRefused(await image({ noWindows: true }), {}, /no Windows installation/);
   });
