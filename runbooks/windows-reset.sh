@@ -47,7 +47,7 @@ readonly BOOT_SCRIPT_B64='%%WindowsBootScript%%'
 readonly DYNAMIC_TYPES=' 0x42 5808c8aa-7e8f-42e0-85d2-e1e90434cfb3 af9b60a0-1431-4f62-bc68-3311714a69ad '
 readonly SPACES_TYPE=e75caf8f-f680-4cee-afa3-b001e56efc2d
 
-VOLUME_ID="" MODE="" RUN_ID="" PASSWORD_KEY="" KEY_XML=""
+VOLUME_ID="" MODE="" RUN_ID="" PASSWORD_KEY="" KEY_XML="" NTFS_DRIVER=""
 NTFS_CANDIDATES=()
 DISK="" WINDOWS_DEVICE="" WORK_DIR="" MNT="" REPORT_DONE=0
 AGENT="" AGENT_VERSION=""
@@ -97,6 +97,7 @@ print_report() {
 # Returns its exit status; one that does not end in 60 s is stopped and counts as a failure.
 reap_ntfs() {
   local pid=$1 deadline=$((SECONDS + 60))
+  [[ -n $pid ]] || return 0 # a kernel (ntfs3) mount has no process
   while kill -0 "$pid" 2>/dev/null; do
     if ((SECONDS >= deadline)); then
       log "ntfs-3g ($pid) did not end after its unmount; stopping it"
@@ -188,9 +189,39 @@ read_parameters() {
 
 need_tools() {
   local tool
-  for tool in ntfs-3g blkid lsblk python3 sha256sum; do
-    command -v "$tool" >/dev/null 2>&1 || die "the helper has no $tool (the helper image must ship ntfs-3g, util-linux and python3)"
+  for tool in blkid lsblk python3 sha256sum; do
+    command -v "$tool" >/dev/null 2>&1 || die "the helper has no $tool (the helper image must ship util-linux and python3)"
   done
+}
+
+# The NTFS driver: ntfs-3g when the helper has it; else the kernel's ntfs3 (which "supports native
+# journal replaying" and refuses a read-write mount of a volume marked dirty unless "force":
+# https://www.kernel.org/doc/html/latest/filesystems/ntfs3.html; the script's own hiberfil.sys test and
+# read-write check apply to both); else ntfs-3g from the distribution's archive, bounded in time; else
+# a refusal before anything is mounted. That Canonical's image ships ntfs-3g or ntfs3 is not verified
+# here (docs/architecture.md, "Windows: what rests on documentation").
+readonly APT_SECONDS=240
+# A program on PATH that is an executable regular file (bash's command -v also names a file it cannot run).
+have() {
+  local path
+  path=$(command -v "$1" 2>/dev/null) && [[ -f $path && -x $path ]]
+}
+
+choose_driver() {
+  if have ntfs-3g; then
+    NTFS_DRIVER=ntfs-3g
+  elif grep -qw ntfs3 /proc/filesystems 2>/dev/null ||
+    { have modprobe && modprobe ntfs3 >/dev/null 2>&1 && grep -qw ntfs3 /proc/filesystems; }; then
+    NTFS_DRIVER=ntfs3
+  elif have apt-get &&
+    timeout "$APT_SECONDS" bash -c 'export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q --no-install-recommends ntfs-3g' >"$WORK_DIR/apt.err" 2>&1 &&
+    hash -r && have ntfs-3g; then
+    NTFS_DRIVER=ntfs-3g
+    warn "ntfs-3g was installed on the helper from the distribution's archive"
+  else
+    die "this helper can mount NTFS neither with ntfs-3g nor with the kernel's ntfs3 driver, and ntfs-3g could not be installed (within ${APT_SECONDS} s): nothing was changed"
+  fi
+  log "NTFS driver: $NTFS_DRIVER"
 }
 
 # The run's public key as the RSAKeyValue XML that .NET's RSACryptoServiceProvider.FromXmlString reads
@@ -304,6 +335,24 @@ find_windows_candidates() {
 # hibernation and fast restarting"; libntfs-3g/volume.c).
 mount_ntfs() {
   local device=$1 dir=$2 mode=$3 options=ro,no_detach pid deadline
+  if [[ $NTFS_DRIVER == ntfs3 ]]; then
+    # A kernel mount: it dies with this private namespace. Read-write without "force", so that a
+    # volume marked dirty is not mounted read-write; -w: never a silent fall back to read-only.
+    local writable=-r
+    [[ $mode == rw ]] && writable=-w
+    MOUNTS+=("$dir")
+    NTFS_PIDS+=("")
+    if ! mount "$writable" -t ntfs3 -- "$device" "$dir" 2>"$WORK_DIR/mount.err"; then
+      unset 'MOUNTS[-1]' 'NTFS_PIDS[-1]'
+      return 1
+    fi
+    if [[ $mode == rw && $(findmnt -n -o OPTIONS --mountpoint "$dir") != rw,* ]]; then
+      unmount_last || true
+      echo "mounted read-only" >"$WORK_DIR/mount.err"
+      return 1
+    fi
+    return 0
+  fi
   [[ $mode == rw ]] && options=rw,norecover,windows_names,no_detach
   # no_detach (man ntfs-3g): ntfs-3g stays a child of this script, in its process group, instead of
   # daemonizing into a session of its own. The SSM Agent's SIGKILL of the group (cancel, timeout) then
@@ -811,6 +860,7 @@ main() {
   WORK_DIR=$(mktemp -d -t windows-reset.XXXXXX)
   start_namespace_holder
   convert_key
+  choose_driver
   wait_for_device
   find_windows_candidates
   find_windows_volume

@@ -527,3 +527,48 @@ describe('windows-reset script stopped with SIGKILL (how the SSM Agent cancels: 
     expect((await ntfsList(img, V2_STATE)).sort()).toEqual(['.run-once', 'state.json']);
   });
 });
+
+describe('windows-reset script without ntfs-3g on the helper (review W3)', () => {
+  it('uses the kernel ntfs3 driver when the kernel has it, else refuses naming the missing driver, before touching the volume', async () => {
+    // Prepare: ntfs-3g and apt-get hidden (a non-executable file bound over each) in a private namespace.
+    const img = await image({});
+    const before = sha256(img.path);
+    const scriptPath = join(dir, 'deployed-no-ntfs-3g.sh');
+    writeFileSync(scriptPath, script, { mode: 0o700 });
+    const loop = await attachLoop(img.path);
+    let out = '';
+    try {
+      const serial = `nvme-Amazon_Elastic_Block_Store_vol${VOLUME_ID.slice(4)}`;
+      const wrapper = [
+        'set -u',
+        'mkdir -p /dev/disk; mount -t tmpfs -o size=1m nodrv /dev/disk; mkdir /dev/disk/by-id',
+        `ln -s ../..${loop.device.slice(4)} /dev/disk/by-id/${serial}`,
+        ...loop.partitions.map((p, i) => `ln -s ../..${p.slice(4)} /dev/disk/by-id/${serial}-part${i + 1}`),
+        'for tool in ntfs-3g apt-get; do p=$(command -v "$tool") && mount --bind /dev/null "$p"; done',
+        '[[ -f /usr/bin/ntfs-3g || -f /usr/bin/apt-get ]] && { echo "still visible"; exit 97; }',
+        'bash "$SCRIPT" 2>/dev/null',
+        'echo "exit=$?"',
+      ].join('\n');
+      out = execFileSync('timeout', ['120', 'unshare', '--mount', '--propagation', 'private', 'bash', '-c', wrapper], {
+        env: { PATH: process.env.PATH, SCRIPT: scriptPath, SSM_VolumeId: VOLUME_ID, SSM_RunId: RUN_ID },
+        encoding: 'utf8',
+      });
+    } finally {
+      await detachLoop(loop.device);
+    }
+
+    // Assess: which branch is this kernel's (here: no ntfs3 in /proc/filesystems, no modprobe)
+    const kernelHasNtfs3 = /\bntfs3\b/.test(readFileSync('/proc/filesystems', 'utf8'));
+    const report = JSON.parse(out.trim().split('\n').at(-2) as string) as { status: string; error?: string; changes: unknown[] };
+    if (kernelHasNtfs3) {
+      expect(out).toContain('exit=0');
+      expect(report.status).toBe('ok');
+      expect((await ntfsList(img, V2_STATE)).sort()).toEqual([`.run-once.ec2-reset-access-${RUN_ID}`, 'state.json']);
+    } else {
+      expect(out).toContain('exit=1');
+      expect(report).toMatchObject({ status: 'error', changes: [] });
+      expect(report.error).toMatch(/neither with ntfs-3g nor with the kernel's ntfs3 driver, and ntfs-3g could not be installed .*nothing was changed/);
+      expect(sha256(img.path)).toBe(before);
+    }
+  });
+});
