@@ -357,59 +357,48 @@ drop_backups() {
 }
 
 # --- report
-# capped NAME MAX ITEM...: the JSON list of at most MAX items, with a warning when some were left out.
+# capped NAME MAX ITEM...: CAPPED, the JSON list of at most MAX items, with a warning when some were left out.
+CAPPED=""
 capped() {
   local name=$1 max=$2
   shift 2
-  if (($# > max)); then
-    warn "the report lists the first $max of $# $name (truncated)"
-    set -- "${@:1:max}"
-  fi
-  json_join "$@"
+  (($# <= max)) || { warn "the report lists the first $max of $# $name (truncated)"; set -- "${@:1:max}"; }
+  CAPPED=$(json_join "$@")
 }
 
 print_ok_report() {
-  local i user total=0 removed=0 added=0
-  local -a files=() users=() without=() warnings=()
-  # Audit: nothing was removed or added (usersWithoutKey still says who a Revoke would leave without one).
-  if ((NO_WRITES)); then
-    for i in "${!F_PATH[@]}"; do F_REMOVED[i]=0 F_ADDED[i]=0; done
-  fi
+  local i user total=0 removed=0 added=0 files_json ca_json without_json
+  local -a files=() users=() without=() replayed=() warnings=()
+  # Audit: nothing was removed or added (usersWithoutKey still says whom a Revoke would leave without a key).
+  ((!NO_WRITES)) || for i in "${!F_PATH[@]}"; do F_REMOVED[i]=0 F_ADDED[i]=0; done
   for i in "${!F_PATH[@]}"; do
-    total=$((total + F_MATCHES[i])) removed=$((removed + F_REMOVED[i])) added=$((added + F_ADDED[i]))
-    users=()
+    total=$((total + F_MATCHES[i])) removed=$((removed + F_REMOVED[i])) added=$((added + F_ADDED[i])) users=()
     for user in ${F_USERS[i]}; do users+=("$(json_string "$user")"); done
-    ((${#users[@]} <= REPORT_USERS_MAX)) || users=("${users[@]:0:REPORT_USERS_MAX}" '"truncated"')
+    capped "users of ${F_PATH[i]}" "$REPORT_USERS_MAX" "${users[@]}"
     files+=("$(printf '{"path":%s,"users":%s,"matches":%s,"removed":%s,"added":%s,"kept":%s}' "$(json_string "${F_PATH[i]}")" \
-      "$(json_join "${users[@]}")" "${F_MATCHES[i]}" "${F_REMOVED[i]}" "${F_ADDED[i]}" "${F_KEPT[i]}")")
+      "$CAPPED" "${F_MATCHES[i]}" "${F_REMOVED[i]}" "${F_ADDED[i]}" "${F_KEPT[i]}")")
   done
   for user in "${!USER_LOST[@]}"; do
-    [[ -n ${USER_LEFT[$user]+set} ]] || without+=("$user")
+    [[ -n ${USER_LEFT[$user]+set} ]] || without+=("$(json_string "$user")")
   done
-  if ((${#without[@]})); then
-    mapfile -t without < <(printf '%s\n' "${without[@]}" | sort)
-    for i in "${!without[@]}"; do without[i]=$(json_string "${without[i]}"); done
-  fi
-  local files_json ca_json without_json
-  files_json=$(capped "key files" "$REPORT_FILES_MAX" "${files[@]}")
-  ca_json=$(capped "cert-authority lines" "$REPORT_CA_MAX" "${CA_LINES[@]}")
-  without_json=$(capped "users without a key" 50 "${without[@]}")
-  ((${#WARNINGS[@]} <= REPORT_WARNINGS_MAX)) || WARNINGS=("${WARNINGS[@]:0:REPORT_WARNINGS_MAX}" '"more warnings were left out (truncated)"')
+  ((${#without[@]} == 0)) || mapfile -t without < <(printf '%s\n' "${without[@]}" | sort)
+  for i in "${REPLAYED[@]}"; do replayed+=("$(json_string "$i")"); done
+  capped "key files" "$REPORT_FILES_MAX" "${files[@]}"
+  files_json=$CAPPED
+  capped "cert-authority lines" "$REPORT_CA_MAX" "${CA_LINES[@]}"
+  ca_json=$CAPPED
+  capped "users without a key" 50 "${without[@]}"
+  without_json=$CAPPED
+  # Last, so that the warnings above count: each at most REPORT_TEXT_MAX characters, at most REPORT_WARNINGS_MAX.
   for i in "${WARNINGS[@]}"; do
     ((${#i} <= REPORT_TEXT_MAX)) || i="${i:0:REPORT_TEXT_MAX-14}... (truncated)\""
+    ((${#warnings[@]} < REPORT_WARNINGS_MAX - 1)) || { warnings+=('"more warnings were left out (truncated)"'); break; }
     warnings+=("$i")
   done
   REPORT_DONE=1
   printf '{"version":1,"status":"ok","mode":"%s","root":{"device":%s,"fstype":%s},"files":%s,"found":%s,"removed":%s,"added":%s,"usersWithoutKey":%s,"caLines":%s,"authorizedKeysCommand":%s,"verified":%s,"journalReplayed":%s,"warnings":%s}\n' \
     "$MODE" "$(json_string "$ROOT_DEVICE")" "$(json_string "$ROOT_FSTYPE")" "$files_json" "$total" "$removed" "$added" "$without_json" \
-    "$ca_json" "$(json_string "$AKC_TEXT")" "$VERIFIED" "$(replayed_json)" "$(json_join "${warnings[@]}")" >&3
-}
-
-replayed_json() {
-  local -a replayed=()
-  local device
-  for device in "${REPLAYED[@]}"; do replayed+=("$(json_string "$device")"); done
-  json_join "${replayed[@]}"
+    "$ca_json" "$(json_string "$AKC_TEXT")" "$VERIFIED" "$(json_join "${replayed[@]}")" "$(json_join "${warnings[@]}")" >&3
 }
 
 # --- methods
