@@ -52,7 +52,7 @@ read_parameters() {
   [[ $VOLUME_ID =~ $VOLUME_PATTERN ]] || die "VolumeId is not a volume id (vol- and 8 to 17 hex digits)"
   [[ $REQUESTED_USERS =~ $USERS_PATTERN ]] || die "Users must be comma-separated user names"
   [[ $root == "" || $root == / ]] || die "Root must be empty (offline method) or / (online method)"
-  [[ $fingerprints =~ $FINGERPRINTS_PATTERN ]] || die "Fingerprints must be 1 to 20 comma-separated OpenSSH SHA256 fingerprints (SHA256: and 43 base64 characters)"
+  [[ $fingerprints =~ $FINGERPRINTS_PATTERN ]] || die "Fingerprints must be 1 to 20 comma-separated SHA256:<43 base64> fingerprints"
   IFS=, read -ra list <<<"$fingerprints"
   for fp in "${list[@]}"; do REVOKED[$fp]=1; done
   if [[ -n $PUBLIC_KEY ]]; then
@@ -201,7 +201,7 @@ scan_users() {
 read_file() {
   local i=$1 file=${F_PATH[$1]} copy="$WORK_DIR/f.$1" number ca type b64 size user
   WRITER=${F_WRITER[i]} WGID=0
-  ((WRITER >= 0)) || die "the key file $file is read by several users and would be written as different users: refusing"
+  ((WRITER >= 0)) || die "the key file $file would be written as different users: refusing"
   ((WRITER)) && WGID=${PASSWD_GID[${F_USERS[i]%% *}]}
   size=$(stat -c %s -- "$TARGET$file")
   ((size <= KEY_FILE_MAX)) || die "the key file $file has $size bytes, more than 1 MiB: refusing"
