@@ -7,12 +7,13 @@
  * must not change one byte of the disk image.
  */
 import { execFileSync } from 'child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { loadRevokeKeyDocument, revokeKeyScriptFromDocument } from '../../lib/inject-key-document';
 import { diffImage, snapshotImage, type ImageSnapshot } from '../../local/disk/images';
 import { attachLoop, detachLoop } from '../../local/disk/loop';
 import { runInjectScript, type RunInjectResult } from '../../local/disk/run-inject';
+import { sshLogin, startSshd } from '../../local/disk/sshd';
 import { scratchImages, sha256File, VOLUME_ID } from '../support/disk';
 
 // --- keys, made by ssh-keygen
@@ -24,17 +25,20 @@ interface Key {
   readonly base64: string;
   readonly line: string;
   readonly fingerprint: string;
+  /** The private half, for the ssh logins (only handed to sshLogin, which never prints it). */
+  readonly privateKey: string;
 }
 
 function makeKey(name: string, type: 'ed25519' | 'rsa' | 'ecdsa'): Key {
   const file = join(keyDir, name);
   execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', '', '-C', name, '-f', file]);
-  const line = execFileSync('cat', [`${file}.pub`], { encoding: 'utf8' }).trim();
-  rmSync(file); // the private half is never needed
+  const line = readFileSync(`${file}.pub`, 'utf8').trim();
+  const privateKey = readFileSync(file, 'utf8');
+  rmSync(file);
   const [keyType, base64] = line.split(' ');
   const fingerprint = fingerprintOf(line);
   if (fingerprint === null) throw new Error(`ssh-keygen reads no key in ${name}.pub`);
-  return { type: keyType, base64, line, fingerprint };
+  return { type: keyType, base64, line, fingerprint, privateKey };
 }
 
 /** ssh-keygen's fingerprint of one line of an authorized keys file, or null when it reads no key there. */
@@ -293,6 +297,37 @@ describe.each([
       const diff = await changed(path, before);
       expect(changedPaths(diff, prefix)).toEqual(['/etc/ssh/keys/alice', '/home/bob/.ssh/authorized_keys', '/home/carol/.ssh/authorized_keys', '/home/ec2-user/.ssh/authorized_keys', '/root/.ssh/authorized_keys']);
       expect(diff[`${prefix}/home/bob/.ssh/authorized_keys`]).toMatch(/^f 600 1002:1002 /);
+    }, 120_000);
+
+    test('OpenSSH\'s sshd on the revoked disk: the leaked keys no longer log in, the kept and replacement keys do', async () => {
+      // Prepare
+      const loop = await attachLoop(path);
+      try {
+        const sshd = await startSshd({ root: { device: `${loop.device}p1`, fstype: 'xfs' }, timeoutSeconds: 60 });
+        try {
+          // Act
+          const login = async (user: string, key: Key): Promise<boolean> => (await sshLogin({ port: sshd.port, user, privateKey: key.privateKey })).ok;
+          const verdicts = {
+            ec2UserLeaked: await login('ec2-user', leaked),
+            ec2UserLeakedRsa: await login('ec2-user', leakedRsa),
+            carolLeaked: await login('carol', leaked),
+            ec2UserKept: await login('ec2-user', keep),
+            ec2UserReplacement: await login('ec2-user', replacement),
+            carolReplacement: await login('carol', replacement),
+            bobReplacement: await login('bob', replacement),
+          };
+
+          // Assess
+          expect(verdicts).toEqual({
+            ec2UserLeaked: false, ec2UserLeakedRsa: false, carolLeaked: false,
+            ec2UserKept: true, ec2UserReplacement: true, carolReplacement: true, bobReplacement: true,
+          });
+        } finally {
+          await sshd.stop();
+        }
+      } finally {
+        await detachLoop(loop.device);
+      }
     }, 120_000);
   }
 });
