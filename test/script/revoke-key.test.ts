@@ -123,7 +123,10 @@ function spec(layout: 'ext4-whole' | 'gpt-xfs') {
       { name: 'mallory', uid: 1004, gid: 1004 },
       { name: 'mallet', uid: 1005, gid: 1005 },
     ],
-    sshdConfigD: { '50-alice.conf': 'Match User alice\n    AuthorizedKeysFile /etc/ssh/keys/%u\n' },
+    sshdConfigD: {
+      '40-sss.conf': 'AuthorizedKeysCommand /usr/bin/sss_ssh_authorizedkeys %u\nAuthorizedKeysCommandUser nobody\n',
+      '50-alice.conf': 'Match User alice\n    AuthorizedKeysFile /etc/ssh/keys/%u\n',
+    },
     extraFiles: { '/etc/ssh/keys/alice': join_(aliceLines) },
     // Hostile users' links: mallory's key file is alice's (sshd follows the link: alice's keys open
     // mallory's account too); mallet's leads to /etc/shadow, which sshd, as mallet, cannot open.
@@ -222,7 +225,9 @@ describe.each([
     expect(result.exitCode).toBe(0);
     expect(sha256File(path)).toBe(checksum);
     const r = result.report;
-    expect(r).toMatchObject({ version: 1, status: 'ok', mode: 'Audit', verified: false, removed: 0, added: 0, authorizedKeysCommand: '' });
+    expect(r).toMatchObject({ version: 1, status: 'ok', mode: 'Audit', verified: false, removed: 0, added: 0 });
+    // sshd also asks a program for keys: reported as the directive, never run or edited
+    expect(r.authorizedKeysCommand).toBe('AuthorizedKeysCommand /usr/bin/sss_ssh_authorizedkeys %u');
     const byPath = Object.fromEntries((r.files as any[]).map((f) => [f.path, f]));
     expect(byPath['/home/ec2-user/.ssh/authorized_keys']).toEqual({ path: '/home/ec2-user/.ssh/authorized_keys', users: ['ec2-user'], matches: 5, removed: 0, added: 0, kept: 4 });
     // alice's file, once, for alice (her Match block) and for mallory (whose link leads there)
@@ -244,6 +249,14 @@ describe.each([
   }, 120_000);
 
   if (layout === 'ext4-whole') {
+    test('Users naming a user sshd reads no key file for (mallet): refused, naming him, before the volume is mounted read-write', async () => {
+      const checksum = sha256File(path);
+      const result = await revoke(path, { mode: 'Revoke', replacementKey: replacement.line, users: 'mallet' });
+      expect(result.exitCode).not.toBe(0);
+      expect(result.report).toMatchObject({ status: 'error', mode: 'Revoke', error: expect.stringContaining('user mallet has no key file sshd reads') });
+      expect(sha256File(path)).toBe(checksum);
+    }, 120_000);
+
     test('Revoke without a replacement: exactly the lines ssh-keygen attributes to a revoked key are gone, the rest byte for byte; carol is left without a key', async () => {
       // Act
       const result = await revoke(path, { mode: 'Revoke' });
