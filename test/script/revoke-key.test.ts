@@ -283,7 +283,7 @@ describe.each([
       const checksum = sha256File(path);
       const result = await revoke(path, { mode: 'Revoke' });
       expect(result.exitCode).toBe(0);
-      expect(result.report).toMatchObject({ status: 'ok', found: 0, removed: 0, added: 0, usersWithoutKey: [] });
+      expect(result.report).toMatchObject({ status: 'ok', found: 0, removed: 0, added: 0, usersWithoutKey: [], verified: true });
       expect(sha256File(path)).toBe(checksum);
     }, 120_000);
   } else {
