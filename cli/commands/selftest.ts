@@ -13,6 +13,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
 import {
+  DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeInstanceStatusCommand,
   RunInstancesCommand,
@@ -346,6 +347,9 @@ async function launch(
 ): Promise<string> {
   const ami = (await c.ssm.send(new GetParameterCommand({ Name: `${HELPER_AMI_PARAMETER_PREFIX}${architecture}` }))).Parameter?.Value;
   if (!ami || !/^ami-[0-9a-f]+$/.test(ami)) throw new Error(`the public parameter ${HELPER_AMI_PARAMETER_PREFIX}${architecture} gave no AMI id`);
+  // The root as the cost statement says it: 8 GiB gp3 at the image's own root device name.
+  const image = (await c.ec2.send(new DescribeImagesCommand({ ImageIds: [ami] }))).Images?.[0];
+  const rootDevice = image?.RootDeviceName ?? '/dev/xvda';
   for (let attempt = 1; ; attempt++) {
     try {
       const out = await c.ec2.send(
@@ -356,6 +360,7 @@ async function launch(
           MaxCount: 1,
           SubnetId: subnetId,
           SecurityGroupIds: [groupId],
+          BlockDeviceMappings: [{ DeviceName: rootDevice, Ebs: { VolumeSize: 8, VolumeType: 'gp3', DeleteOnTermination: true } }],
           ...(profile ? { IamInstanceProfile: { Name: profile } } : {}),
           MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
           InstanceInitiatedShutdownBehavior: 'stop',
