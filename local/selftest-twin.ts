@@ -15,6 +15,8 @@
  *   https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-runShellScript);
  * - an ssh to the instance's public address reaches a real sshd over its root image (sshRoute).
  * The runbook's helpers (tagged reset-access:role=helper) are left to the agent as before.
+ * Start the twin with `awsManagedPolicies: true` (moto loads the AWS managed policies only when
+ * MOTO_IAM_LOAD_MANAGED_POLICIES is true as it starts: moto/settings.py, load_iam_aws_managed_policies).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

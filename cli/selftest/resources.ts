@@ -477,7 +477,8 @@ export async function cleanup(c: CleanupClients, runId: string, ledger: Ledger, 
         if (notFound(err)) return 'gone';
         throw err;
       }
-      const tags = (await c.iam.send(new ListInstanceProfileTagsCommand({ InstanceProfileName: name }))).Tags;
+      // InstanceProfile.Tags (IAM API model, InstanceProfile data type); ListInstanceProfileTags when absent.
+      const tags = profile?.Tags ?? (await c.iam.send(new ListInstanceProfileTagsCommand({ InstanceProfileName: name }))).Tags;
       if (!carriesRun(tags, runId)) return { refused: `it does not carry ${SELFTEST_TAG_KEY}=${runId}` };
       for (const r of profile?.Roles ?? []) await c.iam.send(new RemoveRoleFromInstanceProfileCommand({ InstanceProfileName: name, RoleName: r.RoleName }));
       await c.iam.send(new DeleteInstanceProfileCommand({ InstanceProfileName: name }));

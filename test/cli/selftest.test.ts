@@ -38,7 +38,7 @@ let scratch: string;
 let motoIam: IAMClient;
 
 beforeAll(async () => {
-  twin = await startTwin({ maxLifetimeSeconds: 1500, transitions: 'settle' });
+  twin = await startTwin({ maxLifetimeSeconds: 1500, transitions: 'settle', awsManagedPolicies: true });
   st = await enableSelftestInstances(twin);
   scratch = mkdtempSync(join(tmpdir(), 'selftest-'));
   motoIam = new IAMClient({ endpoint: twin.moto.endpoint, region: REGION, credentials: { accessKeyId: 'twin', secretAccessKey: 'twin' } });
@@ -149,5 +149,46 @@ test('VolumeSwap end to end: launched from the public AL2023 parameter, reset, a
   expect(rep.timeToAccessSeconds).toBeGreaterThan(0);
   expect(rep.cleanup.notRemoved).toEqual([]);
   expect(rep.cleanup.removed.map((m) => m.kind)).toEqual(expect.arrayContaining(['instance', 'security-group', 'subnet', 'route-table', 'internet-gateway', 'vpc', 'backup-snapshot', 'key-file']));
+  expect(await leftBehind(rep.runId)).toEqual([]);
+});
+
+/** The keys of one method's run in the committed benchmark result: the shape --json must match. */
+function benchRunShape(): { run: string[]; step: string[]; apiCalls: string[] } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const latest = require('../../bench/results/latest.json') as { ours: { low: Record<string, unknown> & { steps: Record<string, unknown>[] } }; apiCallsPerReset: Record<string, unknown> };
+  return { run: Object.keys(latest.ours.low).sort(), step: Object.keys(latest.ours.low.steps[0] ?? {}).sort(), apiCalls: Object.keys(latest.apiCallsPerReset).sort() };
+}
+
+test('Online, with its instance profile: the agent registers only then; the run in the benchmark\'s shape; the role and profile removed', async () => {
+  const r = await selftest(['--yes', '--json', '--method', 'Online']);
+  expect([r.code, r.err, r.report.failure, r.report.cleanup.notRemoved]).toEqual([0, '', null, []]);
+  const rep = r.report;
+  expect(rep.methodChosen).toBe('Online');
+  expect(st.instances.get(rep.instanceId as string)?.managed).toBe(true);
+  expect(rep.phases.map((p) => p.phase)).toEqual(['network', 'security-group', 'instance-profile', 'launch', 'wait-running', 'wait-online', 'reset', 'access', 'cleanup']);
+  expect(rep.run?.accessStep).toBe('waitForOnlineInjection');
+  expect(rep.accessCheck).toMatchObject({ kind: 'ssh', ok: true });
+  const shape = benchRunShape();
+  expect(Object.keys(rep.run ?? {}).sort()).toEqual(shape.run);
+  expect(Object.keys(rep.run?.steps[0] ?? {}).sort()).toEqual(shape.step);
+  expect(Object.keys(rep.apiCalls).sort()).toEqual(shape.apiCalls);
+  expect(rep.apiCalls.byAction['ec2:RunInstances']).toBe(1);
+  expect(rep.cleanup.removed.map((m) => m.kind)).toEqual(expect.arrayContaining(['instance-profile', 'role']));
+  expect(await leftBehind(rep.runId)).toEqual([]);
+});
+
+test('UserData with --keep: everything left and the command to remove it printed; --cleanup <run-id> then removes it all', async () => {
+  const r = await selftest(['--yes', '--json', '--method', 'UserData', '--keep']);
+  expect([r.code, r.err, r.report.failure]).toEqual([0, '', null]);
+  const rep = r.report;
+  expect(rep.methodChosen).toBe('UserData');
+  expect(rep.run?.accessStep).toBe('waitRunningAfterUserData');
+  expect(rep.accessCheck).toMatchObject({ kind: 'ssh', ok: true });
+  expect(rep.cleanup).toMatchObject({ kept: true, removed: [] });
+  expect(rep.cleanup.howToRemove).toBe(`ec2-reset-access selftest --cleanup ${rep.runId} --yes --region us-east-1`);
+  const kept = await leftBehind(rep.runId);
+  expect(kept).toEqual(expect.arrayContaining([`instance ${rep.instanceId}`, expect.stringMatching(/^vpc /), expect.stringMatching(/^sg /), expect.stringMatching(/^snapshot /)]));
+  const c = await selftest(['--cleanup', rep.runId, '--yes', '--json']);
+  expect([c.code, c.err]).toEqual([0, '']);
   expect(await leftBehind(rep.runId)).toEqual([]);
 });
