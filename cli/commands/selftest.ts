@@ -467,7 +467,8 @@ async function fingerprintOf(keyFile: string): Promise<string> {
  * (https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-runShellScript)
  * and lists the fingerprints of the keys in each file sshd reads for the user: the
  * AuthorizedKeysFile values `sshd -T` prints for that user (Match blocks applied, sshd_config(5)
- * TOKENS %h %u %%), relative ones under the home (sshd_config(5), AuthorizedKeysFile).
+ * TOKENS %h %u %%), relative ones under the home (sshd_config(5), AuthorizedKeysFile). The script
+ * goes as one element of `commands` (each element becomes lines of the script the plugin writes).
  */
 async function runCommandCheck(ssm: SSMClient, id: string, user: string, keyFile: string, io: Io, sleep: (ms: number) => Promise<void>): Promise<number> {
   if (!/^[a-z_][a-z0-9_.-]*$/.test(user)) throw new Error(`not a user name: ${user}`);
@@ -476,13 +477,16 @@ async function runCommandCheck(ssm: SSMClient, id: string, user: string, keyFile
     'set -eu',
     `u=${user}`,
     'h=$(getent passwd "$u" | cut -d: -f6)',
-    'for f in $(sshd -T -C "user=$u,host=localhost,addr=127.0.0.1" | awk \'$1=="authorizedkeysfile"{for(i=2;i<=NF;i++)print $i}\'); do',
+    // sshd -T loads a host key before it prints anything: a throwaway one, so the check never needs the instance's.
+    't=$(mktemp -d); trap \'rm -rf "$t"\' EXIT',
+    'ssh-keygen -q -t ed25519 -N "" -f "$t/hostkey"',
+    'for f in $(sshd -T -h "$t/hostkey" -C "user=$u,host=localhost,addr=127.0.0.1" | awk \'$1=="authorizedkeysfile"{for(i=2;i<=NF;i++)print $i}\'); do',
     '  f=${f//%h/$h}; f=${f//%u/$u}; f=${f//%%/%}',
     '  case "$f" in /*) ;; *) f="$h/$f" ;; esac',
     '  if [ -f "$f" ]; then ssh-keygen -l -E sha256 -f "$f" | awk -v f="$f" \'{print "KEY", $2, f}\'; fi',
     'done',
   ];
-  const sent = await ssm.send(new SendCommandCommand({ DocumentName: 'AWS-RunShellScript', InstanceIds: [id], Parameters: { commands: script }, Comment: 'ec2-reset-access self-test: is the new key where sshd reads it?' }));
+  const sent = await ssm.send(new SendCommandCommand({ DocumentName: 'AWS-RunShellScript', InstanceIds: [id], Parameters: { commands: [script.join('\n')] }, Comment: 'ec2-reset-access self-test: is the new key where sshd reads it?' }));
   const commandId = sent.Command?.CommandId as string;
   const until = io.now() + 5 * 60 * 1000;
   for (let attempt = 1; ; attempt++) {

@@ -301,10 +301,8 @@ export async function cleanup(c: CleanupClients, runId: string, ledger: Ledger, 
   const attempt = async (m: Made, act: () => Promise<'removed' | 'gone' | { refused: string }>): Promise<boolean> => {
     try {
       const r = await act();
-      if (r === 'removed' || r === 'gone') {
-        removed.push(m);
-        return true;
-      }
+      if (r === 'removed') removed.push(m);
+      if (r === 'removed' || r === 'gone') return true;
       refused.push({ ...m, why: r.refused });
       return false;
     } catch (err) {
@@ -321,7 +319,8 @@ export async function cleanup(c: CleanupClients, runId: string, ledger: Ledger, 
       const i = (await c.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0];
       if (!i) return 'gone';
       if (!carriesRun(i.Tags, runId)) return { refused: `it does not carry ${SELFTEST_TAG_KEY}=${runId}` };
-      if (i.State?.Name !== 'terminated') await c.ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+      if (i.State?.Name === 'terminated') return 'gone';
+      await c.ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
       terminating.push(id);
       return 'removed';
     });
@@ -376,12 +375,6 @@ export async function cleanup(c: CleanupClients, runId: string, ledger: Ledger, 
       } catch (err) {
         if (notFound(err)) return 'gone';
         throw err;
-      }
-    }).then((ok) => {
-      // A parameter that was never there (the CLI deleted it once the key was on disk) is not reported.
-      if (ok) {
-        const i = removed.findIndex((m) => m.kind === 'key-parameter' && m.id === param);
-        if (i >= 0 && !ledger.made.some((m) => m.kind === 'key-parameter' && m.id === param)) removed.splice(i, 1);
       }
     });
     const file = o.keyFile(id);

@@ -20,15 +20,17 @@ import {
   DescribeSubnetsCommand,
   DescribeVpcsCommand,
   EC2Client,
+  RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { GetInstanceProfileCommand, GetRoleCommand, IAMClient } from '@aws-sdk/client-iam';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { main } from '../../cli/main';
 import type { SelftestIo } from '../../cli/commands/selftest';
 import type { SelftestReport } from '../../cli/selftest/report';
-import { SELFTEST_TAG_KEY, iamName } from '../../cli/selftest/resources';
+import { Ledger, SELFTEST_TAG_KEY, cleanup, iamName } from '../../cli/selftest/resources';
 import { enableSelftestInstances, type SelftestTwin } from '../../local/selftest-twin';
 import { LINUX_AMI, REGION, startTwin, type Twin } from '../../local/twin';
+import type { AwsFault } from '../../local/agent';
 
 jest.setTimeout(900000);
 
@@ -159,21 +161,43 @@ function benchRunShape(): { run: string[]; step: string[]; apiCalls: string[] } 
   return { run: Object.keys(latest.ours.low).sort(), step: Object.keys(latest.ours.low.steps[0] ?? {}).sort(), apiCalls: Object.keys(latest.apiCallsPerReset).sort() };
 }
 
-test('Online, with its instance profile: the agent registers only then; the run in the benchmark\'s shape; the role and profile removed', async () => {
-  const r = await selftest(['--yes', '--json', '--method', 'Online']);
-  expect([r.code, r.err, r.report.failure, r.report.cleanup.notRemoved]).toEqual([0, '', null, []]);
+test('Online, with its instance profile, a fault at the access check and in two deletes: the report names exactly what it could not remove, --cleanup <run-id> removes it; the run in the benchmark\'s shape', async () => {
+  // The access check fails (the route to the instance cannot be made), and once the reset is
+  // done, the next DeleteVpc and DeleteRole fail: armed then, so only the self-test's own calls meet them.
+  const r = await selftest(['--yes', '--json', '--method', 'Online'], {
+    sshRoute: async () => {
+      twin.agent.injectFault({ service: 'ec2', action: 'DeleteVpc' });
+      twin.agent.injectFault({ service: 'iam', action: 'DeleteRole' });
+      throw new Error('no route to the instance (fault injected)');
+    },
+  });
   const rep = r.report;
+  expect(r.code).toBe(1);
+  expect(rep.ok).toBe(false);
+  expect(rep.failure).toEqual({ phase: 'access', message: 'Error: no route to the instance (fault injected)' });
   expect(rep.methodChosen).toBe('Online');
   expect(st.instances.get(rep.instanceId as string)?.managed).toBe(true);
-  expect(rep.phases.map((p) => p.phase)).toEqual(['network', 'security-group', 'instance-profile', 'launch', 'wait-running', 'wait-online', 'reset', 'access', 'cleanup']);
+  expect(rep.phases.map((p) => `${p.phase} ${p.status}`)).toEqual([
+    'network ok', 'security-group ok', 'instance-profile ok', 'launch ok', 'wait-running ok', 'wait-online ok', 'reset ok', 'access failed', 'cleanup failed',
+  ]);
   expect(rep.run?.accessStep).toBe('waitForOnlineInjection');
-  expect(rep.accessCheck).toMatchObject({ kind: 'ssh', ok: true });
+  expect(rep.run?.status).toBe('Success');
+  const vpc = (await twin.ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: `tag:${SELFTEST_TAG_KEY}`, Values: [rep.runId] }] }))).Vpcs?.[0]?.VpcId;
+  expect(rep.cleanup.notRemoved.map((n) => `${n.kind} ${n.id} ${n.why.split(':')[0]}`).sort()).toEqual(
+    [`role ${iamName(rep.runId)} TwinInjectedFault`, `vpc ${vpc} TwinInjectedFault`].sort(),
+  );
+  expect(r.err).toMatch(/failed at access; 2 resource\(s\) not removed/);
+  expect(rep.failedOrRetried['ec2:DeleteVpc']).toMatchObject({ calls: 1, failed: 1, errors: ['TwinInjectedFault'] });
+  expect(rep.cleanup.removed.map((m) => m.kind)).toEqual(expect.arrayContaining(['instance', 'security-group', 'subnet', 'instance-profile', 'key-file']));
+  expect(await leftBehind(rep.runId)).toEqual([`vpc ${vpc}`, `role ${iamName(rep.runId)}`]);
   const shape = benchRunShape();
   expect(Object.keys(rep.run ?? {}).sort()).toEqual(shape.run);
   expect(Object.keys(rep.run?.steps[0] ?? {}).sort()).toEqual(shape.step);
   expect(Object.keys(rep.apiCalls).sort()).toEqual(shape.apiCalls);
-  expect(rep.apiCalls.byAction['ec2:RunInstances']).toBe(1);
-  expect(rep.cleanup.removed.map((m) => m.kind)).toEqual(expect.arrayContaining(['instance-profile', 'role']));
+
+  const c = await selftest(['--cleanup', rep.runId, '--yes', '--json']);
+  expect([c.code, c.err]).toEqual([0, '']);
+  expect((JSON.parse(c.out) as { cleanup: { removed: { kind: string }[] } }).cleanup.removed.map((m) => m.kind).sort()).toEqual(['role', 'vpc']);
   expect(await leftBehind(rep.runId)).toEqual([]);
 });
 
@@ -191,4 +215,137 @@ test('UserData with --keep: everything left and the command to remove it printed
   const c = await selftest(['--cleanup', rep.runId, '--yes', '--json']);
   expect([c.code, c.err]).toEqual([0, '']);
   expect(await leftBehind(rep.runId)).toEqual([]);
+});
+
+test('Auto, where this machine\'s address is unknown: the Run Command check proves the key is in the file sshd reads; an untagged look-alike and another run\'s instance are never touched', async () => {
+  // Prepare: two instances the self-test did not make, one named as its instances are, one carrying another run's tag.
+  const lookAlike = (
+    await twin.ec2.send(
+      new RunInstancesCommand({
+        ImageId: LINUX_AMI,
+        InstanceType: 't3.micro',
+        MinCount: 1,
+        MaxCount: 1,
+        TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'Name', Value: 'ec2-reset-access-selftest-000000000000' }] }],
+      }),
+    )
+  ).Instances?.[0]?.InstanceId as string;
+  const otherRun = (
+    await twin.ec2.send(
+      new RunInstancesCommand({
+        ImageId: LINUX_AMI,
+        InstanceType: 't3.micro',
+        MinCount: 1,
+        MaxCount: 1,
+        TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: SELFTEST_TAG_KEY, Value: 'aaaaaaaaaaaa' }] }],
+      }),
+    )
+  ).Instances?.[0]?.InstanceId as string;
+
+  // Act: the self-test with no way to learn this machine's address (checkip unreachable).
+  const r = await selftest(['--yes', '--json'], {
+    callerAddress: async () => {
+      throw new Error('getaddrinfo ENOTFOUND checkip.amazonaws.com');
+    },
+  });
+  expect([r.code, r.err, r.report.failure, r.report.cleanup.notRemoved]).toEqual([0, '', null, []]);
+  const rep = r.report;
+  expect(rep.methodAsked).toBe('Auto');
+  expect(rep.methodChosen).toBe('Online');
+  expect(rep.accessCheck.kind).toBe('run-command');
+  expect(rep.accessCheck.why).toMatch(/public address is unknown.*ENOTFOUND/);
+  expect(rep.accessCheck.ok).toBe(true);
+  // The check really ran AWS-RunShellScript on the instance, and its output named the key file sshd reads.
+  const check = twin.agent.commands().filter((c) => c.documentName === 'AWS-RunShellScript' && c.instanceId === rep.instanceId);
+  expect(check).toHaveLength(1);
+  expect(check[0]?.stdout).toMatch(/^KEY SHA256:\S+ \/home\/ec2-user\/\.ssh\/authorized_keys$/m);
+  // No inbound rule was opened (there is no address to open it to).
+  expect(await leftBehind(rep.runId)).toEqual([]);
+
+  // The two others are still running; and a cleanup told their ids (as if its ledger held them) leaves them alone.
+  const state = async (id: string) =>
+    (await twin.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0]?.State?.Name;
+  expect([await state(lookAlike), await state(otherRun)]).toEqual(['running', 'running']);
+  const ledger = new Ledger();
+  ledger.add('instance', lookAlike);
+  ledger.add('instance', otherRun);
+  const iam = st.iam();
+  const result = await cleanup({ ec2: twin.ec2, ssm: twin.ssm, iam }, rep.runId, ledger, {
+    home: r.home,
+    pollMs: 10,
+    now: Date.now,
+    sleep: (ms) => new Promise((res) => setTimeout(res, ms)),
+    keyFile: (id) => join(r.home, '.ssh', `reset-access-${id}`),
+  });
+  expect(result.removed).toEqual([]);
+  expect(result.refused.map((x) => x.id).sort()).toEqual([lookAlike, otherRun].sort());
+  expect([await state(lookAlike), await state(otherRun)]).toEqual(['running', 'running']);
+});
+
+test.each<[string, string, AwsFault[]]>([
+  ['network', 'VolumeSwap', [{ service: 'ec2', action: 'CreateRoute' }]],
+  ['security-group', 'VolumeSwap', [{ service: 'ec2', action: 'AuthorizeSecurityGroupIngress' }]],
+  ['instance-profile', 'Online', [{ service: 'iam', action: 'AddRoleToInstanceProfile' }]],
+  ['launch', 'VolumeSwap', [{ service: 'ec2', action: 'RunInstances' }]],
+  ['wait-running', 'VolumeSwap', [{ service: 'ec2', action: 'DescribeInstanceStatus' }]],
+  // IAM's eventual consistency first (RunInstances refusing the new profile twice, retried), then the agent never seen Online.
+  [
+    'wait-online',
+    'Online',
+    [
+      { service: 'ec2', action: 'RunInstances', times: 2, code: 'InvalidParameterValue', message: 'Value (ec2-reset-access-selftest) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name' },
+      { service: 'ssm', action: 'DescribeInstanceInformation' },
+    ],
+  ],
+  ['reset', 'VolumeSwap', [{ service: 'ssm', action: 'StartAutomationExecution' }]],
+])('a fault at %s (--method %s): it fails there, says so, and removes everything it had made', async (phase, method, faults) => {
+  faults.forEach((f) => twin.agent.injectFault(f));
+  try {
+    const r = await selftest(['--yes', '--json', '--method', method]);
+    const rep = r.report;
+    expect(r.code).toBe(1);
+    expect(rep.failure?.phase).toBe(phase);
+    expect(rep.failure?.message).toMatch(/TwinInjectedFault/);
+    expect(r.err).toMatch(new RegExp(`failed at ${phase}$`, 'm'));
+    expect(rep.timeToAccessSeconds).toBeNull();
+    expect(rep.cleanup.notRemoved).toEqual([]);
+    // It had made something before the fault, and removed it.
+    expect(rep.cleanup.removed.length).toBeGreaterThan(0);
+    expect(await leftBehind(rep.runId)).toEqual([]);
+    expect(twin.agent.pendingFaults()).toEqual([]);
+    if (phase === 'wait-online') {
+      expect(rep.failedOrRetried['ec2:RunInstances']).toMatchObject({ calls: 3, failed: 2 });
+      expect(rep.phases.find((p) => p.phase === 'launch')?.status).toBe('ok');
+    }
+  } finally {
+    twin.agent.clearFaults();
+  }
+});
+
+test('no --yes and no terminal: refused with exit 3 before anything is created', async () => {
+  const before = twin.agent.callLog().length;
+  const out: string[] = [];
+  const home = mkdtempSync(join(scratch, 'home-'));
+  const code = await main(['selftest', '--document-name', twin.documentName], {
+    out: (t) => out.push(t),
+    err: (t) => out.push(t),
+    stdinIsTTY: false,
+    renderer: 'silent',
+    confirm: async () => true,
+    home,
+    clients: () => ({ ssm: new SSMClient({ endpoint: twin.agent.endpoint, region: REGION, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }), ec2: new EC2Client({ endpoint: twin.agent.endpoint, region: REGION, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }) }),
+    pollMs: 20,
+    now: Date.now,
+    iam: () => st.iam(),
+    callerAddress: async () => '203.0.113.7',
+  } as SelftestIo);
+  expect(code).toBe(3);
+  const text = out.join('');
+  // It stated the cost and what it would create before refusing.
+  expect(text).toMatch(/one t3\.micro instance .* for about 10 minutes/);
+  expect(text).toMatch(/an EBS snapshot/);
+  expect(text).toMatch(/inbound tcp\/22 from 203\.0\.113\.7\/32 only/);
+  expect(text).toMatch(/not starting: stdin is not a terminal/);
+  const creating = twin.agent.callLog().slice(before).filter((c) => /^(Create|Run|Put|Attach|Authorize|Start)/.test(c.action));
+  expect(creating).toEqual([]);
 });
