@@ -317,7 +317,12 @@ async function describeOne(ec2: EC2Client, id: string): Promise<Instance> {
   return i;
 }
 
-/** IAM's eventual consistency: a new instance profile may be refused by RunInstances for a few seconds. */
+/**
+ * IAM's eventual consistency: a new instance profile may be refused by RunInstances for a few
+ * seconds, as InvalidParameterValue "Value (<name>) for parameter iamInstanceProfile.name is invalid.
+ * Invalid IAM Instance Profile name" (as reported in aws/aws-sdk-js-v3#5253; no AWS page gives the
+ * text: local/README.md, assumptions). Any other refusal fails the launch, and cleanup still runs.
+ */
 const PROFILE_NOT_READY = /iamInstanceProfile|IAM Instance Profile|instance profile/i;
 
 /**
