@@ -99,8 +99,9 @@ export async function checkIp(): Promise<string> {
 
 function instrument(c: Clients, iam: IAMClient, meter: CallMeter): void {
   meter.instrument('ec2', c.ec2.middlewareStack);
-  meter.instrument('ssm', c.ssm.middlewareStack);
-  meter.instrument('iam', iam.middlewareStack);
+  // One middleware stack type for every v3 client (@smithy/types MiddlewareStack<Input, Output>), each client's own I/O types aside.
+  meter.instrument('ssm', c.ssm.middlewareStack as unknown as EC2Client['middlewareStack']);
+  meter.instrument('iam', iam.middlewareStack as unknown as EC2Client['middlewareStack']);
 }
 
 export async function selftest(o: SelftestOptions, io: SelftestIo): Promise<ExitCode> {
@@ -203,6 +204,7 @@ export async function selftest(o: SelftestOptions, io: SelftestIo): Promise<Exit
     if (needsProfile) await phase('wait-online', () => waitOnline(clients.ssm, id, io, sleep));
 
     // ResetAccess, with reset's own code: its --json object is read back.
+    if (!o.json) io.out(`  reset: ResetAccess on ${id}, several minutes on AWS (it goes on if this is interrupted: ec2-reset-access status ${id})\n`);
     const resetStart = io.now();
     let code: ExitCode = EXIT.error;
     await phase('reset', async () => {

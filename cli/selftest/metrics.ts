@@ -6,7 +6,10 @@
  * and https://docs.aws.amazon.com/sdk-for-javascript/v3/developer-guide/middleware.html), so attempts
  * minus operations are the SDK's retries.
  */
-import type { MiddlewareStack } from '@smithy/types';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+
+/** A client's middleware stack (the SDK's MiddlewareStack, as every v3 client exposes it). */
+type Stack = EC2Client['middlewareStack'];
 
 export interface OperationCount {
   /** Operations the self-test asked for. */
@@ -33,7 +36,7 @@ export class CallMeter {
   }
 
   /** Adds the two middlewares to a client's stack; `service` names it in the counts (`ec2`, `ssm`, `iam`). */
-  instrument(service: string, stack: MiddlewareStack<any, any>): void {
+  instrument(service: string, stack: Stack): void {
     const key = (ctx: { commandName?: string }): string => `${service}:${(ctx.commandName ?? 'Unknown').replace(/Command$/, '')}`;
     stack.add(
       (next, ctx) => async (args) => {

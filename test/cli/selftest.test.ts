@@ -91,8 +91,10 @@ async function selftest(args: string[], hooks: Partial<SelftestIo> = {}): Promis
   try {
     const code = await main(['selftest', '--document-name', twin.documentName, ...args], io);
     const text = out.join('');
+    // No key material ever reaches the output.
+    expect(`${text}${err.join('')}`).not.toMatch(/PRIVATE KEY|BEGIN OPENSSH/);
     const last = text.trim().split('\n').pop() ?? '{}';
-    return { code, out: text, err: err.join(''), report: JSON.parse(last) as SelftestReport, home };
+    return { code, out: text, err: err.join(''), report: (args.includes('--json') ? JSON.parse(last) : {}) as SelftestReport, home };
   } finally {
     made.forEach((c) => c.destroy());
   }
@@ -201,20 +203,27 @@ test('Online, with its instance profile, a fault at the access check and in two 
   expect(await leftBehind(rep.runId)).toEqual([]);
 });
 
-test('UserData with --keep: everything left and the command to remove it printed; --cleanup <run-id> then removes it all', async () => {
-  const r = await selftest(['--yes', '--json', '--method', 'UserData', '--keep']);
-  expect([r.code, r.err, r.report.failure]).toEqual([0, '', null]);
-  const rep = r.report;
-  expect(rep.methodChosen).toBe('UserData');
-  expect(rep.run?.accessStep).toBe('waitRunningAfterUserData');
-  expect(rep.accessCheck).toMatchObject({ kind: 'ssh', ok: true });
-  expect(rep.cleanup).toMatchObject({ kept: true, removed: [] });
-  expect(rep.cleanup.howToRemove).toBe(`ec2-reset-access selftest --cleanup ${rep.runId} --yes --region us-east-1`);
-  const kept = await leftBehind(rep.runId);
-  expect(kept).toEqual(expect.arrayContaining([`instance ${rep.instanceId}`, expect.stringMatching(/^vpc /), expect.stringMatching(/^sg /), expect.stringMatching(/^snapshot /)]));
-  const c = await selftest(['--cleanup', rep.runId, '--yes', '--json']);
+test('UserData with --keep, as a person reads it: each step with its time, the access proven, everything left and the command that removes it; --cleanup <run-id> then removes it all', async () => {
+  const r = await selftest(['--yes', '--method', 'UserData', '--keep']);
+  expect([r.code, r.err]).toEqual([0, '']);
+  const runId = /^Self-test ([0-9a-f]{12}) in us-east-1: PASSED$/m.exec(r.out)?.[1] as string;
+  expect(runId).toMatch(/^[0-9a-f]{12}$/);
+  // What it would create and cost, before it did.
+  expect(r.out.indexOf('one t3.micro instance')).toBeLessThan(r.out.indexOf('  network ok'));
+  expect(r.out).toMatch(/method asked UserData, chosen UserData/);
+  expect(r.out).toMatch(/^ {4}setUserData +\d+\.\d s {2}aws:invokeLambdaFunction Success$/m);
+  expect(r.out).toMatch(/^ {4}waitRunningAfterUserData +\d+\.\d s .*\(access\)$/m);
+  expect(r.out).toMatch(/access check: ssh \(ssh from 203\.0\.113\.7, the only address the security group lets in\): ok/);
+  expect(r.out).toMatch(/time to access \(execution start to the first successful check\): \d+\.\d s/);
+  expect(r.out).toContain(`kept for inspection (--keep): ec2-reset-access selftest --cleanup ${runId} --yes --region us-east-1`);
+  const kept = await leftBehind(runId);
+  expect(kept).toEqual(expect.arrayContaining([expect.stringMatching(/^instance i-/), expect.stringMatching(/^vpc /), expect.stringMatching(/^sg /), expect.stringMatching(/^snapshot /)]));
+  const c = await selftest(['--cleanup', runId, '--yes']);
   expect([c.code, c.err]).toEqual([0, '']);
-  expect(await leftBehind(rep.runId)).toEqual([]);
+  expect(c.out).toMatch(new RegExp(`^Cleanup of self-test ${runId}: removed instance i-[0-9a-f]+, `));
+  expect(c.out).toMatch(/, backup-snapshot snap-[0-9a-f]+, .*, vpc vpc-[0-9a-f]+$/m);
+  if (process.env.SELFTEST_SHOW) require('node:fs').writeFileSync(process.env.SELFTEST_SHOW, r.out + c.out);
+  expect(await leftBehind(runId)).toEqual([]);
 });
 
 test('Auto, where this machine\'s address is unknown: the Run Command check proves the key is in the file sshd reads; an untagged look-alike and another run\'s instance are never touched', async () => {
@@ -346,6 +355,23 @@ test('no --yes and no terminal: refused with exit 3 before anything is created',
   expect(text).toMatch(/an EBS snapshot/);
   expect(text).toMatch(/inbound tcp\/22 from 203\.0\.113\.7\/32 only/);
   expect(text).toMatch(/not starting: stdin is not a terminal/);
+  // On a terminal it asks; a "no" refuses the same way.
+  const asked: string[] = [];
+  const declined = await main(['selftest', '--document-name', twin.documentName], {
+    out: () => undefined,
+    err: (t) => asked.push(t),
+    stdinIsTTY: true,
+    renderer: 'silent',
+    confirm: async (q) => (asked.push(q), false),
+    home,
+    clients: () => ({ ssm: new SSMClient({ endpoint: twin.agent.endpoint, region: REGION, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }), ec2: new EC2Client({ endpoint: twin.agent.endpoint, region: REGION, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }) }),
+    pollMs: 20,
+    now: Date.now,
+    iam: () => st.iam(),
+    callerAddress: async () => '203.0.113.7',
+  } as SelftestIo);
+  expect(declined).toBe(3);
+  expect(asked.join('')).toMatch(/Run the self-test .*\?.*not starting: you declined/s);
   const creating = twin.agent.callLog().slice(before).filter((c) => /^(Create|Run|Put|Attach|Authorize|Start)/.test(c.action));
   expect(creating).toEqual([]);
 });
