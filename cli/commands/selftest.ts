@@ -160,6 +160,7 @@ export async function selftest(o: SelftestOptions, io: SelftestIo): Promise<Exit
         ...(needsProfile ? ['  - an IAM role with the AWS managed policy AmazonSSMManagedInstanceCore and its instance profile'] : []),
         `  access is proven by ${check === 'ssh' ? 'ssh' : 'Run Command'}: ${checkWhy}`,
         o.keep ? '  --keep: all of it is left for inspection, with the command that removes it' : '',
+        `If this is interrupted, remove what it made with: ec2-reset-access selftest --cleanup ${runId} --yes --region ${region}`,
       ]
         .filter(Boolean)
         .join('\n') + '\n',

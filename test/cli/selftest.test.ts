@@ -7,7 +7,7 @@
  * Anything the self-test did not create (an untagged look-alike, another run's instance) is left
  * alone.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -63,7 +63,7 @@ interface Run {
 
 /** The CLI's main() with an Io on the twin: its clients on the agent's endpoint, ssh routed to sshd over the image. */
 async function selftest(args: string[], hooks: Partial<SelftestIo> = {}): Promise<Run> {
-  const home = mkdtempSync(join(scratch, 'home-'));
+  const home = hooks.home ?? mkdtempSync(join(scratch, 'home-'));
   const out: string[] = [];
   const err: string[] = [];
   const config = { endpoint: twin.agent.endpoint, region: REGION, credentials: { accessKeyId: 'twin-cli', secretAccessKey: 'twin-cli' } };
@@ -218,7 +218,10 @@ test('UserData with --keep, as a person reads it: each step with its time, the a
   expect(r.out).toContain(`kept for inspection (--keep): ec2-reset-access selftest --cleanup ${runId} --yes --region us-east-1`);
   const kept = await leftBehind(runId);
   expect(kept).toEqual(expect.arrayContaining([expect.stringMatching(/^instance i-/), expect.stringMatching(/^vpc /), expect.stringMatching(/^sg /), expect.stringMatching(/^snapshot /)]));
-  const c = await selftest(['--cleanup', runId, '--yes']);
+  const keyFile = join(r.home, '.ssh', `reset-access-${/instance (i-[0-9a-f]+) /.exec(r.out)?.[1]}`);
+  expect(existsSync(keyFile)).toBe(true);
+  const c = await selftest(['--cleanup', runId, '--yes'], { home: r.home });
+  expect(existsSync(keyFile)).toBe(false);
   expect([c.code, c.err]).toEqual([0, '']);
   expect(c.out).toMatch(new RegExp(`^Cleanup of self-test ${runId}: removed instance i-[0-9a-f]+, `));
   expect(c.out).toMatch(/, backup-snapshot snap-[0-9a-f]+, .*, vpc vpc-[0-9a-f]+$/m);
@@ -326,6 +329,25 @@ test.each<[string, string, AwsFault[]]>([
       expect(rep.failedOrRetried['ec2:RunInstances']).toMatchObject({ calls: 3, failed: 2 });
       expect(rep.phases.find((p) => p.phase === 'launch')?.status).toBe('ok');
     }
+  } finally {
+    twin.agent.clearFaults();
+  }
+});
+
+test('--subnet: launched in the user\'s subnet, a fault after launch, and the user\'s subnet and VPC are left as they were', async () => {
+  const subnet = (await twin.ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'default-for-az', Values: ['true'] }] }))).Subnets?.[0];
+  expect(subnet?.MapPublicIpOnLaunch).toBe(true);
+  twin.agent.injectFault({ service: 'ec2', action: 'DescribeInstanceStatus' });
+  try {
+    const r = await selftest(['--yes', '--json', '--method', 'VolumeSwap', '--subnet', subnet?.SubnetId as string]);
+    expect(r.report.failure?.phase).toBe('wait-running');
+    const launched = (await twin.ec2.send(new DescribeInstancesCommand({ InstanceIds: [r.report.instanceId as string] }))).Reservations?.[0]?.Instances?.[0];
+    expect(launched?.SubnetId).toBe(subnet?.SubnetId);
+    expect(r.report.cleanup.removed.map((m) => m.kind).sort()).toEqual(['instance', 'security-group']);
+    expect(r.report.cleanup.notRemoved).toEqual([]);
+    expect(await leftBehind(r.report.runId)).toEqual([]);
+    const still = (await twin.ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnet?.SubnetId as string] }))).Subnets?.[0];
+    expect([still?.SubnetId, still?.VpcId]).toEqual([subnet?.SubnetId, subnet?.VpcId]);
   } finally {
     twin.agent.clearFaults();
   }
