@@ -49,7 +49,9 @@ import {
   Ledger,
   RUN_ID,
   selftestTags,
+  runbookLeftovers,
   userSubnet,
+  zonesOffering,
   type CleanupResult,
 } from '../selftest/resources';
 import { firstUser, reset } from './reset';
@@ -133,7 +135,16 @@ export async function selftest(o: SelftestOptions, io: SelftestIo): Promise<Exit
   let callerCidr: string | undefined;
   let checkWhy: string;
   let subnetInfo: Awaited<ReturnType<typeof userSubnet>> | undefined;
-  if (o.subnet) subnetInfo = await userSubnet(clients.ec2, o.subnet);
+  // Instance types are offered per Availability Zone: the temporary subnet goes in one that offers
+  // the type, and a user's subnet in another zone is refused before anything is created.
+  const zones = await zonesOffering(clients.ec2, ARCH[architecture]!.type);
+  if (zones.length === 0) throw new CliError(`${ARCH[architecture]!.type} is offered in no Availability Zone of ${region} (DescribeInstanceTypeOfferings); nothing was created`, EXIT.refused);
+  if (o.subnet) {
+    subnetInfo = await userSubnet(clients.ec2, o.subnet);
+    if (!zones.includes(subnetInfo.availabilityZone)) {
+      throw new CliError(`subnet ${o.subnet} is in ${subnetInfo.availabilityZone}, which does not offer ${ARCH[architecture]!.type} (it is offered in ${zones.join(', ')}); nothing was created`, EXIT.refused);
+    }
+  }
   try {
     const ip = await (io.callerAddress ?? checkIp)();
     callerCidr = `${ip}/32`;
@@ -153,7 +164,7 @@ export async function selftest(o: SelftestOptions, io: SelftestIo): Promise<Exit
       [
         `Self-test ${runId} in ${region}: ResetAccess (--method ${method}) on a throwaway instance, then everything removed.`,
         'It creates, each tagged ec2-reset-access:selftest=' + runId + ':',
-        `  - one ${instanceType} instance (Amazon Linux 2023, ${architecture}, no key pair, 8 GiB gp3 root) for about 10 minutes: billed per second, a few cents at on-demand prices`,
+        `  - one ${instanceType} instance (Amazon Linux 2023, ${architecture}, no key pair, a gp3 root of 8 GiB or the image's size) for about 10 minutes: billed per second, a few cents at on-demand prices`,
         '  - the backup ResetAccess takes of its root volume (an EBS snapshot), deleted at the end',
         o.subnet ? `  - in your subnet ${o.subnet}: nothing else there but a security group` : '  - a temporary VPC, public subnet, internet gateway and route table',
         `  - a security group with ${callerCidr ? `inbound tcp/22 from ${callerCidr} only` : 'no inbound rule'}`,
@@ -196,7 +207,7 @@ export async function selftest(o: SelftestOptions, io: SelftestIo): Promise<Exit
   let attempts = 0;
   const notMeasured: { field: string; reason: string }[] = [];
   try {
-    const network = await phase('network', async () => (subnetInfo ? subnetInfo : createNetwork(clients.ec2, runId, ledger)));
+    const network = await phase('network', async () => (subnetInfo ? subnetInfo : createNetwork(clients.ec2, runId, zones[0] as string, ledger)));
     const groupId = await phase('security-group', () => createSecurityGroup(clients.ec2, runId, network.vpcId, callerCidr, ledger));
     const profile = needsProfile ? await phase('instance-profile', () => createInstanceProfile(iam, runId, region, ledger)) : undefined;
     instanceId = await phase('launch', () => launch(clients, runId, architecture, instanceType, network.subnetId, groupId, profile, ledger, meter, sleep, io.pollMs));
@@ -268,6 +279,13 @@ export async function selftest(o: SelftestOptions, io: SelftestIo): Promise<Exit
   } else {
     const t = io.now();
     cleaned = await cleanup(c, runId, ledger, cleanupOptions);
+    if (executionId) {
+      try {
+        cleaned.notRemoved.push(...(await runbookLeftovers(c, executionId, instanceId)));
+      } catch (err) {
+        cleaned.notRemoved.push({ kind: 'vpc', id: '(runbook leftovers)', why: `could not list what execution ${executionId} left: ${describe(err)}` });
+      }
+    }
     phases.push({ phase: 'cleanup', seconds: (io.now() - t) / 1000, status: cleaned.notRemoved.length === 0 ? 'ok' : 'failed', ...(cleaned.notRemoved.length ? { note: `${cleaned.notRemoved.length} not removed` } : {}) });
   }
   if (timeToAccess === null) notMeasured.push({ field: 'timeToAccessSeconds', reason: failure ? `the self-test failed at ${failure.phase}` : 'no access check ran' });
@@ -355,9 +373,11 @@ async function launch(
 ): Promise<string> {
   const ami = (await c.ssm.send(new GetParameterCommand({ Name: `${HELPER_AMI_PARAMETER_PREFIX}${architecture}` }))).Parameter?.Value;
   if (!ami || !/^ami-[0-9a-f]+$/.test(ami)) throw new Error(`the public parameter ${HELPER_AMI_PARAMETER_PREFIX}${architecture} gave no AMI id`);
-  // The root as the cost statement says it: 8 GiB gp3 at the image's own root device name.
+  // The root as the cost statement says it: gp3 at the image's own root device name.
   const image = (await c.ec2.send(new DescribeImagesCommand({ ImageIds: [ami] }))).Images?.[0];
   const rootDevice = image?.RootDeviceName ?? '/dev/xvda';
+  // Never smaller than the image's own root snapshot (RunInstances refuses a smaller volume).
+  const imageRootGiB = image?.BlockDeviceMappings?.find((b) => b.DeviceName === rootDevice)?.Ebs?.VolumeSize ?? 0;
   for (let attempt = 1; ; attempt++) {
     try {
       const out = await c.ec2.send(
@@ -368,7 +388,7 @@ async function launch(
           MaxCount: 1,
           SubnetId: subnetId,
           SecurityGroupIds: [groupId],
-          BlockDeviceMappings: [{ DeviceName: rootDevice, Ebs: { VolumeSize: 8, VolumeType: 'gp3', DeleteOnTermination: true } }],
+          BlockDeviceMappings: [{ DeviceName: rootDevice, Ebs: { VolumeSize: Math.max(8, imageRootGiB), VolumeType: 'gp3', DeleteOnTermination: true } }],
           ...(profile ? { IamInstanceProfile: { Name: profile } } : {}),
           MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
           InstanceInitiatedShutdownBehavior: 'stop',

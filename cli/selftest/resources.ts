@@ -25,6 +25,7 @@ import {
   DeregisterImageCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
+  DescribeInstanceTypeOfferingsCommand,
   DescribeInternetGatewaysCommand,
   DescribeRouteTablesCommand,
   DescribeSecurityGroupsCommand,
@@ -55,11 +56,12 @@ import {
   RemoveRoleFromInstanceProfileCommand,
   type IAMClient,
 } from '@aws-sdk/client-iam';
-import { DeleteParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { DeleteParameterCommand, GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import * as fs from 'fs';
 import { awsErrorName } from '../aws';
-import { keyParameterName } from '../../lambdas/common/names';
-import { INSTANCE_ID_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE, ROLE_KEY } from '../../lambdas/common/tags';
+import { UsageError } from '../exit-codes';
+import { keyParameterName, lockParameterName } from '../../lambdas/common/names';
+import { EXECUTION_ID_KEY, INSTANCE_ID_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE, ROLE_KEY } from '../../lambdas/common/tags';
 
 /** The tag on everything the self-test creates; its value is the run id. */
 export const SELFTEST_TAG_KEY = 'ec2-reset-access:selftest';
@@ -78,7 +80,8 @@ export type Kind =
   | 'backup-snapshot'
   | 'backup-image'
   | 'key-parameter'
-  | 'key-file';
+  | 'key-file'
+  | 'lock-record';
 
 export interface Made {
   readonly kind: Kind;
@@ -138,7 +141,7 @@ export interface Network {
  * gateway attached, a route table with 0.0.0.0/0 to it, associated with the subnet (what a subnet
  * needs to be public: https://docs.aws.amazon.com/vpc/latest/userguide/VPC_Internet_Gateway.html).
  */
-export async function createNetwork(ec2: EC2Client, runId: string, ledger: Ledger): Promise<Network> {
+export async function createNetwork(ec2: EC2Client, runId: string, availabilityZone: string, ledger: Ledger): Promise<Network> {
   const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: '10.254.0.0/16', TagSpecifications: spec('vpc', runId) }));
   const vpcId = vpc.Vpc?.VpcId as string;
   ledger.add('vpc', vpcId);
@@ -146,7 +149,7 @@ export async function createNetwork(ec2: EC2Client, runId: string, ledger: Ledge
   const igwId = igw.InternetGateway?.InternetGatewayId as string;
   ledger.add('internet-gateway', igwId);
   await ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: igwId, VpcId: vpcId }));
-  const subnet = await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: '10.254.0.0/24', TagSpecifications: spec('subnet', runId) }));
+  const subnet = await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: '10.254.0.0/24', AvailabilityZone: availabilityZone, TagSpecifications: spec('subnet', runId) }));
   const subnetId = subnet.Subnet?.SubnetId as string;
   ledger.add('subnet', subnetId);
   await ec2.send(new ModifySubnetAttributeCommand({ SubnetId: subnetId, MapPublicIpOnLaunch: { Value: true } }));
@@ -158,12 +161,34 @@ export async function createNetwork(ec2: EC2Client, runId: string, ledger: Ledge
   return { vpcId, subnetId, temporary: true };
 }
 
-/** The user's subnet: its VPC, and whether instances launched in it get a public IPv4 address. */
-export async function userSubnet(ec2: EC2Client, subnetId: string): Promise<Network & { publicOnLaunch: boolean }> {
-  const out = await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] }));
-  const s = out.Subnets?.[0];
-  if (!s?.VpcId) throw new Error(`subnet ${subnetId} not found`);
-  return { vpcId: s.VpcId, subnetId, temporary: false, publicOnLaunch: !!s.MapPublicIpOnLaunch };
+/** The user's subnet: its VPC and Availability Zone, and whether instances launched in it get a public IPv4 address. */
+export async function userSubnet(ec2: EC2Client, subnetId: string): Promise<Network & { publicOnLaunch: boolean; availabilityZone: string }> {
+  let s;
+  try {
+    s = (await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] }))).Subnets?.[0];
+  } catch (err) {
+    if (!notFound(err)) throw err;
+  }
+  if (!s?.VpcId) throw new UsageError(`subnet ${subnetId} not found in this Region and account (nothing was created)`);
+  return { vpcId: s.VpcId, subnetId, temporary: false, publicOnLaunch: !!s.MapPublicIpOnLaunch, availabilityZone: s.AvailabilityZone ?? '' };
+}
+
+/**
+ * The Availability Zones that offer `instanceType`: instance types are offered per zone
+ * (DescribeInstanceTypeOfferings, LocationType availability-zone:
+ * https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html).
+ */
+export async function zonesOffering(ec2: EC2Client, instanceType: string): Promise<string[]> {
+  const zones: string[] = [];
+  let token: string | undefined;
+  do {
+    const out = await ec2.send(
+      new DescribeInstanceTypeOfferingsCommand({ LocationType: 'availability-zone', Filters: [{ Name: 'instance-type', Values: [instanceType] }], NextToken: token }),
+    );
+    for (const o of out.InstanceTypeOfferings ?? []) if (o.Location) zones.push(o.Location);
+    token = out.NextToken;
+  } while (token);
+  return zones.sort();
 }
 
 /**
@@ -520,4 +545,36 @@ async function retryDependency<T>(call: () => Promise<T>, o: CleanupOptions): Pr
 export function describe(err: unknown): string {
   const e = err as Error;
   return `${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`;
+}
+
+/**
+ * What a ResetAccess execution left that its own restore and cleanup should have removed: its
+ * helper instances, temporary network and security group (tagged reset-access:execution-id with the
+ * execution's id, lambdas/common/tags.ts) and its lock record. The self-test did not create them
+ * and does not delete them (they do not carry its tag); it reports them, with the way to see them.
+ */
+export async function runbookLeftovers(c: CleanupClients, executionId: string, instanceId: string | null): Promise<NotRemoved[]> {
+  const f: Filter[] = [
+    { Name: `tag:${MANAGED_BY_KEY}`, Values: [MANAGED_BY_VALUE] },
+    { Name: `tag:${EXECUTION_ID_KEY}`, Values: [executionId] },
+  ];
+  const why = `left by ResetAccess execution ${executionId} (tagged ${EXECUTION_ID_KEY}=${executionId}, not the self-test's): see ec2-reset-access status ${executionId}`;
+  const left: NotRemoved[] = [];
+  const inst = await c.ec2.send(new DescribeInstancesCommand({ Filters: [...f, { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }] }));
+  for (const r of inst.Reservations ?? []) for (const i of r.Instances ?? []) if (i.InstanceId) left.push({ kind: 'instance', id: i.InstanceId, why });
+  for (const g of (await c.ec2.send(new DescribeSecurityGroupsCommand({ Filters: f }))).SecurityGroups ?? []) if (g.GroupId) left.push({ kind: 'security-group', id: g.GroupId, why });
+  for (const x of (await c.ec2.send(new DescribeSubnetsCommand({ Filters: f }))).Subnets ?? []) if (x.SubnetId) left.push({ kind: 'subnet', id: x.SubnetId, why });
+  for (const t of (await c.ec2.send(new DescribeRouteTablesCommand({ Filters: f }))).RouteTables ?? []) if (t.RouteTableId) left.push({ kind: 'route-table', id: t.RouteTableId, why });
+  for (const g of (await c.ec2.send(new DescribeInternetGatewaysCommand({ Filters: f }))).InternetGateways ?? [])
+    if (g.InternetGatewayId) left.push({ kind: 'internet-gateway', id: g.InternetGatewayId, why });
+  for (const v of (await c.ec2.send(new DescribeVpcsCommand({ Filters: f }))).Vpcs ?? []) if (v.VpcId) left.push({ kind: 'vpc', id: v.VpcId, why });
+  if (instanceId) {
+    try {
+      await c.ssm.send(new GetParameterCommand({ Name: lockParameterName(instanceId) }));
+      left.push({ kind: 'lock-record', id: lockParameterName(instanceId), why });
+    } catch (err) {
+      if (!notFound(err)) throw err;
+    }
+  }
+  return left;
 }

@@ -334,6 +334,27 @@ test.each<[string, string, AwsFault[]]>([
   }
 });
 
+test('a fault inside the ResetAccess run that its own cleanup cannot get past: the self-test names what the run left (not its to delete), and removes its own', async () => {
+  // Every DeleteVpc fails while the run cleans up (its own temporary VPC stays), and the self-test's own too, once.
+  twin.agent.injectFault({ service: 'ec2', action: 'DeleteVpc', times: 1000 });
+  let rep: SelftestReport;
+  try {
+    rep = (await selftest(['--yes', '--json', '--method', 'VolumeSwap'])).report;
+  } finally {
+    twin.agent.clearFaults();
+  }
+  expect(rep.ok).toBe(false);
+  const runbookVpcs = (await twin.ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'tag:reset-access:execution-id', Values: [rep.executionId as string] }] }))).Vpcs ?? [];
+  expect(runbookVpcs).toHaveLength(1);
+  const left = rep.cleanup.notRemoved.filter((n) => n.why.startsWith('left by ResetAccess execution'));
+  expect(left.map((n) => `${n.kind} ${n.id}`)).toEqual(expect.arrayContaining([`vpc ${runbookVpcs[0]?.VpcId}`]));
+  const own = rep.cleanup.notRemoved.filter((n) => !n.why.startsWith('left by ResetAccess execution'));
+  expect(own.map((n) => n.kind)).toEqual(['vpc']);
+  const c = await selftest(['--cleanup', rep.runId, '--yes', '--json']);
+  expect(c.code).toBe(0);
+  expect((await leftBehind(rep.runId)).filter((x) => !x.startsWith('runbook '))).toEqual([]);
+});
+
 test('--subnet: launched in the user\'s subnet, a fault after launch, and the user\'s subnet and VPC are left as they were', async () => {
   const subnet = (await twin.ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'default-for-az', Values: ['true'] }] }))).Subnets?.[0];
   expect(subnet?.MapPublicIpOnLaunch).toBe(true);
