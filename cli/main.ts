@@ -79,6 +79,7 @@ export function program(io: Io, done: (code: ExitCode) => void): Command {
       .addOption(new Option('--method <method>', 'the runbook parameter Method').choices(['Auto', 'Online', 'VolumeSwap', 'UserData']))
       .option('--subnet <subnet-id>', 'launch in this subnet (default: a temporary VPC and public subnet)')
       .addOption(new Option('--architecture <arch>', 'the instance architecture: t3.micro for x86_64, t4g.micro for arm64').choices(['x86_64', 'arm64']))
+      .addOption(new Option('--check <how>', 'how the login is proven (default: ssh where it can work, else run-command)').choices(['ssh', 'run-command']))
       .option('--keep', 'leave everything for inspection and print how to remove it')
       .option('--cleanup <run-id>', 'remove what the self-test run <run-id> left (only what carries its tag)')
       .option('--document-name <name>', 'the runbook', 'ResetAccess')

@@ -65,6 +65,8 @@ export interface SelftestOptions extends CommonOptions {
   readonly keep?: boolean;
   readonly yes?: boolean;
   readonly cleanup?: string;
+  /** How access is proven: `ssh` (where it can work, the default) or `run-command`. */
+  readonly check?: string;
   readonly documentName: string;
 }
 
@@ -145,16 +147,21 @@ export async function selftest(o: SelftestOptions, io: SelftestIo): Promise<Exit
       throw new CliError(`subnet ${o.subnet} is in ${subnetInfo.availabilityZone}, which does not offer ${ARCH[architecture]!.type} (it is offered in ${zones.join(', ')}); nothing was created`, EXIT.refused);
     }
   }
-  try {
-    const ip = await (io.callerAddress ?? checkIp)();
-    callerCidr = `${ip}/32`;
-    checkWhy = `ssh from ${ip}, the only address the security group lets in`;
-  } catch (err) {
-    checkWhy = `this machine's public address is unknown (${(err as Error).message}), so no inbound rule can be narrowed to it: Run Command checks the key instead`;
-  }
-  if (callerCidr && subnetInfo && !subnetInfo.publicOnLaunch) {
-    callerCidr = undefined;
-    checkWhy = `subnet ${o.subnet} gives no public IPv4 address on launch, so this machine cannot reach the instance: Run Command checks the key instead`;
+  if (o.check === 'run-command') {
+    checkWhy = 'asked for (--check run-command): no inbound rule at all';
+  } else {
+    try {
+      const ip = await (io.callerAddress ?? checkIp)();
+      callerCidr = `${ip}/32`;
+      checkWhy = `ssh from ${ip}, the only address the security group lets in`;
+    } catch (err) {
+      checkWhy = `this machine's public address is unknown (${(err as Error).message}), so no inbound rule can be narrowed to it: Run Command checks the key instead`;
+    }
+    if (callerCidr && subnetInfo && !subnetInfo.publicOnLaunch) {
+      callerCidr = undefined;
+      checkWhy = `subnet ${o.subnet} gives no public IPv4 address on launch, so this machine cannot reach the instance: Run Command checks the key instead`;
+    }
+    if (o.check === 'ssh' && !callerCidr) throw new CliError(`--check ssh cannot work here: ${checkWhy.replace(/: Run Command checks the key instead$/, '')}; nothing was created`, EXIT.refused);
   }
   const check: 'ssh' | 'run-command' = callerCidr ? 'ssh' : 'run-command';
   const needsProfile = method === 'Online' || method === 'Auto' || check === 'run-command';

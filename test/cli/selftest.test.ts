@@ -7,9 +7,11 @@
  * Anything the self-test did not create (an untagged look-alike, another run's instance) is left
  * alone.
  */
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import {
   DescribeImagesCommand,
   DescribeInstancesCommand,
@@ -34,12 +36,16 @@ import type { AwsFault } from '../../local/agent';
 
 jest.setTimeout(900000);
 
+const run = promisify(execFile);
+const BIN = join(__dirname, '..', '..', 'cli', 'ec2-reset-access.cjs');
+
 let twin: Twin;
 let st: SelftestTwin;
 let scratch: string;
 let motoIam: IAMClient;
 
 beforeAll(async () => {
+  execFileSync('npm', ['run', '--silent', 'build:cli'], { cwd: join(__dirname, '..', '..'), stdio: 'pipe' });
   twin = await startTwin({ maxLifetimeSeconds: 1500, transitions: 'settle', awsManagedPolicies: true });
   st = await enableSelftestInstances(twin);
   scratch = mkdtempSync(join(tmpdir(), 'selftest-'));
@@ -98,6 +104,22 @@ async function selftest(args: string[], hooks: Partial<SelftestIo> = {}): Promis
   } finally {
     made.forEach((c) => c.destroy());
   }
+}
+
+/** The child CLI's environment: the twin's endpoint (AWS_ENDPOINT_URL, which SDK v3 honours), fixed credentials, its own home. */
+function childEnv(home: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: home,
+    AWS_ENDPOINT_URL: twin.agent.endpoint,
+    AWS_ACCESS_KEY_ID: 'twin-cli',
+    AWS_SECRET_ACCESS_KEY: 'twin-cli',
+    AWS_REGION: REGION,
+    AWS_CONFIG_FILE: join(home, 'no-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-credentials'),
+    EC2_RESET_ACCESS_POLL_MS: '20',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
 }
 
 /** Everything in moto that carries the run's tag (and is not terminated), the IAM names, the runbook's leftovers. */
@@ -229,7 +251,7 @@ test('UserData with --keep, as a person reads it: each step with its time, the a
   expect(await leftBehind(runId)).toEqual([]);
 });
 
-test('Auto, where this machine\'s address is unknown: the Run Command check proves the key is in the file sshd reads; an untagged look-alike and another run\'s instance are never touched', async () => {
+test('Auto, the built CLI in a child process, --check run-command: Run Command proves the key is in the file sshd reads; an untagged look-alike and another run\'s instance are never touched', async () => {
   // Prepare: two instances the self-test did not make, one named as its instances are, one carrying another run's tag.
   const lookAlike = (
     await twin.ec2.send(
@@ -254,19 +276,19 @@ test('Auto, where this machine\'s address is unknown: the Run Command check prov
     )
   ).Instances?.[0]?.InstanceId as string;
 
-  // Act: the self-test with no way to learn this machine's address (checkip unreachable).
-  const r = await selftest(['--yes', '--json'], {
-    callerAddress: async () => {
-      throw new Error('getaddrinfo ENOTFOUND checkip.amazonaws.com');
-    },
-  });
-  expect([r.code, r.err, r.report.failure, r.report.cleanup.notRemoved]).toEqual([0, '', null, []]);
-  const rep = r.report;
+  // Act: the built CLI as a user runs it (a child process, AWS_ENDPOINT_URL naming the twin), with the Run Command check.
+  const home = mkdtempSync(join(scratch, 'home-'));
+  const cli = await run('node', [BIN, 'selftest', '--yes', '--json', '--check', 'run-command', '--document-name', twin.documentName], { env: childEnv(home) }).catch(
+    (e: { code?: number; stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? '', stderr: `${e.stderr ?? ''} (exit ${e.code})` }),
+  );
+  expect(cli.stderr).toBe('');
+  expect(cli.stdout).not.toMatch(/PRIVATE KEY/);
+  const rep = JSON.parse(cli.stdout) as SelftestReport;
+  const r = { home };
+  expect([rep.failure, rep.cleanup.notRemoved]).toEqual([null, []]);
   expect(rep.methodAsked).toBe('Auto');
   expect(rep.methodChosen).toBe('Online');
-  expect(rep.accessCheck.kind).toBe('run-command');
-  expect(rep.accessCheck.why).toMatch(/public address is unknown.*ENOTFOUND/);
-  expect(rep.accessCheck.ok).toBe(true);
+  expect(rep.accessCheck).toEqual({ kind: 'run-command', why: 'asked for (--check run-command): no inbound rule at all', ok: true, attempts: expect.any(Number) });
   // The check really ran AWS-RunShellScript on the instance, and its output named the key file sshd reads.
   const check = twin.agent.commands().filter((c) => c.documentName === 'AWS-RunShellScript' && c.instanceId === rep.instanceId);
   expect(check).toHaveLength(1);
@@ -372,6 +394,20 @@ test('--subnet: launched in the user\'s subnet, a fault after launch, and the us
   } finally {
     twin.agent.clearFaults();
   }
+});
+
+test('where this machine\'s address cannot be learned, the Run Command check is chosen and said why; --check ssh is then refused up front', async () => {
+  const noAddress = { callerAddress: async () => Promise.reject(new Error('getaddrinfo ENOTFOUND checkip.amazonaws.com')) };
+  const before = twin.agent.callLog().length;
+  const asked = await selftest([], noAddress);
+  expect(asked.code).toBe(3);
+  expect(asked.out).toMatch(/access is proven by Run Command: this machine's public address is unknown \(getaddrinfo ENOTFOUND checkip\.amazonaws\.com\), so no inbound rule can be narrowed to it/);
+  expect(asked.out).toMatch(/a security group with no inbound rule/);
+  expect(asked.out).toMatch(/an IAM role with the AWS managed policy AmazonSSMManagedInstanceCore/);
+  const ssh = await selftest(['--yes', '--check', 'ssh'], noAddress);
+  expect(ssh.code).toBe(3);
+  expect(ssh.err).toMatch(/--check ssh cannot work here: this machine's public address is unknown .*; nothing was created/);
+  expect(twin.agent.callLog().slice(before).filter((c) => /^(Create|Run|Put|Attach|Authorize|Start)/.test(c.action))).toEqual([]);
 });
 
 test('no --yes and no terminal: refused with exit 3 before anything is created', async () => {
