@@ -68,7 +68,6 @@ describe('reset-access.yaml follows the contract', () => {
       ['waitForInstanceRunning', 'waitForAwsResourceProperty', undefined],
       ['cleanup', 'invokeLambdaFunction', 'cleanup'],
       ['summarize', 'invokeLambdaFunction', 'summarize'],
-      ['backupOnline', 'invokeLambdaFunction', 'backup-and-detach'],
       ['injectKeyOnline', 'invokeLambdaFunction', 'inject-key'],
       ['waitForOnlineInjection', 'waitForAwsResourceProperty', undefined],
       ['reportOnline', 'invokeLambdaFunction', 'release-from-helper'],
@@ -147,15 +146,15 @@ describe('reset-access.yaml follows the contract', () => {
     expect(step('preflight').nextStep).toBe('branchOnMethod');
     expect(step('branchOnMethod').inputs).toEqual({
       Choices: [
-        { NextStep: 'backupOnline', Variable: '{{ preflight.Payload }}', Contains: '|method:Online|' },
+        { NextStep: 'injectKeyOnline', Variable: '{{ preflight.Payload }}', Contains: '|method:Online|' },
         { NextStep: 'saveUserData', Variable: '{{ preflight.Payload }}', Contains: '|method:UserData|' },
       ],
       Default: 'describeInstance',
     });
     // The online path never stops, detaches or launches: only these steps, in this order.
     const path: string[] = [];
-    for (let n: string | undefined = 'backupOnline'; n; n = step(n).isEnd ? undefined : step(n).nextStep) path.push(n);
-    expect(path).toEqual(['backupOnline', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
+    for (let n: string | undefined = 'injectKeyOnline'; n; n = step(n).isEnd ? undefined : step(n).nextStep) path.push(n);
+    expect(path).toEqual(['injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
     expect(step('waitForOnlineInjection').inputs).toMatchObject({ Api: 'ListCommandInvocations', InstanceId: '{{ InstanceId }}' });
   });
 
