@@ -247,7 +247,6 @@ test('UserData with --keep, as a person reads it: each step with its time, the a
   expect([c.code, c.err]).toEqual([0, '']);
   expect(c.out).toMatch(new RegExp(`^Cleanup of self-test ${runId}: removed instance i-[0-9a-f]+, `));
   expect(c.out).toMatch(/, backup-snapshot snap-[0-9a-f]+, .*, vpc vpc-[0-9a-f]+$/m);
-  if (process.env.SELFTEST_SHOW) require('node:fs').writeFileSync(process.env.SELFTEST_SHOW, r.out + c.out);
   expect(await leftBehind(runId)).toEqual([]);
 });
 
