@@ -86,6 +86,9 @@ try {
   $user = [ADSI]('WinNT://' + $env:COMPUTERNAME + '/' + $admin[0].Name + ',user')
   $user.SetPassword($password)
   $user.SetInfo()
+  # The run stores the password only once this line follows the password line.
+  $reason = 'confirm'
+  Write-ConsoleLine ('ec2-reset-access:' + $RunId + ':done')
   $reason = 'done'
 } catch {
   try { Write-ConsoleLine ('ec2-reset-access:' + $RunId + ':error:' + $reason) } catch { }

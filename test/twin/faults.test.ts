@@ -47,7 +47,7 @@ const STEPS = ALL_STEPS.filter((n) => !ONLINE_STEPS.includes(n));
 
 test('the steps under test are every step of the synthesized runbook but preflight and the restore path', () => {
   expect(STEPS.length).toBeGreaterThan(15);
-  expect(ONLINE_STEPS).toEqual(['branchOnMethod', 'backupOnline', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
+  expect(ONLINE_STEPS).toEqual(['branchOnMethod', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
   const names = (twin.automationDocument.mainSteps as Array<{ name: string }>).map((s) => s.name);
   expect(names.filter((n) => !['preflight', 'restore', 'cleanupAfterRestore', 'startRestore'].includes(n) && !n.includes('UserData'))).toEqual(ALL_STEPS);
 });

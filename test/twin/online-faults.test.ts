@@ -34,7 +34,7 @@ const ONLINE_STEPS = ALL_STEPS.filter(
 );
 
 test('the online steps under test are the synthesized runbook\'s', () => {
-  expect(ONLINE_STEPS).toEqual(['branchOnMethod', 'backupOnline', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
+  expect(ONLINE_STEPS).toEqual(['branchOnMethod', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
   const names = (twin.automationDocument.mainSteps as Array<{ name: string }>).map((s) => s.name);
   for (const n of ONLINE_STEPS) expect(names).toContain(n);
 });
