@@ -58,7 +58,11 @@ export class CallMeter {
         const e = this.entry(key(ctx));
         e.attempts++;
         try {
-          return await next(args);
+          const out = await next(args);
+          // Below the deserializer this is the raw HTTP response: an error status is a failed attempt.
+          const status = (out as { response?: { statusCode?: number } }).response?.statusCode;
+          if (status !== undefined && status >= 300) e.attemptErrors++;
+          return out;
         } catch (err) {
           e.attemptErrors++;
           throw err;

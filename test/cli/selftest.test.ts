@@ -247,7 +247,6 @@ test('UserData with --keep, as a person reads it: each step with its time, the a
   expect([c.code, c.err]).toEqual([0, '']);
   expect(c.out).toMatch(new RegExp(`^Cleanup of self-test ${runId}: removed instance i-[0-9a-f]+, `));
   expect(c.out).toMatch(/, backup-snapshot snap-[0-9a-f]+, .*, vpc vpc-[0-9a-f]+$/m);
-  if (process.env.SELFTEST_SHOW) require('node:fs').writeFileSync(process.env.SELFTEST_SHOW, r.out + c.out);
   expect(await leftBehind(runId)).toEqual([]);
 });
 
@@ -320,7 +319,8 @@ test.each<[string, string, AwsFault[]]>([
   ['network', 'VolumeSwap', [{ service: 'ec2', action: 'CreateRoute' }]],
   ['security-group', 'VolumeSwap', [{ service: 'ec2', action: 'AuthorizeSecurityGroupIngress' }]],
   ['instance-profile', 'Online', [{ service: 'iam', action: 'AddRoleToInstanceProfile' }]],
-  ['launch', 'VolumeSwap', [{ service: 'ec2', action: 'RunInstances' }]],
+  // The public parameter's read throttled once (the SDK retries it), then the launch refused.
+  ['launch', 'VolumeSwap', [{ service: 'ssm', action: 'GetParameter', code: 'ThrottlingException' }, { service: 'ec2', action: 'RunInstances' }]],
   ['wait-running', 'VolumeSwap', [{ service: 'ec2', action: 'DescribeInstanceStatus' }]],
   // IAM's eventual consistency first (RunInstances refusing the new profile twice, retried), then the agent never seen Online.
   [
@@ -334,6 +334,7 @@ test.each<[string, string, AwsFault[]]>([
   ['reset', 'VolumeSwap', [{ service: 'ssm', action: 'StartAutomationExecution' }]],
 ])('a fault at %s (--method %s): it fails there, says so, and removes everything it had made', async (phase, method, faults) => {
   faults.forEach((f) => twin.agent.injectFault(f));
+  const logStart = twin.agent.callLog().length;
   try {
     const r = await selftest(['--yes', '--json', '--method', method]);
     const rep = r.report;
@@ -347,6 +348,13 @@ test.each<[string, string, AwsFault[]]>([
     expect(rep.cleanup.removed.length).toBeGreaterThan(0);
     expect(await leftBehind(rep.runId)).toEqual([]);
     expect(twin.agent.pendingFaults()).toEqual([]);
+    if (phase === 'launch') {
+      // The SDK's retry, counted by the self-test's middleware, against the requests the twin received.
+      const received = twin.agent.callLog().slice(logStart).filter((c) => c.service === 'ssm' && c.action === 'GetParameter');
+      expect(received.map((c) => c.faulted)).toEqual([true, false]);
+      expect(rep.failedOrRetried['ssm:GetParameter']).toEqual({ calls: 1, attempts: 2, attemptErrors: 1, failed: 0, errors: [] });
+      expect(rep.failedOrRetried['ec2:RunInstances']).toMatchObject({ calls: 1, attempts: 1, failed: 1, errors: ['TwinInjectedFault'] });
+    }
     if (phase === 'wait-online') {
       expect(rep.failedOrRetried['ec2:RunInstances']).toMatchObject({ calls: 3, failed: 2 });
       expect(rep.phases.find((p) => p.phase === 'launch')?.status).toBe('ok');
