@@ -84,6 +84,38 @@ export interface SelftestIo extends Io {
   readonly callerAddress?: () => Promise<string>;
   readonly sshRoute?: (instance: Instance, address: string) => Promise<SshRoute>;
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * Calls `handler` on the first SIGINT or SIGTERM (Ctrl-C, a CI job's timeout); a second one exits
+   * at once with `exitMessage`. Returns the undo. @default process signals
+   */
+  readonly onStopSignal?: (handler: (signal: string) => void, exitMessage: string) => () => void;
+}
+
+/** The real process's signals: the first asks the self-test to stop and clean up, the second exits 130. */
+function processStopSignal(handler: (signal: string) => void, exitMessage: string): () => void {
+  let seen = false;
+  const on = (signal: NodeJS.Signals): void => {
+    if (seen) {
+      process.stderr.write(`\n${exitMessage}\n`);
+      process.exit(130);
+    }
+    seen = true;
+    handler(signal);
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return () => {
+    process.off('SIGINT', on);
+    process.off('SIGTERM', on);
+  };
+}
+
+/** Thrown inside the run's own waits once a stop signal arrived. */
+class StopRequested extends Error {
+  constructor(signal: string) {
+    super(`stopped by ${signal}`);
+    this.name = 'StopRequested';
+  }
 }
 
 const ARCH: Record<string, { type: string }> = { x86_64: { type: 't3.micro' }, arm64: { type: 't4g.micro' } };
@@ -118,8 +150,19 @@ export async function selftest(o: SelftestOptions, io: SelftestIo): Promise<Exit
   const iam = io.iam ? io.iam(o) : new IAMClient({ ...(o.region ? { region: o.region } : {}), ...(o.profile ? { profile: o.profile } : {}) });
   const meter = new CallMeter();
   instrument(clients, iam, meter);
-  const sleep = io.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const cleanupOptions = { home: io.home, pollMs: io.pollMs, now: io.now, sleep, keyFile: (id: string) => keyFilePath(io.home, id) };
+  const baseSleep = io.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  // A stop signal (Ctrl-C, SIGTERM) ends the run's own waits at their next poll and at the next
+  // phase, and the cleanup below still runs: it sleeps with baseSleep, which never stops.
+  let stopSignal: string | null = null;
+  const stopIfAsked = (): void => {
+    if (stopSignal !== null) throw new StopRequested(stopSignal);
+  };
+  const sleep = async (ms: number): Promise<void> => {
+    stopIfAsked();
+    await baseSleep(ms);
+    stopIfAsked();
+  };
+  const cleanupOptions = { home: io.home, pollMs: io.pollMs, now: io.now, sleep: baseSleep, keyFile: (id: string) => keyFilePath(io.home, id) };
   const c = { ec2: clients.ec2, ssm: clients.ssm, iam };
   const region = await clients.ec2.config.region();
 
@@ -186,12 +229,21 @@ export async function selftest(o: SelftestOptions, io: SelftestIo): Promise<Exit
   }
   if (!o.yes) await confirm(io, `Run the self-test (it creates the resources above, at a small cost)?`);
 
+  const removeLater = `ec2-reset-access selftest --cleanup ${runId} --yes --region ${region}`;
+  const undoStop = (io.onStopSignal ?? processStopSignal)(
+    (signal) => {
+      stopSignal = signal;
+      io.err(`\nec2-reset-access: ${signal}: stopping the self-test ${runId} and removing what it made (a ResetAccess run under way is followed to its end first); send it again to exit now and remove it later with: ${removeLater}\n`);
+    },
+    `Exited without cleaning up: remove what self-test ${runId} made with: ${removeLater}`,
+  );
   const ledger = new Ledger();
   const phases: PhaseRecord[] = [];
   let failure: { phase: Phase; message: string } | null = null;
   let current: Phase = 'network';
   const phase = async <T>(p: Phase, f: () => Promise<T>, note?: () => string | undefined): Promise<T> => {
     current = p;
+    stopIfAsked();
     const t = io.now();
     try {
       const v = await f();
@@ -323,6 +375,7 @@ export async function selftest(o: SelftestOptions, io: SelftestIo): Promise<Exit
   if (o.json) io.out(`${JSON.stringify(report)}\n`);
   else io.out(`${reportLines(report).join('\n')}\n`);
   if (!report.ok) io.err(`ec2-reset-access: self-test ${runId} failed${failure ? ` at ${failure.phase}` : ''}${cleaned.notRemoved.length ? `; ${cleaned.notRemoved.length} resource(s) not removed (listed above)` : ''}\n`);
+  undoStop();
   return report.ok ? EXIT.ok : EXIT.error;
 }
 

@@ -462,3 +462,36 @@ test('no --yes and no terminal: refused with exit 3 before anything is created',
   const creating = twin.agent.callLog().slice(before).filter((c) => /^(Create|Run|Put|Attach|Authorize|Start)/.test(c.action));
   expect(creating).toEqual([]);
 });
+
+test('a stop signal (Ctrl-C, a CI timeout\'s SIGTERM) while ResetAccess runs: the run is followed to its end, the self-test stops before its next phase, says how to exit at once and clean up later, and still removes everything it made', async () => {
+  let stop: ((signal: string) => void) | undefined;
+  let exitMessage = '';
+  let undone = false;
+  // The signal arrives as the self-test starts the ResetAccess execution (seen on the twin's wire).
+  const untap = twin.agent.tapWire((x) => {
+    if (x.action === 'StartAutomationExecution') stop?.('SIGTERM');
+  });
+  let r: Run;
+  try {
+    r = await selftest(['--yes', '--json', '--method', 'VolumeSwap'], {
+      onStopSignal: (handler, message) => {
+        stop = handler;
+        exitMessage = message;
+        return () => void (undone = true);
+      },
+    });
+  } finally {
+    untap();
+  }
+  const rep = r.report;
+  expect(r.code).toBe(1);
+  expect(rep.failure).toEqual({ phase: 'access', message: expect.stringMatching(/stopped by SIGTERM/) });
+  expect(rep.phases.find((p) => p.phase === 'reset')?.status).toBe('ok');
+  expect(rep.phases.some((p) => p.phase === 'access')).toBe(false);
+  expect(r.err).toContain(`selftest --cleanup ${rep.runId} --yes`);
+  expect(exitMessage).toContain(`selftest --cleanup ${rep.runId} --yes`);
+  expect(rep.cleanup.removed.length).toBeGreaterThan(0);
+  expect(rep.cleanup.notRemoved).toEqual([]);
+  expect(await leftBehind(rep.runId)).toEqual([]);
+  expect(undone).toBe(true);
+});
