@@ -44,7 +44,11 @@ read_parameters() {
   local -a list=()
   if ((${#MODE} > 6)) || [[ $MODE != Audit && $MODE != Revoke ]]; then die "Mode must be Audit or Revoke"; fi
   REPORT_EXTRA="\"mode\":\"$MODE\","
-  [[ $MODE == Audit ]] && NO_WRITES=1
+  if [[ $MODE == Audit ]]; then
+    NO_WRITES=1
+    # LVM changes no metadata (lvm.conf(5), metadata_read_only: no operation that changes metadata is permitted)
+    LVM_CONFIG+=' global { metadata_read_only = 1 }'
+  fi
   ((${#VOLUME_ID} <= 21)) || die "VolumeId is too long"
   ((${#REQUESTED_USERS} <= 512)) || die "Users is longer than 512 characters"
   ((${#root} <= 1)) || die "Root must be empty (offline method) or / (online method)"
@@ -399,9 +403,9 @@ print_ok_report() {
     warnings+=("$i")
   done
   REPORT_DONE=1
-  printf '{"version":1,"status":"ok","mode":"%s","root":{"device":%s,"fstype":%s},"files":%s,"found":%s,"removed":%s,"added":%s,"usersWithoutKey":%s,"caLines":%s,"authorizedKeysCommand":%s,"verified":%s,"journalReplayed":%s,"warnings":%s}\n' \
+  printf '{"version":1,"status":"ok","mode":"%s","root":{"device":%s,"fstype":%s},"files":%s,"found":%s,"removed":%s,"added":%s,"usersWithoutKey":%s,"caLines":%s,"authorizedKeysCommand":%s,"verified":%s,"complete":%s,"journalReplayed":%s,"warnings":%s}\n' \
     "$MODE" "$(json_string "$ROOT_DEVICE")" "$(json_string "$ROOT_FSTYPE")" "$files_json" "$total" "$removed" "$added" "$without_json" \
-    "$ca_json" "$(json_string "$AKC_TEXT")" "$VERIFIED" "$(json_join "${replayed[@]}")" "$(json_join "${warnings[@]}")" >&3
+    "$ca_json" "$(json_string "$AKC_TEXT")" "$VERIFIED" "$( ((INCOMPLETE)) && echo false || echo true)" "$(json_join "${replayed[@]}")" "$(json_join "${warnings[@]}")" >&3
 }
 
 # --- methods
