@@ -572,3 +572,58 @@ describe('windows-reset script without ntfs-3g on the helper (review W3)', () =>
     }
   });
 });
+
+describe('windows-reset script stopped with SIGKILL while the volume is mounted read-write (NewPassword, during the write)', () => {
+  it('no process or mount outlives it; the volume still reads, and agent-config.yml is whole: the original or the new one', async () => {
+    // Prepare: a cmp on the script's PATH (/usr/local/sbin comes first) that marks the moment the new
+    // agent-config.yml has been written and waits; the wrapper then kills the script's process group.
+    const img = await image({});
+    const original = (await ntfsCat(img, V2_CONFIG)) as Buffer;
+    const scriptPath = join(dir, 'deployed-rw-kill.sh');
+    writeFileSync(scriptPath, script, { mode: 0o700 });
+    const bin = join(dir, 'rw-kill-bin');
+    execFileSync('mkdir', ['-p', bin]);
+    writeFileSync(join(bin, 'cmp'), '#!/bin/bash\n: > "$MARK"\nsleep 30\nexec /usr/bin/cmp "$@"\n', { mode: 0o755 });
+    const mark = join(dir, 'rw-kill-mark');
+    const loop = await attachLoop(img.path);
+    let out = '';
+    try {
+      const serial = `nvme-Amazon_Elastic_Block_Store_vol${VOLUME_ID.slice(4)}`;
+      const wrapper = [
+        'set -u',
+        'mkdir -p /dev/disk; mount -t tmpfs -o size=1m rwkill /dev/disk; mkdir /dev/disk/by-id',
+        `ln -s ../..${loop.device.slice(4)} /dev/disk/by-id/${serial}`,
+        ...loop.partitions.map((p, i) => `ln -s ../..${p.slice(4)} /dev/disk/by-id/${serial}-part${i + 1}`),
+        'mount --bind "$BIN" /usr/local/sbin',
+        'rm -f "$MARK"',
+        'setsid bash "$SCRIPT" >/dev/null 2>&1 & pid=$!',
+        'for ((i = 0; i < 1200; i++)); do [[ -e $MARK ]] && break; kill -0 $pid 2>/dev/null || break; sleep 0.05; done',
+        'echo "marked=$([[ -e $MARK ]] && echo 1 || echo 0)"',
+        'kill -KILL -- -$pid 2>/dev/null',
+        'wait $pid 2>/dev/null',
+        'alive() { local n=0 f; for f in /proc/[0-9]*/stat; do read -r -a st < "$f" 2>/dev/null || continue; [[ ${st[4]} == "$pid" && ${st[2]} != Z ]] && n=$((n + 1)); done; echo $n; }',
+        'for ((i = 0; i < 100; i++)); do [[ $(alive) == 0 ]] && break; sleep 0.05; done',
+        'echo "alive=$(alive)"',
+      ].join('\n');
+      out = execFileSync('timeout', ['90', 'unshare', '--mount', '--propagation', 'private', 'bash', '-c', wrapper], {
+        env: { PATH: process.env.PATH, SCRIPT: scriptPath, BIN: bin, MARK: mark, ...NEW_PASSWORD, SSM_VolumeId: VOLUME_ID },
+        encoding: 'utf8',
+      });
+      // Assess (processes and mounts)
+      expect(out).toContain('marked=1');
+      expect(out).toContain('alive=0');
+      expect(readFileSync('/proc/self/mounts', 'utf8')).not.toContain(loop.partitions[1] as string);
+    } finally {
+      await detachLoop(loop.device);
+    }
+    // Assess (the volume, read with ntfs-3g's own readers)
+    expect((await ntfsList(img, V2_STATE)).sort()).toEqual(['.run-once', 'state.json']);
+    const now = (await ntfsCat(img, V2_CONFIG)) as Buffer;
+    if (!now.equals(original)) {
+      const parsed = parse(now.toString('utf8')) as { config: Array<{ stage: string; tasks: Array<{ task: string; inputs?: Array<{ content?: string }> }> }> };
+      const post = parsed.config.find((s) => s.stage === 'postReady');
+      expect(post?.tasks.map((t) => t.task)).toEqual(['startSsm', 'executeScript']);
+      expect(post?.tasks[1].inputs?.[0].content).toContain(`$OriginalConfig = '${original.toString('base64')}'`);
+    }
+  });
+});
