@@ -155,6 +155,20 @@ select_users() {
   return 0
 }
 
+# sshd finds a user through NSS (getpwnam), the script in /etc/passwd only: say so when the target's
+# nsswitch.conf (nsswitch.conf(5)) has passwd sources besides files, compat and systemd (sss, ldap, ...).
+nss_warning() {
+  local line w
+  local -a words=()
+  resolve_in_root /etc/nsswitch.conf
+  [[ -f $TARGET$RESOLVED ]] || return 0
+  line=$(grep -m 1 -E '^[[:space:]]*passwd:' -- "$TARGET$RESOLVED" || true)
+  read -ra words <<<"${line#*:}"
+  for w in "${words[@]}"; do
+    case $w in files | compat | systemd | \[*) ;; *) warn "the target's nsswitch.conf also finds users in $w: only the users of its /etc/passwd are searched"; return 0 ;; esac
+  done
+}
+
 scan_users() {
   local user home t file owner mode
   F_PATH=() F_USERS=() F_WRITER=() F_MATCHES=() F_REMOVED=() F_ADDED=() F_KEPT=() F_NEW=() F_REMOVE=() F_HAS=() F_INDEX=()
@@ -162,6 +176,7 @@ scan_users() {
   read_target
   select_users
   command_line_warning
+  nss_warning
   for user in "${SELECTED_USERS[@]}"; do
     resolve_in_root "${PASSWD_HOME[$user]}"
     home=$RESOLVED

@@ -131,7 +131,7 @@ function spec(layout: 'ext4-whole' | 'gpt-xfs') {
       '40-sss.conf': 'AuthorizedKeysCommand /usr/bin/sss_ssh_authorizedkeys %u\nAuthorizedKeysCommandUser nobody\n',
       '50-alice.conf': 'Match User alice\n    AuthorizedKeysFile /etc/ssh/keys/%u\n',
     },
-    extraFiles: { '/etc/ssh/keys/alice': join_(aliceLines) },
+    extraFiles: { '/etc/ssh/keys/alice': join_(aliceLines), '/etc/nsswitch.conf': 'passwd:     files sss [NOTFOUND=return] systemd\n' },
     // Hostile users' links: mallory's key file is alice's (sshd follows the link: alice's keys open
     // mallory's account too); mallet's leads to /etc/shadow, which sshd, as mallet, cannot open.
     links: [
@@ -244,6 +244,8 @@ describe.each([
     // as mallet, /etc/shadow
     expect(Object.keys(byPath).sort()).toEqual(['/etc/ssh/keys/alice', '/home/bob/.ssh/authorized_keys', '/home/carol/.ssh/authorized_keys', '/home/ec2-user/.ssh/authorized_keys', '/root/.ssh/authorized_keys']);
     expect(r.warnings.join('\n')).toContain('user mallet cannot open /etc/shadow');
+    // sshd would find users through SSSD too (review R3): said, as only /etc/passwd is searched
+    expect(r.warnings.join('\n')).toContain("the target's nsswitch.conf also finds users in sss");
     expect(r.found).toBe(10);
     // with the replacement, nobody would be left without a key
     expect(r.usersWithoutKey).toEqual([]);
