@@ -39,11 +39,13 @@ readonly KEY_PATTERN='^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh
 readonly USERS_PATTERN='^([a-z_][a-z0-9_.-]{0,31}(,[a-z_][a-z0-9_.-]{0,31})*)?$'
 readonly VOLUME_PATTERN='^(vol-[0-9a-f]{8,17})?$'
 # LVM: no metadata backups or archives on the helper for the target's volume groups.
-readonly LVM_CONFIG='backup { backup = 0 archive = 0 }'
+# Where nothing may be written (NO_WRITES), the action adds: global { metadata_read_only = 1 } (lvm.conf(5)).
+LVM_CONFIG='backup { backup = 0 archive = 0 }'
 
 KEY_PARAM=PublicKey # the parameter that gives the key written, for error messages
-REPORT_EXTRA=""
-NO_WRITES=0 # 1: this run writes nothing to the target (no journal replay, no read-write mount)     # JSON members the action puts at the head of its error report ("mode":...,)
+REPORT_EXTRA=""     # JSON members the action puts at the head of its error report ("mode":...,)
+NO_WRITES=0        # 1: this run writes nothing to the target (no journal replay, no read-write mount)
+INCOMPLETE=0       # 1: part of the target could not be read as the instance will see it (reported)
 VOLUME_ID="" PUBLIC_KEY="" KEY_TYPE="" KEY_BASE64="" KEY_LINE="" REQUESTED_USERS=""
 ONLINE=0 WORK_DIR="" DISK="" ROOT_DEVICE="" ROOT_FSTYPE="" ROOT_SUBVOL="" SELINUX=0 REPORT_DONE=0
 ROOT=""   # the target's root as seen from here ("/" online, a mount point offline)
@@ -365,6 +367,8 @@ find_root() {
     dir=$(new_mount_dir)
     if ((NO_WRITES)) && journal_dirty "$device" "$fstype"; then
       warn "the journal of $device ($fstype) is not clean and was not replayed (this mode writes nothing): its last writes are not seen"
+      # shellcheck disable=SC2034 # read by revoke-key.sh's report only
+      INCOMPLETE=1
     elif journal_dirty "$device" "$fstype"; then
       # The instance's kernel replays the journal when it mounts the filesystem at the next boot:
       # judge (and write to) that state. A read-write mount replays it as the kernel does.
@@ -564,6 +568,8 @@ find_mounts() {
     if ((SCAN_ALL_USERS)) && [[ -z $device || ! $fstype =~ ^(ext[234]|xfs|btrfs)$ ]]; then
       # Scanning every user: one whose home is elsewhere (another disk, NFS) is not read, and said.
       warn "the target's /etc/fstab mounts $mountpoint from $spec, not readable on volume $VOLUME_ID: key files under it are not searched"
+      # shellcheck disable=SC2034 # read by revoke-key.sh's report only
+      INCOMPLETE=1
       continue
     fi
     [[ -n $device ]] || die "the target's /etc/fstab mounts $mountpoint from $spec, which is not on volume $VOLUME_ID: the keys would be hidden under it"

@@ -13,9 +13,10 @@ SCRIPT_NAME=revoke-key
 SCAN_ALL_USERS=1
 
 readonly FINGERPRINTS_PATTERN='^SHA256:[A-Za-z0-9+/]{43}(,SHA256:[A-Za-z0-9+/]{43}){0,19}$'
-# The key types a line of an authorized keys file can hold (openssh-portable sshkey.c, keytypes),
-# certificates included: the first word of a key, after the options if there are any.
-readonly LINE_TYPE_PATTERN='^((ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521))(-cert-v01@openssh\.com)?|(sk-ssh-ed25519|sk-ecdsa-sha2-nistp256|ssh-xmss)(-cert-v01)?@openssh\.com|webauthn-sk-ecdsa-sha2-nistp256@openssh\.com)$'
+# The key types a line of an authorized keys file can hold (openssh-portable sshkey.c, keyimpls, read by
+# peek_type_nid: rsa-sha2-256/512 name an RSA key too), certificates included: the first word of a
+# key, after the options if there are any.
+readonly LINE_TYPE_PATTERN='^((ssh-(ed25519|rsa|dss)|rsa-sha2-(256|512)|ecdsa-sha2-nistp(256|384|521))(-cert-v01@openssh\.com)?|(sk-ssh-ed25519|sk-ecdsa-sha2-nistp256|ssh-xmss)(-cert-v01)?@openssh\.com|webauthn-sk-ecdsa-sha2-nistp256@openssh\.com)$'
 # GetCommandInvocation returns only the first 24,000 characters of standard output
 # (StandardOutputContent: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html,
 # and the SSM service model in botocore data/ssm/2014-11-06): the report's lists are capped so that
@@ -43,7 +44,11 @@ read_parameters() {
   local -a list=()
   if ((${#MODE} > 6)) || [[ $MODE != Audit && $MODE != Revoke ]]; then die "Mode must be Audit or Revoke"; fi
   REPORT_EXTRA="\"mode\":\"$MODE\","
-  [[ $MODE == Audit ]] && NO_WRITES=1
+  if [[ $MODE == Audit ]]; then
+    NO_WRITES=1
+    # LVM changes no metadata (lvm.conf(5), metadata_read_only: no operation that changes metadata is permitted)
+    LVM_CONFIG+=' global { metadata_read_only = 1 }'
+  fi
   ((${#VOLUME_ID} <= 21)) || die "VolumeId is too long"
   ((${#REQUESTED_USERS} <= 512)) || die "Users is longer than 512 characters"
   ((${#root} <= 1)) || die "Root must be empty (offline method) or / (online method)"
@@ -79,14 +84,15 @@ read_parameters() {
 
 # key_fingerprint TYPE BASE64: FP, the key's OpenSSH SHA256 fingerprint as ssh-keygen -l prints it
 # (openssh-portable sshkey.c sshkey_fingerprint: SHA-256 of the key blob, base64 without padding), or
-# '' when the blob does not decode or does not begin with TYPE as an SSH string (RFC 4253 6.6; sshd
-# then does not accept the line: sshkey_read compares the two types).
+# '' when the blob does not decode or does not begin with TYPE's key type as an SSH string (RFC 4253
+# 6.6; sshd then does not accept the line: sshkey_read compares the two types, rsa-sha2-* being RSA).
 FP=""
 key_fingerprint() {
-  local head digest escaped="" j
+  local head digest escaped="" j type=$1
   FP=""
-  head=$({ printf '%s' "$2" | base64 -d 2>/dev/null || true; } | od -An -v -tx1 -N $((4 + ${#1})) | tr -d ' \n')
-  [[ $head == "$(printf '%08x' "${#1}")$(hex "$1")" ]] || return 0
+  case $type in rsa-sha2-256* | rsa-sha2-512*) type=ssh-rsa${type:12} ;; esac
+  head=$({ printf '%s' "$2" | base64 -d 2>/dev/null || true; } | od -An -v -tx1 -N $((4 + ${#type})) | tr -d ' \n')
+  [[ $head == "$(printf '%08x' "${#type}")$(hex "$type")" ]] || return 0
   digest=$({ printf '%s' "$2" | base64 -d 2>/dev/null || true; } | sha256sum)
   digest=${digest%% *}
   for ((j = 0; j < ${#digest}; j += 2)); do escaped+="\\x${digest:j:2}"; done
@@ -149,6 +155,20 @@ select_users() {
   return 0
 }
 
+# sshd finds a user through NSS (getpwnam), the script in /etc/passwd only: say so when the target's
+# nsswitch.conf (nsswitch.conf(5)) has passwd sources besides files, compat and systemd (sss, ldap, ...).
+nss_warning() {
+  local line w
+  local -a words=()
+  resolve_in_root /etc/nsswitch.conf
+  [[ -f $TARGET$RESOLVED ]] || return 0
+  line=$(grep -m 1 -E '^[[:space:]]*passwd:' -- "$TARGET$RESOLVED" || true)
+  read -ra words <<<"${line#*:}"
+  for w in "${words[@]}"; do
+    case $w in files | compat | systemd | \[*) ;; *) warn "the target's nsswitch.conf also finds users in $w: only the users of its /etc/passwd are searched"; return 0 ;; esac
+  done
+}
+
 scan_users() {
   local user home t file owner mode
   F_PATH=() F_USERS=() F_WRITER=() F_MATCHES=() F_REMOVED=() F_ADDED=() F_KEPT=() F_NEW=() F_REMOVE=() F_HAS=() F_INDEX=()
@@ -156,6 +176,7 @@ scan_users() {
   read_target
   select_users
   command_line_warning
+  nss_warning
   for user in "${SELECTED_USERS[@]}"; do
     resolve_in_root "${PASSWD_HOME[$user]}"
     home=$RESOLVED
@@ -218,7 +239,8 @@ read_file() {
       fi
     fi
     ((ca)) && CA_LINES+=("$(printf '{"path":%s,"line":%s}' "$(json_string "$file")" "$number")")
-    ((ca)) && continue
+    # a key line sshd accepts (not a near miss whose blob is of another type)
+    ((ca)) || [[ -z $FP ]] && continue
     F_KEPT[i]=$((F_KEPT[i] + 1))
     ((REPLACEMENT)) && [[ $type == "$KEY_TYPE" && $b64 == "$KEY_BASE64" ]] && F_HAS[i]=1
   done < <(key_lines "$copy")
@@ -396,9 +418,9 @@ print_ok_report() {
     warnings+=("$i")
   done
   REPORT_DONE=1
-  printf '{"version":1,"status":"ok","mode":"%s","root":{"device":%s,"fstype":%s},"files":%s,"found":%s,"removed":%s,"added":%s,"usersWithoutKey":%s,"caLines":%s,"authorizedKeysCommand":%s,"verified":%s,"journalReplayed":%s,"warnings":%s}\n' \
+  printf '{"version":1,"status":"ok","mode":"%s","root":{"device":%s,"fstype":%s},"files":%s,"found":%s,"removed":%s,"added":%s,"usersWithoutKey":%s,"caLines":%s,"authorizedKeysCommand":%s,"verified":%s,"complete":%s,"journalReplayed":%s,"warnings":%s}\n' \
     "$MODE" "$(json_string "$ROOT_DEVICE")" "$(json_string "$ROOT_FSTYPE")" "$files_json" "$total" "$removed" "$added" "$without_json" \
-    "$ca_json" "$(json_string "$AKC_TEXT")" "$VERIFIED" "$(json_join "${replayed[@]}")" "$(json_join "${warnings[@]}")" >&3
+    "$ca_json" "$(json_string "$AKC_TEXT")" "$VERIFIED" "$( ((INCOMPLETE)) && echo false || echo true)" "$(json_join "${replayed[@]}")" "$(json_join "${warnings[@]}")" >&3
 }
 
 # --- methods

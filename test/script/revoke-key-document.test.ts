@@ -82,6 +82,19 @@ describe('the revoke-key Command document', () => {
     expect(accepts(name as string, value as string)).toBe(expected);
   });
 
+  test('ReplacementKey takes an RSA key of up to 8192 bits with the longest comment (its maxChars keeps the document small)', () => {
+    // An ssh-rsa public key in its wire format (RFC 4253 6.6: string "ssh-rsa", mpint e, mpint n).
+    const rsaLine = (bits: number): string => {
+      const str = (b: Buffer): Buffer => Buffer.concat([Buffer.from([0, 0, (b.length >> 8) & 0xff, b.length & 0xff]), b]);
+      const modulus = Buffer.alloc(bits / 8, 0xab);
+      modulus[0] |= 0x80;
+      const blob = Buffer.concat([str(Buffer.from('ssh-rsa')), str(Buffer.from([1, 0, 1])), str(Buffer.concat([Buffer.from([0]), modulus]))]);
+      return `ssh-rsa ${blob.toString('base64')} ${'c'.repeat(256)}`;
+    };
+    expect(accepts('ReplacementKey', rsaLine(8192))).toBe(true);
+    expect(accepts('ReplacementKey', rsaLine(16384))).toBe(false);
+  });
+
   test('the script: the shared part (the very text inject-key runs first), then the revoke part; the deployed text is the same program', () => {
     const shared = readFileSync(join(RUNBOOKS, SHARED_SCRIPT), 'utf8');
     expect(source.startsWith(shared)).toBe(true);
