@@ -455,6 +455,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             onEnded: request.onEnded,
             onStarted: request.onStarted,
             sharedClock: request.sharedClock,
+            // aws:executeAutomation (the RevokeKey fleet's fan-out) through this same API.
+            executeAutomation: (r) => automation.executeAutomation(r),
           });
         } finally {
           await agent!.drainCommands();
@@ -896,6 +898,7 @@ async function deployTemplate(
   const mainDocumentId = ((template.Outputs?.DocumentName as { Value?: { Ref?: string } } | undefined)?.Value?.Ref) ?? undefined;
   let documentName = '';
   let injectDocumentName = '';
+  const injectDocumentId = ((template.Outputs?.InjectKeyDocumentName as { Value?: { Ref?: string } } | undefined)?.Value?.Ref) ?? undefined;
   for (const [id, r] of documents) {
     const props = r.Properties ?? {};
     const type = String(props.DocumentType ?? 'Command');
@@ -914,7 +917,9 @@ async function deployTemplate(
         automationDocument = parsed;
         documentName = name;
       }
-    } else {
+    } else if (injectDocumentId === undefined ? injectDocumentName === '' : id === injectDocumentId) {
+      // The inject-key document (the stack's InjectKeyDocumentName output); the other Command
+      // documents (RevokeKey's) are deployed alike.
       injectDocumentName = name;
     }
   }

@@ -11,7 +11,9 @@ import { generateKeyPair } from '@common/keys';
 import { prepareRunKey } from '@common/stored-key';
 import { isAwsError, PlanError, UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
-import { loadOwnPlan, updatePlan } from '@common/plan';
+import { loadOwnPlan, updatePlan, type Plan } from '@common/plan';
+import { fingerprintOf } from '@common/public-key';
+import type { RevokeAction } from '@common/revoke';
 import type { StepInput } from '@common/validation';
 import { keyParameterName } from '@common/names';
 
@@ -19,6 +21,11 @@ export interface InjectConfig {
   /** The KMS key (ARN) that encrypts the SecureString. */
   readonly keyId: string;
   readonly documentName: string;
+  /**
+   * The revoke Command document (RevokeKey, issue 14), sent when the plan's action is a revoke.
+   * '' when the function was deployed without it: a revoke plan then fails the step, naming it.
+   */
+  readonly revokeDocumentName?: string;
 }
 
 export interface InjectDeps {
@@ -64,6 +71,10 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
   const helperId = online ? instanceId : plan.created.helperInstanceId;
   if (!helperId) throw new PlanError(`The plan of ${instanceId} has no helper instance: launchHelper did not complete`);
 
+  if (plan.inputs.action?.kind === 'revoke') {
+    return sendRevoke(deps, plan, helperId, online);
+  }
+
   const { publicKey, fingerprint, keyType, keyParameterName } = await prepareRunKey(
     { ssm, keyId: config.keyId, generate: deps.generate },
     plan,
@@ -95,6 +106,50 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
   deps.log.info('inject command sent', { instanceId, helperId, commandId, fingerprint });
   await waitUntilVisible(ssm, deps.clock ?? realClock, commandId, helperId);
   return { commandId, keyParameterName, fingerprint, keyType };
+}
+
+/**
+ * A revoke plan: sends the revoke Command document (its parameters: the contract in
+ * runbooks/revoke-key.yaml) with the fingerprints, the replacement public key, the users and the
+ * mode. No key pair is made and nothing is stored: KeyParameterName is `none`.
+ */
+async function sendRevoke(deps: InjectDeps, plan: Plan, targetId: string, online: boolean): Promise<InjectResult> {
+  const { ssm, config } = deps;
+  const action = plan.inputs.action as RevokeAction;
+  const { instanceId, executionId } = plan;
+  if (!config.revokeDocumentName) {
+    throw new UnexpectedStateError('This inject-key function was deployed without REVOKE_DOCUMENT_NAME: it cannot send a revoke command');
+  }
+  const out = await ssm.send(
+    new SendCommandCommand({
+      DocumentName: config.revokeDocumentName,
+      InstanceIds: [targetId],
+      Parameters: {
+        VolumeId: [online ? '' : plan.instance.rootVolumeId],
+        Root: [online ? '/' : ''],
+        Fingerprints: [action.fingerprints.join(',')],
+        ReplacementKey: [action.replacementKey],
+        Users: [plan.inputs.users.join(',')],
+        Mode: [action.mode],
+      },
+      TimeoutSeconds: COMMAND_TIMEOUT_SECONDS,
+      Comment: `ec2-reset-access revoke ${executionId} for ${instanceId}`.slice(0, 100),
+    }),
+  );
+  const commandId = out.Command?.CommandId;
+  if (!commandId) throw new UnexpectedStateError(`SendCommand to ${targetId} returned no command id`);
+  await updatePlan(ssm, instanceId, executionId, (p) => {
+    p.created.commandId = commandId;
+    p.progress.phase = 'injection-sent';
+  });
+  deps.log.info('revoke command sent', { instanceId, targetId, commandId, mode: action.mode, keys: action.fingerprints.length });
+  await waitUntilVisible(ssm, deps.clock ?? realClock, commandId, targetId);
+  return {
+    commandId,
+    keyParameterName: 'none',
+    fingerprint: action.replacementKey ? fingerprintOf(action.replacementKey) : 'none',
+    keyType: action.replacementKey ? action.replacementKey.split(' ')[0] : 'none',
+  };
 }
 
 /**
