@@ -32,7 +32,7 @@ export async function handler(event: unknown): Promise<GatherOutput> {
   const c = report.counts;
   return {
     ReportParameter: reportName,
-    Instances: report.instances.length + report.truncated,
+    Instances: report.instances.length,
     Clean: c.clean,
     Cleaned: c.cleaned,
     Found: c.found,
