@@ -786,6 +786,8 @@ function grantRevokeReport(p: StepPolicy): void {
 }
 
 function grantRevokeGather(p: StepPolicy): void {
+  // DeleteKeyPair=True: every instance launched with the key pair must be in the report (key-name filter).
+  describe(p, ['DescribeInstances']);
   p.allow(
     'FleetChildren',
     ['ssm:DescribeAutomationExecutions'],

@@ -13,7 +13,7 @@ import { documentStepNames, follow } from '../follow';
 import type { CommonOptions, Io } from '../io';
 import { needsKeyParameter, parsePublicKeyFile } from '../public-key';
 import { PUBLIC_KEY_PATH } from '../../lambdas/common/names';
-import { FINGERPRINT_PATTERN } from '../../lambdas/common/revoke';
+import { FINGERPRINT_PATTERN, INSTANCE_OUTCOMES } from '../../lambdas/common/revoke';
 
 export interface RevokeOptions extends CommonOptions {
   readonly tag?: string;
@@ -129,7 +129,7 @@ export function reportTable(r: FleetReportView): string {
   if (r.truncated > 0) out.push(`… ${r.truncated} more instance(s) left out of the report parameter (8 KB): see each child execution's report.Payload`);
   out.push(
     '',
-    `${r.instances.length + r.truncated} instance(s) (${r.selection}), mode ${r.mode}: ${c.clean ?? 0} clean, ${c.cleaned ?? 0} cleaned, ${c.found ?? 0} found, ${c.unreachable ?? 0} unreachable, ${c.failed ?? 0} failed`,
+    `${r.instances.length + r.truncated} instance(s) (${r.selection}), mode ${r.mode}: ${INSTANCE_OUTCOMES.map((o) => `${c[o] ?? 0} ${o}`).join(', ')}`,
     `key pair: ${r.keyPair}`,
   );
   return `${out.join('\n')}\n`;

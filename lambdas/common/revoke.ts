@@ -305,20 +305,45 @@ export function parseRevokeReport(stdout: string | undefined): RevokeCommandRepo
 }
 
 /**
+ * EC2 Instance Connect's AuthorizedKeysCommand on Amazon Linux and Ubuntu
+ * (`/opt/aws/bin/eic_run_authorized_keys %u %f`, "Install EC2 Instance Connect",
+ * https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-instance-connect-set-up.html): it serves only
+ * keys pushed with SendSSHPublicKey, valid for 60 seconds, so it cannot hold a leaked key for long.
+ */
+const EIC_COMMAND = /(^|\/)eic_run_authorized_keys(\s|$)/;
+
+/** True when sshd also takes keys from a program the revoke cannot read (EC2 Instance Connect's aside). */
+export function unreadableKeySource(report: RevokeCommandReport): boolean {
+  const akc = (report.authorizedKeysCommand ?? '').trim().replace(/^AuthorizedKeysCommand\s+/i, '');
+  return akc !== '' && akc.toLowerCase() !== 'none' && !EIC_COMMAND.test(akc.split(/\s+/)[0] ?? '');
+}
+
+/**
  * What one instance came to:
  * - `clean`: no revoked key was found;
  * - `cleaned`: revoked keys were found and removed, and the files read back without them;
  * - `found`: an audit found revoked keys (nothing was changed);
+ * - `incomplete`: no revoked key in any file read, but sshd also takes keys from an
+ *   AuthorizedKeysCommand the revoke cannot read (review F2): never counted clean;
+ * - `windows`: a Windows instance (selected by key pair, say): nothing to revoke in files, but the
+ *   leaked private key decrypts its launch password (GetPasswordData, "encrypted using the key pair
+ *   that you specified when you launched the instance":
+ *   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetPasswordData.html; review F1);
  * - `unreachable`: running without an Online agent and AllowStop=False (never stopped, not read);
  * - `failed`: the run failed (restore put the instance back) or no report could be read.
  */
-export type InstanceOutcome = 'clean' | 'cleaned' | 'found' | 'unreachable' | 'failed';
+export type InstanceOutcome = 'clean' | 'cleaned' | 'found' | 'incomplete' | 'windows' | 'unreachable' | 'failed';
+
+/** Every outcome, in the order reports count them. */
+export const INSTANCE_OUTCOMES: readonly InstanceOutcome[] = ['clean', 'cleaned', 'found', 'incomplete', 'windows', 'unreachable', 'failed'];
 
 /** The outcome of a command report in `mode`. */
 export function outcomeOf(report: RevokeCommandReport, mode: RevokeMode): InstanceOutcome {
   if (report.status !== 'ok') return 'failed';
   const found = report.found ?? 0;
-  if (found === 0) return 'clean';
-  if (mode === 'Audit') return 'found';
-  return report.verified === true && (report.removed ?? 0) >= found ? 'cleaned' : 'failed';
+  if (found > 0 && mode === 'Audit') return 'found';
+  if (found > 0 && !(report.verified === true && (report.removed ?? 0) >= found)) return 'failed';
+  // Clean (or cleaned) as far as the files go; a key source the revoke cannot read leaves it open.
+  if (unreadableKeySource(report)) return 'incomplete';
+  return found === 0 ? 'clean' : 'cleaned';
 }

@@ -157,7 +157,7 @@ export async function parseRevokeRequest(deps: RevokeKeyDeps, event: unknown): P
 }
 
 /** The Payload of an unreachable instance (revoke only): no lock, no plan, nothing changed. */
-export function unreachableOutput(reason: string): PreflightOutput {
+export function unreachableOutput(reason: string, kind: 'Unreachable' | 'Windows' = 'Unreachable'): PreflightOutput {
   const cut = reason.length > METHOD_REASON_CHARS ? `${reason.slice(0, METHOD_REASON_CHARS - 1)}…` : reason;
   return {
     RootVolumeId: 'none',
@@ -165,7 +165,8 @@ export function unreachableOutput(reason: string): PreflightOutput {
     OriginalState: 'running',
     AvailabilityZone: 'none',
     LockParameterName: 'none',
-    Method: 'Unreachable',
+    // The branch token is the same for both (nothing to run); Method tells the report which.
+    Method: kind,
     MethodReason: tokenSafe(cut),
     MethodToken: methodToken('Unreachable'),
   };
@@ -175,7 +176,7 @@ export async function handler(event: unknown): Promise<PreflightOutput> {
   if (requireObject(event).Action === 'Revoke') {
     const request = await parseRevokeRequest({ ec2, ssm }, event);
     const result = await preflightOrUnreachable({ ec2, ssm, kms, autoScaling, log, now: () => new Date() }, request);
-    return result instanceof Unreachable ? unreachableOutput(result.reason) : outputOf(result);
+    return result instanceof Unreachable ? unreachableOutput(result.reason, result.kind) : outputOf(result);
   }
   const request = parseRequest(event);
   request.inputs.publicKey = await resolvePublicKey(ssm, request.inputs.publicKey, parsePublicKeyParameter(event));

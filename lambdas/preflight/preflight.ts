@@ -102,7 +102,11 @@ export async function resolvePublicKey(ssm: SSMClient, publicKey: string, public
  * AllowStop=False: it is reported unreachable and never stopped. Nothing is locked or changed.
  */
 export class Unreachable {
-  public constructor(public readonly reason: string) {}
+  /** `Windows`: a Windows instance of a revoke run (no authorized_keys to clean; review F1). */
+  public constructor(
+    public readonly reason: string,
+    public readonly kind: 'Unreachable' | 'Windows' = 'Unreachable',
+  ) {}
 }
 
 /** Runs every check, then writes the plan. Returns the plan written. */
@@ -158,6 +162,17 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
   }
 
   await checkLockTag(deps, req, id, lockTagOf(instance.Tags));
+  // A revoke run reaches Windows instances through a key pair selection: there is no authorized_keys
+  // to clean, and the key pair's real exposure there is the launch password (GetPasswordData is
+  // "encrypted using the key pair that you specified when you launched the instance":
+  // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetPasswordData.html). Reported, not
+  // touched: no stop, no helper, no lock.
+  if (req.inputs.action && isWindows(instance)) {
+    return new Unreachable(
+      'runs Windows: no authorized_keys to revoke, but the leaked private key decrypts its launch password (GetPasswordData): reset its Administrator password',
+      'Windows',
+    );
+  }
   checkPlatform(instance, id);
   const state = instance.State?.Name ?? 'unknown';
   if (state !== 'running' && state !== 'stopped') {
@@ -248,9 +263,12 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
   } };
 }
 
+function isWindows(instance: Instance): boolean {
+  return instance.Platform?.toLowerCase() === 'windows' || /windows/i.test(instance.PlatformDetails ?? '');
+}
+
 function checkPlatform(instance: Instance, id: string): void {
-  const windows =
-    instance.Platform?.toLowerCase() === 'windows' || /windows/i.test(instance.PlatformDetails ?? '');
+  const windows = isWindows(instance);
   if (windows) {
     refuse(id, 'runs Windows; this runbook resets SSH access on Linux only', 'Use AWSSupport-ResetAccess or EC2Rescue for Windows.');
   }

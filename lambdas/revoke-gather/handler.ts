@@ -14,12 +14,14 @@ export interface GatherOutput {
   Clean: number;
   Cleaned: number;
   Found: number;
+  Incomplete: number;
+  Windows: number;
   Unreachable: number;
   Failed: number;
   KeyPair: string;
 }
 
-export const OUTPUT_FIELDS = outputFields<GatherOutput>()(['ReportParameter', 'Instances', 'Clean', 'Cleaned', 'Found', 'Unreachable', 'Failed', 'KeyPair']);
+export const OUTPUT_FIELDS = outputFields<GatherOutput>()(['ReportParameter', 'Instances', 'Clean', 'Cleaned', 'Found', 'Incomplete', 'Windows', 'Unreachable', 'Failed', 'KeyPair']);
 
 const log = createLogger('reset-access-revoke-gather');
 
@@ -36,6 +38,8 @@ export async function handler(event: unknown): Promise<GatherOutput> {
     Clean: c.clean,
     Cleaned: c.cleaned,
     Found: c.found,
+    Incomplete: c.incomplete,
+    Windows: c.windows,
     Unreachable: c.unreachable,
     Failed: c.failed,
     KeyPair: report.keyPair.slice(0, 200),

@@ -21,7 +21,8 @@ import {
 } from '@aws-sdk/client-ssm';
 import { isAwsError } from '@common/errors';
 import type { Logger } from '@common/log';
-import { readRevokeSpec, revokeReportName, revokeSpecName, type InstanceOutcome, type RevokeSpec } from '@common/revoke';
+import { INSTANCE_OUTCOMES, readRevokeSpec, revokeReportName, revokeSpecName, type InstanceOutcome, type RevokeSpec } from '@common/revoke';
+import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { REVOKE_RUN_TAG_KEY } from '@common/tags';
 
 /** The child runbook's outputs that carry its report (runbooks/revoke-key-instance.yaml). */
@@ -109,8 +110,7 @@ export function entryOf(instanceId: string, child: AutomationExecutionMetadata |
   } catch {
     return { instanceId, outcome: 'failed', execution: child.AutomationExecutionId, reason: 'its report is not JSON' };
   }
-  const outcomes: InstanceOutcome[] = ['clean', 'cleaned', 'found', 'unreachable', 'failed'];
-  const outcome = outcomes.includes(r.Outcome as InstanceOutcome) && r.InstanceId === instanceId ? (r.Outcome as InstanceOutcome) : 'failed';
+  const outcome = INSTANCE_OUTCOMES.includes(r.Outcome as InstanceOutcome) && r.InstanceId === instanceId ? (r.Outcome as InstanceOutcome) : 'failed';
   const num = (k: string): number => (typeof r[k] === 'number' ? (r[k] as number) : 0);
   return {
     instanceId,
@@ -139,7 +139,7 @@ export function fleetReport(spec: RevokeSpec, children: AutomationExecutionMetad
     if (!known || (c.ExecutionStartTime?.getTime() ?? 0) > (known.ExecutionStartTime?.getTime() ?? 0)) byTarget.set(target, c);
   }
   const instances = spec.instanceIds.map((id) => entryOf(id, byTarget.get(id)));
-  const counts: Record<InstanceOutcome, number> = { clean: 0, cleaned: 0, found: 0, unreachable: 0, failed: 0 };
+  const counts = Object.fromEntries(INSTANCE_OUTCOMES.map((o) => [o, 0])) as Record<InstanceOutcome, number>;
   for (const e of instances) counts[e.outcome]++;
   return {
     version: 1,
@@ -171,7 +171,33 @@ export function keepKeyPairReason(report: FleetReport): string | undefined {
   const blocking = report.instances.filter((e) => e.outcome !== 'clean' && e.outcome !== 'cleaned');
   if (blocking.length === 0 && report.instances.length > 0 && report.truncated === 0) return undefined;
   const c = report.counts;
-  return `kept: ${c.found} found, ${c.unreachable} unreachable, ${c.failed} failed (every instance must be clean or cleaned)`;
+  const parts = INSTANCE_OUTCOMES.filter((o) => o !== 'clean' && o !== 'cleaned' && c[o] > 0).map((o) => `${c[o]} ${o}`);
+  return `kept: ${parts.join(', ') || `${report.truncated} not in the report`} (every instance must be clean or cleaned)`;
+}
+
+/**
+ * Instances launched with the key pair that the run did not cover (review F4): the rule "every
+ * instance clean or cleaned" is about every instance the key pair can open, not only the selection.
+ * DescribeInstances filter key-name, every state but terminated (shutting-down included).
+ */
+async function uncoveredKeyPairInstances(ec2: EC2Client, keyPairName: string, report: FleetReport): Promise<string[]> {
+  const covered = new Set(report.instances.filter((e) => e.outcome === 'clean' || e.outcome === 'cleaned').map((e) => e.instanceId));
+  const out: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await ec2.send(
+      new DescribeInstancesCommand({
+        Filters: [
+          { Name: 'key-name', Values: [keyPairName] },
+          { Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped'] },
+        ],
+        NextToken: token,
+      }),
+    );
+    for (const i of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) if (i.InstanceId && !covered.has(i.InstanceId)) out.push(i.InstanceId);
+    token = page.NextToken;
+  } while (token);
+  return out;
 }
 
 export interface GatherResult {
@@ -189,9 +215,12 @@ export async function gather(deps: GatherDeps, req: GatherRequest): Promise<Gath
   const report = fleetReport(spec, children, 'not asked (DeleteKeyPair=False)');
   if (req.deleteKeyPair) {
     const keep = keepKeyPairReason(report);
+    let uncovered: string[] = [];
     if (!req.keyPairName) report.keyPair = 'not deleted: no KeyPairName given';
     else if (keep) report.keyPair = `${req.keyPairName} ${keep}`;
-    else {
+    else if ((uncovered = await uncoveredKeyPairInstances(deps.ec2, req.keyPairName, report)).length > 0) {
+      report.keyPair = `${req.keyPairName} kept: launched with it but not clean in this run: ${uncovered.slice(0, 5).join(', ')}${uncovered.length > 5 ? ` (+${uncovered.length - 5} more)` : ''}`;
+    } else {
       await deps.ec2.send(new DeleteKeyPairCommand({ KeyName: req.keyPairName }));
       report.keyPair = `${req.keyPairName} deleted`;
       deps.log.info('key pair deleted', { executionId: req.executionId, keyPairName: req.keyPairName });

@@ -37,9 +37,11 @@ export async function handler(event: unknown): Promise<InstanceReport> {
   const o = requireObject(event);
   if (o.Unreachable === 'True') {
     let reason = '';
+    let windows = false;
     try {
-      const pre = JSON.parse(String(o.PreflightResult ?? '')) as { MethodReason?: unknown };
+      const pre = JSON.parse(String(o.PreflightResult ?? '')) as { MethodReason?: unknown; Method?: unknown };
       reason = typeof pre.MethodReason === 'string' ? pre.MethodReason : '';
+      windows = pre.Method === 'Windows';
     } catch {
       throw new InvalidInputError('PreflightResult is not the JSON Payload of preflight');
     }
@@ -47,7 +49,7 @@ export async function handler(event: unknown): Promise<InstanceReport> {
     const specName = typeof o.RevokeSpec === 'string' ? o.RevokeSpec.trim() : '';
     const mode = specName !== '' ? (await readRevokeSpec(ssm, specName)).action.mode : o.Mode === 'Revoke' ? 'Revoke' : 'Audit';
     log.info('unreachable', { instanceId: input.instanceId, executionId: input.executionId });
-    return unreachableReport(input.instanceId, mode, reason);
+    return unreachableReport(input.instanceId, mode, reason, windows ? 'windows' : 'unreachable');
   }
   const report = await instanceReport({ ssm }, input);
   log.info('instance report', { instanceId: input.instanceId, executionId: input.executionId, outcome: report.Outcome, removed: report.Removed });

@@ -44,10 +44,10 @@ export const USERS_WITHOUT_KEY_CHARS = 120;
 export const REASON_CHARS = 160;
 
 /** The report of an instance the run could not reach without a stop. */
-export function unreachableReport(instanceId: string, mode: string, reason: string): InstanceReport {
+export function unreachableReport(instanceId: string, mode: string, reason: string, outcome: 'unreachable' | 'windows' = 'unreachable'): InstanceReport {
   return {
     InstanceId: instanceId,
-    Outcome: 'unreachable',
+    Outcome: outcome,
     Mode: mode,
     Method: 'none',
     Found: 0,

@@ -254,6 +254,21 @@ describe('preflight of a revoke', () => {
     expect(changes).toEqual([]);
   });
 
+  it('reports a Windows instance (reached through a key pair) without touching it: its launch password is the exposure (review F1)', async () => {
+    // Prepare
+    instance.Platform = 'windows';
+    instance.PlatformDetails = 'Windows';
+    // Act
+    const out = await preflightHandler(revokeEvent({ AllowStop: 'True' }));
+    // Assess
+    expect(out).toMatchObject({ Method: 'Windows', MethodToken: '|method:Unreachable|' });
+    expect(out.MethodReason).toMatch(/GetPasswordData/);
+    expect(store.has(LOCK_NAME)).toBe(false);
+    expect(ec2Mock.calls().map((c) => c.args[0].constructor.name).filter((n) => !n.startsWith('Describe'))).toEqual([]);
+    const report = await reportHandler({ ExecutionId: EXECUTION_ID, InstanceId: INSTANCE_ID, Unreachable: 'True', PreflightResult: JSON.stringify(out), RevokeSpec: '', Mode: 'Revoke' });
+    expect(report).toMatchObject({ Outcome: 'windows', Mode: 'Revoke' });
+  });
+
   it('with AllowStop=True takes the volume swap and records the revoke in the plan (Revoke: a snapshot first)', async () => {
     // Act
     const out = await preflightHandler(revokeEvent({ AllowStop: 'True', Users: 'ec2-user', ReplacementPublicKey: REPLACEMENT.line }));
@@ -359,8 +374,13 @@ describe('the per-instance report', () => {
     expect(ssmMock).toHaveReceivedCommandWith(GetCommandInvocationCommand, { CommandId: 'cmd-2', InstanceId: INSTANCE_ID });
   });
 
-  it('an unverified revoke is failed, an audit that finds keys is found, none found is clean', async () => {
+  it('an unverified revoke is failed, an audit that finds keys is found, none found is clean, an unreadable key source is incomplete', async () => {
     const { outcomeOf } = await import('../../../lambdas/common/revoke');
+    // sshd also asks a program for keys: the files alone cannot make it clean (review F2)...
+    expect(outcomeOf({ version: 1, status: 'ok', found: 0, authorizedKeysCommand: 'AuthorizedKeysCommand /usr/local/bin/ldap-keys %u' }, 'Audit')).toBe('incomplete');
+    expect(outcomeOf({ version: 1, status: 'ok', found: 1, removed: 1, verified: true, authorizedKeysCommand: '/usr/local/bin/ldap-keys %u' }, 'Revoke')).toBe('incomplete');
+    // ...except EC2 Instance Connect's, which serves only keys pushed for 60 seconds.
+    expect(outcomeOf({ version: 1, status: 'ok', found: 0, authorizedKeysCommand: '/opt/aws/bin/eic_run_authorized_keys %u %f' }, 'Audit')).toBe('clean');
     expect(outcomeOf({ version: 1, status: 'ok', found: 1, removed: 1, verified: false }, 'Revoke')).toBe('failed');
     expect(outcomeOf({ version: 1, status: 'ok', found: 3, removed: 0 }, 'Audit')).toBe('found');
     expect(outcomeOf({ version: 1, status: 'ok', found: 0 }, 'Revoke')).toBe('clean');
@@ -421,16 +441,30 @@ describe('gather (the fleet report)', () => {
     expect(store.has(revokeSpecName(PARENT_ID))).toBe(false);
   });
 
-  it('deletes the key pair when every instance is clean or cleaned', async () => {
+  it('deletes the key pair when every instance is clean or cleaned and every instance launched with it was in the run', async () => {
     // Prepare
     store.set(revokeSpecName(PARENT_ID), { value: JSON.stringify(spec()), type: 'String', version: 1 });
     mockChildren([child(IDS[0], 'Success', 'cleaned'), child(IDS[1], 'Success', 'clean'), child(IDS[2], 'Success', 'cleaned')]);
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: IDS.map((id) => ({ InstanceId: id })) }] });
     // Act
     const r = await gather({ ec2: new EC2Client({}), ssm: new SSMClient({}), log: recordingLogger() }, { executionId: PARENT_ID, deleteKeyPair: true, keyPairName: 'leaked' });
     // Assess
-    expect(r.report.counts).toEqual({ clean: 1, cleaned: 2, found: 0, unreachable: 0, failed: 0 });
+    expect(r.report.counts).toEqual({ clean: 1, cleaned: 2, found: 0, incomplete: 0, windows: 0, unreachable: 0, failed: 0 });
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeInstancesCommand, { Filters: [{ Name: 'key-name', Values: ['leaked'] }, { Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped'] }] });
     expect(ec2Mock).toHaveReceivedCommandWith(DeleteKeyPairCommand, { KeyName: 'leaked' });
     expect(r.report.keyPair).toBe('leaked deleted');
+  });
+
+  it('keeps the key pair when an instance launched with it was not in the run, even if every selected one is clean (review F4)', async () => {
+    // Prepare
+    store.set(revokeSpecName(PARENT_ID), { value: JSON.stringify(spec()), type: 'String', version: 1 });
+    mockChildren([child(IDS[0], 'Success', 'cleaned'), child(IDS[1], 'Success', 'clean'), child(IDS[2], 'Success', 'cleaned')]);
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [...IDS, 'i-0000000000000000e'].map((id) => ({ InstanceId: id })) }] });
+    // Act
+    const r = await gather({ ec2: new EC2Client({}), ssm: new SSMClient({}), log: recordingLogger() }, { executionId: PARENT_ID, deleteKeyPair: true, keyPairName: 'leaked' });
+    // Assess
+    expect(ec2Mock).not.toHaveReceivedCommand(DeleteKeyPairCommand);
+    expect(r.report.keyPair).toMatch(/^leaked kept: launched with it but not clean in this run: i-0000000000000000e$/);
   });
 
   it('never deletes the key pair after an audit that found it, nor for an unreachable instance', () => {
