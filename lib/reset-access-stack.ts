@@ -11,8 +11,7 @@ import {
 } from './constants';
 import { StepFunctions } from './functions';
 import { HelperRole } from './helper-role';
-import * as commandDocuments from './inject-key-document';
-import { loadInjectKeyDocument } from './inject-key-document';
+import { loadInjectKeyDocument, loadRevokeKeyDocument } from './inject-key-document';
 import { ParameterKey } from './key';
 import {
   InjectKeyCommandDocument,
@@ -59,22 +58,11 @@ export interface ResetAccessStackProps extends StackProps {
   readonly revokeDocumentName?: string;
   /**
    * The revoke Command document's content.
-   * @default - loadRevokeKeyDocument() of lib/inject-key-document.ts
+   * @default - loadRevokeKeyDocument() (runbooks/revoke-key.yaml with its script inlined)
    */
   readonly revokeKeyDocument?: Record<string, unknown>;
 }
 
-/**
- * The revoke Command document (runbooks/revoke-key.yaml with its script inlined), from the loader
- * the inject-key document shares (lib/inject-key-document.ts, loadRevokeKeyDocument).
- */
-export function defaultRevokeKeyDocument(): Record<string, unknown> {
-  const load = (commandDocuments as Record<string, unknown>).loadRevokeKeyDocument;
-  if (typeof load !== 'function') {
-    throw new Error('lib/inject-key-document.ts has no loadRevokeKeyDocument: the revoke Command document is not built (give revokeKeyDocument)');
-  }
-  return (load as () => Record<string, unknown>)();
-}
 
 /**
  * Everything ResetAccess deploys: the Automation runbook, the restore runbook its cancel path
@@ -133,7 +121,7 @@ export class ResetAccessStack extends Stack {
     const injectDocumentName = this.injectDocument.document.ref;
     this.revokeDocument = new InjectKeyCommandDocument(this, 'RevokeKeyCommand', {
       documentName: this.revokeCommandDocumentName,
-      content: props.revokeKeyDocument ?? defaultRevokeKeyDocument(),
+      content: props.revokeKeyDocument ?? loadRevokeKeyDocument(),
     });
     const revokeDocumentRef = this.revokeDocument.document.ref;
 

@@ -256,7 +256,7 @@ describe('preflight of a revoke', () => {
 
   it('reports a Windows instance (reached through a key pair) without touching it: its launch password is the exposure (review F1)', async () => {
     // Prepare
-    instance.Platform = 'windows';
+    instance.Platform = 'Windows';
     instance.PlatformDetails = 'Windows';
     // Act
     const out = await preflightHandler(revokeEvent({ AllowStop: 'True' }));
