@@ -597,6 +597,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             // The cancel path starts the restore runbook (StartAutomationExecution): the runner
             // runs it after this execution, as Automation would, on the same clock.
             documents: deployed.automationDocuments,
+            // An aws:executeAutomation step (RevokeKey's fan-out) through the Automation API.
+            executeAutomation: (r) => automation.executeAutomation(r),
           });
           await agent!.drainCommands();
           const after = agent!.calls();
