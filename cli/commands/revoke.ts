@@ -104,6 +104,7 @@ export function revokeParameters(instanceIds: string[], o: RevokeOptions, keys: 
   put('MaxErrors', o.maxErrors);
   if (o.deleteKeyPair) {
     if (!o.keyPair) throw new UsageError('--delete-key-pair needs --key-pair');
+    if (o.mode !== 'Revoke') throw new UsageError('--delete-key-pair needs --mode Revoke: an audit changes nothing, the key pair included');
     put('DeleteKeyPair', 'True');
   }
   return p;

@@ -287,6 +287,8 @@ export interface RevokeCommandReport {
   caLines?: Array<{ path: string; line: number }>;
   authorizedKeysCommand?: string;
   verified?: boolean;
+  /** false: the command could not read everything sshd reads (an unclean journal not replayed in Audit, a home elsewhere). */
+  complete?: boolean;
   warnings?: string[];
   error?: string;
 }
@@ -343,7 +345,8 @@ export function outcomeOf(report: RevokeCommandReport, mode: RevokeMode): Instan
   const found = report.found ?? 0;
   if (found > 0 && mode === 'Audit') return 'found';
   if (found > 0 && !(report.verified === true && (report.removed ?? 0) >= found)) return 'failed';
-  // Clean (or cleaned) as far as the files go; a key source the revoke cannot read leaves it open.
-  if (unreadableKeySource(report)) return 'incomplete';
+  // Clean (or cleaned) as far as the files go; a key source the revoke cannot read, or files it
+  // could not read (the report's `complete: false`), leave it open.
+  if (unreadableKeySource(report) || report.complete === false) return 'incomplete';
   return found === 0 ? 'clean' : 'cleaned';
 }

@@ -217,6 +217,7 @@ export async function gather(deps: GatherDeps, req: GatherRequest): Promise<Gath
     const keep = keepKeyPairReason(report);
     let uncovered: string[] = [];
     if (!req.keyPairName) report.keyPair = 'not deleted: no KeyPairName given';
+    else if (spec.action.mode !== 'Revoke') report.keyPair = `${req.keyPairName} kept: an audit changes nothing (DeleteKeyPair needs Mode=Revoke)`;
     else if (keep) report.keyPair = `${req.keyPairName} ${keep}`;
     else if ((uncovered = await uncoveredKeyPairInstances(deps.ec2, req.keyPairName, report)).length > 0) {
       report.keyPair = `${req.keyPairName} kept: launched with it but not clean in this run: ${uncovered.slice(0, 5).join(', ')}${uncovered.length > 5 ? ` (+${uncovered.length - 5} more)` : ''}`;

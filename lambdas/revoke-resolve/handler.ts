@@ -51,6 +51,7 @@ export function parseResolveRequest(event: unknown): ResolveRequest {
     method: o.Method ?? 'Auto',
     subnetId: o.SubnetId ?? 'CreateNewVPC',
     helperInstanceType: o.HelperInstanceType ?? 't3.small',
+    deleteKeyPair: o.DeleteKeyPair ?? 'False',
   };
 }
 

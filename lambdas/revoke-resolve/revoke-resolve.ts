@@ -43,6 +43,8 @@ export interface ResolveRequest {
   readonly method: unknown;
   readonly subnetId: unknown;
   readonly helperInstanceType: unknown;
+  /** DeleteKeyPair as given ('True' / 'False'). */
+  readonly deleteKeyPair?: unknown;
 }
 
 export interface ResolveDeps {
@@ -109,6 +111,11 @@ export async function resolveFleet(deps: ResolveDeps, req: ResolveRequest): Prom
   const subnetId = validateSubnetChoice(req.subnetId);
   const helperInstanceType = validateInstanceType(req.helperInstanceType);
   const action = await resolveRevokeAction(deps, req.keys);
+  // An audit changes nothing, the key pair included (review P7).
+  if (req.deleteKeyPair === 'True' && action.mode !== 'Revoke') {
+    throw new InvalidInputError('DeleteKeyPair=True needs Mode=Revoke: an audit changes nothing, the key pair included');
+  }
+  if (req.deleteKeyPair === 'True' && req.keys.keyPairName === '') throw new InvalidInputError('DeleteKeyPair=True needs KeyPairName');
   let instanceIds: string[];
   try {
     instanceIds = await describeIds(deps.ec2, selection);

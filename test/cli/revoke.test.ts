@@ -30,8 +30,8 @@ test('builds parameters the runbook accepts: ids, a tag, a key pair with deletio
   const byIds = revokeParameters(['i-0123456789abcdef0', 'i-00000000000000001'], opts({ fingerprint: [FP], mode: 'Revoke', maxConcurrency: '10%', maxErrors: '0' }), {});
   expect(byIds).toEqual({ InstanceIds: ['i-0123456789abcdef0,i-00000000000000001'], Fingerprints: [FP], Mode: ['Revoke'], MaxConcurrency: ['10%'], MaxErrors: ['0'] });
   expectRunbookAccepts(byIds);
-  const byTag = revokeParameters([], opts({ tag: 'Team=web', keyPair: 'old key', deleteKeyPair: true, allowStop: true }), {});
-  expect(byTag).toEqual({ TargetTagKey: ['Team'], TargetTagValue: ['web'], KeyPairName: ['old key'], AllowStop: ['True'], DeleteKeyPair: ['True'] });
+  const byTag = revokeParameters([], opts({ tag: 'Team=web', keyPair: 'old key', deleteKeyPair: true, allowStop: true, mode: 'Revoke' }), {});
+  expect(byTag).toEqual({ TargetTagKey: ['Team'], TargetTagValue: ['web'], KeyPairName: ['old key'], Mode: ['Revoke'], AllowStop: ['True'], DeleteKeyPair: ['True'] });
   expectRunbookAccepts(byTag);
   expectRunbookAccepts(revokeParameters([], opts({ keyPair: 'leaked' }), { publicKeyParameter: '/reset-access/public-keys/cli-revoke-0a1b2c3d4e5f' }));
 });
@@ -43,6 +43,7 @@ test('refuses, before anything starts, what the runbook would refuse', () => {
   expect(() => revokeParameters(['i-0123456789abcdef0'], opts({ fingerprint: ['MD5:aa:bb'] }), {})).toThrow(/SHA256 fingerprint/);
   expect(() => revokeParameters(['i-0123456789abcdef0'], opts({ fingerprint: [FP], deleteKeyPair: true }), {})).toThrow(/needs --key-pair/);
   expect(() => revokeParameters(['nope'], opts({ fingerprint: [FP] }), {})).toThrow(/not an instance id/);
+  expect(() => revokeParameters([], opts({ keyPair: 'leaked', deleteKeyPair: true, mode: 'Audit' }), {})).toThrow(/needs --mode Revoke/);
 });
 
 test('prints the fleet report as a table, one row per instance, with the counts and the key pair; exit 4 only when an instance failed', () => {

@@ -181,6 +181,13 @@ describe('resolve (the fleet)', () => {
     expect(parseResolveRequest({ ExecutionId: PARENT_ID, InstanceIds: `${IDS[0]},${IDS[1]}` }).instanceIds).toEqual(IDS.slice(0, 2));
   });
 
+  it('refuses DeleteKeyPair with an audit (an audit changes nothing, review P7), changing nothing', async () => {
+    const run = resolveFleet({ ec2: new EC2Client({}), ssm: new SSMClient({}), log: recordingLogger() }, resolveRequest({ deleteKeyPair: 'True' }));
+    await expect(run).rejects.toThrow(/needs Mode=Revoke/);
+    expect(ssmMock).not.toHaveReceivedCommand(PutParameterCommand);
+    expect(ec2Mock).not.toHaveReceivedCommand(CreateTagsCommand);
+  });
+
   it('refuses a selection that matches nothing, changing nothing', async () => {
     // Prepare
     ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
@@ -379,6 +386,8 @@ describe('the per-instance report', () => {
     // sshd also asks a program for keys: the files alone cannot make it clean (review F2)...
     expect(outcomeOf({ version: 1, status: 'ok', found: 0, authorizedKeysCommand: 'AuthorizedKeysCommand /usr/local/bin/ldap-keys %u' }, 'Audit')).toBe('incomplete');
     expect(outcomeOf({ version: 1, status: 'ok', found: 1, removed: 1, verified: true, authorizedKeysCommand: '/usr/local/bin/ldap-keys %u' }, 'Revoke')).toBe('incomplete');
+    // Files the command could not read (its report's complete: false) leave it open too.
+    expect(outcomeOf({ version: 1, status: 'ok', found: 0, complete: false }, 'Audit')).toBe('incomplete');
     // ...except EC2 Instance Connect's, which serves only keys pushed for 60 seconds.
     expect(outcomeOf({ version: 1, status: 'ok', found: 0, authorizedKeysCommand: '/opt/aws/bin/eic_run_authorized_keys %u %f' }, 'Audit')).toBe('clean');
     expect(outcomeOf({ version: 1, status: 'ok', found: 1, removed: 1, verified: false }, 'Revoke')).toBe('failed');
