@@ -90,7 +90,7 @@ function loadCommandDocument(yamlFile: string, action: string, placeholder: stri
     throw new InjectKeyDocumentError(`runCommand must be exactly ['${placeholder}']`);
   }
   checkInterpolation(doc, step);
-  step.inputs.runCommand = deployedLines(script);
+  step.inputs.runCommand = deployedLines(script, { compact: true });
   return doc;
 }
 
@@ -106,15 +106,17 @@ export function loadRevokeKeyDocument(runbooksDir: string = RUNBOOKS_DIR): Recor
 
 /**
  * The script's lines as deployed: without its full-line comments (a line whose first non-blank
- * character is `#`, except the shebang), blank lines, the indentation of each line and a comment
- * at the end of a line (a blank, `#`, a blank, then no quote character), to keep the
- * documents under SSM's size limit. Safe only where such text cannot be data: refused when the
- * script has a here-document (`<<` not followed by `<`), and refused unless bash's own parser reads
- * the same program from both texts (`declare -f` of each text as a function body prints the parse
- * tree without comments, indented its own way, with every string as it is; a dropped line or a
- * dropped blank inside a multi-line string would show).
+ * character is `#`, except the shebang) and blank lines, to keep the documents under SSM's size
+ * limit; with `compact`, also without the indentation of each line and a comment at the end of a
+ * line (a blank, `#`, a blank, then no quote character): the two key documents use it (a script
+ * whose multi-line strings need their indentation, such as embedded Python, must not). Safe only
+ * where such text cannot be data: refused when the script has a here-document (`<<` not followed
+ * by `<`), and refused unless bash's own parser reads the same program from both texts
+ * (`declare -f` of each text as a function body prints the parse tree without comments, indented
+ * its own way, with every string as it is; a dropped line or a dropped blank inside a multi-line
+ * string would show).
  */
-export function deployedLines(script: string): string[] {
+export function deployedLines(script: string, options: { readonly compact?: boolean } = {}): string[] {
   const lines = script.replace(/\n$/, '').split('\n');
   const heredoc = lines.findIndex((line) => /(^|[^<])<<(?!<)/.test(line.replace(/^\s*#.*$/, '')));
   if (heredoc >= 0) {
@@ -122,7 +124,7 @@ export function deployedLines(script: string): string[] {
   }
   const kept = lines
     .filter((line, i) => (i === 0 && line.startsWith('#!')) || !/^[ \t]*(#.*)?$/.test(line))
-    .map((line, i) => (i === 0 ? line : line.replace(/^[ \t]+/, '').replace(/[ \t]+#[ \t][^'"]*$/, '')));
+    .map((line, i) => (i === 0 || !options.compact ? line : line.replace(/^[ \t]+/, '').replace(/[ \t]+#[ \t][^'"]*$/, '')));
   if (parseTree(lines.join('\n')) !== parseTree(kept.join('\n'))) {
     throw new InjectKeyDocumentError('dropping the comments, blank lines and indentation would change the script (a multi-line string holds one, or a # that is not a comment): refusing');
   }

@@ -364,7 +364,7 @@ find_root() {
     esac
     dir=$(new_mount_dir)
     if ((NO_WRITES)) && journal_dirty "$device" "$fstype"; then
-      warn "the journal of $device ($fstype) is not clean: it was not replayed (nothing is written in this mode), so what was read is the state before the last writes the journal holds"
+      warn "the journal of $device ($fstype) is not clean and was not replayed (this mode writes nothing): its last writes are not seen"
     elif journal_dirty "$device" "$fstype"; then
       # The instance's kernel replays the journal when it mounts the filesystem at the next boot:
       # judge (and write to) that state. A read-write mount replays it as the kernel does.
@@ -563,7 +563,7 @@ find_mounts() {
     [[ -n $device ]] && fstype=$(fs_type "$device")
     if ((SCAN_ALL_USERS)) && [[ -z $device || ! $fstype =~ ^(ext[234]|xfs|btrfs)$ ]]; then
       # Scanning every user: one whose home is elsewhere (another disk, NFS) is not read, and said.
-      warn "the target's /etc/fstab mounts $mountpoint from $spec, which is not a filesystem of volume $VOLUME_ID that can be read here: the key files under it are not searched"
+      warn "the target's /etc/fstab mounts $mountpoint from $spec, not readable on volume $VOLUME_ID: key files under it are not searched"
       continue
     fi
     [[ -n $device ]] || die "the target's /etc/fstab mounts $mountpoint from $spec, which is not on volume $VOLUME_ID: the keys would be hidden under it"

@@ -52,7 +52,7 @@ read_parameters() {
   [[ $VOLUME_ID =~ $VOLUME_PATTERN ]] || die "VolumeId is not a volume id (vol- and 8 to 17 hex digits)"
   [[ $REQUESTED_USERS =~ $USERS_PATTERN ]] || die "Users must be comma-separated user names"
   [[ $root == "" || $root == / ]] || die "Root must be empty (offline method) or / (online method)"
-  [[ $fingerprints =~ $FINGERPRINTS_PATTERN ]] || die "Fingerprints must be 1 to 20 comma-separated OpenSSH SHA256 fingerprints (SHA256: and 43 base64 characters)"
+  [[ $fingerprints =~ $FINGERPRINTS_PATTERN ]] || die "Fingerprints must be 1 to 20 comma-separated SHA256:<43 base64> fingerprints"
   IFS=, read -ra list <<<"$fingerprints"
   for fp in "${list[@]}"; do REVOKED[$fp]=1; done
   if [[ -n $PUBLIC_KEY ]]; then
@@ -201,7 +201,7 @@ scan_users() {
 read_file() {
   local i=$1 file=${F_PATH[$1]} copy="$WORK_DIR/f.$1" number ca type b64 size user
   WRITER=${F_WRITER[i]} WGID=0
-  ((WRITER >= 0)) || die "the key file $file is read by several users and would be written as different users: refusing"
+  ((WRITER >= 0)) || die "the key file $file would be written as different users: refusing"
   ((WRITER)) && WGID=${PASSWD_GID[${F_USERS[i]%% *}]}
   size=$(stat -c %s -- "$TARGET$file")
   ((size <= KEY_FILE_MAX)) || die "the key file $file has $size bytes, more than 1 MiB: refusing"
@@ -330,7 +330,7 @@ verify() {
 }
 
 apply_revoke() {
-  local i
+  local i=0
   UNDO=() BACKUPS=() BACKUP_WRITERS=()
   for i in "${!F_PATH[@]}"; do
     [[ -n ${F_NEW[i]} ]] && rewrite "$i"
@@ -357,59 +357,48 @@ drop_backups() {
 }
 
 # --- report
-# capped NAME MAX ITEM...: the JSON list of at most MAX items, with a warning when some were left out.
+# capped NAME MAX ITEM...: CAPPED, the JSON list of at most MAX items, with a warning when some were left out.
+CAPPED=""
 capped() {
   local name=$1 max=$2
   shift 2
-  if (($# > max)); then
-    warn "the report lists the first $max of $# $name (truncated)"
-    set -- "${@:1:max}"
-  fi
-  json_join "$@"
+  (($# <= max)) || { warn "the report lists the first $max of $# $name (truncated)"; set -- "${@:1:max}"; }
+  CAPPED=$(json_join "$@")
 }
 
 print_ok_report() {
-  local i user total=0 removed=0 added=0
-  local -a files=() users=() without=() warnings=()
-  # Audit: nothing was removed or added (usersWithoutKey still says who a Revoke would leave without one).
-  if ((NO_WRITES)); then
-    for i in "${!F_PATH[@]}"; do F_REMOVED[i]=0 F_ADDED[i]=0; done
-  fi
+  local i user total=0 removed=0 added=0 files_json ca_json without_json
+  local -a files=() users=() without=() replayed=() warnings=()
+  # Audit: nothing was removed or added (usersWithoutKey still says whom a Revoke would leave without a key).
+  ((!NO_WRITES)) || for i in "${!F_PATH[@]}"; do F_REMOVED[i]=0 F_ADDED[i]=0; done
   for i in "${!F_PATH[@]}"; do
-    total=$((total + F_MATCHES[i])) removed=$((removed + F_REMOVED[i])) added=$((added + F_ADDED[i]))
-    users=()
+    total=$((total + F_MATCHES[i])) removed=$((removed + F_REMOVED[i])) added=$((added + F_ADDED[i])) users=()
     for user in ${F_USERS[i]}; do users+=("$(json_string "$user")"); done
-    ((${#users[@]} <= REPORT_USERS_MAX)) || users=("${users[@]:0:REPORT_USERS_MAX}" '"truncated"')
+    capped "users of ${F_PATH[i]}" "$REPORT_USERS_MAX" "${users[@]}"
     files+=("$(printf '{"path":%s,"users":%s,"matches":%s,"removed":%s,"added":%s,"kept":%s}' "$(json_string "${F_PATH[i]}")" \
-      "$(json_join "${users[@]}")" "${F_MATCHES[i]}" "${F_REMOVED[i]}" "${F_ADDED[i]}" "${F_KEPT[i]}")")
+      "$CAPPED" "${F_MATCHES[i]}" "${F_REMOVED[i]}" "${F_ADDED[i]}" "${F_KEPT[i]}")")
   done
   for user in "${!USER_LOST[@]}"; do
-    [[ -n ${USER_LEFT[$user]+set} ]] || without+=("$user")
+    [[ -n ${USER_LEFT[$user]+set} ]] || without+=("$(json_string "$user")")
   done
-  if ((${#without[@]})); then
-    mapfile -t without < <(printf '%s\n' "${without[@]}" | sort)
-    for i in "${!without[@]}"; do without[i]=$(json_string "${without[i]}"); done
-  fi
-  local files_json ca_json without_json
-  files_json=$(capped "key files" "$REPORT_FILES_MAX" "${files[@]}")
-  ca_json=$(capped "cert-authority lines" "$REPORT_CA_MAX" "${CA_LINES[@]}")
-  without_json=$(capped "users without a key" 50 "${without[@]}")
-  ((${#WARNINGS[@]} <= REPORT_WARNINGS_MAX)) || WARNINGS=("${WARNINGS[@]:0:REPORT_WARNINGS_MAX}" '"more warnings were left out (truncated)"')
+  ((${#without[@]} == 0)) || mapfile -t without < <(printf '%s\n' "${without[@]}" | sort)
+  for i in "${REPLAYED[@]}"; do replayed+=("$(json_string "$i")"); done
+  capped "key files" "$REPORT_FILES_MAX" "${files[@]}"
+  files_json=$CAPPED
+  capped "cert-authority lines" "$REPORT_CA_MAX" "${CA_LINES[@]}"
+  ca_json=$CAPPED
+  capped "users without a key" 50 "${without[@]}"
+  without_json=$CAPPED
+  # Last, so that the warnings above count: each at most REPORT_TEXT_MAX characters, at most REPORT_WARNINGS_MAX.
   for i in "${WARNINGS[@]}"; do
     ((${#i} <= REPORT_TEXT_MAX)) || i="${i:0:REPORT_TEXT_MAX-14}... (truncated)\""
+    ((${#warnings[@]} < REPORT_WARNINGS_MAX - 1)) || { warnings+=('"more warnings were left out (truncated)"'); break; }
     warnings+=("$i")
   done
   REPORT_DONE=1
   printf '{"version":1,"status":"ok","mode":"%s","root":{"device":%s,"fstype":%s},"files":%s,"found":%s,"removed":%s,"added":%s,"usersWithoutKey":%s,"caLines":%s,"authorizedKeysCommand":%s,"verified":%s,"journalReplayed":%s,"warnings":%s}\n' \
     "$MODE" "$(json_string "$ROOT_DEVICE")" "$(json_string "$ROOT_FSTYPE")" "$files_json" "$total" "$removed" "$added" "$without_json" \
-    "$ca_json" "$(json_string "$AKC_TEXT")" "$VERIFIED" "$(replayed_json)" "$(json_join "${warnings[@]}")" >&3
-}
-
-replayed_json() {
-  local -a replayed=()
-  local device
-  for device in "${REPLAYED[@]}"; do replayed+=("$(json_string "$device")"); done
-  json_join "${replayed[@]}"
+    "$ca_json" "$(json_string "$AKC_TEXT")" "$VERIFIED" "$(json_join "${replayed[@]}")" "$(json_join "${warnings[@]}")" >&3
 }
 
 # --- methods
@@ -431,9 +420,10 @@ offline() {
   plan_revoke
   # Audit, or nothing to write: the volume is never mounted read-write.
   ((NO_WRITES)) && return 0
-  local i
+  local i=0
   for i in "${!F_NEW[@]}"; do [[ -z ${F_NEW[i]} ]] || break; done
-  [[ -n ${F_NEW[i]:-} ]] || return 0
+  # (nothing to write: nothing to read back, the files are as verified as they can be)
+  [[ -n ${F_NEW[i]:-} ]] || { VERIFIED=true; return 0; }
   unmount_all
   mount_target rw
   # Plan again on what is now mounted read-write.

@@ -26,13 +26,16 @@ function Write-ConsoleLine([string]$Line) {
   for ($i = 0; $i -lt 30; $i++) {
     $written = 0
     foreach ($name in $names) {
+      $port = $null
       try {
         $port = New-Object System.IO.Ports.SerialPort $name, 115200
+        $port.WriteTimeout = 5000
         $port.Open()
         $port.WriteLine($Line)
-        $port.Close()
         $written++
       } catch {
+      } finally {
+        if ($null -ne $port) { $port.Dispose() }
       }
     }
     if ($written -gt 0) { return }
@@ -71,7 +74,7 @@ try {
   $alphabet = -join $classes
   $rng = New-Object System.Security.Cryptography.RNGCryptoServiceProvider
   do {
-    $chars = for ($i = 0; $i -lt 24; $i++) { $alphabet[(Get-RandomIndex $rng $alphabet.Length)] }
+    $chars = @(1..24 | ForEach-Object { $alphabet[(Get-RandomIndex $rng $alphabet.Length)] })
     $password = -join $chars
     $missing = @($classes | Where-Object { $password.IndexOfAny($_.ToCharArray()) -lt 0 })
   } while ($missing.Count -gt 0)
@@ -86,6 +89,9 @@ try {
   $user = [ADSI]('WinNT://' + $env:COMPUTERNAME + '/' + $admin[0].Name + ',user')
   $user.SetPassword($password)
   $user.SetInfo()
+  # The run stores the password only once this line follows the password line.
+  $reason = 'confirm'
+  Write-ConsoleLine ('ec2-reset-access:' + $RunId + ':done')
   $reason = 'done'
 } catch {
   try { Write-ConsoleLine ('ec2-reset-access:' + $RunId + ':error:' + $reason) } catch { }

@@ -61,6 +61,8 @@ export interface WindowsImageOptions {
   readonly agentFileVersion?: string;
   /** No \Windows folder: a data volume, not a Windows installation. @default false */
   readonly noWindows?: boolean;
+  /** Fill the Windows volume's free space with a file (\fill.bin) until ntfs-3g reports it full. @default false */
+  readonly fill?: boolean;
   /** @default 48 */
   readonly sizeMiB?: number;
 }
@@ -241,6 +243,8 @@ export async function buildWindowsImage(path: string, options: WindowsImageOptio
       'm=$(mktemp -d)',
       'ntfs-3g "$1" "$m"',
       'cp -r --no-preserve=all "$2"/. "$m"/',
+      // dd stops with ENOSPC: that is the point.
+      ...(options.fill ? ['dd if=/dev/zero of="$m/fill.bin" bs=64k 2>/dev/null || true'] : []),
       'umount "$m"',
       'rmdir "$m"',
     ].join('\n');

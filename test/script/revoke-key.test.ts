@@ -7,12 +7,13 @@
  * must not change one byte of the disk image.
  */
 import { execFileSync } from 'child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { loadRevokeKeyDocument, revokeKeyScriptFromDocument } from '../../lib/inject-key-document';
 import { diffImage, snapshotImage, type ImageSnapshot } from '../../local/disk/images';
 import { attachLoop, detachLoop } from '../../local/disk/loop';
 import { runInjectScript, type RunInjectResult } from '../../local/disk/run-inject';
+import { sshLogin, startSshd } from '../../local/disk/sshd';
 import { scratchImages, sha256File, VOLUME_ID } from '../support/disk';
 
 // --- keys, made by ssh-keygen
@@ -24,17 +25,20 @@ interface Key {
   readonly base64: string;
   readonly line: string;
   readonly fingerprint: string;
+  /** The private half, for the ssh logins (only handed to sshLogin, which never prints it). */
+  readonly privateKey: string;
 }
 
 function makeKey(name: string, type: 'ed25519' | 'rsa' | 'ecdsa'): Key {
   const file = join(keyDir, name);
   execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', '', '-C', name, '-f', file]);
-  const line = execFileSync('cat', [`${file}.pub`], { encoding: 'utf8' }).trim();
-  rmSync(file); // the private half is never needed
+  const line = readFileSync(`${file}.pub`, 'utf8').trim();
+  const privateKey = readFileSync(file, 'utf8');
+  rmSync(file);
   const [keyType, base64] = line.split(' ');
   const fingerprint = fingerprintOf(line);
   if (fingerprint === null) throw new Error(`ssh-keygen reads no key in ${name}.pub`);
-  return { type: keyType, base64, line, fingerprint };
+  return { type: keyType, base64, line, fingerprint, privateKey };
 }
 
 /** ssh-keygen's fingerprint of one line of an authorized keys file, or null when it reads no key there. */
@@ -119,7 +123,10 @@ function spec(layout: 'ext4-whole' | 'gpt-xfs') {
       { name: 'mallory', uid: 1004, gid: 1004 },
       { name: 'mallet', uid: 1005, gid: 1005 },
     ],
-    sshdConfigD: { '50-alice.conf': 'Match User alice\n    AuthorizedKeysFile /etc/ssh/keys/%u\n' },
+    sshdConfigD: {
+      '40-sss.conf': 'AuthorizedKeysCommand /usr/bin/sss_ssh_authorizedkeys %u\nAuthorizedKeysCommandUser nobody\n',
+      '50-alice.conf': 'Match User alice\n    AuthorizedKeysFile /etc/ssh/keys/%u\n',
+    },
     extraFiles: { '/etc/ssh/keys/alice': join_(aliceLines) },
     // Hostile users' links: mallory's key file is alice's (sshd follows the link: alice's keys open
     // mallory's account too); mallet's leads to /etc/shadow, which sshd, as mallet, cannot open.
@@ -218,7 +225,9 @@ describe.each([
     expect(result.exitCode).toBe(0);
     expect(sha256File(path)).toBe(checksum);
     const r = result.report;
-    expect(r).toMatchObject({ version: 1, status: 'ok', mode: 'Audit', verified: false, removed: 0, added: 0, authorizedKeysCommand: '' });
+    expect(r).toMatchObject({ version: 1, status: 'ok', mode: 'Audit', verified: false, removed: 0, added: 0 });
+    // sshd also asks a program for keys: reported as the directive, never run or edited
+    expect(r.authorizedKeysCommand).toBe('AuthorizedKeysCommand /usr/bin/sss_ssh_authorizedkeys %u');
     const byPath = Object.fromEntries((r.files as any[]).map((f) => [f.path, f]));
     expect(byPath['/home/ec2-user/.ssh/authorized_keys']).toEqual({ path: '/home/ec2-user/.ssh/authorized_keys', users: ['ec2-user'], matches: 5, removed: 0, added: 0, kept: 4 });
     // alice's file, once, for alice (her Match block) and for mallory (whose link leads there)
@@ -240,6 +249,14 @@ describe.each([
   }, 120_000);
 
   if (layout === 'ext4-whole') {
+    test('Users naming a user sshd reads no key file for (mallet): refused, naming him, before the volume is mounted read-write', async () => {
+      const checksum = sha256File(path);
+      const result = await revoke(path, { mode: 'Revoke', replacementKey: replacement.line, users: 'mallet' });
+      expect(result.exitCode).not.toBe(0);
+      expect(result.report).toMatchObject({ status: 'error', mode: 'Revoke', error: expect.stringContaining('user mallet has no key file sshd reads') });
+      expect(sha256File(path)).toBe(checksum);
+    }, 120_000);
+
     test('Revoke without a replacement: exactly the lines ssh-keygen attributes to a revoked key are gone, the rest byte for byte; carol is left without a key', async () => {
       // Act
       const result = await revoke(path, { mode: 'Revoke' });
@@ -266,7 +283,7 @@ describe.each([
       const checksum = sha256File(path);
       const result = await revoke(path, { mode: 'Revoke' });
       expect(result.exitCode).toBe(0);
-      expect(result.report).toMatchObject({ status: 'ok', found: 0, removed: 0, added: 0, usersWithoutKey: [] });
+      expect(result.report).toMatchObject({ status: 'ok', found: 0, removed: 0, added: 0, usersWithoutKey: [], verified: true });
       expect(sha256File(path)).toBe(checksum);
     }, 120_000);
   } else {
@@ -293,6 +310,37 @@ describe.each([
       const diff = await changed(path, before);
       expect(changedPaths(diff, prefix)).toEqual(['/etc/ssh/keys/alice', '/home/bob/.ssh/authorized_keys', '/home/carol/.ssh/authorized_keys', '/home/ec2-user/.ssh/authorized_keys', '/root/.ssh/authorized_keys']);
       expect(diff[`${prefix}/home/bob/.ssh/authorized_keys`]).toMatch(/^f 600 1002:1002 /);
+    }, 120_000);
+
+    test('OpenSSH\'s sshd on the revoked disk: the leaked keys no longer log in, the kept and replacement keys do', async () => {
+      // Prepare
+      const loop = await attachLoop(path);
+      try {
+        const sshd = await startSshd({ root: { device: `${loop.device}p1`, fstype: 'xfs' }, timeoutSeconds: 60 });
+        try {
+          // Act
+          const login = async (user: string, key: Key): Promise<boolean> => (await sshLogin({ port: sshd.port, user, privateKey: key.privateKey })).ok;
+          const verdicts = {
+            ec2UserLeaked: await login('ec2-user', leaked),
+            ec2UserLeakedRsa: await login('ec2-user', leakedRsa),
+            carolLeaked: await login('carol', leaked),
+            ec2UserKept: await login('ec2-user', keep),
+            ec2UserReplacement: await login('ec2-user', replacement),
+            carolReplacement: await login('carol', replacement),
+            bobReplacement: await login('bob', replacement),
+          };
+
+          // Assess
+          expect(verdicts).toEqual({
+            ec2UserLeaked: false, ec2UserLeakedRsa: false, carolLeaked: false,
+            ec2UserKept: true, ec2UserReplacement: true, carolReplacement: true, bobReplacement: true,
+          });
+        } finally {
+          await sshd.stop();
+        }
+      } finally {
+        await detachLoop(loop.device);
+      }
     }, 120_000);
   }
 });

@@ -327,7 +327,7 @@ describe('inject-key with a revoke plan', () => {
     ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
     // Act
     const r = await injectKey(
-      { ssm: new SSMClient({}), log: recordingLogger(), config: { keyId: 'arn:aws:kms:us-east-1:123456789012:key/k', documentName: 'ResetAccess-InjectKey', revokeDocumentName: 'RevokeKey-Command' } },
+      { ec2: new EC2Client({}), ssm: new SSMClient({}), log: recordingLogger(), config: { keyId: 'arn:aws:kms:us-east-1:123456789012:key/k', documentName: 'ResetAccess-InjectKey', revokeDocumentName: 'RevokeKey-Command' } },
       { executionId: plan.executionId, instanceId: plan.instanceId },
     );
     // Assess
