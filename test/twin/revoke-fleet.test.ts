@@ -9,6 +9,10 @@
  * key once, one with it twice, once behind an options prefix), one managed and clean, two
  * unmanaged and stopped (volume swap: one with the key, one clean), one unmanaged and running
  * (unreachable: AllowStop=False, never stopped, never read).
+ *
+ * DeleteKeyPair: kept here (one instance unreachable); its deletion once every instance is clean
+ * is exercised on the wire by the IAM replay's RevokeKey scenario (test/security/iam-replay.test.ts)
+ * and its rule by test/unit/lambdas/revoke.test.ts (a third fleet run here cost ~40 s of the CI budget).
  */
 import { createHash } from 'node:crypto';
 import { execFile, execFileSync } from 'node:child_process';
@@ -244,6 +248,8 @@ test('Revoke of a key pair with a replacement key: the leaked lines gone, every 
   const { gather, report } = await fleetReportOf(e);
   expect(gather).toMatchObject({ Instances: 6, Cleaned: 3, Clean: 2, Unreachable: 1, Failed: 0 });
   expect(gather.KeyPair).toMatch(/^leaked kept: .*1 unreachable/);
+  const pairs = await twin.ec2.send(new DescribeKeyPairsCommand({})).then((r) => (r.KeyPairs ?? []).map((k) => k.KeyName));
+  expect(pairs).toContain('leaked');
   for (const m of fleet) {
     const entry = report.instances.find((x) => x.instanceId === m.instance.instanceId) as FleetEntry;
     const beforeFps = fingerprintsOf(m.before);
@@ -262,14 +268,4 @@ test('Revoke of a key pair with a replacement key: the leaked lines gone, every 
     expect(afterFps.filter((f) => f === REPLACEMENT.fingerprint)).toHaveLength(1);
     expect(entry).toMatchObject({ outcome: 'cleaned', found: leakedLines, removed: leakedLines, added: 1 });
   }
-});
-
-test('DeleteKeyPair: the key pair deleted once every chosen instance is clean or cleaned', async () => {
-  // Act: the reachable instances by id, all cleaned by now.
-  const ids = fleet.filter((m) => m.name.startsWith('online')).map((m) => m.instance.instanceId).join(',');
-  const deleted = await revokeKey({ InstanceIds: ids, KeyPairName: 'leaked', Mode: 'Revoke', DeleteKeyPair: 'True' });
-  // Assess
-  expect((await fleetReportOf(deleted)).gather).toMatchObject({ Instances: 3, Clean: 3, KeyPair: 'leaked deleted' });
-  const left = await twin.ec2.send(new DescribeKeyPairsCommand({})).then((r) => (r.KeyPairs ?? []).map((k) => k.KeyName));
-  expect(left).not.toContain('leaked');
 });
