@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { backups } from './commands/backups';
 import { cancel } from './commands/cancel';
 import { reset } from './commands/reset';
+import { revoke } from './commands/revoke';
 import { selftest } from './commands/selftest';
 import { status } from './commands/status';
 import { CliError, EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
@@ -47,6 +48,27 @@ export function program(io: Io, done: (code: ExitCode) => void): Command {
       .option('--keep-parameter', 'keep the SecureString with the private key (default: deleted once written to ~/.ssh)')
       .option('--force', 'replace an existing ~/.ssh/reset-access-<instance-id>'),
   ).action(async (id: string, opts) => done(await reset(id, opts, io)));
+
+  common(
+    prog
+      .command('revoke')
+      .description('a leaked key: find (Audit) or take out (Revoke) its public key on every instance, with the RevokeKey runbook; prints the fleet report')
+      .argument('[instance-ids...]', 'the instances (at most 25); or --tag, or --key-pair alone for every instance launched with it')
+      .option('--tag <Key=Value>', 'every instance with this tag (Key alone: with the key)')
+      .option('--key-pair <name>', 'the EC2 key pair whose public key is revoked')
+      .option('--fingerprint <SHA256:...>', 'a key to revoke by its OpenSSH SHA256 fingerprint (repeat for more)', (v: string, all: string[] = []) => [...all, v])
+      .option('--public-key <file>', 'a key to revoke, its .pub file')
+      .option('--replacement <file>', 'a public key (.pub) put where a revoked key was, and for --users')
+      .option('--users <list>', 'comma-separated users who get the replacement even where no revoked key was')
+      .addOption(new Option('--mode <mode>', 'Audit reports, changes nothing; Revoke removes').choices(['Audit', 'Revoke']).default('Audit'))
+      .addOption(new Option('--method <method>', 'how the files are reached (runbook parameter Method)').choices(['Auto', 'Online', 'VolumeSwap']))
+      .option('--allow-stop', 'let the volume swap stop running instances whose SSM Agent is not Online')
+      .option('--max-concurrency <n>', 'instances at once (number or percentage)')
+      .option('--max-errors <n>', 'failed instances before no new one starts (number or percentage)')
+      .option('--delete-key-pair', 'delete the --key-pair at the end, only if every instance is clean or cleaned')
+      .option('--document-name <name>', 'the fleet runbook', 'RevokeKey')
+      .option('-y, --yes', 'do not ask for confirmation (asked for Revoke, --allow-stop, --delete-key-pair)'),
+  ).action(async (ids: string[], opts) => done(await revoke(ids, opts, io)));
 
   common(
     prog

@@ -18,22 +18,25 @@ export interface CreateAppProps {
    * Overrides for tests (lambdas directory, runbook file, Command document content).
    * @default - the repository's files
    */
-  readonly stackProps?: Pick<ResetAccessStackProps, 'lambdasDir' | 'runbookFile' | 'injectKeyDocument'>;
+  readonly stackProps?: Pick<ResetAccessStackProps, 'lambdasDir' | 'runbookFile' | 'injectKeyDocument' | 'revokeKeyDocument'>;
 }
 
 /**
  * The CDK app: one environment-agnostic stack (no lookups, no credentials needed to synthesize),
  * checked by cdk-nag's AwsSolutions pack at synth.
  *
- * Context: `stackName` (default ResetAccessStack), `documentName` (default ResetAccess).
+ * Context: `stackName` (default ResetAccessStack), `documentName` (default ResetAccess),
+ * `revokeDocumentName` (default RevokeKey).
  */
 export function createApp(props: CreateAppProps = {}): { app: App; stack: ResetAccessStack } {
   const app = new App({ outdir: props.outdir, context: props.context });
   const stackName = contextString(app, 'stackName') ?? DEFAULT_STACK_NAME;
   const documentName = contextString(app, 'documentName') ?? DEFAULT_DOCUMENT_NAME;
+  const revokeDocumentName = contextString(app, 'revokeDocumentName');
   const stack = new ResetAccessStack(app, stackName, {
     stackName,
     documentName,
+    ...(revokeDocumentName ? { revokeDocumentName } : {}),
     description: 'ec2-reset-access: regain SSH access to an EC2 Linux instance whose key is lost (SSM Automation runbook)',
     ...props.stackProps,
   });

@@ -9,6 +9,12 @@ export interface AutomationRoleProps {
   readonly functions: lambda.IFunction[];
   /** The restore runbook the cancel path starts: the only document this role may start. */
   readonly restoreDocumentName: string;
+  /**
+   * The per-instance RevokeKey runbook, which the fleet runbook's fan-out starts
+   * (aws:executeAutomation: the child runs as the role it is given, this one).
+   * @default - none
+   */
+  readonly revokeInstanceDocumentName?: string;
 }
 
 /**
@@ -73,6 +79,24 @@ export class AutomationRole extends Construct {
         ],
       }),
     );
+    if (props.revokeInstanceDocumentName) {
+      // The RevokeKey fleet's fan-out (aws:executeAutomation) starts the per-instance runbook, with
+      // rate control over a tag target; the same three resources as above, for that document only.
+      // Resolving a tag target is Automation's own lookup; tag:GetResources (read-only, no resource-level
+      // permissions) is granted in case it is made with this role (local/README.md, assumptions).
+      this.role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'StartRevokeInstanceRunbook',
+          actions: ['ssm:StartAutomationExecution'],
+          resources: [
+            `${ssmArn}:document/${props.revokeInstanceDocumentName}`,
+            `${ssmArn}:automation-definition/${props.revokeInstanceDocumentName}:*`,
+            `${ssmArn}:automation-execution/*`,
+          ],
+        }),
+      );
+      this.role.addToPolicy(new iam.PolicyStatement({ sid: 'ResolveTagTargets', actions: ['tag:GetResources'], resources: ['*'] }));
+    }
     // The restore execution runs as this role too (its AutomationAssumeRole), so starting it
     // passes this role to Systems Manager: itself, only to ssm.amazonaws.com.
     this.role.addToPolicy(
@@ -108,6 +132,9 @@ export class AutomationRole extends Construct {
             'of the cancelled execution, whose id is known only at run time (read-only).',
           appliesTo: [
             `Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:automation-definition/${props.restoreDocumentName}:*`,
+            ...(props.revokeInstanceDocumentName
+              ? [`Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:automation-definition/${props.revokeInstanceDocumentName}:*`]
+              : []),
             'Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:automation-execution/*',
           ],
         },

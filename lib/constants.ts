@@ -28,6 +28,11 @@ export const HELPER_AMI_PARAMETER_PREFIX = '/aws/service/ami-amazon-linux-latest
 /** Default names, overridable by the context keys `stackName` and `documentName`. */
 export const DEFAULT_STACK_NAME = 'ResetAccessStack';
 export const DEFAULT_DOCUMENT_NAME = 'ResetAccess';
+/** The RevokeKey fleet runbook's default name (context `revokeDocumentName`). */
+export const DEFAULT_REVOKE_DOCUMENT_NAME = 'RevokeKey';
+/** The per-instance runbook is `<revokeDocumentName><suffix>`, the revoke Command document `<revokeDocumentName><suffix>`. */
+export const REVOKE_INSTANCE_DOCUMENT_SUFFIX = '-Instance';
+export const REVOKE_COMMAND_DOCUMENT_SUFFIX = '-Command';
 /** The Command document is named `<documentName><suffix>`. */
 export const INJECT_DOCUMENT_SUFFIX = '-InjectKey';
 
@@ -50,6 +55,10 @@ export const STEP_FOLDERS = [
   'set-user-data',
   'confirm-user-data',
   'restore-user-data',
+  // RevokeKey (issue 14): the fleet's first and last steps, and the per-instance report.
+  'revoke-resolve',
+  'revoke-report',
+  'revoke-gather',
 ] as const;
 
 /** One Lambda folder name. */

@@ -25,9 +25,9 @@ import {
   StepFolder,
 } from './constants';
 import { StepFunction } from './step-function';
-import { PUBLIC_KEY_PATH } from '../lambdas/common/names';
+import { PUBLIC_KEY_PATH, REVOKE_PATH } from '../lambdas/common/names';
 import { USER_DATA_PATH } from '../lambdas/common/user-data-names';
-import { LOCK_TAG_KEY } from '../lambdas/common/tags';
+import { LOCK_TAG_KEY, REVOKE_RUN_TAG_KEY } from '../lambdas/common/tags';
 
 export interface StepFunctionsProps {
   /** The helper's instance profile: launch-helper passes its role to EC2. */
@@ -38,6 +38,11 @@ export interface StepFunctionsProps {
   readonly parameterKey: kms.IKey;
   /** Name of the inject-key Command document (a token: its Ref). */
   readonly injectDocumentName: string;
+  /**
+   * Name of the revoke Command document (a token: its Ref), sent by inject-key for a revoke plan.
+   * @default - none: inject-key cannot send a revoke command
+   */
+  readonly revokeDocumentName?: string;
   /**
    * The directory holding the Lambda folders.
    * @default - `<repo>/lambdas`
@@ -120,6 +125,10 @@ const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; descr
   // Polls the console for up to 240 s (CONFIRM_BUDGET_MS).
   'confirm-user-data': { timeout: Duration.seconds(270), description: 'Read the instance\'s report of the key from its serial console' },
   'restore-user-data': { timeout: Duration.seconds(60), description: 'Put the original user data back, delete the saved copy' },
+  // RevokeKey (issue 14).
+  'revoke-resolve': { timeout: Duration.seconds(120), description: 'RevokeKey: check the inputs, choose the instances, compute the fingerprints, tag the fleet' },
+  'revoke-report': { timeout: Duration.seconds(60), description: 'RevokeKey: the per-instance report from the revoke command' },
+  'revoke-gather': { timeout: Duration.seconds(240), description: 'RevokeKey: the fleet report, untag, optionally delete the key pair' },
 };
 
 /**
@@ -244,6 +253,9 @@ export class StepFunctions extends Construct {
     grantSetUserData(policies['set-user-data'], props);
     grantConfirmUserData(policies['confirm-user-data']);
     grantRestoreUserData(policies['restore-user-data'], props);
+    grantRevokeResolve(policies['revoke-resolve']);
+    grantRevokeReport(policies['revoke-report']);
+    grantRevokeGather(policies['revoke-gather']);
     for (const policy of Object.values(policies)) {
       policy.acknowledge();
     }
@@ -270,6 +282,11 @@ function environmentFor(folder: StepFolder, props: StepFunctionsProps): Record<s
         HELPER_AMI_PARAMETER_PREFIX,
       };
     case 'inject-key':
+      return {
+        KEY_ID: props.parameterKey.keyArn,
+        INJECT_DOCUMENT_NAME: props.injectDocumentName,
+        ...(props.revokeDocumentName ? { REVOKE_DOCUMENT_NAME: props.revokeDocumentName } : {}),
+      };
     case 'save-user-data':
     case 'set-user-data':
       return { KEY_ID: props.parameterKey.keyArn, INJECT_DOCUMENT_NAME: props.injectDocumentName };
@@ -364,6 +381,8 @@ function grantPreflight(p: StepPolicy): void {
     'DescribeSubnets',
     'DescribeAddresses',
     'DescribeSpotInstanceRequests',
+    // RevokeKey-Instance run alone with KeyPairName: its public key (read-only).
+    'DescribeKeyPairs',
   ]);
   p.allow(
     'AutoScalingMembership',
@@ -382,6 +401,8 @@ function grantPreflight(p: StepPolicy): void {
   // resources, the one that starts a run (and its undoing when tagging fails half-way).
   p.allow('LockTag', ['ec2:CreateTags'], [ec2Arn('instance'), ec2Arn('volume')], WHY_LOCK_TAG, LOCK_TAGGING);
   lockUntag(p);
+  // RevokeKey-Instance as a fleet's child reads the fleet's spec (RevokeSpec).
+  revokeSpecRead(p);
 }
 
 /** ec2:DeleteTags of the lock key only, where it is (cleanup, restore; preflight's undo). */
@@ -565,6 +586,7 @@ function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
   // managed-instance tags; assumption: it is evaluated on the EC2 instance ARN.)
   p.allowOn('SendInjectCommand', ['ssm:SendCommand'], [
     `arn:${CFN_PARTS.partition}:ssm:${CFN_PARTS.region}:${CFN_PARTS.account}:document/${props.injectDocumentName}`,
+    ...(props.revokeDocumentName ? [`arn:${CFN_PARTS.partition}:ssm:${CFN_PARTS.region}:${CFN_PARTS.account}:document/${props.revokeDocumentName}`] : []),
   ]);
   p.allow('SendToHelperOnly', ['ssm:SendCommand'], [ec2Arn('instance')], 'Only instances tagged as our helper (condition ssm:resourceTag/reset-access:role).', {
     StringEquals: { [`ssm:resourceTag/${ROLE_TAG_KEY}`]: HELPER_ROLE_TAG_VALUE },
@@ -737,4 +759,61 @@ function grantRestoreUserData(p: StepPolicy, props: StepFunctionsProps): void {
   modifyTarget(p, 'RestoreUserData', ['ec2:ModifyInstanceAttribute']);
   savedUserData(p, props, ['GetParameter', 'DeleteParameter']);
   locks(p, ['GetParameter']);
+}
+
+// ---- RevokeKey (issue 14) ---------------------------------------------------------------
+
+const WHY_REVOKE_RUN = 'A RevokeKey fleet run\'s parameters: /reset-access/revoke/<execution id>/spec and /report, named at run time.';
+const WHY_REVOKE_TAG =
+  'The instances a RevokeKey fleet run chose, named at run time: only the tag key reset-access:revoke-run ' +
+  '(conditions aws:TagKeys, aws:RequestTag / aws:ResourceTag); the tag grants nothing (no policy keys on it).';
+
+/**
+ * resolve's tagging of the chosen instances: only the run's key, with a value; gather's untagging:
+ * only that key, where it is (as LOCK_TAGGING / LOCK_UNTAGGING for the lock tag).
+ */
+const REVOKE_TAGGING = {
+  'ForAllValues:StringEquals': { 'aws:TagKeys': [REVOKE_RUN_TAG_KEY] },
+  Null: { 'aws:TagKeys': 'false', [`aws:RequestTag/${REVOKE_RUN_TAG_KEY}`]: 'false' },
+};
+const REVOKE_UNTAGGING = {
+  'ForAllValues:StringEquals': { 'aws:TagKeys': [REVOKE_RUN_TAG_KEY] },
+  Null: { 'aws:TagKeys': 'false', [`aws:ResourceTag/${REVOKE_RUN_TAG_KEY}`]: 'false' },
+};
+
+/** GetParameter of a fleet's spec (read-only). */
+function revokeSpecRead(p: StepPolicy): StepPolicy {
+  return p.allow('RevokeSpec', ['ssm:GetParameter'], [parameterArn(REVOKE_PATH)], WHY_REVOKE_RUN);
+}
+
+function grantRevokeResolve(p: StepPolicy): void {
+  describe(p, ['DescribeInstances', 'DescribeKeyPairs']);
+  p.allow('PublicKeyParameter', ['ssm:GetParameter'], [parameterArn(PUBLIC_KEY_PATH)], 'A public key line the user stored for the run (read-only, one path).');
+  p.allow('RevokeSpecWrite', ['ssm:PutParameter'], [parameterArn(REVOKE_PATH)], WHY_REVOKE_RUN);
+  p.allow('RevokeRunTag', ['ec2:CreateTags'], [ec2Arn('instance')], WHY_REVOKE_TAG, REVOKE_TAGGING);
+}
+
+function grantRevokeReport(p: StepPolicy): void {
+  p.allow('RevokeCommandReport', ['ssm:GetCommandInvocation'], ['*'], 'ssm:GetCommandInvocation does not support resource-level permissions (read-only).');
+  locks(p, ['GetParameter']);
+  revokeSpecRead(p);
+}
+
+function grantRevokeGather(p: StepPolicy): void {
+  // DeleteKeyPair=True: every instance launched with the key pair must be in the report (key-name filter).
+  describe(p, ['DescribeInstances']);
+  p.allow(
+    'FleetChildren',
+    ['ssm:DescribeAutomationExecutions'],
+    ['*'],
+    'ssm:DescribeAutomationExecutions does not support resource-level permissions (read-only: the children of this run).',
+  );
+  p.allow('RevokeRunParameters', ['ssm:GetParameter', 'ssm:PutParameter', 'ssm:DeleteParameter'], [parameterArn(REVOKE_PATH)], WHY_REVOKE_RUN);
+  p.allow('RevokeRunUntag', ['ec2:DeleteTags'], [ec2Arn('instance')], WHY_REVOKE_TAG, REVOKE_UNTAGGING);
+  p.allow(
+    'DeleteLeakedKeyPair',
+    ['ec2:DeleteKeyPair'],
+    [ec2Arn('key-pair')],
+    'The key pair the user named (KeyPairName, DeleteKeyPair=True), known only at run time; deleted only when every instance is clean or cleaned.',
+  );
 }

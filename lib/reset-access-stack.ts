@@ -2,12 +2,24 @@ import { CfnOutput, Fn, Stack, StackProps } from 'aws-cdk-lib';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { AutomationRole } from './automation-role';
-import { DEFAULT_DOCUMENT_NAME, INJECT_DOCUMENT_SUFFIX } from './constants';
+import {
+  DEFAULT_DOCUMENT_NAME,
+  DEFAULT_REVOKE_DOCUMENT_NAME,
+  INJECT_DOCUMENT_SUFFIX,
+  REVOKE_COMMAND_DOCUMENT_SUFFIX,
+  REVOKE_INSTANCE_DOCUMENT_SUFFIX,
+} from './constants';
 import { StepFunctions } from './functions';
 import { HelperRole } from './helper-role';
-import { loadInjectKeyDocument } from './inject-key-document';
+import { loadInjectKeyDocument, loadRevokeKeyDocument } from './inject-key-document';
 import { ParameterKey } from './key';
-import { InjectKeyCommandDocument, RESTORE_RUNBOOK_FILE, Runbook } from './runbook';
+import {
+  InjectKeyCommandDocument,
+  RESTORE_RUNBOOK_FILE,
+  REVOKE_FLEET_RUNBOOK_FILE,
+  REVOKE_INSTANCE_RUNBOOK_FILE,
+  Runbook,
+} from './runbook';
 
 /** The restore runbook the cancel path starts is `<documentName><suffix>`. */
 export const RESTORE_DOCUMENT_SUFFIX = '-Restore';
@@ -38,7 +50,19 @@ export interface ResetAccessStackProps extends StackProps {
    * @default - loadInjectKeyDocument()
    */
   readonly injectKeyDocument?: Record<string, unknown>;
+  /**
+   * The RevokeKey fleet runbook's name; the per-instance runbook is `<revokeDocumentName>-Instance`,
+   * the revoke Command document `<revokeDocumentName>-Command`.
+   * @default 'RevokeKey'
+   */
+  readonly revokeDocumentName?: string;
+  /**
+   * The revoke Command document's content.
+   * @default - loadRevokeKeyDocument() (runbooks/revoke-key.yaml with its script inlined)
+   */
+  readonly revokeKeyDocument?: Record<string, unknown>;
 }
+
 
 /**
  * Everything ResetAccess deploys: the Automation runbook, the restore runbook its cancel path
@@ -57,17 +81,34 @@ export class ResetAccessStack extends Stack {
   public readonly runbook: Runbook;
   public readonly restoreRunbook: Runbook;
   public readonly injectDocument: InjectKeyCommandDocument;
+  /** RevokeKey (issue 14): the fleet runbook, the per-instance runbook, the revoke Command document. */
+  public readonly revokeDocumentName: string;
+  public readonly revokeInstanceDocumentName: string;
+  public readonly revokeCommandDocumentName: string;
+  public readonly revokeRunbook: Runbook;
+  public readonly revokeInstanceRunbook: Runbook;
+  public readonly revokeDocument: InjectKeyCommandDocument;
 
   public constructor(scope: Construct, id: string, props: ResetAccessStackProps = {}) {
     super(scope, id, props);
     this.documentName = props.documentName ?? DEFAULT_DOCUMENT_NAME;
     this.injectDocumentName = `${this.documentName}${INJECT_DOCUMENT_SUFFIX}`;
     this.restoreDocumentName = `${this.documentName}${RESTORE_DOCUMENT_SUFFIX}`;
-    for (const name of [this.documentName, this.injectDocumentName, this.restoreDocumentName]) {
+    this.revokeDocumentName = props.revokeDocumentName ?? DEFAULT_REVOKE_DOCUMENT_NAME;
+    this.revokeInstanceDocumentName = `${this.revokeDocumentName}${REVOKE_INSTANCE_DOCUMENT_SUFFIX}`;
+    this.revokeCommandDocumentName = `${this.revokeDocumentName}${REVOKE_COMMAND_DOCUMENT_SUFFIX}`;
+    for (const name of [
+      this.documentName,
+      this.injectDocumentName,
+      this.restoreDocumentName,
+      this.revokeDocumentName,
+      this.revokeInstanceDocumentName,
+      this.revokeCommandDocumentName,
+    ]) {
       if (!DOCUMENT_NAME.test(name) || RESERVED_DOCUMENT_PREFIX.test(name)) {
         throw new Error(
           `Invalid document name "${name}": use 3 to 128 letters, digits, "_", "-" or "." ` +
-            '(the Command document adds "-InjectKey", the restore runbook "-Restore"), not starting with aws, amazon or amzn',
+            '(the Command document adds "-InjectKey", the restore runbook "-Restore", RevokeKey\'s "-Instance" and "-Command"), not starting with aws, amazon or amzn',
         );
       }
     }
@@ -78,6 +119,11 @@ export class ResetAccessStack extends Stack {
     });
     // Ref of a document is its name: referencing it orders the deployment.
     const injectDocumentName = this.injectDocument.document.ref;
+    this.revokeDocument = new InjectKeyCommandDocument(this, 'RevokeKeyCommand', {
+      documentName: this.revokeCommandDocumentName,
+      content: props.revokeKeyDocument ?? loadRevokeKeyDocument(),
+    });
+    const revokeDocumentRef = this.revokeDocument.document.ref;
 
     this.parameterKey = new ParameterKey(this, 'ParameterKey', { aliasName: `reset-access/${this.documentName}` });
     this.helper = new HelperRole(this, 'Helper');
@@ -86,11 +132,13 @@ export class ResetAccessStack extends Stack {
       helperRole: this.helper.role,
       parameterKey: this.parameterKey.key,
       injectDocumentName,
+      revokeDocumentName: revokeDocumentRef,
       lambdasDir: props.lambdasDir,
     });
     this.automationRole = new AutomationRole(this, 'Automation', {
       functions: this.functions.all,
       restoreDocumentName: this.restoreDocumentName,
+      revokeInstanceDocumentName: this.revokeInstanceDocumentName,
     });
 
     const functionArns = Object.fromEntries(this.functions.all.map((fn) => [fn.folder, fn.functionArn]));
@@ -112,6 +160,26 @@ export class ResetAccessStack extends Stack {
       restoreDocumentName: this.restoreRunbook.document.ref,
     });
 
+    // RevokeKey (issue 14): the per-instance runbook (ResetAccess's steps and functions, its
+    // restore runbook for a cancel), then the fleet runbook that fans out to it.
+    this.revokeInstanceRunbook = new Runbook(this, 'RevokeInstanceRunbook', {
+      documentName: this.revokeInstanceDocumentName,
+      runbookFile: REVOKE_INSTANCE_RUNBOOK_FILE,
+      functionArns,
+      automationRoleArn: this.automationRole.role.roleArn,
+      injectDocumentName,
+      revokeDocumentName: revokeDocumentRef,
+      restoreDocumentName: this.restoreRunbook.document.ref,
+    });
+    this.revokeRunbook = new Runbook(this, 'RevokeRunbook', {
+      documentName: this.revokeDocumentName,
+      runbookFile: REVOKE_FLEET_RUNBOOK_FILE,
+      functionArns,
+      automationRoleArn: this.automationRole.role.roleArn,
+      injectDocumentName,
+      revokeInstanceDocumentName: this.revokeInstanceRunbook.document.ref,
+    });
+
     const documentRef = this.runbook.document.ref;
     new CfnOutput(this, 'DocumentName', { value: documentRef, description: 'The Automation runbook' });
     new CfnOutput(this, 'AutomationRoleArn', {
@@ -123,6 +191,18 @@ export class ResetAccessStack extends Stack {
       description: 'The restore runbook a cancelled run starts (run it yourself for an execution that did not clean up)',
     });
     new CfnOutput(this, 'InjectKeyDocumentName', { value: injectDocumentName, description: 'The Command document the helper runs' });
+    new CfnOutput(this, 'RevokeDocumentName', {
+      value: this.revokeRunbook.document.ref,
+      description: 'RevokeKey: a leaked key, found and revoked on a fleet (its children run the -Instance runbook)',
+    });
+    new CfnOutput(this, 'RevokeInstanceDocumentName', { value: this.revokeInstanceRunbook.document.ref, description: 'RevokeKey on one instance' });
+    new CfnOutput(this, 'RevokeCommandDocumentName', { value: revokeDocumentRef, description: 'The Command document that finds and revokes keys' });
+    new CfnOutput(this, 'RevokeAuditCommand', {
+      description: 'Audit every instance launched with a key pair (replace the name): where its public key is, nothing changed',
+      value: Fn.sub('aws ssm start-automation-execution --region ${AWS::Region} --document-name ${Doc} --parameters KeyPairName=my-leaked-key', {
+        Doc: this.revokeRunbook.document.ref,
+      }),
+    });
     new CfnOutput(this, 'KeyArn', {
       value: this.parameterKey.key.keyArn,
       description: 'The KMS key of the SecureString parameters /ec2rl/openssh/<instance-id>/key',

@@ -7,7 +7,7 @@ import { REPO_ROOT } from './step-function';
 
 /**
  * `'%%FunctionArn:<lambda-folder>%%'`, `'%%AutomationRoleArn%%'`, `'%%InjectDocumentName%%'`,
- * `'%%RestoreDocumentName%%'`.
+ * `'%%RestoreDocumentName%%'`, `'%%RevokeDocumentName%%'`, `'%%RevokeInstanceDocumentName%%'`.
  */
 const PLACEHOLDER = /^%%([A-Za-z]+)(?::([a-z0-9-]+))?%%$/;
 /** Any `%%…%%` left in a string: a placeholder that is not a whole value, or misspelt. */
@@ -26,6 +26,16 @@ export interface RunbookTokens {
    * @default - none: a runbook naming it does not synthesize
    */
   readonly restoreDocumentName?: string;
+  /**
+   * The revoke Command document's name (RevokeKey, issue 14).
+   * @default - none: a runbook naming it does not synthesize
+   */
+  readonly revokeDocumentName?: string;
+  /**
+   * The per-instance RevokeKey runbook's name (the fleet runbook's fan-out runs it).
+   * @default - none: a runbook naming it does not synthesize
+   */
+  readonly revokeInstanceDocumentName?: string;
 }
 
 /** Thrown at synth when the runbook has a placeholder the app does not know. */
@@ -56,6 +66,12 @@ export function replacePlaceholders(content: unknown, tokens: RunbookTokens, whe
       }
       if (kind === 'RestoreDocumentName' && arg === undefined && tokens.restoreDocumentName !== undefined) {
         return tokens.restoreDocumentName;
+      }
+      if (kind === 'RevokeDocumentName' && arg === undefined && tokens.revokeDocumentName !== undefined) {
+        return tokens.revokeDocumentName;
+      }
+      if (kind === 'RevokeInstanceDocumentName' && arg === undefined && tokens.revokeInstanceDocumentName !== undefined) {
+        return tokens.revokeInstanceDocumentName;
       }
       throw new UnknownPlaceholderError(content, where);
     }
@@ -95,6 +111,10 @@ export interface RunbookProps extends RunbookTokens {
   readonly runbookFile?: string;
 }
 
+/** The RevokeKey fleet runbook and its per-instance runbook (issue 14). */
+export const REVOKE_FLEET_RUNBOOK_FILE = path.join(REPO_ROOT, 'runbooks', 'revoke-key-fleet.yaml');
+export const REVOKE_INSTANCE_RUNBOOK_FILE = path.join(REPO_ROOT, 'runbooks', 'revoke-key-instance.yaml');
+
 /** The restore runbook the cancel path starts (`runbooks/restore.yaml`). */
 export const RESTORE_RUNBOOK_FILE = path.join(REPO_ROOT, 'runbooks', 'restore.yaml');
 
@@ -123,7 +143,7 @@ export interface InjectKeyCommandDocumentProps {
   readonly content: Record<string, unknown>;
 }
 
-/** The inject-key Command document the helper runs. */
+/** A Command document the helper (or the instance itself) runs: inject-key, or revoke-key. */
 export class InjectKeyCommandDocument extends Construct {
   public readonly document: ssm.CfnDocument;
 

@@ -30,7 +30,7 @@ import { randomUUID } from 'node:crypto';
 import { AwsErrorReply, SsmHandler } from './agent';
 import { operationShape, serviceModel, ServiceModel, validateShape } from './botocore-model';
 import { parseDocument, resolveParameters } from './runner/document';
-import type { ExecutionResult, RunAutomationOptions, StepResult } from './runner/runner';
+import type { ExecuteAutomationRequest, ExecutionResult, RunAutomationOptions, StepResult } from './runner/runner';
 import { executions as runnerRegistry } from './runner/runner';
 import type { VirtualClock } from './runner/clock';
 
@@ -95,6 +95,12 @@ interface ExecutionRecord {
 
 export interface AutomationService {
   readonly handlers: Record<string, SsmHandler>;
+  /**
+   * An aws:executeAutomation step of a running execution (runner): starts the secondary execution
+   * as StartAutomationExecution does (the same checks, rate control with Targets), naming the
+   * step's execution as its parent, and resolves once it (and every child) has ended.
+   */
+  executeAutomation(request: ExecuteAutomationRequest): Promise<{ executionId: string; status: string; outputs: Record<string, unknown>; failureMessage?: string }>;
   /** Waits until every execution started through the API has ended. */
   drain(): Promise<void>;
 }
@@ -208,7 +214,7 @@ export function createAutomationService(options: AutomationServiceOptions): Auto
 
   const unsupported = ['TargetMaps', 'TargetLocations', 'AlarmConfiguration', 'TargetLocationsURL'];
 
-  async function startAutomationExecution(json: Record<string, unknown>): Promise<unknown> {
+  async function startAutomationExecution(json: Record<string, unknown>, parentId?: string): Promise<{ AutomationExecutionId: string }> {
     validate('StartAutomationExecution', json);
     for (const m of unsupported) {
       if (json[m] !== undefined) fail('ValidationException', `the twin does not implement ${m} (local/README.md); use Targets`);
@@ -240,7 +246,7 @@ export function createAutomationService(options: AutomationServiceOptions): Auto
       } catch (e) {
         fail('InvalidAutomationExecutionParametersException', (e as Error).message);
       }
-      const rec = newRecord(name, given, tags);
+      const rec = newRecord(name, given, tags, parentId !== undefined ? { parentId } : {});
       register(rec);
       rec.done = launch(rec, document);
       return { AutomationExecutionId: rec.id };
@@ -264,7 +270,7 @@ export function createAutomationService(options: AutomationServiceOptions): Auto
       }
     }
     const parent: ExecutionRecord = {
-      ...newRecord(name, given, tags),
+      ...newRecord(name, given, tags, parentId !== undefined ? { parentId } : {}),
       targets: targets.map((t) => ({ Key: t.Key, Values: [...t.Values] })),
       targetParameterName,
       maxConcurrency: (json.MaxConcurrency as string | undefined) ?? '10',
@@ -589,15 +595,45 @@ export function createAutomationService(options: AutomationServiceOptions): Auto
     // most two minutes (runner, CANCEL_PATH_SECONDS); a parent stops starting targets and cancels
     // its running children.
     rec.stop.cancel = true;
-    if (rec.targetParameterName !== undefined) {
-      for (const c of records.values()) if (c.parentId === rec.id && !TERMINAL.has(c.status)) c.stop.cancel = true;
-    }
+    // A parent's running children are cancelled too: a rate-controlled execution's targets, and an
+    // execution an aws:executeAutomation step started (with its own children in turn).
+    const cancelChildren = (id: string): void => {
+      for (const c of records.values()) {
+        if (c.parentId === id && !TERMINAL.has(c.status)) {
+          c.stop.cancel = true;
+          cancelChildren(c.id);
+        }
+      }
+    };
+    cancelChildren(rec.id);
     return {};
   }
 
+  /**
+   * aws:executeAutomation (automation-action-executeAutomation.html): its inputs are
+   * StartAutomationExecution's (DocumentName, DocumentVersion, RuntimeParameters as Parameters,
+   * Targets, TargetParameterName, MaxConcurrency, MaxErrors), and it waits for the execution. The
+   * started execution names the step's execution as ParentAutomationExecutionId (local/README.md,
+   * assumptions); a rate-controlled one's children name it in turn.
+   */
+  async function executeAutomation(request: ExecuteAutomationRequest): Promise<{ executionId: string; status: string; outputs: Record<string, unknown>; failureMessage?: string }> {
+    const json: Record<string, unknown> = { DocumentName: request.documentName };
+    if (request.documentVersion !== undefined) json.DocumentVersion = request.documentVersion;
+    if (Object.keys(request.runtimeParameters).length > 0) json.Parameters = parameterMap(request.runtimeParameters);
+    if (request.targets !== undefined) json.Targets = request.targets;
+    if (request.targetParameterName !== undefined) json.TargetParameterName = request.targetParameterName;
+    if (request.maxConcurrency !== undefined) json.MaxConcurrency = request.maxConcurrency;
+    if (request.maxErrors !== undefined) json.MaxErrors = request.maxErrors;
+    const { AutomationExecutionId: id } = await startAutomationExecution(json, request.parentExecutionId);
+    const rec = records.get(id) as ExecutionRecord;
+    await rec.done;
+    return { executionId: id, status: rec.status, outputs: rec.outputs ?? {}, failureMessage: rec.failureMessage };
+  }
+
   return {
+    executeAutomation,
     handlers: {
-      StartAutomationExecution: startAutomationExecution,
+      StartAutomationExecution: (json: Record<string, unknown>) => startAutomationExecution(json),
       GetAutomationExecution: getAutomationExecution,
       DescribeAutomationExecutions: describeAutomationExecutions,
       DescribeAutomationStepExecutions: describeAutomationStepExecutions,

@@ -463,6 +463,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             onEnded: request.onEnded,
             onStarted: request.onStarted,
             sharedClock: request.sharedClock,
+            // aws:executeAutomation (the RevokeKey fleet's fan-out) through this same API.
+            executeAutomation: (r) => automation.executeAutomation(r),
           });
         } finally {
           await agent!.drainCommands();
@@ -603,6 +605,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             // The cancel path starts the restore runbook (StartAutomationExecution): the runner
             // runs it after this execution, as Automation would, on the same clock.
             documents: deployed.automationDocuments,
+            // An aws:executeAutomation step (RevokeKey's fan-out) through the Automation API.
+            executeAutomation: (r) => automation.executeAutomation(r),
           });
           await agent!.drainCommands();
           const after = agent!.calls();
@@ -904,6 +908,7 @@ async function deployTemplate(
   const mainDocumentId = ((template.Outputs?.DocumentName as { Value?: { Ref?: string } } | undefined)?.Value?.Ref) ?? undefined;
   let documentName = '';
   let injectDocumentName = '';
+  const injectDocumentId = ((template.Outputs?.InjectKeyDocumentName as { Value?: { Ref?: string } } | undefined)?.Value?.Ref) ?? undefined;
   for (const [id, r] of documents) {
     const props = r.Properties ?? {};
     const type = String(props.DocumentType ?? 'Command');
@@ -922,7 +927,9 @@ async function deployTemplate(
         automationDocument = parsed;
         documentName = name;
       }
-    } else {
+    } else if (injectDocumentId === undefined ? injectDocumentName === '' : id === injectDocumentId) {
+      // The inject-key document (the stack's InjectKeyDocumentName output); the other Command
+      // documents (RevokeKey's) are deployed alike.
       injectDocumentName = name;
     }
   }

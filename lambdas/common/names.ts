@@ -15,6 +15,13 @@ export const KEY_PATH = 'ec2rl/openssh';
  */
 export const PUBLIC_KEY_PATH = 'reset-access/public-keys';
 
+/**
+ * Path (no leading or trailing slash) of a RevokeKey fleet's parameters:
+ * `/reset-access/revoke/<parent execution id>/spec` (what the children run) and `.../report` (the
+ * fleet report).
+ */
+export const REVOKE_PATH = 'reset-access/revoke';
+
 /** `/reset-access/locks/<instance-id>`: the plan record and lock of one instance. */
 export function lockParameterName(instanceId: string): string {
   return `/${LOCK_PATH}/${instanceId}`;

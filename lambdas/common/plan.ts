@@ -13,6 +13,7 @@ import {
 import { isAwsError, LockHeldError, PlanError } from './errors';
 import type { BackupMethod, Method, SubnetChoice } from './validation';
 import type { KeyType } from '@common/keys';
+import type { RevokeAction } from '@common/revoke';
 import { lockParameterName } from '@common/names';
 
 export const PLAN_VERSION = 1;
@@ -31,6 +32,12 @@ export interface PlanInputs {
   backupMethod: BackupMethod;
   allowEncryptedVolume: boolean;
   allowEphemeralDataLoss: boolean;
+  /**
+   * What the command does (issue 14). Absent: add the run's key (ResetAccess). A revoke (the
+   * RevokeKey runbooks): the keys to take out, the mode and the replacement; injectKey sends the
+   * revoke Command document instead of the inject-key one, and no key pair is made.
+   */
+  action?: RevokeAction;
 }
 
 export type OriginalState = 'running' | 'stopped';

@@ -70,3 +70,10 @@ export const LOCK_TAG_KEY = 'reset-access:lock';
 export function lockTagOf(tags: Tag[] | undefined): string | undefined {
   return tags?.find((t) => t.Key === LOCK_TAG_KEY)?.Value;
 }
+
+/**
+ * The tag a RevokeKey fleet run puts on each instance it selected, `reset-access:revoke-run =
+ * <fleet execution id>`: the target of its fan-out step (aws:executeAutomation Targets
+ * `tag:reset-access:revoke-run`). The gather step removes it.
+ */
+export const REVOKE_RUN_TAG_KEY = 'reset-access:revoke-run';

@@ -20,7 +20,13 @@ export interface InjectKeyOutput {
 
 export const OUTPUT_FIELDS = outputFields<InjectKeyOutput>()(['CommandId', 'KeyParameterName', 'Fingerprint', 'KeyType', 'BackupId', 'Confirmed']);
 
-const config: InjectConfig = { keyId: requireEnv('KEY_ID'), documentName: requireEnv('INJECT_DOCUMENT_NAME') };
+const config: InjectConfig = {
+  keyId: requireEnv('KEY_ID'),
+  documentName: requireEnv('INJECT_DOCUMENT_NAME'),
+  // Optional: a stack without RevokeKey (or an older test environment) leaves it out; a revoke plan
+  // then fails the step naming it (inject-key.ts, sendRevoke).
+  revokeDocumentName: process.env.REVOKE_DOCUMENT_NAME ?? '',
+};
 const log = createLogger('reset-access-inject-key');
 
 export async function handler(event: unknown): Promise<InjectKeyOutput> {

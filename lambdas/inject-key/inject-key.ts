@@ -14,7 +14,9 @@ import { generateKeyPair } from '@common/keys';
 import { prepareRunKey } from '@common/stored-key';
 import { isAwsError, NotReadyError, PlanError, UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
-import { loadOwnPlan, updatePlan } from '@common/plan';
+import { loadOwnPlan, updatePlan, type Plan } from '@common/plan';
+import { fingerprintOf } from '@common/public-key';
+import type { RevokeAction } from '@common/revoke';
 import type { StepInput } from '@common/validation';
 import { keyParameterName } from '@common/names';
 
@@ -22,6 +24,11 @@ export interface InjectConfig {
   /** The KMS key (ARN) that encrypts the SecureString. */
   readonly keyId: string;
   readonly documentName: string;
+  /**
+   * The revoke Command document (RevokeKey, issue 14), sent when the plan's action is a revoke.
+   * '' when the function was deployed without it: a revoke plan then fails the step, naming it.
+   */
+  readonly revokeDocumentName?: string;
 }
 
 export interface InjectDeps {
@@ -91,6 +98,10 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
   const helperId = online ? instanceId : plan.created.helperInstanceId;
   if (!helperId) throw new PlanError(`The plan of ${instanceId} has no helper instance: launchHelper did not complete`);
 
+  if (plan.inputs.action?.kind === 'revoke') {
+    return sendRevoke(deps, plan, helperId, online);
+  }
+
   // Online: the backup starts here, before anything is written (a snapshot is point-in-time at the
   // call: https://docs.aws.amazon.com/ebs/latest/userguide/ebs-creating-snapshot.html), in the same
   // step as the command, which saves a step transition and a cold Lambda on the way to access.
@@ -150,6 +161,55 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
   });
   deps.log.info('key in place on the instance', { instanceId, commandId, fingerprint });
   return { ...base, confirmed: true, ...changesOf(report) };
+}
+
+/**
+ * A revoke plan: sends the revoke Command document (its parameters: the contract in
+ * runbooks/revoke-key.yaml) with the fingerprints, the replacement public key, the users and the
+ * mode. No key pair is made and nothing is stored: KeyParameterName is `none`.
+ */
+async function sendRevoke(deps: InjectDeps, plan: Plan, targetId: string, online: boolean): Promise<InjectResult> {
+  const { ssm, config } = deps;
+  const action = plan.inputs.action as RevokeAction;
+  const { instanceId, executionId } = plan;
+  if (!config.revokeDocumentName) {
+    throw new UnexpectedStateError('This inject-key function was deployed without REVOKE_DOCUMENT_NAME: it cannot send a revoke command');
+  }
+  const out = await ssm.send(
+    new SendCommandCommand({
+      DocumentName: config.revokeDocumentName,
+      InstanceIds: [targetId],
+      Parameters: {
+        VolumeId: [online ? '' : plan.instance.rootVolumeId],
+        Root: [online ? '/' : ''],
+        Fingerprints: [action.fingerprints.join(',')],
+        ReplacementKey: [action.replacementKey],
+        Users: [plan.inputs.users.join(',')],
+        Mode: [action.mode],
+      },
+      TimeoutSeconds: COMMAND_TIMEOUT_SECONDS,
+      Comment: `ec2-reset-access revoke ${executionId} for ${instanceId}`.slice(0, 100),
+    }),
+  );
+  const commandId = out.Command?.CommandId;
+  if (!commandId) throw new UnexpectedStateError(`SendCommand to ${targetId} returned no command id`);
+  await updatePlan(ssm, instanceId, executionId, (p) => {
+    p.created.commandId = commandId;
+    p.progress.phase = 'injection-sent';
+  });
+  deps.log.info('revoke command sent', { instanceId, targetId, commandId, mode: action.mode, keys: action.fingerprints.length });
+  await waitUntilVisible(ssm, deps.clock ?? realClock, commandId, targetId);
+  return {
+    commandId,
+    keyParameterName: 'none',
+    fingerprint: action.replacementKey ? fingerprintOf(action.replacementKey) : 'none',
+    keyType: action.replacementKey ? action.replacementKey.split(' ')[0] : 'none',
+    // The revoke's online backup is its own step (backupOnline); its report is read by reportOnline.
+    backupId: plan.created.backupId ?? 'none',
+    confirmed: false,
+    usersChanged: [],
+    filesChanged: [],
+  };
 }
 
 /**

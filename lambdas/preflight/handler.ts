@@ -19,7 +19,16 @@ import {
   validateSubnetChoice,
   validateUsers,
 } from '@common/validation';
-import { preflight, resolvePublicKey, type PreflightRequest } from './preflight';
+import {
+  readRevokeSpec,
+  resolveRevokeAction,
+  revokeInputsOf,
+  validateRevokeMethod,
+  validateRevokeUsers,
+  type RevokeAction,
+  type RevokeKeyDeps,
+} from '@common/revoke';
+import { preflight, preflightOrUnreachable, resolvePublicKey, Unreachable, type PreflightRequest } from './preflight';
 
 export interface PreflightOutput {
   RootVolumeId: string;
@@ -97,7 +106,78 @@ export function parseRequest(event: unknown): PreflightRequest {
   };
 }
 
+/**
+ * The request of a revoke run (the RevokeKey-Instance runbook, `Action: Revoke`): the keys as
+ * fingerprints, from the fleet's spec (RevokeSpec, written by the fleet's resolve step) or from the
+ * runbook's own parameters, never both. The volume swap backs up the root only when it changes
+ * something (Revoke: a snapshot; Audit: none).
+ */
+export async function parseRevokeRequest(deps: RevokeKeyDeps, event: unknown): Promise<PreflightRequest> {
+  const { executionId, instanceId } = validateStepInput(event);
+  const o = requireObject(event);
+  const specName = typeof o.RevokeSpec === 'string' ? o.RevokeSpec.trim() : '';
+  let action: RevokeAction;
+  let users: string[];
+  let method: ReturnType<typeof validateRevokeMethod>;
+  let subnetId = validateSubnetChoice(o.SubnetId ?? 'CreateNewVPC');
+  let helperInstanceType = validateInstanceType(o.HelperInstanceType ?? 't3.small');
+  if (specName !== '') {
+    const given = revokeInputsOf(o);
+    if (given.fingerprints || given.keyPairName || given.publicKeyParameter || given.replacementPublicKey) {
+      throw new InvalidInputError('Give RevokeSpec (a fleet run) or the keys to revoke, not both');
+    }
+    const spec = await readRevokeSpec(deps.ssm, specName);
+    if (!spec.instanceIds.includes(instanceId)) throw new InvalidInputError(`Instance ${instanceId} is not one the fleet run ${spec.parentExecutionId} selected`);
+    action = spec.action;
+    users = spec.users;
+    method = spec.method;
+    subnetId = validateSubnetChoice(spec.subnetId);
+    helperInstanceType = validateInstanceType(spec.helperInstanceType);
+  } else {
+    action = await resolveRevokeAction(deps, revokeInputsOf(o));
+    users = validateRevokeUsers(o.Users);
+    method = validateRevokeMethod(o.Method);
+  }
+  return {
+    executionId,
+    instanceId,
+    inputs: {
+      method,
+      subnetId,
+      helperInstanceType,
+      keyType: 'ed25519',
+      publicKey: '',
+      users,
+      backupMethod: action.mode === 'Revoke' ? 'Snapshot' : 'None',
+      allowEncryptedVolume: true,
+      allowEphemeralDataLoss: false,
+      action,
+    },
+  };
+}
+
+/** The Payload of an unreachable instance (revoke only): no lock, no plan, nothing changed. */
+export function unreachableOutput(reason: string, kind: 'Unreachable' | 'Windows' = 'Unreachable'): PreflightOutput {
+  const cut = reason.length > METHOD_REASON_CHARS ? `${reason.slice(0, METHOD_REASON_CHARS - 1)}…` : reason;
+  return {
+    RootVolumeId: 'none',
+    RootDeviceName: 'none',
+    OriginalState: 'running',
+    AvailabilityZone: 'none',
+    LockParameterName: 'none',
+    // The branch token is the same for both (nothing to run); Method tells the report which.
+    Method: kind,
+    MethodReason: tokenSafe(cut),
+    MethodToken: methodToken('Unreachable'),
+  };
+}
+
 export async function handler(event: unknown): Promise<PreflightOutput> {
+  if (requireObject(event).Action === 'Revoke') {
+    const request = await parseRevokeRequest({ ec2, ssm }, event);
+    const result = await preflightOrUnreachable({ ec2, ssm, kms, autoScaling, log, now: () => new Date() }, request);
+    return result instanceof Unreachable ? unreachableOutput(result.reason, result.kind) : outputOf(result);
+  }
   const request = parseRequest(event);
   request.inputs.publicKey = await resolvePublicKey(ssm, request.inputs.publicKey, parsePublicKeyParameter(event));
   const plan = await preflight({ ec2, ssm, kms, autoScaling, log, now: () => new Date() }, request);

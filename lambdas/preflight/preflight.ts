@@ -38,7 +38,7 @@ import {
   type PlanMethod,
   updatePlan,
 } from '@common/plan';
-import { chooseMethod, managedInstance } from './method';
+import { chooseMethod, managedInstance, onlineGaps } from './method';
 import { checkUserDataFits } from '@common/user-data-store';
 
 export interface PreflightDeps {
@@ -97,9 +97,36 @@ export async function resolvePublicKey(ssm: SSMClient, publicKey: string, public
   return line;
 }
 
+/**
+ * A revoke run's decision for a running instance that only the volume swap could reach, with
+ * AllowStop=False: it is reported unreachable and never stopped. Nothing is locked or changed.
+ */
+export class Unreachable {
+  /** `Windows`: a Windows instance of a revoke run (no authorized_keys to clean; review F1). */
+  public constructor(
+    public readonly reason: string,
+    public readonly kind: 'Unreachable' | 'Windows' = 'Unreachable',
+  ) {}
+}
+
 /** Runs every check, then writes the plan. Returns the plan written. */
 export async function preflight(deps: PreflightDeps, req: PreflightRequest): Promise<Plan> {
-  const { instance, method } = await inspect(deps, req);
+  const result = await preflightOrUnreachable(deps, req);
+  if (result instanceof Unreachable) throw new RefusedError(`Refused: instance ${req.instanceId}: ${result.reason}`);
+  return result;
+}
+
+/**
+ * As preflight, for a revoke run too (`inputs.action`): an instance the run may not stop and cannot
+ * reach online is answered Unreachable before any change, lock included.
+ */
+export async function preflightOrUnreachable(deps: PreflightDeps, req: PreflightRequest): Promise<Plan | Unreachable> {
+  const inspected = await inspect(deps, req);
+  if (inspected instanceof Unreachable) {
+    deps.log.info('unreachable without a stop: not locked, not changed', { instanceId: req.instanceId, executionId: req.executionId });
+    return inspected;
+  }
+  const { instance, method } = inspected;
   const plan: Plan = {
     version: PLAN_VERSION,
     executionId: req.executionId,
@@ -126,7 +153,7 @@ export async function preflight(deps: PreflightDeps, req: PreflightRequest): Pro
  * method stops the instance but never moves its root: the stop refusals apply, Marketplace codes
  * and the helper's checks do not; its user data must fit the SecureString that keeps it.
  */
-async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ instance: PlanInstance; method: PlanMethod }> {
+async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ instance: PlanInstance; method: PlanMethod } | Unreachable> {
   const { ec2 } = deps;
   const id = req.instanceId;
   const instance = await findInstance(ec2, id);
@@ -135,6 +162,17 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
   }
 
   await checkLockTag(deps, req, id, lockTagOf(instance.Tags));
+  // A revoke run reaches Windows instances through a key pair selection: there is no authorized_keys
+  // to clean, and the key pair's real exposure there is the launch password (GetPasswordData is
+  // "encrypted using the key pair that you specified when you launched the instance":
+  // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetPasswordData.html). Reported, not
+  // touched: no stop, no helper, no lock.
+  if (req.inputs.action && isWindows(instance)) {
+    return new Unreachable(
+      'runs Windows: no authorized_keys to revoke, but the leaked private key decrypts its launch password (GetPasswordData): reset its Administrator password',
+      'Windows',
+    );
+  }
   checkPlatform(instance, id);
   const state = instance.State?.Name ?? 'unknown';
   if (state !== 'running' && state !== 'stopped') {
@@ -144,6 +182,14 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
   const asksOnline = req.inputs.method === 'Auto' || req.inputs.method === 'Online';
   const info = asksOnline && state === 'running' ? await managedInstance(deps.ssm, id) : undefined;
   const method = chooseMethod(id, req.inputs.method, state, info);
+  // A revoke never stops a running instance unless asked (AllowStop=True): one that only the volume
+  // swap could reach is reported unreachable, before any refusal that exists because of a stop.
+  if (req.inputs.action && method.chosen === 'VolumeSwap' && state === 'running' && !req.inputs.action.allowStop) {
+    const gaps = onlineGaps(state, info);
+    return new Unreachable(
+      `running and ${gaps.length > 0 ? gaps.join('; ') : 'Method=VolumeSwap asked for'}; AllowStop=False, so it is not stopped for the volume swap`,
+    );
+  }
   const swap = method.chosen === 'VolumeSwap';
   const instanceStoreRoot = instance.RootDeviceType === 'instance-store';
   // The online method neither stops the instance nor moves its root: an instance-store root is no
@@ -217,9 +263,12 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
   } };
 }
 
+function isWindows(instance: Instance): boolean {
+  return instance.Platform?.toLowerCase() === 'windows' || /windows/i.test(instance.PlatformDetails ?? '');
+}
+
 function checkPlatform(instance: Instance, id: string): void {
-  const windows =
-    instance.Platform?.toLowerCase() === 'windows' || /windows/i.test(instance.PlatformDetails ?? '');
+  const windows = isWindows(instance);
   if (windows) {
     refuse(id, 'runs Windows; this runbook resets SSH access on Linux only', 'Use AWSSupport-ResetAccess or EC2Rescue for Windows.');
   }

@@ -12,6 +12,7 @@ export const ACTIONS = [
   'aws:branch',
   'aws:executeAwsApi',
   'aws:sleep',
+  'aws:executeAutomation',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -69,7 +70,17 @@ export const BUILT_IN_OUTPUTS: Record<Action, readonly string[]> = {
   'aws:branch': [],
   'aws:executeAwsApi': [],
   'aws:sleep': [],
+  // "Output": ExecutionId, Status, Output (the secondary automation's outputs):
+  // https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-executeAutomation.html
+  'aws:executeAutomation': ['ExecutionId', 'Status', 'Output'],
 };
+
+/**
+ * The inputs of aws:executeAutomation the twin implements (automation-action-executeAutomation.html):
+ * DocumentName (required), DocumentVersion, RuntimeParameters, and rate control with Targets,
+ * TargetParameterName, MaxConcurrency, MaxErrors. TargetMaps, TargetLocations and Tags are refused.
+ */
+export const EXECUTE_AUTOMATION_INPUTS = ['DocumentName', 'DocumentVersion', 'RuntimeParameters', 'Targets', 'TargetParameterName', 'MaxConcurrency', 'MaxErrors'];
 
 export interface ParameterSpec {
   type: ParameterType;
@@ -459,6 +470,18 @@ function checkInputs(where: string, action: Action, inputs: Record<string, unkno
         checkCondition(`${where} Choices[${i}]`, condition);
       });
       if (inputs.Default !== undefined) stepTarget(where, 'Default', inputs.Default, stepIndex);
+      return;
+    }
+    case 'aws:executeAutomation': {
+      checkFields(`${where} inputs`, inputs, EXECUTE_AUTOMATION_INPUTS);
+      requireInput(where, inputs, 'DocumentName');
+      if (typeof inputs.DocumentName !== 'string') refuse(where, 'DocumentName must be a string');
+      if (inputs.RuntimeParameters !== undefined && !isObject(inputs.RuntimeParameters)) refuse(where, 'RuntimeParameters must be a map');
+      if ((inputs.Targets === undefined) !== (inputs.TargetParameterName === undefined)) {
+        // As StartAutomationExecution: "Required if you specify targets" / "Required if you specify TargetParameterName".
+        refuse(where, 'Targets and TargetParameterName go together');
+      }
+      if (inputs.Targets !== undefined && !Array.isArray(inputs.Targets)) refuse(where, 'Targets must be a list');
       return;
     }
     case 'aws:sleep': {

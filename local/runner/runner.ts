@@ -150,6 +150,12 @@ export interface RunAutomationOptions {
    * the wall clock, in the twin); waits keep their timeouts. @default false
    */
   sharedClock?: boolean;
+  /**
+   * aws:executeAutomation: starts the secondary execution (with rate control when Targets are
+   * given) through the twin's Automation API and resolves when it has ended, children included
+   * (local/automation-service.ts, executeAutomation). @default - none: the action fails the step
+   */
+  executeAutomation?: (request: ExecuteAutomationRequest) => Promise<{ executionId: string; status: string; outputs: Record<string, unknown>; failureMessage?: string }>;
   /** Called once when this execution has ended (before the executions it started run). */
   /**
    * For an execution this one started (StartAutomationExecution in a step): the onEnded hook of
@@ -160,6 +166,18 @@ export interface RunAutomationOptions {
     child: { documentName: string; parameters: Record<string, unknown> },
   ) => { liveSteps?: StepResult[]; onEnded?: RunAutomationOptions['onEnded'] } | undefined;
   onEnded?: (ended: { status: ExecutionStatus; outputs: Record<string, unknown>; failureMessage?: string; modeledSeconds: number; startedIds: string[] }) => void;
+}
+
+/** What an aws:executeAutomation step asks for, its inputs resolved (automation-action-executeAutomation.html). */
+export interface ExecuteAutomationRequest {
+  parentExecutionId: string;
+  documentName: string;
+  documentVersion?: string;
+  runtimeParameters: Record<string, unknown>;
+  targets?: Array<{ Key: string; Values: string[] }>;
+  targetParameterName?: string;
+  maxConcurrency?: string;
+  maxErrors?: string;
 }
 
 export interface InFlightInvocation {
@@ -654,6 +672,37 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
         if (step.inputs.Default !== undefined) return { outputs: {}, next: doc.stepIndex.get(step.inputs.Default as string), branched: true };
         // "If no default value is specified for the step, then the automation processes the next step in the runbook."
         return { outputs: {}, branched: false };
+      }
+      case 'aws:executeAutomation': {
+        // "Runs a secondary automation" and waits for it; its outputs are ExecutionId, Status and
+        // Output (https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-executeAutomation.html).
+        // With Targets, TargetParameterName, MaxConcurrency and MaxErrors the secondary execution is
+        // rate-controlled, as StartAutomationExecution's (the twin's Automation API runs it).
+        if (!opts.executeAutomation) throw new StepFailure('aws:executeAutomation runs only through the twin\'s Automation API');
+        const i = resolve(step.inputs) as Record<string, unknown>;
+        clock.advanceBy(latencyOf('ApiCall'));
+        let ended: Awaited<ReturnType<NonNullable<RunAutomationOptions['executeAutomation']>>>;
+        try {
+          ended = await opts.executeAutomation({
+            parentExecutionId: executionId,
+            documentName: String(i.DocumentName),
+            documentVersion: i.DocumentVersion as string | undefined,
+            runtimeParameters: (i.RuntimeParameters ?? {}) as Record<string, unknown>,
+            targets: i.Targets as ExecuteAutomationRequest['targets'],
+            targetParameterName: i.TargetParameterName as string | undefined,
+            maxConcurrency: i.MaxConcurrency as string | undefined,
+            maxErrors: i.MaxErrors as string | undefined,
+          });
+        } catch (e) {
+          throw new StepFailure(`StartAutomationExecution: ${errorMessage(e)}`);
+        }
+        checkDeadline('the secondary automation');
+        if (ended.status !== 'Success') {
+          throw new StepFailure(`the secondary automation ${ended.executionId} ended ${ended.status}${ended.failureMessage ? `: ${ended.failureMessage}` : ''}`);
+        }
+        const output = JSON.stringify(ended.outputs);
+        // Output over 512 characters (AutomationParameterValue): left out, as a selector that selects nothing.
+        return { outputs: { ExecutionId: ended.executionId, Status: ended.status, ...(output.length <= MAX_AUTOMATION_VALUE_CHARS ? { Output: output } : {}) }, branched: false };
       }
       case 'aws:sleep': {
         const seconds = parseDuration(`step ${step.name}`, resolve(step.inputs.Duration) as string);

@@ -115,6 +115,26 @@ const ALLOW_LIST: readonly AllowEntry[] = [
     },
   },
   {
+    where: 'aws:executeAutomation inputs',
+    property: 'Targets, TargetParameterName, MaxConcurrency, MaxErrors',
+    docs: 'https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-executeAutomation.html',
+    documented:
+      'rate control of the secondary automation, as StartAutomationExecution takes it: Targets (a list of Key/Values), ' +
+      'TargetParameterName, MaxConcurrency and MaxErrors (strings); RevokeKey fans out with them',
+    kind: 'addition',
+    example: minimalDoc({
+      action: 'aws:executeAutomation',
+      inputs: { DocumentName: 'd', Targets: [{ Key: 'tag:k', Values: ['v'] }], TargetParameterName: 'InstanceId', MaxConcurrency: '5', MaxErrors: '1' },
+    }),
+    apply: (s) => {
+      const props = actionClause(s, 'aws:executeAutomation').then.properties.inputs.properties;
+      props.Targets = { type: ['array', 'string'], items: { type: 'object', properties: { Key: { type: 'string' }, Values: { type: 'array', items: { type: 'string' } } }, required: ['Key', 'Values'] } };
+      props.TargetParameterName = { type: 'string' };
+      props.MaxConcurrency = { type: 'string' };
+      props.MaxErrors = { type: 'string' };
+    },
+  },
+  {
     where: 'aws:waitForAwsResourceProperty',
     property: 'the action clause (its required inputs)',
     docs: 'https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-waitForAwsResourceProperty.html',

@@ -78,6 +78,11 @@ describe('the Automation document', () => {
       expect([s.name, s.inputs.FunctionName]).toEqual([s.name, { 'Fn::GetAtt': [fnId(STEP_TO_FOLDER[s.name]), 'Arn'] }]);
     }
     const used = new Set(lambdaSteps.map((s) => s.inputs.FunctionName['Fn::GetAtt'][0]));
+    // RevokeKey's own functions (issue 14) are used by its two runbooks, by GetAtt too.
+    const revokeSteps = [stack.revokeRunbook, stack.revokeInstanceRunbook].flatMap(
+      (r) => (json.Resources[id(r.document)].Properties.Content.mainSteps as any[]).filter((s) => s.action === 'aws:invokeLambdaFunction'),
+    );
+    for (const s of revokeSteps) used.add(s.inputs.FunctionName['Fn::GetAtt'][0]);
     expect(used).toEqual(new Set(STEP_FOLDERS.map(fnId)));
   });
 
@@ -137,7 +142,12 @@ describe('the automation role against the runbooks', () => {
     const apiSteps = [...steps, ...restoreSteps].filter((s) => s.action === 'aws:waitForAwsResourceProperty' || s.action === 'aws:executeAwsApi');
     expect(apiSteps.length).toBeGreaterThan(0);
     // StartAutomationExecution with an AutomationAssumeRole passes that role (iam:PassRole).
-    const needed = [...new Set([...apiSteps.map(iamActionOf), 'iam:PassRole'])].sort();
+    // RevokeKey's fan-out (aws:executeAutomation, issue 14) starts its per-instance runbook over a
+    // tag target: StartAutomationExecution, and tag:GetResources in case the target is resolved
+    // with this role (local/README.md, assumptions).
+    const fanOut = (json.Resources[id(stack.revokeRunbook.document)].Properties.Content.mainSteps as any[]).filter((s) => s.action === 'aws:executeAutomation');
+    expect(fanOut.map((s) => s.inputs.Targets[0].Key)).toEqual(['tag:reset-access:revoke-run']);
+    const needed = [...new Set([...apiSteps.map(iamActionOf), 'iam:PassRole', 'ssm:StartAutomationExecution', 'tag:GetResources'])].sort();
     const roleId = id(stack.automationRole.role.node.defaultChild as CfnElement);
     const granted = [...new Set(statementsOf(json, roleId).flatMap((st) => st.actions))].filter((a) => a !== 'lambda:InvokeFunction').sort();
     expect(granted).toEqual(needed);

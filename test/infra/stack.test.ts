@@ -77,6 +77,8 @@ describe('functions', () => {
     expect(json.Resources[fnId('inject-key')].Properties.Environment.Variables).toEqual({
       KEY_ID: { 'Fn::GetAtt': [logicalId(stack.parameterKey.key), 'Arn'] },
       INJECT_DOCUMENT_NAME: { Ref: logicalId(stack.injectDocument.document) },
+      // RevokeKey (issue 14): the revoke Command document, sent for a revoke plan.
+      REVOKE_DOCUMENT_NAME: { Ref: logicalId(stack.revokeDocument.document) },
       NODE_OPTIONS: '--enable-source-maps',
     });
   });
@@ -217,7 +219,18 @@ describe('IAM: create calls tag the created resource in the same call', () => {
         },
       ],
     ]);
-    const tagging = ALL.filter((s) => s.actions.includes('ec2:CreateTags') && s.role !== roleId('preflight'));
+    // RevokeKey's resolve tags the chosen instances with its run's key only, with a value (the fan-out's target).
+    const revokeTag = ALL.filter((s) => s.actions.includes('ec2:CreateTags') && s.role === roleId('revoke-resolve'));
+    expect(revokeTag.map((s) => [s.resources.map((r) => r.replace(/^.*:/, '')), s.condition])).toEqual([
+      [
+        ['instance/*'],
+        {
+          'ForAllValues:StringEquals': { 'aws:TagKeys': ['reset-access:revoke-run'] },
+          Null: { 'aws:TagKeys': 'false', 'aws:RequestTag/reset-access:revoke-run': 'false' },
+        },
+      ],
+    ]);
+    const tagging = ALL.filter((s) => s.actions.includes('ec2:CreateTags') && s.role !== roleId('preflight') && s.role !== roleId('revoke-resolve'));
     // inject-key takes the online method's backup itself (issue 12: one step before the write).
     expect(new Set(tagging.map((s) => s.role))).toEqual(new Set([roleId('launch-helper'), roleId('backup-and-detach'), roleId('inject-key')]));
     for (const s of tagging) {
@@ -307,16 +320,18 @@ describe('IAM: Systems Manager', () => {
   const LOCKS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/locks/*';
   const KEYS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/ec2rl/openssh/*';
   const USER_DATA = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/user-data/*';
+  /** RevokeKey's fleet spec and report (issue 14). */
+  const REVOKE = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/revoke/*';
 
   test('Put/Get/DeleteParameter only on the lock path, /ec2rl/openssh/ and the saved user data (and the public AMI path, read)', () => {
     const AMI = 'arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/ami-amazon-linux-latest/*';
     const PUBLIC_KEYS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/public-keys/*';
     for (const s of ALL.filter((st) => st.actions.some((a) => /^ssm:(Put|Get|Delete)Parameters?$/.test(a)))) {
       for (const r of s.resources) {
-        expect([LOCKS, KEYS, AMI, PUBLIC_KEYS, USER_DATA]).toContain(r);
+        expect([LOCKS, KEYS, AMI, PUBLIC_KEYS, USER_DATA, REVOKE]).toContain(r);
       }
-      // A user's long public key (PublicKeyParameter): read by preflight only.
-      if (s.resources.includes(PUBLIC_KEYS)) expect([s.role, s.actions]).toEqual([roleId('preflight'), ['ssm:GetParameter']]);
+      // A user's long public key (PublicKeyParameter): read by preflight and RevokeKey's resolve only.
+      if (s.resources.includes(PUBLIC_KEYS)) expect([[roleId('preflight'), roleId('revoke-resolve')].includes(s.role), s.actions]).toEqual([true, ['ssm:GetParameter']]);
       if (s.resources.includes(AMI)) {
         expect(s.actions.sort()).toEqual(['ssm:GetParameter', 'ssm:GetParameters']);
         expect(s.role).toBe(roleId('launch-helper'));
@@ -336,9 +351,15 @@ describe('IAM: Systems Manager', () => {
     expect(on('inject-key', KEYS)).toEqual(['ssm:PutParameter']);
     expect(on('restore', KEYS)).toEqual(['ssm:DeleteParameter']);
     // The UserData steps that only read the plan.
-    const planReaders = ['save-user-data', 'confirm-user-data', 'restore-user-data'];
+    const planReaders = ['save-user-data', 'confirm-user-data', 'restore-user-data', 'revoke-report'];
     for (const folder of planReaders) expect(on(folder as StepFolder, LOCKS)).toEqual(['ssm:GetParameter']);
-    for (const folder of STEP_FOLDERS.filter((f) => !['preflight', 'cleanup', 'summarize', ...planReaders].includes(f))) {
+    // RevokeKey's fleet steps never touch a plan; they write the fleet's spec and report.
+    for (const folder of ['revoke-resolve', 'revoke-gather'] as StepFolder[]) expect(on(folder, LOCKS)).toEqual([]);
+    expect(on('revoke-resolve', REVOKE)).toEqual(['ssm:PutParameter']);
+    expect(on('revoke-gather', REVOKE)).toEqual(['ssm:DeleteParameter', 'ssm:GetParameter', 'ssm:PutParameter']);
+    expect(on('revoke-report', REVOKE)).toEqual(['ssm:GetParameter']);
+    expect(on('preflight', REVOKE)).toEqual(['ssm:GetParameter']);
+    for (const folder of STEP_FOLDERS.filter((f) => !['preflight', 'cleanup', 'summarize', 'revoke-resolve', 'revoke-gather', ...planReaders].includes(f))) {
       expect(on(folder, LOCKS)).toEqual(['ssm:GetParameter', 'ssm:PutParameter']);
     }
     // set-user-data makes a key pair when no public key is given, as inject-key does.
@@ -362,7 +383,12 @@ describe('IAM: Systems Manager', () => {
     const docRef = `\${${logicalId(stack.injectDocument.document)}}`;
     const onDoc = sending.filter((s) => s.resources.some((r) => r.includes(':document/')));
     expect(onDoc).toHaveLength(1);
-    expect(onDoc[0].resources).toEqual([`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:document/${docRef}`]);
+    // The inject-key document, and RevokeKey's Command document (issue 14): no other.
+    const revokeRef = `\${${logicalId(stack.revokeDocument.document)}}`;
+    expect(onDoc[0].resources).toEqual([
+      `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:document/${docRef}`,
+      `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:document/${revokeRef}`,
+    ]);
     const onInstances = sending.filter((s) => s !== onDoc[0]);
     // The helper (volume swap), and the customer's instance itself while it carries a run's lock
     // tag (the online method, issue 12).
@@ -412,6 +438,10 @@ describe('IAM: Systems Manager', () => {
       'ssm:DescribeParameters',
       // A write, but it can only stop a command; restore uses it on the inject command it settles.
       'ssm:CancelCommand',
+      // RevokeKey's gather lists the fleet's children (read-only); the automation role may resolve
+      // the fan-out's tag target (read-only).
+      'ssm:DescribeAutomationExecutions',
+      'tag:GetResources',
     ]);
     for (const s of ALL.filter((st) => st.resources.includes('*'))) {
       for (const a of s.actions) {
@@ -458,12 +488,20 @@ describe('automation role', () => {
       'ssm:GetAutomationExecution',
       'ssm:ListCommandInvocations',
       'ssm:StartAutomationExecution',
+      'ssm:StartAutomationExecution',
+      'tag:GetResources',
     ]);
-    // The cancel path may start the restore runbook and no other document.
+    // The cancel path may start the restore runbook, and RevokeKey's fan-out its per-instance
+    // runbook (issue 14), and no other document.
     expect(grants(stmts, 'ssm:StartAutomationExecution').map((s) => s.resources)).toEqual([
       [
         'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:document/ResetAccess-Restore',
         'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:automation-definition/ResetAccess-Restore:*',
+        'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:automation-execution/*',
+      ],
+      [
+        'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:document/RevokeKey-Instance',
+        'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:automation-definition/RevokeKey-Instance:*',
         'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:automation-execution/*',
       ],
     ]);

@@ -38,11 +38,18 @@ export const AUTOMATION_ACTIONS = new Set([
   'aws:executeAwsApi',
   // The restore runbook's wait for a cancelled execution's Lambdas to stop (waitForLambdasStopped).
   'aws:sleep',
+  // The RevokeKey fleet's fan-out (automation-action-executeAutomation.html).
+  'aws:executeAutomation',
 ]);
 export const FUNCTION_PLACEHOLDER = /^%%FunctionArn:([a-z0-9-]+)%%$/;
 const PLACEHOLDER = /^%%[A-Za-z]+(:[a-z0-9-]+)?%%$/;
 /** Steps exempt from routing to restore: the first, and the failure and cancel paths themselves. */
 const RESTORE_PATH = new Set(['restore', 'cleanupAfterRestore', 'startRestore']);
+/**
+ * Steps after which nothing is locked or changed, so nothing to restore: RevokeKey-Instance's report
+ * of an instance preflight answered Unreachable (no lock taken).
+ */
+const NOTHING_TO_RESTORE = new Set(['reportUnreachable']);
 /**
  * The documented outputs of aws:invokeLambdaFunction, none of them selected inside:
  * https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-lamb.html ("Output").
@@ -156,7 +163,8 @@ export function lintAutomation(doc: Doc, outputFields: ReadonlyMap<string, reado
       if (!payload) problems.push(`${s.name}: no InputPayload`);
       else {
         if (payload.ExecutionId !== executionIdValue) problems.push(`${s.name}: InputPayload.ExecutionId is not ${executionIdValue}`);
-        if (payload.InstanceId !== '{{ InstanceId }}') problems.push(`${s.name}: InputPayload.InstanceId is not {{ InstanceId }}`);
+        // A runbook about one instance passes it to every step (a fleet runbook has no InstanceId).
+        if (doc.parameters?.InstanceId !== undefined && payload.InstanceId !== '{{ InstanceId }}') problems.push(`${s.name}: InputPayload.InstanceId is not {{ InstanceId }}`);
       }
       if (!folder) problems.push(`${s.name}: FunctionName is not a %%FunctionArn:<folder>%% placeholder`);
       else if (!outputFields.has(folder)) problems.push(`${s.name}: lambdas/${folder} exports no OUTPUT_FIELDS`);
@@ -176,7 +184,7 @@ export function lintAutomation(doc: Doc, outputFields: ReadonlyMap<string, reado
     }
     // A runbook with a cancel path: every step after the first fails into restore (this
     // execution) and cancels into startRestore (a separate restore execution, no 2-minute limit).
-    if (i > 0 && !RESTORE_PATH.has(s.name) && names.includes('startRestore')) {
+    if (i > 0 && !RESTORE_PATH.has(s.name) && !NOTHING_TO_RESTORE.has(s.name) && names.includes('startRestore')) {
       if (s.onFailure !== 'step:restore') problems.push(`${s.name}: onFailure is ${s.onFailure}, not step:restore`);
       if (s.onCancel !== 'step:startRestore') problems.push(`${s.name}: onCancel is ${s.onCancel}, not step:startRestore`);
     }

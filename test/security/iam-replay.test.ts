@@ -20,7 +20,12 @@
  * change to the customer's instance or root volume is made under the run's lock tag (issue 11) and
  * denied on the same resource without it.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
+  ImportKeyPairCommand,
   AttachInternetGatewayCommand,
   CreateInternetGatewayCommand,
   CreateRouteCommand,
@@ -106,6 +111,12 @@ const UNBOUND: readonly string[] = [
   'launch-helper ec2:CreateSecurityGroup vpc (customer)',
   // The restore runbook reads the cancelled execution, whose id is known only at run time (read-only).
   'automation ssm:GetAutomationExecution automation-execution (customer)',
+  // RevokeKey (issue 14): the fleet's chosen instances are the user's, named at run time; resolve
+  // tags them with its run's key only (aws:TagKeys, lib/functions.ts REVOKE_TAGGING), which grants
+  // nothing (no policy keys on it); gather removes that key only where it is. The key pair to delete
+  // is the one the user names (DeleteKeyPair=True), only once every instance launched with it is clean.
+  'revoke-resolve ec2:CreateTags instance (customer)',
+  'revoke-gather ec2:DeleteKeyPair key-pair (customer)',
 ];
 
 interface Scenario {
@@ -117,6 +128,9 @@ interface Scenario {
   readonly exchanges: WireExchange[];
   readonly world: World;
 }
+
+/** The RevokeKey fleet scenario (issue 14). */
+const REVOKE_SCENARIO = 'revoke fleet (online and volume swap, DeleteKeyPair)';
 
 let twin: Twin;
 let stack: Stack;
@@ -150,6 +164,30 @@ beforeAll(async () => {
     ['user data (Method=UserData)', 'Success', { userData: Buffer.from('#!/bin/sh\necho original\n') }, { Method: 'UserData' }, {}],
     ['user data restored (failure after confirmUserData)', 'Failed', { userData: Buffer.from('#!/bin/sh\necho original\n') }, { Method: 'UserData' }, { faults: [{ step: 'confirmUserData', when: 'after', message: 'iam replay: fail with our user data set' }] }],
   ];
+  // RevokeKey (issue 14): the fleet runbook over an online instance and a stopped one (the volume
+  // swap) in Revoke mode, with DeleteKeyPair: resolve, the fan-out (aws:executeAutomation through the
+  // twin's Automation API: the children's calls are on the wire), every child step, gather.
+  {
+    const online = await twin.createLockedOutInstance({ managed: {} });
+    const stopped = await twin.createLockedOutInstance({ state: 'stopped' });
+    const keyDir = mkdtempSync(join(tmpdir(), 'replay-key-'));
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'replay', '-f', join(keyDir, 'k')]);
+    await twin.ec2.send(new ImportKeyPairCommand({ KeyName: 'replay-leaked', PublicKeyMaterial: readFileSync(join(keyDir, 'k.pub')) }));
+    rmSync(keyDir, { recursive: true, force: true });
+    const world = await seedWorld(online);
+    for (const id of [stopped.instanceId, stopped.rootVolumeId]) world.customer.add(id);
+    const exchanges: WireExchange[] = [];
+    current = exchanges;
+    try {
+      const run = await twin.runReset(
+        { InstanceIds: `${online.instanceId},${stopped.instanceId}`, KeyPairName: 'replay-leaked', Mode: 'Revoke', DeleteKeyPair: 'True' },
+        { document: twin.automationDocuments.RevokeKey as Record<string, unknown> },
+      );
+      scenarios.push({ name: REVOKE_SCENARIO, expected: 'Success', instance: online, result: run.result, exchanges, world });
+    } finally {
+      current = undefined;
+    }
+  }
   for (const [name, expected, spec, params, options] of runs) {
     const instance = await twin.createLockedOutInstance(spec);
     if (params.SubnetId === 'SelectedInstanceSubnet') await giveInternetRoute(instance.vpcId);
@@ -225,7 +263,8 @@ interface StepSpec {
 
 /** The Automation documents of the template, as the twin resolved them (by step names). */
 function documentFor(result: ExecutionResult, top: boolean): StepSpec[] {
-  if (top) return (twin.automationDocument as { mainSteps: StepSpec[] }).mainSteps;
+  const main = (twin.automationDocument as { mainSteps: StepSpec[] }).mainSteps;
+  if (top && result.steps.every((s) => main.some((m) => m.name === s.name))) return main;
   for (const d of stack.automationDocuments) {
     const steps = (d as { mainSteps: StepSpec[] }).mainSteps;
     if (result.steps.every((s) => steps.some((m) => m.name === s.name))) return steps;
@@ -277,6 +316,27 @@ async function automationAuthorizations(result: ExecutionResult, top: boolean, w
           },
         });
       }
+    }
+    // aws:executeAutomation (RevokeKey's fan-out): Automation starts the secondary runbook with the
+    // AutomationAssumeRole, passing the role it names (automation-action-executeAutomation.html: the
+    // user or role that starts it "must have permission to pass the assume role").
+    if (s.action === 'aws:executeAutomation' && spec?.inputs) {
+      const runtime = (spec.inputs.RuntimeParameters ?? {}) as Record<string, string[]>;
+      const defaults = (twin.automationDocument as { parameters: Record<string, { default?: string }> }).parameters;
+      const role = (runtime.AutomationAssumeRole ?? []).map((v) => (/^\{\{\s*AutomationAssumeRole\s*\}\}$/.test(v) ? String(defaults.AutomationAssumeRole?.default) : v));
+      await authorize(
+        {
+          service: 'ssm',
+          action: 'StartAutomationExecution',
+          protocol: 'json',
+          status: 200,
+          request: JSON.stringify({ DocumentName: spec.inputs.DocumentName, Parameters: { AutomationAssumeRole: role } }),
+          response: '{}',
+          accessKeyId: RUNNER_ACCESS_KEY,
+        },
+        w,
+        out,
+      );
     }
     if (s.action === 'aws:executeAwsApi' && spec?.inputs?.Service === 'ssm' && spec.inputs.Api === 'StartAutomationExecution') {
       const { Service: _s, Api: _a, ...input } = spec.inputs;
@@ -418,6 +478,7 @@ test.each([
   "the instance's own subnet (SelectedInstanceSubnet)",
   'online (a managed instance, Auto)',
   'online, restore (failure injected after injection)',
+  REVOKE_SCENARIO,
 ])(
   '%s: every call and every authorization AWS makes for it is allowed',
   async (name) => {

@@ -34,12 +34,23 @@ const UNSCOPABLE: Record<string, { reason: string; docs: string }> = Object.from
     'DescribeVpcEndpoints',
     'DescribeAddresses',
     'DescribeSpotInstanceRequests',
+    // RevokeKey (issue 14): a key pair's public key (IncludePublicKey).
+    'DescribeKeyPairs',
   ].map((a) => [`ec2:${a}`, { reason: 'EC2 Describe* actions do not support resource-level permissions', docs: `${EC2_SAR} ; ${EC2_RLP}` }]),
   ['autoscaling:DescribeAutoScalingInstances', { reason: 'Describe* of Auto Scaling has no resource type', docs: ASG_SAR }],
   ['ssm:DescribeInstanceInformation', { reason: 'lists managed nodes; no resource type', docs: SSM_SAR }],
   ['ssm:GetCommandInvocation', { reason: 'no resource type (the command id is not an ARN)', docs: SSM_SAR }],
   ['ssm:ListCommandInvocations', { reason: 'lists command invocations (a wait step reads their status); no resource type', docs: SSM_SAR }],
   ['ssm:DescribeParameters', { reason: 'lists parameter metadata (never values); no resource type', docs: SSM_SAR }],
+  // RevokeKey (issue 14): gather lists the fleet's children; the automation role may resolve a tag target.
+  ['ssm:DescribeAutomationExecutions', { reason: 'lists automation executions (gather finds the fleet\'s children); no resource type', docs: SSM_SAR }],
+  [
+    'tag:GetResources',
+    {
+      reason: 'lists tagged resources (a fan-out\'s tag target may be resolved with it); no resource type',
+      docs: 'https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonresourcegroupstaggingapi.html',
+    },
+  ],
 ]);
 
 /**
@@ -136,6 +147,11 @@ function untaggedDestruction(tpl: Template): string[] {
       if (tagConditioned(s)) continue;
       // the run's lock tag: removable only by key, only where it is (lockTagRule)
       if (a === 'ec2:DeleteTags' && lockUntagging(s)) continue;
+      // RevokeKey's run tag, by gather only, only that key where it is (lockTagRule)
+      if (a === 'ec2:DeleteTags' && revokeRunTagging(s, 'Resource', /RevokeGather/)) continue;
+      // the key pair the user names to delete (DeleteKeyPair=True): gather only, once every instance
+      // launched with it is clean (lambdas/revoke-gather); a key pair carries none of our tags
+      if (a === 'ec2:DeleteKeyPair' && s.roles.every((r) => /RevokeGather/.test(r)) && s.resources.every((r) => ec2Type(r) === 'key-pair')) continue;
       // an untaggable companion resource, only where the request's other resource is conditioned
       const types = s.resources.map(ec2Type);
       const excused = COMPANION_RESOURCES.find((c) => c.action.test(a) && types.every((ty) => ty === c.resourceType));
@@ -152,6 +168,19 @@ function untaggedDestruction(tpl: Template): string[] {
 }
 
 const LOCK_KEY = 'reset-access:lock';
+/** RevokeKey's run tag (issue 14): resolve adds it, gather removes it; no policy keys on it. */
+const REVOKE_RUN_KEY = 'reset-access:revoke-run';
+/** Tagging (Request) or untagging (Resource) with the revoke run's key only, by the one step that does it. */
+function revokeRunTagging(s: Statement, kind: 'Request' | 'Resource', role: RegExp): boolean {
+  const c = (s.condition ?? {}) as Record<string, Record<string, unknown>>;
+  return (
+    s.roles.every((r) => role.test(r)) &&
+    s.resources.every((r) => ec2Type(r) === 'instance') &&
+    JSON.stringify(c['ForAllValues:StringEquals']) === JSON.stringify({ 'aws:TagKeys': [REVOKE_RUN_KEY] }) &&
+    c.Null?.['aws:TagKeys'] === 'false' &&
+    c.Null?.[`aws:${kind}Tag/${REVOKE_RUN_KEY}`] === 'false'
+  );
+}
 /** ec2:DeleteTags of the lock key only (ForAllValues aws:TagKeys, key present), where the resource carries it. */
 function lockUntagging(s: Statement): boolean {
   const c = (s.condition ?? {}) as Record<string, Record<string, unknown>>;
@@ -181,6 +210,8 @@ function lockTagRule(tpl: Template): string[] {
       if (tagConditioned(s) || c.Null?.[`aws:ResourceTag/${LOCK_KEY}`] === 'false') continue;
       bad.push(`${where(s, a)} on ${s.resources.join(' ')}: neither our tag nor the lock tag`);
     }
+    if (s.actions.includes('ec2:CreateTags') && !c.StringEquals?.['ec2:CreateAction'] && revokeRunTagging(s, 'Request', /RevokeResolve/)) continue;
+    if (s.actions.includes('ec2:DeleteTags') && revokeRunTagging(s, 'Resource', /RevokeGather/)) continue;
     if (s.actions.includes('ec2:CreateTags') && !c.StringEquals?.['ec2:CreateAction']) {
       const ok =
         s.roles.every((r) => /Preflight/.test(r)) &&
@@ -197,8 +228,9 @@ function lockTagRule(tpl: Template): string[] {
 
 function sendCommandScope(tpl: Template): string[] {
   const commandDocs = resourcesOfType(tpl, 'AWS::SSM::Document').filter((id) => tpl.Resources[id].Properties?.DocumentType === 'Command');
-  if (commandDocs.length !== 1) return [`${commandDocs.length} Command documents`];
-  const docArn = new RegExp(`:ssm:[^:]*:[^:]*:document/\\$\\{Ref\\.${commandDocs[0]}\\}$`);
+  // The inject-key document and RevokeKey's (issue 14): the stack's own Command documents only.
+  if (commandDocs.length !== 2) return [`${commandDocs.length} Command documents`];
+  const docArn = new RegExp(`:ssm:[^:]*:[^:]*:document/\\$\\{Ref\\.(${commandDocs.join('|')})\\}$`);
   const bad: string[] = [];
   let docGranted = false;
   let instancesGranted = false;
@@ -219,7 +251,7 @@ function sendCommandScope(tpl: Template): string[] {
 }
 
 function parameterWrites(tpl: Template): string[] {
-  const ok = /:ssm:[^:]*:[^:]*:parameter\/(ec2rl\/openssh|reset-access\/locks|reset-access\/user-data)\/\*$/;
+  const ok = /:ssm:[^:]*:[^:]*:parameter\/(ec2rl\/openssh|reset-access\/locks|reset-access\/user-data|reset-access\/revoke)\/\*$/;
   const bad: string[] = [];
   for (const s of allowsOf(tpl)) {
     for (const a of s.actions.filter((x) => /^ssm:(PutParameter|DeleteParameter|DeleteParameters|LabelParameterVersion|AddTagsToResource)$/.test(x))) {
@@ -469,7 +501,8 @@ test('the automation role is assumable only by Systems Manager of this account, 
         const name = m?.[1] ?? m?.[2];
         expect(names).toContain(name);
         expect(name).not.toBe(names.find((n) => !n.endsWith('-Restore')));
-        expect(name).toMatch(/-Restore$/);
+        // the restore runbook, or RevokeKey's per-instance runbook (its fan-out, issue 14)
+        expect(name).toMatch(/-Restore$|-Instance$/);
       }
     } else {
       // the only other write: passing itself to Systems Manager (the passRole rule above)
@@ -494,6 +527,7 @@ test('no function carries a secret in its environment: only the documented varia
     NODE_OPTIONS: /^--enable-source-maps$/,
     KEY_ID: /^\$\{[A-Za-z0-9]+\.Arn\}$/,
     INJECT_DOCUMENT_NAME: /^\$\{Ref\.[A-Za-z0-9]+\}$/,
+    REVOKE_DOCUMENT_NAME: /^\$\{Ref\.[A-Za-z0-9]+\}$/,
     HELPER_INSTANCE_PROFILE_ARN: /^\$\{[A-Za-z0-9]+\.Arn\}$/,
     HELPER_AMI_PARAMETER_PREFIX: /^\/aws\/service\/ami-amazon-linux-latest\/[a-z0-9-]+$/,
     AWS_NODEJS_CONNECTION_REUSE_ENABLED: /^1$/,

@@ -314,6 +314,8 @@ const EC2: Record<string, Ec2Mapper> = {
     return list(f, 'ResourceId').map((id) => ({ type: typeOfId(id), id, extra }));
   },
   DescribeInstanceAttribute: one('InstanceId', 'instance'),
+  // RevokeKey's gather (DeleteKeyPair=True): the key pair by its name (SAR: key-pair/${KeyPairName}).
+  DeleteKeyPair: one('KeyName', 'key-pair'),
   // The UserData method's confirmation (SAR: GetConsoleOutput authorizes on the instance).
   GetConsoleOutput: one('InstanceId', 'instance'),
   CreateVpc: created('vpc', 'vpcId'),

@@ -1,0 +1,167 @@
+/**
+ * Step `resolve` of the RevokeKey fleet runbook: check every input and refuse bad input before any
+ * change; expand the instances (InstanceIds, a tag, or every instance launched with KeyPairName);
+ * turn the keys into fingerprints; write the fleet's spec, which every child reads; and tag each
+ * selected instance `reset-access:revoke-run=<this execution id>`, the one target the fan-out step
+ * gives aws:executeAutomation (a parameter value or an output holds at most 512 characters, so a
+ * list of instance ids cannot travel between steps; a tag target has no such limit).
+ */
+import { CreateTagsCommand, DescribeInstancesCommand, type EC2Client, type Filter } from '@aws-sdk/client-ec2';
+import { PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { InvalidInputError, isAwsError } from '@common/errors';
+import type { Logger } from '@common/log';
+import {
+  resolveRevokeAction,
+  revokeSpecName,
+  validateRevokeMethod,
+  validateRevokeUsers,
+  type RevokeKeyInputs,
+  type RevokeSpec,
+} from '@common/revoke';
+import { REVOKE_RUN_TAG_KEY } from '@common/tags';
+import { INSTANCE_ID_PATTERN, validateInstanceType, validateSubnetChoice } from '@common/validation';
+
+/**
+ * The most instances one fleet run takes: its spec (about 20 characters an id) must fit an
+ * advanced parameter's 8 KB (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html);
+ * a larger fleet is split by tag values or id lists.
+ */
+export const MAX_FLEET_INSTANCES = 250;
+/** A tag key and value (EC2: 128 and 256 Unicode characters; the runbook allows no `,` or `|`). */
+const TAG_KEY = /^[^,|]{1,128}$/;
+const TAG_VALUE = /^[^,|]{0,256}$/;
+/** The states a fleet run selects: a terminated or terminating instance has nothing to clean. */
+export const SELECTED_STATES = ['pending', 'running', 'stopping', 'stopped'];
+
+export interface ResolveRequest {
+  readonly executionId: string;
+  readonly instanceIds: string[];
+  readonly tagKey: string;
+  readonly tagValue: string;
+  readonly keys: RevokeKeyInputs;
+  readonly users: unknown;
+  readonly method: unknown;
+  readonly subnetId: unknown;
+  readonly helperInstanceType: unknown;
+  /** DeleteKeyPair as given ('True' / 'False'). */
+  readonly deleteKeyPair?: unknown;
+}
+
+export interface ResolveDeps {
+  readonly ec2: EC2Client;
+  readonly ssm: SSMClient;
+  readonly log: Logger;
+}
+
+/** How the instances are chosen: ids, a tag, or the key pair they were launched with. */
+export function selectionOf(req: ResolveRequest): { text: string; filters?: Filter[]; ids?: string[] } {
+  const byIds = req.instanceIds.length > 0;
+  const byTag = req.tagKey !== '';
+  if (byIds && byTag) throw new InvalidInputError('Choose the instances one way: InstanceIds or TargetTagKey, not both');
+  if (!byTag && req.tagValue !== '') throw new InvalidInputError('TargetTagValue needs TargetTagKey');
+  const states: Filter = { Name: 'instance-state-name', Values: SELECTED_STATES };
+  if (byIds) {
+    req.instanceIds.forEach((id, i) => {
+      if (!INSTANCE_ID_PATTERN.test(id)) throw new InvalidInputError(`InstanceIds entry ${i + 1} is not an EC2 instance id`);
+    });
+    return { text: `${req.instanceIds.length} instance ids`, ids: [...new Set(req.instanceIds)] };
+  }
+  if (byTag) {
+    if (!TAG_KEY.test(req.tagKey) || !TAG_VALUE.test(req.tagValue)) throw new InvalidInputError('TargetTagKey/TargetTagValue: at most 128/256 characters, without "," or "|"');
+    // "tag:<key> - The key/value combination of a tag assigned to the resource" (DescribeInstances filters,
+    // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstances.html); no value: tag-key.
+    const filter: Filter = req.tagValue !== '' ? { Name: `tag:${req.tagKey}`, Values: [req.tagValue] } : { Name: 'tag-key', Values: [req.tagKey] };
+    return { text: `tag ${req.tagKey}${req.tagValue !== '' ? `=${req.tagValue}` : ''}`, filters: [filter, states] };
+  }
+  if (req.keys.keyPairName !== '') {
+    // "key-name - The name of the key pair used when the instance was launched" (same page).
+    return { text: `launched with key pair ${req.keys.keyPairName}`, filters: [{ Name: 'key-name', Values: [req.keys.keyPairName] }, states] };
+  }
+  throw new InvalidInputError('Choose the instances: InstanceIds, TargetTagKey (and TargetTagValue), or KeyPairName (every instance launched with it)');
+}
+
+/** Every instance id DescribeInstances answers, all pages, in the states a fleet selects. */
+async function describeIds(ec2: EC2Client, selection: { filters?: Filter[]; ids?: string[] }): Promise<string[]> {
+  const out: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await ec2.send(
+      new DescribeInstancesCommand({ InstanceIds: selection.ids, Filters: selection.filters, NextToken: token }),
+    );
+    for (const r of page.Reservations ?? []) {
+      for (const i of r.Instances ?? []) {
+        if (i.InstanceId && SELECTED_STATES.includes(i.State?.Name ?? '')) out.push(i.InstanceId);
+      }
+    }
+    token = page.NextToken;
+  } while (token);
+  return [...new Set(out)];
+}
+
+export interface ResolveResult {
+  readonly spec: RevokeSpec;
+  readonly specName: string;
+}
+
+export async function resolveFleet(deps: ResolveDeps, req: ResolveRequest): Promise<ResolveResult> {
+  // Every input first, before any call that changes anything.
+  const selection = selectionOf(req);
+  const users = validateRevokeUsers(req.users);
+  const method = validateRevokeMethod(req.method);
+  const subnetId = validateSubnetChoice(req.subnetId);
+  const helperInstanceType = validateInstanceType(req.helperInstanceType);
+  const action = await resolveRevokeAction(deps, req.keys);
+  // An audit changes nothing, the key pair included (review P7).
+  if (req.deleteKeyPair === 'True' && action.mode !== 'Revoke') {
+    throw new InvalidInputError('DeleteKeyPair=True needs Mode=Revoke: an audit changes nothing, the key pair included');
+  }
+  if (req.deleteKeyPair === 'True' && req.keys.keyPairName === '') throw new InvalidInputError('DeleteKeyPair=True needs KeyPairName');
+  let instanceIds: string[];
+  try {
+    instanceIds = await describeIds(deps.ec2, selection);
+  } catch (err) {
+    if (isAwsError(err, 'InvalidInstanceID.NotFound', 'InvalidInstanceID.Malformed')) {
+      throw new InvalidInputError(`InstanceIds: ${(err as Error).message}`);
+    }
+    throw err;
+  }
+  if (selection.ids) {
+    const missing = selection.ids.filter((id) => !instanceIds.includes(id));
+    if (missing.length > 0) throw new InvalidInputError(`InstanceIds: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ' …' : ''} not found, or terminated`);
+  }
+  if (instanceIds.length === 0) throw new InvalidInputError(`No instance matches (${selection.text}); nothing was changed`);
+  if (instanceIds.length > MAX_FLEET_INSTANCES) {
+    throw new InvalidInputError(`${instanceIds.length} instances match (${selection.text}); one run takes at most ${MAX_FLEET_INSTANCES}: split the fleet`);
+  }
+  const spec: RevokeSpec = {
+    version: 1,
+    parentExecutionId: req.executionId,
+    action,
+    users,
+    method,
+    subnetId,
+    helperInstanceType,
+    instanceIds,
+    selection: selection.text,
+  };
+  const specName = revokeSpecName(req.executionId);
+  await deps.ssm.send(
+    new PutParameterCommand({
+      Name: specName,
+      Value: JSON.stringify(spec),
+      Type: 'String',
+      Overwrite: true,
+      // Standard (free) up to 4 KB, advanced up to 8 KB for a large fleet.
+      Tier: 'Intelligent-Tiering',
+      Description: `ec2-reset-access RevokeKey fleet ${req.executionId}: what every instance's run does`,
+    }),
+  );
+  // In batches of 100 ids (a bound of our own, far below any request size limit).
+  for (let i = 0; i < instanceIds.length; i += 100) {
+    await deps.ec2.send(
+      new CreateTagsCommand({ Resources: instanceIds.slice(i, i + 100), Tags: [{ Key: REVOKE_RUN_TAG_KEY, Value: req.executionId }] }),
+    );
+  }
+  deps.log.info('fleet resolved', { executionId: req.executionId, instances: instanceIds.length, keys: action.fingerprints.length, mode: action.mode });
+  return { spec, specName };
+}
