@@ -2,12 +2,13 @@ import { CfnOutput, Fn, Stack, StackProps } from 'aws-cdk-lib';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { AutomationRole } from './automation-role';
-import { DEFAULT_DOCUMENT_NAME, INJECT_DOCUMENT_SUFFIX } from './constants';
+import { DEFAULT_DOCUMENT_NAME, INJECT_DOCUMENT_SUFFIX, WINDOWS_DOCUMENT_SUFFIX } from './constants';
 import { StepFunctions } from './functions';
 import { HelperRole } from './helper-role';
 import { loadInjectKeyDocument } from './inject-key-document';
 import { ParameterKey } from './key';
 import { InjectKeyCommandDocument, RESTORE_RUNBOOK_FILE, Runbook } from './runbook';
+import { windowsResetDocumentContent } from './windows-document';
 
 /** The restore runbook the cancel path starts is `<documentName><suffix>`. */
 export const RESTORE_DOCUMENT_SUFFIX = '-Restore';
@@ -38,6 +39,11 @@ export interface ResetAccessStackProps extends StackProps {
    * @default - loadInjectKeyDocument()
    */
   readonly injectKeyDocument?: Record<string, unknown>;
+  /**
+   * The windows-reset Command document's content (issue 15).
+   * @default - windowsResetDocumentContent()
+   */
+  readonly windowsResetDocument?: Record<string, unknown>;
 }
 
 /**
@@ -57,13 +63,17 @@ export class ResetAccessStack extends Stack {
   public readonly runbook: Runbook;
   public readonly restoreRunbook: Runbook;
   public readonly injectDocument: InjectKeyCommandDocument;
+  public readonly windowsDocumentName: string;
+  /** The Command document the helper runs for a Windows target (issue 15). */
+  public readonly windowsDocument: InjectKeyCommandDocument;
 
   public constructor(scope: Construct, id: string, props: ResetAccessStackProps = {}) {
     super(scope, id, props);
     this.documentName = props.documentName ?? DEFAULT_DOCUMENT_NAME;
     this.injectDocumentName = `${this.documentName}${INJECT_DOCUMENT_SUFFIX}`;
     this.restoreDocumentName = `${this.documentName}${RESTORE_DOCUMENT_SUFFIX}`;
-    for (const name of [this.documentName, this.injectDocumentName, this.restoreDocumentName]) {
+    this.windowsDocumentName = `${this.documentName}${WINDOWS_DOCUMENT_SUFFIX}`;
+    for (const name of [this.documentName, this.injectDocumentName, this.restoreDocumentName, this.windowsDocumentName]) {
       if (!DOCUMENT_NAME.test(name) || RESERVED_DOCUMENT_PREFIX.test(name)) {
         throw new Error(
           `Invalid document name "${name}": use 3 to 128 letters, digits, "_", "-" or "." ` +
@@ -78,6 +88,11 @@ export class ResetAccessStack extends Stack {
     });
     // Ref of a document is its name: referencing it orders the deployment.
     const injectDocumentName = this.injectDocument.document.ref;
+    this.windowsDocument = new InjectKeyCommandDocument(this, 'WindowsReset', {
+      documentName: this.windowsDocumentName,
+      content: props.windowsResetDocument ?? windowsResetDocumentContent(),
+    });
+    const windowsDocumentName = this.windowsDocument.document.ref;
 
     this.parameterKey = new ParameterKey(this, 'ParameterKey', { aliasName: `reset-access/${this.documentName}` });
     this.helper = new HelperRole(this, 'Helper');
@@ -86,6 +101,7 @@ export class ResetAccessStack extends Stack {
       helperRole: this.helper.role,
       parameterKey: this.parameterKey.key,
       injectDocumentName,
+      windowsDocumentName,
       lambdasDir: props.lambdasDir,
     });
     this.automationRole = new AutomationRole(this, 'Automation', {
@@ -108,6 +124,7 @@ export class ResetAccessStack extends Stack {
       functionArns,
       automationRoleArn: this.automationRole.role.roleArn,
       injectDocumentName,
+      windowsDocumentName,
       // Ref of a document is its name: referencing it orders the deployment.
       restoreDocumentName: this.restoreRunbook.document.ref,
     });
@@ -123,6 +140,7 @@ export class ResetAccessStack extends Stack {
       description: 'The restore runbook a cancelled run starts (run it yourself for an execution that did not clean up)',
     });
     new CfnOutput(this, 'InjectKeyDocumentName', { value: injectDocumentName, description: 'The Command document the helper runs' });
+    new CfnOutput(this, 'WindowsResetDocumentName', { value: windowsDocumentName, description: 'The Command document the helper runs for a Windows target' });
     new CfnOutput(this, 'KeyArn', {
       value: this.parameterKey.key.keyArn,
       description: 'The KMS key of the SecureString parameters /ec2rl/openssh/<instance-id>/key',

@@ -14,6 +14,7 @@ import { isAwsError, LockHeldError, PlanError } from './errors';
 import type { BackupMethod, Method, SubnetChoice } from './validation';
 import type { KeyType } from '@common/keys';
 import { lockParameterName } from '@common/names';
+import type { WindowsMode } from '@common/windows';
 
 export const PLAN_VERSION = 1;
 /** The lock parameter's name for `instanceId` (defined in @common/names, with the IAM paths). */
@@ -31,6 +32,8 @@ export interface PlanInputs {
   backupMethod: BackupMethod;
   allowEncryptedVolume: boolean;
   allowEphemeralDataLoss: boolean;
+  /** Windows only (issue 15): EnablePasswordGeneration or NewPassword. Absent in older plans. */
+  mode?: WindowsMode;
 }
 
 export type OriginalState = 'running' | 'stopped';
@@ -66,6 +69,10 @@ export interface PlanInstance {
   vpcId: string;
   publicIpAddress: string;
   elasticIp: boolean;
+  /** `windows` for a Windows target (issue 15); absent (Linux) in older plans. */
+  platform?: 'linux' | 'windows';
+  /** The instance's key pair name ('' when it has none): EnablePasswordGeneration needs one. */
+  keyName?: string;
 }
 
 /** Every resource this execution created, recorded right after its create call. */
@@ -79,6 +86,10 @@ export interface PlanCreated {
   backupId?: string;
   keyParameterName?: string;
   commandId?: string;
+  /** Windows, Mode=NewPassword: the run's private key SecureString (deleted once the password is stored). */
+  runKeyParameterName?: string;
+  /** Windows, Mode=NewPassword: the SecureString with the new password. */
+  passwordParameterName?: string;
 }
 
 export type Phase =

@@ -19,6 +19,7 @@ import {
   validateSubnetChoice,
   validateUsers,
 } from '@common/validation';
+import { platformToken, validateMode } from '@common/windows';
 import { preflight, resolvePublicKey, type PreflightRequest } from './preflight';
 
 export interface PreflightOutput {
@@ -36,6 +37,8 @@ export interface PreflightOutput {
    * JSON serializer escapes or spaces; '|' appears nowhere else in the Payload (tokenSafe).
    */
   MethodToken: string;
+  /** `|platform:windows|` or `|platform:linux|`: what branchOnPlatform looks for (Contains), as MethodToken. */
+  PlatformToken: string;
 }
 
 export const OUTPUT_FIELDS = outputFields<PreflightOutput>()([
@@ -47,6 +50,7 @@ export const OUTPUT_FIELDS = outputFields<PreflightOutput>()([
   'Method',
   'MethodReason',
   'MethodToken',
+  'PlatformToken',
 ]);
 
 /** The longest MethodReason in this Payload: with the other fields, far under 512 characters. */
@@ -93,6 +97,7 @@ export function parseRequest(event: unknown): PreflightRequest {
       backupMethod: validateBackupMethod(o.BackupMethod),
       allowEncryptedVolume: validateFlag(o.AllowEncryptedVolume, 'AllowEncryptedVolume'),
       allowEphemeralDataLoss: validateFlag(o.AllowEphemeralDataLoss, 'AllowEphemeralDataLoss'),
+      mode: validateMode(o.Mode),
     },
   };
 }
@@ -116,5 +121,6 @@ export function outputOf(plan: Plan): PreflightOutput {
     Method: plan.method.chosen,
     MethodReason: tokenSafe(reason),
     MethodToken: methodToken(plan.method.chosen),
+    PlatformToken: platformToken(plan.instance.platform === 'windows' ? 'windows' : 'linux'),
   };
 }

@@ -70,6 +70,7 @@ describe('functions', () => {
         Variables: {
           HELPER_INSTANCE_PROFILE_ARN: { 'Fn::GetAtt': [Match.stringLikeRegexp('HelperInstanceProfile'), 'Arn'] },
           HELPER_AMI_PARAMETER_PREFIX: '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-',
+          WINDOWS_HELPER_AMI_PARAMETER: '/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id',
           NODE_OPTIONS: '--enable-source-maps',
         },
       },

@@ -496,6 +496,8 @@ test('no function carries a secret in its environment: only the documented varia
     INJECT_DOCUMENT_NAME: /^\$\{Ref\.[A-Za-z0-9]+\}$/,
     HELPER_INSTANCE_PROFILE_ARN: /^\$\{[A-Za-z0-9]+\.Arn\}$/,
     HELPER_AMI_PARAMETER_PREFIX: /^\/aws\/service\/ami-amazon-linux-latest\/[a-z0-9-]+$/,
+    WINDOWS_HELPER_AMI_PARAMETER: /^\/aws\/service\/canonical\/ubuntu\/server\/[0-9.]+\/stable\/current\/\{arch\}\/hvm\/ebs-gp3\/ami-id$/,
+    WINDOWS_DOCUMENT_NAME: /^\$\{Ref\.[A-Za-z0-9]+\}$/,
     AWS_NODEJS_CONNECTION_REUSE_ENABLED: /^1$/,
   };
   const bad: string[] = [];

@@ -152,6 +152,7 @@ describe('preflight handler', () => {
       Method: 'VolumeSwap',
       MethodReason: expect.stringContaining('not a managed node'),
       MethodToken: '|method:VolumeSwap|',
+      PlatformToken: '|platform:linux|',
     });
     expect(Object.keys(out).sort()).toEqual([...OUTPUT_FIELDS].sort());
     expect(ssmMock).toHaveReceivedCommandWith(PutParameterCommand, { Name: LOCK_NAME, Overwrite: false, Type: 'String' });
