@@ -125,8 +125,8 @@ const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; descr
   // Polls the console for up to 240 s (CONFIRM_BUDGET_MS).
   'confirm-user-data': { timeout: Duration.seconds(270), description: 'Read the instance\'s report of the key from its serial console' },
   'restore-user-data': { timeout: Duration.seconds(60), description: 'Put the original user data back, delete the saved copy' },
-  // Windows targets (issue 15). RSA 2048 generation for NewPassword is quick next to RSA 4096.
-  'windows-reset': { timeout: Duration.seconds(90), memorySize: 512, description: 'Windows: make the run key (NewPassword), send the windows-reset command' },
+  // Windows targets (issue 15). RSA 2048 generation (NewPassword) takes well under a second at 256 MB.
+  'windows-reset': { timeout: Duration.seconds(90), description: 'Windows: make the run key (NewPassword), send the windows-reset command' },
   // Waits up to 180 s for the command to end, as release-from-helper.
   'windows-release': { timeout: Duration.seconds(240), description: 'Windows: read the windows-reset report, detach the volume from the helper' },
   'windows-start': { timeout: Duration.seconds(60), description: 'Windows: restore DeleteOnTermination, start the instance for the password boot' },

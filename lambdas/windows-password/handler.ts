@@ -5,7 +5,7 @@ import { requireEnv } from '@common/env';
 import { createLogger } from '@common/log';
 import { MAX_OUTPUT_CHARS, outputFields } from '@common/outputs';
 import { validateStepInput } from '@common/validation';
-import { waitForPassword, type WindowsPasswordResult } from './windows-password';
+import { nextStep, waitForPassword } from './windows-password';
 
 /** The run's result for a Windows target (at most 512 characters); never a password or a key. */
 export interface WindowsPasswordOutput {
@@ -23,17 +23,6 @@ export const OUTPUT_FIELDS = outputFields<WindowsPasswordOutput>()(['Mode', 'Pas
 
 const config = { keyId: requireEnv('KEY_ID') };
 const log = createLogger('reset-access-windows-password');
-
-/**
- * The next step: for EnablePasswordGeneration the AWS CLI decrypts GetPasswordData with the key
- * pair's private key (`aws ec2 get-password-data --priv-launch-key`, AWS CLI reference); for
- * NewPassword, GetParameter with decryption.
- */
-export function nextStep(instanceId: string, r: WindowsPasswordResult): string {
-  return r.mode === 'NewPassword'
-    ? `aws ssm get-parameter --with-decryption --name ${r.passwordParameterName} --query Parameter.Value --output text`
-    : `aws ec2 get-password-data --instance-id ${instanceId} --priv-launch-key <private key file of key pair ${r.keyName.slice(0, 60)}>`;
-}
 
 export async function handler(event: unknown): Promise<WindowsPasswordOutput> {
   const input = validateStepInput(event);

@@ -163,3 +163,15 @@ export async function waitForPassword(deps: WindowsPasswordDeps, input: StepInpu
     backupId: plan.created.backupId ?? 'none',
   };
 }
+
+/**
+ * What the user runs next. EnablePasswordGeneration: the AWS CLI decrypts GetPasswordData with the
+ * key pair's private key (`aws ec2 get-password-data --priv-launch-key`, AWS CLI command reference,
+ * https://docs.aws.amazon.com/cli/latest/reference/ec2/get-password-data.html); NewPassword:
+ * GetParameter with decryption.
+ */
+export function nextStep(instanceId: string, r: WindowsPasswordResult): string {
+  return r.mode === 'NewPassword'
+    ? `aws ssm get-parameter --with-decryption --name ${r.passwordParameterName} --query Parameter.Value --output text`
+    : `aws ec2 get-password-data --instance-id ${instanceId} --priv-launch-key <private key file of key pair ${r.keyName.slice(0, 60)}>`;
+}
