@@ -26,6 +26,7 @@ import { CreateTagsCommand, DescribeImagesCommand, DescribeInstancesCommand, Des
 import { GetDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse as parseYaml } from 'yaml';
 import { goRegexpVerdictsAsync } from './go-regexp';
+import { createWindowsBootTwin, type WindowsBootTwin } from './windows-boot';
 import { createUserDataTwin, IncorrectInstanceState } from './user-data-twin';
 
 /** The part of the runner's virtual clock the agent uses (local/runner/clock.ts). */
@@ -193,6 +194,8 @@ export interface Agent {
   /** Makes a target instance a managed node (ManagedTarget). */
   registerManaged(instanceId: string, target: ManagedTarget): void;
   volumeImage(volumeId: string): string | undefined;
+  /** The Windows boots (issue 15, local/windows-boot.ts): key pairs as EC2 keeps them, boots so far. */
+  readonly windows: WindowsBootTwin;
   commands(): readonly CommandRecord[];
   /** Waits for every command's script to end (none left running). */
   drainCommands(): Promise<void>;
@@ -200,6 +203,20 @@ export interface Agent {
 }
 
 export type SsmHandler = (json: Record<string, unknown>) => Promise<unknown> | unknown;
+
+/**
+ * Canonical's public parameters of Ubuntu Server 24.04 AMIs (the helper of a Windows target,
+ * issue 15), which moto does not carry: /aws/service/canonical/ubuntu/server/24.04/stable/current/
+ * <amd64|arm64>/hvm/ebs-gp3/ami-id (https://discourse.ubuntu.com/t/finding-ubuntu-images-with-the-aws-ssm-parameter-store/15507),
+ * answered with the one Canonical-owned (099720109477) image in moto's list, ami-1e749f67, as the
+ * twin's stand-in: its release does not matter to the twin, its owner does (the launch's IAM).
+ */
+export const UBUNTU_HELPER_AMI = 'ami-1e749f67';
+function ubuntuParameter(name: string): { Parameter: Record<string, unknown> } | undefined {
+  const m = /^\/aws\/service\/canonical\/ubuntu\/server\/24\.04\/stable\/current\/(amd64|arm64)\/hvm\/ebs-gp3\/ami-id$/.exec(name);
+  if (!m) return undefined;
+  return { Parameter: { Name: name, Type: 'String', Value: UBUNTU_HELPER_AMI, Version: 1, DataType: 'aws:ec2:image', ARN: `arn:aws:ssm:us-east-1::parameter${name}` } };
+}
 
 export class AgentError extends Error {
   constructor(message: string) {
@@ -517,6 +534,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const volumeImages = new Map<string, string>();
   // Method=UserData (issue 12): what EC2 and the instance do with user data (local/user-data-twin.ts).
   const userDataTwin = createUserDataTwin({ ec2: motoEc2, volumeImage: (id) => volumeImages.get(id) });
+  const windowsBoot = createWindowsBootTwin({ ec2: motoEc2, volumeImage: (id) => volumeImages.get(id) });
   const managedTargets = new Map<string, ManagedTarget>();
   const commandList: CommandRecord[] = [];
   const clientTokens = new Map<string, string>();
@@ -644,6 +662,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         if (err instanceof IncorrectInstanceState) throw new AwsErrorReply('IncorrectInstanceState', err.message);
         throw err;
       }
+    }
+    if (action === 'GetPasswordData') {
+      // A Windows instance's password data after the twin booted it (local/windows-boot.ts).
+      const xml = windowsBoot.passwordDataXml(form.get('InstanceId') ?? '', randomUUID());
+      if (xml !== undefined) return xml;
     }
     if (action === 'GetConsoleOutput') {
       const xml = userDataTwin.consoleOutputXml(form.get('InstanceId') ?? '', randomUUID());
@@ -1231,6 +1254,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         reply(res, fault.statusCode ?? 400, e.contentType, e.body, parsed.protocol === 'json' ? { 'x-amzn-errortype': fault.code ?? 'TwinInjectedFault' } : {});
         return;
       }
+      const publicParameter = parsed.service === 'ssm' && parsed.action === 'GetParameter' ? ubuntuParameter(String(parsed.json?.Name ?? '')) : undefined;
+      if (publicParameter) {
+        record(200, false);
+        reply(res, 200, 'application/x-amz-json-1.1', JSON.stringify(publicParameter));
+        return;
+      }
       if (parsed.service === 'ssm' && parsed.protocol === 'json' && ssmHandlers[parsed.action]) {
         const result = await ssmHandlers[parsed.action]!(parsed.json ?? {});
         record(200, false);
@@ -1255,6 +1284,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         afterEc2(parsed.form, parsed.action, text);
         if (parsed.action === 'DescribeInstances') await learnImages(text);
         if (parsed.action === 'StartInstances') await userDataTwin.afterStart(formList(parsed.form, 'InstanceId'));
+        if (parsed.action === 'StartInstances') await windowsBoot.afterStart(formList(parsed.form, 'InstanceId'));
         if (parsed.action === 'CreateImage') await tagImageSnapshots(text);
         const masked = maskEc2(parsed.action, text);
         if (masked !== text) body = Buffer.from(masked);
@@ -1326,6 +1356,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       volumeImages.set(volumeId, imagePath);
     },
     volumeImage: (volumeId) => volumeImages.get(volumeId),
+    windows: windowsBoot,
     commands: () => [...commandList],
     async drainCommands() {
       await Promise.all(commandList.map((c) => c.done));
