@@ -1,0 +1,590 @@
+#!/usr/bin/env bash
+# windows-reset.sh: make a Windows root volume, attached to this Linux helper, give its Administrator a
+# new password at its next boot. Finds the device by the volume id, the Windows NTFS volume on it,
+# the launch agent from its files, and writes the agent's documented one-shot trigger:
+# - Mode=EnablePasswordGeneration (what AWSSupport-ResetAccess does): the agent generates a password at
+#   next boot, encrypted to the instance's key pair (GetPasswordData).
+#   EC2Launch v2: delete %ProgramData%\Amazon\EC2Launch\state\.run-once
+#   (https://docs.aws.amazon.com/AWSEC2/latest/WindowsGuide/ResettingAdminPassword_EC2Launchv2.html);
+#   EC2Config: plugin Ec2SetPassword State Enabled in Settings\config.xml
+#   (https://docs.aws.amazon.com/AWSEC2/latest/WindowsGuide/ResettingAdminPassword_EC2Config.html);
+#   EC2Launch v1: AWS documents only EC2Rescue's own offline reset
+#   (https://docs.aws.amazon.com/AWSEC2/latest/WindowsGuide/ResettingAdminPassword_EC2Launch.html): refused.
+# - Mode=NewPassword (the key pair is lost too; EC2Launch v2 only): a one-shot executeScript task
+#   (runbooks/windows-boot.ps1) that makes the password on the instance and writes it to the serial
+#   console encrypted to the run's public key (SSM_PasswordKey). No password ever exists here.
+# Inputs (environment only, interpolationType ENV_VAR): SSM_VolumeId, SSM_Mode, SSM_RunId,
+# SSM_PasswordKey. Output: log on stderr; the last stdout line is one JSON report
+# {"version":1,"status":"ok"|"error",...}; non-zero exit on error. Every refusal is decided before
+# anything is written.
+if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi
+set +o posix
+set -Eeuo pipefail
+umask 077
+export LC_ALL=C
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# The SSM Agent stops a command on cancel and timeout with SIGKILL to its process group
+# (aws/amazon-ssm-agent, agent/executers/executers_unix.go: killProcess), which no trap sees: the
+# script runs in a private mount namespace, so whatever it mounted dies with it.
+if [[ -z ${WINDOWS_RESET_MNT_NS:-} && -f $0 ]] && command -v unshare >/dev/null 2>&1; then
+  WINDOWS_RESET_MNT_NS=$(readlink /proc/self/ns/mnt) && export WINDOWS_RESET_MNT_NS &&
+    exec unshare --mount --propagation private -- /bin/bash "$0" "$@"
+fi
+exec 3>&1 4>&2
+
+readonly DEVICE_WAIT_SECONDS=120
+readonly BY_ID_PREFIX=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_
+readonly VOLUME_PATTERN='^vol-[0-9a-f]{8,17}$'
+readonly RUN_ID_PATTERN='^[A-Za-z0-9-]{1,64}$'
+readonly KEY_PATTERN='^[A-Za-z0-9+/]{360,1000}={0,2}$'
+# The boot action of Mode=NewPassword (runbooks/windows-boot.ps1), inlined as base64 by
+# lib/windows-reset-document.ts when it builds the Command document.
+readonly BOOT_SCRIPT_B64='%%WindowsBootScript%%'
+# Partition types that mean the volume is not a basic disk: MBR 0x42 (a dynamic disk, as the Linux
+# kernel's LDM reader knows it: fs/partitions/ldm.c, LDM_PARTITION), GPT "Microsoft LDM metadata",
+# "Microsoft LDM data" and "Microsoft Storage Spaces" (util-linux's sfdisk type table).
+readonly DYNAMIC_TYPES=' 0x42 5808c8aa-7e8f-42e0-85d2-e1e90434cfb3 af9b60a0-1431-4f62-bc68-3311714a69ad '
+readonly SPACES_TYPE=e75caf8f-f680-4cee-afa3-b001e56efc2d
+
+VOLUME_ID="" MODE="" RUN_ID="" PASSWORD_KEY="" KEY_XML=""
+NTFS_CANDIDATES=()
+DISK="" WINDOWS_DEVICE="" WORK_DIR="" MNT="" REPORT_DONE=0
+AGENT="" AGENT_VERSION=""
+MOUNTS=() CHANGES=() WARNINGS=()
+
+log() { printf 'windows-reset: %s\n' "$*" >&4; }
+
+json_string() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  s=${s//$'\t'/\\t}
+  s=$(printf '%s' "$s" | tr -d '\000-\037\177')
+  printf '"%s"' "$s"
+}
+
+json_join() {
+  local IFS=,
+  printf '[%s]' "$*"
+}
+
+warn() {
+  log "warning: $*"
+  WARNINGS+=("$(json_string "$*")")
+}
+
+change() {
+  CHANGES+=("$(printf '{"path":%s,"action":%s}' "$(json_string "$1")" "$(json_string "$2")")")
+}
+
+print_report() {
+  local status=$1 error=${2:-}
+  REPORT_DONE=1
+  local tail=""
+  [[ $status == error ]] && tail=$(printf ',"error":%s' "$(json_string "$error")")
+  printf '{"version":1,"status":%s,"agent":%s,"agentVersion":%s,"mode":%s,"changes":%s,"warnings":%s%s}\n' \
+    "$(json_string "$status")" "$(json_string "$AGENT")" "$(json_string "$AGENT_VERSION")" "$(json_string "$MODE")" \
+    "$(json_join "${CHANGES[@]}")" "$(json_join "${WARNINGS[@]}")" "$tail" >&3
+}
+
+unmount_all() {
+  local i status=0
+  for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+    mountpoint -q -- "${MOUNTS[i]}" 2>/dev/null || continue
+    umount -- "${MOUNTS[i]}" 2>/dev/null || { log "umount ${MOUNTS[i]} failed, detaching it lazily"; umount -l -- "${MOUNTS[i]}" || status=1; }
+  done
+  MOUNTS=()
+  return "$status"
+}
+
+cleanup() {
+  local status=0
+  unmount_all || status=1
+  if [[ -n $WORK_DIR && -d $WORK_DIR ]]; then
+    rm -f -- "$WORK_DIR"/*.err "$WORK_DIR"/new.* 2>/dev/null || true
+    find "$WORK_DIR" -mindepth 1 -maxdepth 1 -type d -empty -delete 2>/dev/null || true
+    rmdir -- "$WORK_DIR" 2>/dev/null || { log "left $WORK_DIR (not empty)"; status=1; }
+  fi
+  WORK_DIR=""
+  return "$status"
+}
+
+die() {
+  if [[ $BASHPID != "$$" ]]; then
+    log "error (in a subshell): $*"
+    exit 1
+  fi
+  log "error: $*"
+  cleanup || true
+  print_report error "$*"
+  exit 1
+}
+
+on_exit() {
+  local status=$?
+  cleanup || true
+  if ((!REPORT_DONE)); then
+    print_report error "unexpected failure (exit $status) at line ${FAILED_LINE:-?}: ${FAILED_COMMAND:-?}"
+    ((status)) || status=1
+  fi
+  exit "$status"
+}
+
+FAILED_LINE=""
+FAILED_COMMAND=""
+trap 'FAILED_LINE=$LINENO; FAILED_COMMAND=$BASH_COMMAND' ERR
+trap on_exit EXIT
+trap 'die "interrupted by a signal"' INT TERM HUP
+
+# --- parameters
+read_parameters() {
+  VOLUME_ID=${SSM_VolumeId:-}
+  MODE=${SSM_Mode:-EnablePasswordGeneration}
+  RUN_ID=${SSM_RunId:-}
+  PASSWORD_KEY=${SSM_PasswordKey:-}
+  ((${#VOLUME_ID} <= 21 && ${#MODE} <= 32 && ${#RUN_ID} <= 64)) || die "a parameter is too long"
+  ((${#PASSWORD_KEY} <= 1024)) || die "PasswordKey is longer than 1024 characters"
+  [[ $VOLUME_ID =~ $VOLUME_PATTERN ]] || die "VolumeId is not a volume id (vol- and 8 to 17 hex digits)"
+  case $MODE in
+    EnablePasswordGeneration)
+      [[ -z $PASSWORD_KEY ]] || die "PasswordKey is only for Mode=NewPassword"
+      [[ -z $RUN_ID || $RUN_ID =~ $RUN_ID_PATTERN ]] || die "RunId must be letters, digits and dashes"
+      ;;
+    NewPassword)
+      [[ $RUN_ID =~ $RUN_ID_PATTERN ]] || die "RunId (letters, digits and dashes) is required with Mode=NewPassword"
+      [[ $PASSWORD_KEY =~ $KEY_PATTERN ]] || die "PasswordKey must be the run's RSA public key: base64 of a DER SubjectPublicKeyInfo"
+      ;;
+    *) die "Mode must be EnablePasswordGeneration or NewPassword" ;;
+  esac
+}
+
+need_tools() {
+  local tool
+  for tool in ntfs-3g blkid lsblk python3 sha256sum; do
+    command -v "$tool" >/dev/null 2>&1 || die "the helper has no $tool (the helper image must ship ntfs-3g, util-linux and python3)"
+  done
+}
+
+# The run's public key as the RSAKeyValue XML that .NET's RSACryptoServiceProvider.FromXmlString reads
+# (Modulus and Exponent, big-endian, base64): https://learn.microsoft.com/dotnet/api/system.security.cryptography.rsa.fromxmlstring.
+# The DER is read as RFC 5280's SubjectPublicKeyInfo holding RFC 8017's RSAPublicKey; a key that is not
+# RSA, shorter than 2048 bits, or has trailing bytes is refused.
+readonly KEY_XML_PY='import base64, sys
+def tlv(b, i, tag):
+    if i >= len(b) or b[i] != tag:
+        raise ValueError("unexpected DER tag")
+    n = b[i + 1]
+    i += 2
+    if n & 0x80:
+        k = n & 0x7F
+        if k == 0 or k > 3:
+            raise ValueError("bad DER length")
+        n = int.from_bytes(b[i:i + k], "big")
+        i += k
+    if i + n > len(b):
+        raise ValueError("truncated DER")
+    return b[i:i + n], i + n
+der = base64.b64decode(sys.argv[1], validate=True)
+spki, end = tlv(der, 0, 0x30)
+if end != len(der):
+    raise ValueError("trailing bytes")
+alg, i = tlv(spki, 0, 0x30)
+oid, _ = tlv(alg, 0, 0x06)
+if oid != bytes.fromhex("2a864886f70d010101"):
+    raise ValueError("not an RSA key")
+bits, i = tlv(spki, i, 0x03)
+if i != len(spki) or bits[:1] != b"\x00":
+    raise ValueError("bad BIT STRING")
+rsa, end = tlv(bits, 1, 0x30)
+if end != len(bits):
+    raise ValueError("trailing bytes in the key")
+n, i = tlv(rsa, 0, 0x02)
+e, i = tlv(rsa, i, 0x02)
+if i != len(rsa):
+    raise ValueError("trailing bytes in RSAPublicKey")
+n = n.lstrip(b"\x00")
+e = e.lstrip(b"\x00")
+if len(n) * 8 < 2048 or len(n) * 8 > 4096 or not (n[0] & 0x80):
+    raise ValueError("the modulus must be 2048 to 4096 bits")
+if int.from_bytes(e, "big") < 3 or not (e[-1] & 1):
+    raise ValueError("bad public exponent")
+b64 = lambda x: base64.b64encode(x).decode("ascii")
+print("<RSAKeyValue><Modulus>" + b64(n) + "</Modulus><Exponent>" + b64(e) + "</Exponent></RSAKeyValue>")'
+
+convert_key() {
+  [[ $MODE == NewPassword ]] || return 0
+  KEY_XML=$(python3 -c "$KEY_XML_PY" "$PASSWORD_KEY" 2>"$WORK_DIR/key.err") ||
+    die "PasswordKey is not an RSA public key of 2048 to 4096 bits: $(tail -n 1 "$WORK_DIR/key.err")"
+}
+
+# --- the device
+wait_for_device() {
+  local link="${BY_ID_PREFIX}vol${VOLUME_ID#vol-}"
+  local deadline=$((SECONDS + DEVICE_WAIT_SECONDS))
+  log "waiting for $link"
+  until [[ -e $link ]]; do
+    ((SECONDS < deadline)) || die "volume $VOLUME_ID did not appear as $link within ${DEVICE_WAIT_SECONDS} s: is it attached to this instance (a Nitro instance)?"
+    sleep 1
+  done
+  DISK=$(readlink -f -- "$link")
+  [[ -b $DISK ]] || die "$link does not lead to a block device"
+  if command -v udevadm >/dev/null 2>&1; then
+    udevadm settle --timeout=30 >/dev/null 2>&1 || log "udevadm settle timed out; going on"
+  fi
+  local helper_root
+  helper_root=$(findmnt -n -o SOURCE / 2>/dev/null || true)
+  if [[ -n $helper_root && ($helper_root == "$DISK" || $(lsblk -nrpo PKNAME -- "$helper_root" 2>/dev/null || true) == "$DISK") ]]; then
+    die "volume $VOLUME_ID is this helper's own root disk"
+  fi
+  log "volume $VOLUME_ID is $DISK"
+}
+
+# The first line of a tool's error output that is not blank (ntfs-3g prints its banner after the reason).
+first_line() { grep -m 1 -v '^[[:space:]]*$' -- "$1" 2>/dev/null || true; }
+
+probe() { blkid -p -o value -s "$2" -- "$1" 2>/dev/null || true; }
+
+# The disk's partitions (or the disk itself when it has no partition table). Refuses dynamic disks,
+# Storage Spaces and BitLocker before anything is mounted.
+find_windows_candidates() {
+  local -a names=() candidates=()
+  local dev type part_type
+  mapfile -t names < <(lsblk -lnpo NAME -- "$DISK")
+  if ((${#names[@]} > 1)); then candidates=("${names[@]:1}"); else candidates=("$DISK"); fi
+  NTFS_CANDIDATES=()
+  for dev in "${candidates[@]}"; do
+    part_type=$(probe "$dev" PART_ENTRY_TYPE)
+    part_type=${part_type,,}
+    if [[ -n $part_type && $DYNAMIC_TYPES == *" $part_type "* ]]; then
+      die "the volume is a dynamic disk (partition $dev has type $part_type): Windows' Logical Disk Manager volumes cannot be changed from Linux safely; convert it to a basic disk, or reset the password from Windows (EC2Rescue for Windows Server)"
+    fi
+    [[ $part_type == "$SPACES_TYPE" ]] &&
+      die "the volume belongs to a Storage Spaces pool (partition $dev): its data cannot be reached from Linux; reset the password from Windows (EC2Rescue for Windows Server)"
+    type=$(probe "$dev" TYPE)
+    # libblkid reports TYPE=BitLocker for the "-FVE-FS-" boot sector (util-linux, libblkid/src/superblocks/bitlocker.c).
+    [[ $type == BitLocker ]] &&
+      die "partition $dev is encrypted with BitLocker: its files cannot be changed without its recovery key; use the recovery key, or EC2Rescue for Windows Server on a Windows helper"
+    [[ $type == ntfs ]] && NTFS_CANDIDATES+=("$dev")
+  done
+  ((${#NTFS_CANDIDATES[@]} > 0)) || die "no NTFS file system on volume $VOLUME_ID: is it a Windows root volume?"
+}
+
+# Mounts with ntfs-3g. "inspect" is read-only; "rw" uses norecover, so that a volume Windows did not
+# unmount cleanly is never mounted by clearing its log (man ntfs-3g: recover, the default, "may cause
+# inconsistencies"), and never remove_hiberfile; the mount is then checked to be read-write, since
+# ntfs-3g falls back to read-only for a hibernated or Fast Startup volume (man ntfs-3g, "Windows
+# hibernation and fast restarting"; libntfs-3g/volume.c).
+mount_ntfs() {
+  local device=$1 dir=$2 mode=$3 options=ro
+  [[ $mode == rw ]] && options=rw,norecover,windows_names
+  MOUNTS+=("$dir")
+  # ntfs-3g takes no "--"; the device is an absolute /dev path.
+  if ! ntfs-3g -o "$options" "$device" "$dir" 2>"$WORK_DIR/mount.err"; then
+    unset 'MOUNTS[-1]'
+    return 1
+  fi
+  if [[ $mode == rw && $(findmnt -n -o OPTIONS --mountpoint "$dir") != rw,* ]]; then
+    echo "mounted read-only" >>"$WORK_DIR/mount.err"
+    return 1
+  fi
+}
+
+# A path inside the mounted volume, matched without regard to case as Windows does, never through
+# a link (a junction or symbolic link could lead out of the volume). Prints the path; fails when a
+# component is missing, ambiguous (names differing only in case) or a link.
+ci_path() {
+  local current=$1 rest=$2 component entry match count
+  local -a parts=()
+  IFS=/ read -r -a parts <<<"$rest"
+  for component in "${parts[@]}"; do
+    [[ -n $component ]] || continue
+    [[ -d $current && ! -L $current ]] || return 1
+    match="" count=0
+    if [[ -e $current/$component || -L $current/$component ]]; then
+      match=$component count=1
+    fi
+    for entry in "$current"/* "$current"/.[!.]*; do
+      [[ -e $entry || -L $entry ]] || continue
+      entry=${entry##*/}
+      if [[ ${entry,,} == "${component,,}" && $entry != "$match" ]]; then
+        [[ -z $match ]] && match=$entry
+        count=$((count + 1))
+      fi
+    done
+    ((count == 1)) || return 1
+    [[ ! -L $current/$match ]] || return 1
+    current=$current/$match
+  done
+  printf '%s' "$current"
+}
+
+# The NTFS candidate that holds Windows\System32 (a "System Reserved" partition does not).
+find_windows_volume() {
+  local dev dir found=""
+  for dev in "${NTFS_CANDIDATES[@]}"; do
+    dir=$(mktemp -d -- "$WORK_DIR/m.XXXXXX")
+    if ! mount_ntfs "$dev" "$dir" inspect; then
+      warn "$dev could not be mounted read-only: $(first_line "$WORK_DIR/mount.err")"
+      rmdir -- "$dir"
+      continue
+    fi
+    if ci_path "$dir" Windows/System32 >/dev/null; then
+      [[ -z $found ]] || die "two Windows volumes on $VOLUME_ID ($found and $dev): cannot tell which one boots"
+      found=$dev
+      MNT=$dir
+    else
+      umount -- "$dir"
+      unset 'MOUNTS[-1]'
+      rmdir -- "$dir"
+    fi
+  done
+  [[ -n $found ]] || die "no Windows installation (\\Windows\\System32) on the NTFS file systems of $VOLUME_ID"
+  WINDOWS_DEVICE=$found
+  log "Windows is on $WINDOWS_DEVICE"
+}
+
+# Hibernation and Fast Startup: hiberfil.sys whose header starts with "hibr" or "HIBR", or shorter
+# than its 4096-byte header (the test of tuxera/ntfs-3g, libntfs-3g/volume.c, ntfs_volume_check_hiberfile).
+# Writing to such a volume would be lost or corrupt Windows when it resumes.
+check_hibernation() {
+  local file magic size
+  file=$(ci_path "$MNT" hiberfil.sys) || return 0
+  [[ -f $file ]] || return 0
+  size=$(stat -c %s -- "$file")
+  magic=$(head -c 4 -- "$file" | tr -d '\000')
+  if ((size < 4096)) || [[ ${magic,,} == hibr ]]; then
+    die "Windows on $VOLUME_ID is hibernated or was shut down with Fast Startup (hiberfil.sys holds a saved session): a change made now would be lost or damage the volume when Windows resumes; start the instance, shut Windows down fully (shutdown /s /t 0, or disable Fast Startup: powercfg /h off), then run again"
+  fi
+}
+
+# --- the launch agents (files from AWS's pages cited at the top)
+V2_CONFIG=ProgramData/Amazon/EC2Launch/config/agent-config.yml
+V2_RUN_ONCE=ProgramData/Amazon/EC2Launch/state/.run-once
+V2_STATE=ProgramData/Amazon/EC2Launch/state
+EC2CONFIG_XML="Program Files/Amazon/Ec2ConfigService/Settings/config.xml"
+V1_CONFIG=ProgramData/Amazon/EC2-Windows/Launch/Config/LaunchConfig.json
+
+detect_agent() {
+  local -a found=()
+  ci_path "$MNT" "$V2_CONFIG" >/dev/null && found+=("EC2Launch v2")
+  ci_path "$MNT" "$EC2CONFIG_XML" >/dev/null && found+=("EC2Config")
+  ci_path "$MNT" "$V1_CONFIG" >/dev/null && found+=("EC2Launch v1")
+  ((${#found[@]} > 0)) ||
+    die "no known launch agent on the Windows volume (EC2Launch v2, EC2Launch v1 or EC2Config): nothing would generate a password at boot; reset it from Windows (EC2Rescue for Windows Server)"
+  if ((${#found[@]} > 1)); then
+    local IFS=,
+    die "more than one launch agent is installed (${found[*]}): which one runs at boot cannot be told from the files; remove the one that is not in use (AWS: migrate to EC2Launch v2), or reset the password from Windows"
+  fi
+  AGENT=${found[0]}
+  log "launch agent: $AGENT"
+}
+
+# EC2Launch v2's agent-config.yml: check that it sets a random password with setAdminAccount (else
+# deleting .run-once would not make a password that GetPasswordData returns), or, with --add TASK_FILE,
+# print it with one more executeScript entry (the file's content) in the postReady stage. A task
+# cannot be repeated in a stage (ec2launch-v2-settings.html, "Schema: agent-config.yml"): an existing
+# executeScript task of postReady gets the entry added to its inputs list.
+readonly AGENT_CONFIG_PY='import sys, yaml
+text = open(sys.argv[1], "rb").read().decode("utf-8-sig")
+doc = yaml.safe_load(text)
+if not isinstance(doc, dict) or not isinstance(doc.get("config"), list):
+    raise SystemExit("agent-config.yml has no config list")
+def stages():
+    for stage in doc["config"]:
+        if not isinstance(stage, dict) or not isinstance(stage.get("tasks", []), list):
+            raise SystemExit("agent-config.yml has a stage that is not a map with a tasks list")
+        yield stage
+random = False
+for stage in stages():
+    for task in stage.get("tasks") or []:
+        if isinstance(task, dict) and task.get("task") == "setAdminAccount":
+            password = (task.get("inputs") or {}).get("password") or {}
+            random = random or password.get("type") == "random"
+pending = any(isinstance(task, dict) and task.get("task") == "executeScript" and isinstance(task.get("inputs"), list)
+    and any(isinstance(i, dict) and "ec2-reset-access, Mode=NewPassword" in str(i.get("content", "")) for i in task["inputs"])
+    for stage in stages() for task in (stage.get("tasks") or []))
+if len(sys.argv) == 2:
+    print("pending" if pending else "random" if random else "no-random")
+    raise SystemExit(0)
+content = open(sys.argv[3], encoding="utf-8").read()
+entry = {"frequency": "always", "type": "powershell", "runAs": "localSystem", "content": content}
+post = [s for s in stages() if str(s.get("stage", "")).lower() == "postready"]
+if not post:
+    post = [{"stage": "postReady", "tasks": []}]
+    doc["config"].append(post[0])
+tasks = post[0].setdefault("tasks", [])
+if tasks is None:
+    tasks = post[0]["tasks"] = []
+existing = [t for t in tasks if isinstance(t, dict) and t.get("task") == "executeScript"]
+if existing:
+    inputs = existing[0].get("inputs")
+    if not isinstance(inputs, list):
+        raise SystemExit("the postReady executeScript task has no inputs list")
+    inputs.append(entry)
+else:
+    tasks.append({"task": "executeScript", "inputs": [entry]})
+def literal(dumper, value):
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+yaml.SafeDumper.add_representer(str, literal)
+sys.stdout.write(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=4096))'
+
+# EC2Config's config.xml: print the file with the Ec2SetPassword plugin's State set to Enabled,
+# changing only those characters (line ends, encoding and everything else kept); "already" when it is
+# Enabled. The result is parsed again and must differ from the original in that State alone.
+readonly CONFIG_XML_PY='import re, sys
+import xml.etree.ElementTree as ET
+raw = open(sys.argv[1], "rb").read()
+def states(data):
+    root = ET.fromstring(data)
+    plugins = root.find("Plugins")
+    if root.tag != "Ec2ConfigurationSettings" or plugins is None:
+        raise SystemExit("config.xml is not an EC2Config settings file")
+    return [((p.findtext("Name") or "").strip(), (p.findtext("State") or "").strip()) for p in plugins.findall("Plugin")]
+before = states(raw)
+matches = [s for n, s in before if n == "Ec2SetPassword"]
+if len(matches) != 1:
+    raise SystemExit("config.xml has no single Ec2SetPassword plugin")
+if matches[0] == "Enabled":
+    print("already")
+    raise SystemExit(0)
+pattern = re.compile(rb"(<Plugin>\s*<Name>\s*Ec2SetPassword\s*</Name>\s*<State>)\s*[A-Za-z]*\s*(</State>)")
+new, count = pattern.subn(rb"\g<1>Enabled\g<2>", raw)
+if count != 1:
+    raise SystemExit("the Ec2SetPassword plugin is not laid out as Name then State")
+after = states(new)
+expected = [(n, "Enabled" if n == "Ec2SetPassword" else s) for n, s in before]
+if after != expected:
+    raise SystemExit("changing Ec2SetPassword would change other settings")
+open(sys.argv[2], "wb").write(new)
+print("changed")'
+
+# Write NEW over FILE in place (same file record, so the file keeps its ACL), then read it back.
+write_in_place() {
+  local file=$1 new=$2
+  cat -- "$new" >"$file"
+  sync -f -- "$file" 2>/dev/null || sync
+  cmp -s -- "$new" "$file" || die "writing $file did not take"
+}
+
+windows_path() { local p=${1#"$MNT"}; p=${p//\//\\}; printf '%s' "$p"; }
+
+# --- plans: everything is checked and prepared before the read-write mount; then only writes.
+PLAN=() # tab-separated: "delete PATH" | "replace PATH NEWFILE" (a Windows name has no tab); nothing is ever created
+
+plan_ec2launch_v2() {
+  local config run_once verdict
+  config=$(ci_path "$MNT" "$V2_CONFIG") || die "EC2Launch v2's agent-config.yml cannot be read"
+  [[ -f $config ]] || die "EC2Launch v2's agent-config.yml is not a file"
+  verdict=$(python3 -c "$AGENT_CONFIG_PY" "$config" 2>"$WORK_DIR/yaml.err") ||
+    die "EC2Launch v2's agent-config.yml cannot be read as YAML: $(tail -n 1 "$WORK_DIR/yaml.err")"
+  ci_path "$MNT" "$V2_STATE" >/dev/null || die "EC2Launch v2's state folder is missing"
+  if [[ $MODE == EnablePasswordGeneration ]]; then
+    [[ $verdict != pending ]] ||
+      die "agent-config.yml holds the boot task of an earlier NewPassword run that has not booted yet: start the instance once, then run again"
+    [[ $verdict == random ]] ||
+      die "EC2Launch v2's agent-config.yml has no setAdminAccount task with password type random: a new run of its once-tasks would not generate a password that GetPasswordData returns; use Mode=NewPassword"
+    if run_once=$(ci_path "$MNT" "$V2_RUN_ONCE"); then
+      [[ -f $run_once ]] || die "EC2Launch v2's .run-once is not a file"
+      PLAN+=("delete"$'\t'"${run_once#"$MNT/"}")
+      # AWS's page says so: "Any scripts set to run once will be triggered by this action."
+      warn "EC2Launch v2 runs every task with frequency once again at next boot (setAdminAccount among them, and any script set to run once)"
+    else
+      warn "EC2Launch v2's state\\.run-once is already absent: the once-tasks run at next boot anyway"
+    fi
+    return 0
+  fi
+  # NewPassword: the boot action with this run's values (the original file's bytes among them), and
+  # agent-config.yml with the task added, written over the file in place: nothing else is created.
+  [[ $verdict != pending ]] ||
+    die "agent-config.yml already holds the boot task of an earlier NewPassword run that has not booted yet: start the instance once, then run again"
+  local template="$WORK_DIR/new.boot.ps1" boot="$WORK_DIR/new.boot"
+  if ! { printf '%s' "$BOOT_SCRIPT_B64" | base64 -d >"$template" 2>/dev/null && grep -q '__KEY_XML__' "$template"; }; then
+    die "this document's boot script is missing (the Command document was not built by lib/windows-reset-document.ts)"
+  fi
+  python3 -c 'import base64, sys
+t = open(sys.argv[1], encoding="utf-8").read()
+original = base64.b64encode(open(sys.argv[4], "rb").read()).decode("ascii")
+for token, value in (("__RUN_ID__", sys.argv[2]), ("__KEY_XML__", sys.argv[3]), ("__ORIGINAL_CONFIG_B64__", original)):
+    if t.count(token) != 1:
+        raise SystemExit("token " + token)
+    t = t.replace(token, value)
+open(sys.argv[5], "w", encoding="utf-8").write(t)' "$template" "$RUN_ID" "$KEY_XML" "$config" "$boot" 2>"$WORK_DIR/boot.err" ||
+    die "could not prepare the boot action: $(tail -n 1 "$WORK_DIR/boot.err")"
+  python3 -c "$AGENT_CONFIG_PY" "$config" --add "$boot" >"$WORK_DIR/new.config" 2>"$WORK_DIR/yaml.err" ||
+    die "could not add the boot action to agent-config.yml: $(tail -n 1 "$WORK_DIR/yaml.err")"
+  python3 -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1], encoding="utf-8"))' "$WORK_DIR/new.config" ||
+    die "the new agent-config.yml is not valid YAML"
+  PLAN+=("replace"$'\t'"${config#"$MNT/"}"$'\t'"$WORK_DIR/new.config")
+}
+
+plan_ec2config() {
+  [[ $MODE == EnablePasswordGeneration ]] ||
+    die "Mode=NewPassword needs EC2Launch v2 (a documented boot-time script task); this instance runs EC2Config: use Mode=EnablePasswordGeneration with the instance's key pair, or migrate to EC2Launch v2"
+  local config verdict
+  config=$(ci_path "$MNT" "$EC2CONFIG_XML") || die "EC2Config's config.xml cannot be read"
+  [[ -f $config ]] || die "EC2Config's config.xml is not a file"
+  verdict=$(python3 -c "$CONFIG_XML_PY" "$config" "$WORK_DIR/new.config" 2>"$WORK_DIR/xml.err") ||
+    die "EC2Config's config.xml cannot be changed safely: $(tail -n 1 "$WORK_DIR/xml.err")"
+  if [[ $verdict == already ]]; then
+    warn "EC2Config's Ec2SetPassword is already Enabled: the password is generated at next boot"
+  else
+    PLAN+=("replace"$'\t'"${config#"$MNT/"}"$'\t'"$WORK_DIR/new.config")
+  fi
+}
+
+plan() {
+  case $AGENT in
+    "EC2Launch v2") plan_ec2launch_v2 ;;
+    "EC2Config") plan_ec2config ;;
+    "EC2Launch v1")
+      die "EC2Launch v1 has no documented way to generate a new password from another instance (AWS documents only EC2Rescue's own offline reset): run AWSSupport-ResetAccess or EC2Rescue for Windows Server, or migrate the instance to EC2Launch v2"
+      ;;
+  esac
+}
+
+# --- writing
+apply() {
+  local item op path source file
+  umount -- "$MNT"
+  unset 'MOUNTS[-1]'
+  mount_ntfs "$WINDOWS_DEVICE" "$MNT" rw ||
+    die "the Windows volume cannot be mounted read-write: $(first_line "$WORK_DIR/mount.err") (Windows was not shut down cleanly: start the instance, shut it down fully, and run again)"
+  for item in "${PLAN[@]}"; do
+    IFS=$'\t' read -r op path source <<<"$item"
+    file="$MNT/$path"
+    case $op in
+      delete)
+        rm -f -- "$file"
+        [[ ! -e $file ]] || die "could not delete $(windows_path "$file")"
+        change "$(windows_path "$file")" deleted
+        ;;
+      replace)
+        [[ -f $file && ! -L $file ]] || die "$(windows_path "$file") changed under us"
+        write_in_place "$file" "$source"
+        change "$(windows_path "$file")" rewritten
+        ;;
+    esac
+  done
+  umount -- "$MNT" || die "could not unmount the Windows volume cleanly"
+  unset 'MOUNTS[-1]'
+}
+
+main() {
+  read_parameters
+  need_tools
+  WORK_DIR=$(mktemp -d -t windows-reset.XXXXXX)
+  convert_key
+  wait_for_device
+  find_windows_candidates
+  find_windows_volume
+  check_hibernation
+  detect_agent
+  plan
+  if ((${#PLAN[@]} > 0)); then apply; fi
+  cleanup || die "could not clean up"
+  print_report ok
+}
+
+main "$@"

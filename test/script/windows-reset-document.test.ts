@@ -1,0 +1,88 @@
+/**
+ * The windows-reset Command document as deployed: its shape, its parameters' patterns as the SSM
+ * Agent (Go's regexp) and the service (java.util.regex is our reference) judge them, and that it
+ * carries the script and the boot action byte for byte.
+ */
+import { execFileSync } from 'child_process';
+import { generateKeyPairSync } from 'crypto';
+import { readFileSync } from 'fs';
+import { join } from 'path';
+import { goRegexpVerdicts } from '../../local/go-regexp';
+import { loadWindowsResetDocument, windowsResetScript, windowsResetScriptFromDocument } from '../../lib/windows-reset-document';
+import { javaVerdicts } from '../security/support/patterns';
+
+interface Parameter {
+  type: string;
+  description: string;
+  default?: string;
+  allowedPattern?: string;
+  allowedValues?: string[];
+  interpolationType?: string;
+  maxChars?: number;
+}
+
+const doc = loadWindowsResetDocument();
+const parameters = doc.parameters as Record<string, Parameter>;
+const step = (doc.mainSteps as Array<{ action: string; name: string; inputs: Record<string, unknown> }>)[0];
+const runbooks = join(__dirname, '..', '..', 'runbooks');
+const spki = (bits: number): string => generateKeyPairSync('rsa', { modulusLength: bits }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+
+describe('the windows-reset Command document', () => {
+  it('is a 2.2 Command document with one aws:runShellScript step and the four parameters of the contract', () => {
+    expect(doc.schemaVersion).toBe('2.2');
+    expect(String(doc.description)).toMatch(/## What does this document do\?[\s\S]*## Input parameters[\s\S]*## Output parameters/);
+    expect(step.action).toBe('aws:runShellScript');
+    expect(Object.keys(step.inputs).sort()).toEqual(['runCommand', 'timeoutSeconds']);
+    expect(Object.keys(parameters).sort()).toEqual(['Mode', 'PasswordKey', 'RunId', 'VolumeId']);
+    // https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-doc-syntax.html: interpolationType per parameter.
+    for (const name of Object.keys(parameters)) expect([name, parameters[name].interpolationType]).toEqual([name, 'ENV_VAR']);
+    expect(parameters.Mode.allowedValues).toEqual(['EnablePasswordGeneration', 'NewPassword']);
+    expect(parameters.Mode.default).toBe('EnablePasswordGeneration');
+  });
+
+  it('every pattern compiles in Go and Java, and both engines give the expected verdict on real keys and hostile values', () => {
+    const cases: Array<[string, string, boolean]> = [
+      ['VolumeId', 'vol-0123456789abcdef0', true],
+      ['VolumeId', 'vol-01234567', true],
+      ['VolumeId', '', false],
+      ['VolumeId', 'vol-0123456789abcdef0\n', false],
+      ['VolumeId', 'vol-0123456789ABCDEF0', false],
+      ['RunId', '', true],
+      ['RunId', '3f2a9c4e-1b7d-4e8f-9a0b-5c6d7e8f9a0b', true],
+      ['RunId', "x';Remove-Item C:\\", false],
+      ['RunId', 'a'.repeat(65), false],
+      ['PasswordKey', '', true],
+      ['PasswordKey', spki(2048), true],
+      ['PasswordKey', spki(3072), true],
+      ['PasswordKey', spki(4096), true],
+      ['PasswordKey', `${spki(2048)}\n`, false],
+      ['PasswordKey', `-----BEGIN PUBLIC KEY-----${spki(2048)}`, false],
+      ['PasswordKey', 'A'.repeat(1003), false],
+    ];
+    const pairs = cases.map(([name, value]) => [parameters[name].allowedPattern as string, value] as const);
+    const go = goRegexpVerdicts(pairs);
+    const java = javaVerdicts(pairs);
+    cases.forEach(([name, value, expected], i) => {
+      const within = value.length <= (parameters[name].maxChars ?? Infinity);
+      expect([name, value.slice(0, 40), go[i].compileError, java[i].compileError]).toEqual([name, value.slice(0, 40), undefined, undefined]);
+      expect([name, value.slice(0, 40), go[i].match && within, java[i].matches && within]).toEqual([name, value.slice(0, 40), expected, expected]);
+    });
+  });
+
+  it('carries the script, comment and blank lines dropped, with the boot action inlined as base64 of its CRLF text', () => {
+    const deployed = windowsResetScriptFromDocument(doc);
+    const line = deployed.split('\n').find((l) => l.startsWith("readonly BOOT_SCRIPT_B64='")) as string;
+    const boot = Buffer.from(line.slice("readonly BOOT_SCRIPT_B64='".length, -1), 'base64').toString('utf8');
+    expect(boot).toBe(readFileSync(join(runbooks, 'windows-boot.ps1'), 'utf8').replace(/\n/g, '\r\n'));
+    // bash reads the same program from the deployed text as from the source with the boot action filled in.
+    const tree = (text: string): string => execFileSync('bash', ['-c', 'eval "f() {\n:\n$1\n}" && declare -f f', 'tree', text], { encoding: 'utf8' });
+    expect(tree(deployed)).toBe(tree(windowsResetScript()));
+    expect(deployed.length).toBeLessThan(windowsResetScript().length);
+  });
+
+  it('holds no {{ }} and stays under the 64 KB document limit; the script is shellcheck clean', () => {
+    expect(JSON.stringify(doc)).not.toContain('{{');
+    expect(Buffer.byteLength(JSON.stringify(doc))).toBeLessThan(64 * 1024);
+    expect(() => execFileSync('shellcheck', [join(runbooks, 'windows-reset.sh')], { stdio: 'pipe' })).not.toThrow();
+  });
+});
