@@ -8,7 +8,7 @@ import { HelperRole } from './helper-role';
 import { loadInjectKeyDocument } from './inject-key-document';
 import { ParameterKey } from './key';
 import { InjectKeyCommandDocument, RESTORE_RUNBOOK_FILE, Runbook } from './runbook';
-import { windowsResetDocumentContent } from './windows-document';
+import { loadWindowsResetDocument } from './windows-reset-document';
 
 /** The restore runbook the cancel path starts is `<documentName><suffix>`. */
 export const RESTORE_DOCUMENT_SUFFIX = '-Restore';
@@ -41,7 +41,7 @@ export interface ResetAccessStackProps extends StackProps {
   readonly injectKeyDocument?: Record<string, unknown>;
   /**
    * The windows-reset Command document's content (issue 15).
-   * @default - windowsResetDocumentContent()
+   * @default - loadWindowsResetDocument()
    */
   readonly windowsResetDocument?: Record<string, unknown>;
 }
@@ -90,7 +90,7 @@ export class ResetAccessStack extends Stack {
     const injectDocumentName = this.injectDocument.document.ref;
     this.windowsDocument = new InjectKeyCommandDocument(this, 'WindowsReset', {
       documentName: this.windowsDocumentName,
-      content: props.windowsResetDocument ?? windowsResetDocumentContent(),
+      content: props.windowsResetDocument ?? loadWindowsResetDocument(),
     });
     const windowsDocumentName = this.windowsDocument.document.ref;
 

@@ -671,6 +671,20 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     if (action === 'GetConsoleOutput') {
       const xml = userDataTwin.consoleOutputXml(form.get('InstanceId') ?? '', randomUUID());
       if (xml !== undefined) return xml;
+      // A Windows boot's console lines (local/windows-boot.ts), in the same response shape.
+      const id = form.get('InstanceId') ?? '';
+      const text = windowsBoot.consoleText(id);
+      if (text !== undefined) {
+        return [
+          '<?xml version="1.0" encoding="UTF-8"?>',
+          '<GetConsoleOutputResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">',
+          `<requestId>${randomUUID()}</requestId>`,
+          `<instanceId>${id}</instanceId>`,
+          `<timestamp>${new Date().toISOString()}</timestamp>`,
+          `<output>${Buffer.from(text).toString('base64')}</output>`,
+          '</GetConsoleOutputResponse>',
+        ].join('');
+      }
     }
     if (action === 'RunInstances') {
       const token = form.get('ClientToken');

@@ -26,7 +26,7 @@
  * of Mode=NewPassword (see `newPasswordTask`), and says so in its record of the boot.
  */
 import { execFile } from 'node:child_process';
-import { constants, publicEncrypt, randomInt } from 'node:crypto';
+import { constants, createHash, createPublicKey, publicEncrypt, randomInt } from 'node:crypto';
 import { promisify } from 'node:util';
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { parse as parseYaml } from 'yaml';
@@ -64,6 +64,8 @@ export interface WindowsBootTwin {
   /** Console lines a boot wrote (the NewPassword task's line), for GetConsoleOutput. */
   consoleText(instanceId: string): string | undefined;
   boots(): readonly WindowsBootRecord[];
+  /** SHA-256 (hex) of the last password a boot of this instance made: what a test compares with what the run stored. */
+  lastPasswordSha256(instanceId: string): string | undefined;
 }
 
 /** A file of the NTFS volume on `device`, or undefined when it does not exist (ntfscat, ntfs-3g). */
@@ -76,16 +78,18 @@ async function ntfsCat(device: string, path: string): Promise<Buffer | undefined
   }
 }
 
-async function ntfsDevice(devices: string[]): Promise<string | undefined> {
+/** The NTFS file systems among the disk and its partitions (a Windows disk may have a System Reserved one first). */
+async function ntfsDevices(devices: string[]): Promise<string[]> {
+  const found: string[] = [];
   for (const d of devices) {
     try {
       const t = (await run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', d])).stdout.trim();
-      if (t === 'ntfs') return d;
+      if (t === 'ntfs') found.push(d);
     } catch {
       // no filesystem
     }
   }
-  return undefined;
+  return found;
 }
 
 /** A random password: AWS documents no alphabet or length (assumption, local/README.md). */
@@ -105,6 +109,37 @@ function agentConfigTasks(text: string): AgentConfigTask[] {
   return (doc?.config ?? []).flatMap((stage) => stage.tasks ?? []);
 }
 
+/**
+ * Mode=NewPassword's one-shot boot action: an EC2Launch v2 `executeScript` task (inputs: a list of
+ * { frequency, type, runAs, content }, ec2launch-v2-settings.html) whose PowerShell content carries
+ * `$RunId = '...'` and `$KeyXml = '<RSAKeyValue>...'` (runbooks/windows-boot.ps1). PowerShell cannot
+ * run here, so the twin plays what that script does on Windows (a random password, encrypted with
+ * RSA-OAEP-SHA1 to the key, one console line): the one place where the twin reads our own text, and
+ * the PowerShell itself is listed under "rests on documentation" (docs/architecture.md).
+ */
+function newPasswordTask(tasks: AgentConfigTask[]): { runId: string; keyXml: string } | undefined {
+  for (const t of tasks) {
+    if (t.task !== 'executeScript' || !Array.isArray(t.inputs)) continue;
+    for (const entry of t.inputs) {
+      const content = typeof entry.content === 'string' ? entry.content : '';
+      const runId = /^\$RunId = '([A-Za-z0-9-]{1,64})'$/m.exec(content)?.[1];
+      const keyXml = /^\$KeyXml = '(<RSAKeyValue>.*<\/RSAKeyValue>)'$/m.exec(content)?.[1];
+      if (entry.type === 'powershell' && runId && keyXml) return { runId, keyXml };
+    }
+  }
+  return undefined;
+}
+
+/** .NET's RSAKeyValue XML (RSA.ToXmlString: base64 big-endian Modulus and Exponent) as a Node public key. */
+function publicKeyOfXml(xml: string) {
+  const field = (name: string): string => {
+    const v = new RegExp(`<${name}>([A-Za-z0-9+/=]+)</${name}>`).exec(xml)?.[1];
+    if (!v) throw new Error(`RSAKeyValue without ${name}`);
+    return Buffer.from(v, 'base64').toString('base64url');
+  };
+  return createPublicKey({ key: { kty: 'RSA', n: field('Modulus'), e: field('Exponent') }, format: 'jwk' });
+}
+
 function setsRandomPassword(tasks: AgentConfigTask[]): boolean {
   return tasks.some((t) => {
     if (t.task !== 'setAdminAccount') return false;
@@ -118,6 +153,13 @@ export function createWindowsBootTwin(deps: WindowsBootDeps): WindowsBootTwin {
   const keyPairs = new Map<string, string>();
   const passwordData = new Map<string, { data: string; at: Date }>();
   const consoles = new Map<string, string>();
+  const played = new Set<string>();
+  const passwordHashes = new Map<string, string>();
+  const made = (instanceId: string): string => {
+    const password = randomPassword();
+    passwordHashes.set(instanceId, createHash('sha256').update(password).digest('hex'));
+    return password;
+  };
   const done: WindowsBootRecord[] = [];
 
   async function boot(instanceId: string): Promise<void> {
@@ -130,25 +172,41 @@ export function createWindowsBootTwin(deps: WindowsBootDeps): WindowsBootTwin {
     const loop = await attachLoop(image);
     let record: WindowsBootRecord = { instanceId, agent: 'none', passwordGenerated: false, newPasswordTask: false };
     try {
-      const device = await ntfsDevice([...loop.partitions, loop.device]);
+      // The Windows volume: the NTFS file system that holds a launch agent's settings.
+      let device: string | undefined;
+      let v2: Buffer | undefined;
+      let ec2config: Buffer | undefined;
+      for (const d of await ntfsDevices([...loop.partitions, loop.device])) {
+        v2 = await ntfsCat(d, EC2LAUNCH_V2_CONFIG);
+        ec2config = v2 ? undefined : await ntfsCat(d, EC2CONFIG_SETTINGS);
+        if (v2 || ec2config) {
+          device = d;
+          break;
+        }
+      }
       if (!device) return;
-      const v2 = await ntfsCat(device, EC2LAUNCH_V2_CONFIG);
       let generate = false;
       if (v2) {
         const runOnce = await ntfsCat(device, EC2LAUNCH_V2_RUN_ONCE);
-        generate = runOnce === undefined && setsRandomPassword(agentConfigTasks(v2.toString('utf8')));
+        const tasks = agentConfigTasks(v2.toString('utf8'));
+        generate = runOnce === undefined && setsRandomPassword(tasks);
         record = { ...record, agent: 'EC2Launch v2' };
-      } else {
-        const config = await ntfsCat(device, EC2CONFIG_SETTINGS);
-        if (config) {
-          // <Plugin><Name>Ec2SetPassword</Name><State>Enabled</State></Plugin>
-          generate = /<Name>\s*Ec2SetPassword\s*<\/Name>\s*<State>\s*Enabled\s*<\/State>/.test(config.toString('utf8'));
-          record = { ...record, agent: 'EC2Config' };
+        const hook = newPasswordTask(tasks);
+        if (hook && !played.has(`${instanceId}/${hook.runId}`)) {
+          // Its own done-marker keeps it from acting twice; the twin remembers instead (it does not write NTFS).
+          played.add(`${instanceId}/${hook.runId}`);
+          const cipher = publicEncrypt({ key: publicKeyOfXml(hook.keyXml), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, Buffer.from(made(instanceId), 'utf8'));
+          consoles.set(instanceId, `${consoles.get(instanceId) ?? ''}ec2-reset-access:${hook.runId}:password:${cipher.toString('base64')}\r\n`);
+          record = { ...record, newPasswordTask: true };
         }
+      } else if (ec2config) {
+        // <Plugin><Name>Ec2SetPassword</Name><State>Enabled</State></Plugin>
+        generate = /<Name>\s*Ec2SetPassword\s*<\/Name>\s*<State>\s*Enabled\s*<\/State>/.test(ec2config.toString('utf8'));
+        record = { ...record, agent: 'EC2Config' };
       }
       const keyPem = instance.KeyName ? keyPairs.get(instance.KeyName) : undefined;
       if (generate && keyPem) {
-        const encrypted = publicEncrypt({ key: keyPem, padding: constants.RSA_PKCS1_PADDING }, Buffer.from(randomPassword(), 'utf8'));
+        const encrypted = publicEncrypt({ key: keyPem, padding: constants.RSA_PKCS1_PADDING }, Buffer.from(made(instanceId), 'utf8'));
         passwordData.set(instanceId, { data: encrypted.toString('base64'), at: new Date() });
         record = { ...record, passwordGenerated: true };
       }
@@ -179,6 +237,7 @@ export function createWindowsBootTwin(deps: WindowsBootDeps): WindowsBootTwin {
       ].join('');
     },
     consoleText: (instanceId) => consoles.get(instanceId),
+    lastPasswordSha256: (instanceId) => passwordHashes.get(instanceId),
     boots: () => [...done],
   };
 }
