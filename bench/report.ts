@@ -202,6 +202,43 @@ export function onlineBound(end: LatencyEnd): { seconds: number; parts: Array<[s
   return { seconds: parts[0][1], parts };
 }
 
+/**
+ * The least the online path can take with one Lambda before the choice and one after it, at each
+ * end: what stands between start and a usable key, and the alternatives that were weighed.
+ */
+export function onlineFloorText(): string {
+  const lines: string[] = [];
+  for (const end of ['low', 'high'] as const) {
+    const t = latencyOf('AutomationStepTransition', end);
+    const cold = latencyOf('LambdaColdInvoke', end);
+    const cmd = latencyOf('RunCommandOnline', end);
+    const floor = 3 * t + 2 * cold + cmd;
+    lines.push(
+      `- ${end} end: preflight (a step transition ${t} s + a cold Lambda ${cold} s: the lock and the plan come first), ` +
+        `branchOnMethod (a transition ${t} s), injectKeyOnline (a transition ${t} s + a cold Lambda ${cold} s + the command ${cmd} s) = ${floor.toFixed(1)} s.`,
+    );
+  }
+  const hi = (op: string) => latencyOf(op, 'high');
+  const runCommandStep = hi('AutomationStepTransition') + 2 * hi('ApiCall') + hi('RunCommandOnline') + meanLatenessHigh();
+  return [
+    'The floor of this design, step by step (every Automation step costs a transition, every first call of a function a cold start):',
+    '',
+    ...lines,
+    '',
+    'Weighed and not taken: the command as an `aws:runCommand` step (no Lambda: a transition, a call, the command, ' +
+      `the wait's mean poll lateness and a call, ${runCommandStep.toFixed(1)} s at the high end against ` +
+      `${(hi('AutomationStepTransition') + hi('LambdaColdInvoke') + hi('RunCommandOnline')).toFixed(1)} s for the Lambda step, ` +
+      'the backup would need a step of its own before it, and the Automation role, not one function, would hold SendCommand); ' +
+      'the command sent by preflight itself (one Lambda fewer, but the function that reads every input would also hold ' +
+      'SendCommand, the SecureString and the backup calls). The backup keeps its place before the write: the same ' +
+      'function starts it before it sends the command.',
+  ].join('\n');
+}
+
+function meanLatenessHigh(): number {
+  return latencyOf('WaitPollInterval', 'high') / 2;
+}
+
 /** Where our run's time to access goes beyond the design's bound, step by step, at one end. */
 function boundGap(run: OursRun, access: number, out: string[], bound = volumeSwapBound(run.end)): void {
   const upTo = run.steps.slice(0, run.steps.findIndex((s) => s.name === run.accessStep) + 1);
@@ -477,10 +514,16 @@ export function renderMarkdown(r: BenchResult): string {
   out.push('');
   out.push(
     'A target that is a managed node (SSM Agent Online on Linux, 3.3.2746.0 or later), run with `Method=Online`: ' +
-      'the inject-key command runs on the instance itself; nothing is stopped, detached or launched. Access is the ' +
-      'end of `reportOnline`, when the run has read the report that says the key is in place. The command itself is ' +
-      'charged `RunCommandOnline` (an estimate: see the latency table).',
+      'the inject-key command runs on the instance itself; nothing is stopped, detached or launched. Access is back ' +
+      'when the key is in place and the user can fetch it: the private key is stored (PutParameter) before ' +
+      'SendCommand, and the key is in place when the command has ended. `injectKeyOnline` starts the backup, stores ' +
+      'the key, sends the command and reads its report in one step, so access is the end of `injectKeyOnline` (or of ' +
+      '`reportOnline` when that step\'s bounded wait ran out). The cleanup and the summary come after it and are shown ' +
+      'apart in the timeline. The command itself is charged `RunCommandOnline` (an estimate: see the latency table); ' +
+      'the step asks GetCommandInvocation every second, a lateness of at most 1 s that the twin does not charge.',
   );
+  out.push('');
+  out.push(onlineFloorText());
   out.push('');
   if (r.online) {
     out.push(`Time to access: ${both(r.online.timeToAccessSeconds)} (low / high end).`);

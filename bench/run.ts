@@ -21,7 +21,7 @@ import { measureInject, type InjectMeasurement } from './inject';
 import { measureKeygen, PROJECT_ROOT, type KeygenResult } from './keygen';
 import { machineInfo, sourceState } from './machine';
 import { modelReferenceAt } from './reference-sequence';
-import { withFleetSection } from './doc-sections';
+import { withKeptSections } from './doc-sections';
 import { renderConsole, renderMarkdown } from './report';
 import { speedupAtBothEnds } from './result';
 import { evaluateTargets, RESULT_VERSION, shapeProblems, type BenchResult, type BundleSizes, type Range } from './result';
@@ -213,7 +213,7 @@ export function main(argv: readonly string[]): BenchResult {
     fs.mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
     fs.writeFileSync(RESULTS_FILE, `${JSON.stringify(result, null, 2)}\n`);
     const old = fs.existsSync(DOC_FILE) ? fs.readFileSync(DOC_FILE, 'utf8') : '';
-    fs.writeFileSync(DOC_FILE, withFleetSection(renderMarkdown(result), old));
+    fs.writeFileSync(DOC_FILE, withKeptSections(renderMarkdown(result), old));
     progress(`wrote ${path.relative(PROJECT_ROOT, RESULTS_FILE)} and ${path.relative(PROJECT_ROOT, DOC_FILE)}`);
   }
   process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : renderConsole(result));

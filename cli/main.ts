@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { backups } from './commands/backups';
 import { cancel } from './commands/cancel';
 import { reset } from './commands/reset';
+import { selftest } from './commands/selftest';
 import { status } from './commands/status';
 import { CliError, EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 import { processIo, type Io } from './io';
@@ -69,6 +70,21 @@ export function program(io: Io, done: (code: ExitCode) => void): Command {
       .option('--delete', 'delete them all (after a confirmation)')
       .option('-y, --yes', 'do not ask for confirmation'),
   ).action(async (opts) => done(await backups(opts, io)));
+
+  // The self-test (issue 16): a throwaway instance, ResetAccess on it, a login, everything removed.
+  common(
+    prog
+      .command('selftest')
+      .description('prove the deployed stack works here: launch a throwaway instance, reset it, log in, remove everything (costs a few cents)')
+      .addOption(new Option('--method <method>', 'the runbook parameter Method').choices(['Auto', 'Online', 'VolumeSwap', 'UserData']))
+      .option('--subnet <subnet-id>', 'launch in this subnet (default: a temporary VPC and public subnet)')
+      .addOption(new Option('--architecture <arch>', 'the instance architecture: t3.micro for x86_64, t4g.micro for arm64').choices(['x86_64', 'arm64']))
+      .addOption(new Option('--check <how>', 'how the login is proven (default: ssh where it can work, else run-command)').choices(['ssh', 'run-command']))
+      .option('--keep', 'leave everything for inspection and print how to remove it')
+      .option('--cleanup <run-id>', 'remove what the self-test run <run-id> left (only what carries its tag)')
+      .option('--document-name <name>', 'the runbook', 'ResetAccess')
+      .option('-y, --yes', 'do not ask for confirmation'),
+  ).action(async (opts) => done(await selftest(opts, io)));
 
   for (const c of prog.commands) c.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).addHelpText('after', `\n${EXIT_CODES_HELP}`);
   return prog;

@@ -111,7 +111,8 @@ const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; descr
   'backup-and-detach': { timeout: Duration.seconds(120), description: 'Back up the root volume and detach it' },
   'attach-to-helper': { timeout: Duration.seconds(60), description: 'Attach the root volume to the helper' },
   // RSA 4096 key generation is CPU bound: 1024 MB buys a proportional share of a vCPU.
-  'inject-key': { timeout: Duration.seconds(120), memorySize: 1024, description: 'Make or take the key, store it, send the inject-key command' },
+  // Online: also starts the backup and waits up to 120 s (ONLINE_CONFIRM_MS) for the command's report.
+  'inject-key': { timeout: Duration.seconds(180), memorySize: 1024, description: 'Make or take the key, store it, send the inject-key command (online: back up first, read the report)' },
   // Waits up to 180 s for the inject command to end (InvocationDoesNotExist right after SendCommand included).
   'release-from-helper': { timeout: Duration.seconds(240), description: 'Wait for the inject command, read its report, detach the volume from the helper' },
   'reattach-root': { timeout: Duration.seconds(60), description: 'Attach the root volume back at its device name' },
@@ -544,16 +545,26 @@ function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
   locks(p, ['GetParameter', 'PutParameter']);
 }
 
-function grantBackupAndDetach(p: StepPolicy): void {
-  describe(p, ['DescribeInstances', 'DescribeVolumes', 'DescribeSnapshots', 'DescribeImages']);
+/**
+ * The backup calls (lambdas/common/backup.ts): backup-and-detach, and inject-key for the online
+ * method. The caller grants BACKUP_DESCRIBE among its Describe calls (one Describe statement per role).
+ */
+function backup(p: StepPolicy): void {
   // The source of the backup is the user's volume or instance; the backup is created tagged.
   p.allow('BackupSource', ['ec2:CreateSnapshot'], [ec2Arn('volume')], WHY_USER_INSTANCE, LOCKED);
   p.allow('BackupSourceInstance', ['ec2:CreateImage'], [ec2Arn('instance')], WHY_USER_INSTANCE, LOCKED);
   p.allow('SnapshotCreated', ['ec2:CreateSnapshot'], [ec2Arn('snapshot')], WHY_CREATED, TAGGED_AT_CREATION);
-  // CreateImage makes the image and a snapshot per volume; backup-and-detach tags both.
+  // CreateImage makes the image and a snapshot per volume; the backup tags both.
   p.allow('ImageCreated', ['ec2:CreateImage'], [ec2Arn('image'), ec2Arn('snapshot')], WHY_CREATED, TAGGED_AT_CREATION);
   tagOnCreate(p, BACKUP_CREATE_ACTIONS, ['snapshot', 'image']);
   ebsEncryption(p);
+}
+
+const BACKUP_DESCRIBE = ['DescribeVolumes', 'DescribeSnapshots', 'DescribeImages'];
+
+function grantBackupAndDetach(p: StepPolicy): void {
+  describe(p, ['DescribeInstances', ...BACKUP_DESCRIBE]);
+  backup(p);
   volumeMove(p, 'DetachRoot', 'DetachVolume', false);
   locks(p, ['GetParameter', 'PutParameter']);
 }
@@ -568,6 +579,9 @@ function grantAttachToHelper(p: StepPolicy): void {
 }
 
 function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
+  // The online method starts its backup in the same step, before the command (issue 12).
+  describe(p, BACKUP_DESCRIBE);
+  backup(p);
   // The SecureString holding a generated private key.
   p.allow('KeyParameter', ['ssm:PutParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
   // Encrypt only through Systems Manager (PutParameter of the SecureString), never directly.

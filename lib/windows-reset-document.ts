@@ -4,10 +4,10 @@
  * (runbooks/windows-boot.ps1) inlined in the script as base64. The stack deploys this object and the
  * tests run the script taken back out of it, so the tests run the very text that is deployed.
  */
+import { execFileSync } from 'child_process';
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { parse } from 'yaml';
-import { deployedLines } from './inject-key-document';
 
 /** The one runCommand entry of the YAML that stands for the script. */
 export const WINDOWS_RESET_SCRIPT_PLACEHOLDER = '%%WindowsResetScript%%';
@@ -55,6 +55,40 @@ function checkInterpolation(doc: Record<string, unknown>, step: RunShellScriptSt
   }
 }
 
+/**
+ * The script's lines as deployed: without its full-line comments and blank lines (the shebang kept),
+ * indentation untouched, because the script carries Python programs in single-quoted strings whose
+ * indentation is syntax. This is the Windows document's own function, not the inject-key loader's,
+ * so that a change of how that one trims its script cannot break this one. Refused when bash's own
+ * parser reads a different program from the two texts (a dropped line inside a multi-line string
+ * would show), or when the script has a here-document.
+ */
+export function windowsDeployedLines(script: string): string[] {
+  const lines = script.replace(/\n$/, '').split('\n');
+  const heredoc = lines.findIndex((line) => /(^|[^<])<<(?!<)/.test(line.replace(/^\s*#.*$/, '')));
+  if (heredoc >= 0) {
+    throw new WindowsResetDocumentError(`the script has a here-document at line ${heredoc + 1}: its comment lines cannot be dropped safely`);
+  }
+  const kept = lines.filter((line, i) => (i === 0 && line.startsWith('#!')) || !/^[ \t]*(#.*)?$/.test(line));
+  if (parseTree(lines.join('\n')) !== parseTree(kept.join('\n'))) {
+    throw new WindowsResetDocumentError('dropping the comment and blank lines would change the script (a multi-line string holds one): refusing');
+  }
+  return kept;
+}
+
+/** bash's normalised text of a script (comments dropped, strings as they are), read as the body of a function never run. */
+function parseTree(text: string): string {
+  try {
+    return execFileSync('bash', ['--norc', '--noprofile', '-c', 'eval "__windows_reset_body() {\n:\n$1\n}" && declare -f __windows_reset_body', 'parse', text], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
+    });
+  } catch (error) {
+    throw new WindowsResetDocumentError(`bash cannot parse the script: ${String((error as { stderr?: string }).stderr ?? error).trim()}`);
+  }
+}
+
 /** The script with the boot action inlined (base64 of the .ps1 with CRLF line ends, as Windows tools expect). */
 export function windowsResetScript(runbooksDir: string = RUNBOOKS_DIR): string {
   const script = readFileSync(join(runbooksDir, 'windows-reset.sh'), 'utf8');
@@ -84,7 +118,7 @@ export function loadWindowsResetDocument(runbooksDir: string = RUNBOOKS_DIR): Re
     throw new WindowsResetDocumentError(`runCommand must be exactly ['${WINDOWS_RESET_SCRIPT_PLACEHOLDER}']`);
   }
   checkInterpolation(doc, step);
-  step.inputs.runCommand = deployedLines(windowsResetScript(runbooksDir));
+  step.inputs.runCommand = windowsDeployedLines(windowsResetScript(runbooksDir));
   return doc;
 }
 

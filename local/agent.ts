@@ -22,12 +22,13 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, request as httpRequest, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { CreateTagsCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse as parseYaml } from 'yaml';
 import { goRegexpVerdictsAsync } from './go-regexp';
 import { createWindowsBootTwin, type WindowsBootTwin } from './windows-boot';
 import { createUserDataTwin, IncorrectInstanceState } from './user-data-twin';
+import { latencyOf } from './latency';
 
 /** The part of the runner's virtual clock the agent uses (local/runner/clock.ts). */
 export interface AgentClock {
@@ -533,7 +534,17 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let faults: ArmedFault[] = [];
   const volumeImages = new Map<string, string>();
   // Method=UserData (issue 12): what EC2 and the instance do with user data (local/user-data-twin.ts).
-  const userDataTwin = createUserDataTwin({ ec2: motoEc2, volumeImage: (id) => volumeImages.get(id) });
+  const userDataTwin = createUserDataTwin({
+    ec2: motoEc2,
+    volumeImage: (id) => volumeImages.get(id),
+    // The boot powered the instance off: it stops once its start has completed, after the
+    // StopInstances figure of the latency table (an OS shutdown, the same as a stop's).
+    onPoweroff: async (id) => {
+      const start = pendingOp(id, ['StartInstances']);
+      await motoEc2.send(new StopInstancesCommand({ InstanceIds: [id] }));
+      clock.schedule('StopInstances', [id], (start ? start.completesAt - clock.now() : 0) + latencyOf('StopInstances'));
+    },
+  });
   const windowsBoot = createWindowsBootTwin({ ec2: motoEc2, volumeImage: (id) => volumeImages.get(id) });
   const managedTargets = new Map<string, ManagedTarget>();
   const commandList: CommandRecord[] = [];

@@ -53,6 +53,8 @@ export interface CloudInitBootResult {
   /** cloud-init's own stderr and stdout (its log goes there: def_log_file is in the private /var/log). */
   readonly output: string;
   readonly exitCode: number;
+  /** True when the boot asked for a power-off (`systemctl poweroff`, recorded, never executed here). */
+  readonly poweroff: boolean;
 }
 
 function restrictedCloudCfg(defaultUser: string): string {
@@ -97,6 +99,9 @@ cp "$WORK/user-data" "$seed/user-data"
 printf 'instance-id: %s\\n' "$IID" >"$seed/meta-data"
 for f in passwd group shadow; do mount --bind "$m/etc/$f" "/etc/$f"; done
 mount --bind "$m/etc/ssh" /etc/ssh
+# The image's fstab (what a boot's findmnt --fstab reads), else an empty one.
+[ -f "$m/etc/fstab" ] || : >"$WORK/fstab.empty"
+if [ -f "$m/etc/fstab" ]; then mount --bind "$m/etc/fstab" /etc/fstab; else mount --bind "$WORK/fstab.empty" /etc/fstab; fi
 mount --bind "$m/home" /home
 for d in /run /tmp /var/log /var/lib; do mount -t tmpfs -o mode=0755 tmpfs "$d"; done
 mkdir -p /var/lib/cloud
@@ -106,6 +111,18 @@ rm -f /var/lib/cloud/instance/obj.pkl
 mount --bind "$WORK/etc-cloud" /etc/cloud
 : >"$WORK/console"
 mount --bind "$WORK/console" /dev/console
+# systemctl is this machine's: a recorder takes its place, so a boot program's "systemctl poweroff"
+# is noted (the caller stops the emulated instance) and never reaches this machine.
+printf '#!/bin/sh\nprintf "%%s\\n" "$*" >>"%s/systemctl.calls"\n' "$WORK" >"$WORK/systemctl"
+chmod 0755 "$WORK/systemctl"
+: >"$WORK/systemctl.calls"
+for s in /usr/bin/systemctl /bin/systemctl /usr/sbin/poweroff /sbin/poweroff /usr/sbin/shutdown /sbin/shutdown; do
+  [ -e "$s" ] || continue
+  mount --bind "$WORK/systemctl" "$(readlink -f "$s")" || { echo "cannot put the systemctl recorder over $s" >&2; exit 91; }
+done
+if command -v systemctl >/dev/null 2>&1; then
+  cmp -s "$(command -v systemctl)" "$WORK/systemctl" || { echo "systemctl is not the recorder" >&2; exit 92; }
+fi
 status=0
 cloud-init init --local || status=$?
 cloud-init init || status=$?
@@ -120,6 +137,7 @@ export async function bootWithCloudInit(options: CloudInitBootOptions): Promise<
   writeFileSync(join(work, 'etc-cloud', 'cloud.cfg'), restrictedCloudCfg(options.defaultUser ?? 'ec2-user'));
   writeFileSync(join(work, 'user-data'), options.userData);
   rmSync(join(work, 'console'), { force: true });
+  rmSync(join(work, 'systemctl.calls'), { force: true });
   const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', WORK: work, DEVICES: options.devices.join(' '), IID: options.instanceId, LANG: 'C.UTF-8' };
   const { code, output } = await new Promise<{ code: number; output: string }>((resolve, reject) => {
     execFile(
@@ -142,5 +160,11 @@ export async function bootWithCloudInit(options: CloudInitBootOptions): Promise<
   } catch {
     consoleText = '';
   }
-  return { console: consoleText, output, exitCode: code };
+  let calls = '';
+  try {
+    calls = readFileSync(join(work, 'systemctl.calls'), 'utf8');
+  } catch {
+    calls = '';
+  }
+  return { console: consoleText, output, exitCode: code, poweroff: calls.split('\n').some((l) => /(^|\s)poweroff(\s|$)/.test(l)) };
 }

@@ -11,6 +11,8 @@ export interface MotoOptions {
   readonly maxLifetimeSeconds?: number;
   /** How long to wait for it to answer, in milliseconds. @default 20000 */
   readonly startTimeoutMs?: number;
+  /** More environment for moto_server, e.g. MOTO_IAM_LOAD_MANAGED_POLICIES (moto/settings.py). @default - none */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface MotoServer {
@@ -87,7 +89,7 @@ export async function startMoto(options: MotoOptions = {}): Promise<MotoServer> 
     const child = spawn(
       'timeout',
       ['--kill-after=5', String(lifetime), 'moto_server', '-H', '127.0.0.1', '-p', String(port)],
-      { detached: true, stdio: ['ignore', 'ignore', 'pipe'] },
+      { detached: true, stdio: ['ignore', 'ignore', 'pipe'], ...(options.env ? { env: { ...process.env, ...options.env } } : {}) },
     );
     installExitHook();
     live.add(child);

@@ -91,6 +91,11 @@ export interface TwinOptions {
    * token buckets on the virtual clock (local/ec2-limits.ts). @default false
    */
   readonly awsLimits?: boolean;
+  /**
+   * moto serves the AWS managed policies (arn:aws:iam::aws:policy/...), so that a role can have
+   * AmazonSSMManagedInstanceCore attached (the self-test, local/selftest-twin.ts). @default false
+   */
+  readonly awsManagedPolicies?: boolean;
 }
 
 export interface LockedOutSpec {
@@ -270,7 +275,10 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   let moto: MotoServer | undefined;
   let agent: Agent | undefined;
   try {
-    moto = await startMoto({ maxLifetimeSeconds: options.maxLifetimeSeconds ?? 900 });
+    moto = await startMoto({
+      maxLifetimeSeconds: options.maxLifetimeSeconds ?? 900,
+      ...(options.awsManagedPolicies ? { env: { MOTO_IAM_LOAD_MANAGED_POLICIES: 'true' } } : {}),
+    });
     const motoEndpoint = moto.endpoint;
     agent = await startAgent({
       motoEndpoint,

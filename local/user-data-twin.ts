@@ -28,12 +28,19 @@ export interface UserDataTwinDeps {
   readonly volumeImage: (volumeId: string) => string | undefined;
   /** Where each boot's scratch directory goes. @default /var/tmp */
   readonly scratchRoot?: string;
+  /**
+   * The boot asked to power off (our boot program does, after its marker): the instance stops as
+   * an OS-initiated shutdown with shutdown behaviour stop does
+   * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_ChangingInstanceInitiatedShutdownBehavior.html).
+   */
+  readonly onPoweroff?: (instanceId: string) => Promise<void>;
 }
 
 export interface UserDataBoot {
   readonly instanceId: string;
   readonly exitCode: number;
   readonly console: string;
+  readonly poweroff: boolean;
 }
 
 export interface UserDataTwin {
@@ -79,10 +86,11 @@ export function createUserDataTwin(deps: UserDataTwinDeps): UserDataTwin {
       const result = await bootWithCloudInit({ devices, workDir: work, instanceId, userData });
       const before = consoles.get(instanceId)?.text ?? '';
       consoles.set(instanceId, { text: before + result.console, at: new Date() });
-      done.push({ instanceId, exitCode: result.exitCode, console: result.console });
+      done.push({ instanceId, exitCode: result.exitCode, console: result.console, poweroff: result.poweroff });
     } finally {
       if (loop) await detachLoop(loop.device);
     }
+    if (done[done.length - 1]?.poweroff && deps.onPoweroff) await deps.onPoweroff(instanceId);
   }
 
   return {

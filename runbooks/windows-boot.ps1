@@ -2,7 +2,7 @@
 # EC2Launch v2's agent-config.yml (an executeScript task, postReady stage, runAs localSystem:
 # https://docs.aws.amazon.com/AWSEC2/latest/WindowsGuide/ec2launch-v2-settings.html, "executeScript").
 # Windows PowerShell 5.1 on .NET Framework 4.x. It makes a random password ON the instance, encrypts it
-# to the run's public key, writes the ciphertext to the serial console (COM1, which EC2's
+# to the run's public key, writes the ciphertext to the serial console (which EC2's
 # GetConsoleOutput returns), then sets it for the built-in Administrator (SID ...-500). The password
 # never leaves memory in clear: not on disk, not in this task's output, not on the console.
 # Afterwards (success or not) it leaves a marker, so that it never acts twice, and puts back the
@@ -17,18 +17,29 @@ $OriginalConfig = '__ORIGINAL_CONFIG_B64__'
 $Config = Join-Path $env:ProgramData 'Amazon\EC2Launch\config\agent-config.yml'
 $Done = Join-Path $env:ProgramData ('Amazon\EC2Launch\state\ec2-reset-access-' + $RunId + '.done')
 
-# One line on COM1 (System.IO.Ports.SerialPort); the port may be busy for a moment.
+# One line on the serial console. EC2Launch v2 finds the console's port from the ACPI SPCR table
+# (its tools\AWSAcpiSpcrReader.exe, ec2launch-v2-settings.html); the line (ciphertext only) goes to
+# every serial port Windows has, COM1 when it lists none, retried while the ports are busy.
 function Write-ConsoleLine([string]$Line) {
+  $names = @([System.IO.Ports.SerialPort]::GetPortNames() | Sort-Object -Unique)
+  if ($names.Count -eq 0) { $names = @('COM1') }
   for ($i = 0; $i -lt 30; $i++) {
-    try {
-      $port = New-Object System.IO.Ports.SerialPort 'COM1', 115200
-      $port.Open()
-      $port.WriteLine($Line)
-      $port.Close()
-      return
-    } catch {
-      Start-Sleep -Seconds 2
+    $written = 0
+    foreach ($name in $names) {
+      $port = $null
+      try {
+        $port = New-Object System.IO.Ports.SerialPort $name, 115200
+        $port.WriteTimeout = 5000
+        $port.Open()
+        $port.WriteLine($Line)
+        $written++
+      } catch {
+      } finally {
+        if ($null -ne $port) { $port.Dispose() }
+      }
     }
+    if ($written -gt 0) { return }
+    Start-Sleep -Seconds 2
   }
   throw 'serial console unavailable'
 }
@@ -63,7 +74,7 @@ try {
   $alphabet = -join $classes
   $rng = New-Object System.Security.Cryptography.RNGCryptoServiceProvider
   do {
-    $chars = for ($i = 0; $i -lt 24; $i++) { $alphabet[(Get-RandomIndex $rng $alphabet.Length)] }
+    $chars = @(1..24 | ForEach-Object { $alphabet[(Get-RandomIndex $rng $alphabet.Length)] })
     $password = -join $chars
     $missing = @($classes | Where-Object { $password.IndexOfAny($_.ToCharArray()) -lt 0 })
   } while ($missing.Count -gt 0)
@@ -78,6 +89,9 @@ try {
   $user = [ADSI]('WinNT://' + $env:COMPUTERNAME + '/' + $admin[0].Name + ',user')
   $user.SetPassword($password)
   $user.SetInfo()
+  # The run stores the password only once this line follows the password line.
+  $reason = 'confirm'
+  Write-ConsoleLine ('ec2-reset-access:' + $RunId + ':done')
   $reason = 'done'
 } catch {
   try { Write-ConsoleLine ('ec2-reset-access:' + $RunId + ':error:' + $reason) } catch { }

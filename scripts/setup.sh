@@ -6,11 +6,12 @@ cd "$(dirname "$0")/.."
 
 # golang-go and the JDK compile every allowedPattern with the engines AWS uses (the SSM Agent's Go
 # regexp, the service's java.util.regex); ntfs-3g, libhivex-bin for Windows disks; tmux drives the
-# CLI in a real terminal; cloud-init checks and runs the UserData method's user data (its schema, its boot); strace proves how the CLI creates the key file and what the live script touches.
+# CLI in a real terminal; cloud-init checks and runs the UserData method's user data (its schema, its boot); strace proves how the CLI creates the key file and what the live script touches;
+# llvm's llvm-rc compiles the version resources of the Windows fixtures' agent executables.
 apt_packages=(openssh-server openssh-client xfsprogs btrfs-progs gdisk lvm2 e2fsprogs attr
-  util-linux fdisk shellcheck procps golang-go default-jdk-headless ntfs-3g libhivex-bin tmux cloud-init strace)
+  util-linux fdisk shellcheck procps golang-go default-jdk-headless ntfs-3g libhivex-bin tmux cloud-init strace llvm)
 tools=(sshd ssh ssh-keygen mkfs.xfs mkfs.btrfs sgdisk pvcreate mkfs.ext4 chattr setfattr getfattr
-  losetup partx sfdisk shellcheck unshare pkill go javac java mkntfs ntfscat hivexsh tmux cloud-init strace)
+  losetup partx sfdisk shellcheck unshare pkill go javac java mkntfs ntfscat hivexsh tmux cloud-init strace llvm-rc)
 
 missing=0
 for t in "${tools[@]}"; do

@@ -2,37 +2,19 @@
  * Step `backupAndDetachRoot`: start the backup (a snapshot is point-in-time at the call, so no
  * wait for completion), record it, then detach the root volume from the stopped instance.
  */
-import {
-  CreateImageCommand,
-  CreateSnapshotCommand,
-  DescribeImagesCommand,
-  DescribeSnapshotsCommand,
-  DetachVolumeCommand,
-  type EC2Client,
-} from '@aws-sdk/client-ec2';
-import type { SSMClient } from '@aws-sdk/client-ssm';
+import { DetachVolumeCommand } from '@aws-sdk/client-ec2';
+import { backupRunning, startBackup, type BackupDeps, type BackupResult } from '@common/backup';
 import { describeInstance, describeVolume, liveAttachment } from '@common/ec2';
 import { UnexpectedStateError } from '@common/errors';
-import type { Logger } from '@common/log';
-import { loadOwnPlan, updatePlan, type Plan } from '@common/plan';
-import { ownedFilters, tagSpec } from '@common/tags';
+import { loadOwnPlan, updatePlan } from '@common/plan';
 import type { StepInput } from '@common/validation';
 
-export interface BackupDeps {
-  readonly ec2: EC2Client;
-  readonly ssm: SSMClient;
-  readonly log: Logger;
-}
-
-export interface BackupResult {
-  readonly backupId: string;
-  readonly backupMethod: string;
-}
+export type { BackupDeps, BackupResult };
 
 export async function backupAndDetach(deps: BackupDeps, input: StepInput): Promise<BackupResult> {
   const plan = await loadOwnPlan(deps.ssm, input.instanceId, input.executionId);
   // Online and UserData never move the root volume: the backup only (UserData: before its first stop).
-  if (plan.method.chosen === 'Online' || plan.method.chosen === 'UserData') return backupOnline(deps, plan, input);
+  if (plan.method.chosen === 'Online' || plan.method.chosen === 'UserData') return backupRunning(deps, plan, input);
   const instance = await describeInstance(deps.ec2, input.instanceId);
   const state = instance.State?.Name;
   const volumeId = plan.instance.rootVolumeId;
@@ -63,81 +45,3 @@ export async function backupAndDetach(deps: BackupDeps, input: StepInput): Promi
   return { backupId, backupMethod: plan.inputs.backupMethod };
 }
 
-/**
- * The online method's backup (step backupOnline), also the user data method's (step
- * backupUserData, before its first stop): the same snapshot or image, taken while the instance
- * runs, and nothing detached. A snapshot of a volume in use is taken at the call
- * ("Snapshots occur asynchronously; the point-in-time snapshot is created immediately",
- * https://docs.aws.amazon.com/ebs/latest/userguide/ebs-creating-snapshot.html); the image uses
- * NoReboot (startBackup), so the instance is never rebooted: this method promises no stop.
- */
-async function backupOnline(deps: BackupDeps, plan: Plan, input: StepInput): Promise<BackupResult> {
-  const volumeId = plan.instance.rootVolumeId;
-  if (plan.inputs.backupMethod === 'None') {
-    // Nothing to back up (also the only choice for an instance-store root: preflight).
-    await updatePlan(deps.ssm, input.instanceId, input.executionId, (p) => {
-      p.progress.phase = 'backup-started';
-    });
-    return { backupId: 'none', backupMethod: 'None' };
-  }
-  const attachment = liveAttachment(await describeVolume(deps.ec2, volumeId));
-  if (attachment?.instanceId !== input.instanceId) {
-    throw new UnexpectedStateError(`Volume ${volumeId} is not attached to ${input.instanceId}; the ${plan.method.chosen} method changes nothing of it`);
-  }
-  const backupId = await startBackup(deps, plan, input);
-  await updatePlan(deps.ssm, input.instanceId, input.executionId, (p) => {
-    if (backupId !== 'none') p.created.backupId = backupId;
-    p.progress.phase = 'backup-started';
-  });
-  return { backupId, backupMethod: plan.inputs.backupMethod };
-}
-
-async function startBackup(deps: BackupDeps, plan: Plan, input: StepInput): Promise<string> {
-  const { ec2 } = deps;
-  const { executionId, instanceId } = input;
-  const volumeId = plan.instance.rootVolumeId;
-  if (plan.inputs.backupMethod === 'None') return 'none';
-  if (plan.created.backupId) return plan.created.backupId;
-
-  if (plan.inputs.backupMethod === 'Snapshot') {
-    const existing = await ec2.send(
-      new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: ownedFilters('backup', executionId) }),
-    );
-    const found = existing.Snapshots?.find((s) => s.VolumeId === volumeId)?.SnapshotId;
-    if (found) return found;
-    const out = await ec2.send(
-      new CreateSnapshotCommand({
-        VolumeId: volumeId,
-        Description: `ec2-reset-access backup of ${volumeId} (root of ${instanceId}) before execution ${executionId}`,
-        TagSpecifications: [tagSpec('snapshot', 'backup', executionId, instanceId)],
-      }),
-    );
-    if (!out.SnapshotId) throw new UnexpectedStateError(`CreateSnapshot of ${volumeId} returned no snapshot id`);
-    deps.log.info('snapshot started', { volumeId, snapshotId: out.SnapshotId });
-    return out.SnapshotId;
-  }
-
-  // Not sure of: whether EC2 has started the image's snapshots by the time CreateImage returns
-  // (for a stopped instance it snapshots each volume; AWS documents snapshots as point-in-time at
-  // their start). Detaching right after is what AWSSupport-ResetAccess does after its image is
-  // available; prefer BackupMethod=Snapshot, whose point in time is the call itself.
-  const existing = await ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: ownedFilters('backup', executionId) }));
-  const found = existing.Images?.[0]?.ImageId;
-  if (found) return found;
-  const out = await ec2.send(
-    new CreateImageCommand({
-      InstanceId: instanceId,
-      // Image names are unique per account and Region: the execution id makes it so.
-      Name: `reset-access-${instanceId}-${executionId}`,
-      Description: `ec2-reset-access backup of ${instanceId} before execution ${executionId}`,
-      NoReboot: true,
-      TagSpecifications: [
-        tagSpec('image', 'backup', executionId, instanceId),
-        tagSpec('snapshot', 'backup', executionId, instanceId),
-      ],
-    }),
-  );
-  if (!out.ImageId) throw new UnexpectedStateError(`CreateImage of ${instanceId} returned no image id`);
-  deps.log.info('image started', { instanceId, imageId: out.ImageId });
-  return out.ImageId;
-}

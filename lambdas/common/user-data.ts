@@ -53,10 +53,19 @@ export const USER_DATA_SIGNATURE = '# ec2-reset-access: adds one SSH public key 
 
 /** The marker's fixed start on the console: `ec2-reset-access: user data <execution> <ok|failed> <fingerprint> users=<names> files=<paths>`. */
 export const MARKER_PREFIX = 'ec2-reset-access: user data';
+/** A failed boot's reason line, before its marker: `ec2-reset-access: user data reason <execution> <text>`. */
+export const REASON_PREFIX = 'ec2-reset-access: user data reason';
 
 const SCRIPT_END = 'EC2_RESET_ACCESS_END_OF_SCRIPT';
 const VALUE_END = 'EC2_RESET_ACCESS_END_OF_VALUE';
 const RUN_DIR = '/run/ec2-reset-access';
+/**
+ * Where the boot program records that it powered the instance off for an execution: cloud-init's
+ * directory of the current instance (/var/lib/cloud/instance, a link to instances/<id>, kept across
+ * boots like its per-instance semaphores, cloudinit/helpers.py Paths), on the root disk. One empty
+ * file per UserData run stays there (docs/security.md).
+ */
+export const POWEROFF_FLAG_DIR = '/var/lib/cloud/instance';
 
 /**
  * The script with its comment lines and blank lines left out (the first line, a shebang, kept).
@@ -66,7 +75,107 @@ const RUN_DIR = '/run/ec2-reset-access';
 export function compactScript(script: string): string {
   const lines = script.split('\n');
   const kept = lines.filter((line, i) => i === 0 || !/^[ \t]*(#.*)?$/.test(line));
-  return `${kept.join('\n')}\n`;
+  return `${withoutIndent(kept).join('\n')}\n`;
+}
+
+/**
+ * The script for the boot only (user data size, issue 12): the functions only the offline method
+ * can reach left out. The boot always runs the online method (Root=/), so `offline` is never called:
+ * starting from the code outside any function, a function is kept when its name occurs as a word
+ * (code, string or comment: more is kept, never less) in the top-level code or in a kept function,
+ * `offline` excepted. Functions are `name() {` ... `}` at the start of a line, as the script writes
+ * them. test/script/user-data-boot.test.ts runs this build under the real cloud-init.
+ */
+export function bootOnlyScript(script: string): string {
+  const lines = script.split('\n');
+  const fns = new Map<string, [number, number]>();
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^([a-z_][a-z0-9_]*)\(\) \{$/.exec(lines[i]);
+    if (!m) continue;
+    let j = i + 1;
+    while (j < lines.length && lines[j] !== '}') j++;
+    if (j === lines.length) return script; // not the shape expected: keep everything
+    fns.set(m[1], [i, j]);
+    i = j;
+  }
+  if (!fns.has('offline')) return script;
+  const inFunction = new Set<number>();
+  for (const [a, b] of fns.values()) for (let k = a; k <= b; k++) inFunction.add(k);
+  const kept = new Set<string>();
+  const todo: string[] = [];
+  const scan = (text: string): void => {
+    for (const w of text.match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? []) {
+      if (fns.has(w) && w !== 'offline' && !kept.has(w)) {
+        kept.add(w);
+        todo.push(w);
+      }
+    }
+  };
+  scan(lines.filter((_, k) => !inFunction.has(k)).join('\n'));
+  for (let f = todo.pop(); f !== undefined; f = todo.pop()) {
+    const [a, b] = fns.get(f) as [number, number];
+    scan(lines.slice(a + 1, b).join('\n'));
+  }
+  const dropped = [...fns.entries()].filter(([name]) => !kept.has(name)).map(([, range]) => range);
+  return lines.filter((_, k) => !dropped.some(([a, b]) => k >= a && k <= b)).join('\n');
+}
+
+/**
+ * The lines with their leading blanks left out, except lines that begin inside a quoted string or
+ * a here-document body, which stay as they are (user data size, issue 12). A small scan of bash's
+ * quoting: single and double quotes, $'...', backslash escapes, comments from a `#` at a word's
+ * start, `<<WORD` here-documents (a `<<` that is not one, e.g. an arithmetic shift, only keeps more
+ * lines as they are). test/script/user-data.test.ts proves on the deployed script that bash parses
+ * the result as the same program (bash --pretty-print of both agree).
+ */
+function withoutIndent(lines: readonly string[]): string[] {
+  let quote: '' | "'" | '"' | "$'" = '';
+  const heredocs: string[] = [];
+  let inBody: { word: string; tabs: boolean } | undefined;
+  const out: string[] = [];
+  for (const line of lines) {
+    if (inBody) {
+      out.push(line);
+      if ((inBody.tabs ? line.replace(/^\t+/, '') : line) === inBody.word) inBody = undefined;
+      continue;
+    }
+    out.push(quote === '' ? line.replace(/^[ \t]+/, '') : line);
+    for (let i = 0; i < line.length; i++) {
+      const c = line[i];
+      if (quote === "'") {
+        if (c === "'") quote = '';
+        continue;
+      }
+      if (c === '\\') {
+        i++;
+        continue;
+      }
+      if (quote === '"' || quote === "$'") {
+        if ((quote === '"' && c === '"') || (quote === "$'" && c === "'")) quote = '';
+        continue;
+      }
+      if (c === '#' && (i === 0 || /[\s;&|()]/.test(line[i - 1]))) break;
+      if (c === "'") quote = "'";
+      else if (c === '"') quote = '"';
+      else if (c === '$' && line[i + 1] === "'") {
+        quote = "$'";
+        i++;
+      } else if (c === '<' && line[i + 1] === '<' && line[i + 2] !== '<') {
+        const m = /^<<(-?)[ \t]*(['"]?)([A-Za-z0-9_]+)\2/.exec(line.slice(i));
+        if (m) heredocs.push(`${m[1]}${m[3]}`);
+        i++;
+      } else if (c === '<' && line[i + 1] === '<') {
+        i += 2;
+      }
+    }
+    const next = heredocs.shift();
+    if (next !== undefined) {
+      inBody = { word: next.replace(/^-/, ''), tabs: next.startsWith('-') };
+      // More than one here-document on a line: keep every line after it as it is (never met here).
+      if (heredocs.length > 0) return [...out, ...lines.slice(out.length)];
+    }
+  }
+  return out;
 }
 
 export interface UserDataInput {
@@ -117,7 +226,28 @@ function bootProgram(script: string, values: { publicKey: string; users: string;
     '# The script\'s work directory here, not in /tmp, which systemd may clean or mount over at this point of the boot.',
     'TMPDIR=$d',
     'export SSM_PublicKey SSM_Users SSM_Root SSM_VolumeId TMPDIR',
-    'report=$(/bin/bash "$d/inject-key.sh" 2>"$d/inject-key.log" | tail -n 1)',
+    // Review U3: bootcmd runs before network filesystems can be mounted (cloud-init.service is
+    // Before=network-online.target, and a _netdev mount comes after it) and without an order
+    // against local-fs.target. A home directory under a filesystem of /etc/fstab that is not the
+    // one mounted there now would get the key in the directory underneath, which sshd never reads:
+    // refuse, nothing written. (Running later, in cloud-final's scripts_per_boot, is no way out: that
+    // unit is After=multi-user.target, so the workload would start with our user data, review U5.)
+    '# Refuse when a home lies under an fstab filesystem that is not the one mounted there now.',
+    'findmnt --fstab --evaluate -rn -o TARGET,SOURCE,OPTIONS >"$d/fstab" 2>/dev/null || :',
+    'why=',
+    'while read -r t src opts; do',
+    '  case $t in /) continue ;; /*) ;; *) continue ;; esac',
+    '  case ,$opts, in *,noauto,*) continue ;; esac',
+    '  under=',
+    '  while IFS=: read -r _ _ _ _ _ h _; do case $h/ in "${t%/}"/*) under=$h; break ;; esac; done </etc/passwd',
+    '  [ -n "$under" ] || continue',
+    '  cur=$(findmnt -rn -o SOURCE --mountpoint "$t" 2>/dev/null | tail -n 1)',
+    '  case $src in /dev/*) src=$(readlink -f "$src") ;; esac',
+    '  case $cur in /dev/*) cur=$(readlink -f "$cur") ;; esac',
+    '  [ "$cur" = "$src" ] || { why="$t (home $under) is in /etc/fstab but not mounted when cloud-init runs bootcmd; use Method=VolumeSwap or Online"; break; }',
+    'done <"$d/fstab"',
+    'report=',
+    '[ -n "$why" ] || report=$(/bin/bash "$d/inject-key.sh" 2>"$d/inject-key.log" | tail -n 1)',
     'case $report in',
     `  '{"version":1,"status":"ok"'*) result=ok ;;`,
     '  *) result=failed ;;',
@@ -127,9 +257,25 @@ function bootProgram(script: string, values: { publicKey: string; users: string;
     `users=$(printf '%s\n' "$report" | grep -o '"user":"[^"]*"' | cut -d'"' -f4 | sort -u | paste -sd, -)`,
     `files=$(printf '%s\n' "$report" | grep -o '"file":"[^"]*"' | cut -d'"' -f4 | paste -sd, -)`,
     `line="${MARKER_PREFIX} $RESET_ACCESS_EXECUTION $result $RESET_ACCESS_FINGERPRINT users=$users files=$files"`,
+    '# Why it failed, on the console before the marker (the log under /run does not survive the power-off).',
+    `[ -n "$why" ] || why=$(printf '%s\n' "$report" | grep -o '"error":"[^"]*"' | cut -d'"' -f4)`,
+    `[ "$result" = ok ] || printf '%s\n' "${REASON_PREFIX} $RESET_ACCESS_EXECUTION $why" >>/dev/console 2>/dev/null || :`,
     '# The serial console first (what GetConsoleOutput returns), else the kernel log, which reaches it too.',
-    `printf '%s\\n' "$line" >/dev/console 2>/dev/null || printf '<5>%s\\n' "$line" >/dev/kmsg 2>/dev/null || true`,
+    // (>> rather than >: the same on a device; the twin's console is a file, which > would empty.)
+    `printf '%s\\n' "$line" >>/dev/console 2>/dev/null || printf '<5>%s\\n' "$line" >/dev/kmsg 2>/dev/null || true`,
     `printf '%s\\n' "$line"`,
+    // Power off once per execution, right after the marker (review U5): the workload never starts
+    // with this user data, and the console buffer EC2 posts at the stop holds the marker. bootcmd runs
+    // in cloud-init.service, which is ordered Before=sysinit.target (/lib/systemd/system/cloud-init.service
+    // of Debian's cloud-init 22.4.2), and every service with default dependencies is ordered after
+    // sysinit.target (systemd.special(7)), so sshd and the workload have not started. `systemctl poweroff`
+    // only enqueues the shutdown and returns (systemctl(1)); the instance then stops, since preflight
+    // refuses shutdown behaviour terminate ("By default, when you initiate a shutdown from an Amazon
+    // EBS backed instance (using a command such as shutdown or poweroff), the instance stops",
+    // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_ChangingInstanceInitiatedShutdownBehavior.html).
+    // The flag keeps a later boot with this user data (after a failed restore) from powering off again.
+    `f=${POWEROFF_FLAG_DIR}/ec2-reset-access-poweroff-$RESET_ACCESS_EXECUTION`,
+    '[ -e "$f" ] || { : >"$f" && systemctl poweroff; }',
     '[ "$result" = ok ]',
   ].join('\n');
 }
@@ -154,7 +300,7 @@ export function buildUserData(input: UserDataInput): BuiltUserData {
     if (!USER_NAME_PATTERN.test(user)) throw new InvalidInputError(`Users entry ${i + 1} is not a Linux user name`);
   }
   if (!EXECUTION_ID_PATTERN.test(input.executionId)) throw new InvalidInputError('ExecutionId is not an execution id');
-  const script = compactScript(input.script);
+  const script = compactScript(bootOnlyScript(input.script));
   if (script.split('\n').includes(SCRIPT_END)) throw new InvalidInputError(`the inject-key script contains the line ${SCRIPT_END}`);
   const fingerprint = fingerprintOf(line);
   const program = bootProgram(script, { publicKey: line, users: input.users.join(','), executionId: input.executionId, fingerprint });
@@ -197,6 +343,17 @@ export interface Marker {
 }
 
 const MARKER_LINE = /^ec2-reset-access: user data (\S+) (ok|failed) (SHA256:[A-Za-z0-9+/]+)(?: users=(\S*))?(?: files=(.*?))?\r?$/;
+
+/** The last reason line of `executionId` in console text (a failed boot), or undefined. */
+export function findReason(consoleText: string, executionId: string): string | undefined {
+  let found: string | undefined;
+  const start = `${REASON_PREFIX} ${executionId} `;
+  for (const raw of consoleText.split('\n')) {
+    const at = raw.indexOf(start);
+    if (at >= 0) found = raw.slice(at + start.length).replace(/\r$/, '').slice(0, 300);
+  }
+  return found;
+}
 
 /**
  * The last marker of `executionId` in console text, or undefined. A marker may follow kernel text on

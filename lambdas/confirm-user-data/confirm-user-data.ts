@@ -17,7 +17,7 @@ import { describeInstance, realClock, type Clock } from '@common/ec2';
 import { InjectionFailedError, NotReadyError, UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { loadOwnPlan } from '@common/plan';
-import { findMarker } from '@common/user-data';
+import { findMarker, findReason } from '@common/user-data';
 import type { StepInput } from '@common/validation';
 
 /** One invocation polls this long (the function's timeout is above it, under Lambda's 300 s). */
@@ -54,18 +54,24 @@ export async function confirmUserData(deps: ConfirmUserDataDeps, input: StepInpu
   await loadOwnPlan(ssm, instanceId, executionId);
   const deadline = clock.now() + CONFIRM_BUDGET_MS;
   for (;;) {
-    const marker = findMarker(await consoleText(ec2, instanceId), executionId);
+    const text = await consoleText(ec2, instanceId);
+    const marker = findMarker(text, executionId);
     if (marker?.result === 'ok') {
       log.info('the instance reports the key in place', { instanceId, fingerprint: marker.fingerprint });
       return { fingerprint: marker.fingerprint, users: marker.users, files: marker.files };
     }
     if (marker?.result === 'failed') {
+      const reason = findReason(text, executionId);
       throw new InjectionFailedError(
-        `Instance ${instanceId} reports on its console that adding the key (${marker.fingerprint}) failed at boot (the script undoes its own writes when it fails; see the instance's /run/ec2-reset-access/inject-key.log until its next boot). The run restores the original user data`,
+        `Instance ${instanceId} reports on its console that adding the key (${marker.fingerprint}) failed at boot${reason ? `: ${reason}` : ''} (the script undoes its own writes when it fails). The run restores the original user data`,
       );
     }
+    // Our boot program powers the instance off right after its marker (lambdas/common/user-data.ts),
+    // so stopping and stopped are expected too: EC2 posts the console buffer "shortly after an
+    // instance transition state (start, stop, reboot, or terminate)" (API_GetConsoleOutput), and a
+    // read just after StartInstances may still show the stop before it. Polled until the budget.
     const state = (await describeInstance(ec2, instanceId)).State?.Name ?? 'unknown';
-    if (state !== 'running' && state !== 'pending') {
+    if (!['running', 'pending', 'stopping', 'stopped'].includes(state)) {
       throw new UnexpectedStateError(`Instance ${instanceId} is ${state} before it reported the key; the run restores`);
     }
     if (clock.now() + CONFIRM_POLL_MS > deadline) {

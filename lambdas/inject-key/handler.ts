@@ -1,4 +1,5 @@
 /** Step `injectKey`. */
+import { ec2 } from '@common/clients/ec2';
 import { ssm } from '@common/clients/ssm';
 import { requireEnv } from '@common/env';
 import { createLogger } from '@common/log';
@@ -11,15 +12,26 @@ export interface InjectKeyOutput {
   KeyParameterName: string;
   Fingerprint: string;
   KeyType: string;
+  /** The run's backup (snapshot or image id), or `none`. */
+  BackupId: string;
+  /** Online: `true` when this step read the command's report saying the key is in place. */
+  Confirmed: string;
 }
 
-export const OUTPUT_FIELDS = outputFields<InjectKeyOutput>()(['CommandId', 'KeyParameterName', 'Fingerprint', 'KeyType']);
+export const OUTPUT_FIELDS = outputFields<InjectKeyOutput>()(['CommandId', 'KeyParameterName', 'Fingerprint', 'KeyType', 'BackupId', 'Confirmed']);
 
 const config: InjectConfig = { keyId: requireEnv('KEY_ID'), documentName: requireEnv('INJECT_DOCUMENT_NAME') };
 const log = createLogger('reset-access-inject-key');
 
 export async function handler(event: unknown): Promise<InjectKeyOutput> {
   const input = validateStepInput(event);
-  const r = await injectKey({ ssm, log, config }, input);
-  return { CommandId: r.commandId, KeyParameterName: r.keyParameterName, Fingerprint: r.fingerprint, KeyType: r.keyType };
+  const r = await injectKey({ ssm, ec2, log, config }, input);
+  return {
+    CommandId: r.commandId,
+    KeyParameterName: r.keyParameterName,
+    Fingerprint: r.fingerprint,
+    KeyType: r.keyType,
+    BackupId: r.backupId,
+    Confirmed: String(r.confirmed),
+  };
 }

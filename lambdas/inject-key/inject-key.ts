@@ -5,11 +5,14 @@
  * The private key goes into PutParameter's Value and nowhere else: not the result, the plan, a
  * log line or an error message.
  */
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import { GetCommandInvocationCommand, SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { backupRunning } from '@common/backup';
+import { changesOf, endedInvocation, okReport } from '@common/command-wait';
 import { realClock, type Clock } from '@common/ec2';
 import { generateKeyPair } from '@common/keys';
 import { prepareRunKey } from '@common/stored-key';
-import { isAwsError, PlanError, UnexpectedStateError } from '@common/errors';
+import { isAwsError, NotReadyError, PlanError, UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { loadOwnPlan, updatePlan } from '@common/plan';
 import type { StepInput } from '@common/validation';
@@ -23,11 +26,15 @@ export interface InjectConfig {
 
 export interface InjectDeps {
   readonly ssm: SSMClient;
+  /** The online method's backup (CreateSnapshot or CreateImage with NoReboot) is started here. */
+  readonly ec2: EC2Client;
   readonly log: Logger;
   readonly config: InjectConfig;
   readonly generate?: typeof generateKeyPair;
   /** @default realClock */
   readonly clock?: Clock;
+  /** @default ONLINE_CONFIRM_MS */
+  readonly onlineConfirmMs?: number;
 }
 
 export interface InjectResult {
@@ -36,6 +43,16 @@ export interface InjectResult {
   readonly keyParameterName: string;
   readonly fingerprint: string;
   readonly keyType: string;
+  /** The backup of this run (`none` for BackupMethod=None or before the volume swap's backup). */
+  readonly backupId: string;
+  /**
+   * Online only: the command ended Success on the instance and its report says the key is in
+   * place (read by this step); false when it had not ended within ONLINE_CONFIRM_MS (the runbook's
+   * waitForOnlineInjection and reportOnline then confirm it) and for the volume swap.
+   */
+  readonly confirmed: boolean;
+  readonly usersChanged: readonly string[];
+  readonly filesChanged: readonly string[];
 }
 
 /**
@@ -50,6 +67,16 @@ const INVOCATION_POLL_MS = 1_000;
 /** How long the command may wait for delivery to the helper (SendCommand TimeoutSeconds). */
 export const COMMAND_TIMEOUT_SECONDS = 300;
 
+/**
+ * Online: how long this step waits for the command to end on the instance itself, so that the run
+ * knows the key is in place one step earlier (issue 12, time to access). Within the function's
+ * timeout (lib/functions.ts) with room for the key generation and the backup call. Past it the step
+ * still succeeds unconfirmed and the runbook's wait and reportOnline carry on.
+ */
+export const ONLINE_CONFIRM_MS = 120_000;
+/** Online: GetCommandInvocation is asked every second while the command runs (a read, at most ~120 calls). */
+export const ONLINE_POLL_MS = 1_000;
+
 export function keyParameterNameFor(instanceId: string): string {
   return keyParameterName(instanceId);
 }
@@ -63,6 +90,11 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
   const online = plan.method.chosen === 'Online';
   const helperId = online ? instanceId : plan.created.helperInstanceId;
   if (!helperId) throw new PlanError(`The plan of ${instanceId} has no helper instance: launchHelper did not complete`);
+
+  // Online: the backup starts here, before anything is written (a snapshot is point-in-time at the
+  // call: https://docs.aws.amazon.com/ebs/latest/userguide/ebs-creating-snapshot.html), in the same
+  // step as the command, which saves a step transition and a cold Lambda on the way to access.
+  const backupId = online ? (await backupRunning({ ec2: deps.ec2, ssm, log: deps.log }, plan, input)).backupId : (plan.created.backupId ?? 'none');
 
   const { publicKey, fingerprint, keyType, keyParameterName } = await prepareRunKey(
     { ssm, keyId: config.keyId, generate: deps.generate },
@@ -93,8 +125,31 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
     p.progress.phase = 'injection-sent';
   });
   deps.log.info('inject command sent', { instanceId, helperId, commandId, fingerprint });
-  await waitUntilVisible(ssm, deps.clock ?? realClock, commandId, helperId);
-  return { commandId, keyParameterName, fingerprint, keyType };
+  const base = { commandId, keyParameterName, fingerprint, keyType, backupId, confirmed: false, usersChanged: [], filesChanged: [] };
+  if (!online) {
+    await waitUntilVisible(ssm, deps.clock ?? realClock, commandId, helperId);
+    return base;
+  }
+  // Online: wait for the command to end and read its report here. A failed command fails this
+  // step (InjectionFailedError), and the runbook restores.
+  let inv;
+  try {
+    inv = await endedInvocation({ ssm, clock: deps.clock, commandWaitMs: deps.onlineConfirmMs ?? ONLINE_CONFIRM_MS }, commandId, helperId, {
+      pollMs: ONLINE_POLL_MS,
+      afterTimeout: 'left to waitForOnlineInjection and reportOnline',
+    });
+  } catch (err) {
+    if (!(err instanceof NotReadyError)) throw err;
+    deps.log.info('inject command not ended yet; the runbook waits for it', { instanceId, commandId });
+    return base;
+  }
+  const report = okReport(inv, commandId, helperId, 'Nothing else was changed by this step.');
+  await updatePlan(ssm, instanceId, executionId, (p) => {
+    p.progress.keyInjected = true;
+    p.progress.phase = 'key-injected';
+  });
+  deps.log.info('key in place on the instance', { instanceId, commandId, fingerprint });
+  return { ...base, confirmed: true, ...changesOf(report) };
 }
 
 /**

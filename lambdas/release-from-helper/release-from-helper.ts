@@ -10,15 +10,16 @@
  * step, within the function's timeout (lib/functions.ts).
  */
 import { DetachVolumeCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { GetCommandInvocationCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import { describeVolume, liveAttachment, pollUntil, realClock, type Clock } from '@common/ec2';
-import { InjectionFailedError, isAwsError, NotReadyError, PlanError } from '@common/errors';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { changesOf, COMMAND_WAIT_MS, endedInvocation, okReport } from '@common/command-wait';
+import { describeVolume, liveAttachment, type Clock } from '@common/ec2';
+import { PlanError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { loadOwnPlan, updatePlan } from '@common/plan';
 import { parseReport, type InjectReport } from '@common/report';
 import type { StepInput } from '@common/validation';
 
-export { parseReport };
+export { parseReport, COMMAND_WAIT_MS };
 
 export interface ReleaseDeps {
   readonly ec2: EC2Client;
@@ -28,41 +29,6 @@ export interface ReleaseDeps {
   readonly clock?: Clock;
   /** @default COMMAND_WAIT_MS */
   readonly commandWaitMs?: number;
-}
-
-/**
- * The longest this step waits for the command to end, per invocation: 180 s, polled every 5 s,
- * inside the function's 240 s timeout (under the 300 s of an aws:invokeLambdaFunction step).
- */
-export const COMMAND_WAIT_MS = 180_000;
-const POLL_MS = 5_000;
-/** GetCommandInvocation statuses after which the command no longer runs (the SSM API model's CommandInvocationStatus; Cancelling is not one). */
-const TERMINAL = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
-
-type Invocation = { Status?: string; StandardOutputContent?: string };
-
-/** The invocation once it has ended; throws NotReadyError naming the last status after the bound. */
-async function endedInvocation(deps: ReleaseDeps, commandId: string, helperId: string): Promise<Invocation> {
-  const budget = deps.commandWaitMs ?? COMMAND_WAIT_MS;
-  let last = 'not yet visible (InvocationDoesNotExist)';
-  try {
-    return await pollUntil(deps.clock ?? realClock, `the inject-key command ${commandId} to end`, budget, POLL_MS, async () => {
-      try {
-        const inv = await deps.ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: helperId }));
-        last = inv.Status ?? 'no status';
-        return TERMINAL.includes(inv.Status ?? '') ? inv : undefined;
-      } catch (err) {
-        if (isAwsError(err, 'InvocationDoesNotExist')) return undefined;
-        throw err;
-      }
-    });
-  } catch (err) {
-    if (!(err instanceof NotReadyError)) throw err;
-    throw new NotReadyError(
-      `The inject-key command ${commandId} on helper ${helperId} had not ended after ${Math.round(budget / 1000)} s (last status: ${last}); ` +
-        'the root volume stays on the helper',
-    );
-  }
 }
 
 export interface ReleaseResult {
@@ -81,23 +47,12 @@ export async function releaseFromHelper(deps: ReleaseDeps, input: StepInput): Pr
   if (!helperId || !commandId) throw new PlanError(`The plan of ${instanceId} has no helper or no command: injectKey did not complete`);
 
   const inv = await endedInvocation(deps, commandId, helperId);
-  const report = parseReport(inv.StandardOutputContent);
-  if (inv.Status !== 'Success' || report?.status !== 'ok') {
-    const why = report?.error ?? (report ? 'the report says error' : 'no JSON report on its standard output');
-    throw new InjectionFailedError(
-      `The inject-key command ${commandId} on helper ${helperId} ended ${inv.Status ?? 'with no status'}: ${why}. The root volume goes back unchanged by this step.`,
-    );
-  }
+  const report = okReport(inv, commandId, helperId, 'The root volume goes back unchanged by this step.');
   await updatePlan(deps.ssm, instanceId, executionId, (p) => {
     p.progress.keyInjected = true;
     if (online) p.progress.phase = 'key-injected';
   });
-  const changed = report.changes.filter((c) => c.action !== 'already-present');
-  const result = {
-    usersChanged: [...new Set(changed.map((c) => c.user))],
-    filesChanged: [...new Set(changed.map((c) => c.file))],
-    report,
-  };
+  const result = { ...changesOf(report), report };
   if (online) return result;
 
   const volumeId = plan.instance.rootVolumeId;

@@ -22,8 +22,8 @@
  * Files are written through an ntfs-3g mount in a private mount namespace (unshare), so nothing
  * stays mounted if this process dies; loop devices are detached in finally blocks.
  */
-import { execFile } from 'child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'fs';
+import { execFile, execFileSync } from 'child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'fs';
 import { tmpdir } from 'os';
 import { dirname, join } from 'path';
 import { promisify } from 'util';
@@ -53,8 +53,16 @@ export interface WindowsImageOptions {
   readonly bitlocker?: boolean;
   /** More files on the Windows volume: path with / separators (no leading /) -> content. */
   readonly extraFiles?: Readonly<Record<string, string | Buffer>>;
+  /**
+   * The agents' program files (EC2Launch.exe, Ec2Config.exe) carry a version resource with this
+   * FILEVERSION ("2.0.1948.0"), compiled by LLVM's resource compiler (llvm-rc), not by our code.
+   * @default none: the program files have no version resource
+   */
+  readonly agentFileVersion?: string;
   /** No \Windows folder: a data volume, not a Windows installation. @default false */
   readonly noWindows?: boolean;
+  /** Fill the Windows volume's free space with a file (\fill.bin) until ntfs-3g reports it full. @default false */
+  readonly fill?: boolean;
   /** @default 48 */
   readonly sizeMiB?: number;
 }
@@ -120,6 +128,23 @@ export function ec2ConfigXml(setPasswordState: 'Enabled' | 'Disabled'): string {
 
 const LAUNCH_CONFIG_JSON = '{\r\n  "SetComputerName": false,\r\n  "SetMonitorAlwaysOn": false,\r\n  "SetWallpaper": true,\r\n  "AddDnsSuffixList": true,\r\n  "ExtendBootVolumeSize": true,\r\n  "HandleUserData": true,\r\n  "AdminPasswordType": "Random",\r\n  "AdminPassword": ""\r\n}\r\n';
 
+/** A stand-in program file: "MZ", then the version resource llvm-rc compiles from a VERSIONINFO statement. */
+function programFile(version: string | undefined): Buffer {
+  const head = Buffer.from('MZ fixture, not a program\0\0\0\0\0\0');
+  if (version === undefined) return head;
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(version)) throw new Error(`not a four-part version: ${version}`);
+  const work = mkdtempSync(join(tmpdir(), 'ntfs-rc-'));
+  try {
+    const commas = version.split('.').join(',');
+    const rc = ['1 VERSIONINFO', `FILEVERSION ${commas}`, `PRODUCTVERSION ${commas}`, 'BEGIN', '  BLOCK "StringFileInfo"', '  BEGIN', '    BLOCK "040904b0"', '    BEGIN', `      VALUE "FileVersion", "${version}"`, '    END', '  END', 'END', ''].join('\n');
+    writeFileSync(join(work, 'v.rc'), rc);
+    execFileSync('llvm-rc', ['-no-cpp', '-fo', join(work, 'v.res'), join(work, 'v.rc')], { stdio: 'pipe' });
+    return Buffer.concat([head, readFileSync(join(work, 'v.res'))]);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 function agentFiles(agent: WindowsAgent, options: WindowsImageOptions): Record<string, string | Buffer> {
   switch (agent) {
     case 'ec2launch-v2': {
@@ -127,7 +152,7 @@ function agentFiles(agent: WindowsAgent, options: WindowsImageOptions): Record<s
         'ProgramData/Amazon/EC2Launch/config/agent-config.yml': options.agentConfig ?? EC2LAUNCH_V2_AGENT_CONFIG,
         'ProgramData/Amazon/EC2Launch/state/state.json': '{"stages":{}}\r\n',
         'ProgramData/Amazon/EC2Launch/log/agent.log': '2026-01-01 00:00:00 Info: EC2Launch v2 service v2.0.1948\r\n',
-        'Program Files/Amazon/EC2Launch/EC2Launch.exe': Buffer.from('MZ fixture, not a program'),
+        'Program Files/Amazon/EC2Launch/EC2Launch.exe': programFile(options.agentFileVersion),
       };
       if (options.runOnce ?? true) files['ProgramData/Amazon/EC2Launch/state/.run-once'] = '';
       return files;
@@ -135,7 +160,7 @@ function agentFiles(agent: WindowsAgent, options: WindowsImageOptions): Record<s
     case 'ec2config':
       return {
         [`Program Files/Amazon/Ec2ConfigService/Settings/${options.ec2ConfigFileName ?? 'config.xml'}`]: options.ec2ConfigXml ?? ec2ConfigXml('Disabled'),
-        'Program Files/Amazon/Ec2ConfigService/Ec2Config.exe': Buffer.from('MZ fixture, not a program'),
+        'Program Files/Amazon/Ec2ConfigService/Ec2Config.exe': programFile(options.agentFileVersion),
       };
     case 'ec2launch-v1':
       return {
@@ -218,6 +243,8 @@ export async function buildWindowsImage(path: string, options: WindowsImageOptio
       'm=$(mktemp -d)',
       'ntfs-3g "$1" "$m"',
       'cp -r --no-preserve=all "$2"/. "$m"/',
+      // dd stops with ENOSPC: that is the point.
+      ...(options.fill ? ['dd if=/dev/zero of="$m/fill.bin" bs=64k 2>/dev/null || true'] : []),
       'umount "$m"',
       'rmdir "$m"',
     ].join('\n');

@@ -20,6 +20,7 @@
  * at 256 bytes once resolved: Lambda function ARNs are at most 140 characters and document names
  * at most 128 (CreateDocument Name).
  */
+import { loadInjectKeyDocument, loadRevokeKeyDocument } from '../../lib/inject-key-document';
 import { synthesize } from './synth';
 
 const KB = 1024;
@@ -85,6 +86,13 @@ const documents: Measured[] = Object.entries(json.Resources as Record<string, an
     const { bytes, unbounded } = runtimeParameterBytes(type, (content.parameters ?? {}) as Record<string, Record<string, unknown>>);
     return { name: String(r.Properties.Name ?? id), type, content: resolvedBytes(content), parameters: bytes, unbounded };
   });
+
+// The two Command documents that change authorized keys, measured from their loader too (the stack may not
+// deploy the revoke-key document yet): both carry the shared script runbooks/key-files.sh.
+for (const [name, content] of [['inject-key (loader)', loadInjectKeyDocument()], ['revoke-key (loader)', loadRevokeKeyDocument()]] as const) {
+  const { bytes, unbounded } = runtimeParameterBytes('Command', (content.parameters ?? {}) as Record<string, Record<string, unknown>>);
+  documents.push({ name, type: 'Command', content: resolvedBytes(content), parameters: bytes, unbounded });
+}
 
 const kb = (n: number): string => `${(n / KB).toFixed(1)} KB`;
 

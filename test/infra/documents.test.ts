@@ -31,7 +31,6 @@ const STEP_TO_FOLDER: Record<string, StepFolder> = {
   restore: 'restore',
   cleanupAfterRestore: 'cleanup',
   // The online path (issue 12): the same functions, told the method by the plan record.
-  backupOnline: 'backup-and-detach',
   injectKeyOnline: 'inject-key',
   reportOnline: 'release-from-helper',
   cleanupOnline: 'cleanup',

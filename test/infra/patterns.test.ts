@@ -23,6 +23,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { goRegexpVerdicts, type GoVerdict } from '../../local/go-regexp';
 import { javaVerdicts, type JavaVerdict } from '../security/support/patterns';
+import { loadRevokeKeyDocument } from '../../lib/inject-key-document';
 import { synthesize } from './synth';
 
 interface PatternSite {
@@ -46,6 +47,12 @@ function patternSites(): PatternSite[] {
     // allowedPattern anywhere else (a nested document, a step input) would be missed by the loop above
     const elsewhere = JSON.stringify(content.mainSteps ?? []).includes('"allowedPattern"');
     if (elsewhere) sites.push({ where: `${name} mainSteps`, parameter: '?', pattern: '(allowedPattern inside mainSteps: list it here)' });
+  }
+  // The revoke-key Command document, as its loader gives it to the stack (checked here whether or not
+  // the stack deploys it yet).
+  const revoke = loadRevokeKeyDocument();
+  for (const [parameter, spec] of Object.entries((revoke.parameters ?? {}) as Record<string, any>)) {
+    if (typeof spec.allowedPattern === 'string') sites.push({ where: 'runbooks/revoke-key.yaml (Command)', parameter, pattern: spec.allowedPattern, default: spec.default });
   }
   return sites;
 }
@@ -95,6 +102,17 @@ const keys = realKeys();
 const ed = keys[0].line;
 const edBare = keys[1].line;
 const rsa4096 = keys.find((k) => k.label === 'rsa4096 with comment')!.line;
+/** Real SHA256 fingerprints, as ssh-keygen -l prints them, of the real keys. */
+const fingerprints = keys.filter((k) => k.label.endsWith('with comment')).map((k) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pattern-fp-'));
+  try {
+    execFileSync('bash', ['-c', 'printf "%s\\n" "$1" > "$2"', 'x', k.line, join(dir, 'k.pub')]);
+    return /SHA256:[A-Za-z0-9+/]{43}/.exec(execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'k.pub')], { encoding: 'utf8' }))![0];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+const twentyFingerprints = Array.from({ length: 20 }, (_, i) => fingerprints[i % fingerprints.length]).join(',');
 
 /** Values every pattern meets: good ones of every parameter kind, and hostile or malformed ones. */
 const CORPUS: Array<{ label: string; value: string }> = [
@@ -141,6 +159,16 @@ const CORPUS: Array<{ label: string; value: string }> = [
   { label: 'path traversal', value: '../etc' },
   { label: 'dollar dollar', value: 'vol-$$0123' },
   { label: 'long base64 (9000)', value: `ssh-ed25519 ${'A'.repeat(9000)}` },
+  { label: 'one fingerprint', value: fingerprints[0] },
+  { label: 'two fingerprints', value: `${fingerprints[0]},${fingerprints[1]}` },
+  { label: 'twenty fingerprints', value: twentyFingerprints },
+  { label: 'twenty-one fingerprints', value: `${twentyFingerprints},${fingerprints[0]}` },
+  { label: 'fingerprint with padding', value: `${fingerprints[0]}=` },
+  { label: 'fingerprint, lowercase sha256', value: fingerprints[0].replace('SHA256', 'sha256') },
+  { label: 'fingerprint, MD5 form', value: 'MD5:16:27:ac:a5:76:28:2d:36:63:1b:56:4d:eb:df:a6:48' },
+  { label: 'fingerprints, space after comma', value: `${fingerprints[0]}, ${fingerprints[1]}` },
+  { label: 'fingerprint + newline', value: `${fingerprints[0]}\n` },
+  { label: 'fingerprint; reboot', value: `${fingerprints[0]};reboot` },
 ];
 
 /** Java's own end-of-input rule: `$` also matches before one of these at the very end. */
@@ -194,7 +222,7 @@ describe('every allowedPattern of every synthesized document', () => {
     expect(goRegexpVerdicts([[s.pattern, s.default]])[0]).toEqual({ match: true });
   });
 
-  const keySites = sites.map((s, i) => [`${s.where} ${s.parameter}`, i] as const).filter(([, i]) => sites[i].parameter === 'PublicKey');
+  const keySites = sites.map((s, i) => [`${s.where} ${s.parameter}`, i] as const).filter(([, i]) => ['PublicKey', 'ReplacementKey'].includes(sites[i].parameter));
   test.each(keySites)('%s: Go accepts every real key line and refuses the hostile ones', (_name, i) => {
     const verdict = (label: string): boolean => go[at(i, CORPUS.findIndex((c) => c.label === label))].match;
     const accepted = [...keys.map((k) => k.label), 'rsa16384 (built)', 'key, 256-char comment'].filter((l) => !verdict(l));
@@ -212,6 +240,23 @@ describe('every allowedPattern of every synthesized document', () => {
       'ssh-dss',
       'private key header',
       'template expression',
+    ].filter((l) => verdict(l));
+    expect({ notAccepted: accepted, notRefused: refused }).toEqual({ notAccepted: [], notRefused: [] });
+  });
+
+  test('the revoke-key document is checked: its key and fingerprint parameters are among the sites', () => {
+    expect(keySites.map(([name]) => name)).toContain('runbooks/revoke-key.yaml (Command) ReplacementKey');
+    expect(sites.some((s) => s.parameter === 'Fingerprints')).toBe(true);
+  });
+
+  const fingerprintSites = sites.map((s, i) => [`${s.where} ${s.parameter}`, i] as const).filter(([, i]) => sites[i].parameter === 'Fingerprints');
+  test.each(fingerprintSites)('%s: Go accepts 1 to 20 real fingerprints from ssh-keygen and refuses the rest', (_name, i) => {
+    const verdict = (label: string): boolean => go[at(i, CORPUS.findIndex((c) => c.label === label))].match;
+    expect(fingerprints.length).toBeGreaterThanOrEqual(7);
+    const accepted = ['empty', 'one fingerprint', 'two fingerprints', 'twenty fingerprints'].filter((l) => !verdict(l));
+    const refused = [
+      'twenty-one fingerprints', 'fingerprint with padding', 'fingerprint, lowercase sha256', 'fingerprint, MD5 form',
+      'fingerprints, space after comma', 'fingerprint + newline', 'fingerprint; reboot', 'volume id', 'key + newline',
     ].filter((l) => verdict(l));
     expect({ notAccepted: accepted, notRefused: refused }).toEqual({ notAccepted: [], notRefused: [] });
   });

@@ -220,7 +220,8 @@ describe('IAM: create calls tag the created resource in the same call', () => {
       ],
     ]);
     const tagging = ALL.filter((s) => s.actions.includes('ec2:CreateTags') && s.role !== roleId('preflight'));
-    expect(new Set(tagging.map((s) => s.role))).toEqual(new Set([roleId('launch-helper'), roleId('backup-and-detach')]));
+    // inject-key takes the online method's backup itself (issue 12: one step before the write).
+    expect(new Set(tagging.map((s) => s.role))).toEqual(new Set([roleId('launch-helper'), roleId('backup-and-detach'), roleId('inject-key')]));
     for (const s of tagging) {
       expect(Object.keys(s.condition ?? {})).toEqual(['StringEquals']);
       const actions = s.condition!.StringEquals['ec2:CreateAction'] as string[];
@@ -284,6 +285,7 @@ describe('IAM: the user\'s instance and volume', () => {
       ['release-from-helper', 'ec2:DetachVolume'],
       ['backup-and-detach', 'ec2:DetachVolume'],
       ['backup-and-detach', 'ec2:CreateSnapshot'],
+      ['inject-key', 'ec2:CreateSnapshot'],
       ['reattach-root', 'ec2:AttachVolume'],
       ['restore', 'ec2:AttachVolume'],
       ['restore', 'ec2:DetachVolume'],
@@ -295,7 +297,7 @@ describe('IAM: the user\'s instance and volume', () => {
   test('kms:CreateGrant only for AWS resources through EC2, only for the steps that attach, start, launch or back up', () => {
     const granting = ALL.filter((s) => s.actions.includes('kms:CreateGrant'));
     expect(new Set(granting.map((s) => s.role))).toEqual(
-      new Set(['launch-helper', 'backup-and-detach', 'attach-to-helper', 'reattach-root', 'start-instance', 'restore', 'set-user-data', 'windows-start'].map((f) => roleId(f as StepFolder))),
+      new Set(['launch-helper', 'backup-and-detach', 'inject-key', 'attach-to-helper', 'reattach-root', 'start-instance', 'restore', 'set-user-data', 'windows-start'].map((f) => roleId(f as StepFolder))),
     );
     for (const s of granting) {
       expect(s.condition).toEqual({ StringEquals: { 'kms:ViaService': 'ec2.${AWS::Region}.amazonaws.com' }, Bool: { 'kms:GrantIsForAWSResource': 'true' } });

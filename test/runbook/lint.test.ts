@@ -69,7 +69,6 @@ describe('reset-access.yaml follows the contract', () => {
       ['waitForInstanceRunning', 'waitForAwsResourceProperty', undefined],
       ['cleanup', 'invokeLambdaFunction', 'cleanup'],
       ['summarize', 'invokeLambdaFunction', 'summarize'],
-      ['backupOnline', 'invokeLambdaFunction', 'backup-and-detach'],
       ['injectKeyOnline', 'invokeLambdaFunction', 'inject-key'],
       ['waitForOnlineInjection', 'waitForAwsResourceProperty', undefined],
       ['reportOnline', 'invokeLambdaFunction', 'release-from-helper'],
@@ -80,7 +79,6 @@ describe('reset-access.yaml follows the contract', () => {
       ['stopForUserData', 'invokeLambdaFunction', 'stop-instance'],
       ['waitStoppedForUserData', 'waitForAwsResourceProperty', undefined],
       ['setUserData', 'invokeLambdaFunction', 'set-user-data'],
-      ['waitRunningWithUserData', 'waitForAwsResourceProperty', undefined],
       ['confirmUserData', 'invokeLambdaFunction', 'confirm-user-data'],
       ['stopAfterUserData', 'invokeLambdaFunction', 'stop-instance'],
       ['waitStoppedAfterUserData', 'waitForAwsResourceProperty', undefined],
@@ -158,19 +156,19 @@ describe('reset-access.yaml follows the contract', () => {
     expect(step('preflight').nextStep).toBe('branchOnMethod');
     expect(step('branchOnMethod').inputs).toEqual({
       Choices: [
-        { NextStep: 'backupOnline', Variable: '{{ preflight.Payload }}', Contains: '|method:Online|' },
+        { NextStep: 'injectKeyOnline', Variable: '{{ preflight.Payload }}', Contains: '|method:Online|' },
         { NextStep: 'saveUserData', Variable: '{{ preflight.Payload }}', Contains: '|method:UserData|' },
       ],
       Default: 'describeInstance',
     });
     // The online path never stops, detaches or launches: only these steps, in this order.
     const path: string[] = [];
-    for (let n: string | undefined = 'backupOnline'; n; n = step(n).isEnd ? undefined : step(n).nextStep) path.push(n);
-    expect(path).toEqual(['backupOnline', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
+    for (let n: string | undefined = 'injectKeyOnline'; n; n = step(n).isEnd ? undefined : step(n).nextStep) path.push(n);
+    expect(path).toEqual(['injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
     expect(step('waitForOnlineInjection').inputs).toMatchObject({ Api: 'ListCommandInvocations', InstanceId: '{{ InstanceId }}' });
   });
 
-  it('the user data path: saved first, two stop/start cycles, the report read from the console, the original put back before the second start', () => {
+  it('the user data path: saved first, the first boot powers itself off after its report, the report read from the console, the original put back before the second start', () => {
     const path: string[] = [];
     for (let n: string | undefined = 'saveUserData'; n; n = step(n).isEnd ? undefined : step(n).nextStep) path.push(n);
     expect(path).toEqual([
@@ -179,7 +177,6 @@ describe('reset-access.yaml follows the contract', () => {
       'stopForUserData',
       'waitStoppedForUserData',
       'setUserData',
-      'waitRunningWithUserData',
       'confirmUserData',
       'stopAfterUserData',
       'waitStoppedAfterUserData',
@@ -197,7 +194,7 @@ describe('reset-access.yaml follows the contract', () => {
     });
     // The stated time for the instance's report: 2 attempts of the function's 240 s budget.
     expect(step('confirmUserData').maxAttempts).toBe(2);
-    expect(String(doc.description)).toMatch(/two stop\/start cycles/i);
+    expect(String(doc.description)).toMatch(/the boot powers the instance off, before sshd or any service starts/i);
   });
 
   it('keeps cleanup off the critical path: it comes after the instance is running again', () => {

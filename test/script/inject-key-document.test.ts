@@ -8,7 +8,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { generateKeyPair } from '@common/keys';
 import { goRegexpVerdicts } from '../../local/go-regexp';
-import { injectKeyScriptFromDocument, InjectKeyDocumentError, loadInjectKeyDocument } from '../../lib/inject-key-document';
+import { assembleScript, injectKeyScriptFromDocument, InjectKeyDocumentError, loadInjectKeyDocument } from '../../lib/inject-key-document';
 
 interface Parameter {
   type: string;
@@ -22,7 +22,8 @@ interface Parameter {
 const doc = loadInjectKeyDocument();
 const parameters = doc.parameters as Record<string, Parameter>;
 const step = (doc.mainSteps as Array<{ action: string; name: string; inputs: Record<string, unknown> }>)[0];
-const scriptFile = join(__dirname, '..', '..', 'runbooks', 'inject-key.sh');
+// The script's source: runbooks/key-files.sh (shared with revoke-key) followed by runbooks/inject-key.sh.
+const sourceText = assembleScript('inject-key.sh');
 
 /** The SSM Agent's verdict: Go's regexp.Compile + MatchString (see local/go-regexp.ts). */
 function accepts(name: string, value: string): boolean {
@@ -58,9 +59,9 @@ describe('the inject-key Command document', () => {
     expect(accepts(name, p.default)).toBe(true);
   });
 
-  it('carries the script line for line, less its full-line comments and blank lines (the tests run the deployed text)', () => {
-    const source = readFileSync(scriptFile, 'utf8').replace(/\n$/, '').split('\n');
-    const code = source.filter((line, i) => i === 0 || !/^[ \t]*(#.*)?$/.test(line));
+  it('carries the script line for line, less its full-line comments, blank lines and indentation (the tests run the deployed text)', () => {
+    const source = sourceText.replace(/\n$/, '').split('\n');
+    const code = source.filter((line, i) => i === 0 || !/^[ \t]*(#.*)?$/.test(line)).map((line) => line.trimStart().replace(/[ \t]+#[ \t][^'"]*$/, ''));
     expect(step.inputs.runCommand).toEqual(code);
     expect(code[0]).toBe('#!/usr/bin/env bash');
     expect(injectKeyScriptFromDocument(doc)).toBe(`${code.join('\n')}\n`);
@@ -71,7 +72,7 @@ describe('the inject-key Command document', () => {
     // bash prints a function from its parse tree: comments dropped, every string as it is.
     const tree = (text: string): string =>
       execFileSync('bash', ['-c', 'eval "f() {\n:\n$1\n}" && declare -f f', 'tree', text], { encoding: 'utf8' });
-    const source = readFileSync(scriptFile, 'utf8');
+    const source = sourceText;
     const deployed = injectKeyScriptFromDocument(doc);
     expect(deployed).not.toBe(source);
     expect(tree(deployed)).toBe(tree(source));
@@ -83,14 +84,18 @@ describe('the inject-key Command document', () => {
     ['a here-document', '#!/bin/bash\ncat <<EOF\n# data\nEOF\n', /here-document at line 2/],
     ['a multi-line string holding a # line', '#!/bin/bash\nx="a\n# data, not a comment\n"\necho "$x"\n', /would change the script/],
     ['a multi-line string holding a blank line', "#!/bin/bash\nx='a\n\nb'\n", /would change the script/],
+    ['a multi-line string whose line is indented', "#!/bin/bash\nx='a\n  b'\n", /would change the script/],
+    ['a # that is data after an escaped blank', "#!/bin/bash\necho a\\ # b\necho c\n", /would change the script/],
   ])('the loader refuses to drop lines from a script with %s', (_name, script, message) => {
     const dir = mkdtempSync(join(tmpdir(), 'doc-'));
     try {
       writeFileSync(join(dir, 'inject-key.yaml'), "schemaVersion: '2.2'\nparameters: {}\nmainSteps:\n  - action: aws:runShellScript\n    name: x\n    inputs:\n      runCommand: ['%%InjectKeyScript%%']\n");
-      writeFileSync(join(dir, 'inject-key.sh'), script);
+      writeFileSync(join(dir, 'key-files.sh'), '#!/bin/bash\n');
+      writeFileSync(join(dir, 'inject-key.sh'), script.replace(/^#!\/bin\/bash\n/, ''));
       expect(() => loadInjectKeyDocument(dir)).toThrow(message);
-      writeFileSync(join(dir, 'inject-key.sh'), '#!/bin/bash\n# a comment\n\necho "#not a comment"  # trailing\n');
-      expect(injectKeyScriptFromDocument(loadInjectKeyDocument(dir))).toBe('#!/bin/bash\necho "#not a comment"  # trailing\n');
+      writeFileSync(join(dir, 'inject-key.sh'), '# a comment\n\necho "#not a comment"  # trailing\n');
+      // a # inside quotes is data; a trailing comment goes
+      expect(injectKeyScriptFromDocument(loadInjectKeyDocument(dir))).toBe('#!/bin/bash\necho "#not a comment"\n');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -103,14 +108,20 @@ describe('the inject-key Command document', () => {
   });
 
   it('the script is shellcheck clean and starts with strict mode', () => {
-    const script = readFileSync(scriptFile, 'utf8');
+    const script = sourceText;
     expect(script).toMatch(/^#!\/usr\/bin\/env bash\n/);
     expect(script).toContain('set -Eeuo pipefail');
-    expect(() => execFileSync('shellcheck', ['-x', scriptFile], { stdio: 'pipe' })).not.toThrow();
+    const dir = mkdtempSync(join(tmpdir(), 'doc-'));
+    try {
+      writeFileSync(join(dir, 'inject-key.sh'), script);
+      expect(() => execFileSync('shellcheck', ['-x', join(dir, 'inject-key.sh')], { stdio: 'pipe' })).not.toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the script reads only the four SSM_ parameters from the environment, never pasted into its text', () => {
-    const script = readFileSync(scriptFile, 'utf8');
+    const script = sourceText;
     const ssmVariables = [...new Set(script.match(/SSM_[A-Za-z]+/g))].sort();
     expect(ssmVariables).toEqual(['SSM_PublicKey', 'SSM_Root', 'SSM_Users', 'SSM_VolumeId']);
     expect(script).not.toMatch(/\beval\b/);
@@ -170,7 +181,8 @@ describe('the inject-key Command document', () => {
       "schemaVersion: '2.2'\nparameters:\n  VolumeId:\n    type: String\n" + paramExtra +
       'mainSteps:\n  - action: aws:runShellScript\n    name: x\n    inputs:\n' + inputsExtra + "      runCommand: ['%%InjectKeyScript%%']\n";
     try {
-      writeFileSync(join(dir, 'inject-key.sh'), '#!/bin/bash\n');
+      writeFileSync(join(dir, 'key-files.sh'), '#!/bin/bash\n');
+      writeFileSync(join(dir, 'inject-key.sh'), '\n');
       writeFileSync(join(dir, 'inject-key.yaml'), yaml('', '      interpolationType: ENV_VAR\n'));
       expect(() => loadInjectKeyDocument(dir)).toThrow(/interpolationType belongs to each parameter/);
       writeFileSync(join(dir, 'inject-key.yaml'), yaml('', ''));
@@ -186,7 +198,8 @@ describe('the inject-key Command document', () => {
     const dir = mkdtempSync(join(tmpdir(), 'doc-'));
     try {
       writeFileSync(join(dir, 'inject-key.yaml'), "schemaVersion: '2.2'\nmainSteps:\n  - action: aws:runShellScript\n    name: x\n    inputs:\n      runCommand: ['echo hi']\n");
-      writeFileSync(join(dir, 'inject-key.sh'), '#!/bin/bash\n');
+      writeFileSync(join(dir, 'key-files.sh'), '#!/bin/bash\n');
+      writeFileSync(join(dir, 'inject-key.sh'), '\n');
       expect(() => loadInjectKeyDocument(dir)).toThrow(InjectKeyDocumentError);
       expect(() => loadInjectKeyDocument(dir)).toThrow(/runCommand must be exactly/);
     } finally {

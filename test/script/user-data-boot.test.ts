@@ -9,14 +9,18 @@
  * - our #cloud-config bootcmd (cc_bootcmd, frequency always) runs at that later boot, adds the key,
  *   and writes the marker line to the console; at the boot after, it runs again, changes nothing
  *   (the key is there) and writes the marker again;
- * - a run that cannot add the key writes a `failed` marker and changes nothing;
+ * - a run that cannot add the key writes a `failed` marker, with its reason, and changes nothing;
+ * - after its marker the boot asks systemd to power off, once per execution (review U5; recorded by
+ *   the boot, never executed on this machine);
+ * - a home under an /etc/fstab filesystem that is not the one mounted when bootcmd runs is refused
+ *   (review U3);
  * - this machine's own users, sshd config, /home, /etc/cloud and /var/lib/cloud are untouched.
  */
 import { createHash } from 'crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'fs';
 import { join } from 'path';
 import { generateKeyPair } from '@common/keys';
-import { buildUserData, findMarker } from '@common/user-data';
+import { buildUserData, findMarker, findReason } from '@common/user-data';
 import { bootWithCloudInit, type CloudInitBootResult } from '../../local/cloud-init-boot';
 import { buildImage, diffImage, snapshotImage } from '../../local/disk/images';
 import { attachLoop, detachLoop } from '../../local/disk/loop';
@@ -93,6 +97,7 @@ it('a later boot of the same instance: a new shell script does not run, our boot
   const original = Buffer.from('#!/bin/sh\necho original >> /var/lib/cloud/original-ran\n');
   const first = await boot(image, original, 'boot-1');
   expect(first.exitCode).toBe(0);
+  expect(first.poweroff).toBe(false);
   expect(await readOnImage(image, '/var/lib/cloud/original-ran')).toBe('original\n');
 
   // Act 1: what a naive method would set (a shell script), then a start of the same instance.
@@ -116,6 +121,9 @@ it('a later boot of the same instance: a new shell script does not run, our boot
   expect(third.console).not.toContain(key.publicKey.split(' ')[1]);
   expect(third.exitCode).toBe(0);
   expect(third.output).not.toMatch(/Invalid cloud-config|schema errors/);
+  // Review U5: it asked systemd to power off after its marker (recorded here, never executed).
+  expect(second.poweroff).toBe(false);
+  expect(third.poweroff).toBe(true);
   const keys = await onImage(
     image,
     '',
@@ -132,8 +140,10 @@ it('a later boot of the same instance: a new shell script does not run, our boot
   // Act 3: the next start with our user data still set (before it is put back).
   const fourth = await boot(image, ours.bytes, 'boot-4');
 
-  // Assess 3: it ran again (bootcmd: always), changed nothing, and reported again.
+  // Assess 3: it ran again (bootcmd: always), changed nothing, and reported again; it powers off
+  // once per execution only (a restore that failed to put the original back leaves a bootable instance).
   expect(fourth.output).toContain("Running module bootcmd");
+  expect(fourth.poweroff).toBe(false);
   expect(findMarker(fourth.console, EXECUTION)).toEqual({ result: 'ok', fingerprint: key.fingerprint, users: 'ec2-user', files: '/home/ec2-user/.ssh/authorized_keys' });
   expect(userVisibleChanges(afterOurs, await snapshotImage(image))).toEqual([]);
   expect(await readOnImage(image, '/var/lib/cloud/original-ran')).toBe('original\n');
@@ -158,6 +168,31 @@ it('a boot whose user data cannot add the key writes a failed marker and changes
 
   // Assess
   expect(findMarker(result.console, EXECUTION)).toEqual({ result: 'failed', fingerprint: key.fingerprint, users: '', files: '' });
+  expect(findReason(result.console, EXECUTION)).toMatch(/nosuchuser/);
+  expect(result.poweroff).toBe(true);
+  expect(userVisibleChanges(before, await snapshotImage(image))).toEqual([]);
+  expect(hostState()).toEqual(host);
+});
+
+it('review U3: a home under an fstab filesystem that is not the one mounted at bootcmd time is refused, nothing written', async () => {
+  // Prepare: Amazon Linux's layout with /home on its own partition (fstab names it by UUID). This
+  // boot mounts only the root, so /home is the root's directory underneath, as it is on EC2 when
+  // bootcmd runs before home.mount (or before a network /home).
+  const host = hostState();
+  const key = generateKeyPair('ed25519');
+  const image = join(dir, 'home.img');
+  await buildImage(image, { layout: 'gpt-xfs-home' });
+  await boot(image, Buffer.alloc(0), 'home-1');
+  const ours = buildUserData({ script: deployedScript(), publicKey: key.publicKey, users: [], executionId: EXECUTION });
+  const before = await snapshotImage(image);
+
+  // Act
+  const result = await boot(image, ours.bytes, 'home-2');
+
+  // Assess
+  expect(findMarker(result.console, EXECUTION)).toMatchObject({ result: 'failed', users: '', files: '' });
+  expect(findReason(result.console, EXECUTION)).toMatch(/^\/home \(home \/home\/\S+\) is in \/etc\/fstab but not mounted when cloud-init runs bootcmd/);
+  expect(result.poweroff).toBe(true);
   expect(userVisibleChanges(before, await snapshotImage(image))).toEqual([]);
   expect(hostState()).toEqual(host);
 });

@@ -8,7 +8,7 @@ import { generateKeyPairSync } from 'crypto';
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { goRegexpVerdicts } from '../../local/go-regexp';
-import { loadWindowsResetDocument, windowsResetScript, windowsResetScriptFromDocument } from '../../lib/windows-reset-document';
+import { loadWindowsResetDocument, windowsDeployedLines, windowsResetScript, windowsResetScriptFromDocument } from '../../lib/windows-reset-document';
 import { javaVerdicts } from '../security/support/patterns';
 
 interface Parameter {
@@ -36,7 +36,7 @@ describe('the windows-reset Command document', () => {
     expect(Object.keys(parameters).sort()).toEqual(['Mode', 'PasswordKey', 'RunId', 'VolumeId']);
     // https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-doc-syntax.html: interpolationType per parameter.
     for (const name of Object.keys(parameters)) expect([name, parameters[name].interpolationType]).toEqual([name, 'ENV_VAR']);
-    expect(parameters.Mode.allowedValues).toEqual(['EnablePasswordGeneration', 'NewPassword']);
+    expect(parameters.Mode.allowedValues).toEqual(['EnablePasswordGeneration', 'NewPassword', 'Revert']);
     expect(parameters.Mode.default).toBe('EnablePasswordGeneration');
   });
 
@@ -78,6 +78,14 @@ describe('the windows-reset Command document', () => {
     const tree = (text: string): string => execFileSync('bash', ['-c', 'eval "f() {\n:\n$1\n}" && declare -f f', 'tree', text], { encoding: 'utf8' });
     expect(tree(deployed)).toBe(tree(windowsResetScript()));
     expect(deployed.length).toBeLessThan(windowsResetScript().length);
+    // Indentation is kept: the embedded Python programs need it (an indented line of one of them is there as written).
+    expect(deployed).toContain('\n    raise SystemExit("the Ec2SetPassword plugin is not laid out as Name then State")\n');
+  });
+
+  it('the loader refuses to drop lines from a script with a here-document or a multi-line string holding a comment line', () => {
+    expect(() => windowsDeployedLines('#!/bin/bash\ncat <<EOF\n# data\nEOF\n')).toThrow(/here-document at line 2/);
+    expect(() => windowsDeployedLines("#!/bin/bash\nx='a\n# data, not a comment\n'\necho \"$x\"\n")).toThrow(/would change the script/);
+    expect(windowsDeployedLines('#!/bin/bash\n# a comment\n\nif true; then\n  echo "#not a comment"  # trailing\nfi\n')).toEqual(['#!/bin/bash', 'if true; then', '  echo "#not a comment"  # trailing', 'fi']);
   });
 
   it('holds no {{ }} and stays under the 64 KB document limit; the script is shellcheck clean', () => {

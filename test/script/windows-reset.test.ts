@@ -5,8 +5,8 @@
  * what it refuses leaves every byte of the image as it was (SHA-256 of the whole image).
  */
 import { createHash, generateKeyPairSync } from 'crypto';
-import { execFile } from 'child_process';
-import { readFileSync } from 'fs';
+import { execFile, execFileSync } from 'child_process';
+import { readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { promisify } from 'util';
 import { parse } from 'yaml';
@@ -103,14 +103,14 @@ async function sharedImage(): Promise<WindowsImage> {
 }
 
 describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
-  it('EC2Launch v2 (MBR with a System Reserved partition): deletes state\\.run-once and nothing else', async () => {
+  it('EC2Launch v2 (MBR with a System Reserved partition): state\\.run-once renamed in its folder (same MFT record), nothing else', async () => {
     // Prepare
-    const img = await image({ partitioning: 'mbr' });
+    const img = await image({ partitioning: 'mbr', agentFileVersion: '2.0.1948.0' });
     const inodesBefore = await inodes(img, V2_STATE);
     expect(Object.keys(inodesBefore).sort()).toEqual(['.', '..', '.run-once', 'state.json']);
 
     // Act
-    const result = await reset(img);
+    const result = await reset(img, { SSM_RunId: RUN_ID });
 
     // Assess
     expect(result.exitCode).toBe(0);
@@ -118,12 +118,23 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
       version: 1,
       status: 'ok',
       agent: 'EC2Launch v2',
-      agentVersion: '',
+      agentVersion: '2.0.1948.0',
       mode: 'EnablePasswordGeneration',
-      changes: [{ path: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once', action: 'deleted' }],
+      changes: [
+        {
+          path: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once',
+          action: 'renamed',
+          to: `\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once.ec2-reset-access-${RUN_ID}`,
+        },
+      ],
       warnings: ['EC2Launch v2 runs every task with frequency once again at next boot (setAdminAccount among them, and any script set to run once)'],
     });
-    expect((await ntfsList(img, V2_STATE)).sort()).toEqual(['state.json']);
+    expect(await inodes(img, V2_STATE)).toEqual({
+      '.': inodesBefore['.'],
+      '..': inodesBefore['..'],
+      [`.run-once.ec2-reset-access-${RUN_ID}`]: inodesBefore['.run-once'],
+      'state.json': inodesBefore['state.json'],
+    });
     expect((await ntfsCat(img, V2_CONFIG))?.toString('utf8')).toBe(EC2LAUNCH_V2_AGENT_CONFIG);
   });
 
@@ -139,22 +150,34 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
     expect(sha256(img.path)).toBe(before);
   });
 
-  it('EC2Config (GPT, the settings file spelled Config.xml): Ec2SetPassword Enabled, every other byte of the file kept', async () => {
-    const img = await image({ partitioning: 'gpt', agents: ['ec2config'], ec2ConfigFileName: 'Config.xml' });
+  it('EC2Config (GPT, the settings file spelled Config.xml): Ec2SetPassword Enabled with the run\'s mark, every other byte kept; Revert gives back the exact file', async () => {
+    const img = await image({ partitioning: 'gpt', agents: ['ec2config'], ec2ConfigFileName: 'Config.xml', agentFileVersion: '4.9.4500.0' });
+    const file = 'Program Files/Amazon/Ec2ConfigService/Settings/Config.xml';
     const exe = await ntfsCat(img, 'Program Files/Amazon/Ec2ConfigService/Ec2Config.exe');
+    const original = (await ntfsCat(img, file)) as Buffer;
 
-    const result = await reset(img);
+    const result = await reset(img, { SSM_RunId: RUN_ID });
 
     expect(result.exitCode).toBe(0);
     expect(result.report).toMatchObject({
       status: 'ok',
       agent: 'EC2Config',
+      agentVersion: '4.9.4500.0',
       changes: [{ path: '\\Program Files\\Amazon\\Ec2ConfigService\\Settings\\Config.xml', action: 'rewritten' }],
       warnings: [],
     });
-    // The expected file is the fixture's own text with Enabled, CRLF line ends and all.
-    expect((await ntfsCat(img, 'Program Files/Amazon/Ec2ConfigService/Settings/Config.xml'))?.toString('utf8')).toBe(ec2ConfigXml('Enabled'));
+    // The expected file is the fixture's own text with Enabled (CRLF line ends and all) and, right after
+    // the State element, an XML comment holding the run id and the former State.
+    const mark = `<!-- ec2-reset-access:${RUN_ID}:${Buffer.from('Disabled').toString('base64')} -->`;
+    const written = ((await ntfsCat(img, file)) as Buffer).toString('utf8');
+    expect(written).toBe(ec2ConfigXml('Disabled').replace('<State>Disabled</State>', `<State>Enabled</State>${mark}`));
+    expect(written).toBe(ec2ConfigXml('Enabled').replace('<State>Enabled</State>', `<State>Enabled</State>${mark}`));
     expect(await ntfsCat(img, 'Program Files/Amazon/Ec2ConfigService/Ec2Config.exe')).toEqual(exe);
+
+    const reverted = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+    expect(reverted.exitCode).toBe(0);
+    expect(reverted.report?.changes).toEqual([{ path: '\\Program Files\\Amazon\\Ec2ConfigService\\Settings\\Config.xml', action: 'rewritten' }]);
+    expect(await ntfsCat(img, file)).toEqual(original);
   });
 
   it('EC2Config with Ec2SetPassword already Enabled (whole-disk NTFS): succeeds without writing', async () => {
@@ -174,7 +197,9 @@ describe('windows-reset script, Mode=EnablePasswordGeneration', () => {
     const result = await reset(img);
 
     expect(result.exitCode).toBe(0);
-    expect(result.report?.changes).toEqual([{ path: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once', action: 'deleted' }]);
+    expect(result.report?.changes).toEqual([
+      { path: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once', action: 'renamed', to: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once.ec2-reset-access' },
+    ]);
   });
 });
 
@@ -249,6 +274,101 @@ describe('windows-reset script, Mode=NewPassword (EC2Launch v2)', () => {
   });
 });
 
+describe('windows-reset script, Mode=Revert (the restore path of a NewPassword run)', () => {
+  it('writes back, in place, the original agent-config.yml that the pending task of this run carries; another run id changes nothing', async () => {
+    // Prepare
+    const img = await image({ partitioning: 'gpt' });
+    const original = (await ntfsCat(img, V2_CONFIG)) as Buffer;
+    const records = await inodes(img, '/ProgramData/Amazon/EC2Launch/config');
+    expect((await reset(img, NEW_PASSWORD)).exitCode).toBe(0);
+    expect(await ntfsCat(img, V2_CONFIG)).not.toEqual(original);
+
+    // Act: a run id that wrote nothing here, then the run's own
+    const before = sha256(img.path);
+    const other = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: 'another-run' });
+    const after = sha256(img.path);
+    const result = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+
+    // Assess
+    expect(other.exitCode).toBe(0);
+    expect(other.report).toMatchObject({ status: 'ok', changes: [], warnings: [expect.stringMatching(/nothing of run another-run to revert/)] });
+    expect(after).toBe(before);
+    expect(result.exitCode).toBe(0);
+    expect(result.report).toMatchObject({
+      status: 'ok',
+      agent: 'EC2Launch v2',
+      mode: 'Revert',
+      changes: [{ path: '\\ProgramData\\Amazon\\EC2Launch\\config\\agent-config.yml', action: 'rewritten' }],
+      warnings: [],
+    });
+    expect(await ntfsCat(img, V2_CONFIG)).toEqual(original);
+    expect(await inodes(img, '/ProgramData/Amazon/EC2Launch/config')).toEqual(records);
+    // Reverted: a new run is accepted again.
+    expect((await reset(img, {})).exitCode).toBe(0);
+  });
+
+  it('agent-config.yml written as JSON with a byte-order mark (AWS\'s PowerShell example: ConvertTo-Json | Out-File -encoding UTF8): NewPassword then Revert gives back the exact bytes', async () => {
+    // ec2launch-v2-settings.html, "get-agent-config": the file may hold JSON; Windows PowerShell 5.1's UTF8 encoding writes a BOM.
+    const json = JSON.stringify(parse(EC2LAUNCH_V2_AGENT_CONFIG), null, 4).replace(/\n/g, '\r\n');
+    const img = await image({ agentConfig: `\ufeff${json}\r\n` });
+    const original = (await ntfsCat(img, V2_CONFIG)) as Buffer;
+    expect(original.subarray(0, 3)).toEqual(Buffer.from([0xef, 0xbb, 0xbf]));
+
+    const written = await reset(img, NEW_PASSWORD);
+    expect(written.exitCode).toBe(0);
+    const after = parse(((await ntfsCat(img, V2_CONFIG)) as Buffer).toString('utf8')) as { config: Array<{ stage: string; tasks: Array<{ task: string }> }> };
+    expect(after.config.find((s) => s.stage === 'postReady')?.tasks.map((t) => t.task)).toEqual(['startSsm', 'executeScript']);
+    const reverted = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+
+    expect(reverted.exitCode).toBe(0);
+    expect(await ntfsCat(img, V2_CONFIG)).toEqual(original);
+  });
+
+  it('EnablePasswordGeneration on EC2Launch v2: the saved .run-once goes back under its name (same MFT record); not once the agent has made a new one', async () => {
+    // Prepare
+    const img = await image({});
+    const records = await inodes(img, V2_STATE);
+    expect((await reset(img, { SSM_RunId: RUN_ID })).exitCode).toBe(0);
+
+    // Act
+    const result = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+
+    // Assess
+    expect(result.exitCode).toBe(0);
+    expect(result.report).toMatchObject({
+      status: 'ok',
+      changes: [{ path: `\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once.ec2-reset-access-${RUN_ID}`, action: 'renamed', to: '\\ProgramData\\Amazon\\EC2Launch\\state\\.run-once' }],
+      warnings: [],
+    });
+    expect(await inodes(img, V2_STATE)).toEqual(records);
+
+    // The instance booted after a second run: EC2Launch v2 made a new .run-once (played here with an ntfs-3g mount).
+    expect((await reset(img, { SSM_RunId: 'second-run' })).exitCode).toBe(0);
+    const loop = await attachLoop(img.path);
+    try {
+      const boot = 'set -e; m=$(mktemp -d); ntfs-3g "$1" "$m"; : > "$m/ProgramData/Amazon/EC2Launch/state/.run-once"; umount "$m"; rmdir "$m"';
+      await run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', boot, 'boot', loop.partitions[1] as string]);
+    } finally {
+      await detachLoop(loop.device);
+    }
+    const before = sha256(img.path);
+    const late = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: 'second-run' });
+    expect(late.exitCode).toBe(0);
+    expect(late.report).toMatchObject({ status: 'ok', changes: [], warnings: [expect.stringMatching(/has booted since run second-run/)] });
+    expect(sha256(img.path)).toBe(before);
+  });
+
+  it('on EC2Config that changed nothing of this run there is nothing to revert; without a RunId it is refused', async () => {
+    const img = await image({ agents: ['ec2config'] });
+    const before = sha256(img.path);
+    const result = await reset(img, { SSM_Mode: 'Revert', SSM_RunId: RUN_ID });
+    expect(result.exitCode).toBe(0);
+    expect(result.report).toMatchObject({ status: 'ok', agent: 'EC2Config', changes: [], warnings: [expect.stringMatching(/nothing of run .* to revert/)] });
+    expect(sha256(img.path)).toBe(before);
+    await expectRefused(img, { SSM_Mode: 'Revert' }, /RunId .* is required with Mode=Revert/);
+  });
+});
+
 describe('windows-reset script refuses, before any write', () => {
   it('a hibernated volume (hiberfil.sys "HIBR"), which ntfs-3g itself will not mount read-write', async () => {
     const img = await image({ hiberfil: 'HIBR' });
@@ -311,12 +431,21 @@ describe('windows-reset script refuses, before any write', () => {
     await expectRefused(await image({ agentConfig: config }), {}, /no setAdminAccount task with password type random/);
   });
 
+  it('NewPassword on a full volume (the task would grow agent-config.yml): refused before the read-write mount', async () => {
+    const img = await image({ fill: true });
+    const { stdout } = await readNtfs(img, 'ntfsinfo', (device) => ['--force', '--mft', device]).then((b) => ({ stdout: b.toString('utf8') }));
+    // ntfs-3g's own reader confirms the fixture is (nearly) full.
+    const free = Number(/Free Clusters:\s+(\d+)/.exec(stdout)?.[1]);
+    expect(free).toBeLessThan(256);
+    await expectRefused(img, NEW_PASSWORD, /too few to write \d+ more bytes safely/);
+  });
+
   it('an NTFS volume without Windows', async () => {
     await expectRefused(await image({ noWindows: true }), {}, /no Windows installation/);
   });
 
   it.each([
-    [{ SSM_Mode: 'Reset' }, /Mode must be EnablePasswordGeneration or NewPassword/],
+    [{ SSM_Mode: 'Reset' }, /Mode must be EnablePasswordGeneration, NewPassword or Revert/],
     [{ SSM_Mode: 'NewPassword', SSM_RunId: RUN_ID }, /PasswordKey must be the run's RSA public key/],
     [{ SSM_Mode: 'NewPassword', SSM_PasswordKey: 'A'.repeat(392) }, /RunId .* is required with Mode=NewPassword/],
     [{ SSM_PasswordKey: 'A'.repeat(392) }, /PasswordKey is only for Mode=NewPassword/],
@@ -334,5 +463,167 @@ describe('windows-reset script refuses, before any write', () => {
     const keyText = makeKey();
     const result = await expectRefused(await sharedImage(), { SSM_Mode: 'NewPassword', SSM_RunId: RUN_ID, SSM_PasswordKey: keyText }, /PasswordKey/);
     expect(result.stdout + result.stderr).not.toContain('PRIVATE');
+  });
+});
+
+describe('windows-reset script stopped with SIGKILL (how the SSM Agent cancels: its whole process group)', () => {
+  it('while ntfs-3g has the Windows volume mounted: no ntfs-3g process and no mount outlive the script; the volume is unchanged', async () => {
+    // Prepare: the script in its own process group (as the agent starts it), in a private namespace
+    // with the by-id links; the wrapper kills the group once the script's namespace shows a FUSE mount.
+    const img = await image({ partitioning: 'mbr' });
+    const before = sha256(img.path);
+    const scriptPath = join(dir, 'deployed-windows-reset.sh');
+    writeFileSync(scriptPath, script, { mode: 0o700 });
+    const loop = await attachLoop(img.path);
+    let out = '';
+    try {
+      const serial = `nvme-Amazon_Elastic_Block_Store_vol${VOLUME_ID.slice(4)}`;
+      const wrapper = [
+        'set -u',
+        'mkdir -p /dev/disk; mount -t tmpfs -o size=1m sig /dev/disk; mkdir /dev/disk/by-id',
+        `ln -s ../..${loop.device.slice(4)} /dev/disk/by-id/${serial}`,
+        ...loop.partitions.map((p, i) => `ln -s ../..${p.slice(4)} /dev/disk/by-id/${serial}-part${i + 1}`),
+        'setsid bash "$SCRIPT" >/dev/null 2>&1 & pid=$!',
+        'found=0',
+        'for ((i = 0; i < 2000000 && !found; i++)); do',
+        '  mapfile -t lines < /proc/$pid/mounts 2>/dev/null || lines=()',
+        '  for line in "${lines[@]}"; do',
+        '    read -r _ mp type _ <<<"$line"',
+        '    if [[ $type == fuseblk && $mp == "$TMPDIR"/windows-reset.* ]]; then found=1; break; fi',
+        '  done',
+        '  kill -0 $pid 2>/dev/null || break',
+        'done',
+        'kill -KILL -- -$pid 2>/dev/null',
+        'wait $pid 2>/dev/null',
+        'echo "found=$found"',
+        // Every process of the script's group must end (a zombie has ended); one stuck in the kernel would not.
+        'alive() { local n=0 f; for f in /proc/[0-9]*/stat; do read -r -a st < "$f" 2>/dev/null || continue; [[ ${st[4]} == "$pid" && ${st[2]} != Z ]] && n=$((n + 1)); done; echo $n; }',
+        'for ((i = 0; i < 100; i++)); do [[ $(alive) == 0 ]] && break; sleep 0.05; done',
+        'echo "alive=$(alive)"',
+      ].join('\n');
+      const tmp = join(dir, 'kill-tmp');
+      execFileSync('mkdir', ['-p', tmp]);
+      out = execFileSync('timeout', ['60', 'unshare', '--mount', '--propagation', 'private', 'bash', '-c', wrapper], {
+        env: { PATH: process.env.PATH, SCRIPT: scriptPath, TMPDIR: tmp, SSM_VolumeId: VOLUME_ID },
+        encoding: 'utf8',
+      });
+      // Act done; give the kernel a moment to reap, bounded, then look for any process still serving the device.
+      const servers = (): string[] =>
+        execFileSync('bash', ['-c', 'for c in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$c" 2>/dev/null; echo; done'], { encoding: 'utf8' })
+          .split('\n')
+          .filter((l) => l.startsWith('ntfs-3g') && loop.partitions.some((p) => l.includes(`${p} `)));
+      for (let i = 0; i < 100 && servers().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+
+      // Assess
+      expect(out).toContain('found=1');
+      expect(out).toContain('alive=0');
+      expect(servers()).toEqual([]);
+      expect(readFileSync('/proc/self/mounts', 'utf8')).not.toContain(loop.partitions[1] as string);
+    } finally {
+      await detachLoop(loop.device);
+    }
+    // Killed while only inspecting or before the write: every byte as it was; the volume still reads.
+    expect(sha256(img.path)).toBe(before);
+    expect((await ntfsList(img, V2_STATE)).sort()).toEqual(['.run-once', 'state.json']);
+  });
+});
+
+describe('windows-reset script without ntfs-3g on the helper (review W3)', () => {
+  it('uses the kernel ntfs3 driver when the kernel has it, else refuses naming the missing driver, before touching the volume', async () => {
+    // Prepare: ntfs-3g and apt-get hidden (a non-executable file bound over each) in a private namespace.
+    const img = await image({});
+    const before = sha256(img.path);
+    const scriptPath = join(dir, 'deployed-no-ntfs-3g.sh');
+    writeFileSync(scriptPath, script, { mode: 0o700 });
+    const loop = await attachLoop(img.path);
+    let out = '';
+    try {
+      const serial = `nvme-Amazon_Elastic_Block_Store_vol${VOLUME_ID.slice(4)}`;
+      const wrapper = [
+        'set -u',
+        'mkdir -p /dev/disk; mount -t tmpfs -o size=1m nodrv /dev/disk; mkdir /dev/disk/by-id',
+        `ln -s ../..${loop.device.slice(4)} /dev/disk/by-id/${serial}`,
+        ...loop.partitions.map((p, i) => `ln -s ../..${p.slice(4)} /dev/disk/by-id/${serial}-part${i + 1}`),
+        'for tool in ntfs-3g apt-get; do p=$(command -v "$tool") && mount --bind /dev/null "$p"; done',
+        '[[ -f /usr/bin/ntfs-3g || -f /usr/bin/apt-get ]] && { echo "still visible"; exit 97; }',
+        'bash "$SCRIPT" 2>/dev/null',
+        'echo "exit=$?"',
+      ].join('\n');
+      out = execFileSync('timeout', ['120', 'unshare', '--mount', '--propagation', 'private', 'bash', '-c', wrapper], {
+        env: { PATH: process.env.PATH, SCRIPT: scriptPath, SSM_VolumeId: VOLUME_ID, SSM_RunId: RUN_ID },
+        encoding: 'utf8',
+      });
+    } finally {
+      await detachLoop(loop.device);
+    }
+
+    // Assess: which branch is this kernel's (here: no ntfs3 in /proc/filesystems, no modprobe)
+    const kernelHasNtfs3 = /\bntfs3\b/.test(readFileSync('/proc/filesystems', 'utf8'));
+    const report = JSON.parse(out.trim().split('\n').at(-2) as string) as { status: string; error?: string; changes: unknown[] };
+    if (kernelHasNtfs3) {
+      expect(out).toContain('exit=0');
+      expect(report.status).toBe('ok');
+      expect((await ntfsList(img, V2_STATE)).sort()).toEqual([`.run-once.ec2-reset-access-${RUN_ID}`, 'state.json']);
+    } else {
+      expect(out).toContain('exit=1');
+      expect(report).toMatchObject({ status: 'error', changes: [] });
+      expect(report.error).toMatch(/neither with ntfs-3g nor with the kernel's ntfs3 driver, and ntfs-3g could not be installed .*nothing was changed/);
+      expect(sha256(img.path)).toBe(before);
+    }
+  });
+});
+
+describe('windows-reset script stopped with SIGKILL while the volume is mounted read-write (NewPassword, during the write)', () => {
+  it('no process or mount outlives it; the volume still reads, and agent-config.yml is whole: the original or the new one', async () => {
+    // Prepare: a cmp on the script's PATH (/usr/local/sbin comes first) that marks the moment the new
+    // agent-config.yml has been written and waits; the wrapper then kills the script's process group.
+    const img = await image({});
+    const original = (await ntfsCat(img, V2_CONFIG)) as Buffer;
+    const scriptPath = join(dir, 'deployed-rw-kill.sh');
+    writeFileSync(scriptPath, script, { mode: 0o700 });
+    const bin = join(dir, 'rw-kill-bin');
+    execFileSync('mkdir', ['-p', bin]);
+    writeFileSync(join(bin, 'cmp'), '#!/bin/bash\n: > "$MARK"\nsleep 30\nexec /usr/bin/cmp "$@"\n', { mode: 0o755 });
+    const mark = join(dir, 'rw-kill-mark');
+    const loop = await attachLoop(img.path);
+    let out = '';
+    try {
+      const serial = `nvme-Amazon_Elastic_Block_Store_vol${VOLUME_ID.slice(4)}`;
+      const wrapper = [
+        'set -u',
+        'mkdir -p /dev/disk; mount -t tmpfs -o size=1m rwkill /dev/disk; mkdir /dev/disk/by-id',
+        `ln -s ../..${loop.device.slice(4)} /dev/disk/by-id/${serial}`,
+        ...loop.partitions.map((p, i) => `ln -s ../..${p.slice(4)} /dev/disk/by-id/${serial}-part${i + 1}`),
+        'mount --bind "$BIN" /usr/local/sbin',
+        'rm -f "$MARK"',
+        'setsid bash "$SCRIPT" >/dev/null 2>&1 & pid=$!',
+        'for ((i = 0; i < 1200; i++)); do [[ -e $MARK ]] && break; kill -0 $pid 2>/dev/null || break; sleep 0.05; done',
+        'echo "marked=$([[ -e $MARK ]] && echo 1 || echo 0)"',
+        'kill -KILL -- -$pid 2>/dev/null',
+        'wait $pid 2>/dev/null',
+        'alive() { local n=0 f; for f in /proc/[0-9]*/stat; do read -r -a st < "$f" 2>/dev/null || continue; [[ ${st[4]} == "$pid" && ${st[2]} != Z ]] && n=$((n + 1)); done; echo $n; }',
+        'for ((i = 0; i < 100; i++)); do [[ $(alive) == 0 ]] && break; sleep 0.05; done',
+        'echo "alive=$(alive)"',
+      ].join('\n');
+      out = execFileSync('timeout', ['90', 'unshare', '--mount', '--propagation', 'private', 'bash', '-c', wrapper], {
+        env: { PATH: process.env.PATH, SCRIPT: scriptPath, BIN: bin, MARK: mark, ...NEW_PASSWORD, SSM_VolumeId: VOLUME_ID },
+        encoding: 'utf8',
+      });
+      // Assess (processes and mounts)
+      expect(out).toContain('marked=1');
+      expect(out).toContain('alive=0');
+      expect(readFileSync('/proc/self/mounts', 'utf8')).not.toContain(loop.partitions[1] as string);
+    } finally {
+      await detachLoop(loop.device);
+    }
+    // Assess (the volume, read with ntfs-3g's own readers)
+    expect((await ntfsList(img, V2_STATE)).sort()).toEqual(['.run-once', 'state.json']);
+    const now = (await ntfsCat(img, V2_CONFIG)) as Buffer;
+    if (!now.equals(original)) {
+      const parsed = parse(now.toString('utf8')) as { config: Array<{ stage: string; tasks: Array<{ task: string; inputs?: Array<{ content?: string }> }> }> };
+      const post = parsed.config.find((s) => s.stage === 'postReady');
+      expect(post?.tasks.map((t) => t.task)).toEqual(['startSsm', 'executeScript']);
+      expect(post?.tasks[1].inputs?.[0].content).toContain(`$OriginalConfig = '${original.toString('base64')}'`);
+    }
   });
 });

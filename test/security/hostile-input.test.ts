@@ -32,6 +32,7 @@ import {
   PUBLIC_KEY_ROWS,
   ROLE_ARN_ROWS,
   ROOT_ROWS,
+  shellTricks,
   SUBNET_ROWS,
   USERS_ROWS,
   VOLUME_ID_ROWS,
@@ -105,6 +106,35 @@ const INJECT_KEY_TABLE: Record<string, { good: string[]; hostile: Row[] }> = {
   Root: { good: ['', '/'], hostile: ROOT_ROWS },
 };
 
+// The revoke-key document (issue 14): the target and key parameters as inject-key's, and its own.
+const GOOD_FINGERPRINT = `SHA256:${'Ab9+/'.repeat(8)}abc`;
+const FINGERPRINT_ROWS: Row[] = [
+  ...shellTricks(GOOD_FINGERPRINT),
+  ['lower-case sha256 prefix', GOOD_FINGERPRINT.replace('SHA256', 'sha256')],
+  ['base64 padding', `${GOOD_FINGERPRINT}=`],
+  ['42 characters', GOOD_FINGERPRINT.slice(0, -1)],
+  ['44 characters', `${GOOD_FINGERPRINT}A`],
+  ['an MD5 fingerprint', 'MD5:16:27:ac:a5:76:28:2d:36:63:1b:56:4d:eb:df:a6:48'],
+  ['a public key line instead', GOOD_ED25519],
+  ['blank after a comma', `${GOOD_FINGERPRINT}, ${GOOD_FINGERPRINT}`],
+  ['empty item', `${GOOD_FINGERPRINT},,${GOOD_FINGERPRINT}`],
+  ['21 fingerprints', Array.from({ length: 21 }, () => GOOD_FINGERPRINT).join(',')],
+];
+const MODE_ROWS: Row[] = [
+  ...shellTricks('Revoke'),
+  ['empty', ''],
+  ['lower case', 'revoke'],
+  ['another verb', 'Delete'],
+];
+const REVOKE_KEY_TABLE: Record<string, { good: string[]; hostile: Row[] }> = {
+  VolumeId: INJECT_KEY_TABLE.VolumeId,
+  Root: INJECT_KEY_TABLE.Root,
+  ReplacementKey: { good: ['', GOOD_ED25519, GOOD_RSA], hostile: PUBLIC_KEY_ROWS.filter(([l]) => !NEEDS_BLOB_PARSING.has(l)) },
+  Users: { good: ['', 'ec2-user', 'ec2-user,ubuntu', 'root'], hostile: USERS_ROWS.filter(([l]) => l !== 'too many users') },
+  Fingerprints: { good: [GOOD_FINGERPRINT, `${GOOD_FINGERPRINT},${GOOD_FINGERPRINT}`, Array.from({ length: 20 }, () => GOOD_FINGERPRINT).join(',')], hostile: FINGERPRINT_ROWS },
+  Mode: { good: ['Audit', 'Revoke'], hostile: MODE_ROWS },
+};
+
 function docCases(doc: string, params: Record<string, DocParameter>, table: Record<string, { good: string[]; hostile: Row[] }>): DocCase[] {
   const cases: DocCase[] = [];
   for (const [param, { good, hostile }] of Object.entries(table)) {
@@ -121,9 +151,11 @@ function loadOrEmpty(file: string): Record<string, DocParameter> {
 
 const resetParams = loadOrEmpty('reset-access.yaml');
 const injectParams = loadOrEmpty('inject-key.yaml');
+const revokeParams = loadOrEmpty('revoke-key.yaml');
 const DOC_CASES = [
   ...docCases('reset-access.yaml', resetParams, RESET_ACCESS_TABLE),
   ...docCases('inject-key.yaml', injectParams, INJECT_KEY_TABLE),
+  ...docCases('revoke-key.yaml', revokeParams, REVOKE_KEY_TABLE),
 ];
 
 describe('document parameters refuse hostile values with their own patterns', () => {
@@ -136,12 +168,13 @@ describe('document parameters refuse hostile values with their own patterns', ()
   });
 
   function paramOf(c: DocCase): DocParameter {
-    return (c.doc === 'reset-access.yaml' ? resetParams : injectParams)[c.param];
+    return (c.doc === 'reset-access.yaml' ? resetParams : c.doc === 'revoke-key.yaml' ? revokeParams : injectParams)[c.param];
   }
 
   test.each([
     ['reset-access.yaml', resetParams, RESET_ACCESS_TABLE] as const,
     ['inject-key.yaml', injectParams, INJECT_KEY_TABLE] as const,
+    ['revoke-key.yaml', revokeParams, REVOKE_KEY_TABLE] as const,
   ])('%s declares every parameter of the table, each constrained', (_doc, params, table) => {
     expect(Object.keys(params).sort()).toEqual(expect.arrayContaining(Object.keys(table).sort()));
     for (const name of Object.keys(table)) {
@@ -155,21 +188,24 @@ describe('document parameters refuse hostile values with their own patterns', ()
     }
   });
 
-  test('inject-key.yaml passes every parameter as an environment variable, never into the script text', () => {
+  test.each([
+    ['inject-key.yaml', 'loadInjectKeyDocument', injectParams],
+    ['revoke-key.yaml', 'loadRevokeKeyDocument', revokeParams],
+  ] as const)('%s passes every parameter as an environment variable, never into the script text', (_file, loader, params) => {
+    type Loaded = { mainSteps: Array<{ action: string; inputs: { interpolationType?: string; runCommand: string[] } }> };
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { loadInjectKeyDocument } = require(join(REPO, 'lib', 'inject-key-document')) as {
-      loadInjectKeyDocument: () => { mainSteps: Array<{ action: string; inputs: { interpolationType?: string; runCommand: string[] } }> };
-    };
-    const doc = loadInjectKeyDocument();
+    const loaders = require(join(REPO, 'lib', 'inject-key-document')) as Record<string, () => Loaded>;
+    expect(Object.keys(params).length).toBeGreaterThan(3);
+    const doc = loaders[loader]();
     expect(doc.mainSteps.length).toBeGreaterThan(0);
     for (const step of doc.mainSteps) {
       // ENV_VAR is a property of each parameter (AWS, sysman-doc-syntax.html); in the inputs it does nothing
       expect(step.inputs.interpolationType).toBeUndefined();
-      for (const name of Object.keys(injectParams)) expect([name, injectParams[name].interpolationType]).toEqual([name, 'ENV_VAR']);
+      for (const name of Object.keys(params)) expect([name, params[name].interpolationType]).toEqual([name, 'ENV_VAR']);
       // no {{ Parameter }} anywhere in the deployed script: a value is never pasted into code
       const script = step.inputs.runCommand.join('\n');
       expect(script).not.toMatch(/\{\{\s*[A-Za-z]/);
-      for (const name of Object.keys(injectParams)) expect(script).toContain(`SSM_${name}`);
+      for (const name of Object.keys(params)) expect(script).toContain(`SSM_${name}`);
     }
   });
 

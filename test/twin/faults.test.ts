@@ -4,13 +4,10 @@
  * device name with its DeleteOnTermination, the instance in its original state, no helper,
  * network or lock, and the disk image byte-identical outside authorized_keys.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse } from 'yaml';
 import { AwsFault } from '../../local/agent';
 import { startTwin, Twin } from '../../local/twin';
 import { functionTimeoutSeconds } from '../../lib/functions';
-import { baseline, expectNothingLost } from './support';
+import { baseline, expectNothingLost, onlineStepNames, RESTORE_PATH_STEPS, runbookStepNames } from './support';
 
 jest.setTimeout(180000);
 
@@ -26,18 +23,17 @@ afterAll(async () => {
   await twin?.stop();
 });
 
+/** The steps only a Windows target runs (after branchOnPlatform). */
+function isWindowsStep(name: string): boolean {
+  return /Windows|^waitForPassword$/.test(name);
+}
 /**
  * Every step but preflight and the restore path, in runbook order. test.each needs them before
  * the twin exists, so they are read from the runbook YAML; the first test checks that the
  * synthesized document has exactly these.
  */
-/** The steps only a Windows target runs (after branchOnPlatform). */
-function isWindowsStep(name: string): boolean {
-  return /Windows|^waitForPassword$/.test(name);
-}
-const ALL_STEPS = (parse(readFileSync(join(__dirname, '..', '..', 'runbooks', 'reset-access.yaml'), 'utf8')) as { mainSteps: Array<{ name: string }> }).mainSteps
-  .map((s) => s.name)
-  .filter((n) => !['preflight', 'restore', 'cleanupAfterRestore', 'startRestore'].includes(n))
+const ALL_STEPS = runbookStepNames()
+  .filter((n) => n !== 'preflight' && !RESTORE_PATH_STEPS.includes(n))
   // The UserData path's steps: a fault after each is in test/twin/user-data.test.ts (Method=UserData).
   .filter((n) => !n.includes('UserData'))
   // The Windows path's steps (issue 15): test/twin/windows.test.ts, on a Windows instance.
@@ -48,12 +44,12 @@ const ALL_STEPS = (parse(readFileSync(join(__dirname, '..', '..', 'runbooks', 'r
  * (The online steps follow summarize in the runbook; branchOnMethod runs on both paths and is
  * tested on the online one.)
  */
-const ONLINE_STEPS = ALL_STEPS.filter((n) => n === 'branchOnMethod' || ALL_STEPS.indexOf(n) > ALL_STEPS.indexOf('summarize'));
+const ONLINE_STEPS = onlineStepNames(ALL_STEPS);
 const STEPS = ALL_STEPS.filter((n) => !ONLINE_STEPS.includes(n));
 
 test('the steps under test are every step of the synthesized runbook but preflight and the restore path', () => {
   expect(STEPS.length).toBeGreaterThan(15);
-  expect(ONLINE_STEPS).toEqual(['branchOnMethod', 'backupOnline', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
+  expect(ONLINE_STEPS).toEqual(['branchOnMethod', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
   const names = (twin.automationDocument.mainSteps as Array<{ name: string }>).map((s) => s.name);
   expect(names.filter((n) => !['preflight', 'restore', 'cleanupAfterRestore', 'startRestore'].includes(n) && !n.includes('UserData') && !isWindowsStep(n))).toEqual(ALL_STEPS);
 });

@@ -5,12 +5,9 @@
  * the agent's call log), its root volume is where it was, no lock or lock tag is left, and the disk
  * image is byte-identical outside authorized_keys. (The volume swap: test/twin/faults.test.ts.)
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse } from 'yaml';
 import { AwsFault } from '../../local/agent';
 import { startTwin, Twin } from '../../local/twin';
-import { baseline, expectNothingLost } from './support';
+import { baseline, expectNothingLost, onlineStepNames } from './support';
 
 jest.setTimeout(180000);
 
@@ -26,15 +23,12 @@ afterAll(async () => {
   await twin?.stop();
 });
 
-const ALL_STEPS = (parse(readFileSync(join(__dirname, '..', '..', 'runbooks', 'reset-access.yaml'), 'utf8')) as { mainSteps: Array<{ name: string }> }).mainSteps.map((s) => s.name);
-/** branchOnMethod and every step after summarize but the restore path (the online path, in order). */
-const ONLINE_STEPS = ALL_STEPS.filter(
-  // (the UserData path's steps, also after summarize, are tested in test/twin/user-data.test.ts)
-  (n, i) => n === 'branchOnMethod' || (i > ALL_STEPS.indexOf('summarize') && !['restore', 'cleanupAfterRestore', 'startRestore'].includes(n) && !n.includes('UserData')),
-);
+/** branchOnMethod and every step after summarize but the restore path (the online path, in order;
+ * the UserData path's steps, also after summarize, are tested in test/twin/user-data.test.ts). */
+const ONLINE_STEPS = onlineStepNames();
 
 test('the online steps under test are the synthesized runbook\'s', () => {
-  expect(ONLINE_STEPS).toEqual(['branchOnMethod', 'backupOnline', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
+  expect(ONLINE_STEPS).toEqual(['branchOnMethod', 'injectKeyOnline', 'waitForOnlineInjection', 'reportOnline', 'cleanupOnline', 'summarizeOnline']);
   const names = (twin.automationDocument.mainSteps as Array<{ name: string }>).map((s) => s.name);
   for (const n of ONLINE_STEPS) expect(names).toContain(n);
 });

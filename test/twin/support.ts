@@ -3,6 +3,8 @@
  * every file.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { DescribeTagsCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import type { CallRecord } from '../../local/agent';
 import type { ImageSnapshot } from '../../local/disk/images';
@@ -94,4 +96,21 @@ export function expectNoKeyMaterial(texts: readonly string[]): void {
 
 export function readText(path: string): string {
   return readFileSync(path, 'utf8');
+}
+
+/** The restore path's steps: reached only from a failure or a cancel. */
+export const RESTORE_PATH_STEPS = ['restore', 'cleanupAfterRestore', 'startRestore'];
+
+/**
+ * The main steps of runbooks/reset-access.yaml, in order, read from the YAML: test.each needs them
+ * before a twin exists; each fault test checks that the synthesized document has the same.
+ */
+export function runbookStepNames(): string[] {
+  const doc = parseYaml(readFileSync(join(__dirname, '..', '..', 'runbooks', 'reset-access.yaml'), 'utf8')) as { mainSteps: Array<{ name: string }> };
+  return doc.mainSteps.map((s) => s.name);
+}
+
+/** branchOnMethod and the online path (after summarize, neither the restore path nor UserData's), in order. */
+export function onlineStepNames(all: readonly string[] = runbookStepNames()): string[] {
+  return all.filter((n, i) => n === 'branchOnMethod' || (i > all.indexOf('summarize') && !RESTORE_PATH_STEPS.includes(n) && !n.includes('UserData')));
 }

@@ -83,7 +83,7 @@ describe('injectKey waits until its invocation is visible (bounded)', () => {
       .rejectsOnce(awsError('InvocationDoesNotExist'))
       .resolves({ Status: 'Pending' });
     const clock = fakeClock();
-    const r = await injectKey({ ssm: ssmMock as unknown as SSMClient, log: recordingLogger(), config, clock }, STEP_INPUT);
+    const r = await injectKey({ ssm: ssmMock as unknown as SSMClient, ec2: ec2Mock as unknown as EC2Client, log: recordingLogger(), config, clock }, STEP_INPUT);
     expect(r.commandId).toBe('cmd-1');
     expect(ssmMock).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 3);
     expect(ssmMock).toHaveReceivedCommandWith(GetCommandInvocationCommand, { CommandId: 'cmd-1', InstanceId: HELPER_ID });
@@ -93,7 +93,7 @@ describe('injectKey waits until its invocation is visible (bounded)', () => {
   it(`fails after ${INVOCATION_VISIBLE_MS / 1000} s when the invocation never shows, naming the command`, async () => {
     ssmMock.on(GetCommandInvocationCommand).rejects(awsError('InvocationDoesNotExist'));
     const clock = fakeClock();
-    await expect(injectKey({ ssm: ssmMock as unknown as SSMClient, log: recordingLogger(), config, clock }, STEP_INPUT)).rejects.toThrow(
+    await expect(injectKey({ ssm: ssmMock as unknown as SSMClient, ec2: ec2Mock as unknown as EC2Client, log: recordingLogger(), config, clock }, STEP_INPUT)).rejects.toThrow(
       `The inject command cmd-1 on helper ${HELPER_ID} was not visible to GetCommandInvocation within ${INVOCATION_VISIBLE_MS / 1000} s`,
     );
     expect(clock.elapsed()).toBeLessThanOrEqual(INVOCATION_VISIBLE_MS);

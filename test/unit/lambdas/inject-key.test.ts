@@ -1,6 +1,7 @@
 import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
-import { PutParameterCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CreateSnapshotCommand, DescribeSnapshotsCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { GetCommandInvocationCommand, PutParameterCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { awsError, EXECUTION_ID, HELPER_ID, INSTANCE_ID, makePlan, parameterStore, ROOT_VOLUME_ID, STEP_EVENT, storedPlan, storePlan } from '../helpers';
 import { fingerprintOf } from '@common/keys';
 import type { Plan } from '@common/plan';
@@ -11,6 +12,7 @@ process.env.INJECT_DOCUMENT_NAME = 'ResetAccess-InjectKey';
 const { handler, OUTPUT_FIELDS } = require('../../../lambdas/inject-key/handler') as typeof import('../../../lambdas/inject-key/handler');
 
 const ssmMock = mockClient(SSMClient);
+const ec2Mock = mockClient(EC2Client);
 let store: ReturnType<typeof parameterStore>;
 let printed: string[];
 const KEY_NAME = `/ec2rl/openssh/${INSTANCE_ID}/key`;
@@ -35,6 +37,7 @@ function captureOutput(): void {
 
 beforeEach(() => {
   ssmMock.reset();
+  ec2Mock.reset();
   captureOutput();
   store = parameterStore(ssmMock);
   ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-0123' } });
@@ -74,7 +77,7 @@ describe('inject-key handler, generated key', () => {
     expect(send.Parameters?.Root).toEqual(['']);
     const publicKey = send.Parameters?.PublicKey?.[0] ?? '';
     expect(publicKey.startsWith(keyType === 'rsa' ? 'ssh-rsa ' : 'ssh-ed25519 ')).toBe(true);
-    expect(out).toEqual({ CommandId: 'cmd-0123', KeyParameterName: KEY_NAME, Fingerprint: fingerprintOf(publicKey), KeyType: keyType });
+    expect(out).toEqual({ CommandId: 'cmd-0123', KeyParameterName: KEY_NAME, Fingerprint: fingerprintOf(publicKey), KeyType: keyType, BackupId: 'none', Confirmed: 'false' });
     expect(Object.keys(out)).toEqual([...OUTPUT_FIELDS]);
     // The private key is nowhere else: not the output, the plan, the command, any printed line.
     const secretLines = privateKey.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'));
@@ -111,7 +114,7 @@ describe('inject-key handler, user public key', () => {
   it('stores nothing and sends the given key', async () => {
     storePlan(store, plan((p) => (p.inputs.publicKey = USER_KEY)));
     const out = await handler(STEP_EVENT);
-    expect(out).toEqual({ CommandId: 'cmd-0123', KeyParameterName: 'none', Fingerprint: fingerprintOf(USER_KEY), KeyType: 'ed25519' });
+    expect(out).toEqual({ CommandId: 'cmd-0123', KeyParameterName: 'none', Fingerprint: fingerprintOf(USER_KEY), KeyType: 'ed25519', BackupId: 'none', Confirmed: 'false' });
     expect(ssmMock).not.toHaveReceivedCommandWith(PutParameterCommand, { Name: KEY_NAME });
     expect(ssmMock).toHaveReceivedCommandWith(SendCommandCommand, { Parameters: expect.objectContaining({ PublicKey: [USER_KEY], Users: [''] }) });
     expect(storedPlan(store)?.created.keyParameterName).toBeUndefined();
@@ -123,5 +126,51 @@ describe('inject-key handler errors', () => {
     storePlan(store, makePlan());
     await expect(handler(STEP_EVENT)).rejects.toMatchObject({ name: 'PlanError' });
     expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
+  });
+});
+
+describe('inject-key handler, online (issue 12: backup, command and report in one step)', () => {
+  const REPORT = JSON.stringify({ version: 1, status: 'ok', changes: [{ user: 'ec2-user', file: '/home/ec2-user/.ssh/authorized_keys', action: 'appended' }] });
+  beforeEach(() => {
+    storePlan(store, plan((p) => {
+      p.method = { chosen: 'Online', reason: 'test' };
+      p.inputs.publicKey = USER_KEY;
+      p.created = {};
+    }));
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: ROOT_VOLUME_ID, State: 'in-use', Attachments: [{ InstanceId: INSTANCE_ID, State: 'attached' }] }] });
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+    ec2Mock.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-0123456789abcdef0' });
+  });
+
+  it('starts the snapshot before SendCommand, then reads the report and marks the key injected', async () => {
+    const order: string[] = [];
+    ec2Mock.on(CreateSnapshotCommand).callsFake(() => (order.push('CreateSnapshot'), { SnapshotId: 'snap-0123456789abcdef0' }));
+    ssmMock.on(SendCommandCommand).callsFake(() => (order.push('SendCommand'), { Command: { CommandId: 'cmd-0123' } }));
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: `done\n${REPORT}\n` });
+    const out = await handler(STEP_EVENT);
+    expect(order).toEqual(['CreateSnapshot', 'SendCommand']);
+    expect(ssmMock).toHaveReceivedCommandWith(SendCommandCommand, { InstanceIds: [INSTANCE_ID] });
+    expect(out).toMatchObject({ BackupId: 'snap-0123456789abcdef0', Confirmed: 'true' });
+    expect(storedPlan(store)?.progress).toMatchObject({ keyInjected: true, phase: 'key-injected' });
+    expect(storedPlan(store)?.created.backupId).toBe('snap-0123456789abcdef0');
+  });
+
+  it('fails the step when the command failed, and never marks the key injected', async () => {
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Failed', StandardOutputContent: JSON.stringify({ version: 1, status: 'error', error: 'no such user', changes: [] }) });
+    await expect(handler(STEP_EVENT)).rejects.toThrow(/ended Failed: no such user/);
+    expect(storedPlan(store)?.progress.keyInjected).toBe(false);
+  });
+
+  it('with BackupMethod=None makes no backup call', async () => {
+    storePlan(store, plan((p) => {
+      p.method = { chosen: 'Online', reason: 'test' };
+      p.inputs.publicKey = USER_KEY;
+      p.inputs.backupMethod = 'None';
+      p.created = {};
+    }));
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: REPORT });
+    const out = await handler(STEP_EVENT);
+    expect(ec2Mock).not.toHaveReceivedCommand(CreateSnapshotCommand);
+    expect(out).toMatchObject({ BackupId: 'none', Confirmed: 'true' });
   });
 });

@@ -217,15 +217,24 @@ describe('confirmUserData', () => {
     expect(clock.elapsed()).toBeLessThan(CONFIRM_BUDGET_MS);
   });
 
-  it('a failed marker fails the step at once; no marker: NotReadyError after the budget; a stopped instance: fails', async () => {
+  it('a failed marker fails the step at once, with its reason; no marker: NotReadyError after the budget, also while stopped; a terminated instance: fails', async () => {
     consoleOutput = `ec2-reset-access: user data ${EXECUTION_ID} failed ${FP}\n`;
     await expect(confirmUserData({ ec2, ssm, log, clock: fakeClock() }, STEP_INPUT)).rejects.toMatchObject({ name: 'InjectionFailedError' });
     consoleOutput = `ec2-reset-access: user data ${OTHER_EXECUTION_ID} ok ${FP}\n`;
     const clock = fakeClock();
     await expect(confirmUserData({ ec2, ssm, log, clock }, STEP_INPUT)).rejects.toMatchObject({ name: 'NotReadyError' });
     expect(clock.elapsed()).toBeLessThanOrEqual(CONFIRM_BUDGET_MS);
+    // Stopped (our boot powers off after its marker; the console is posted shortly after): polled to the budget.
     state = 'stopped';
+    await expect(confirmUserData({ ec2, ssm, log, clock: fakeClock() }, STEP_INPUT)).rejects.toMatchObject({ name: 'NotReadyError' });
+    consoleOutput = `ec2-reset-access: user data ${EXECUTION_ID} ok ${FP} users=ec2-user files=/home/ec2-user/.ssh/authorized_keys\n`;
+    await expect(confirmUserData({ ec2, ssm, log, clock: fakeClock() }, STEP_INPUT)).resolves.toMatchObject({ users: 'ec2-user' });
+    consoleOutput = '';
+    state = 'terminated';
     await expect(confirmUserData({ ec2, ssm, log, clock: fakeClock() }, STEP_INPUT)).rejects.toMatchObject({ name: 'UnexpectedStateError' });
+    // A failed boot's reason line is named in the error.
+    consoleOutput = `ec2-reset-access: user data reason ${EXECUTION_ID} /home (home /home/ec2-user) is in /etc/fstab but not mounted\nec2-reset-access: user data ${EXECUTION_ID} failed ${FP} users= files=\n`;
+    await expect(confirmUserData({ ec2, ssm, log, clock: fakeClock() }, STEP_INPUT)).rejects.toThrow(/failed at boot: \/home \(home \/home\/ec2-user\) is in \/etc\/fstab but not mounted/);
   });
 });
 
