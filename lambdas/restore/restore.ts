@@ -423,10 +423,19 @@ async function stopWindowsStartedByRun(deps: RestoreDeps, plan: Plan, done: stri
   done.push(`stopped ${plan.instanceId} again (it was stopped before the run)`);
 }
 
-/** A Windows run's own key (Mode=NewPassword) never outlives the run (issue 15). */
+/**
+ * A Windows run's own key (Mode=NewPassword, issue 15) is deleted when the run fails before its
+ * windows-reset command was sent. Once it was sent, the volume may carry the boot task, which at the
+ * instance's next boot sets a new password and writes it to the console encrypted to this key only:
+ * deleting the key would then lock the user out, so it is kept and the message says why.
+ */
 async function deleteWindowsRunKey(deps: RestoreDeps, plan: Plan, done: string[]): Promise<void> {
   const name = plan.created.runKeyParameterName;
   if (!name) return;
+  if (plan.created.commandId && !plan.created.passwordParameterName) {
+    done.push(`kept ${name}: the boot task this run may have written sets a new password at the next boot, readable only with this key from the console line ec2-reset-access:${plan.executionId}:password:`);
+    return;
+  }
   try {
     await deps.ssm.send(new DeleteParameterCommand({ Name: name }));
     done.push(`deleted this run's key ${name}`);
