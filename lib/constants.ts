@@ -25,6 +25,19 @@ export const KEY_PARAMETER_PATH = KEY_PATH;
 /** Public SSM parameter the helper's AMI is read from; launch-helper appends the architecture. */
 export const HELPER_AMI_PARAMETER_PREFIX = '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-';
 
+/**
+ * The public parameter of the helper's AMI for a Windows target (issue 15): Ubuntu Server 24.04
+ * LTS, published by Canonical (`{arch}`: amd64 or arm64). Amazon Linux 2023 has no NTFS; Ubuntu
+ * ships the SSM Agent (https://docs.aws.amazon.com/systems-manager/latest/userguide/agent-install-ubuntu-64-snap.html);
+ * the parameter path is Canonical's (https://discourse.ubuntu.com/t/finding-ubuntu-images-with-the-aws-ssm-parameter-store/15507).
+ * That the image ships ntfs-3g is an assumption (local/README.md): the script fails closed without it.
+ */
+export const WINDOWS_HELPER_AMI_PARAMETER = '/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id';
+/** The public parameter path (no leading slash) of every Windows helper AMI, for IAM. */
+export const WINDOWS_HELPER_AMI_PATH = 'aws/service/canonical/ubuntu/server/24.04/stable/current';
+/** The AWS account that publishes Ubuntu's AMIs (Canonical), the owner of the Windows helper's image. */
+export const CANONICAL_ACCOUNT_ID = '099720109477';
+
 /** Default names, overridable by the context keys `stackName` and `documentName`. */
 export const DEFAULT_STACK_NAME = 'ResetAccessStack';
 export const DEFAULT_DOCUMENT_NAME = 'ResetAccess';
@@ -35,6 +48,8 @@ export const REVOKE_INSTANCE_DOCUMENT_SUFFIX = '-Instance';
 export const REVOKE_COMMAND_DOCUMENT_SUFFIX = '-Command';
 /** The Command document is named `<documentName><suffix>`. */
 export const INJECT_DOCUMENT_SUFFIX = '-InjectKey';
+/** The windows-reset Command document is named `<documentName><suffix>` (issue 15). */
+export const WINDOWS_DOCUMENT_SUFFIX = '-WindowsReset';
 
 /** The Lambda folders of docs/architecture.md, in runbook order (the UserData method's last). */
 export const STEP_FOLDERS = [
@@ -59,6 +74,11 @@ export const STEP_FOLDERS = [
   'revoke-resolve',
   'revoke-report',
   'revoke-gather',
+  // Windows targets (issue 15).
+  'windows-reset',
+  'windows-release',
+  'windows-start',
+  'windows-password',
 ] as const;
 
 /** One Lambda folder name. */

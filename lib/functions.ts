@@ -14,7 +14,10 @@ import {
   publicParameterArn,
 } from './arns';
 import {
+  CANONICAL_ACCOUNT_ID,
   HELPER_AMI_PARAMETER_PREFIX,
+  WINDOWS_HELPER_AMI_PARAMETER,
+  WINDOWS_HELPER_AMI_PATH,
   HELPER_ROLE_TAG_VALUE,
   KEY_PARAMETER_PATH,
   LOCK_PARAMETER_PATH,
@@ -28,6 +31,7 @@ import { StepFunction } from './step-function';
 import { PUBLIC_KEY_PATH, REVOKE_PATH } from '../lambdas/common/names';
 import { USER_DATA_PATH } from '../lambdas/common/user-data-names';
 import { LOCK_TAG_KEY, REVOKE_RUN_TAG_KEY } from '../lambdas/common/tags';
+import { WINDOWS_PASSWORD_PATH, WINDOWS_RUN_KEY_PATH } from '../lambdas/common/windows';
 
 export interface StepFunctionsProps {
   /** The helper's instance profile: launch-helper passes its role to EC2. */
@@ -38,6 +42,8 @@ export interface StepFunctionsProps {
   readonly parameterKey: kms.IKey;
   /** Name of the inject-key Command document (a token: its Ref). */
   readonly injectDocumentName: string;
+  /** Name of the windows-reset Command document (a token: its Ref). */
+  readonly windowsDocumentName: string;
   /**
    * Name of the revoke Command document (a token: its Ref), sent by inject-key for a revoke plan.
    * @default - none: inject-key cannot send a revoke command
@@ -129,6 +135,13 @@ const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; descr
   'revoke-resolve': { timeout: Duration.seconds(120), description: 'RevokeKey: check the inputs, choose the instances, compute the fingerprints, tag the fleet' },
   'revoke-report': { timeout: Duration.seconds(60), description: 'RevokeKey: the per-instance report from the revoke command' },
   'revoke-gather': { timeout: Duration.seconds(240), description: 'RevokeKey: the fleet report, untag, optionally delete the key pair' },
+  // Windows targets (issue 15). RSA 2048 generation (NewPassword) takes well under a second at 256 MB.
+  'windows-reset': { timeout: Duration.seconds(90), description: 'Windows: make the run key (NewPassword), send the windows-reset command' },
+  // Waits up to 180 s for the command to end, as release-from-helper.
+  'windows-release': { timeout: Duration.seconds(240), description: 'Windows: read the windows-reset report, detach the volume from the helper' },
+  'windows-start': { timeout: Duration.seconds(60), description: 'Windows: restore DeleteOnTermination, start the instance for the password boot' },
+  // Polls for up to 240 s (PASSWORD_BUDGET_MS).
+  'windows-password': { timeout: Duration.seconds(270), description: 'Windows: wait for the new password, store it (NewPassword)' },
 };
 
 /**
@@ -256,6 +269,10 @@ export class StepFunctions extends Construct {
     grantRevokeResolve(policies['revoke-resolve']);
     grantRevokeReport(policies['revoke-report']);
     grantRevokeGather(policies['revoke-gather']);
+    grantWindowsReset(policies['windows-reset'], props);
+    grantWindowsRelease(policies['windows-release']);
+    grantWindowsStart(policies['windows-start']);
+    grantWindowsPassword(policies['windows-password'], props);
     for (const policy of Object.values(policies)) {
       policy.acknowledge();
     }
@@ -280,6 +297,7 @@ function environmentFor(folder: StepFolder, props: StepFunctionsProps): Record<s
       return {
         HELPER_INSTANCE_PROFILE_ARN: props.helperInstanceProfile.instanceProfileArn,
         HELPER_AMI_PARAMETER_PREFIX,
+        WINDOWS_HELPER_AMI_PARAMETER,
       };
     case 'inject-key':
       return {
@@ -290,6 +308,10 @@ function environmentFor(folder: StepFolder, props: StepFunctionsProps): Record<s
     case 'save-user-data':
     case 'set-user-data':
       return { KEY_ID: props.parameterKey.keyArn, INJECT_DOCUMENT_NAME: props.injectDocumentName };
+    case 'windows-reset':
+      return { KEY_ID: props.parameterKey.keyArn, WINDOWS_DOCUMENT_NAME: props.windowsDocumentName };
+    case 'windows-password':
+      return { KEY_ID: props.parameterKey.keyArn };
     default:
       return {};
   }
@@ -500,17 +522,18 @@ function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
     },
     ArnEquals: { 'ec2:InstanceProfile': props.helperInstanceProfile.instanceProfileArn },
   });
-  // The AMI comes from the public Amazon Linux parameter: only Amazon-owned images.
-  p.allow('LaunchHelperImage', ['ec2:RunInstances'], [ec2Arn('image')], 'Amazon Linux 2023 images, published by Amazon (condition ec2:Owner amazon); the id changes with every release.', {
-    StringEquals: { 'ec2:Owner': 'amazon' },
+  // The AMI comes from the public Amazon Linux parameter (only Amazon-owned images), or for a
+  // Windows target (issue 15) from Canonical's Ubuntu parameter (only Canonical's images).
+  p.allow('LaunchHelperImage', ['ec2:RunInstances'], [ec2Arn('image')], 'Amazon Linux 2023 images published by Amazon, or Ubuntu images published by Canonical for a Windows target (condition ec2:Owner); the id changes with every release.', {
+    StringEquals: { 'ec2:Owner': ['amazon', CANONICAL_ACCOUNT_ID] },
   });
   // The AMI's own snapshot: the Service Authorization Reference lists `snapshot` as an optional
   // resource type of ec2:RunInstances (list_amazonec2.html) and no AWS page says whether a launch
   // from an EBS-backed AMI is authorized on it. Rather than depend on either reading, it is
   // granted on Amazon-owned snapshots only (ec2:Owner is a condition key of `snapshot` in the same
   // reference): RunInstances can read a snapshot only to launch from it.
-  p.allow('LaunchHelperImageSnapshot', ['ec2:RunInstances'], [ec2Arn('snapshot')], 'The snapshot behind the Amazon Linux AMI, published by Amazon (condition ec2:Owner amazon), in case IAM evaluates it for the launch.', {
-    StringEquals: { 'ec2:Owner': 'amazon' },
+  p.allow('LaunchHelperImageSnapshot', ['ec2:RunInstances'], [ec2Arn('snapshot')], 'The snapshot behind the helper AMI, published by Amazon or Canonical (condition ec2:Owner), in case IAM evaluates it for the launch.', {
+    StringEquals: { 'ec2:Owner': ['amazon', CANONICAL_ACCOUNT_ID] },
   });
   // Into our subnet or the one the user named, with our security group (tagged).
   p.allow('LaunchHelperSubnet', ['ec2:RunInstances'], [ec2Arn('subnet')], 'The helper goes into our temporary subnet or the subnet the user named (SubnetId).');
@@ -533,6 +556,12 @@ function grantLaunchHelper(p: StepPolicy, props: StepFunctionsProps): void {
     ['ssm:GetParameter', 'ssm:GetParameters'],
     [publicParameterArn(HELPER_AMI_PARAMETER_PREFIX.split('/').slice(1, -1).join('/'))],
     'The public Amazon Linux AMI parameters (owned by AWS, read-only); the architecture is chosen at run time.',
+  );
+  p.allow(
+    'WindowsHelperImageParameter',
+    ['ssm:GetParameter'],
+    [publicParameterArn(WINDOWS_HELPER_AMI_PATH)],
+    'The public Ubuntu 24.04 AMI parameters (Canonical\'s, read-only) for a Windows target\'s helper; the architecture is chosen at run time.',
   );
   locks(p, ['GetParameter', 'PutParameter']);
 }
@@ -670,6 +699,8 @@ function grantRestore(p: StepPolicy, props: StepFunctionsProps): void {
   // Last, once the volume is back and the instance restored: the run's lock tag.
   lockUntag(p);
   ebsEncryption(p);
+  // Windows, Mode=NewPassword (issue 15): the run's own key is deleted when the run fails.
+  p.allow('DeleteWindowsRunKey', ['ssm:DeleteParameter'], [parameterArn(WINDOWS_RUN_KEY_PATH)], WHY_RUN_KEYS);
   // A key written but never injected is deleted (DescribeParameters tells whether it exists).
   p.allow('DeleteUnusedKey', ['ssm:DeleteParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
   p.allow('FindUnusedKey', ['ssm:DescribeParameters'], ['*'], 'ssm:DescribeParameters does not support resource-level permissions (read-only, names and metadata, never values).');
@@ -816,4 +847,59 @@ function grantRevokeGather(p: StepPolicy): void {
     [ec2Arn('key-pair')],
     'The key pair the user named (KeyPairName, DeleteKeyPair=True), known only at run time; deleted only when every instance is clean or cleaned.',
   );
+}
+
+// ---- Windows targets (issue 15) -----------------------------------------------------------------
+
+const WHY_RUN_KEYS = 'A run\'s own key for a new Windows password: /reset-access/windows-run-keys/<instance-id>, named at run time.';
+const WHY_PASSWORDS = 'The SecureString with the new Windows password of any instance: /ec2rl/windows/<instance-id>/password, named at run time.';
+
+/** The stack key through Systems Manager only (kms:ViaService ssm.<region>), as for the private keys. */
+function parameterKeyViaSsm(p: StepPolicy, sid: string, props: StepFunctionsProps, actions: string[]): StepPolicy {
+  return p.allowOn(sid, actions, [props.parameterKey.keyArn], { StringEquals: { 'kms:ViaService': `ssm.${CFN_PARTS.region}.amazonaws.com` } });
+}
+
+function grantWindowsReset(p: StepPolicy, props: StepFunctionsProps): void {
+  // Mode=NewPassword: the run's private key, written once (PutParameter SecureString).
+  p.allow('WindowsRunKey', ['ssm:PutParameter'], [parameterArn(WINDOWS_RUN_KEY_PATH)], WHY_RUN_KEYS);
+  parameterKeyViaSsm(p, 'EncryptWindowsRunKey', props, ['kms:Encrypt', 'kms:GenerateDataKey']);
+  // The windows-reset document only, and only to instances tagged as our helper (as inject-key).
+  p.allowOn('SendWindowsCommand', ['ssm:SendCommand'], [
+    `arn:${CFN_PARTS.partition}:ssm:${CFN_PARTS.region}:${CFN_PARTS.account}:document/${props.windowsDocumentName}`,
+  ]);
+  p.allow('SendToHelperOnly', ['ssm:SendCommand'], [ec2Arn('instance')], 'Only instances tagged as our helper (condition ssm:resourceTag/reset-access:role).', {
+    StringEquals: { [`ssm:resourceTag/${ROLE_TAG_KEY}`]: HELPER_ROLE_TAG_VALUE },
+  });
+  p.allow('WindowsInvocationVisible', ['ssm:GetCommandInvocation'], ['*'], 'ssm:GetCommandInvocation does not support resource-level permissions (read-only).');
+  locks(p, ['GetParameter', 'PutParameter']);
+}
+
+function grantWindowsRelease(p: StepPolicy): void {
+  describe(p, ['DescribeVolumes']);
+  p.allow('WindowsReport', ['ssm:GetCommandInvocation'], ['*'], 'ssm:GetCommandInvocation does not support resource-level permissions (read-only).');
+  volumeMove(p, 'DetachFromHelper', 'DetachVolume', true);
+  locks(p, ['GetParameter', 'PutParameter']);
+}
+
+function grantWindowsStart(p: StepPolicy): void {
+  describe(p, ['DescribeInstances', 'DescribeVolumes']);
+  modifyTarget(p, 'StartWindowsTarget', ['ec2:ModifyInstanceAttribute', 'ec2:StartInstances']);
+  ebsEncryption(p);
+  locks(p, ['GetParameter', 'PutParameter']);
+}
+
+function grantWindowsPassword(p: StepPolicy, props: StepFunctionsProps): void {
+  describe(p, ['DescribeInstances']);
+  // Read-only calls on the customer's instance, only while it carries a run's lock tag: the
+  // Service Authorization Reference lists `instance` as the resource type of ec2:GetPasswordData
+  // and ec2:GetConsoleOutput, with aws:ResourceTag/${TagKey}
+  // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
+  p.allow('ReadPasswordData', ['ec2:GetPasswordData'], [ec2Arn('instance')], WHY_USER_INSTANCE, LOCKED);
+  p.allow('ReadConsole', ['ec2:GetConsoleOutput'], [ec2Arn('instance')], WHY_USER_INSTANCE, LOCKED);
+  // Mode=NewPassword: read and delete the run's key, write the password.
+  p.allow('WindowsRunKey', ['ssm:GetParameter', 'ssm:DeleteParameter'], [parameterArn(WINDOWS_RUN_KEY_PATH)], WHY_RUN_KEYS);
+  parameterKeyViaSsm(p, 'DecryptWindowsRunKey', props, ['kms:Decrypt']);
+  p.allow('WindowsPassword', ['ssm:PutParameter'], [parameterArn(WINDOWS_PASSWORD_PATH)], WHY_PASSWORDS);
+  parameterKeyViaSsm(p, 'EncryptWindowsPassword', props, ['kms:Encrypt', 'kms:GenerateDataKey']);
+  locks(p, ['GetParameter', 'PutParameter']);
 }

@@ -8,6 +8,7 @@ import {
   INJECT_DOCUMENT_SUFFIX,
   REVOKE_COMMAND_DOCUMENT_SUFFIX,
   REVOKE_INSTANCE_DOCUMENT_SUFFIX,
+  WINDOWS_DOCUMENT_SUFFIX,
 } from './constants';
 import { StepFunctions } from './functions';
 import { HelperRole } from './helper-role';
@@ -20,6 +21,7 @@ import {
   REVOKE_INSTANCE_RUNBOOK_FILE,
   Runbook,
 } from './runbook';
+import { loadWindowsResetDocument } from './windows-reset-document';
 
 /** The restore runbook the cancel path starts is `<documentName><suffix>`. */
 export const RESTORE_DOCUMENT_SUFFIX = '-Restore';
@@ -61,6 +63,11 @@ export interface ResetAccessStackProps extends StackProps {
    * @default - loadRevokeKeyDocument() (runbooks/revoke-key.yaml with its script inlined)
    */
   readonly revokeKeyDocument?: Record<string, unknown>;
+  /**
+   * The windows-reset Command document's content (issue 15).
+   * @default - loadWindowsResetDocument()
+   */
+  readonly windowsResetDocument?: Record<string, unknown>;
 }
 
 
@@ -88,12 +95,16 @@ export class ResetAccessStack extends Stack {
   public readonly revokeRunbook: Runbook;
   public readonly revokeInstanceRunbook: Runbook;
   public readonly revokeDocument: InjectKeyCommandDocument;
+  public readonly windowsDocumentName: string;
+  /** The Command document the helper runs for a Windows target (issue 15). */
+  public readonly windowsDocument: InjectKeyCommandDocument;
 
   public constructor(scope: Construct, id: string, props: ResetAccessStackProps = {}) {
     super(scope, id, props);
     this.documentName = props.documentName ?? DEFAULT_DOCUMENT_NAME;
     this.injectDocumentName = `${this.documentName}${INJECT_DOCUMENT_SUFFIX}`;
     this.restoreDocumentName = `${this.documentName}${RESTORE_DOCUMENT_SUFFIX}`;
+    this.windowsDocumentName = `${this.documentName}${WINDOWS_DOCUMENT_SUFFIX}`;
     this.revokeDocumentName = props.revokeDocumentName ?? DEFAULT_REVOKE_DOCUMENT_NAME;
     this.revokeInstanceDocumentName = `${this.revokeDocumentName}${REVOKE_INSTANCE_DOCUMENT_SUFFIX}`;
     this.revokeCommandDocumentName = `${this.revokeDocumentName}${REVOKE_COMMAND_DOCUMENT_SUFFIX}`;
@@ -104,6 +115,7 @@ export class ResetAccessStack extends Stack {
       this.revokeDocumentName,
       this.revokeInstanceDocumentName,
       this.revokeCommandDocumentName,
+      this.windowsDocumentName,
     ]) {
       if (!DOCUMENT_NAME.test(name) || RESERVED_DOCUMENT_PREFIX.test(name)) {
         throw new Error(
@@ -124,6 +136,11 @@ export class ResetAccessStack extends Stack {
       content: props.revokeKeyDocument ?? loadRevokeKeyDocument(),
     });
     const revokeDocumentRef = this.revokeDocument.document.ref;
+    this.windowsDocument = new InjectKeyCommandDocument(this, 'WindowsReset', {
+      documentName: this.windowsDocumentName,
+      content: props.windowsResetDocument ?? loadWindowsResetDocument(),
+    });
+    const windowsDocumentName = this.windowsDocument.document.ref;
 
     this.parameterKey = new ParameterKey(this, 'ParameterKey', { aliasName: `reset-access/${this.documentName}` });
     this.helper = new HelperRole(this, 'Helper');
@@ -133,6 +150,7 @@ export class ResetAccessStack extends Stack {
       parameterKey: this.parameterKey.key,
       injectDocumentName,
       revokeDocumentName: revokeDocumentRef,
+      windowsDocumentName,
       lambdasDir: props.lambdasDir,
     });
     this.automationRole = new AutomationRole(this, 'Automation', {
@@ -156,6 +174,7 @@ export class ResetAccessStack extends Stack {
       functionArns,
       automationRoleArn: this.automationRole.role.roleArn,
       injectDocumentName,
+      windowsDocumentName,
       // Ref of a document is its name: referencing it orders the deployment.
       restoreDocumentName: this.restoreRunbook.document.ref,
     });
@@ -203,6 +222,7 @@ export class ResetAccessStack extends Stack {
         Doc: this.revokeRunbook.document.ref,
       }),
     });
+    new CfnOutput(this, 'WindowsResetDocumentName', { value: windowsDocumentName, description: 'The Command document the helper runs for a Windows target' });
     new CfnOutput(this, 'KeyArn', {
       value: this.parameterKey.key.keyArn,
       description: 'The KMS key of the SecureString parameters /ec2rl/openssh/<instance-id>/key',

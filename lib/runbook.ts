@@ -7,7 +7,8 @@ import { REPO_ROOT } from './step-function';
 
 /**
  * `'%%FunctionArn:<lambda-folder>%%'`, `'%%AutomationRoleArn%%'`, `'%%InjectDocumentName%%'`,
- * `'%%RestoreDocumentName%%'`, `'%%RevokeDocumentName%%'`, `'%%RevokeInstanceDocumentName%%'`.
+ * `'%%RestoreDocumentName%%'`, `'%%RevokeDocumentName%%'`, `'%%RevokeInstanceDocumentName%%'`,
+ * `'%%WindowsDocumentName%%'`.
  */
 const PLACEHOLDER = /^%%([A-Za-z]+)(?::([a-z0-9-]+))?%%$/;
 /** Any `%%…%%` left in a string: a placeholder that is not a whole value, or misspelt. */
@@ -36,6 +37,11 @@ export interface RunbookTokens {
    * @default - none: a runbook naming it does not synthesize
    */
   readonly revokeInstanceDocumentName?: string;
+  /**
+   * The windows-reset Command document's name (issue 15).
+   * @default - none: a runbook naming it does not synthesize
+   */
+  readonly windowsDocumentName?: string;
 }
 
 /** Thrown at synth when the runbook has a placeholder the app does not know. */
@@ -63,6 +69,9 @@ export function replacePlaceholders(content: unknown, tokens: RunbookTokens, whe
       }
       if (kind === 'InjectDocumentName' && arg === undefined) {
         return tokens.injectDocumentName;
+      }
+      if (kind === 'WindowsDocumentName' && arg === undefined && tokens.windowsDocumentName !== undefined) {
+        return tokens.windowsDocumentName;
       }
       if (kind === 'RestoreDocumentName' && arg === undefined && tokens.restoreDocumentName !== undefined) {
         return tokens.restoreDocumentName;

@@ -26,6 +26,7 @@ import { CreateTagsCommand, DescribeImagesCommand, DescribeInstancesCommand, Des
 import { GetDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse as parseYaml } from 'yaml';
 import { goRegexpVerdictsAsync } from './go-regexp';
+import { createWindowsBootTwin, type WindowsBootTwin } from './windows-boot';
 import { createUserDataTwin, IncorrectInstanceState } from './user-data-twin';
 import { latencyOf } from './latency';
 
@@ -194,6 +195,8 @@ export interface Agent {
   /** Makes a target instance a managed node (ManagedTarget). */
   registerManaged(instanceId: string, target: ManagedTarget): void;
   volumeImage(volumeId: string): string | undefined;
+  /** The Windows boots (issue 15, local/windows-boot.ts): key pairs as EC2 keeps them, boots so far. */
+  readonly windows: WindowsBootTwin;
   commands(): readonly CommandRecord[];
   /** Waits for every command's script to end (none left running). */
   drainCommands(): Promise<void>;
@@ -201,6 +204,20 @@ export interface Agent {
 }
 
 export type SsmHandler = (json: Record<string, unknown>) => Promise<unknown> | unknown;
+
+/**
+ * Canonical's public parameters of Ubuntu Server 24.04 AMIs (the helper of a Windows target,
+ * issue 15), which moto does not carry: /aws/service/canonical/ubuntu/server/24.04/stable/current/
+ * <amd64|arm64>/hvm/ebs-gp3/ami-id (https://discourse.ubuntu.com/t/finding-ubuntu-images-with-the-aws-ssm-parameter-store/15507),
+ * answered with the one Canonical-owned (099720109477) image in moto's list, ami-1e749f67, as the
+ * twin's stand-in: its release does not matter to the twin, its owner does (the launch's IAM).
+ */
+export const UBUNTU_HELPER_AMI = 'ami-1e749f67';
+function ubuntuParameter(name: string): { Parameter: Record<string, unknown> } | undefined {
+  const m = /^\/aws\/service\/canonical\/ubuntu\/server\/24\.04\/stable\/current\/(amd64|arm64)\/hvm\/ebs-gp3\/ami-id$/.exec(name);
+  if (!m) return undefined;
+  return { Parameter: { Name: name, Type: 'String', Value: UBUNTU_HELPER_AMI, Version: 1, DataType: 'aws:ec2:image', ARN: `arn:aws:ssm:us-east-1::parameter${name}` } };
+}
 
 export class AgentError extends Error {
   constructor(message: string) {
@@ -528,6 +545,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       clock.schedule('StopInstances', [id], (start ? start.completesAt - clock.now() : 0) + latencyOf('StopInstances'));
     },
   });
+  const windowsBoot = createWindowsBootTwin({ ec2: motoEc2, volumeImage: (id) => volumeImages.get(id) });
   const managedTargets = new Map<string, ManagedTarget>();
   const commandList: CommandRecord[] = [];
   const clientTokens = new Map<string, string>();
@@ -656,9 +674,28 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         throw err;
       }
     }
+    if (action === 'GetPasswordData') {
+      // A Windows instance's password data after the twin booted it (local/windows-boot.ts).
+      const xml = windowsBoot.passwordDataXml(form.get('InstanceId') ?? '', randomUUID());
+      if (xml !== undefined) return xml;
+    }
     if (action === 'GetConsoleOutput') {
       const xml = userDataTwin.consoleOutputXml(form.get('InstanceId') ?? '', randomUUID());
       if (xml !== undefined) return xml;
+      // A Windows boot's console lines (local/windows-boot.ts), in the same response shape.
+      const id = form.get('InstanceId') ?? '';
+      const text = windowsBoot.consoleText(id);
+      if (text !== undefined) {
+        return [
+          '<?xml version="1.0" encoding="UTF-8"?>',
+          '<GetConsoleOutputResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">',
+          `<requestId>${randomUUID()}</requestId>`,
+          `<instanceId>${id}</instanceId>`,
+          `<timestamp>${new Date().toISOString()}</timestamp>`,
+          `<output>${Buffer.from(text).toString('base64')}</output>`,
+          '</GetConsoleOutputResponse>',
+        ].join('');
+      }
     }
     if (action === 'RunInstances') {
       const token = form.get('ClientToken');
@@ -1242,6 +1279,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         reply(res, fault.statusCode ?? 400, e.contentType, e.body, parsed.protocol === 'json' ? { 'x-amzn-errortype': fault.code ?? 'TwinInjectedFault' } : {});
         return;
       }
+      const publicParameter = parsed.service === 'ssm' && parsed.action === 'GetParameter' ? ubuntuParameter(String(parsed.json?.Name ?? '')) : undefined;
+      if (publicParameter) {
+        record(200, false);
+        reply(res, 200, 'application/x-amz-json-1.1', JSON.stringify(publicParameter));
+        return;
+      }
       if (parsed.service === 'ssm' && parsed.protocol === 'json' && ssmHandlers[parsed.action]) {
         const result = await ssmHandlers[parsed.action]!(parsed.json ?? {});
         record(200, false);
@@ -1266,6 +1309,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         afterEc2(parsed.form, parsed.action, text);
         if (parsed.action === 'DescribeInstances') await learnImages(text);
         if (parsed.action === 'StartInstances') await userDataTwin.afterStart(formList(parsed.form, 'InstanceId'));
+        if (parsed.action === 'StartInstances') await windowsBoot.afterStart(formList(parsed.form, 'InstanceId'));
         if (parsed.action === 'CreateImage') await tagImageSnapshots(text);
         const masked = maskEc2(parsed.action, text);
         if (masked !== text) body = Buffer.from(masked);
@@ -1337,6 +1381,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       volumeImages.set(volumeId, imagePath);
     },
     volumeImage: (volumeId) => volumeImages.get(volumeId),
+    windows: windowsBoot,
     commands: () => [...commandList],
     async drainCommands() {
       await Promise.all(commandList.map((c) => c.done));

@@ -9,7 +9,8 @@
  * process. stop() leaves no process, mount, loop device or file behind, and checks it.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { AutoScalingClient, AttachInstancesCommand, CreateAutoScalingGroupCommand, CreateLaunchConfigurationCommand } from '@aws-sdk/client-auto-scaling';
@@ -23,6 +24,7 @@ import {
   DescribeSubnetsCommand,
   DescribeVpcsCommand,
   EC2Client,
+  ImportKeyPairCommand,
   Instance,
   _InstanceType,
   RequestSpotInstancesCommand,
@@ -129,6 +131,13 @@ export interface LockedOutSpec {
   readonly managed?: { readonly agentVersion?: string; readonly pingStatus?: 'Online' | 'ConnectionLost' | 'Inactive'; readonly platformType?: 'Linux' | 'Windows' | 'MacOS' };
   /** The instance's user data at launch (issue 12, Method=UserData). @default - none */
   readonly userData?: Buffer;
+  /**
+   * A Windows target (issue 15): launched from WINDOWS_AMI at /dev/sda1 (moto's platform windows),
+   * its root volume backed by this NTFS disk image (copied sparse per instance; build it with
+   * local/disk/ntfs.ts), and, unless `keyPair` is false, an RSA key pair made here and imported
+   * into EC2 as EC2 keeps it (its private half returned to the test, as the user keeps the .pem).
+   */
+  readonly windows?: { readonly imagePath: string; readonly keyPair?: boolean };
 }
 
 export interface LockedOutInstance {
@@ -140,6 +149,8 @@ export interface LockedOutInstance {
   readonly availabilityZone: string;
   /** The disk image backing the root volume, when it has one. */
   readonly imagePath?: string;
+  /** Windows: the key pair's private key (PKCS#1 PEM, as `aws ec2 get-password-data --priv-launch-key` reads it). */
+  readonly keyPairPrivateKeyPem?: string;
 }
 
 export interface RunOptions {
@@ -491,7 +502,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       automationDocuments: deployed.automationDocuments,
 
       async createLockedOutInstance(spec: LockedOutSpec = {}): Promise<LockedOutInstance> {
-        const rootDeviceName = spec.rootDeviceName ?? '/dev/xvda';
+        const rootDeviceName = spec.rootDeviceName ?? (spec.windows ? '/dev/sda1' : '/dev/xvda');
         let kmsKeyId: string | undefined;
         if (spec.kmsKey) {
           const key = await kms.send(new CreateKeyCommand({ Description: 'twin: a customer key of the target root volume' }));
@@ -509,6 +520,20 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
           },
         ];
         const tags = { Name: 'locked-out', 'twin:purpose': 'target' };
+        let keyName: string | undefined;
+        let keyPairPrivateKeyPem: string | undefined;
+        if (spec.windows && spec.windows.keyPair !== false) {
+          const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+          keyPairPrivateKeyPem = pair.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+          // The OpenSSH public line EC2's ImportKeyPair takes, as ssh-keygen derives it from the private key.
+          const dir = mkdtempSync(join(workDir, 'keypair-'));
+          writeFileSync(join(dir, 'k.pem'), keyPairPrivateKeyPem, { mode: 0o600 });
+          const publicLine = execFileSync('ssh-keygen', ['-y', '-f', join(dir, 'k.pem')]).toString().trim();
+          rmSync(dir, { recursive: true, force: true });
+          keyName = `twin-windows-${++imageCounter}`;
+          await ec2.send(new ImportKeyPairCommand({ KeyName: keyName, PublicKeyMaterial: Buffer.from(publicLine) }));
+          agent!.windows.registerKeyPair(keyName, pair.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+        }
         let instanceId: string;
         if (spec.spot) {
           const req = await ec2.send(
@@ -529,8 +554,9 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
         } else {
           const run = await ec2.send(
             new RunInstancesCommand({
-              ImageId: spec.imageId ?? LINUX_AMI,
+              ImageId: spec.imageId ?? (spec.windows ? WINDOWS_AMI : LINUX_AMI),
               InstanceType: (spec.instanceType ?? 't3.small') as _InstanceType,
+              ...(keyName ? { KeyName: keyName } : {}),
               MinCount: 1,
               MaxCount: 1,
               BlockDeviceMappings: blockDeviceMappings,
@@ -566,7 +592,12 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
         const root = instance.BlockDeviceMappings?.find((b) => b.DeviceName === (instance.RootDeviceName ?? rootDeviceName));
         const rootVolumeId = root?.Ebs?.VolumeId ?? '';
         let imagePath: string | undefined;
-        if (spec.image !== false && rootVolumeId) {
+        if (spec.windows && rootVolumeId) {
+          imagePath = join(workDir, `root-${++imageCounter}.img`);
+          execFileSync('cp', ['--sparse=always', spec.windows.imagePath, imagePath]);
+          images.push(imagePath);
+          agent!.registerVolume(rootVolumeId, imagePath);
+        } else if (spec.image !== false && rootVolumeId) {
           imagePath = await makeImage(spec.image ?? LOST_KEY_IMAGE);
           agent!.registerVolume(rootVolumeId, imagePath);
         }
@@ -579,6 +610,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
           vpcId: instance.VpcId ?? '',
           availabilityZone: instance.Placement?.AvailabilityZone ?? AVAILABILITY_ZONE,
           imagePath,
+          keyPairPrivateKeyPem,
         };
       },
 

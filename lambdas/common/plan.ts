@@ -15,6 +15,7 @@ import type { BackupMethod, Method, SubnetChoice } from './validation';
 import type { KeyType } from '@common/keys';
 import type { RevokeAction } from '@common/revoke';
 import { lockParameterName } from '@common/names';
+import type { WindowsMode } from '@common/windows';
 
 export const PLAN_VERSION = 1;
 /** The lock parameter's name for `instanceId` (defined in @common/names, with the IAM paths). */
@@ -38,6 +39,8 @@ export interface PlanInputs {
    * revoke Command document instead of the inject-key one, and no key pair is made.
    */
   action?: RevokeAction;
+  /** Windows only (issue 15): EnablePasswordGeneration or NewPassword. Absent in older plans. */
+  mode?: WindowsMode;
 }
 
 export type OriginalState = 'running' | 'stopped';
@@ -73,6 +76,10 @@ export interface PlanInstance {
   vpcId: string;
   publicIpAddress: string;
   elasticIp: boolean;
+  /** `windows` for a Windows target (issue 15); absent (Linux) in older plans. */
+  platform?: 'linux' | 'windows';
+  /** The instance's key pair name ('' when it has none): EnablePasswordGeneration needs one. */
+  keyName?: string;
 }
 
 /** Every resource this execution created, recorded right after its create call. */
@@ -86,6 +93,10 @@ export interface PlanCreated {
   backupId?: string;
   keyParameterName?: string;
   commandId?: string;
+  /** Windows, Mode=NewPassword: the run's private key SecureString (deleted once the password is stored). */
+  runKeyParameterName?: string;
+  /** Windows, Mode=NewPassword: the SecureString with the new password. */
+  passwordParameterName?: string;
 }
 
 export type Phase =

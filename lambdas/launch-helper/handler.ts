@@ -21,6 +21,7 @@ export const OUTPUT_FIELDS = outputFields<LaunchHelperOutput>()(['HelperInstance
 const config: LaunchConfig = {
   instanceProfileArn: requireEnv('HELPER_INSTANCE_PROFILE_ARN'),
   amiParameterPrefix: requireEnv('HELPER_AMI_PARAMETER_PREFIX'),
+  windowsAmiParameter: requireEnv('WINDOWS_HELPER_AMI_PARAMETER'),
 };
 const log = createLogger('reset-access-launch-helper');
 

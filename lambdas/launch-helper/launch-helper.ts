@@ -43,6 +43,20 @@ export const TEMP_VPC_CIDR = '10.255.0.0/24';
 export interface LaunchConfig {
   readonly instanceProfileArn: string;
   readonly amiParameterPrefix: string;
+  /**
+   * The public parameter of the helper's AMI for a Windows target (issue 15): a Linux that reads and
+   * writes NTFS with what it ships (Amazon Linux 2023 has no NTFS), with `{arch}` standing for the
+   * architecture as its publisher spells it (WINDOWS_HELPER_ARCH).
+   */
+  readonly windowsAmiParameter: string;
+}
+
+/** How the Windows helper's publisher spells each architecture in its parameter names (Canonical: amd64, arm64). */
+export const WINDOWS_HELPER_ARCH: Record<'x86_64' | 'arm64', string> = { x86_64: 'amd64', arm64: 'arm64' };
+
+/** The public parameter that names the helper's AMI, by the target's platform and the helper's architecture. */
+export function helperAmiParameter(config: LaunchConfig, platform: 'linux' | 'windows', arch: 'x86_64' | 'arm64'): string {
+  return platform === 'windows' ? config.windowsAmiParameter.replace('{arch}', WINDOWS_HELPER_ARCH[arch]) : `${config.amiParameterPrefix}${arch}`;
 }
 
 export interface LaunchDeps {
@@ -277,7 +291,7 @@ async function helperImage(s: Step): Promise<{ imageId: string; rootDeviceName: 
   const info = (await ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: [type as _InstanceType] }))).InstanceTypes?.[0];
   const archs = info?.ProcessorInfo?.SupportedArchitectures ?? [];
   const arch = archs.includes('arm64') && !archs.includes('x86_64') ? 'arm64' : 'x86_64';
-  const name = `${config.amiParameterPrefix}${arch}`;
+  const name = helperAmiParameter(config, s.plan.instance.platform === 'windows' ? 'windows' : 'linux', arch);
   const imageId = (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
   if (!imageId) throw new UnexpectedStateError(`The public parameter ${name} has no AMI id`);
   const image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];

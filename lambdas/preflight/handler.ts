@@ -28,6 +28,7 @@ import {
   type RevokeAction,
   type RevokeKeyDeps,
 } from '@common/revoke';
+import { platformToken, validateMode } from '@common/windows';
 import { preflight, preflightOrUnreachable, resolvePublicKey, Unreachable, type PreflightRequest } from './preflight';
 
 export interface PreflightOutput {
@@ -45,6 +46,8 @@ export interface PreflightOutput {
    * JSON serializer escapes or spaces; '|' appears nowhere else in the Payload (tokenSafe).
    */
   MethodToken: string;
+  /** `|platform:windows|` or `|platform:linux|`: what branchOnPlatform looks for (Contains), as MethodToken. */
+  PlatformToken: string;
 }
 
 export const OUTPUT_FIELDS = outputFields<PreflightOutput>()([
@@ -56,6 +59,7 @@ export const OUTPUT_FIELDS = outputFields<PreflightOutput>()([
   'Method',
   'MethodReason',
   'MethodToken',
+  'PlatformToken',
 ]);
 
 /** The longest MethodReason in this Payload: with the other fields, far under 512 characters. */
@@ -102,6 +106,7 @@ export function parseRequest(event: unknown): PreflightRequest {
       backupMethod: validateBackupMethod(o.BackupMethod),
       allowEncryptedVolume: validateFlag(o.AllowEncryptedVolume, 'AllowEncryptedVolume'),
       allowEphemeralDataLoss: validateFlag(o.AllowEphemeralDataLoss, 'AllowEphemeralDataLoss'),
+      mode: validateMode(o.Mode),
     },
   };
 }
@@ -169,6 +174,8 @@ export function unreachableOutput(reason: string, kind: 'Unreachable' | 'Windows
     Method: kind,
     MethodReason: tokenSafe(cut),
     MethodToken: methodToken('Unreachable'),
+    // RevokeKey-Instance has no platform branch; a Windows instance is reported before any step runs.
+    PlatformToken: platformToken(kind === 'Windows' ? 'windows' : 'linux'),
   };
 }
 
@@ -196,5 +203,6 @@ export function outputOf(plan: Plan): PreflightOutput {
     Method: plan.method.chosen,
     MethodReason: tokenSafe(reason),
     MethodToken: methodToken(plan.method.chosen),
+    PlatformToken: platformToken(plan.instance.platform === 'windows' ? 'windows' : 'linux'),
   };
 }

@@ -40,6 +40,7 @@ import {
 } from '@common/plan';
 import { chooseMethod, managedInstance, onlineGaps } from './method';
 import { checkUserDataFits } from '@common/user-data-store';
+import { isWindows } from '@common/windows';
 
 export interface PreflightDeps {
   readonly ec2: EC2Client;
@@ -173,15 +174,18 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
       'Windows',
     );
   }
-  checkPlatform(instance, id);
+  const windows = checkPlatform(instance, id, req.inputs);
   const state = instance.State?.Name ?? 'unknown';
   if (state !== 'running' && state !== 'stopped') {
     refuse(id, `is ${state}`, 'Wait until it is running or stopped, then run again.');
   }
-  // Systems Manager is asked only when the online method could run (Auto or Online on a running instance).
-  const asksOnline = req.inputs.method === 'Auto' || req.inputs.method === 'Online';
+  // Systems Manager is asked only when the online method could run (Auto or Online on a running Linux instance).
+  const asksOnline = !windows && (req.inputs.method === 'Auto' || req.inputs.method === 'Online');
   const info = asksOnline && state === 'running' ? await managedInstance(deps.ssm, id) : undefined;
-  const method = chooseMethod(id, req.inputs.method, state, info);
+  const method = windows ? windowsMethod(id, req.inputs) : chooseMethod(id, req.inputs.method, state, info);
+  if (windows && req.inputs.mode === 'EnablePasswordGeneration' && !instance.KeyName) {
+    refuse(id, 'runs Windows and has no key pair, so the password EC2 generates (GetPasswordData) could be decrypted by nobody', 'Run again with Mode=NewPassword: the new password is then stored as a SecureString.');
+  }
   // A revoke never stops a running instance unless asked (AllowStop=True): one that only the volume
   // swap could reach is reported unreachable, before any refusal that exists because of a stop.
   if (req.inputs.action && method.chosen === 'VolumeSwap' && state === 'running' && !req.inputs.action.allowStop) {
@@ -223,6 +227,10 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
     // The instance's report is read with GetConsoleOutput Latest, "supported on instance types that
     // use the Nitro hypervisor" (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html);
     // elsewhere only a buffer posted at state transitions is given, which may never show it (review U4).
+    // Mode=NewPassword reads the boot action's line the same way (windows-password).
+    if (windows && req.inputs.mode === 'NewPassword' && targetType && targetType.Hypervisor !== 'nitro') {
+      refuse(id, `is of type ${instance.InstanceType} (${targetType.Hypervisor ?? 'unknown'} hypervisor), whose latest console output cannot be read, so the run could not read the new password`, 'Run with Mode=EnablePasswordGeneration (GetPasswordData and the key pair), or change the instance type to a Nitro type first.');
+    }
     if (method.chosen === 'UserData' && targetType && targetType.Hypervisor !== 'nitro') {
       refuse(id, `is of type ${instance.InstanceType} (${targetType.Hypervisor ?? 'unknown'} hypervisor), whose latest console output cannot be read, so the run could not learn that the key is in place`, 'Use Method=VolumeSwap, or Method=Online if its SSM Agent is Online.');
     }
@@ -260,18 +268,42 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
     vpcId: instance.VpcId ?? '',
     publicIpAddress: instance.PublicIpAddress ?? '',
     elasticIp,
+    platform: windows ? 'windows' : 'linux',
+    keyName: instance.KeyName ?? '',
   } };
 }
 
-function isWindows(instance: Instance): boolean {
-  return instance.Platform?.toLowerCase() === 'windows' || /windows/i.test(instance.PlatformDetails ?? '');
+/**
+ * Windows (issue 15) from DescribeInstances: Platform `windows`, or PlatformDetails naming Windows
+ * (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Instance.html). A Windows target is
+ * reset with the volume swap (Mode picks how the new password reaches the user); the Linux-only
+ * inputs are refused rather than ignored, so nobody believes a key was put anywhere. KeyType has a
+ * default and cannot tell an explicit rsa: it is ignored (the description says so). A Linux target
+ * refuses Mode=NewPassword, which means nothing there.
+ */
+function checkPlatform(instance: Instance, id: string, inputs: PlanInputs): boolean {
+  const windows = isWindows(instance);
+  if (!windows) {
+    if (inputs.mode === 'NewPassword') refuse(id, 'runs Linux; Mode=NewPassword is for Windows instances', 'Run again without Mode (the new SSH key pair is stored as a SecureString).');
+    return false;
+  }
+  const linuxOnly = [
+    ...(inputs.publicKey !== '' ? ['PublicKey or PublicKeyParameter'] : []),
+    ...(inputs.users.length > 0 ? ['Users'] : []),
+  ];
+  if (linuxOnly.length > 0) {
+    refuse(id, `runs Windows, where ${linuxOnly.join(' and ')} (SSH, Linux only) mean nothing`, 'Run again without them: Mode=EnablePasswordGeneration (default) or Mode=NewPassword resets the Administrator password.');
+  }
+  return true;
 }
 
-function checkPlatform(instance: Instance, id: string): void {
-  const windows = isWindows(instance);
-  if (windows) {
-    refuse(id, 'runs Windows; this runbook resets SSH access on Linux only', 'Use AWSSupport-ResetAccess or EC2Rescue for Windows.');
+/** The method of a Windows target: the volume swap with a Linux helper; Online and UserData are Linux only. */
+function windowsMethod(id: string, inputs: PlanInputs): PlanMethod {
+  if (inputs.method === 'Online' || inputs.method === 'UserData') {
+    refuse(id, `runs Windows; Method=${inputs.method} is for Linux instances`, 'Run again with Method=Auto or Method=VolumeSwap (the root volume is repaired on a Linux helper).');
   }
+  const mode = inputs.mode ?? 'EnablePasswordGeneration';
+  return { chosen: 'VolumeSwap', reason: `Windows (Mode=${mode}): the root volume is repaired on a Linux helper, then the instance starts` };
 }
 
 async function checkSpot(ec2: EC2Client, instance: Instance, id: string): Promise<void> {

@@ -23,6 +23,7 @@ import {
   DetachVolumeCommand,
   ModifyInstanceAttributeCommand,
   StartInstancesCommand,
+  StopInstancesCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import {
@@ -290,7 +291,10 @@ async function restoreInstance(deps: RestoreDeps, plan: Plan, budgets: RestoreBu
       BlockDeviceMappings: [{ DeviceName: plan.instance.rootDeviceName, Ebs: { DeleteOnTermination: plan.instance.deleteOnTermination } }],
     }),
   );
-  if (plan.instance.originalState !== 'running') return;
+  if (plan.instance.originalState !== 'running') {
+    await stopWindowsStartedByRun(deps, plan, done);
+    return;
+  }
   let state = (await describeInstance(ec2, instanceId)).State?.Name;
   if (state === 'stopping') {
     state = await pollUntil(deps.clock, `instance ${instanceId} to be stopped before it starts again`, budgets.stopMs, POLL_MS, async () => {
@@ -407,7 +411,41 @@ async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
   return { force: true, outcomeUnknown: true };
 }
 
+/**
+ * A Windows target that was stopped before the run is started by the run for the password boot
+ * (issue 15, startWindows): a failure after that stops it again (no wait), so it ends as it was.
+ */
+async function stopWindowsStartedByRun(deps: RestoreDeps, plan: Plan, done: string[]): Promise<void> {
+  if (plan.instance.platform !== 'windows') return;
+  const state = (await describeInstance(deps.ec2, plan.instanceId)).State?.Name;
+  if (state !== 'running' && state !== 'pending') return;
+  await deps.ec2.send(new StopInstancesCommand({ InstanceIds: [plan.instanceId] }));
+  done.push(`stopped ${plan.instanceId} again (it was stopped before the run)`);
+}
+
+/**
+ * A Windows run's own key (Mode=NewPassword, issue 15) is deleted when the run fails before its
+ * windows-reset command was sent. Once it was sent, the volume may carry the boot task, which at the
+ * instance's next boot sets a new password and writes it to the console encrypted to this key only:
+ * deleting the key would then lock the user out, so it is kept and the message says why.
+ */
+async function deleteWindowsRunKey(deps: RestoreDeps, plan: Plan, done: string[]): Promise<void> {
+  const name = plan.created.runKeyParameterName;
+  if (!name) return;
+  if (plan.created.commandId && !plan.created.passwordParameterName) {
+    done.push(`kept ${name}: the boot task this run may have written sets a new password at the next boot, readable only with this key from the console line ec2-reset-access:${plan.executionId}:password:`);
+    return;
+  }
+  try {
+    await deps.ssm.send(new DeleteParameterCommand({ Name: name }));
+    done.push(`deleted this run's key ${name}`);
+  } catch (err) {
+    if (!isAwsError(err, 'ParameterNotFound')) throw err;
+  }
+}
+
 async function settleKey(deps: RestoreDeps, plan: Plan, done: string[], outcomeUnknown: boolean): Promise<void> {
+  await deleteWindowsRunKey(deps, plan, done);
   const name = plan.created.keyParameterName;
   if (!name) return;
   if (plan.progress.keyInjected) {

@@ -454,7 +454,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
           break;
         } catch (e) {
           failure = e instanceof StepFailure ? e : new StepFailure(errorMessage(e));
-          log(`[${fmt(rel())}] ${step.name} attempt ${attempt}/${step.maxAttempts} ${failure.status}`);
+          log(`[${fmt(rel())}] ${step.name} attempt ${attempt}/${step.maxAttempts} ${failure.status}: ${failure.message.slice(0, 300)}`);
         }
       }
       record.endedAt = rel();

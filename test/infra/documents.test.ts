@@ -45,6 +45,13 @@ const STEP_TO_FOLDER: Record<string, StepFolder> = {
   startAfterUserData: 'start-instance',
   cleanupUserData: 'cleanup',
   summarizeUserData: 'summarize',
+  // Windows targets (issue 15).
+  resetWindows: 'windows-reset',
+  releaseWindows: 'windows-release',
+  reattachWindowsRoot: 'reattach-root',
+  startWindows: 'windows-start',
+  waitForPassword: 'windows-password',
+  cleanupWindows: 'cleanup',
 };
 
 describe('the Automation document', () => {

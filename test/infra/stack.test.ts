@@ -70,6 +70,7 @@ describe('functions', () => {
         Variables: {
           HELPER_INSTANCE_PROFILE_ARN: { 'Fn::GetAtt': [Match.stringLikeRegexp('HelperInstanceProfile'), 'Arn'] },
           HELPER_AMI_PARAMETER_PREFIX: '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-',
+          WINDOWS_HELPER_AMI_PARAMETER: '/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id',
           NODE_OPTIONS: '--enable-source-maps',
         },
       },
@@ -185,7 +186,8 @@ describe('IAM: create calls tag the created resource in the same call', () => {
       expect(s.condition).toEqual(REQUEST_TAGGED);
     }
     for (const s of onlyWith('launch-helper', 'ec2:RunInstances', 'image')) {
-      expect(s.condition).toEqual({ StringEquals: { 'ec2:Owner': 'amazon' } });
+      // Amazon's images (Amazon Linux 2023), or Canonical's (Ubuntu, the helper of a Windows target, issue 15).
+      expect(s.condition).toEqual({ StringEquals: { 'ec2:Owner': ['amazon', '099720109477'] } });
     }
     for (const s of onlyWith('launch-helper', 'ec2:RunInstances', 'security-group')) {
       expect(s.condition).toEqual(MANAGED);
@@ -308,7 +310,7 @@ describe('IAM: the user\'s instance and volume', () => {
   test('kms:CreateGrant only for AWS resources through EC2, only for the steps that attach, start, launch or back up', () => {
     const granting = ALL.filter((s) => s.actions.includes('kms:CreateGrant'));
     expect(new Set(granting.map((s) => s.role))).toEqual(
-      new Set(['launch-helper', 'backup-and-detach', 'inject-key', 'attach-to-helper', 'reattach-root', 'start-instance', 'restore', 'set-user-data'].map((f) => roleId(f as StepFolder))),
+      new Set(['launch-helper', 'backup-and-detach', 'inject-key', 'attach-to-helper', 'reattach-root', 'start-instance', 'restore', 'set-user-data', 'windows-start'].map((f) => roleId(f as StepFolder))),
     );
     for (const s of granting) {
       expect(s.condition).toEqual({ StringEquals: { 'kms:ViaService': 'ec2.${AWS::Region}.amazonaws.com' }, Bool: { 'kms:GrantIsForAWSResource': 'true' } });
@@ -322,14 +324,19 @@ describe('IAM: Systems Manager', () => {
   const USER_DATA = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/user-data/*';
   /** RevokeKey's fleet spec and report (issue 14). */
   const REVOKE = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/revoke/*';
+  // Windows targets (issue 15): the helper's Ubuntu AMI parameters, a run's own key, the new passwords.
+  const WINDOWS_AMI = 'arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/canonical/ubuntu/server/24.04/stable/current/*';
+  const RUN_KEYS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/windows-run-keys/*';
+  const PASSWORDS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/ec2rl/windows/*';
 
   test('Put/Get/DeleteParameter only on the lock path, /ec2rl/openssh/ and the saved user data (and the public AMI path, read)', () => {
     const AMI = 'arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/ami-amazon-linux-latest/*';
     const PUBLIC_KEYS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/public-keys/*';
     for (const s of ALL.filter((st) => st.actions.some((a) => /^ssm:(Put|Get|Delete)Parameters?$/.test(a)))) {
       for (const r of s.resources) {
-        expect([LOCKS, KEYS, AMI, PUBLIC_KEYS, USER_DATA, REVOKE]).toContain(r);
+        expect([LOCKS, KEYS, AMI, PUBLIC_KEYS, USER_DATA, REVOKE, WINDOWS_AMI, RUN_KEYS, PASSWORDS]).toContain(r);
       }
+      if (s.resources.includes(WINDOWS_AMI)) expect([s.role, s.actions]).toEqual([roleId('launch-helper'), ['ssm:GetParameter']]);
       // A user's long public key (PublicKeyParameter): read by preflight and RevokeKey's resolve only.
       if (s.resources.includes(PUBLIC_KEYS)) expect([[roleId('preflight'), roleId('revoke-resolve')].includes(s.role), s.actions]).toEqual([true, ['ssm:GetParameter']]);
       if (s.resources.includes(AMI)) {
@@ -375,10 +382,25 @@ describe('IAM: Systems Manager', () => {
     for (const folder of STEP_FOLDERS.filter((f) => !['save-user-data', 'set-user-data', 'restore-user-data', 'restore'].includes(f))) {
       expect(on(folder, USER_DATA)).toEqual([]);
     }
+    // Windows, Mode=NewPassword: the run's key written by windows-reset, read and deleted by
+    // windows-password (deleted by restore on failure); the password written by windows-password alone.
+    expect(on('windows-reset', RUN_KEYS)).toEqual(['ssm:PutParameter']);
+    expect(on('windows-password', RUN_KEYS)).toEqual(['ssm:DeleteParameter', 'ssm:GetParameter']);
+    expect(on('restore', RUN_KEYS)).toEqual(['ssm:DeleteParameter']);
+    for (const folder of STEP_FOLDERS.filter((f) => !['windows-reset', 'windows-password', 'restore'].includes(f))) expect(on(folder, RUN_KEYS)).toEqual([]);
+    expect(on('windows-password', PASSWORDS)).toEqual(['ssm:PutParameter']);
+    for (const folder of STEP_FOLDERS.filter((f) => f !== 'windows-password')) expect(on(folder, PASSWORDS)).toEqual([]);
   });
 
   test('ssm:SendCommand: the inject-key document, and instances tagged as our helper or carrying a run\'s lock tag', () => {
     const sending = ALL.filter((s) => s.actions.includes('ssm:SendCommand'));
+    // windows-reset sends the windows-reset document to the helper only (issue 15).
+    const windows = sending.filter((s) => s.role === roleId('windows-reset'));
+    expect(windows.map((s) => [s.resources, s.condition])).toEqual([
+      [[`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:document/\${${logicalId(stack.windowsDocument.document)}}`], undefined],
+      [[ec2ArnPattern('instance')], { StringEquals: { 'ssm:resourceTag/reset-access:role': 'helper' } }],
+    ]);
+    sending.splice(0, sending.length, ...sending.filter((s) => s.role !== roleId('windows-reset')));
     expect(new Set(sending.map((s) => s.role))).toEqual(new Set([roleId('inject-key')]));
     const docRef = `\${${logicalId(stack.injectDocument.document)}}`;
     const onDoc = sending.filter((s) => s.resources.some((r) => r.includes(':document/')));
@@ -422,9 +444,20 @@ describe('IAM: Systems Manager', () => {
     const keyStores = encrypting.filter((s) => s.sid === 'EncryptKeyParameter');
     expect(new Set(keyStores.map((s) => s.role))).toEqual(new Set([roleId('inject-key'), roleId('set-user-data')]));
     for (const s of keyStores) expect(s.actions.sort()).toEqual(['kms:Encrypt', 'kms:GenerateDataKey']);
+    // Windows (issue 15): the run's key written (encrypt) by windows-reset and read (decrypt) by
+    // windows-password, which writes the password (encrypt); neither reads an /ec2rl/ parameter.
+    const windowsSids: Record<string, [string, string[]]> = {
+      EncryptWindowsRunKey: ['windows-reset', ['kms:Encrypt', 'kms:GenerateDataKey']],
+      DecryptWindowsRunKey: ['windows-password', ['kms:Decrypt']],
+      EncryptWindowsPassword: ['windows-password', ['kms:Encrypt', 'kms:GenerateDataKey']],
+    };
+    for (const s of encrypting.filter((x) => (x.sid ?? '') in windowsSids)) {
+      const [folder, actions] = windowsSids[s.sid ?? ''];
+      expect([s.role, s.actions.sort()]).toEqual([roleId(folder as StepFolder), actions]);
+    }
     // Everything else is the saved user data's, by roles that may read no private key.
     const userDataRoles = new Set(['save-user-data', 'set-user-data', 'restore-user-data', 'restore'].map((f) => roleId(f as StepFolder)));
-    for (const s of encrypting.filter((x) => x.sid !== 'EncryptKeyParameter')) {
+    for (const s of encrypting.filter((x) => x.sid !== 'EncryptKeyParameter' && !((x.sid ?? '') in windowsSids))) {
       expect([s.sid, userDataRoles.has(s.role)]).toEqual(['SavedUserDataKey', true]);
     }
   });

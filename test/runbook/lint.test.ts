@@ -56,6 +56,7 @@ describe('reset-access.yaml follows the contract', () => {
       ['waitForHelperOnline', 'waitForAwsResourceProperty', undefined],
       ['attachToHelper', 'invokeLambdaFunction', 'attach-to-helper'],
       ['waitForAttachedToHelper', 'waitForAwsResourceProperty', undefined],
+      ['branchOnPlatform', 'branch', undefined],
       ['injectKey', 'invokeLambdaFunction', 'inject-key'],
       ['waitForInjection', 'waitForAwsResourceProperty', undefined],
       ['releaseFromHelper', 'invokeLambdaFunction', 'release-from-helper'],
@@ -88,6 +89,16 @@ describe('reset-access.yaml follows the contract', () => {
       ['waitRunningAfterUserData', 'waitForAwsResourceProperty', undefined],
       ['cleanupUserData', 'invokeLambdaFunction', 'cleanup'],
       ['summarizeUserData', 'invokeLambdaFunction', 'summarize'],
+      ['resetWindows', 'invokeLambdaFunction', 'windows-reset'],
+      ['waitForWindowsReset', 'waitForAwsResourceProperty', undefined],
+      ['releaseWindows', 'invokeLambdaFunction', 'windows-release'],
+      ['waitForWindowsRootReleased', 'waitForAwsResourceProperty', undefined],
+      ['reattachWindowsRoot', 'invokeLambdaFunction', 'reattach-root'],
+      ['waitForWindowsRootReattached', 'waitForAwsResourceProperty', undefined],
+      ['startWindows', 'invokeLambdaFunction', 'windows-start'],
+      ['waitForWindowsRunning', 'waitForAwsResourceProperty', undefined],
+      ['waitForPassword', 'invokeLambdaFunction', 'windows-password'],
+      ['cleanupWindows', 'invokeLambdaFunction', 'cleanup'],
       ['restore', 'invokeLambdaFunction', 'restore'],
       ['cleanupAfterRestore', 'invokeLambdaFunction', 'cleanup'],
       ['startRestore', 'executeAwsApi', undefined],
@@ -121,7 +132,7 @@ describe('reset-access.yaml follows the contract', () => {
       expect([s.name, s.outputs]).toEqual([s.name, undefined]);
       expect([s.name, s.inputs?.LogType]).toEqual([s.name, 'None']);
     }
-    expect(doc.outputs).toEqual(['summarize.Payload', 'summarizeOnline.Payload', 'summarizeUserData.Payload', 'restore.Payload', 'startRestore.RestoreExecutionId']);
+    expect(doc.outputs).toEqual(['summarize.Payload', 'summarizeOnline.Payload', 'summarizeUserData.Payload', 'waitForPassword.Payload', 'restore.Payload', 'startRestore.RestoreExecutionId']);
   });
 
   it('cancels into startRestore, which starts the restore runbook and ends; failures restore in this execution', () => {
@@ -195,7 +206,7 @@ describe('reset-access.yaml follows the contract', () => {
   it('has the parameters and defaults of issue 2', () => {
     const p = doc.parameters ?? {};
     expect(Object.keys(p).sort()).toEqual(
-      ['AllowEncryptedVolume', 'AllowEphemeralDataLoss', 'AutomationAssumeRole', 'BackupMethod', 'HelperInstanceType', 'InstanceId', 'KeyType', 'Method', 'PublicKey', 'PublicKeyParameter', 'SubnetId', 'Users'].sort(),
+      ['AllowEncryptedVolume', 'AllowEphemeralDataLoss', 'AutomationAssumeRole', 'BackupMethod', 'HelperInstanceType', 'InstanceId', 'KeyType', 'Method', 'Mode', 'PublicKey', 'PublicKeyParameter', 'SubnetId', 'Users'].sort(),
     );
     // No parameter may declare more characters than StartAutomationExecution accepts (512).
     for (const [name, spec] of Object.entries(p)) if (spec.maxChars !== undefined) expect([name, Number(spec.maxChars) <= 512]).toEqual([name, true]);
@@ -253,7 +264,7 @@ describe('the lint catches', () => {
   });
   it('an unresolved variable', () => {
     expect(mutate((d) => ((stepOf(d, 'summarize').inputs?.InputPayload as Record<string, string>).BackupResult = '{{ nowhere.Payload }}'))).toEqual([
-      '$.mainSteps[24].inputs.InputPayload.BackupResult: {{ nowhere.Payload }} resolves to nothing',
+      '$.mainSteps[25].inputs.InputPayload.BackupResult: {{ nowhere.Payload }} resolves to nothing',
     ]);
   });
   it('a selector inside a Lambda Payload, and a Lambda step without LogType', () => {

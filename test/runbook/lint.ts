@@ -230,6 +230,8 @@ export async function loadOutputFields(doc: Doc): Promise<Map<string, readonly s
   // Handlers read their environment at load: give them what the stack gives them.
   process.env.HELPER_INSTANCE_PROFILE_ARN ??= 'arn:aws:iam::123456789012:instance-profile/helper';
   process.env.HELPER_AMI_PARAMETER_PREFIX ??= '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-';
+  process.env.WINDOWS_HELPER_AMI_PARAMETER ??= '/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id';
+  process.env.WINDOWS_DOCUMENT_NAME ??= 'ResetAccess-WindowsReset';
   process.env.KEY_ID ??= 'arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555';
   process.env.INJECT_DOCUMENT_NAME ??= 'ResetAccess-InjectKey';
   process.env.AWS_REGION ??= 'us-east-1';

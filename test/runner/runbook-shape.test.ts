@@ -35,6 +35,7 @@ const tokens = {
   automationRoleArn: ROLE,
   injectDocumentName: 'ResetAccess-InjectKey',
   restoreDocumentName: RESTORE_DOCUMENT,
+  windowsDocumentName: 'ResetAccess-WindowsReset',
 };
 const RUNBOOK = replacePlaceholders(loadRunbookYaml(join(__dirname, '..', '..', 'runbooks', 'reset-access.yaml')), tokens) as {
   mainSteps: { name: string }[];
@@ -206,7 +207,7 @@ describe('the repository runbook on the runner', () => {
     expect(r.assumeRole).toBe(ROLE);
     expect(r.steps.map((s) => s.name)).toEqual([
       'preflight', 'branchOnMethod', 'describeInstance', 'describeRootVolume', 'stopInstance', 'launchHelper', 'waitForInstanceStopped',
-      'backupAndDetachRoot', 'waitForRootDetached', 'describeHelper', 'waitForHelperOnline', 'attachToHelper', 'waitForAttachedToHelper', 'injectKey',
+      'backupAndDetachRoot', 'waitForRootDetached', 'describeHelper', 'waitForHelperOnline', 'attachToHelper', 'waitForAttachedToHelper', 'branchOnPlatform', 'injectKey',
       'waitForInjection', 'releaseFromHelper', 'waitForRootReleased', 'reattachRoot', 'waitForRootReattached', 'startInstance',
       'describeInstanceState', 'branchOnState', 'waitForInstanceRunning', 'cleanup', 'summarize',
     ]);
@@ -286,7 +287,7 @@ describe('the repository runbook on the runner', () => {
    */
   const SLOW_RESTORE = 45 + 60 + 30 + latencyOf('AttachVolume') + latencyOf('StartInstances');
 
-  it.each(['attachToHelper', 'waitForAttachedToHelper', 'injectKey', 'waitForInjection'])(
+  it.each(['attachToHelper', 'waitForAttachedToHelper', 'branchOnPlatform', 'injectKey', 'waitForInjection'])(
     "with today's main's cancel path (onCancel to the in-line restore), a cancel at %s and a slow restore leaves the helper and the lock",
     async (step) => {
       const inline = JSON.parse(JSON.stringify(RUNBOOK)) as { mainSteps: Record<string, unknown>[] };
@@ -300,7 +301,7 @@ describe('the repository runbook on the runner', () => {
     },
   );
 
-  it.each(['attachToHelper', 'waitForAttachedToHelper', 'injectKey', 'waitForInjection'])(
+  it.each(['attachToHelper', 'waitForAttachedToHelper', 'branchOnPlatform', 'injectKey', 'waitForInjection'])(
     'with the cancel path that starts the restore runbook, the same slow restore converges (cancel at %s)',
     async (step) => {
       const { result: r, w } = await reset('running', { cancelAt: step, restoreSeconds: SLOW_RESTORE });

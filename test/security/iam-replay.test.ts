@@ -35,6 +35,7 @@ import {
   DescribeTagsCommand,
   DescribeVolumesCommand,
 } from '@aws-sdk/client-ec2';
+import { buildWindowsImage } from '../../local/disk/ntfs';
 import type { WireExchange } from '../../local/agent';
 import type { ExecutionResult } from '../../local/runner/runner';
 import { ACCOUNT_ID, REGION, startTwin, type LockedOutInstance, type Twin } from '../../local/twin';
@@ -139,6 +140,8 @@ let current: WireExchange[] | undefined;
 
 beforeAll(async () => {
   twin = await startTwin({ maxLifetimeSeconds: 900, transitions: 'settle' });
+  windowsDir = mkdtempSync(join(tmpdir(), 'iam-replay-windows-'));
+  windowsImagePath = (await buildWindowsImage(join(windowsDir, 'ec2launch-v2.img'), { agents: ['ec2launch-v2'], runOnce: true })).path;
   twin.agent.tapWire((x) => current?.push(x));
   const doc = twin.automationDocument as { parameters: Record<string, { default?: string }> };
   stack = loadStack(twin.app.template, {
@@ -163,6 +166,12 @@ beforeAll(async () => {
     // Method=UserData (issue 12): a success, and a failure after our user data was set (restore stops the instance and puts the original back).
     ['user data (Method=UserData)', 'Success', { userData: Buffer.from('#!/bin/sh\necho original\n') }, { Method: 'UserData' }, {}],
     ['user data restored (failure after confirmUserData)', 'Failed', { userData: Buffer.from('#!/bin/sh\necho original\n') }, { Method: 'UserData' }, { faults: [{ step: 'confirmUserData', when: 'after', message: 'iam replay: fail with our user data set' }] }],
+    // Windows (issue 15): the Ubuntu helper, the windows-reset document, GetPasswordData; NewPassword's
+    // run key, console and password SecureString; and a restore that deletes the run key and stops
+    // again a stopped instance the run started.
+    ['Windows, EnablePasswordGeneration', 'Success', { windows: { imagePath: windowsImage() } }, {}, {}],
+    ['Windows, NewPassword (stopped, no key pair)', 'Success', { windows: { imagePath: windowsImage(), keyPair: false }, state: 'stopped' }, { Mode: 'NewPassword' }, {}],
+    ['Windows restore (failure while waiting for the password)', 'Failed', { windows: { imagePath: windowsImage() }, state: 'stopped' }, { Mode: 'NewPassword' }, { faults: [{ step: 'waitForPassword', when: 'before', message: 'iam replay: fail after the Windows start' }] }],
   ];
   // RevokeKey (issue 14): the fleet runbook over an online instance and a stopped one (the volume
   // swap) in Revoke mode, with DeleteKeyPair: resolve, the fan-out (aws:executeAutomation through the
@@ -195,7 +204,7 @@ beforeAll(async () => {
     const exchanges: WireExchange[] = [];
     current = exchanges;
     try {
-      const run = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519', ...params }, options);
+      const run = await twin.runReset({ InstanceId: instance.instanceId, ...(spec?.windows ? {} : { KeyType: 'ed25519' }), ...params }, options);
       scenarios.push({ name, expected, instance, result: run.result, exchanges, world });
     } finally {
       current = undefined;
@@ -205,7 +214,15 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await twin?.stop();
+  if (windowsDir) rmSync(windowsDir, { recursive: true, force: true });
 });
+
+let windowsDir: string | undefined;
+let windowsImagePath = '';
+/** The Windows root (local/disk/ntfs.ts, mkntfs), built once in beforeAll; the twin copies it per instance. */
+function windowsImage(): string {
+  return windowsImagePath;
+}
 
 /**
  * The user's VPC as one where a helper reaches Systems Manager over the internet: an internet

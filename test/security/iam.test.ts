@@ -228,8 +228,8 @@ function lockTagRule(tpl: Template): string[] {
 
 function sendCommandScope(tpl: Template): string[] {
   const commandDocs = resourcesOfType(tpl, 'AWS::SSM::Document').filter((id) => tpl.Resources[id].Properties?.DocumentType === 'Command');
-  // The inject-key document and RevokeKey's (issue 14): the stack's own Command documents only.
-  if (commandDocs.length !== 2) return [`${commandDocs.length} Command documents`];
+  // The inject-key document, RevokeKey's (issue 14) and windows-reset (issue 15): the stack's own Command documents only.
+  if (commandDocs.length !== 3) return [`${commandDocs.length} Command documents`];
   const docArn = new RegExp(`:ssm:[^:]*:[^:]*:document/\\$\\{Ref\\.(${commandDocs.join('|')})\\}$`);
   const bad: string[] = [];
   let docGranted = false;
@@ -251,7 +251,7 @@ function sendCommandScope(tpl: Template): string[] {
 }
 
 function parameterWrites(tpl: Template): string[] {
-  const ok = /:ssm:[^:]*:[^:]*:parameter\/(ec2rl\/openssh|reset-access\/locks|reset-access\/user-data|reset-access\/revoke)\/\*$/;
+  const ok = /:ssm:[^:]*:[^:]*:parameter\/(ec2rl\/openssh|ec2rl\/windows|reset-access\/locks|reset-access\/user-data|reset-access\/revoke|reset-access\/windows-run-keys)\/\*$/;
   const bad: string[] = [];
   for (const s of allowsOf(tpl)) {
     for (const a of s.actions.filter((x) => /^ssm:(PutParameter|DeleteParameter|DeleteParameters|LabelParameterVersion|AddTagsToResource)$/.test(x))) {
@@ -278,12 +278,16 @@ const EBS_KMS = ['kms:CreateGrant', 'kms:Decrypt', 'kms:DescribeKey', 'kms:Gener
 /** The EC2 calls after which EC2 uses an encrypted volume's key with the caller's permissions (attach, start, launch, back up). */
 const USES_VOLUME_KEYS = /^ec2:(AttachVolume|StartInstances|RunInstances|CreateSnapshot|CreateImage)$/;
 
-/** The statement's role reads SecureStrings (GetParameter) under /reset-access/user-data/ and the lock path only. */
+/**
+ * The statement's role reads SecureStrings (GetParameter) only under /reset-access/user-data/ (the
+ * saved user data) or /reset-access/windows-run-keys/ (a Windows run's own key, issue 15), besides
+ * the lock path: never a stored private key or password under /ec2rl/.
+ */
 function readsOnlySavedUserData(tpl: Template, s: Statement): boolean {
   const reads = allowsOf(tpl)
     .filter((x) => x.policy === s.policy && x.actions.some((a) => /^ssm:GetParameters?$/.test(a)))
     .flatMap((x) => x.resources);
-  return reads.some((r) => /parameter\/reset-access\/user-data\/\*$/.test(r)) && reads.every((r) => /parameter\/reset-access\/(user-data|locks)\/\*$/.test(r));
+  return reads.some((r) => /parameter\/reset-access\/(user-data|windows-run-keys)\/\*$/.test(r)) && reads.every((r) => /parameter\/reset-access\/(user-data|windows-run-keys|locks)\/\*$/.test(r));
 }
 
 function keyReadBack(tpl: Template): string[] {
@@ -393,8 +397,8 @@ const RULES: Array<[string, (tpl: Template) => string[]]> = [
   ["terminate, delete, detach-gateway and revoke actions are conditioned on this product's tag", untaggedDestruction],
   ["the customer's instance and volume change only under a run's lock tag; only preflight tags them (the lock key), only preflight, cleanup and restore untag (that key)", lockTagRule],
   ["ssm:SendCommand only with the product's Command document, and on instances only when tagged as helpers or carrying a run's lock tag", sendCommandScope],
-  ['ssm:PutParameter and ssm:DeleteParameter only under /ec2rl/openssh/*, /reset-access/locks/* and /reset-access/user-data/*', parameterWrites],
-  ['no product role can read a stored private key back (no GetParameter on /ec2rl/openssh; kms:Decrypt through EC2, or through SSM for roles that read only the saved user data)', keyReadBack],
+  ['ssm:PutParameter and ssm:DeleteParameter only under /ec2rl/openssh/*, /ec2rl/windows/*, /reset-access/locks/*, /reset-access/user-data/* and /reset-access/windows-run-keys/*', parameterWrites],
+  ['no product role can read a stored private key or password back (no GetParameter on /ec2rl; kms:Decrypt through EC2, or through SSM for roles that read only the saved user data or a Windows run key)', keyReadBack],
   ["KMS use is limited to the stack's key through Systems Manager, and EBS encryption through EC2 (grants for AWS resources only); rotation on", kmsUse],
   ['the EBS encryption permissions AWS lists go, through EC2, to exactly the roles that attach, start, launch or back up volumes', ebsEncryptionRoles],
   ['iam:PassRole only for the helper role to EC2, and the automation role to Systems Manager by itself', passRole],
@@ -530,6 +534,8 @@ test('no function carries a secret in its environment: only the documented varia
     REVOKE_DOCUMENT_NAME: /^\$\{Ref\.[A-Za-z0-9]+\}$/,
     HELPER_INSTANCE_PROFILE_ARN: /^\$\{[A-Za-z0-9]+\.Arn\}$/,
     HELPER_AMI_PARAMETER_PREFIX: /^\/aws\/service\/ami-amazon-linux-latest\/[a-z0-9-]+$/,
+    WINDOWS_HELPER_AMI_PARAMETER: /^\/aws\/service\/canonical\/ubuntu\/server\/[0-9.]+\/stable\/current\/\{arch\}\/hvm\/ebs-gp3\/ami-id$/,
+    WINDOWS_DOCUMENT_NAME: /^\$\{Ref\.[A-Za-z0-9]+\}$/,
     AWS_NODEJS_CONNECTION_REUSE_ENABLED: /^1$/,
   };
   const bad: string[] = [];

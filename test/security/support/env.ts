@@ -17,3 +17,7 @@ process.env.KEY_ID = KEY_ARN;
 process.env.INJECT_DOCUMENT_NAME = INJECT_DOCUMENT_NAME;
 process.env.HELPER_INSTANCE_PROFILE_ARN = HELPER_INSTANCE_PROFILE_ARN;
 process.env.HELPER_AMI_PARAMETER_PREFIX = HELPER_AMI_PARAMETER_PREFIX;
+export const WINDOWS_HELPER_AMI_PARAMETER = '/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id';
+export const WINDOWS_DOCUMENT_NAME = 'ResetAccessStack-WindowsReset-ABC123';
+process.env.WINDOWS_HELPER_AMI_PARAMETER = WINDOWS_HELPER_AMI_PARAMETER;
+process.env.WINDOWS_DOCUMENT_NAME = WINDOWS_DOCUMENT_NAME;

@@ -246,6 +246,12 @@ export async function actionInfo(action: string): Promise<ActionInfo> {
   return info;
 }
 
+/**
+ * Publishers of the helper's public AMIs: Amazon (Amazon Linux 2023) and Canonical (Ubuntu, the
+ * helper of a Windows target, issue 15: its AWS account 099720109477).
+ */
+const PUBLIC_IMAGE_OWNERS = ['amazon', '099720109477'];
+
 function keyPattern(k: string): RegExp {
   const escaped = k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\\\$\\\{[^}]+\\\}/g, '.+');
   return new RegExp(`^${escaped}$`, 'i');
@@ -318,6 +324,8 @@ const EC2: Record<string, Ec2Mapper> = {
   DeleteKeyPair: one('KeyName', 'key-pair'),
   // The UserData method's confirmation (SAR: GetConsoleOutput authorizes on the instance).
   GetConsoleOutput: one('InstanceId', 'instance'),
+  // A Windows target's new password (issue 15; SAR: GetPasswordData authorizes on the instance).
+  GetPasswordData: one('InstanceId', 'instance'),
   CreateVpc: created('vpc', 'vpcId'),
   CreateSubnet: both(created('subnet', 'subnetId'), one('VpcId', 'vpc')),
   CreateInternetGateway: created('internet-gateway', 'internetGatewayId'),
@@ -396,7 +404,8 @@ const EC2: Record<string, Ec2Mapper> = {
     // The AMI's snapshot: `snapshot` is an optional resource type of RunInstances (SAR,
     // list_amazonec2.html) and no page says whether a launch from an EBS-backed AMI brings it in.
     // The product must not depend on it, so the replay evaluates it as if it did.
-    if (w.imageOwner.get(imageId) === 'amazon') out.push({ type: 'snapshot', id: `snap-of-${imageId}`, extra: { 'ec2:Owner': 'amazon' } });
+    const owner = w.imageOwner.get(imageId);
+    if (owner && PUBLIC_IMAGE_OWNERS.includes(owner)) out.push({ type: 'snapshot', id: `snap-of-${imageId}`, extra: { 'ec2:Owner': owner } });
     if (subnet) out.push({ type: 'subnet', id: subnet });
     if (f.get('KeyName')) out.push({ type: 'key-pair', id: f.get('KeyName') as string });
     return out;
@@ -599,7 +608,7 @@ export async function authorize(x: Exchange, w: World, out: Replayed): Promise<v
           ? 'ours'
           : w.customer.has(r.id)
             ? 'customer'
-            : (r.type === 'image' && w.imageOwner.get(r.id) === 'amazon') || (r.type === 'snapshot' && r.extra?.['ec2:Owner'] === 'amazon')
+            : (r.type === 'image' && PUBLIC_IMAGE_OWNERS.includes(w.imageOwner.get(r.id) ?? '')) || (r.type === 'snapshot' && PUBLIC_IMAGE_OWNERS.includes(String(r.extra?.['ec2:Owner'] ?? '')))
               ? 'public'
               : 'customer';
         const foreignCtx =

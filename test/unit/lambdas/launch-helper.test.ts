@@ -31,6 +31,7 @@ import { botocoreModel, documentedFilters } from './botocore';
 
 process.env.HELPER_INSTANCE_PROFILE_ARN = 'arn:aws:iam::123456789012:instance-profile/reset-access-helper';
 process.env.HELPER_AMI_PARAMETER_PREFIX = '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-';
+process.env.WINDOWS_HELPER_AMI_PARAMETER = '/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { fitOutput, handler, OUTPUT_FIELDS } = require('../../../lambdas/launch-helper/handler') as typeof import('../../../lambdas/launch-helper/handler');
 // eslint-disable-next-line @typescript-eslint/no-require-imports

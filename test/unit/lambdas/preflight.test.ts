@@ -152,6 +152,7 @@ describe('preflight handler', () => {
       Method: 'VolumeSwap',
       MethodReason: expect.stringContaining('not a managed node'),
       MethodToken: '|method:VolumeSwap|',
+      PlatformToken: '|platform:linux|',
     });
     expect(Object.keys(out).sort()).toEqual([...OUTPUT_FIELDS].sort());
     expect(ssmMock).toHaveReceivedCommandWith(PutParameterCommand, { Name: LOCK_NAME, Overwrite: false, Type: 'String' });
@@ -242,8 +243,9 @@ describe('preflight refusals change nothing', () => {
     ],
     ['stop protection', () => (attributes.disableApiStop = true), {}, /stop protection.*--no-disable-api-stop/],
     // The API returns 'windows' in lower case; the SDK's type says 'Windows'.
-    ['Windows (Platform)', () => (instance.Platform = 'windows' as never), {}, /Windows/],
-    ['Windows (PlatformDetails)', () => (instance.PlatformDetails = 'Windows with SQL Server Standard'), {}, /Windows/],
+    // Windows is reset since issue 15; without a key pair, EnablePasswordGeneration (the default) is refused.
+    ['Windows without a key pair (Platform)', () => (instance.Platform = 'windows' as never), {}, /runs Windows and has no key pair/],
+    ['Windows without a key pair (PlatformDetails)', () => (instance.PlatformDetails = 'Windows with SQL Server Standard'), {}, /runs Windows and has no key pair/],
     ['a pending instance', () => (instance.State = { Name: 'pending' }), {}, /is pending.*running or stopped/],
     ['a stopping instance', () => (instance.State = { Name: 'stopping' }), {}, /is stopping/],
     ['no root volume attached', () => (instance.BlockDeviceMappings = []), {}, /no EBS volume attached at its root device \/dev\/xvda/],
@@ -742,5 +744,68 @@ describe("branchOnMethod's token in preflight's Payload", () => {
     expect(out.Method).toBe('VolumeSwap');
     expect(out.MethodReason).toContain('(not a version)');
     expect(JSON.stringify(out).split('|method:').length - 1).toBe(1);
+  });
+});
+
+describe('preflight of a Windows instance (issue 15)', () => {
+  beforeEach(() => {
+    instance.Platform = 'windows' as never;
+    instance.PlatformDetails = 'Windows';
+    instance.KeyName = 'my-key';
+  });
+
+  it('takes the volume swap, records the platform and the key pair, and gives branchOnPlatform its token', async () => {
+    const out = await handler(event());
+    expect(out.Method).toBe('VolumeSwap');
+    expect(out.PlatformToken).toBe('|platform:windows|');
+    // Only the token spells '|platform:': nothing else in the Payload could steer branchOnPlatform.
+    expect(JSON.stringify(out).split('|platform:').length).toBe(2);
+    const plan = storedPlan(store);
+    expect(plan?.instance).toMatchObject({ platform: 'windows', keyName: 'my-key' });
+    expect(plan?.inputs.mode).toBe('EnablePasswordGeneration');
+    // Systems Manager is not asked: the online method is Linux only.
+    expect(ssmMock).not.toHaveReceivedCommand(DescribeInstanceInformationCommand);
+  });
+
+  it('knows Windows by PlatformDetails alone', async () => {
+    delete instance.Platform;
+    instance.PlatformDetails = 'Windows with SQL Server Standard';
+    expect((await handler(event())).PlatformToken).toBe('|platform:windows|');
+  });
+
+  it.each([
+    [{ Users: 'admin' }, /Users/],
+    [{ PublicKey: PUBLIC_KEY }, /PublicKey/],
+    [{ Method: 'Online' }, /Method=Online is for Linux/],
+    [{ Method: 'UserData' }, /Method=UserData is for Linux/],
+  ])('refuses the Linux-only input %j with nothing changed', async (overrides, message) => {
+    await expect(handler(event(overrides))).rejects.toThrow(message);
+    expectNothingChanged();
+  });
+
+  it('refuses EnablePasswordGeneration without a key pair, naming NewPassword as the way out', async () => {
+    delete instance.KeyName;
+    await expect(handler(event({ Mode: 'EnablePasswordGeneration' }))).rejects.toThrow(/no key pair.*Mode=NewPassword/);
+    expectNothingChanged();
+  });
+
+  it('takes NewPassword without a key pair', async () => {
+    delete instance.KeyName;
+    await handler(event({ Mode: 'NewPassword' }));
+    expect(storedPlan(store)?.inputs.mode).toBe('NewPassword');
+  });
+
+  it('refuses NewPassword on a type whose latest console output cannot be read (not Nitro)', async () => {
+    instance.InstanceType = 't2.small';
+    await expect(handler(event({ Mode: 'NewPassword' }))).rejects.toThrow(/console output/);
+    expectNothingChanged();
+  });
+
+  it('refuses Mode=NewPassword on Linux, and a Mode outside its values', async () => {
+    delete instance.Platform;
+    instance.PlatformDetails = 'Linux/UNIX';
+    await expect(handler(event({ Mode: 'NewPassword' }))).rejects.toThrow(/runs Linux; Mode=NewPassword is for Windows/);
+    await expect(handler(event({ Mode: 'Reset' }))).rejects.toThrow(/Mode must be one of EnablePasswordGeneration, NewPassword/);
+    expectNothingChanged();
   });
 });
