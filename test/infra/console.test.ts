@@ -18,7 +18,7 @@ describe('ResetAccess in the console', () => {
     // Assess: every parameter is in exactly one group, and the groups come in this order.
     const groups: string[][] = [
       ['InstanceId'],
-      ['PublicKey', 'PublicKeyParameter', 'Users', 'Method', 'KeyType', 'BackupMethod'],
+      ['PublicKey', 'PublicKeyParameter', 'Users', 'Method', 'Mode', 'KeyType', 'BackupMethod'],
       ['SubnetId', 'HelperInstanceType'],
       ['AllowEncryptedVolume', 'AllowEphemeralDataLoss'],
       ['AutomationAssumeRole'],
