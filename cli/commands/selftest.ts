@@ -216,6 +216,7 @@ export async function selftest(o: SelftestOptions, io: SelftestIo): Promise<Exit
         'It creates, each tagged ec2-reset-access:selftest=' + runId + ':',
         `  - one ${instanceType} instance (Amazon Linux 2023, ${architecture}, no key pair, a gp3 root of 8 GiB or the image's size) for about 10 minutes: billed per second, a few cents at on-demand prices`,
         '  - the backup ResetAccess takes of its root volume (an EBS snapshot), deleted at the end',
+        '  - a public IPv4 address on the instance (billed per hour while it exists), and what ResetAccess itself runs: for the volume swap a temporary helper instance (t3.small by default) and its network for a few minutes',
         o.subnet ? `  - in your subnet ${o.subnet}: nothing else there but a security group` : '  - a temporary VPC, public subnet, internet gateway and route table',
         `  - a security group with ${callerCidr ? `inbound tcp/22 from ${callerCidr} only` : 'no inbound rule'}`,
         ...(needsProfile ? ['  - an IAM role with the AWS managed policy AmazonSSMManagedInstanceCore and its instance profile'] : []),
@@ -415,8 +416,10 @@ const PROFILE_NOT_READY = /iamInstanceProfile|IAM Instance Profile|instance prof
  * you make are not always immediately visible", https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency;
  * AddRoleToInstanceProfile: "you must then wait for the change to appear across all of AWS",
  * https://docs.aws.amazon.com/IAM/latest/APIReference/API_AddRoleToInstanceProfile.html), so
- * RunInstances refused for the profile is retried, at most 12 times. The ClientToken makes the
- * retries one launch (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html).
+ * RunInstances refused for the profile is retried, at most 12 times. Each attempt has its own
+ * ClientToken, so that the SDK's own retries of one attempt make one launch
+ * (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html), while an attempt after
+ * a refusal, which launched nothing, is not answered with the refusal again (review P11).
  */
 async function launch(
   c: Clients,
@@ -452,7 +455,7 @@ async function launch(
           ...(profile ? { IamInstanceProfile: { Name: profile } } : {}),
           MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
           InstanceInitiatedShutdownBehavior: 'stop',
-          ClientToken: `ec2-reset-access-selftest-${runId}`,
+          ClientToken: `ec2-reset-access-selftest-${runId}-${attempt}`,
           TagSpecifications: [
             { ResourceType: 'instance', Tags: selftestTags(runId) },
             { ResourceType: 'volume', Tags: selftestTags(runId) },

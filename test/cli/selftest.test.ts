@@ -335,6 +335,11 @@ test.each<[string, string, AwsFault[]]>([
 ])('a fault at %s (--method %s): it fails there, says so, and removes everything it had made', async (phase, method, faults) => {
   faults.forEach((f) => twin.agent.injectFault(f));
   const logStart = twin.agent.callLog().length;
+  // The ClientToken of every RunInstances request, as sent on the wire (EC2 query protocol).
+  const tokens: string[] = [];
+  const untap = twin.agent.tapWire((x) => {
+    if (x.action === 'RunInstances') tokens.push(new URLSearchParams(x.request).get('ClientToken') ?? '');
+  });
   try {
     const r = await selftest(['--yes', '--json', '--method', method]);
     const rep = r.report;
@@ -357,9 +362,12 @@ test.each<[string, string, AwsFault[]]>([
     }
     if (phase === 'wait-online') {
       expect(rep.failedOrRetried['ec2:RunInstances']).toMatchObject({ calls: 3, failed: 2 });
+      // A retry after a refusal is a new request (its own token), never the refused one again.
+      expect(new Set(tokens).size).toBe(3);
       expect(rep.phases.find((p) => p.phase === 'launch')?.status).toBe('ok');
     }
   } finally {
+    untap();
     twin.agent.clearFaults();
   }
 });
