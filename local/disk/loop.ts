@@ -101,6 +101,7 @@ export async function detachLoop(device: string): Promise<void> {
     try {
       await run('losetup', ['-d', device]);
       attached.delete(device);
+      await released(device);
       return;
     } catch (error) {
       lastError = error;
@@ -108,6 +109,19 @@ export async function detachLoop(device: string): Promise<void> {
     }
   }
   throw new Error(`could not detach ${device}: ${(lastError as Error).message}`);
+}
+
+/**
+ * Waits (at most 10 s) until `device` has no backing file. `losetup -d` of a device that is still
+ * open (a FUSE server such as ntfs-3g ending after a SIGKILL of its group) only marks it for
+ * autoclear: the kernel detaches it when the last opener closes it (losetup(8), --detach; loop(4),
+ * LO_FLAGS_AUTOCLEAR). A device still held after that is left for the caller's own checks to report.
+ */
+async function released(device: string): Promise<void> {
+  const backing = `/sys/block/${device.replace(/^\/dev\//, '')}/loop/backing_file`;
+  for (let i = 0; i < 100 && existsSync(backing); i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** Loop devices currently attached on the machine (`losetup -a`), one line each. */
