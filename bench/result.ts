@@ -151,7 +151,7 @@ export const TARGETS = {
   coldInitMsBelow: 150,
   /** Issue 12: the online method at our high end. */
   onlineSecondsMax: 20,
-  /** Issue 12: the online method's speed-up over the reference, at the end less favourable to us. */
+  /** Issue 12: the online method's speed-up over the reference, by the rule: the reference's low end over our high end. */
   onlineSpeedupMin: 25,
 } as const;
 

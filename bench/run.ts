@@ -5,8 +5,9 @@
  * with its reason in `notMeasured`, and the others still are.
  *
  * Modeled times come from the twin's latency model (local/latency.ts), at both ends of every range:
- * the twin runs the reset twice (low end, high end), the reference is modeled at both, and a time
- * target holds only at the end less favourable to us.
+ * the twin runs the reset twice (low end, high end), the reference is modeled at both; an absolute
+ * time target holds only at our high end, and a ratio rests on our high end against the reference's
+ * low end (local/latency.ts, the one rule), the same-end ratios beside it.
  *
  * Options: --json, --write, --runs N (cold init, default 15), --keygen-runs N (default 9),
  * --key-type rsa|ed25519 (twin runs, default rsa), --skip-twin, --skip-inject.
