@@ -11,11 +11,12 @@ import { waitForQuiet } from '../../bench/exec';
 import { checkBundleText, checkKeysSource } from '../../bench/keygen';
 import { modelReference, modelReferenceAt, REFERENCE_SEQUENCE, REFERENCE_SLEEP_SECONDS, type ReferenceStep } from '../../bench/reference-sequence';
 import { headlineRows, renderConsole, renderMarkdown, volumeSwapBound } from '../../bench/report';
-import { evaluateTargets, RESULT_VERSION, shapeProblems, speedupRatios, TARGETS, type BenchResult } from '../../bench/result';
+import { evaluateTargets, RESULT_VERSION, shapeProblems, speedupRatios, TARGETS, userHoldsKeyAt, type BenchResult } from '../../bench/result';
 import { bundleSizes, parseArgs, RESULTS_FILE } from '../../bench/run';
 import { median } from '../../bench/stats';
 import { summarizeCalls } from '../../bench/twin-run';
-import { LATENCY_TABLE, latencyOf, meanPollLateness, type LatencyOp } from '../../local/latency';
+import { ONLINE_POLL_MS } from '../../lambdas/inject-key/inject-key';
+import { lambdaCallSeconds, lambdaCommandPollLateness, lambdaKeyGenSeconds, LATENCY_TABLE, latencyOf, meanPollLateness, setLatencyModel, type LatencyOp } from '../../local/latency';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -284,6 +285,34 @@ describe('the result', () => {
       expect(online?.status).toBe('Success');
       expect((online?.work ?? []).map((w) => w.op).filter((op) => ['StopInstances', 'StartInstances', 'DetachVolume', 'AttachVolume', 'RunInstancesUntilOnline'].includes(op))).toEqual([]);
       expect(online?.work.some((w) => w.op === 'RunCommandOnline')).toBe(true);
+      // Review P2: the backup call is on the path, awaited before SendCommand, and the RSA key is
+      // generated before it too: the command starts no earlier than both.
+      const snapshot = online?.work.find((w) => w.op === 'CreateSnapshot');
+      const command = online?.work.find((w) => w.op === 'RunCommandOnline');
+      expect(snapshot && command && snapshot.startedAt + latencyOf('CreateSnapshot', end) <= command.startedAt + 1e-6).toBe(true);
+      if (online?.keyType === 'rsa') expect((command?.startedAt ?? 0) >= latencyOf('LambdaRsa4096KeyGen', end) + latencyOf('CreateSnapshot', end)).toBe(true);
+      // Review P4: the CLI user holds the key after the execution has ended, never before.
+      expect((r.online?.userHoldsKeySeconds?.[end] ?? 0) > (online?.totalSeconds ?? Infinity)).toBe(true);
+      expect((r.online?.userHoldsKeySeconds?.[end] ?? 0) > (r.online?.timeToAccessSeconds?.[end] ?? Infinity)).toBe(true);
+    }
+  });
+
+  it("a Lambda handler's work is charged only when the model says so (the twin's tests keep their timings)", () => {
+    const previous = setLatencyModel({ end: 'high', lambdaWork: false });
+    try {
+      expect([lambdaCallSeconds('DescribeInstances'), lambdaKeyGenSeconds('rsa'), lambdaCommandPollLateness()]).toEqual([0, 0, 0]);
+      setLatencyModel({ lambdaWork: true });
+      expect(lambdaCallSeconds('DescribeInstances')).toBe(latencyOf('ApiCall', 'high'));
+      expect(lambdaCallSeconds('CreateSnapshot')).toBe(latencyOf('CreateSnapshot', 'high'));
+      expect(lambdaKeyGenSeconds('rsa')).toBe(latencyOf('LambdaRsa4096KeyGen', 'high'));
+      expect(lambdaKeyGenSeconds('ed25519')).toBe(0);
+      // the worst case of inject-key's own poll: one whole interval
+      expect(lambdaCommandPollLateness()).toBe(ONLINE_POLL_MS / 1000);
+      // the CLI notices the end at its next 3 s poll, then GetAutomationExecution and GetParameter
+      expect(userHoldsKeyAt(30, 'high')).toBeCloseTo(30 + 3 + 2 * latencyOf('ApiCall', 'high'), 6);
+      expect(userHoldsKeyAt(30, 'low')).toBeCloseTo(30 + 2 * latencyOf('ApiCall', 'low'), 6);
+    } finally {
+      setLatencyModel(previous);
     }
   });
 
