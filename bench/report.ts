@@ -76,12 +76,20 @@ export function headlineRows(r: BenchResult): Array<[string, string]> {
         : 'not measured yet',
     ],
     ['whole execution, reference (modeled), low / high end', both(r.referenceTotalSeconds)],
+    ['speed-up by the rule: reference at its low end / ours at our high end', r.speedup === null ? 'not measured yet' : `${r.speedup.crossEnd.toFixed(2)}×`],
     ['speed-up at the low end of the latency table (reference / ours)', r.speedup === null ? 'not measured yet' : `${r.speedup.atLowEnd.toFixed(2)}×`],
     ['speed-up at the high end of the latency table (reference / ours)', r.speedup === null ? 'not measured yet' : `${r.speedup.atHighEnd.toFixed(2)}×`],
-    ['online method: time to access (modeled, twin run), low / high end', both(r.online?.timeToAccessSeconds)],
+    ['online method: key in place (end of injectKeyOnline, modeled, twin run), low / high end', both(r.online?.timeToAccessSeconds)],
+    ['online method: CLI user holds the key (execution end + the CLI\'s poll and two calls), low / high end', both(r.online?.userHoldsKeySeconds)],
     [
-      'online method: speed-up over the reference, low / high end',
-      r.online?.speedup ? `${r.online.speedup.atLowEnd.toFixed(1)}× / ${r.online.speedup.atHighEnd.toFixed(1)}×` : 'not measured yet',
+      'online method, key in place: speed-up by the rule (reference low / ours high); same-end low / high',
+      r.online?.speedup ? `${r.online.speedup.crossEnd.toFixed(1)}×; same-end ${r.online.speedup.atLowEnd.toFixed(1)}× / ${r.online.speedup.atHighEnd.toFixed(1)}×` : 'not measured yet',
+    ],
+    [
+      'online method, user holds the key: speed-up by the rule (reference low / ours high); same-end low / high',
+      r.online?.userHoldsKeySpeedup
+        ? `${r.online.userHoldsKeySpeedup.crossEnd.toFixed(1)}×; same-end ${r.online.userHoldsKeySpeedup.atLowEnd.toFixed(1)}× / ${r.online.userHoldsKeySpeedup.atHighEnd.toFixed(1)}×`
+        : 'not measured yet',
     ],
     ['online method: API calls per reset (twin agent)', r.online?.apiCallsPerReset ? String(r.online.apiCallsPerReset.total) : 'not measured yet'],
     ['API calls per reset (twin agent)', r.apiCallsPerReset ? String(r.apiCallsPerReset.total) : 'not measured yet'],
@@ -315,8 +323,9 @@ export function renderMarkdown(r: BenchResult): string {
     out.push(
       `**Reading the time targets.** At the low end of the latency table ours is ${t.low.toFixed(1)} s against a third of ` +
         `the reference's ${ref.low.toFixed(1)} s (${(ref.low / 3).toFixed(1)} s); at the high end, ${t.high.toFixed(1)} s ` +
-        `against ${(ref.high / 3).toFixed(1)} s. A target holds only if it holds at both ends, so a target missed at either is ` +
-        'reported as missed. Most ranges of the latency table are estimates without a public measurement; what would ' +
+        `against ${(ref.high / 3).toFixed(1)} s (same-end, shown for reading). The target is judged by the one rule, our high ` +
+        `end against the reference's low end: ${t.high.toFixed(1)} s against ${(ref.low / 3).toFixed(1)} s. ` +
+        'Most ranges of the latency table are estimates without a public measurement; what would ' +
         'narrow them is measuring on AWS the figures marked `estimate` (the stop, the ' +
         'attach and detach, the Run Command, the wait poll interval) and the helper\'s boot to Online.',
     );
@@ -406,8 +415,10 @@ export function renderMarkdown(r: BenchResult): string {
       'Access is back when the target is running again (item 17).',
   );
   out.push(
-    '- **Targets on time**: both sides are modeled with the same end of the one latency table (a slow ' +
-      'stop is slow for both), and a target holds only if it holds at both ends; the ratio at each end is given.',
+    '- **Targets on time**: an absolute time target holds only at our high end. A ratio against the reference ' +
+      'follows one rule (issue 12 item 5, "at its end less favourable to us"; `local/latency.ts`): ours at the high ' +
+      'end against the reference at its low end. The same-end ratios (both sides at the low end, both at the high ' +
+      'end) are given beside it, labelled; no target rests on them.',
   );
   out.push('- **API calls per reset**: every request the twin\'s agent received during the high-end run (Lambda calls and the runner\'s waits), by service and action.');
   out.push('- **Bundle size**: bytes of each Lambda\'s entry file in the synthesized assets (`aws:asset:path`): our code and the AWS SDK, tree-shaken to the operations the handler calls (`lib/bundling/`). The source map beside it is not loaded as code and is not counted.');
@@ -479,7 +490,7 @@ export function renderMarkdown(r: BenchResult): string {
   out.push(
     'Every figure is a plausible range with what supports it: a public measurement (`measured`), an AWS ' +
       'statement that bounds it (`published`), or, where none was found, an estimate with the reasoning for ' +
-      'each end. Each side is modeled at both ends; a target holds only at the end less favourable to us.',
+      'each end. Each side is modeled at both ends; a ratio target rests on our high end against the reference\'s low end.',
   );
   out.push('');
   out.push(table(['op', 'what is timed', 'low (s)', 'high (s)', 'source'], LATENCY_TABLE.map((e) => [`\`${e.op}\``, e.what, String(e.low), String(e.high), sourceText(e)])));
@@ -519,14 +530,37 @@ export function renderMarkdown(r: BenchResult): string {
       'SendCommand, and the key is in place when the command has ended. `injectKeyOnline` starts the backup, stores ' +
       'the key, sends the command and reads its report in one step, so access is the end of `injectKeyOnline` (or of ' +
       '`reportOnline` when that step\'s bounded wait ran out). The cleanup and the summary come after it and are shown ' +
-      'apart in the timeline. The command itself is charged `RunCommandOnline` (an estimate: see the latency table); ' +
-      'the step asks GetCommandInvocation every second, a lateness of at most 1 s that the twin does not charge.',
+      'apart in the timeline. The command itself is charged `RunCommandOnline` (an estimate, the same figures as ' +
+      '`RunCommand`: see the latency table); the handler\'s calls before it (preflight\'s reads and lock, the plan, the ' +
+      '`CreateSnapshot` backup awaited before `SendCommand`, the key stored as a SecureString), the RSA 4096 key it ' +
+      'generates and its 1 s GetCommandInvocation poll are charged as they happen.',
+  );
+  out.push('');
+  out.push(
+    'Two definitions of access are reported. **Key in place**: the end of `injectKeyOnline`, when the key is on the ' +
+      'instance and stored for the user. **User holds the key**: the `reset` command of the CLI writes the key file only ' +
+      'after the execution has ended (`cli/commands/reset.ts`: it follows the execution to its end, then reads the ' +
+      'summary and GetParameter), so a CLI user can log in at the execution\'s end, plus the CLI\'s poll lateness ' +
+      '(it polls every 3 s: 0 s at the low end, 3 s at the high end) and two calls. The targets of issue 12 are judged ' +
+      'on the first; the second is what a CLI user waits, and is given beside it. Neither is measured on AWS: ' +
+      '`selftest --method Online --json` records the real time from reset to ssh login.',
   );
   out.push('');
   out.push(onlineFloorText());
   out.push('');
   if (r.online) {
-    out.push(`Time to access: ${both(r.online.timeToAccessSeconds)} (low / high end).`);
+    out.push(`Key in place: ${both(r.online.timeToAccessSeconds)} (low / high end). User holds the key: ${both(r.online.userHoldsKeySeconds)}.`);
+    const sp = r.online.speedup;
+    const su = r.online.userHoldsKeySpeedup;
+    if (sp) {
+      out.push('');
+      out.push(
+        `Against the reference (${both(r.referenceTimeToAccessSeconds)}), by the rule (reference low / ours high): ` +
+          `${sp.crossEnd.toFixed(1)}× for the key in place${su ? `, ${su.crossEnd.toFixed(1)}× for the user holding it` : ''}. ` +
+          `Same-end, for reading only: ${sp.atLowEnd.toFixed(1)}× at the low end and ${sp.atHighEnd.toFixed(1)}× at the high end (key in place)` +
+          `${su ? `; ${su.atLowEnd.toFixed(1)}× and ${su.atHighEnd.toFixed(1)}× (user holds the key)` : ''}.`,
+      );
+    }
     out.push('');
     out.push('Against the bound of its design (the command alone), step by step:');
     out.push('');
@@ -584,10 +618,13 @@ export function renderMarkdown(r: BenchResult): string {
       'reference from its published sequence), the durations are modeled, and every figure is a range ' +
       '(`local/latency.ts`: a measurement that supports it, or an estimate with the reasoning for each ' +
       'end). Each side is modeled at the low end and at the high end of every range, and every time and ' +
-      'ratio is given at both. A target holds only if it holds at both ends, the less favourable to us ' +
-      'deciding. Both sides are modeled with the same end: the table is one world, in which a slow stop or a ' +
-      'slow boot is slow for the reference too; our high end against the reference\'s low end would compare ' +
-      'two worlds that cannot both hold. Every wait that finds work still pending ' +
+      'ratio is given at both. A ratio target rests on our high end against the reference\'s low end (the ' +
+      'end less favourable to us, issue 12 item 5): each end of every range is plausible, and nothing in the ' +
+      'sources rules out that a slow world for our steps is a fast one for the reference\'s. The same-end ' +
+      'ratios (one world in which a slow stop is slow for both) are given beside it, labelled, and are ' +
+      'larger. What a Lambda step does inside its handler is charged: each AWS call it makes (`ApiCall`, or ' +
+      'the row of the call: `CreateSnapshot`), the RSA key it generates (`LambdaRsa4096KeyGen`) and its own ' +
+      'command poll\'s lateness (`LambdaCommandPoll`), in the order the handler does them. Every wait that finds work still pending ' +
       'is charged the mean lateness of its polling (half of `WaitPollInterval`, whose value AWS does not ' +
       'document: an assumed range), on both sides. The model does not capture: a mix of ends within one ' +
       'run (a fast stop with a slow boot), tails beyond the high end; EC2 capacity or API throttling; the ' +

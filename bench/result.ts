@@ -2,14 +2,18 @@
  * The one JSON object `npm run bench -- --json` prints, and bench/results/latest.json holds.
  * A figure that could not be measured is `null`, with the reason in `notMeasured`: never a guess.
  */
-import type { LatencyEnd } from '../local/latency';
+import { latencyOf, type LatencyEnd } from '../local/latency';
 import type { ColdInitResult } from './cold-init';
 import type { KeygenResult } from './keygen';
 import type { MachineInfo, SourceState } from './machine';
 import type { ModeledStep } from './reference-sequence';
 
-/** 2: every modeled time is a range (both ends of the latency table), waits charged their poll lateness. */
-export const RESULT_VERSION = 2;
+/**
+ * 2: every modeled time is a range (both ends of the latency table), waits charged their poll lateness.
+ * 3: what Lambda handlers do is charged; ratios by the one rule (`crossEnd`) with same-end beside;
+ * the online method's time until the CLI user holds the key.
+ */
+export const RESULT_VERSION = 3;
 
 /** A modeled time at both ends of the latency table (seconds). */
 export interface Range {
@@ -69,6 +73,15 @@ export interface InjectRun {
   readonly status: string;
 }
 
+export interface Speedup {
+  /** The rule: the reference at its low end over ours at our high end. */
+  readonly crossEnd: number;
+  /** Same-end, labelled as such: both sides at the low end. */
+  readonly atLowEnd: number;
+  /** Same-end: both sides at the high end. */
+  readonly atHighEnd: number;
+}
+
 export interface Target {
   readonly id: string;
   readonly description: string;
@@ -91,13 +104,14 @@ export interface BenchResult {
   readonly referenceTimeToAccessSeconds: Range;
   readonly referenceTotalSeconds: Range;
   /**
-   * reference / ours, each side modeled with the same end of the one latency table: `atLowEnd`
-   * (every figure at its low end, for both) and `atHighEnd`. The table is shared, so a slow stop
-   * or a slow boot is slow for both sides in the same world; comparing our high end with the
-   * reference's low end would mix two worlds that cannot both hold. `lessFavourable` is the
-   * smaller of the two, the only one a target may rest on.
+   * reference / ours. The one rule (local/latency.ts header; issue 12 item 5, "at its end less
+   * favourable to us"): `crossEnd`, our high end against the reference's low end, is the ratio a
+   * target rests on. `atLowEnd` and `atHighEnd` (each side at the same end of the one table) are
+   * reported beside it, labelled same-end: the table is shared, so a same-end ratio is what one
+   * consistent world would give, but our high end and the reference's low end are each inside
+   * their plausible range, and nothing in the sources rules out that pairing.
    */
-  readonly speedup: { readonly atLowEnd: number; readonly atHighEnd: number; readonly lessFavourable: number } | null;
+  readonly speedup: Speedup | null;
   readonly ours: { readonly low: OursRun | null; readonly high: OursRun | null } | null;
   readonly reference: { readonly low: readonly ModeledStep[]; readonly high: readonly ModeledStep[] };
   readonly apiCallsPerReset: ApiCalls | null;
@@ -111,7 +125,16 @@ export interface BenchResult {
    */
   readonly online: {
     readonly timeToAccessSeconds: Range | null;
-    readonly speedup: { readonly atLowEnd: number; readonly atHighEnd: number; readonly lessFavourable: number } | null;
+    readonly speedup: Speedup | null;
+    /**
+     * Access as the user of the CLI gets it (review P4): `reset` writes the key file only after the
+     * execution has ended (cli/commands/reset.ts, follow then GetParameter), so the user holds the key
+     * at the execution's end + the CLI's poll lateness (every 3 s, cli/io.ts: 0 s low, 3 s high) +
+     * GetAutomationExecution and GetParameter (ApiCall each). `timeToAccessSeconds` above is the
+     * earlier point at which the key is in place on the instance.
+     */
+    readonly userHoldsKeySeconds: Range | null;
+    readonly userHoldsKeySpeedup: Speedup | null;
     readonly ours: { readonly low: OursRun | null; readonly high: OursRun | null };
     readonly apiCallsPerReset: ApiCalls | null;
   } | null;
@@ -128,7 +151,7 @@ export const TARGETS = {
   coldInitMsBelow: 150,
   /** Issue 12: the online method at our high end. */
   onlineSecondsMax: 20,
-  /** Issue 12: the online method's speed-up over the reference, at the end less favourable to us. */
+  /** Issue 12: the online method's speed-up over the reference, by the rule: the reference's low end over our high end. */
   onlineSpeedupMin: 25,
 } as const;
 
@@ -136,19 +159,35 @@ type Figures = Pick<BenchResult, 'timeToAccessSeconds' | 'referenceTimeToAccessS
   readonly onlineTimeToAccessSeconds?: Range | null;
 };
 
-/** Reference over ours at each end of the latency table, and the smaller of the two. */
-export function speedupAtBothEnds(reference: Range, ours: Range): NonNullable<BenchResult['speedup']> {
+/**
+ * Reference over ours: by the rule (`crossEnd`, the reference's low end over our high end) and,
+ * beside it, at each same end.
+ */
+export function speedupRatios(reference: Range, ours: Range): Speedup {
   const r2 = (v: number): number => Math.round(v * 100) / 100;
-  const atLowEnd = r2(reference.low / ours.low);
-  const atHighEnd = r2(reference.high / ours.high);
-  return { atLowEnd, atHighEnd, lessFavourable: Math.min(atLowEnd, atHighEnd) };
+  return { crossEnd: r2(reference.low / ours.high), atLowEnd: r2(reference.low / ours.low), atHighEnd: r2(reference.high / ours.high) };
+}
+
+/** How often `reset` polls the execution on AWS (cli/io.ts pollMs, 3000 ms). */
+export const CLI_POLL_SECONDS = 3;
+
+/**
+ * When the CLI user holds the key, given the execution's modeled end at one end of the table:
+ * `reset` follows the execution until it is terminal and only then reads the summary and writes
+ * the key file (cli/commands/reset.ts). It notices the end at its next poll (0 s late at the low
+ * end, a whole poll interval at the high end), then makes two calls: the GetAutomationExecution
+ * that sees the end and the GetParameter of the key (ApiCall each).
+ */
+export function userHoldsKeyAt(executionEndSeconds: number, end: LatencyEnd): number {
+  const lateness = end === 'high' ? CLI_POLL_SECONDS : 0;
+  return Math.round((executionEndSeconds + lateness + 2 * latencyOf('ApiCall', end)) * 100) / 100;
 }
 
 const range = (r: Range): string => `${r.low.toFixed(1)}-${r.high.toFixed(1)} s`;
 
 /**
- * Pass or fail for each target; `pass: null` when its figure is missing. A time target holds
- * only if it holds at both ends of the latency table, each side modeled with the same end.
+ * Pass or fail for each target; `pass: null` when its figure is missing. An absolute time target
+ * holds only at our high end; a ratio against the reference by the one rule (`speedupRatios`).
  */
 export function evaluateTargets(f: Figures): Target[] {
   const ref = f.referenceTimeToAccessSeconds;
@@ -157,10 +196,13 @@ export function evaluateTargets(f: Figures): Target[] {
   return [
     {
       id: 'access-vs-reference',
-      description: 'modeled time to access at most one third of the reference, at each end of the latency table',
-      threshold: `≤ ${third(ref.low).toFixed(1)} s at the low end and ≤ ${third(ref.high).toFixed(1)} s at the high end (the reference's ${range(ref)}, / 3)`,
-      measured: t === null ? 'not measured yet' : `${t.low.toFixed(1)} s at the low end, ${t.high.toFixed(1)} s at the high end`,
-      pass: t === null ? null : t.low <= third(ref.low) && t.high <= third(ref.high),
+      description: "modeled time to access at most one third of the reference's, ours at our high end against the reference at its low end",
+      threshold: `≤ ${third(ref.low).toFixed(1)} s at our high end (the reference's low end ${ref.low.toFixed(1)} s, / 3)`,
+      measured:
+        t === null
+          ? 'not measured yet'
+          : `${t.high.toFixed(1)} s at our high end (range ${range(t)}; same-end: ${t.low.toFixed(1)} s against ${third(ref.low).toFixed(1)} s at the low end, ${t.high.toFixed(1)} s against ${third(ref.high).toFixed(1)} s at the high end)`,
+      pass: t === null ? null : t.high <= third(ref.low),
     },
     {
       id: 'access-under-180s',
@@ -196,25 +238,33 @@ export function evaluateTargets(f: Figures): Target[] {
   ];
 }
 
-/** Issue 12: the online method within 20 s at our high end, and at least 25 times faster than the reference at both ends. */
+/**
+ * Issue 12: the online method within 20 s at our high end, and at least 25 times faster than the
+ * reference by the rule (the reference's low end over our high end). Judged on the time the key
+ * is in place (`onlineTimeToAccessSeconds`); the time the CLI user holds the key is reported
+ * beside it (docs/benchmarks.md).
+ */
 function onlineTargets(f: Figures): Target[] {
   const o = f.onlineTimeToAccessSeconds ?? null;
   const ref = f.referenceTimeToAccessSeconds;
-  const s = o ? speedupAtBothEnds(ref, o) : null;
+  const s = o ? speedupRatios(ref, o) : null;
   return [
     {
       id: 'online-under-20s',
-      description: 'online method: modeled time to access at most 20 s, at our high end',
+      description: 'online method: modeled time until the key is in place at most 20 s, at our high end',
       threshold: `≤ ${TARGETS.onlineSecondsMax} s`,
       measured: o === null ? 'not measured yet' : `${o.high.toFixed(1)} s at our high end (range ${range(o)})`,
       pass: o === null ? null : o.high <= TARGETS.onlineSecondsMax,
     },
     {
       id: 'online-25x-reference',
-      description: 'online method: at least 25 times faster than the reference, at each end of the latency table',
-      threshold: `≥ ${TARGETS.onlineSpeedupMin}× at both ends`,
-      measured: s === null ? 'not measured yet' : `${s.atLowEnd.toFixed(1)}× at the low end, ${s.atHighEnd.toFixed(1)}× at the high end`,
-      pass: s === null ? null : s.lessFavourable >= TARGETS.onlineSpeedupMin,
+      description: 'online method: at least 25 times faster than the reference, the reference at its low end against ours at our high end',
+      threshold: `≥ ${TARGETS.onlineSpeedupMin}× (reference low / ours high)`,
+      measured:
+        s === null
+          ? 'not measured yet'
+          : `${s.crossEnd.toFixed(1)}× (reference low / ours high); same-end: ${s.atLowEnd.toFixed(1)}× at the low end, ${s.atHighEnd.toFixed(1)}× at the high end`,
+      pass: s === null ? null : s.crossEnd >= TARGETS.onlineSpeedupMin,
     },
   ];
 }

@@ -28,7 +28,7 @@ import { parse as parseYaml } from 'yaml';
 import { goRegexpVerdictsAsync } from './go-regexp';
 import { createWindowsBootTwin, type WindowsBootTwin } from './windows-boot';
 import { createUserDataTwin, IncorrectInstanceState } from './user-data-twin';
-import { latencyOf } from './latency';
+import { lambdaCallSeconds, lambdaCommandPollLateness, lambdaKeyGenSeconds, latencyOf } from './latency';
 
 /** The part of the runner's virtual clock the agent uses (local/runner/clock.ts). */
 export interface AgentClock {
@@ -203,7 +203,7 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-export type SsmHandler = (json: Record<string, unknown>) => Promise<unknown> | unknown;
+export type SsmHandler = (json: Record<string, unknown>, fromLambda?: boolean) => Promise<unknown> | unknown;
 
 /**
  * Canonical's public parameters of Ubuntu Server 24.04 AMIs (the helper of a Windows target,
@@ -1111,16 +1111,21 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   }
 
   /** Status as seen now: the script must have ended, and the clock passed its completion. */
-  async function commandStatus(c: CommandRecord): Promise<string> {
+  async function commandStatus(c: CommandRecord, lambdaPoll = false): Promise<string> {
     await c.done;
     const running = pendingOp(c.commandId, ['RunCommand', 'RunCommandOnline']);
-    if (running && c.status !== 'Cancelled' && observed(running)) return 'InProgress';
+    if (running && c.status !== 'Cancelled') {
+      const shown = observed(running);
+      // A Lambda polling the command notices its end up to one poll interval late.
+      if (lambdaPoll) clock.advanceTo(clock.now() + lambdaCommandPollLateness());
+      if (shown) return 'InProgress';
+    }
     return c.status;
   }
 
-  async function getCommandInvocation(json: Record<string, unknown>): Promise<unknown> {
+  async function getCommandInvocation(json: Record<string, unknown>, fromLambda = false): Promise<unknown> {
     const c = findCommand(String(json.CommandId ?? ''), String(json.InstanceId ?? ''));
-    const status = await commandStatus(c);
+    const status = await commandStatus(c, fromLambda);
     const finished = status !== 'InProgress';
     return {
       CommandId: c.commandId,
@@ -1262,6 +1267,17 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       replyRaw(r, status, contentType, body, extra);
     };
     const key = `${parsed.service}:${parsed.action}`;
+    // A bundled Lambda signs with its own key id (`twin-<logicalId>`, local/twin.ts): what its
+    // handler does is charged on the clock when the latency model says so (local/latency.ts,
+    // `lambdaWork`; off by default): the key it generated just before storing it, then the call.
+    const fromLambda = /Credential=twin-/.test(String(req.headers.authorization ?? ''));
+    if (fromLambda) {
+      if (parsed.service === 'ssm' && parsed.action === 'PutParameter' && parsed.json?.Type === 'SecureString') {
+        const generated = /^ec2-reset-access: SSH private key \((\w+),/.exec(String(parsed.json.Description ?? ''));
+        if (generated) clock.advanceTo(clock.now() + lambdaKeyGenSeconds(generated[1]));
+      }
+      clock.advanceTo(clock.now() + lambdaCallSeconds(parsed.action));
+    }
     const at = clock.now();
     const record = (status: number, faulted: boolean) => {
       counts.set(key, (counts.get(key) ?? 0) + 1);
@@ -1286,7 +1302,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         return;
       }
       if (parsed.service === 'ssm' && parsed.protocol === 'json' && ssmHandlers[parsed.action]) {
-        const result = await ssmHandlers[parsed.action]!(parsed.json ?? {});
+        const result = await ssmHandlers[parsed.action]!(parsed.json ?? {}, fromLambda);
         record(200, false);
         reply(res, 200, 'application/x-amz-json-1.1', JSON.stringify(result));
         return;

@@ -42,7 +42,7 @@ interface TwinModule {
   }>;
 }
 interface LatencyModule {
-  setLatencyModel(model: { end?: 'low' | 'high'; pollLateness?: boolean }): unknown;
+  setLatencyModel(model: { end?: 'low' | 'high'; pollLateness?: boolean; lambdaWork?: boolean }): unknown;
 }
 interface RunnerModule {
   timeToAccess(result: ExecutionResult, stepNames: readonly string[]): number | undefined;
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   if (end !== 'low' && end !== 'high') throw new Error(`the latency end is low or high, got ${end}`);
   if (method !== 'VolumeSwap' && method !== 'Online') throw new Error(`the method is VolumeSwap or Online, got ${method}`);
   const progress = (line: string) => process.stderr.write(`  twin (${end}): ${line}\n`);
-  (require('../../local/latency') as LatencyModule).setLatencyModel({ end, pollLateness: true });
+  (require('../../local/latency') as LatencyModule).setLatencyModel({ end, pollLateness: true, lambdaWork: true });
   const { startTwin } = require('../../local/twin') as TwinModule;
   const { timeToAccess } = require('../../local/runner/runner') as RunnerModule;
   const wallStart = Date.now();
