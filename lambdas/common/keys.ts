@@ -3,8 +3,8 @@
  * OpenSSH reads. Parsing a user's public key and fingerprints live in public-key.ts (re-exported
  * here), so that preflight, which only checks a key, does not bundle node-forge.
  *
- * Key generation is Node's native crypto (RSA 4096 in well under a second, where node-forge's
- * pure-JS generator takes ~40 s). node-forge writes the OpenSSH encodings: the `ssh-rsa` public
+ * Key generation is Node's native crypto (RSA 4096: a median 1.5 s of CPU on the bench machine, more on a
+ * Lambda with less than one vCPU: bench/results/latest.json; node-forge's pure-JS generator takes ~40 s). node-forge writes the OpenSSH encodings: the `ssh-rsa` public
  * line and the PEM armour of the RSA private key. Only the node-forge modules needed are loaded,
  * so the Lambda bundle stays small. Ed25519 private keys are written as openssh-key-v1, the
  * only Ed25519 format OpenSSH reads (it rejects PKCS#8 Ed25519).
