@@ -11,10 +11,11 @@
  */
 import './support/env';
 import { execFileSync } from 'child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { STEP_FOLDERS } from '../../lib/constants';
 import { join } from 'path';
+import { parse as parseYaml } from 'yaml';
 import { asText, leaks } from './support/secrets';
 import { mockHealthyTarget, mockPlanEcho, setPlanExecutionId, GOOD_EXECUTION, GOOD_INSTANCE, GOOD_SUBNET, GOOD_VOLUME } from './support/fixtures';
 import { mutatingCommands, resetAll, sentCommands } from './support/mocks';
@@ -413,7 +414,24 @@ describe('preflight refuses every hostile input, naming the field, before any ch
   });
 });
 
+/**
+ * Which of InstanceId and ExecutionId the runbooks send each Lambda (its steps' InputPayload in
+ * runbooks/*.yaml): the RevokeKey fleet's own steps run once per fleet and get no InstanceId.
+ */
+function idFieldsSentTo(folder: string): string[] {
+  const sent = new Set<string>();
+  for (const file of readdirSync(join(REPO, 'runbooks')).filter((f) => f.endsWith('.yaml'))) {
+    const doc = parseYaml(readFileSync(join(REPO, 'runbooks', file), 'utf8')) as { mainSteps?: Array<{ action?: string; inputs?: { FunctionName?: string; InputPayload?: Record<string, unknown> } }> };
+    for (const step of doc.mainSteps ?? []) {
+      if (step.action !== 'aws:invokeLambdaFunction' || step.inputs?.FunctionName !== `%%FunctionArn:${folder}%%`) continue;
+      for (const key of Object.keys(step.inputs.InputPayload ?? {})) if (key === 'InstanceId' || key === 'ExecutionId') sent.add(key);
+    }
+  }
+  return [...sent].sort();
+}
+
 describe.each(HANDLER_FOLDERS.filter((f) => f !== 'preflight'))('%s refuses a hostile InstanceId or ExecutionId before any change', (folder) => {
+  const fields = idFieldsSentTo(folder);
   let handler: Handler;
   beforeAll(() => {
     expect(handlerExists(folder)).toBe(true);
@@ -427,8 +445,12 @@ describe.each(HANDLER_FOLDERS.filter((f) => f !== 'preflight'))('%s refuses a ho
     mockPlanEcho({ phase: 'attached-to-helper' });
   });
 
+  test('the runbooks send it its ExecutionId (and its InstanceId unless it is a fleet step)', () => {
+    expect(fields).toEqual(folder.startsWith('revoke-') && folder !== 'revoke-report' ? ['ExecutionId'] : ['ExecutionId', 'InstanceId']);
+  });
+
   const rows: Array<[string, string, string]> = [
-    ...INSTANCE_ID_ROWS.map(([l, v]): [string, string, string] => ['InstanceId', l, v]),
+    ...(fields.includes('InstanceId') ? INSTANCE_ID_ROWS.map(([l, v]): [string, string, string] => ['InstanceId', l, v]) : []),
     ...EXECUTION_ID_ROWS.map(([l, v]): [string, string, string] => ['ExecutionId', l, v]),
   ];
   test.each(rows)('%s: %s', async (field, _label, value) => {
@@ -438,7 +460,7 @@ describe.each(HANDLER_FOLDERS.filter((f) => f !== 'preflight'))('%s refuses a ho
     expectRefusedNamingField(outcome, field);
   });
 
-  test.each(['InstanceId', 'ExecutionId'])('%s missing', async (field) => {
+  test.each(fields)('%s missing', async (field) => {
     const event: Record<string, unknown> = { ExecutionId: GOOD_EXECUTION, InstanceId: GOOD_INSTANCE };
     delete event[field];
     const outcome = await runCapturing(handler, event);

@@ -110,7 +110,25 @@ export function runbookStepNames(): string[] {
   return doc.mainSteps.map((s) => s.name);
 }
 
-/** branchOnMethod and the online path (after summarize, neither the restore path nor UserData's), in order. */
+interface RunbookStep {
+  name: string;
+  nextStep?: string;
+  isEnd?: boolean;
+  inputs?: { Choices?: Array<{ NextStep: string; Contains?: string }> };
+}
+
+/**
+ * branchOnMethod and the online path, in order: from branchOnMethod's `|method:Online|` choice along
+ * each step's nextStep to the step that ends the run (read from the YAML, so that no other path's
+ * steps, the Windows one's or UserData's, are taken for it). Only names in `all` are kept.
+ */
 export function onlineStepNames(all: readonly string[] = runbookStepNames()): string[] {
-  return all.filter((n, i) => n === 'branchOnMethod' || (i > all.indexOf('summarize') && !RESTORE_PATH_STEPS.includes(n) && !n.includes('UserData')));
+  const doc = parseYaml(readFileSync(join(__dirname, '..', '..', 'runbooks', 'reset-access.yaml'), 'utf8')) as { mainSteps: RunbookStep[] };
+  const byName = new Map(doc.mainSteps.map((step) => [step.name, step]));
+  const first = byName.get('branchOnMethod')?.inputs?.Choices?.find((c) => c.Contains === '|method:Online|')?.NextStep;
+  const out = ['branchOnMethod'];
+  for (let step = byName.get(first ?? ''); step && !out.includes(step.name); step = step.isEnd ? undefined : byName.get(step.nextStep ?? '')) {
+    out.push(step.name);
+  }
+  return out.filter((n) => all.includes(n));
 }
