@@ -199,13 +199,15 @@ describe('the helper role in the template', () => {
     expect(env.HELPER_INSTANCE_PROFILE_ARN).toEqual({ 'Fn::GetAtt': [profiles[0], 'Arn'] });
   });
 
-  test('the helper image comes from the public Amazon Linux 2023 parameter, and IAM allows only Amazon-owned images', () => {
+  test('the helper image comes from a public parameter (Amazon Linux 2023; Canonical\'s Ubuntu 24.04 for a Windows target), and IAM allows only Amazon\'s and Canonical\'s images', () => {
     const launch = resourcesOfType(t, 'AWS::Lambda::Function').find((id) => id.includes('LaunchHelper')) as string;
     const env = (t.Resources[launch].Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
     expect(env.HELPER_AMI_PARAMETER_PREFIX).toBe('/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-');
+    expect(env.WINDOWS_HELPER_AMI_PARAMETER).toMatch(/^\/aws\/service\/canonical\/ubuntu\/server\/24\.04\/stable\/current\//);
     const images = iamStatements(t).filter((s) => s.actions.includes('ec2:RunInstances') && s.resources.some((r) => /:image\/\*$/.test(r)));
     expect(images.length).toBeGreaterThan(0);
-    for (const s of images) expect((s.condition?.StringEquals ?? {})['ec2:Owner']).toBe('amazon');
+    // 'amazon' is the owner alias of Amazon's public images; 099720109477 is Canonical's account (lib/constants.ts).
+    for (const s of images) expect([(s.condition?.StringEquals ?? {})['ec2:Owner']].flat().sort()).toEqual(['099720109477', 'amazon']);
   });
 
   test('IAM itself enforces the helper launch: IMDSv2, the helper profile and the helper tags are conditions of RunInstances', () => {
