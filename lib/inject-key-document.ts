@@ -29,13 +29,13 @@ export class InjectKeyDocumentError extends Error {
   }
 }
 
-interface RunShellScriptStep {
+export interface RunShellScriptStep {
   action: string;
   name: string;
   inputs: { runCommand: unknown; [key: string]: unknown };
 }
 
-function runShellScriptStep(doc: Record<string, unknown>): RunShellScriptStep {
+export function runShellScriptStep(doc: Record<string, unknown>): RunShellScriptStep {
   const steps = doc.mainSteps;
   if (!Array.isArray(steps) || steps.length !== 1) {
     throw new InjectKeyDocumentError('the document must have exactly one step');
@@ -53,7 +53,7 @@ function runShellScriptStep(doc: Record<string, unknown>): RunShellScriptStep {
  * "parameters"), needing SSM Agent 3.3.2746.0 or later. Placed in a step's inputs it means nothing to
  * the agent, no variable is set, and the script would stop with "PublicKey is empty" (issue 10, defect 1).
  */
-function checkInterpolation(doc: Record<string, unknown>, step: RunShellScriptStep): void {
+export function checkInterpolation(doc: Record<string, unknown>, step: RunShellScriptStep): void {
   if ('interpolationType' in step.inputs) {
     throw new InjectKeyDocumentError('interpolationType belongs to each parameter, not to the step inputs (the agent ignores it there)');
   }

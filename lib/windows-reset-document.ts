@@ -4,10 +4,10 @@
  * (runbooks/windows-boot.ps1) inlined in the script as base64. The stack deploys this object and the
  * tests run the script taken back out of it, so the tests run the very text that is deployed.
  */
-import { execFileSync } from 'child_process';
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { parse } from 'yaml';
+import { checkInterpolation, deployedLines, runShellScriptStep, scriptFromDocument } from './inject-key-document';
 
 /** The one runCommand entry of the YAML that stands for the script. */
 export const WINDOWS_RESET_SCRIPT_PLACEHOLDER = '%%WindowsResetScript%%';
@@ -24,69 +24,13 @@ export class WindowsResetDocumentError extends Error {
   }
 }
 
-interface RunShellScriptStep {
-  action: string;
-  name: string;
-  inputs: { runCommand: unknown; [key: string]: unknown };
-}
-
-function runShellScriptStep(doc: Record<string, unknown>): RunShellScriptStep {
-  const steps = doc.mainSteps;
-  if (!Array.isArray(steps) || steps.length !== 1) {
-    throw new WindowsResetDocumentError('the windows-reset document must have exactly one step');
-  }
-  const step = steps[0] as RunShellScriptStep;
-  if (step.action !== 'aws:runShellScript' || typeof step.inputs !== 'object' || step.inputs === null) {
-    throw new WindowsResetDocumentError('the windows-reset step must be aws:runShellScript with inputs');
-  }
-  return step;
-}
-
-/** Every parameter reaches the script as SSM_<Name> only with interpolationType ENV_VAR on the parameter (see lib/inject-key-document.ts). */
-function checkInterpolation(doc: Record<string, unknown>, step: RunShellScriptStep): void {
-  if ('interpolationType' in step.inputs) {
-    throw new WindowsResetDocumentError('interpolationType belongs to each parameter, not to the step inputs');
-  }
-  const parameters = (doc.parameters ?? {}) as Record<string, Record<string, unknown>>;
-  for (const [name, spec] of Object.entries(parameters)) {
-    if (spec.interpolationType !== 'ENV_VAR') {
-      throw new WindowsResetDocumentError(`parameter ${name} must have interpolationType: ENV_VAR (the script reads SSM_${name})`);
-    }
-  }
-}
-
 /**
- * The script's lines as deployed: without its full-line comments and blank lines (the shebang kept),
- * indentation untouched, because the script carries Python programs in single-quoted strings whose
- * indentation is syntax. This is the Windows document's own function, not the inject-key loader's,
- * so that a change of how that one trims its script cannot break this one. Refused when bash's own
- * parser reads a different program from the two texts (a dropped line inside a multi-line string
- * would show), or when the script has a here-document.
+ * The script's lines as deployed: deployedLines without `compact` (full-line comments and blank
+ * lines dropped, the shebang kept, indentation untouched: the script carries Python programs in
+ * single-quoted strings whose indentation is syntax), checked by bash's parse tree there.
  */
 export function windowsDeployedLines(script: string): string[] {
-  const lines = script.replace(/\n$/, '').split('\n');
-  const heredoc = lines.findIndex((line) => /(^|[^<])<<(?!<)/.test(line.replace(/^\s*#.*$/, '')));
-  if (heredoc >= 0) {
-    throw new WindowsResetDocumentError(`the script has a here-document at line ${heredoc + 1}: its comment lines cannot be dropped safely`);
-  }
-  const kept = lines.filter((line, i) => (i === 0 && line.startsWith('#!')) || !/^[ \t]*(#.*)?$/.test(line));
-  if (parseTree(lines.join('\n')) !== parseTree(kept.join('\n'))) {
-    throw new WindowsResetDocumentError('dropping the comment and blank lines would change the script (a multi-line string holds one): refusing');
-  }
-  return kept;
-}
-
-/** bash's normalised text of a script (comments dropped, strings as they are), read as the body of a function never run. */
-function parseTree(text: string): string {
-  try {
-    return execFileSync('bash', ['--norc', '--noprofile', '-c', 'eval "__windows_reset_body() {\n:\n$1\n}" && declare -f __windows_reset_body', 'parse', text], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
-    });
-  } catch (error) {
-    throw new WindowsResetDocumentError(`bash cannot parse the script: ${String((error as { stderr?: string }).stderr ?? error).trim()}`);
-  }
+  return deployedLines(script);
 }
 
 /** The script with the boot action inlined (base64 of the .ps1 with CRLF line ends, as Windows tools expect). */
@@ -123,10 +67,4 @@ export function loadWindowsResetDocument(runbooksDir: string = RUNBOOKS_DIR): Re
 }
 
 /** The script text the document runs (its runCommand lines joined), ending with a newline. */
-export function windowsResetScriptFromDocument(doc: Record<string, unknown>): string {
-  const runCommand = runShellScriptStep(doc).inputs.runCommand;
-  if (!Array.isArray(runCommand) || runCommand.some((line) => typeof line !== 'string')) {
-    throw new WindowsResetDocumentError('runCommand must be a list of strings');
-  }
-  return `${(runCommand as string[]).join('\n')}\n`;
-}
+export const windowsResetScriptFromDocument = scriptFromDocument;
