@@ -24,6 +24,7 @@ import {
   MANAGED_BY_TAG_KEY,
   MANAGED_BY_TAG_VALUE,
   ROLE_TAG_KEY,
+  INJECT_KEY_MEMORY_MB,
   STEP_FOLDERS,
   StepFolder,
 } from './constants';
@@ -115,9 +116,10 @@ const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; descr
   'launch-helper': { timeout: Duration.seconds(120), description: 'Build the temporary network and launch the helper' },
   'backup-and-detach': { timeout: Duration.seconds(120), description: 'Back up the root volume and detach it' },
   'attach-to-helper': { timeout: Duration.seconds(60), description: 'Attach the root volume to the helper' },
-  // RSA 4096 key generation is CPU bound: 1024 MB buys a proportional share of a vCPU.
-  // Online: also starts the backup and waits up to 120 s (ONLINE_CONFIRM_MS) for the command's report.
-  'inject-key': { timeout: Duration.seconds(180), memorySize: 1024, description: 'Make or take the key, store it, send the inject-key command (online: back up first, read the report)' },
+  // RSA 4096 key generation is CPU bound and single-threaded: INJECT_KEY_MEMORY_MB (1,769 MB) is
+  // one whole vCPU (lib/constants.ts). Online: also starts the backup and waits up to 120 s
+  // (ONLINE_CONFIRM_MS) for the command's report: that wait is billed at this memory too (README, cost).
+  'inject-key': { timeout: Duration.seconds(180), memorySize: INJECT_KEY_MEMORY_MB, description: 'Make or take the key, store it, send the inject-key command (online: back up first, read the report)' },
   // Waits up to 180 s for the inject command to end (InvocationDoesNotExist right after SendCommand included).
   'release-from-helper': { timeout: Duration.seconds(240), description: 'Wait for the inject command, read its report, detach the volume from the helper' },
   'reattach-root': { timeout: Duration.seconds(60), description: 'Attach the root volume back at its device name' },
@@ -143,6 +145,11 @@ const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; descr
   // Polls for up to 240 s (PASSWORD_BUDGET_MS).
   'windows-password': { timeout: Duration.seconds(270), description: 'Windows: wait for the new password, store it (NewPassword)' },
 };
+
+/** The memory (MB) a step's function is deployed with; undefined: lib/step-function.ts's default. */
+export function stepMemoryMb(folder: StepFolder): number | undefined {
+  return SIZING[folder].memorySize;
+}
 
 /**
  * Each function's timeout in seconds. The restore runbook waits longer than the longest of them

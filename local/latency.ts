@@ -32,6 +32,8 @@
  * with `pollLateness` on, each wait that had to wait is charged that mean lateness.
  */
 
+import { INJECT_KEY_MEMORY_MB, LAMBDA_MB_PER_VCPU } from '../lib/constants';
+
 export type LatencyOp =
   | 'StopInstances'
   | 'StartInstances'
@@ -100,6 +102,15 @@ export interface LatencyEntry {
   readonly high: number;
   readonly source: MeasuredSource | PublishedSource | EstimateSource;
 }
+
+/** RSA 4096 CPU seconds per key on the bench machine (see LambdaRsa4096KeyGen's reading). */
+const RSA_CPU_SECONDS = { median: 1.49, slowest: 2.84 } as const;
+/**
+ * How much longer the key takes in inject-key than on one full core: the function's vCPU share is
+ * its memory over 1,769 MB, at most one vCPU for one thread.
+ */
+export const KEYGEN_SCALE = LAMBDA_MB_PER_VCPU / Math.min(INJECT_KEY_MEMORY_MB, LAMBDA_MB_PER_VCPU);
+const round1 = (v: number): number => Math.round(v * 10) / 10;
 
 const DAEMONOLOGY = 'http://www.daemonology.net/blog/2021-08-12-EC2-boot-time-benchmarking.html';
 const BREVDEV = 'https://github.com/brevdev/ec2-coldboot-research/blob/main/%40fix_plan.md';
@@ -268,20 +279,21 @@ export const LATENCY_TABLE: readonly LatencyEntry[] = [
   },
   {
     op: 'LambdaRsa4096KeyGen',
-    what: 'generating an RSA 4096 key pair inside the inject-key Lambda (1024 MB), CPU-bound',
-    low: 2.6,
-    high: 4.9,
+    what: `generating an RSA 4096 key pair inside the inject-key Lambda (${INJECT_KEY_MEMORY_MB} MB), CPU-bound, one thread`,
+    low: round1(RSA_CPU_SECONDS.median * KEYGEN_SCALE),
+    high: round1(RSA_CPU_SECONDS.slowest * KEYGEN_SCALE),
     source: {
       kind: 'published',
       url: 'https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html',
       statement: 'Lambda allocates CPU power in proportion to the memory configured; at 1,769 MB a function has the equivalent of one vCPU',
       reading:
         'the work itself is measured here: CPU time per key (process.cpuUsage around generateKeyPairSync rsa 4096, ' +
-        'Node 20, the bench machine, 30 keys on 2026-11-28): fastest 0.59 s, median 1.49 s, 90th percentile 2.59 s, ' +
-        "slowest 2.84 s (the bench's own keygenMs.rsa.cpuMedianMs, 9 keys: 1.33 s); RSA generation searches for primes " +
-        'at random, so one key may take twice the median. inject-key has 1024 MB (lib/functions.ts), about ' +
-        '1024/1769 = 0.58 of a vCPU, so the CPU time is scaled by 1769/1024 = 1.73. Low 2.6 s: the median x 1.73; ' +
-        'high 4.9 s: the slowest of 30 x 1.73. A Lambda vCPU is not this machine\'s core: the scaling is the ' +
+        `Node 20, the bench machine, 30 keys on 2026-11-28): fastest 0.59 s, median ${RSA_CPU_SECONDS.median} s, 90th percentile 2.59 s, ` +
+        `slowest ${RSA_CPU_SECONDS.slowest} s (the bench's own keygenMs.rsa.cpuMedianMs, 9 keys: 1.33 s); RSA generation searches for primes ` +
+        `at random, so one key may take twice the median. inject-key has ${INJECT_KEY_MEMORY_MB} MB (lib/constants.ts INJECT_KEY_MEMORY_MB, ` +
+        `used by lib/functions.ts), ${(Math.min(INJECT_KEY_MEMORY_MB, LAMBDA_MB_PER_VCPU) / LAMBDA_MB_PER_VCPU).toFixed(2)} of a vCPU, so the CPU time ` +
+        `is scaled by ${KEYGEN_SCALE.toFixed(2)} (one thread gains nothing above one vCPU). Low: the median x ${KEYGEN_SCALE.toFixed(2)}; ` +
+        `high: the slowest of 30 x ${KEYGEN_SCALE.toFixed(2)}. A Lambda vCPU is not this machine's core: the scaling is the ` +
         'documented part, the per-core speed an assumption. Ed25519 takes under a millisecond (bench ' +
         'keygenMs.ed25519) and is charged nothing.',
     },

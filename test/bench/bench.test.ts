@@ -13,6 +13,7 @@ import { modelReference, modelReferenceAt, REFERENCE_SEQUENCE, REFERENCE_SLEEP_S
 import { headlineRows, renderConsole, renderMarkdown, volumeSwapBound } from '../../bench/report';
 import { evaluateTargets, RESULT_VERSION, shapeProblems, speedupRatios, TARGETS, userHoldsKeyAt, type BenchResult } from '../../bench/result';
 import { windowsResult } from '../../bench/windows-result';
+import { stepMemoryMb } from '../../lib/functions';
 import { ours as windowsOurs, reference as windowsReference, WINDOWS_FIGURES } from '../../bench/windows';
 import { bundleSizes, parseArgs, RESULTS_FILE } from '../../bench/run';
 import { median } from '../../bench/stats';
@@ -399,5 +400,17 @@ describe('waitForQuiet', () => {
     const w = waitForQuiet(1.0, 10_000, c.sleep, () => 3, c.now);
     expect(w.quiet).toBe(false);
     expect(w.waitedSeconds).toBe(10);
+  });
+});
+
+describe('the key generation row follows the deployed memory', () => {
+  it("LambdaRsa4096KeyGen is the measured CPU time scaled by inject-key's vCPU share (1,769 MB = one vCPU, Lambda's configuration-memory page)", () => {
+    const memory = stepMemoryMb('inject-key') ?? 0;
+    expect(memory).toBeGreaterThan(0);
+    const share = Math.min(memory, 1769) / 1769;
+    const entry = LATENCY_TABLE.find((e) => e.op === 'LambdaRsa4096KeyGen');
+    expect(entry?.low).toBeCloseTo(1.49 / share, 1);
+    expect(entry?.high).toBeCloseTo(2.84 / share, 1);
+    expect(entry?.what).toContain(`${memory} MB`);
   });
 });

@@ -38,10 +38,10 @@ describe('functions', () => {
     }
   });
 
-  test('memory 256 MB, inject-key 1024 MB (RSA 4096); cleanup 240 s', () => {
+  test('memory 256 MB; inject-key 1,769 MB, one whole vCPU for RSA 4096 (Lambda configuration-memory page); the user data key steps 1024 MB; cleanup 240 s', () => {
     for (const folder of STEP_FOLDERS) {
       const props = json.Resources[fnId(folder)].Properties;
-      expect(props.MemorySize).toBe(['inject-key', 'save-user-data', 'set-user-data'].includes(folder) ? 1024 : 256);
+      expect(props.MemorySize).toBe(folder === 'inject-key' ? 1769 : ['save-user-data', 'set-user-data'].includes(folder) ? 1024 : 256);
     }
     expect(json.Resources[fnId('cleanup')].Properties.Timeout).toBe(240);
   });
