@@ -607,8 +607,10 @@ function grantAttachToHelper(p: StepPolicy): void {
 }
 
 function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
-  // The online method starts its backup in the same step, before the command (issue 12).
-  describe(p, BACKUP_DESCRIBE);
+  // The online method starts its backup in the same step, before the command (issue 12); it reads
+  // the instance's lock tag right before SendCommand (DescribeInstances, review P6/O1) and, for an
+  // image, waits for the image's snapshots (DescribeImages, DescribeSnapshots, review P5).
+  describe(p, ['DescribeInstances', ...BACKUP_DESCRIBE]);
   backup(p);
   // The SecureString holding a generated private key.
   p.allow('KeyParameter', ['ssm:PutParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
@@ -631,10 +633,13 @@ function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
   // carries a lock tag (issue 11). The Service Authorization Reference lists document and
   // instance as SendCommand's resource types and ssm:resourceTag/${TagKey} as a condition key of
   // the instance (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html).
-  // What it binds (review O1): the presence of the key `reset-access:lock`, of any run, not this
-  // run's value (an IAM condition cannot compare a tag with the Lambda's payload; see LOCKED): an
-  // instance another run has locked, or one someone with ec2:CreateTags tagged, passes it too. The
-  // binding to this run's instance is the handler's (inject-key sends only to the plan's instance).
+  // What it binds (review O1/P6): the presence of the key `reset-access:lock`, of any run, not this
+  // run's value. SendCommand's condition keys on the instance are its tags (ssm:resourceTag/${TagKey},
+  // aws:ResourceTag/${TagKey}: same reference); a policy could compare a tag with the caller's own
+  // session tag (${aws:PrincipalTag/...}), but this role's sessions carry none and one role serves every
+  // run, so no policy of it can know the execution id. The binding to this run is the handler's: it
+  // sends only to its plan's instance, and reads the instance's lock tag right before SendCommand,
+  // sending only when the value is its own execution id (lambdas/common/lock-tag.ts requireOwnLockTag).
   // Assumption (local/README.md): SSM sees the tag preflight wrote seconds before; if it does
   // not yet, SendCommand is denied and the run fails into restore, changing nothing.
   p.allow('SendToLockedTarget', ['ssm:SendCommand'], [ec2Arn('instance')], 'Only an instance carrying a run\'s lock tag (condition ssm:resourceTag/reset-access:lock present); the handler sends only to its plan\'s instance.', {
