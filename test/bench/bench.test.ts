@@ -334,9 +334,10 @@ describe('the result', () => {
       expect(lambdaKeyGenSeconds('ed25519')).toBe(0);
       // the worst case of inject-key's own poll: one whole interval
       expect(lambdaCommandPollLateness()).toBe(ONLINE_POLL_MS / 1000);
-      // the CLI notices the end at its next 3 s poll, then GetAutomationExecution and GetParameter
-      expect(userHoldsKeyAt(30, 'high')).toBeCloseTo(30 + 3 + 2 * latencyOf('ApiCall', 'high'), 6);
-      expect(userHoldsKeyAt(30, 'low')).toBeCloseTo(30 + 2 * latencyOf('ApiCall', 'low'), 6);
+      // the CLI notices the key in place at its next 3 s poll (GetAutomationExecution,
+      // DescribeAutomationStepExecutions), then GetParameter
+      expect(userHoldsKeyAt(30, 'high')).toBeCloseTo(30 + 3 + 3 * latencyOf('ApiCall', 'high'), 6);
+      expect(userHoldsKeyAt(30, 'low')).toBeCloseTo(30 + 3 * latencyOf('ApiCall', 'low'), 6);
     } finally {
       setLatencyModel(previous);
     }
