@@ -47,11 +47,15 @@ export async function backupRunning(deps: BackupDeps, plan: Plan, input: StepInp
     });
     return { backupId: 'none', backupMethod: 'None' };
   }
+  // Two reads that do not depend on each other, made together: the volume's attachment and this
+  // run's earlier backup, if any (a retried step). Nothing is created before both are known.
+  const earlier = findBackup(deps, plan, input);
+  earlier.catch(() => undefined);
   const attachment = liveAttachment(await describeVolume(deps.ec2, volumeId));
   if (attachment?.instanceId !== input.instanceId) {
     throw new UnexpectedStateError(`Volume ${volumeId} is not attached to ${input.instanceId}; the ${plan.method.chosen} method changes nothing of it`);
   }
-  const backupId = await startBackup(deps, plan, input);
+  const backupId = await startBackup(deps, plan, input, { found: await earlier });
   await updatePlan(deps.ssm, input.instanceId, input.executionId, (p) => {
     if (backupId !== 'none') p.created.backupId = backupId;
     p.progress.phase = 'backup-started';
@@ -59,19 +63,33 @@ export async function backupRunning(deps: BackupDeps, plan: Plan, input: StepInp
   return { backupId, backupMethod: plan.inputs.backupMethod };
 }
 
-export async function startBackup(deps: BackupDeps, plan: Plan, input: StepInput): Promise<string> {
+/** This run's backup made by an earlier attempt of the step (found by its tags), if any. */
+export async function findBackup(deps: BackupDeps, plan: Plan, input: StepInput): Promise<string | undefined> {
+  const { ec2 } = deps;
+  const { executionId } = input;
+  if (plan.inputs.backupMethod === 'None' || plan.created.backupId) return undefined;
+  if (plan.inputs.backupMethod === 'Snapshot') {
+    const existing = await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: ownedFilters('backup', executionId) }));
+    return existing.Snapshots?.find((s) => s.VolumeId === plan.instance.rootVolumeId)?.SnapshotId;
+  }
+  const existing = await ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: ownedFilters('backup', executionId) }));
+  return existing.Images?.[0]?.ImageId;
+}
+
+/**
+ * Starts this run's backup (or returns the one it already has). `earlier`: what findBackup
+ * returned, when the caller has already looked (absent: not looked yet).
+ */
+export async function startBackup(deps: BackupDeps, plan: Plan, input: StepInput, earlier?: { readonly found: string | undefined }): Promise<string> {
   const { ec2 } = deps;
   const { executionId, instanceId } = input;
   const volumeId = plan.instance.rootVolumeId;
   if (plan.inputs.backupMethod === 'None') return 'none';
   if (plan.created.backupId) return plan.created.backupId;
+  const found = earlier ? earlier.found : await findBackup(deps, plan, input);
+  if (found) return found;
 
   if (plan.inputs.backupMethod === 'Snapshot') {
-    const existing = await ec2.send(
-      new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: ownedFilters('backup', executionId) }),
-    );
-    const found = existing.Snapshots?.find((s) => s.VolumeId === volumeId)?.SnapshotId;
-    if (found) return found;
     const out = await ec2.send(
       new CreateSnapshotCommand({
         VolumeId: volumeId,
@@ -88,9 +106,6 @@ export async function startBackup(deps: BackupDeps, plan: Plan, input: StepInput
   // (for a stopped instance it snapshots each volume; AWS documents snapshots as point-in-time at
   // their start). Detaching right after is what AWSSupport-ResetAccess does after its image is
   // available; prefer BackupMethod=Snapshot, whose point in time is the call itself.
-  const existing = await ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: ownedFilters('backup', executionId) }));
-  const found = existing.Images?.[0]?.ImageId;
-  if (found) return found;
   const out = await ec2.send(
     new CreateImageCommand({
       InstanceId: instanceId,

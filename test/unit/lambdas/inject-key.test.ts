@@ -195,6 +195,8 @@ describe('inject-key handler, online (issue 12: backup, command and report in on
     ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: `done\n${REPORT}\n` });
     const out = await handler(STEP_EVENT);
     expect(order).toEqual(['CreateSnapshot', 'SendCommand']);
+    // the earlier-backup lookup is made once (with the volume's read), not again before the create
+    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeSnapshotsCommand, 1);
     expect(ssmMock).toHaveReceivedCommandWith(SendCommandCommand, { InstanceIds: [INSTANCE_ID] });
     expect(out).toMatchObject({ BackupId: 'snap-0123456789abcdef0', Confirmed: 'true' });
     expect(storedPlan(store)?.progress).toMatchObject({ keyInjected: true, phase: 'key-injected' });
