@@ -3,6 +3,7 @@
  * (results, machine, how to reproduce, the latency table with its sources, both step sequences
  * with their modeled timelines, and what the model does and does not capture).
  */
+import { INJECT_KEY_MEMORY_MB } from '../lib/constants';
 import { LATENCY_TABLE, latencyOf, type LatencyEnd } from '../local/latency';
 import { REFERENCE_SEQUENCE, REFERENCE_SLEEP_SECONDS } from './reference-sequence';
 import { describeSpeedup, type BenchResult, type OursRun, type Range, type Target, type TimelineStep, type WindowsResult } from './result';
@@ -235,7 +236,41 @@ export function onlineFloorText(): string {
       'the command sent by preflight itself (one Lambda fewer, but the function that reads every input would also hold ' +
       'SendCommand, the SecureString and the backup calls). The backup keeps its place before the write: the same ' +
       'function starts it before it sends the command.',
+    '',
+    'Inside the two handlers (issue 12, B1-B3), each charged as it happens (`local/lambda-charge.ts`): inject-key has ' +
+      `${INJECT_KEY_MEMORY_MB} MB, one whole vCPU (Lambda's configuration-memory page), so its single-threaded RSA 4096 ` +
+      `generation takes the measured CPU time (\`LambdaRsa4096KeyGen\` ${latencyOf('LambdaRsa4096KeyGen', 'low')}-${latencyOf('LambdaRsa4096KeyGen', 'high')} s; ` +
+      'at 1,024 MB it was 1.73 times that). The key is generated off the event loop (`crypto.generateKeyPair`) while the ' +
+      'backup\'s reads, its `CreateSnapshot` and its plan update run, and stored after them: the twin charges the longer ' +
+      'of the two, not the sum. Reads that do not depend on each other are made together (preflight: the agent\'s ' +
+      'registration, the root volume, the Elastic IP; the backup: the volume and this run\'s earlier backup); calls in ' +
+      'flight together cost the longest of them. Added for safety, on the path: the lock tag read right before ' +
+      '`SendCommand` (one call, review P6), and with `BackupMethod=Image` the wait for the image\'s snapshots (review P5). ' +
+      'Not changed for speed: the lock before anything changes, the backup before the send, the plan records.',
   ].join('\n');
+}
+
+/**
+ * What inject-key's memory costs on the online path, from the run at each end: the step's
+ * modeled duration (invoke included: an upper bound on the billed duration) x its memory, in
+ * GB-s, against the same duration at the former 1,024 MB. Lambda bills duration x memory
+ * (https://aws.amazon.com/lambda/pricing/).
+ */
+export function injectKeyCost(r: BenchResult): string {
+  const parts: string[] = [];
+  for (const end of ['low', 'high'] as const) {
+    const step = r.online?.ours[end]?.steps.find((x) => x.name === 'injectKeyOnline');
+    if (!step) continue;
+    const gbs = (step.seconds * INJECT_KEY_MEMORY_MB) / 1024;
+    parts.push(`${gbs.toFixed(1)} GB-s at the ${end} end (${step.seconds.toFixed(1)} s x ${INJECT_KEY_MEMORY_MB} MB; ${(step.seconds).toFixed(1)} GB-s at 1,024 MB for the same duration)`);
+  }
+  if (parts.length === 0) return '';
+  return (
+    `**What the memory costs.** inject-key's step on the online path: ${parts.join('; ')}. The function waits for the ` +
+    'command (up to 120 s) at that memory too. At the arm64 rate of the Lambda pricing page (https://aws.amazon.com/lambda/pricing/; ' +
+    '$0.0000133334 per GB-s in the first tier of US East (N. Virginia) when this was written) the high end is ' +
+    `about $${(((r.online?.ours.high?.steps.find((x) => x.name === 'injectKeyOnline')?.seconds ?? 0) * INJECT_KEY_MEMORY_MB) / 1024 * 0.0000133334).toFixed(5)} per run.`
+  );
 }
 
 function meanLatenessHigh(): number {
@@ -556,6 +591,8 @@ export function renderMarkdown(r: BenchResult): string {
       out.push(`Against the reference (${both(r.referenceTimeToAccessSeconds)}), key in place: ${describeSpeedup(sp)}.`);
       if (su) out.push('', `User holds the key: ${describeSpeedup(su)}.`);
     }
+    const cost = injectKeyCost(r);
+    if (cost) out.push('', cost);
     out.push('');
     out.push('Against the bound of its design (the command alone), step by step:');
     out.push('');
