@@ -16,6 +16,7 @@ import {
   EC2Client,
   GetConsoleOutputCommand,
   GetPasswordDataCommand,
+  StartInstancesCommand,
   type DescribeInstancesCommandOutput,
   type DescribeVolumesCommandOutput,
 } from '@aws-sdk/client-ec2';
@@ -24,7 +25,7 @@ import { decryptPassword, findConsoleResult, generatePasswordKey, parseWindowsRe
 import { resetWindows } from '../../../lambdas/windows-reset/windows-reset';
 import { releaseWindows } from '../../../lambdas/windows-release/windows-release';
 import { startWindows } from '../../../lambdas/windows-start/windows-start';
-import { nextStep, waitForPassword, PASSWORD_BUDGET_MS } from '../../../lambdas/windows-password/windows-password';
+import { nextStep, waitForPassword, PASSWORD_BUDGET_MS, PASSWORD_POLL_MS } from '../../../lambdas/windows-password/windows-password';
 import { EXECUTION_ID, HELPER_ID, INSTANCE_ID, makePlan, parameterStore, recordingLogger, ROOT_VOLUME_ID, storedPlan, storePlan, fakeClock, STEP_INPUT } from '../helpers';
 import type { Plan } from '../../../lambdas/common/plan';
 
@@ -32,6 +33,8 @@ const ec2Mock = mockClient(EC2Client);
 const ssmMock = mockClient(SSMClient);
 const ec2 = new EC2Client({ region: 'us-east-1' });
 const ssm = new SSMClient({ region: 'us-east-1' });
+/** A run's start time in the tests (the fake clock starts there). */
+const START = Date.parse('2026-11-28T15:00:00.000Z');
 const KEY_ARN = 'arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555';
 
 /** Encrypts with OpenSSL (RSA-OAEP, SHA-1) to a DER SubjectPublicKeyInfo given as base64: what the boot action does with .NET. */
@@ -155,9 +158,16 @@ describe('startWindows', () => {
     storePlan(store, plan);
     ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: ROOT_VOLUME_ID, State: 'in-use' as const, Attachments: [{ InstanceId: INSTANCE_ID, State: 'attached' as const, Device: '/dev/xvda' }] }] });
     ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: 'stopped' as const } }] }] });
-    const r = await startWindows({ ec2, ssm, log: recordingLogger() }, STEP_INPUT);
+    let recordedAtStart: string | undefined;
+    ec2Mock.on(StartInstancesCommand).callsFake(() => {
+      recordedAtStart = storedPlan(store)?.progress.startRequestedAt;
+      return {};
+    });
+    const r = await startWindows({ ec2, ssm, log: recordingLogger(), clock: fakeClock(START) }, STEP_INPUT);
     expect(r.started).toBe(true);
     expect(r.warnings.join(' ')).toMatch(/was stopped before the run/);
+    // The time of the request is in the plan before StartInstances is sent (review W1).
+    expect(recordedAtStart).toBe(new Date(START).toISOString());
   });
 });
 
@@ -166,10 +176,10 @@ describe('waitForPassword', () => {
 
   it('EnablePasswordGeneration: waits while GetPasswordData is empty, never decrypts, and names the CLI command', async () => {
     const store = parameterStore(ssmMock);
-    storePlan(store, windowsPlan());
+    storePlan(store, windowsPlan({ progress: { keyInjected: true, phase: 'started', startRequestedAt: new Date(START).toISOString() } }));
     ec2Mock.on(DescribeInstancesCommand).resolves(running);
-    ec2Mock.on(GetPasswordDataCommand).resolvesOnce({ PasswordData: '' }).resolvesOnce({ PasswordData: '\r\n' }).resolves({ PasswordData: 'c2VjcmV0' });
-    const clock = fakeClock();
+    ec2Mock.on(GetPasswordDataCommand).resolvesOnce({ PasswordData: '' }).resolvesOnce({ PasswordData: '\r\n' }).resolves({ PasswordData: 'c2VjcmV0', Timestamp: new Date(START + 60_000) });
+    const clock = fakeClock(START);
     const r = await waitForPassword({ ec2, ssm, log: recordingLogger(), config: { keyId: KEY_ARN }, clock }, STEP_INPUT);
     expect(ec2Mock.commandCalls(GetPasswordDataCommand)).toHaveLength(3);
     expect(r).toMatchObject({ mode: 'EnablePasswordGeneration', passwordParameterName: 'none', address: '198.51.100.7 (public)' });
@@ -177,9 +187,43 @@ describe('waitForPassword', () => {
     expect(ssmMock).not.toHaveReceivedCommand(PutParameterCommand);
   });
 
-  it('EnablePasswordGeneration: no password within the budget fails the attempt (the runbook retries, then restores)', async () => {
+  // Review W1: the password data of the instance's launch (Timestamp, GetPasswordDataResult in
+  // botocore data/ec2/2016-11-15/service-2.json) must not pass for the new one.
+  it('EnablePasswordGeneration: password data older than the run\'s StartInstances is refused until the boot\'s own arrives', async () => {
+    const store = parameterStore(ssmMock);
+    storePlan(store, windowsPlan({ progress: { keyInjected: true, phase: 'started', startRequestedAt: new Date(START).toISOString() } }));
+    ec2Mock.on(DescribeInstancesCommand).resolves(running);
+    const launch = { PasswordData: 'bGF1bmNoLXRpbWU=', Timestamp: new Date(START - 86_400_000) };
+    ec2Mock.on(GetPasswordDataCommand).resolvesOnce(launch).resolvesOnce(launch).resolves({ PasswordData: 'bmV3', Timestamp: new Date(START + 90_000) });
+    const clock = fakeClock(START);
+    await waitForPassword({ ec2, ssm, log: recordingLogger(), config: { keyId: KEY_ARN }, clock }, STEP_INPUT);
+    expect(ec2Mock.commandCalls(GetPasswordDataCommand)).toHaveLength(3);
+    expect(clock.elapsed()).toBe(2 * PASSWORD_POLL_MS);
+  });
+
+  it('EnablePasswordGeneration: only launch-time password data within the budget fails the attempt and says why', async () => {
+    const store = parameterStore(ssmMock);
+    storePlan(store, windowsPlan({ progress: { keyInjected: true, phase: 'started', startRequestedAt: new Date(START).toISOString() } }));
+    ec2Mock.on(DescribeInstancesCommand).resolves(running);
+    // Equal to the start is not later than it: refused too.
+    ec2Mock.on(GetPasswordDataCommand).resolvesOnce({ PasswordData: 'b2xk', Timestamp: new Date(START) }).resolves({ PasswordData: 'b2xk', Timestamp: new Date(START - 1) });
+    const clock = fakeClock(START);
+    await expect(waitForPassword({ ec2, ssm, log: recordingLogger(), config: { keyId: KEY_ARN }, clock }, STEP_INPUT)).rejects.toThrow(/only password data older than this run's start/);
+  });
+
+  it('EnablePasswordGeneration: without a recorded start (not started by startWindows), the instance\'s LaunchTime is the bound', async () => {
     const store = parameterStore(ssmMock);
     storePlan(store, windowsPlan());
+    ec2Mock.on(DescribeInstancesCommand).resolves({ $metadata: {}, Reservations: [{ Instances: [{ ...running.Reservations![0].Instances![0], LaunchTime: new Date(START) }] }] });
+    ec2Mock.on(GetPasswordDataCommand).resolvesOnce({ PasswordData: 'b2xk', Timestamp: new Date(START - 5_000) }).resolves({ PasswordData: 'bmV3', Timestamp: new Date(START + 5_000) });
+    const clock = fakeClock(START);
+    await waitForPassword({ ec2, ssm, log: recordingLogger(), config: { keyId: KEY_ARN }, clock }, STEP_INPUT);
+    expect(ec2Mock.commandCalls(GetPasswordDataCommand)).toHaveLength(2);
+  });
+
+  it('EnablePasswordGeneration: no password within the budget fails the attempt (the runbook retries, then restores)', async () => {
+    const store = parameterStore(ssmMock);
+    storePlan(store, windowsPlan({ progress: { keyInjected: true, phase: 'started', startRequestedAt: new Date(START).toISOString() } }));
     ec2Mock.on(DescribeInstancesCommand).resolves(running);
     ec2Mock.on(GetPasswordDataCommand).resolves({ PasswordData: '' });
     const clock = fakeClock();
