@@ -498,6 +498,11 @@ test.each([
   "the instance's own subnet (SelectedInstanceSubnet)",
   'online (a managed instance, Auto)',
   'online, restore (failure injected after injection)',
+  // Windows (issue 15, review W8/W2): the runs above, now judged one by one too.
+  'Windows, EnablePasswordGeneration',
+  'Windows, NewPassword (stopped, no key pair)',
+  'Windows restore (failure while waiting for the password)',
+  'Windows restore with Mode=Revert (failure after the reattach)',
   REVOKE_SCENARIO,
 ])(
   '%s: every call and every authorization AWS makes for it is allowed',
