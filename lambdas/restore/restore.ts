@@ -122,7 +122,7 @@ export async function restore(deps: RestoreDeps, input: StepInput): Promise<Rest
   if (plan.method.chosen === 'Online') return finishOnline(deps, plan, done, settled);
   const forcedEarlier = plan.progress.forcedDetach === true;
   // Windows: what the windows-reset command wrote is undone on the helper before the volume moves back (review W2).
-  if (!settled.force) await revertWindows(deps, plan, done, deps.revertBudgets);
+  await revertWindows(deps, plan, done, deps.revertBudgets, settled.force);
   try {
     await putVolumeBack(deps, plan, budgets, done, settled.force);
     // Method=UserData: the original user data back (the instance stopped for it if it runs).

@@ -44,10 +44,11 @@ export interface WindowsRevertBudgets {
 }
 
 /**
- * A move takes seconds on EBS; the script, a mount and a rename or a rewrite. 2 x 40 + 90 s stays
- * within restore's budget per attempt (restore.ts) with the volume's own move back after it; a
- * command still running then fails the attempt (NotReadyError) and the next one waits for the same
- * command (plan.progress.revertCommandId), never sending a second one.
+ * A move takes seconds on EBS; the script, a mount and a rename or a rewrite. The worst case of
+ * 2 x 40 + 90 s added to restore's own budgets (restore.ts) can pass the function's timeout: that
+ * attempt then fails and Automation retries restore (maxAttempts 3), which goes on from the plan and
+ * the real state: a Revert command still running is waited for again (plan.progress.revertCommandId),
+ * never sent a second time, and a revert already done (progress.windowsReverted) is not repeated.
  */
 export const DEFAULT_REVERT_BUDGETS: WindowsRevertBudgets = { moveMs: 40_000, commandMs: 90_000 };
 
@@ -83,7 +84,14 @@ async function mayHaveWritten(deps: WindowsRevertDeps, plan: Plan): Promise<bool
  * Pushes what it did (or why it could not) to `done`. Throws NotReadyError when the Revert command
  * has not ended within the budget (restore is retried and waits for the same command).
  */
-export async function revertWindows(deps: WindowsRevertDeps, plan: Plan, done: string[], budgets: WindowsRevertBudgets = DEFAULT_REVERT_BUDGETS): Promise<void> {
+export async function revertWindows(
+  deps: WindowsRevertDeps,
+  plan: Plan,
+  done: string[],
+  budgets: WindowsRevertBudgets = DEFAULT_REVERT_BUDGETS,
+  /** The windows-reset command never ended: restore forces the detach, and no second command may run beside it. */
+  commandNeverEnded = false,
+): Promise<void> {
   if (plan.instance.platform !== 'windows' || !plan.created.commandId || plan.progress.windowsReverted) return;
   const { instanceId, executionId } = plan;
   const volumeId = plan.instance.rootVolumeId;
@@ -96,10 +104,11 @@ export async function revertWindows(deps: WindowsRevertDeps, plan: Plan, done: s
     );
     return;
   }
-  if (!plan.progress.revertCommandId && !(await mayHaveWritten(deps, plan))) return;
   const fail = (why: string): void => {
     done.push(`NOT REVERTED what the windows-reset command ${plan.created.commandId} wrote (${why}): the instance's next boot ${plan.inputs.mode === 'NewPassword' ? `runs its one-shot task, whose password only this run's key ${plan.created.runKeyParameterName ?? ''} decrypts` : 'makes a new Administrator password'}; run the windows-reset document with Mode=Revert RunId=${executionId} on an instance with the volume attached`);
   };
+  if (commandNeverEnded) return fail('the command never reported an end, so the volume is detached with Force');
+  if (!plan.progress.revertCommandId && !(await mayHaveWritten(deps, plan))) return;
   if (!deps.windowsDocumentName) return fail('restore has no WINDOWS_DOCUMENT_NAME');
   if (!helperId) return fail('the plan names no helper');
   const helper = await findInstance(deps.ec2, helperId);

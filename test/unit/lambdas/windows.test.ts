@@ -28,6 +28,7 @@ import { startWindows } from '../../../lambdas/windows-start/windows-start';
 import { nextStep, waitForPassword, PASSWORD_BUDGET_MS, PASSWORD_POLL_MS } from '../../../lambdas/windows-password/windows-password';
 import { EXECUTION_ID, HELPER_ID, INSTANCE_ID, makePlan, parameterStore, recordingLogger, ROOT_VOLUME_ID, storedPlan, storePlan, fakeClock, STEP_INPUT } from '../helpers';
 import type { Plan } from '../../../lambdas/common/plan';
+import { revertWindows } from '../../../lambdas/restore/windows-revert';
 
 const ec2Mock = mockClient(EC2Client);
 const ssmMock = mockClient(SSMClient);
@@ -260,5 +261,67 @@ describe('waitForPassword', () => {
     ec2Mock.on(GetConsoleOutputCommand).resolves({ Output: Buffer.from(`ec2-reset-access:${EXECUTION_ID}:error:Administrator account is disabled\n`).toString('base64') });
     await expect(waitForPassword({ ec2, ssm, log: recordingLogger(), config: { keyId: KEY_ARN }, clock: fakeClock() }, STEP_INPUT)).rejects.toThrow(/Administrator account is disabled/);
     expect(ssmMock).not.toHaveReceivedCommand(PutParameterCommand);
+  });
+});
+
+// Review W2: restore's Windows revert, in the cases the twin does not reach (lambdas/restore/windows-revert.ts).
+describe('restore: revertWindows', () => {
+  const report = (changes: string): string => `{"version":1,"status":"ok","agent":"EC2Launch v2","agentVersion":"","mode":"x","changes":[${changes}],"warnings":[]}`;
+  const revertPlan = (): Plan => windowsPlan({ created: { helperInstanceId: HELPER_ID, commandId: 'cmd-reset', runKeyParameterName: runKeyParameterName(INSTANCE_ID) } }, 'NewPassword');
+  const onHelper = { Volumes: [{ VolumeId: ROOT_VOLUME_ID, State: 'in-use' as const, Attachments: [{ InstanceId: HELPER_ID, State: 'attached' as const, Device: '/dev/sdf' }] }] };
+  const helper = (state: 'running' | 'terminated') => ({ Reservations: [{ Instances: [{ InstanceId: HELPER_ID, State: { Name: state } }] }] });
+  const deps = () => ({ ec2, ssm, log: recordingLogger(), clock: fakeClock(), windowsDocumentName: 'ResetAccess-WindowsReset' });
+
+  it('a command whose report lists no change: nothing is reverted and no command is sent', async () => {
+    const store = parameterStore(ssmMock);
+    const plan = revertPlan();
+    storePlan(store, plan);
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Failed', StandardOutputContent: report('').replace('"ok"', '"error"') });
+    const done: string[] = [];
+    await revertWindows(deps(), plan, done);
+    expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
+    expect(done).toEqual([]);
+  });
+
+  it('the helper is gone: NOT REVERTED, with the way to do it by hand; the plan does not say reverted', async () => {
+    const store = parameterStore(ssmMock);
+    const plan = revertPlan();
+    storePlan(store, plan);
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: report('{"path":"x","action":"rewritten"}') });
+    ec2Mock.on(DescribeInstancesCommand).resolves(helper('terminated'));
+    const done: string[] = [];
+    await revertWindows(deps(), plan, done);
+    expect(done.join(' ')).toMatch(/NOT REVERTED .*helper i-0fedcba9876543210 is terminated.*Mode=Revert RunId=/);
+    expect(storedPlan(store)?.progress.windowsReverted).toBeUndefined();
+    expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
+  });
+
+  it('a Revert command still running fails the attempt; the next attempt waits for the same command, never sends a second, and records the revert', async () => {
+    const store = parameterStore(ssmMock);
+    storePlan(store, revertPlan());
+    ec2Mock.on(DescribeInstancesCommand).resolves(helper('running'));
+    ec2Mock.on(DescribeVolumesCommand).resolves(onHelper);
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-revert' } });
+    ssmMock.on(GetCommandInvocationCommand, { CommandId: 'cmd-reset' }).resolves({ Status: 'Success', StandardOutputContent: report('{"path":"x","action":"rewritten"}') });
+    ssmMock.on(GetCommandInvocationCommand, { CommandId: 'cmd-revert' }).resolves({ Status: 'InProgress' });
+    const budgets = { moveMs: 9_000, commandMs: 9_000 };
+    await expect(revertWindows(deps(), storedPlan(store)!, [], budgets)).rejects.toThrow(/still InProgress.*restore is retried/);
+    expect(ssmMock).toHaveReceivedCommandWith(SendCommandCommand, { Parameters: { VolumeId: [ROOT_VOLUME_ID], Mode: ['Revert'], RunId: [EXECUTION_ID], PasswordKey: [''] }, InstanceIds: [HELPER_ID] });
+    ssmMock.on(GetCommandInvocationCommand, { CommandId: 'cmd-revert' }).resolves({ Status: 'Success', StandardOutputContent: report('{"path":"ProgramData\\\\Amazon\\\\EC2Launch\\\\config\\\\agent-config.yml","action":"rewritten"}') });
+    const done: string[] = [];
+    await revertWindows(deps(), storedPlan(store)!, done, budgets);
+    expect(ssmMock.commandCalls(SendCommandCommand)).toHaveLength(1);
+    expect(done).toEqual([expect.stringMatching(/^reverted what the windows-reset command wrote \(ProgramData.*agent-config.yml\)$/)]);
+    expect(storedPlan(store)?.progress).toMatchObject({ revertCommandId: 'cmd-revert', windowsReverted: true });
+  });
+
+  it('after the run started the instance, or when the first command never ended: nothing is sent, and the message says why', async () => {
+    const started = revertPlan();
+    started.progress.startRequestedAt = new Date(START).toISOString();
+    const done: string[] = [];
+    await revertWindows(deps(), started, done);
+    await revertWindows(deps(), revertPlan(), done, undefined, true);
+    expect(done).toEqual([expect.stringMatching(/^not reverted: the run started/), expect.stringMatching(/^NOT REVERTED .*never reported an end/)]);
+    expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
   });
 });
