@@ -317,6 +317,9 @@ function environmentFor(folder: StepFolder, props: StepFunctionsProps): Record<s
       return { KEY_ID: props.parameterKey.keyArn, INJECT_DOCUMENT_NAME: props.injectDocumentName };
     case 'windows-reset':
       return { KEY_ID: props.parameterKey.keyArn, WINDOWS_DOCUMENT_NAME: props.windowsDocumentName };
+    // A Windows run's writes are undone with the same document, Mode=Revert (review W2).
+    case 'restore':
+      return { WINDOWS_DOCUMENT_NAME: props.windowsDocumentName };
     case 'windows-password':
       return { KEY_ID: props.parameterKey.keyArn };
     default:
@@ -713,6 +716,18 @@ function grantRestore(p: StepPolicy, props: StepFunctionsProps): void {
   ebsEncryption(p);
   // Windows, Mode=NewPassword (issue 15): the run's own key is deleted when the run fails.
   p.allow('DeleteWindowsRunKey', ['ssm:DeleteParameter'], [parameterArn(WINDOWS_RUN_KEY_PATH)], WHY_RUN_KEYS);
+  // Windows (review W2): what the windows-reset command wrote is undone with the same document,
+  // Mode=Revert, on our helper only; the volume goes back to the helper for it (off the locked,
+  // stopped instance, onto the helper we tagged).
+  p.allowOn('SendWindowsRevert', ['ssm:SendCommand'], [
+    `arn:${CFN_PARTS.partition}:ssm:${CFN_PARTS.region}:${CFN_PARTS.account}:document/${props.windowsDocumentName}`,
+  ]);
+  p.allow('SendToHelperOnly', ['ssm:SendCommand'], [ec2Arn('instance')], 'Only instances tagged as our helper (condition ssm:resourceTag/reset-access:role).', {
+    StringEquals: { [`ssm:resourceTag/${ROLE_TAG_KEY}`]: HELPER_ROLE_TAG_VALUE },
+  });
+  // (The volume side of both calls is granted above: DetachFromHelperVolume, ReattachRootVolume.)
+  p.allow('RevertDetachFromTarget', ['ec2:DetachVolume'], [ec2Arn('instance')], WHY_USER_INSTANCE, LOCKED);
+  p.allow('RevertAttachToHelper', ['ec2:AttachVolume'], [ec2Arn('instance')], WHY_TAGGED, MANAGED);
   // A key written but never injected is deleted (DescribeParameters tells whether it exists).
   p.allow('DeleteUnusedKey', ['ssm:DeleteParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
   p.allow('FindUnusedKey', ['ssm:DescribeParameters'], ['*'], 'ssm:DescribeParameters does not support resource-level permissions (read-only, names and metadata, never values).');
