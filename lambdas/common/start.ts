@@ -66,6 +66,12 @@ export async function putBackAndStart(deps: StartDeps, plan: Plan, rule: StartRu
       await deps.ec2.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
       deps.log.info(rule.logLine, { instanceId });
       outcome = 'requested';
+      if (rule.recordStartTime) {
+        // Only now may the instance boot with what the helper wrote: restore reverts until then.
+        await updatePlan(deps.ssm, instanceId, executionId, (p) => {
+          p.progress.startAccepted = true;
+        });
+      }
     } else if (state === 'pending' || state === 'running') {
       outcome = 'already';
     } else {

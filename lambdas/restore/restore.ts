@@ -366,6 +366,9 @@ async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
   // Online: the command runs on the instance itself, on its live root (always "on" it).
   const helperId = online ? plan.instanceId : plan.created.helperInstanceId;
   const calm: Settled = { force: false, outcomeUnknown: false };
+  // The command is windows-reset's on a Windows target (issue 15), inject-key's otherwise.
+  const windows = plan.instance.platform === 'windows';
+  const command = windows ? 'windows-reset command' : 'inject command';
   if (!commandId || !helperId || plan.progress.keyInjected) return calm;
   const onHelper = online || (await volumeState(deps, plan.instance.rootVolumeId)).attachment?.instanceId === helperId;
 
@@ -375,9 +378,9 @@ async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
     if (!isTerminal(inv)) {
       try {
         await deps.ssm.send(new CancelCommandCommand({ CommandId: commandId, InstanceIds: [helperId] }));
-        done.push(`cancelled the inject command ${commandId}, still ${inv.status} after ${Math.round(budgets.commandMs / 1000)} s`);
+        done.push(`cancelled the ${command} ${commandId}, still ${inv.status} after ${Math.round(budgets.commandMs / 1000)} s`);
       } catch (err) {
-        done.push(`could not cancel the inject command ${commandId} (${awsErrorCode(err) || 'error'})`);
+        done.push(`could not cancel the ${command} ${commandId} (${awsErrorCode(err) || 'error'})`);
       }
       inv = await waitTerminal(deps, commandId, helperId, budgets.cancelMs, inv);
     }
@@ -389,20 +392,20 @@ async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
       await updatePlan(deps.ssm, plan.instanceId, plan.executionId, (p) => {
         p.progress.keyInjected = true;
       });
-      done.push(`the inject command ${commandId} had added the key`);
+      done.push(windows ? `the windows-reset command ${commandId} had written its changes` : `the ${command} ${commandId} had added the key`);
     } else if (inv.status !== 'Success') {
-      done.push(`the inject command ${commandId} ended ${inv.status}`);
+      done.push(`the ${command} ${commandId} ended ${inv.status}`);
     }
     return calm;
   }
   if (!onHelper) {
     // The volume is no longer on the helper: nothing of the command can reach it.
-    done.push(`the inject command ${commandId} is ${inv.status}, but the root volume is no longer on the helper`);
+    done.push(`the ${command} ${commandId} is ${inv.status}, but the root volume is no longer on the helper`);
     return { force: false, outcomeUnknown: true };
   }
   const helperState = (await findInstance(deps.ec2, helperId))?.State?.Name ?? 'terminated';
   if (HELPER_AT_REST.includes(helperState)) {
-    done.push(`the inject command ${commandId} is ${inv.status}, but helper ${helperId} is ${helperState}: nothing runs on it`);
+    done.push(`the ${command} ${commandId} is ${inv.status}, but helper ${helperId} is ${helperState}: nothing runs on it`);
     return { force: false, outcomeUnknown: true };
   }
   const waited = Math.round((budgets.commandMs + budgets.cancelMs) / 1000);
@@ -412,11 +415,11 @@ async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
     });
     deps.log.warn('inject command has not ended: restore is to be retried', { commandId, status: inv.status });
     throw new NotReadyError(
-      `The inject command ${commandId} on helper ${helperId} is still ${inv.status} ${waited} s after restore began waiting and cancelled it; ` +
+      `The ${command} ${commandId} on helper ${helperId} is still ${inv.status} ${waited} s after restore began waiting and cancelled it; ` +
         'the root volume stays on the helper while the command may write to it. Restore is retried (maxAttempts) and forces the detach if the command still has not ended.',
     );
   }
-  done.push(`the inject command ${commandId} was still ${inv.status} after two waits of ${waited} s and a cancel`);
+  done.push(`the ${command} ${commandId} was still ${inv.status} after two waits of ${waited} s and a cancel`);
   return { force: true, outcomeUnknown: true };
 }
 

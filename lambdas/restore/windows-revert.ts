@@ -14,7 +14,7 @@
  * detached from it, attached to the helper at the device attachToHelper uses, reverted, and then
  * moved back by restore as usual.
  *
- * An instance the run has started (startWindows recorded its request) has booted, or may be booting,
+ * An instance the run has started (startWindows' StartInstances returned) has booted, or may be booting,
  * with the trigger: that boot is what the run was for, and the script cannot change a volume in use.
  * Nothing is reverted then; the message says what the boot does.
  */
@@ -96,7 +96,13 @@ export async function revertWindows(
   const { instanceId, executionId } = plan;
   const volumeId = plan.instance.rootVolumeId;
   const helperId = plan.created.helperInstanceId;
-  if (plan.progress.startRequestedAt) {
+  // Started: StartInstances returned, or it was sent and the instance is no longer stopped (the
+  // answer may have been lost). A StartInstances that failed (InsufficientInstanceCapacity, ...)
+  // left the instance stopped: nothing booted, and the revert goes on (review Q1).
+  const started =
+    plan.progress.startAccepted === true ||
+    (plan.progress.startRequestedAt !== undefined && (await describeInstance(deps.ec2, instanceId)).State?.Name !== 'stopped');
+  if (started) {
     done.push(
       plan.inputs.mode === 'NewPassword'
         ? `not reverted: the run started ${instanceId}, whose boot runs this run's one-shot task (a new Administrator password, written to its console encrypted to the run's key)`

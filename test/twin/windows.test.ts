@@ -135,8 +135,10 @@ describe('a failure after each Windows step, and a cancel, leave the volume as i
   // way back, or back on the instance when the fault hits.
   test.each([
     ['resetWindows', 'before', 'NewPassword', 'stopped'],
+    ['resetWindows', 'after', 'EnablePasswordGeneration', 'stopped'],
     ['releaseWindows', 'before', 'NewPassword', 'running'],
     ['releaseWindows', 'after', 'EnablePasswordGeneration', 'stopped'],
+    ['waitForWindowsRootReleased', 'after', 'NewPassword', 'running'],
     ['reattachWindowsRoot', 'after', 'NewPassword', 'stopped'],
     ['startWindows', 'before', 'EnablePasswordGeneration', 'running'],
   ] as const)('a failure at %s (%s it runs), Mode=%s, instance %s', async (step, when, mode, state) => {
@@ -151,13 +153,29 @@ describe('a failure after each Windows step, and a cancel, leave the volume as i
     // Every file the script touched is as it was (the revert ran before the volume went back).
     expect(await touchedFiles(instance.imagePath!)).toEqual(files);
     const message = String(JSON.parse(String(result.outputs['restore.Payload'])).Message);
-    expect(message).toMatch(step === 'resetWindows' ? /^(?!.*revert)/i : /reverted what the windows-reset command wrote/);
+    expect(message).toMatch(step === 'resetWindows' && when === 'before' ? /^(?!.*revert)/i : /reverted what the windows-reset command wrote/);
     // Nothing is armed any more: the run's key does not outlive the run.
     expect(await twin.getParameter(`/reset-access/windows-run-keys/${instance.instanceId}`)).toBeUndefined();
     // An instance that was running is started again by restore: its boot finds no trigger.
     const boots = twin.agent.windows.boots().filter((b) => b.instanceId === instance.instanceId);
     expect(boots.every((b) => !b.passwordGenerated && !b.newPasswordTask)).toBe(true);
     expect(boots).toHaveLength(state === 'running' ? 1 : 0);
+  });
+
+  test('a StartInstances that EC2 refuses (the instance never booted) is reverted like any earlier failure (review Q1)', async () => {
+    const instance = await twin.createLockedOutInstance({ windows: { imagePath: image.path }, state: 'stopped' });
+    const files = await touchedFiles(instance.imagePath!);
+    const before = await baseline(twin, instance, false);
+    const { result } = await twin.runReset(
+      { InstanceId: instance.instanceId, Mode: 'NewPassword' },
+      { awsFaults: [{ service: 'ec2', action: 'StartInstances', code: 'InsufficientInstanceCapacity', message: 'injected by the test' }] },
+    );
+    expect(result.status).toBe('Failed');
+    await expectNothingLost(twin, before);
+    expect(await touchedFiles(instance.imagePath!)).toEqual(files);
+    expect(String(JSON.parse(String(result.outputs['restore.Payload'])).Message)).toMatch(/reverted what the windows-reset command wrote/);
+    expect(await twin.getParameter(`/reset-access/windows-run-keys/${instance.instanceId}`)).toBeUndefined();
+    expect(twin.agent.windows.boots().filter((b) => b.instanceId === instance.instanceId)).toEqual([]);
   });
 
   test('a failure after the run started the instance reverts nothing: its boot ran the trigger, and restore says so', async () => {

@@ -318,6 +318,7 @@ describe('restore: revertWindows', () => {
   it('after the run started the instance, or when the first command never ended: nothing is sent, and the message says why', async () => {
     const started = revertPlan();
     started.progress.startRequestedAt = new Date(START).toISOString();
+    started.progress.startAccepted = true;
     const done: string[] = [];
     await revertWindows(deps(), started, done);
     await revertWindows(deps(), revertPlan(), done, undefined, true);
