@@ -707,6 +707,11 @@ export function windowsSection(w: WindowsResult | null, out: string[]): void {
   out.push('');
   out.push(`Time to access, the boot in both: ${describeSpeedup(w.speedup, 2)}. Before the boot only (for reading): ${describeSpeedup(w.speedupBeforeBoot, 2)}.`);
   out.push('');
+  out.push(
+    `Sensitivity, not judged: were the reference's Windows helper launched with EC2 Fast Launch (about 45 s, the AWS blog in the table), ` +
+      `the low end's same-end ratio would be ${w.fastLaunchLowEnd.toFixed(2)}×.`,
+  );
+  out.push('');
   for (const [side, parts] of [['ours', w.parts.ours], ['AWSSupport-ResetAccess', w.parts.reference]] as const) {
     out.push(`Where ${side === 'ours' ? 'our' : "the reference's"} time before the boot goes:`);
     out.push('');
