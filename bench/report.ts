@@ -686,7 +686,7 @@ export function windowsSection(w: WindowsResult | null, out: string[]): void {
   out.push(
     'Our Windows path (a Linux helper, the windows-reset command on the NTFS volume) against AWSSupport-ResetAccess on ' +
       'Windows (a Windows EC2Rescue helper, then the password generation), modeled with the latency table above and ' +
-      'two Windows figures of their own. Both sides run until the target starts booting; then the target\'s own Windows ' +
+      'the Windows figures of the table below (each with its source). Both sides run until the target starts booting; then the target\'s own Windows ' +
       'boot until its new password is ready is the same boot of the same instance on both sides, so it is added to both ' +
       'at the same end. The target (issue 15 item 6: at least twice as fast) is judged by the rule: the smaller same-end ' +
       'ratio; the cross-end ratio is printed beside it, not judged.',
