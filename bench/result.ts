@@ -171,6 +171,11 @@ export interface WindowsResult {
     readonly ours: Readonly<Record<LatencyEnd, ReadonlyArray<readonly [string, number]>>>;
     readonly reference: Readonly<Record<LatencyEnd, ReadonlyArray<readonly [string, number]>>>;
   };
+  /**
+   * Sensitivity, not judged: the same-end ratio at the low end if the reference's Windows helper
+   * launched with EC2 Fast Launch (about 45 s: bench/windows.ts windowsRatios, fastLaunchLow).
+   */
+  readonly fastLaunchLowEnd: number;
   /** The Windows figures outside the latency table, with their sources. */
   readonly figures: Readonly<Record<string, { readonly what: string; readonly low: number; readonly high: number; readonly source: string }>>;
 }

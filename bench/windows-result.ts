@@ -7,7 +7,7 @@
 import { LATENCY_ENDS, type LatencyEnd } from '../local/latency';
 import { speedupRatios, type Range, type WindowsResult } from './result';
 import { round } from './stats';
-import { ours, reference, WINDOWS_FIGURES } from './windows';
+import { ours, reference, WINDOWS_FIGURES, windowsRatios } from './windows';
 
 export function windowsResult(): WindowsResult {
   const at = (f: (end: LatencyEnd) => number): Range => ({ low: round(f('low'), 2), high: round(f('high'), 2) });
@@ -27,6 +27,7 @@ export function windowsResult(): WindowsResult {
     speedup: speedupRatios(referenceTimeToAccess, oursTimeToAccess),
     speedupBeforeBoot: speedupRatios(referenceBeforeBoot, oursBeforeBoot),
     parts: { ours: parts(ours), reference: parts(reference) },
+    fastLaunchLowEnd: round(windowsRatios().fastLaunchLow, 2),
     figures: WINDOWS_FIGURES,
   };
 }
