@@ -145,7 +145,9 @@ export async function waitForImageSnapshots(ec2: EC2Client, imageId: string, clo
     return await pollUntil(clock, `the snapshots of image ${imageId}`, budgetMs, IMAGE_SNAPSHOTS_POLL_MS, async () => {
       const image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
       if (!image) return undefined;
-      if (image.State === 'failed' || image.State === 'invalid' || image.State === 'error') {
+      // ImageState and SnapshotState of the EC2 API model (botocore ec2/2016-11-15 service-2.json):
+      // an image that failed, is invalid, errored or is gone never gets its snapshots.
+      if (image.State === 'failed' || image.State === 'invalid' || image.State === 'error' || image.State === 'deregistered') {
         throw new UnexpectedStateError(`The backup image ${imageId} is ${image.State}: nothing was written to the instance`);
       }
       const ebs = (image.BlockDeviceMappings ?? []).filter((m) => m.Ebs !== undefined);
