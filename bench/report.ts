@@ -523,7 +523,9 @@ export function renderMarkdown(r: BenchResult): string {
   out.push(
     'Every figure is a plausible range with what supports it: a public measurement (`measured`), an AWS ' +
       'statement that bounds it (`published`), or, where none was found, an estimate with the reasoning for ' +
-      'each end. Each side is modeled at both ends; a ratio target rests on our high end against the reference\'s low end.',
+      'each end. Each side is modeled at both ends. A ratio target is judged on the smaller of the two same-end ratios ' +
+        '(both sides at the low end, both at the high end); the cross-end ratio is printed, not judged; an absolute time ' +
+        'target is judged at our high end (the rule of `local/latency.ts`).',
   );
   out.push('');
   out.push(table(['op', 'what is timed', 'low (s)', 'high (s)', 'source'], LATENCY_TABLE.map((e) => [`\`${e.op}\``, e.what, String(e.low), String(e.high), sourceText(e)])));

@@ -92,6 +92,8 @@ export interface Speedup {
   readonly atHighEnd: number;
   /** Not judged (mixes two worlds): the reference at its low end over ours at our high end. */
   readonly crossEnd: number;
+  /** How `crossEnd` was formed, when not plainly "reference low / ours high" (Windows: one boot value on both sides). */
+  readonly crossEndHow?: string;
 }
 
 export interface Target {
@@ -218,7 +220,7 @@ export function describeSpeedup(s: Speedup, digits = 1): string {
   const at = (e: LatencyEnd): number => (e === 'low' ? s.atLowEnd : s.atHighEnd);
   return (
     `${s.judged.toFixed(digits)}× (both at the ${s.judgedEnd} end, the end less favourable to us; at the ${other} end ${at(other).toFixed(digits)}×); ` +
-    `cross-end ${s.crossEnd.toFixed(digits)}× (reference low / ours high: not judged, mixes two worlds)`
+    `cross-end ${s.crossEnd.toFixed(digits)}× (${s.crossEndHow ?? 'reference low / ours high'}: not judged, mixes two worlds)`
   );
 }
 
