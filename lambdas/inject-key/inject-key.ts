@@ -119,8 +119,13 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
     // Image (NoReboot): its point in time is its snapshots' creation, not the call (review P5):
     // wait for them, while the key is stored.
     const imageWait = plan.inputs.backupMethod === 'Image' && backupId.startsWith('ami-') ? waitForImageSnapshots(deps.ec2, backupId, deps.clock) : undefined;
-    const [stored] = await Promise.all([storeRunKey(keyDeps, plan, pair, instanceId, executionId), imageWait]);
-    key = stored;
+    // Both settle before either's failure is thrown (review-s6 Q8): a failed image wait must not
+    // end the handler while the key's PutParameter or its plan record is still in flight (Lambda
+    // freezes the environment; the put could land later with no record in the plan for restore).
+    const [stored, waited] = await Promise.allSettled([storeRunKey(keyDeps, plan, pair, instanceId, executionId), imageWait]);
+    if (stored.status === 'rejected') throw stored.reason;
+    if (waited.status === 'rejected') throw waited.reason;
+    key = stored.value;
   } else {
     key = await prepareRunKey(keyDeps, plan, instanceId, executionId);
   }

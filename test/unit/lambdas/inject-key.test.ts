@@ -209,6 +209,36 @@ describe('inject-key handler, online (issue 12: backup, command and report in on
     expect(storedPlan(store)?.progress.keyInjected).toBe(false);
   });
 
+  it('Image: a failed image wait is thrown only once the key store and its plan record have settled: no PutParameter in flight past the handler (review-s6 Q8)', async () => {
+    storePlan(store, plan((p) => {
+      p.method = { chosen: 'Online', reason: 'test' };
+      p.inputs.publicKey = '';
+      p.inputs.keyType = 'ed25519';
+      p.inputs.backupMethod = 'Image';
+      p.created = {};
+    }));
+    ec2Mock.on(CreateImageCommand).resolves({ ImageId: 'ami-0123456789abcdef0' });
+    // the backup's own lookup by tags finds nothing; the image by id has failed at the first poll
+    ec2Mock.on(DescribeImagesCommand).callsFake((input: { ImageIds?: string[] }) => (input.ImageIds ? { Images: [{ ImageId: 'ami-0123456789abcdef0', State: 'failed' }] } : { Images: [] }));
+    // every PutParameter (the key, then the plan's record of it) answers late: 30 ms each
+    let inFlight = 0;
+    ssmMock.on(PutParameterCommand).callsFake(async (input: { Name: string; Value: string; Type?: string }) => {
+      inFlight += 1;
+      await new Promise((r) => setTimeout(r, 30));
+      const version = (store.get(input.Name)?.version ?? 0) + 1;
+      store.set(input.Name, { value: input.Value, type: input.Type ?? 'String', version });
+      inFlight -= 1;
+      return { Version: version };
+    });
+    let inFlightAtRejection = -1;
+    await expect(handler(STEP_EVENT).catch((err: unknown) => { inFlightAtRejection = inFlight; throw err; })).rejects.toThrow(/is failed: nothing was written/);
+    expect(inFlightAtRejection).toBe(0);
+    // the key that was stored is recorded in the plan, for restore to delete
+    expect(store.has(KEY_NAME)).toBe(true);
+    expect(storedPlan(store)?.created.keyParameterName).toBe(KEY_NAME);
+    expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
+  });
+
   it('with BackupMethod=None makes no backup call', async () => {
     storePlan(store, plan((p) => {
       p.method = { chosen: 'Online', reason: 'test' };
