@@ -117,8 +117,11 @@ const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; descr
   'backup-and-detach': { timeout: Duration.seconds(120), description: 'Back up the root volume and detach it' },
   'attach-to-helper': { timeout: Duration.seconds(60), description: 'Attach the root volume to the helper' },
   // RSA 4096 key generation is CPU bound and single-threaded: INJECT_KEY_MEMORY_MB (1,769 MB) is
-  // one whole vCPU (lib/constants.ts). Online: also starts the backup and waits up to 120 s
-  // (ONLINE_CONFIRM_MS) for the command's report: that wait is billed at this memory too (README, cost).
+  // one whole vCPU (lib/constants.ts). Online: also starts the backup (Image: waits up to 60 s,
+  // IMAGE_SNAPSHOTS_BUDGET_MS, for its snapshots) and then waits for the command's report up to
+  // 120 s (ONLINE_CONFIRM_MS) but never past this timeout less 15 s (CONFIRM_MARGIN_MS, read from
+  // the context's remaining time): the step then returns unconfirmed and the runbook's own wait
+  // carries on. That wait is billed at this memory too (README, cost).
   'inject-key': { timeout: Duration.seconds(180), memorySize: INJECT_KEY_MEMORY_MB, description: 'Make or take the key, store it, send the inject-key command (online: back up first, read the report)' },
   // Waits up to 180 s for the inject command to end (InvocationDoesNotExist right after SendCommand included).
   'release-from-helper': { timeout: Duration.seconds(240), description: 'Wait for the inject command, read its report, detach the volume from the helper' },

@@ -29,9 +29,15 @@ const config: InjectConfig = {
 };
 const log = createLogger('reset-access-inject-key');
 
-export async function handler(event: unknown): Promise<InjectKeyOutput> {
+/** The part of Lambda's context object used here (https://docs.aws.amazon.com/lambda/latest/dg/nodejs-context.html). */
+export interface TimeLeft {
+  getRemainingTimeInMillis(): number;
+}
+
+export async function handler(event: unknown, context?: TimeLeft): Promise<InjectKeyOutput> {
   const input = validateStepInput(event);
-  const r = await injectKey({ ssm, ec2, log, config }, input);
+  const remainingMs = context && typeof context.getRemainingTimeInMillis === 'function' ? () => context.getRemainingTimeInMillis() : undefined;
+  const r = await injectKey({ ssm, ec2, log, config, remainingMs }, input);
   return {
     CommandId: r.commandId,
     KeyParameterName: r.keyParameterName,

@@ -44,6 +44,13 @@ export interface InjectDeps {
   readonly clock?: Clock;
   /** @default ONLINE_CONFIRM_MS */
   readonly onlineConfirmMs?: number;
+  /**
+   * The invocation's time left before Lambda's timeout (the context object's
+   * getRemainingTimeInMillis: https://docs.aws.amazon.com/lambda/latest/dg/nodejs-context.html).
+   * Online: the confirm wait ends CONFIRM_MARGIN_MS before it (review-s6 Q7). Absent: no bound
+   * beyond ONLINE_CONFIRM_MS.
+   */
+  readonly remainingMs?: () => number;
 }
 
 export interface InjectResult {
@@ -83,6 +90,14 @@ export const COMMAND_TIMEOUT_SECONDS = 300;
  * still succeeds unconfirmed and the runbook's wait and reportOnline carry on.
  */
 export const ONLINE_CONFIRM_MS = 120_000;
+/**
+ * Online: the confirm wait stops this long before the function's timeout, for what follows it (the
+ * report's plan update: a GetParameter and a PutParameter) and a poll call in flight. The image
+ * wait (up to IMAGE_SNAPSHOTS_BUDGET_MS) and the key's generation come before the confirm wait, so
+ * the wait gets what they left (review-s6 Q7): past it the step returns unconfirmed and the
+ * runbook's waitForOnlineInjection and reportOnline carry on, as after ONLINE_CONFIRM_MS.
+ */
+export const CONFIRM_MARGIN_MS = 15_000;
 /** Online: GetCommandInvocation is asked every second while the command runs (a read, at most ~120 calls). */
 export const ONLINE_POLL_MS = 1_000;
 
@@ -162,9 +177,14 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
   }
   // Online: wait for the command to end and read its report here. A failed command fails this
   // step (InjectionFailedError), and the runbook restores.
+  const confirmMs = Math.min(deps.onlineConfirmMs ?? ONLINE_CONFIRM_MS, deps.remainingMs ? deps.remainingMs() - CONFIRM_MARGIN_MS : Infinity);
+  if (confirmMs <= 0) {
+    deps.log.info('no time left in this step to wait for the inject command; the runbook waits for it', { instanceId, commandId });
+    return base;
+  }
   let inv;
   try {
-    inv = await endedInvocation({ ssm, clock: deps.clock, commandWaitMs: deps.onlineConfirmMs ?? ONLINE_CONFIRM_MS }, commandId, helperId, {
+    inv = await endedInvocation({ ssm, clock: deps.clock, commandWaitMs: confirmMs }, commandId, helperId, {
       pollMs: ONLINE_POLL_MS,
       afterTimeout: 'left to waitForOnlineInjection and reportOnline',
     });

@@ -3,7 +3,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { CreateImageCommand, CreateSnapshotCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeSnapshotsCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { waitForImageSnapshots } from '@common/backup';
 import { GetCommandInvocationCommand, PutParameterCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { awsError, EXECUTION_ID, HELPER_ID, INSTANCE_ID, makePlan, parameterStore, ROOT_VOLUME_ID, STEP_EVENT, storedPlan, storePlan } from '../helpers';
+import { awsError, EXECUTION_ID, HELPER_ID, INSTANCE_ID, makePlan, parameterStore, recordingLogger, ROOT_VOLUME_ID, STEP_EVENT, storedPlan, storePlan } from '../helpers';
+import { CONFIRM_MARGIN_MS, injectKey, ONLINE_CONFIRM_MS } from '../../../lambdas/inject-key/inject-key';
 import { fingerprintOf } from '@common/keys';
 import type { Plan } from '@common/plan';
 
@@ -237,6 +238,27 @@ describe('inject-key handler, online (issue 12: backup, command and report in on
     expect(store.has(KEY_NAME)).toBe(true);
     expect(storedPlan(store)?.created.keyParameterName).toBe(KEY_NAME);
     expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
+  });
+
+  it("bounds the confirm wait by the Lambda's remaining time less CONFIRM_MARGIN_MS, then returns unconfirmed (review-s6 Q7)", async () => {
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
+    let t = 0;
+    const clock = { now: () => t, sleep: async (ms: number) => void (t += ms) };
+    const deps = { ssm: new SSMClient({ region: 'us-east-1' }), ec2: new EC2Client({ region: 'us-east-1' }), log: recordingLogger(), clock, config: { keyId: 'k', documentName: 'ResetAccess-InjectKey' } };
+    // 40 s left when the wait starts: it may use 25 s of them, not ONLINE_CONFIRM_MS (120 s)
+    const left = 40_000;
+    const r = await injectKey({ ...deps, remainingMs: () => left - t }, { executionId: EXECUTION_ID, instanceId: INSTANCE_ID });
+    expect(r.confirmed).toBe(false);
+    expect(r.commandId).toBe('cmd-0123');
+    expect(t).toBeGreaterThan(0);
+    expect(t).toBeLessThanOrEqual(left - CONFIRM_MARGIN_MS);
+    expect(ONLINE_CONFIRM_MS).toBeGreaterThan(left - CONFIRM_MARGIN_MS);
+    // less than the margin left: no wait at all, the step returns unconfirmed at once (the handler reads the context)
+    ssmMock.resetHistory();
+    const out = await handler(STEP_EVENT, { getRemainingTimeInMillis: () => CONFIRM_MARGIN_MS - 1 });
+    expect(out).toMatchObject({ CommandId: 'cmd-0123', Confirmed: 'false' });
+    expect(ssmMock).toHaveReceivedCommand(SendCommandCommand);
+    expect(ssmMock).not.toHaveReceivedCommand(GetCommandInvocationCommand);
   });
 
   it('with BackupMethod=None makes no backup call', async () => {
