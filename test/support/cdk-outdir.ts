@@ -4,7 +4,10 @@
  * system temporary directory that nothing ever removes (aws-cdk-lib App constructor; ~580
  * `/tmp/cdk.out*` had piled up). Apps of one file synthesize one after another (synth is
  * synchronous), and Template.fromStack reads its template as soon as it is written; another jest
- * worker's files have their own directory.
+ * worker's files have their own directory. The constraint this leaves: a cloud assembly kept from
+ * `app.synth()` reads its stack templates lazily, so a test that keeps one across a later synth of a
+ * same-named stack in the same file must give its App its own `outdir` (as test/infra/app.test.ts and
+ * cfn-lint.test.ts do today).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
