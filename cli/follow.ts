@@ -29,6 +29,12 @@ export interface FollowOptions {
   readonly intervalMs: number;
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * Called with each snapshot read (awaited before the next poll; what it throws is its own
+   * business: it must not throw). `reset` writes the key file from it as soon as the step
+   * outputs say the key is in place.
+   */
+  readonly onSnapshot?: (snap: Snapshot) => Promise<void>;
 }
 
 const FAILED_STEP = new Set(['Failed', 'TimedOut', 'Cancelled']);
@@ -68,6 +74,7 @@ class Tracker {
     try {
       for (;;) {
         this.latest = await readExecution(this.opts.ssm, this.opts.executionId);
+        await this.opts.onSnapshot?.(this.latest);
         this.version++;
         if (isTerminal(this.latest.execution.AutomationExecutionStatus)) break;
         this.wake();

@@ -83,3 +83,17 @@ export const STEP_FOLDERS = [
 
 /** One Lambda folder name. */
 export type StepFolder = (typeof STEP_FOLDERS)[number];
+
+/**
+ * Lambda memory at which a function has the equivalent of one vCPU ("At 1,769 MB, a function has
+ * the equivalent of one vCPU (one vCPU-second of credits per second)":
+ * https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+ */
+export const LAMBDA_MB_PER_VCPU = 1769;
+
+/**
+ * inject-key's memory (lib/functions.ts SIZING): one whole vCPU, so that its RSA 4096 generation,
+ * single-threaded and CPU-bound, runs at full speed (more memory would add vCPU share that one
+ * thread cannot use). The latency table scales the key generation from this figure (local/latency.ts).
+ */
+export const INJECT_KEY_MEMORY_MB = LAMBDA_MB_PER_VCPU;

@@ -24,6 +24,7 @@ import {
   MANAGED_BY_TAG_KEY,
   MANAGED_BY_TAG_VALUE,
   ROLE_TAG_KEY,
+  INJECT_KEY_MEMORY_MB,
   STEP_FOLDERS,
   StepFolder,
 } from './constants';
@@ -115,9 +116,10 @@ const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; descr
   'launch-helper': { timeout: Duration.seconds(120), description: 'Build the temporary network and launch the helper' },
   'backup-and-detach': { timeout: Duration.seconds(120), description: 'Back up the root volume and detach it' },
   'attach-to-helper': { timeout: Duration.seconds(60), description: 'Attach the root volume to the helper' },
-  // RSA 4096 key generation is CPU bound: 1024 MB buys a proportional share of a vCPU.
-  // Online: also starts the backup and waits up to 120 s (ONLINE_CONFIRM_MS) for the command's report.
-  'inject-key': { timeout: Duration.seconds(180), memorySize: 1024, description: 'Make or take the key, store it, send the inject-key command (online: back up first, read the report)' },
+  // RSA 4096 key generation is CPU bound and single-threaded: INJECT_KEY_MEMORY_MB (1,769 MB) is
+  // one whole vCPU (lib/constants.ts). Online: also starts the backup and waits up to 120 s
+  // (ONLINE_CONFIRM_MS) for the command's report: that wait is billed at this memory too (README, cost).
+  'inject-key': { timeout: Duration.seconds(180), memorySize: INJECT_KEY_MEMORY_MB, description: 'Make or take the key, store it, send the inject-key command (online: back up first, read the report)' },
   // Waits up to 180 s for the inject command to end (InvocationDoesNotExist right after SendCommand included).
   'release-from-helper': { timeout: Duration.seconds(240), description: 'Wait for the inject command, read its report, detach the volume from the helper' },
   'reattach-root': { timeout: Duration.seconds(60), description: 'Attach the root volume back at its device name' },
@@ -143,6 +145,11 @@ const SIZING: Record<StepFolder, { timeout: Duration; memorySize?: number; descr
   // Polls for up to 240 s (PASSWORD_BUDGET_MS).
   'windows-password': { timeout: Duration.seconds(270), description: 'Windows: wait for the new password, store it (NewPassword)' },
 };
+
+/** The memory (MB) a step's function is deployed with; undefined: lib/step-function.ts's default. */
+export function stepMemoryMb(folder: StepFolder): number | undefined {
+  return SIZING[folder].memorySize;
+}
 
 /**
  * Each function's timeout in seconds. The restore runbook waits longer than the longest of them
@@ -310,6 +317,9 @@ function environmentFor(folder: StepFolder, props: StepFunctionsProps): Record<s
       return { KEY_ID: props.parameterKey.keyArn, INJECT_DOCUMENT_NAME: props.injectDocumentName };
     case 'windows-reset':
       return { KEY_ID: props.parameterKey.keyArn, WINDOWS_DOCUMENT_NAME: props.windowsDocumentName };
+    // A Windows run's writes are undone with the same document, Mode=Revert (review W2).
+    case 'restore':
+      return { WINDOWS_DOCUMENT_NAME: props.windowsDocumentName };
     case 'windows-password':
       return { KEY_ID: props.parameterKey.keyArn };
     default:
@@ -600,8 +610,10 @@ function grantAttachToHelper(p: StepPolicy): void {
 }
 
 function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
-  // The online method starts its backup in the same step, before the command (issue 12).
-  describe(p, BACKUP_DESCRIBE);
+  // The online method starts its backup in the same step, before the command (issue 12); it reads
+  // the instance's lock tag right before SendCommand (DescribeInstances, review P6/O1) and, for an
+  // image, waits for the image's snapshots (DescribeImages, DescribeSnapshots, review P5).
+  describe(p, ['DescribeInstances', ...BACKUP_DESCRIBE]);
   backup(p);
   // The SecureString holding a generated private key.
   p.allow('KeyParameter', ['ssm:PutParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
@@ -624,10 +636,13 @@ function grantInjectKey(p: StepPolicy, props: StepFunctionsProps): void {
   // carries a lock tag (issue 11). The Service Authorization Reference lists document and
   // instance as SendCommand's resource types and ssm:resourceTag/${TagKey} as a condition key of
   // the instance (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html).
-  // What it binds (review O1): the presence of the key `reset-access:lock`, of any run, not this
-  // run's value (an IAM condition cannot compare a tag with the Lambda's payload; see LOCKED): an
-  // instance another run has locked, or one someone with ec2:CreateTags tagged, passes it too. The
-  // binding to this run's instance is the handler's (inject-key sends only to the plan's instance).
+  // What it binds (review O1/P6): the presence of the key `reset-access:lock`, of any run, not this
+  // run's value. SendCommand's condition keys on the instance are its tags (ssm:resourceTag/${TagKey},
+  // aws:ResourceTag/${TagKey}: same reference); a policy could compare a tag with the caller's own
+  // session tag (${aws:PrincipalTag/...}), but this role's sessions carry none and one role serves every
+  // run, so no policy of it can know the execution id. The binding to this run is the handler's: it
+  // sends only to its plan's instance, and reads the instance's lock tag right before SendCommand,
+  // sending only when the value is its own execution id (lambdas/common/lock-tag.ts requireOwnLockTag).
   // Assumption (local/README.md): SSM sees the tag preflight wrote seconds before; if it does
   // not yet, SendCommand is denied and the run fails into restore, changing nothing.
   p.allow('SendToLockedTarget', ['ssm:SendCommand'], [ec2Arn('instance')], 'Only an instance carrying a run\'s lock tag (condition ssm:resourceTag/reset-access:lock present); the handler sends only to its plan\'s instance.', {
@@ -701,6 +716,18 @@ function grantRestore(p: StepPolicy, props: StepFunctionsProps): void {
   ebsEncryption(p);
   // Windows, Mode=NewPassword (issue 15): the run's own key is deleted when the run fails.
   p.allow('DeleteWindowsRunKey', ['ssm:DeleteParameter'], [parameterArn(WINDOWS_RUN_KEY_PATH)], WHY_RUN_KEYS);
+  // Windows (review W2): what the windows-reset command wrote is undone with the same document,
+  // Mode=Revert, on our helper only; the volume goes back to the helper for it (off the locked,
+  // stopped instance, onto the helper we tagged).
+  p.allowOn('SendWindowsRevert', ['ssm:SendCommand'], [
+    `arn:${CFN_PARTS.partition}:ssm:${CFN_PARTS.region}:${CFN_PARTS.account}:document/${props.windowsDocumentName}`,
+  ]);
+  p.allow('SendToHelperOnly', ['ssm:SendCommand'], [ec2Arn('instance')], 'Only instances tagged as our helper (condition ssm:resourceTag/reset-access:role).', {
+    StringEquals: { [`ssm:resourceTag/${ROLE_TAG_KEY}`]: HELPER_ROLE_TAG_VALUE },
+  });
+  // (The volume side of both calls is granted above: DetachFromHelperVolume, ReattachRootVolume.)
+  p.allow('RevertDetachFromTarget', ['ec2:DetachVolume'], [ec2Arn('instance')], WHY_USER_INSTANCE, LOCKED);
+  p.allow('RevertAttachToHelper', ['ec2:AttachVolume'], [ec2Arn('instance')], WHY_TAGGED, MANAGED);
   // A key written but never injected is deleted (DescribeParameters tells whether it exists).
   p.allow('DeleteUnusedKey', ['ssm:DeleteParameter'], [parameterArn(KEY_PARAMETER_PATH)], WHY_KEYS);
   p.allow('FindUnusedKey', ['ssm:DescribeParameters'], ['*'], 'ssm:DescribeParameters does not support resource-level permissions (read-only, names and metadata, never values).');

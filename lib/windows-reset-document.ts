@@ -7,7 +7,7 @@
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { parse } from 'yaml';
-import { checkInterpolation, deployedLines, runShellScriptStep, scriptFromDocument } from './inject-key-document';
+import { checkInterpolation, deployedLines, runShellScriptStep, scriptFromDocument, SHARED_SCRIPT } from './inject-key-document';
 
 /** The one runCommand entry of the YAML that stands for the script. */
 export const WINDOWS_RESET_SCRIPT_PLACEHOLDER = '%%WindowsResetScript%%';
@@ -33,9 +33,34 @@ export function windowsDeployedLines(script: string): string[] {
   return deployedLines(script);
 }
 
-/** The script with the boot action inlined (base64 of the .ps1 with CRLF line ends, as Windows tools expect). */
+/** The markers of the lines of runbooks/key-files.sh that every helper script starts with. */
+export const SHARED_HEAD_BEGIN = '# --- shared head: begin';
+export const SHARED_HEAD_END = '# --- shared head: end';
+
+/**
+ * The shared head of runbooks/key-files.sh (the lines from its begin marker to its end marker): the
+ * shell settings, the private mount namespace and wait_for_device, written once for the inject-key,
+ * revoke-key and windows-reset scripts.
+ */
+export function sharedHead(runbooksDir: string = RUNBOOKS_DIR): string {
+  const lines = readFileSync(join(runbooksDir, SHARED_SCRIPT), 'utf8').split('\n');
+  const begin = lines.findIndex((l) => l.startsWith(SHARED_HEAD_BEGIN));
+  const end = lines.findIndex((l) => l === SHARED_HEAD_END);
+  if (begin < 0 || end <= begin || lines.filter((l) => l.startsWith(SHARED_HEAD_BEGIN) || l === SHARED_HEAD_END).length !== 2) {
+    throw new WindowsResetDocumentError(`${SHARED_SCRIPT} must hold the shared head between one '${SHARED_HEAD_BEGIN}' and one '${SHARED_HEAD_END}' line`);
+  }
+  return `${lines.slice(begin, end + 1).join('\n')}\n`;
+}
+
+/**
+ * The script with the boot action inlined (base64 of the .ps1 with CRLF line ends, as Windows tools
+ * expect): windows-reset.sh's shebang, the shared head of key-files.sh, then the rest of windows-reset.sh.
+ */
 export function windowsResetScript(runbooksDir: string = RUNBOOKS_DIR): string {
-  const script = readFileSync(join(runbooksDir, 'windows-reset.sh'), 'utf8');
+  const own = readFileSync(join(runbooksDir, 'windows-reset.sh'), 'utf8');
+  const newline = own.indexOf('\n');
+  if (!own.startsWith('#!') || newline < 0) throw new WindowsResetDocumentError('windows-reset.sh must start with the shebang');
+  const script = own.slice(0, newline + 1) + sharedHead(runbooksDir) + own.slice(newline + 1);
   const boot = readFileSync(join(runbooksDir, 'windows-boot.ps1'), 'utf8');
   if (script.includes(WINDOWS_RESET_SCRIPT_PLACEHOLDER)) {
     throw new WindowsResetDocumentError('the script must not contain the document placeholder');

@@ -28,7 +28,10 @@ import { parse as parseYaml } from 'yaml';
 import { goRegexpVerdictsAsync } from './go-regexp';
 import { createWindowsBootTwin, type WindowsBootTwin } from './windows-boot';
 import { createUserDataTwin, IncorrectInstanceState } from './user-data-twin';
-import { lambdaCallSeconds, lambdaCommandPollLateness, lambdaKeyGenSeconds, latencyOf } from './latency';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { KEYGEN_CHANNEL } from '../lambdas/common/names';
+import { LambdaCharger, type ChargedCall } from './lambda-charge';
+import { lambdaCommandPollLateness, latencyOf } from './latency';
 
 /** The part of the runner's virtual clock the agent uses (local/runner/clock.ts). */
 export interface AgentClock {
@@ -547,6 +550,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   });
   const windowsBoot = createWindowsBootTwin({ ec2: motoEc2, volumeImage: (id) => volumeImages.get(id) });
   const managedTargets = new Map<string, ManagedTarget>();
+  // A Lambda's key generation starts: the twin sets each invocation's AWS_ACCESS_KEY_ID (local/twin.ts).
+  const charger = new LambdaCharger(clock);
+  const onKeygen = (): void => charger.keygenStarted(process.env.AWS_ACCESS_KEY_ID ?? '');
+  subscribe(KEYGEN_CHANNEL, onKeygen);
   const commandList: CommandRecord[] = [];
   const clientTokens = new Map<string, string>();
   /** What a DetachVolume detached, so a pending detach still shows the attachment. */
@@ -792,6 +799,28 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     });
   }
 
+  /** Rewrites each top-level `<item>` of `<set>` (items nest: an image's block device mappings are items too). */
+  function topLevelItems(body: string, set: string, f: (item: string) => string): string {
+    const open = body.indexOf(`<${set}>`);
+    const close = body.lastIndexOf(`</${set}>`);
+    if (open < 0 || close < 0) return body;
+    const inner = body.slice(open + set.length + 2, close);
+    const out: string[] = [];
+    let depth = 0;
+    let start = 0;
+    const tag = /<(\/?)item>/g;
+    for (let m = tag.exec(inner); m; m = tag.exec(inner)) {
+      if (m[1] === '') {
+        if (depth === 0) start = m.index;
+        depth += 1;
+      } else {
+        depth -= 1;
+        if (depth === 0) out.push(f(inner.slice(start, m.index + m[0].length)));
+      }
+    }
+    return `${body.slice(0, open + set.length + 2)}${out.join('')}${body.slice(close)}`;
+  }
+
   /** Shows instances and volumes still changing while their completion is pending. */
   function maskEc2(action: string, input: string): string {
     let body = input;
@@ -835,6 +864,19 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
           return item.replace(/(<attachmentSet><item>[\s\S]*?)<status>attached<\/status>/, '$1<status>attaching</status>');
         }
         return item;
+      });
+    }
+    if (action === 'DescribeImages') {
+      // An image whose CreateImage is still pending on the clock is shown pending, its EBS mappings
+      // without snapshot ids yet (CreateImage's snapshots are made after the call: "crash-consistent
+      // snapshots that include only the data that has been written to the volumes at the time the
+      // snapshots are created", NoReboot, https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateImage.html).
+      // When the ids appear is not documented: at the CreateImage row's completion (local/README.md).
+      return topLevelItems(body, 'imagesSet', (item) => {
+        const id = /<imageId>(ami-[0-9a-z]+)<\/imageId>/.exec(item.replace(/<blockDeviceMapping>[\s\S]*<\/blockDeviceMapping>/, ''))?.[1];
+        const creating = id ? pendingOp(id, ['CreateImage']) : undefined;
+        if (!creating || !observed(creating)) return item;
+        return item.replace(/<imageState>[a-z]+<\/imageState>/, '<imageState>pending</imageState>').replace(/<snapshotId>snap-[0-9a-z]+<\/snapshotId>/g, '');
       });
     }
     return body;
@@ -1264,21 +1306,25 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         };
         for (const listener of wireListeners) listener(exchange);
       }
+      if (charged) charger.answered(caller, charged);
       replyRaw(r, status, contentType, body, extra);
     };
     const key = `${parsed.service}:${parsed.action}`;
     // A bundled Lambda signs with its own key id (`twin-<logicalId>`, local/twin.ts): what its
     // handler does is charged on the clock when the latency model says so (local/latency.ts,
     // `lambdaWork`; off by default): the key it generated just before storing it, then the call.
-    const fromLambda = /Credential=twin-/.test(String(req.headers.authorization ?? ''));
+    // Overlap is charged only where the handler's work truly overlaps (local/lambda-charge.ts).
+    const caller = /Credential=([^/,\s]+)\//.exec(String(req.headers.authorization ?? ''))?.[1] ?? '';
+    const fromLambda = caller.startsWith('twin-');
+    let charged: ChargedCall | undefined;
     if (fromLambda) {
-      if (parsed.service === 'ssm' && parsed.action === 'PutParameter' && parsed.json?.Type === 'SecureString') {
-        const generated = /^ec2-reset-access: SSH private key \((\w+),/.exec(String(parsed.json.Description ?? ''));
-        if (generated) clock.advanceTo(clock.now() + lambdaKeyGenSeconds(generated[1]));
-      }
-      clock.advanceTo(clock.now() + lambdaCallSeconds(parsed.action));
+      const generated =
+        parsed.service === 'ssm' && parsed.action === 'PutParameter' && parsed.json?.Type === 'SecureString'
+          ? /^ec2-reset-access: SSH private key \((\w+),/.exec(String(parsed.json.Description ?? ''))?.[1]
+          : undefined;
+      charged = charger.arrived(caller, parsed.action, generated);
     }
-    const at = clock.now();
+    const at = charged?.start ?? clock.now();
     const record = (status: number, faulted: boolean) => {
       counts.set(key, (counts.get(key) ?? 0) + 1);
       log.push({ service: parsed.service, action: parsed.action, at, status, faulted });
@@ -1403,6 +1449,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       await Promise.all(commandList.map((c) => c.done));
     },
     async stop() {
+      unsubscribe(KEYGEN_CHANNEL, onKeygen);
       await Promise.all(commandList.map((c) => c.done));
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

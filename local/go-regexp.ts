@@ -9,9 +9,9 @@
  * repeat count above 1000 does not compile. So the twin and the tests ask Go itself: a tiny
  * program, written and built with the Go toolchain (Debian's golang-go, installed by
  * scripts/setup.sh) once per process into a private temporary directory that is removed when the
- * process exits. Nothing is cached between processes.
+ * process exits (by a detached shell that waits for it). Nothing is cached between processes.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +100,12 @@ export function goRegexpBinary(): string {
   if (built) return built;
   const dir = mkdtempSync(join(tmpdir(), 'go-regexp-'));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  // Under jest the test file's `process` is a copy whose 'exit' never fires, and a killed process
+  // runs no handler at all: a detached shell removes the directory once this process is gone.
+  spawn('sh', ['-c', 'while kill -0 "$1" 2>/dev/null; do sleep 2; done; rm -rf -- "$2"', 'go-regexp-reaper', String(process.pid), dir], {
+    detached: true,
+    stdio: 'ignore',
+  }).unref();
   writeFileSync(join(dir, 'main.go'), GO_SOURCE);
   const bin = join(dir, 'regexp-check');
   try {

@@ -2,11 +2,14 @@
  * The twin's copy of the synthesized app: `createApp().app.synth()` into a git-ignored folder
  * under the project (so the bundles' external `@aws-sdk/*` resolve from its node_modules),
  * cached by a hash of everything that goes into it. Several test files (and processes) share
- * one synthesis; a new one is written to a temporary folder and renamed into place.
+ * one synthesis; a new one is written to a temporary folder and renamed into place. Two
+ * processes that need the same synthesis at once (two jest workers) do not both make it: the
+ * first takes a lock file (created exclusively, holding its pid), the others wait for its
+ * result; a lock whose holder has died is taken over.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 export const PROJECT_ROOT = join(__dirname, '..');
@@ -102,6 +105,77 @@ export function synthesizeApp(options: SynthOptions = {}): SynthesizedApp {
     memo = { outdir, ...readAssembly(outdir), fresh: false };
     return memo;
   }
+  mkdirSync(join(TWIN_DIR, 'cdk.out'), { recursive: true });
+  const lock = takeLock(`${outdir}.lock`, () => existsSync(join(outdir, '.complete')), log);
+  if (lock === 'done') {
+    memo = { outdir, ...readAssembly(outdir), fresh: false };
+    return memo;
+  }
+  try {
+    memo = { outdir, ...synthesizeInto(outdir, options, log), fresh: true };
+  } finally {
+    unlinkSync(lock);
+  }
+  pruneOldSyntheses(outdir);
+  return memo;
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the lock file `path` (O_CREAT|O_EXCL: one process wins), or waits while another live
+ * process holds it. Returns the path once held, or 'done' when `done()` turns true meanwhile
+ * (the holder finished the work). A lock left by a dead process is removed and taken.
+ */
+export function takeLock(path: string, done: () => boolean, log: (line: string) => void, timeoutMs = 900_000): string | 'done' {
+  const deadline = Date.now() + timeoutMs;
+  let told = false;
+  for (;;) {
+    if (done()) return 'done';
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      // The holder may have finished between done() and openSync.
+      if (done()) {
+        unlinkSync(path);
+        return 'done';
+      }
+      return path;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let holder = NaN;
+    try {
+      holder = Number(readFileSync(path, 'utf8'));
+    } catch {
+      continue; // released meanwhile
+    }
+    if (Number.isInteger(holder) && holder > 0 && !alive(holder)) {
+      rmSync(path, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new SynthError(`waited ${timeoutMs / 1000} s for the synthesis locked by pid ${holder} (${path})`);
+    if (!told) {
+      log(`waiting for the synthesis another process (pid ${holder}) is making`);
+      told = true;
+    }
+    sleepSync(250);
+  }
+}
+
+function synthesizeInto(outdir: string, options: SynthOptions, log: (line: string) => void): { stackName: string; template: CfnTemplate } {
   const tmp = join(TWIN_DIR, 'cdk.out', `tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   mkdirSync(tmp, { recursive: true });
   log('synthesizing the CDK app and bundling the step Lambdas (once; cached under .twin/)');
@@ -130,9 +204,7 @@ export function synthesizeApp(options: SynthOptions = {}): SynthesizedApp {
     rmSync(tmp, { recursive: true, force: true });
     throw new SynthError(`the CDK app did not synthesize: ${(err as Error).message}`);
   }
-  memo = { outdir, ...readAssembly(outdir), fresh: true };
-  pruneOldSyntheses(outdir);
-  return memo;
+  return readAssembly(outdir);
 }
 
 /** Removes syntheses of older inputs that nobody has touched for an hour. */
@@ -141,7 +213,7 @@ function pruneOldSyntheses(keep: string): void {
   const hourAgo = Date.now() - 3600_000;
   for (const name of readdirSync(root)) {
     const dir = join(root, name);
-    if (dir === keep) continue;
+    if (dir === keep || name.endsWith('.lock')) continue;
     try {
       if (statSync(dir).mtimeMs < hourAgo) rmSync(dir, { recursive: true, force: true });
     } catch {

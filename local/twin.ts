@@ -569,6 +569,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             }),
           );
           instanceId = run.Instances?.[0]?.InstanceId ?? '';
+          // A Windows instance launched with a key pair has its first boot's password data (review W1).
+          if (spec.windows && keyName) agent!.windows.seedLaunchPassword(instanceId, keyName, run.Instances?.[0]?.LaunchTime ?? new Date());
         }
         if (spec.autoScalingGroup) {
           const name = `twin-asg-${instanceId}`;

@@ -14,7 +14,7 @@
  * - GetConsoleOutput: the instance's console output so far, base64-encoded (botocore ec2 model,
  *   GetConsoleOutputResult: instanceId, timestamp, output).
  */
-import { mkdtempSync } from 'fs';
+import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import { join } from 'path';
 import { DescribeInstanceAttributeCommand, DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { isOurUserData } from '../lambdas/common/user-data';
@@ -62,6 +62,20 @@ export class IncorrectInstanceState extends Error {
   }
 }
 
+/**
+ * Removes a boot's scratch directory once nothing is mounted under it. The boot's mounts live in
+ * its own mount namespace (unshare -m) and end with it; a mount still seen here under the
+ * directory (mountinfo's fifth field, octal-escaped) means something went wrong: the directory is
+ * kept rather than removed through the mount.
+ */
+function removeUnlessMounted(dir: string): void {
+  const points = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => (line.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+  if (points.some((p) => p === dir || p.startsWith(`${dir}/`))) return;
+  rmSync(dir, { recursive: true, force: true });
+}
+
 export function createUserDataTwin(deps: UserDataTwinDeps): UserDataTwin {
   const consoles = new Map<string, { text: string; at: Date }>();
   const done: UserDataBoot[] = [];
@@ -83,10 +97,14 @@ export function createUserDataTwin(deps: UserDataTwinDeps): UserDataTwin {
     try {
       const devices = loop ? [loop.device, ...loop.partitions] : [image];
       const work = mkdtempSync(join(deps.scratchRoot ?? '/var/tmp', `twin-boot-${instanceId}-`));
-      const result = await bootWithCloudInit({ devices, workDir: work, instanceId, userData });
-      const before = consoles.get(instanceId)?.text ?? '';
-      consoles.set(instanceId, { text: before + result.console, at: new Date() });
-      done.push({ instanceId, exitCode: result.exitCode, console: result.console, poweroff: result.poweroff });
+      try {
+        const result = await bootWithCloudInit({ devices, workDir: work, instanceId, userData });
+        const before = consoles.get(instanceId)?.text ?? '';
+        consoles.set(instanceId, { text: before + result.console, at: new Date() });
+        done.push({ instanceId, exitCode: result.exitCode, console: result.console, poweroff: result.poweroff });
+      } finally {
+        removeUnlessMounted(work);
+      }
     } finally {
       if (loop) await detachLoop(loop.device);
     }

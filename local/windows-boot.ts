@@ -57,6 +57,15 @@ export interface WindowsBootRecord {
 export interface WindowsBootTwin {
   /** The key pair's public key (PEM) as EC2 keeps it, by key name (the twin imports the key pair). */
   registerKeyPair(keyName: string, publicKeyPem: string): void;
+  /**
+   * The password data of an instance's first boot, made at its launch (`at`): a Windows instance
+   * launched with a key pair has it before any run ("This usually only happens the first time an
+   * instance is launched", GetPasswordData in botocore data/ec2/2016-11-15/service-2.json), so the
+   * run must tell it from the data its own boot makes (review W1). Returns the SHA-256 (hex) of that
+   * first password, for a test to compare (also launchPasswordSha256).
+   */
+  seedLaunchPassword(instanceId: string, keyName: string, at: Date): string;
+  launchPasswordSha256(instanceId: string): string | undefined;
   /** After a successful StartInstances: boots the Windows instances among them. */
   afterStart(instanceIds: readonly string[]): Promise<void>;
   /** The GetPasswordData response of a Windows instance this twin knows, or undefined (moto answers). */
@@ -155,6 +164,7 @@ export function createWindowsBootTwin(deps: WindowsBootDeps): WindowsBootTwin {
   const consoles = new Map<string, string>();
   const played = new Set<string>();
   const passwordHashes = new Map<string, string>();
+  const launchHashes = new Map<string, string>();
   const made = (instanceId: string): string => {
     const password = randomPassword();
     passwordHashes.set(instanceId, createHash('sha256').update(password).digest('hex'));
@@ -220,6 +230,17 @@ export function createWindowsBootTwin(deps: WindowsBootDeps): WindowsBootTwin {
     registerKeyPair(keyName, publicKeyPem) {
       keyPairs.set(keyName, publicKeyPem);
     },
+    seedLaunchPassword(instanceId, keyName, at) {
+      const keyPem = keyPairs.get(keyName);
+      if (!keyPem) throw new Error(`seedLaunchPassword: key pair ${keyName} is not registered`);
+      const password = randomPassword();
+      const encrypted = publicEncrypt({ key: keyPem, padding: constants.RSA_PKCS1_PADDING }, Buffer.from(password, 'utf8'));
+      passwordData.set(instanceId, { data: encrypted.toString('base64'), at });
+      const hash = createHash('sha256').update(password).digest('hex');
+      launchHashes.set(instanceId, hash);
+      return hash;
+    },
+    launchPasswordSha256: (instanceId) => launchHashes.get(instanceId),
     async afterStart(instanceIds) {
       for (const id of instanceIds) await boot(id);
     },
@@ -231,6 +252,8 @@ export function createWindowsBootTwin(deps: WindowsBootDeps): WindowsBootTwin {
         '<GetPasswordDataResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">',
         `<requestId>${requestId}</requestId>`,
         `<instanceId>${instanceId}</instanceId>`,
+        // GetPasswordDataResult (botocore data/ec2/2016-11-15/service-2.json): instanceId, passwordData and
+        // timestamp, "The time the data was last updated" (here: when the boot or the launch made it).
         `<timestamp>${(known?.at ?? new Date()).toISOString()}</timestamp>`,
         `<passwordData>${known?.data ?? ''}</passwordData>`,
         '</GetPasswordDataResponse>',

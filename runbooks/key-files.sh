@@ -14,13 +14,16 @@
 # would trust it (StrictModes); under a directory the user controls the writes run with the user's
 # uid/gid, so that the kernel refuses whatever the user could not write (a link of theirs cannot
 # steer a root write).
+# --- shared head: begin. lib/windows-reset-document.ts puts the lines from here to "shared head: end"
+# at the head of the windows-reset script too: the shell settings, the private mount namespace (its
+# variable keeps the inject-key name, which inject-key.sh and revoke-key.sh read), the device of a
+# volume attached to the helper and the JSON helpers are written once for every helper script.
 if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi
 set +o posix
 set -Eeuo pipefail
 umask 077
 export LC_ALL=C
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export LVM_SUPPRESS_FD_WARNINGS=1
 # The SSM Agent stops a command on cancel and on timeout with SIGKILL to its whole process group
 # (aws/amazon-ssm-agent, agent/executers/executers_unix.go: killProcess), which no trap sees. So the
 # script runs in a private mount namespace of its own: whatever it has mounted dies with it.
@@ -34,6 +37,49 @@ exec 3>&1 4>&2
 
 readonly DEVICE_WAIT_SECONDS=120
 readonly BY_ID_PREFIX=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_
+
+# The block device of the EBS volume VOLUME_ID attached to this (Nitro) helper, by its NVMe serial, into
+# DISK; refuses the helper's own root disk.
+wait_for_device() {
+  local link="${BY_ID_PREFIX}vol${VOLUME_ID#vol-}"
+  local deadline=$((SECONDS + DEVICE_WAIT_SECONDS))
+  log "waiting for $link"
+  until [[ -e $link ]]; do
+    ((SECONDS < deadline)) || die "volume $VOLUME_ID did not appear as $link within ${DEVICE_WAIT_SECONDS} s: is it attached to this instance (a Nitro instance)?"
+    sleep 1
+  done
+  DISK=$(readlink -f -- "$link")
+  [[ -b $DISK ]] || die "$link does not lead to a block device"
+  # Let udev finish creating the partitions' device nodes (bounded).
+  if command -v udevadm >/dev/null 2>&1; then
+    udevadm settle --timeout=30 >/dev/null 2>&1 || log "udevadm settle timed out; going on"
+  fi
+  local helper_root
+  helper_root=$(findmnt -n -o SOURCE / 2>/dev/null || true)
+  if [[ -n $helper_root && ( $helper_root == "$DISK" || $(lsblk -nrpo PKNAME -- "$helper_root" 2>/dev/null || true) == "$DISK" ) ]]; then
+    die "volume $VOLUME_ID is this helper's own root disk"
+  fi
+  log "volume $VOLUME_ID is $DISK"
+}
+# A JSON string of $1 (control characters dropped), and a JSON array of JSON values.
+json_string() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  s=${s//$'\t'/\\t}
+  s=$(printf '%s' "$s" | tr -d '\000-\037\177')
+  printf '"%s"' "$s"
+}
+
+json_join() {
+  local IFS=,
+  printf '[%s]' "$*"
+}
+# --- shared head: end
+export LVM_SUPPRESS_FD_WARNINGS=1
+
 readonly SSH_HOME_LABEL=system_u:object_r:ssh_home_t:s0
 readonly KEY_PATTERN='^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) ([A-Za-z0-9+/]+={0,2})( [A-Za-z0-9@._+=:,/ -]{0,256})?$'
 readonly USERS_PATTERN='^([a-z_][a-z0-9_.-]{0,31}(,[a-z_][a-z0-9_.-]{0,31})*)?$'
@@ -70,22 +116,6 @@ UNDO=()            # writes to undo when a later one fails: "uid gid op size pat
 BACKUPS=() BACKUP_WRITERS=() # hard links keeping the originals of rewritten files ("restore" undoes), and "uid gid" of each
 
 log() { printf '%s: %s\n' "${SCRIPT_NAME:-key-files}" "$*" >&4; }
-
-json_string() {
-  local s=$1
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  s=${s//$'\r'/\\r}
-  s=${s//$'\t'/\\t}
-  s=$(printf '%s' "$s" | tr -d '\000-\037\177')
-  printf '"%s"' "$s"
-}
-
-json_join() {
-  local IFS=,
-  printf '[%s]' "$*"
-}
 
 warn() {
   local w
@@ -218,29 +248,6 @@ check_blob() {
   esac
   if [[ $KEY_TYPE == sk-* ]]; then { next_string && [[ $S == 7373683a* ]]; } || die "$bad the application does not begin with ssh:"; fi
   ((POS == ${#BLOB})) || die "$bad trailing bytes after the key"
-}
-
-# --- the device
-wait_for_device() {
-  local link="${BY_ID_PREFIX}vol${VOLUME_ID#vol-}"
-  local deadline=$((SECONDS + DEVICE_WAIT_SECONDS))
-  log "waiting for $link"
-  until [[ -e $link ]]; do
-    ((SECONDS < deadline)) || die "volume $VOLUME_ID did not appear as $link within ${DEVICE_WAIT_SECONDS} s: is it attached to this instance (a Nitro instance)?"
-    sleep 1
-  done
-  DISK=$(readlink -f -- "$link")
-  [[ -b $DISK ]] || die "$link does not lead to a block device"
-  # Let udev finish creating the partitions' device nodes (bounded).
-  if command -v udevadm >/dev/null 2>&1; then
-    udevadm settle --timeout=30 >/dev/null 2>&1 || log "udevadm settle timed out; going on"
-  fi
-  local helper_root
-  helper_root=$(findmnt -n -o SOURCE / 2>/dev/null || true)
-  if [[ -n $helper_root && ( $helper_root == "$DISK" || $(lsblk -nrpo PKNAME -- "$helper_root" 2>/dev/null || true) == "$DISK" ) ]]; then
-    die "volume $VOLUME_ID is this helper's own root disk"
-  fi
-  log "volume $VOLUME_ID is $DISK"
 }
 
 # Disk and partitions: the partitions when there is a partition table, else the disk.

@@ -18,23 +18,11 @@
 # SSM_PasswordKey. Output: log on stderr; the last stdout line is one JSON report
 # {"version":1,"status":"ok"|"error",...}; non-zero exit on error. Every refusal is decided before
 # anything is written.
-if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi
-set +o posix
-set -Eeuo pipefail
-umask 077
-export LC_ALL=C
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-# The SSM Agent stops a command on cancel and timeout with SIGKILL to its process group
-# (aws/amazon-ssm-agent, agent/executers/executers_unix.go: killProcess), which no trap sees: the
-# script runs in a private mount namespace, so whatever it mounted dies with it.
-if [[ -z ${WINDOWS_RESET_MNT_NS:-} && -f $0 ]] && command -v unshare >/dev/null 2>&1; then
-  WINDOWS_RESET_MNT_NS=$(readlink /proc/self/ns/mnt) && export WINDOWS_RESET_MNT_NS &&
-    exec unshare --mount --propagation private -- /bin/bash "$0" "$@"
-fi
-exec 3>&1 4>&2
+# The deployed script starts with the shared head of runbooks/key-files.sh (between its "shared head"
+# markers: bash settings, the private mount namespace that the SSM Agent's SIGKILL of the process group
+# (aws/amazon-ssm-agent, agent/executers/executers_unix.go: killProcess) tears down with whatever it
+# mounted, the fds 3 and 4, and wait_for_device); lib/windows-reset-document.ts joins them.
 
-readonly DEVICE_WAIT_SECONDS=120
-readonly BY_ID_PREFIX=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_
 readonly VOLUME_PATTERN='^vol-[0-9a-f]{8,17}$'
 readonly RUN_ID_PATTERN='^[A-Za-z0-9-]{1,64}$'
 readonly KEY_PATTERN='^[A-Za-z0-9+/]{360,1000}={0,2}$'
@@ -54,22 +42,6 @@ AGENT="" AGENT_VERSION=""
 MOUNTS=() NTFS_PIDS=() CHANGES=() WARNINGS=() # NTFS_PIDS[i]: the ntfs-3g serving MOUNTS[i]
 
 log() { printf 'windows-reset: %s\n' "$*" >&4; }
-
-json_string() {
-  local s=$1
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  s=${s//$'\r'/\\r}
-  s=${s//$'\t'/\\t}
-  s=$(printf '%s' "$s" | tr -d '\000-\037\177')
-  printf '"%s"' "$s"
-}
-
-json_join() {
-  local IFS=,
-  printf '[%s]' "$*"
-}
 
 warn() {
   log "warning: $*"
@@ -276,27 +248,7 @@ convert_key() {
     die "PasswordKey is not an RSA public key of 2048 to 4096 bits: $(tail -n 1 "$WORK_DIR/key.err")"
 }
 
-# --- the device
-wait_for_device() {
-  local link="${BY_ID_PREFIX}vol${VOLUME_ID#vol-}"
-  local deadline=$((SECONDS + DEVICE_WAIT_SECONDS))
-  log "waiting for $link"
-  until [[ -e $link ]]; do
-    ((SECONDS < deadline)) || die "volume $VOLUME_ID did not appear as $link within ${DEVICE_WAIT_SECONDS} s: is it attached to this instance (a Nitro instance)?"
-    sleep 1
-  done
-  DISK=$(readlink -f -- "$link")
-  [[ -b $DISK ]] || die "$link does not lead to a block device"
-  if command -v udevadm >/dev/null 2>&1; then
-    udevadm settle --timeout=30 >/dev/null 2>&1 || log "udevadm settle timed out; going on"
-  fi
-  local helper_root
-  helper_root=$(findmnt -n -o SOURCE / 2>/dev/null || true)
-  if [[ -n $helper_root && ($helper_root == "$DISK" || $(lsblk -nrpo PKNAME -- "$helper_root" 2>/dev/null || true) == "$DISK") ]]; then
-    die "volume $VOLUME_ID is this helper's own root disk"
-  fi
-  log "volume $VOLUME_ID is $DISK"
-}
+# --- the device: wait_for_device, in the shared head (runbooks/key-files.sh)
 
 # The first line of a tool's error output that is not blank (ntfs-3g prints its banner after the reason).
 first_line() { grep -m 1 -v '^[[:space:]]*$' -- "$1" 2>/dev/null || true; }
@@ -842,7 +794,7 @@ apply() {
 # unmounts its own FUSE file system and waits for its own answer to FUSE's DESTROY request, forever,
 # in uninterruptible sleep, holding the volume (seen in test/script/windows-reset.test.ts).
 start_namespace_holder() {
-  [[ -n ${WINDOWS_RESET_MNT_NS:-} ]] || return 0
+  [[ -n ${INJECT_KEY_MNT_NS:-} ]] || return 0
   # shellcheck disable=SC2016 # the holder's own script
   setsid bash -c 'while :; do
   others=0

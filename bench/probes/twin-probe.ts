@@ -36,7 +36,7 @@ interface TwinModule {
   startTwin(options?: { log?: (line: string) => void }): Promise<{
     clock: { now(): number; history(): readonly PendingOp[] };
     createLockedOutInstance(spec?: Record<string, unknown>): Promise<{ instanceId: string }>;
-    runReset(parameters: Record<string, unknown>, options?: { log?: (line: string) => void }): Promise<{ result: ExecutionResult; calls: Record<string, number> }>;
+    runReset(parameters: Record<string, unknown>, options?: { log?: (line: string) => void }): Promise<{ result: ExecutionResult; calls: Record<string, number>; callLog: ReadonlyArray<{ service: string; action: string; at: number }> }>;
     leftovers(): Promise<Record<string, string[]>>;
     stop(): Promise<void>;
   }>;
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   try {
     const instance = await twin.createLockedOutInstance({ state: 'running', ...(method === 'Online' ? { managed: {} } : {}) });
     const t0 = twin.clock.now();
-    const { result, calls } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: keyType, Method: method }, { log: progress });
+    const { result, calls, callLog } = await twin.runReset({ InstanceId: instance.instanceId, KeyType: keyType, Method: method }, { log: progress });
     const accessSteps = method === 'Online' ? onlineAccessSteps(result) : ACCESS_STEPS;
     const leftovers = await twin.leftovers();
     // The slow work the run started, on the same clock as its steps (seconds since it began).
@@ -118,6 +118,8 @@ async function main(): Promise<void> {
         calls,
         leftovers: Object.fromEntries(Object.entries(leftovers).filter(([, v]) => v.length > 0)),
         wallSeconds: (Date.now() - wallStart) / 1000,
+        // BENCH_CALL_LOG=1: each call's action and virtual time (no payload), to read where the time goes.
+        ...(process.env.BENCH_CALL_LOG === '1' ? { callTimes: callLog.map((c) => `${(c.at - t0).toFixed(2)} ${c.service}:${c.action}`) } : {}),
         keyType,
         end,
       }),

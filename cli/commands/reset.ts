@@ -22,7 +22,7 @@ import * as fs from 'fs';
 import { awsErrorName } from '../aws';
 import { keyParameterName } from '../../lambdas/common/names';
 import { documentStepNames, follow } from '../follow';
-import { judge, outputOf, type Outcome } from '../execution';
+import { judge, outputOf, type Outcome, type Snapshot } from '../execution';
 import { CliError, EXIT, UsageError, type ExitCode } from '../exit-codes';
 import { checkKeyFileFree, keyFilePath, writeKeyFile } from '../key-file';
 import { managedInstance, onlineGaps } from '../../lambdas/preflight/method';
@@ -202,15 +202,40 @@ async function followAndFinish(
   executionEnded: () => void,
 ): Promise<ExitCode> {
   const stepNames = await documentStepNames(ssm, o.documentName).catch(() => undefined);
-  const snap = await follow({ ssm, executionId, stepNames, renderer: o.json ? 'silent' : io.renderer, intervalMs: io.pollMs, now: io.now });
+  // The online method: the key file is written as soon as the step outputs say the key is in place
+  // (review P4), and the run is followed to its end (cleanup, summary) after that.
+  let early: EarlyKey | undefined;
+  const onSnapshot = async (s: Snapshot): Promise<void> => {
+    if (early) return;
+    const name = keyInPlace(s);
+    if (!name) return;
+    try {
+      const value = (await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }))).Parameter?.Value;
+      if (!value) return;
+      writeKeyFile(keyFile, value, !!o.force);
+      early = { keyName: name, step: keyStepOf(s) };
+      if (!o.json) io.out(`The key is in place on ${instanceId}: the private key is in ${keyFile} (mode 0600). Following the run to its end (cleanup, summary)...\n`);
+    } catch {
+      // Not now (the file exists, the parameter cannot be read, ...): the end of the run says why.
+    }
+  };
+  const snap = await follow({ ssm, executionId, stepNames, renderer: o.json ? 'silent' : io.renderer, intervalMs: io.pollMs, now: io.now, onSnapshot });
   // The execution has ended: "it goes on, cancel it" is no longer true on Ctrl-C.
   executionEnded();
   const outcome: Outcome = judge(snap);
   if (outcome.kind !== 'success') {
     const restore = outcome.kind === 'cancelled' && outcome.restoreExecutionId ? await followRestore(ssm, outcome.restoreExecutionId, o, io) : undefined;
     const code = exitCodeOf(outcome, restore);
-    if (o.json) io.out(`${JSON.stringify({ executionId, instanceId, preview: pv, outcome, restore, exitCode: code })}\n`);
-    else io.err(describeOutcome(outcome, restore, instanceId));
+    if (o.json) io.out(`${JSON.stringify({ executionId, instanceId, preview: pv, outcome, restore, exitCode: code, ...(early ? { keyFile, keyWrittenAfter: early.step, keyParameterName: early.keyName } : {}) })}\n`);
+    else {
+      io.err(describeOutcome(outcome, restore, instanceId));
+      if (early) {
+        io.err(
+          `Note: the key had been put in place (${early.step}) and written to ${keyFile} before this failure. ` +
+            `The private key is also still in ${early.keyName} (not deleted). What restore did is above; whether the key still logs in depends on it.\n`,
+        );
+      }
+    }
     return code;
   }
 
@@ -225,8 +250,9 @@ async function followAndFinish(
     );
   }
   const keyName = summary.KeyParameterName;
-  let wroteKey = false;
-  if (keyName && keyName !== 'none') {
+  let wroteKey = !!early && early.keyName === keyName;
+  if (wroteKey && !o.keepParameter) await ssm.send(new DeleteParameterCommand({ Name: keyName }));
+  if (!wroteKey && keyName && keyName !== 'none') {
     const got = await ssm.send(new GetParameterCommand({ Name: keyName, WithDecryption: true }));
     const value = got.Parameter?.Value;
     if (!value) throw new CliError(`the key parameter ${keyName} is empty; it was left in place`, EXIT.error);
@@ -264,4 +290,49 @@ async function followAndFinish(
   if (ssh) lines.push(`Log in (${addr.kind}${addr.kind === 'private IP' ? ': reachable from inside its VPC only' : ''}):`, `  ${ssh}`);
   io.out(`${lines.join('\n')}\n`);
   return EXIT.ok;
+}
+
+interface EarlyKey {
+  /** The SecureString the key file was written from. */
+  readonly keyName: string;
+  /** The step whose outputs said the key was in place. */
+  readonly step: string;
+}
+
+/** The Payload of the last run of a step, parsed (aws:invokeLambdaFunction's output "Payload"). */
+function payloadOf(s: Snapshot, step: string): Record<string, unknown> | undefined {
+  for (let i = s.steps.length - 1; i >= 0; i--) {
+    const e = s.steps[i];
+    if (e.StepName !== step) continue;
+    if (e.StepStatus !== 'Success') return undefined;
+    try {
+      const v = JSON.parse(e.Outputs?.Payload?.[0] ?? '') as unknown;
+      return v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The generated key's SecureString once the run's step outputs say the key is in place on the
+ * instance (the online method): injectKeyOnline's Payload with Confirmed "true", or reportOnline
+ * ended Success after it. Read from DescribeAutomationStepExecutions' StepExecution.Outputs
+ * ("Returned values from the execution of the step":
+ * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_StepExecution.html; the
+ * Payload output of aws:invokeLambdaFunction:
+ * https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-lamb.html).
+ * undefined until then, for the other methods, and when the user gave the public key (no key to fetch).
+ */
+export function keyInPlace(s: Snapshot): string | undefined {
+  const inject = payloadOf(s, 'injectKeyOnline');
+  const name = typeof inject?.KeyParameterName === 'string' ? inject.KeyParameterName : undefined;
+  if (!name || name === 'none') return undefined;
+  if (inject?.Confirmed === 'true') return name;
+  return payloadOf(s, 'reportOnline') !== undefined ? name : undefined;
+}
+
+function keyStepOf(s: Snapshot): string {
+  return payloadOf(s, 'injectKeyOnline')?.Confirmed === 'true' ? 'injectKeyOnline' : 'reportOnline';
 }

@@ -12,8 +12,8 @@ import {
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { describeVolume, liveAttachment } from '@common/ec2';
-import { UnexpectedStateError } from '@common/errors';
+import { describeVolume, liveAttachment, pollUntil, realClock, type Clock } from '@common/ec2';
+import { NotReadyError, UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { updatePlan, type Plan } from '@common/plan';
 import { ownedFilters, tagSpec } from '@common/tags';
@@ -47,11 +47,15 @@ export async function backupRunning(deps: BackupDeps, plan: Plan, input: StepInp
     });
     return { backupId: 'none', backupMethod: 'None' };
   }
+  // Two reads that do not depend on each other, made together: the volume's attachment and this
+  // run's earlier backup, if any (a retried step). Nothing is created before both are known.
+  const earlier = findBackup(deps, plan, input);
+  earlier.catch(() => undefined);
   const attachment = liveAttachment(await describeVolume(deps.ec2, volumeId));
   if (attachment?.instanceId !== input.instanceId) {
     throw new UnexpectedStateError(`Volume ${volumeId} is not attached to ${input.instanceId}; the ${plan.method.chosen} method changes nothing of it`);
   }
-  const backupId = await startBackup(deps, plan, input);
+  const backupId = await startBackup(deps, plan, input, { found: await earlier });
   await updatePlan(deps.ssm, input.instanceId, input.executionId, (p) => {
     if (backupId !== 'none') p.created.backupId = backupId;
     p.progress.phase = 'backup-started';
@@ -59,19 +63,33 @@ export async function backupRunning(deps: BackupDeps, plan: Plan, input: StepInp
   return { backupId, backupMethod: plan.inputs.backupMethod };
 }
 
-export async function startBackup(deps: BackupDeps, plan: Plan, input: StepInput): Promise<string> {
+/** This run's backup made by an earlier attempt of the step (found by its tags), if any. */
+export async function findBackup(deps: BackupDeps, plan: Plan, input: StepInput): Promise<string | undefined> {
+  const { ec2 } = deps;
+  const { executionId } = input;
+  if (plan.inputs.backupMethod === 'None' || plan.created.backupId) return undefined;
+  if (plan.inputs.backupMethod === 'Snapshot') {
+    const existing = await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: ownedFilters('backup', executionId) }));
+    return existing.Snapshots?.find((s) => s.VolumeId === plan.instance.rootVolumeId)?.SnapshotId;
+  }
+  const existing = await ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: ownedFilters('backup', executionId) }));
+  return existing.Images?.[0]?.ImageId;
+}
+
+/**
+ * Starts this run's backup (or returns the one it already has). `earlier`: what findBackup
+ * returned, when the caller has already looked (absent: not looked yet).
+ */
+export async function startBackup(deps: BackupDeps, plan: Plan, input: StepInput, earlier?: { readonly found: string | undefined }): Promise<string> {
   const { ec2 } = deps;
   const { executionId, instanceId } = input;
   const volumeId = plan.instance.rootVolumeId;
   if (plan.inputs.backupMethod === 'None') return 'none';
   if (plan.created.backupId) return plan.created.backupId;
+  const found = earlier ? earlier.found : await findBackup(deps, plan, input);
+  if (found) return found;
 
   if (plan.inputs.backupMethod === 'Snapshot') {
-    const existing = await ec2.send(
-      new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: ownedFilters('backup', executionId) }),
-    );
-    const found = existing.Snapshots?.find((s) => s.VolumeId === volumeId)?.SnapshotId;
-    if (found) return found;
     const out = await ec2.send(
       new CreateSnapshotCommand({
         VolumeId: volumeId,
@@ -88,9 +106,6 @@ export async function startBackup(deps: BackupDeps, plan: Plan, input: StepInput
   // (for a stopped instance it snapshots each volume; AWS documents snapshots as point-in-time at
   // their start). Detaching right after is what AWSSupport-ResetAccess does after its image is
   // available; prefer BackupMethod=Snapshot, whose point in time is the call itself.
-  const existing = await ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: ownedFilters('backup', executionId) }));
-  const found = existing.Images?.[0]?.ImageId;
-  if (found) return found;
   const out = await ec2.send(
     new CreateImageCommand({
       InstanceId: instanceId,
@@ -107,4 +122,47 @@ export async function startBackup(deps: BackupDeps, plan: Plan, input: StepInput
   if (!out.ImageId) throw new UnexpectedStateError(`CreateImage of ${instanceId} returned no image id`);
   deps.log.info('image started', { instanceId, imageId: out.ImageId });
   return out.ImageId;
+}
+
+/** Online + BackupMethod=Image: how long the run waits for the image's snapshots before it refuses. */
+export const IMAGE_SNAPSHOTS_BUDGET_MS = 60_000;
+const IMAGE_SNAPSHOTS_POLL_MS = 1_000;
+
+/**
+ * Online + BackupMethod=Image (review P5): an image taken with NoReboot holds "only the data that
+ * has been written to the volumes at the time the snapshots are created"
+ * (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateImage.html, NoReboot): the
+ * point in time is each snapshot's creation, not the CreateImage call. A snapshot, once created,
+ * is point-in-time even while pending ("the point-in-time snapshot is created immediately, but the
+ * status of the snapshot is pending until the snapshot is complete":
+ * https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSnapshot.html). So before the
+ * command writes, this waits (bounded) until DescribeImages shows every EBS mapping of the image
+ * with a snapshot id and DescribeSnapshots shows each of those snapshots (pending or completed).
+ * Past the bound, or on a failed image or snapshot, the run refuses: nothing has been written.
+ */
+export async function waitForImageSnapshots(ec2: EC2Client, imageId: string, clock: Clock = realClock, budgetMs = IMAGE_SNAPSHOTS_BUDGET_MS): Promise<string[]> {
+  try {
+    return await pollUntil(clock, `the snapshots of image ${imageId}`, budgetMs, IMAGE_SNAPSHOTS_POLL_MS, async () => {
+      const image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
+      if (!image) return undefined;
+      // ImageState and SnapshotState of the EC2 API model (botocore ec2/2016-11-15 service-2.json):
+      // an image that failed, is invalid, errored or is gone never gets its snapshots.
+      if (image.State === 'failed' || image.State === 'invalid' || image.State === 'error' || image.State === 'deregistered') {
+        throw new UnexpectedStateError(`The backup image ${imageId} is ${image.State}: nothing was written to the instance`);
+      }
+      const ebs = (image.BlockDeviceMappings ?? []).filter((m) => m.Ebs !== undefined);
+      const ids = ebs.map((m) => m.Ebs?.SnapshotId);
+      if (ebs.length === 0 || ids.some((id) => !id)) return undefined;
+      const snapshotIds = ids as string[];
+      const snapshots = (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }))).Snapshots ?? [];
+      const failed = snapshots.find((x) => x.State === 'error');
+      if (failed) throw new UnexpectedStateError(`Snapshot ${failed.SnapshotId} of the backup image ${imageId} failed: nothing was written to the instance`);
+      return snapshotIds.every((id) => snapshots.some((x) => x.SnapshotId === id)) ? snapshotIds : undefined;
+    });
+  } catch (err) {
+    if (!(err instanceof NotReadyError)) throw err;
+    throw new UnexpectedStateError(
+      `The snapshots of the backup image ${imageId} did not appear within ${budgetMs / 1000} s, so the image could hold a later state than the one before the change: nothing was written to the instance (run again, or with BackupMethod=Snapshot, whose point in time is the call itself)`,
+    );
+  }
 }

@@ -11,7 +11,10 @@
  *
  * No function here ever puts key material into an error message.
  */
-import { generateKeyPairSync, randomBytes } from 'crypto';
+import { generateKeyPair as generateKeyPairCallback, generateKeyPairSync, randomBytes, type KeyObject } from 'crypto';
+import { channel } from 'diagnostics_channel';
+import { promisify } from 'util';
+import { KEYGEN_CHANNEL } from './names';
 import { fingerprintOf, sshString, uint32 } from './public-key';
 
 export * from './public-key';
@@ -38,11 +41,21 @@ export interface GeneratedKeyPair {
   readonly type: KeyType;
 }
 
+/**
+ * Where a key generation starts and ends, for an observer in the same process (Node's
+ * diagnostics_channel: publishing costs nothing when nobody subscribes). The local twin subscribes
+ * to charge the generation on its virtual clock from the moment it starts (local/agent.ts); the
+ * message carries the key type only, never key material.
+ */
+const keygenChannel = channel(KEYGEN_CHANNEL);
+
 /** Make a new key pair. The comment of the public line is `reset-access-<yyyy-mm-dd>` (UTC). */
 export function generateKeyPair(type: KeyType, now: Date = new Date()): GeneratedKeyPair {
-  const comment = `reset-access-${now.toISOString().slice(0, 10)}`;
+  const comment = commentFor(now);
+  keygenChannel.publish({ phase: 'start', type });
   if (type === 'rsa') {
-    return generateRsa(comment);
+    const pair = generateKeyPairSync('rsa', { modulusLength: 4096, publicExponent: 65537 });
+    return encodeRsa(pair.publicKey, pair.privateKey, comment);
   }
   if (type === 'ed25519') {
     return generateEd25519(comment);
@@ -50,8 +63,26 @@ export function generateKeyPair(type: KeyType, now: Date = new Date()): Generate
   throw new Error(`unsupported key type: ${String(type)} (use rsa or ed25519)`);
 }
 
-function generateRsa(comment: string): GeneratedKeyPair {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 4096, publicExponent: 65537 });
+const generateRsaAsync = promisify(generateKeyPairCallback);
+
+/**
+ * The same key pair, made without blocking the event loop: Node's crypto.generateKeyPair runs the
+ * RSA prime search on the libuv thread pool (https://nodejs.org/api/crypto.html#cryptogeneratekeypairtype-options-callback),
+ * so the handler's AWS calls that do not need the key go on meanwhile (inject-key, online).
+ */
+export async function generateKeyPairAsync(type: KeyType, now: Date = new Date()): Promise<GeneratedKeyPair> {
+  const comment = commentFor(now);
+  if (type === 'rsa') {
+    keygenChannel.publish({ phase: 'start', type });
+    const pair = await generateRsaAsync('rsa', { modulusLength: 4096, publicExponent: 65537 });
+    return encodeRsa(pair.publicKey, pair.privateKey, comment);
+  }
+  return generateKeyPair(type, now);
+}
+
+const commentFor = (now: Date): string => `reset-access-${now.toISOString().slice(0, 10)}`;
+
+function encodeRsa(publicKey: KeyObject, privateKey: KeyObject, comment: string): GeneratedKeyPair {
   const jwk = publicKey.export({ format: 'jwk' });
   const n = new forge.jsbn.BigInteger(Buffer.from(jwk.n as string, 'base64url').toString('hex'), 16);
   const e = new forge.jsbn.BigInteger(Buffer.from(jwk.e as string, 'base64url').toString('hex'), 16);

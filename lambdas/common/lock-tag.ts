@@ -11,7 +11,7 @@
  */
 import { CreateTagsCommand, DeleteTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { findInstance, findVolume } from './ec2';
-import { isAwsError } from './errors';
+import { isAwsError, UnexpectedStateError } from './errors';
 import { LOCK_TAG_KEY, lockTagOf } from './tags';
 
 /** Errors of a resource that no longer exists: nothing to untag. */
@@ -42,3 +42,21 @@ export async function removeLockTag(ec2: EC2Client, instanceId: string, volumeId
     }
   }
 }
+
+/**
+ * Refuses unless the instance carries this execution's lock tag, read now (review P6/O1): IAM lets
+ * SendCommand go to any instance that carries a lock tag (of any run: an IAM condition cannot
+ * compare a tag with the execution id in the Lambda's payload, lib/functions.ts), so the handler
+ * reads the tag's value immediately before it sends to the customer's instance and sends only
+ * when it is its own.
+ */
+export async function requireOwnLockTag(ec2: EC2Client, instanceId: string, executionId: string): Promise<void> {
+  const instance = await findInstance(ec2, instanceId);
+  const holder = lockTagOf(instance?.Tags);
+  if (holder !== executionId) {
+    throw new UnexpectedStateError(
+      `${instanceId} ${instance ? (holder ? `carries the lock tag of another execution (${holder})` : 'carries no lock tag') : 'was not found'}, not this execution's (${executionId}): nothing was sent to it`,
+    );
+  }
+}
+

@@ -31,3 +31,9 @@ export function lockParameterName(instanceId: string): string {
 export function keyParameterName(instanceId: string): string {
   return `/${KEY_PATH}/${instanceId}/key`;
 }
+
+/**
+ * The diagnostics_channel on which keys.ts announces the start of a key generation (the key type
+ * only, never key material); the local twin listens to charge it on its clock (local/lambda-charge.ts).
+ */
+export const KEYGEN_CHANNEL = 'ec2-reset-access:keygen';

@@ -126,6 +126,13 @@ export interface PlanProgress {
   commandWaitsExhausted?: number;
   /** Restore detached the root volume from the helper with Force (its result asks for a filesystem check). */
   forcedDetach?: boolean;
+  /** Windows (issue 15): when startWindows requested the start (ISO 8601), kept before its StartInstances (review W1). */
+  startRequestedAt?: string;
+  /** Windows: StartInstances returned without an error (the boot with the trigger may have begun). */
+  startAccepted?: boolean;
+  /** Windows: the windows-reset command restore sent with Mode=Revert (review W2), and whether it undid the run's writes. */
+  revertCommandId?: string;
+  windowsReverted?: boolean;
 }
 
 export interface Plan {

@@ -6,7 +6,7 @@
  */
 import { PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { UnexpectedStateError } from '@common/errors';
-import { fingerprintOf, generateKeyPair } from '@common/keys';
+import { fingerprintOf, generateKeyPairAsync, type GeneratedKeyPair, type KeyType } from '@common/keys';
 import { keyParameterName } from '@common/names';
 import { updatePlan, type Plan } from '@common/plan';
 
@@ -23,7 +23,8 @@ export interface RunKeyDeps {
   readonly ssm: SSMClient;
   /** The stack's KMS key for the SecureString. */
   readonly keyId: string;
-  readonly generate?: typeof generateKeyPair;
+  /** @default generateKeyPairAsync (sync generators are accepted too, e.g. in tests) */
+  readonly generate?: (type: KeyType) => GeneratedKeyPair | Promise<GeneratedKeyPair>;
 }
 
 const SHORT_TYPES: Record<string, string> = { 'ssh-rsa': 'rsa', 'ssh-ed25519': 'ed25519' };
@@ -35,12 +36,26 @@ const SHORT_TYPES: Record<string, string> = { 'ssh-rsa': 'rsa', 'ssh-ed25519': '
  * that was never put in).
  */
 export async function prepareRunKey(deps: RunKeyDeps, plan: Plan, instanceId: string, executionId: string): Promise<RunKey> {
-  if (plan.inputs.publicKey !== '') {
+  return storeRunKey(deps, plan, await generateRunKey(deps, plan), instanceId, executionId);
+}
+
+/**
+ * The generation alone: no AWS call, nothing stored. undefined when the user gave the public key.
+ * Started first by a handler that has other calls to make meanwhile (inject-key, online), then
+ * handed to storeRunKey.
+ */
+export async function generateRunKey(deps: Pick<RunKeyDeps, 'generate'>, plan: Plan): Promise<GeneratedKeyPair | undefined> {
+  if (plan.inputs.publicKey !== '') return undefined;
+  return (deps.generate ?? generateKeyPairAsync)(plan.inputs.keyType);
+}
+
+/** Stores a generated pair's private key and records it in the plan (see prepareRunKey); the user's key as it is. */
+export async function storeRunKey(deps: RunKeyDeps, plan: Plan, pair: GeneratedKeyPair | undefined, instanceId: string, executionId: string): Promise<RunKey> {
+  if (pair === undefined) {
     const publicKey = plan.inputs.publicKey;
     const type = publicKey.split(' ')[0] ?? '';
     return { publicKey, fingerprint: fingerprintOf(publicKey), keyType: SHORT_TYPES[type] ?? type, keyParameterName: 'none' };
   }
-  const pair = (deps.generate ?? generateKeyPair)(plan.inputs.keyType);
   const name = keyParameterName(instanceId);
   try {
     // Tags cannot be combined with Overwrite in PutParameter; the path and the KMS key mark it.

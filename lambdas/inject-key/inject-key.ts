@@ -7,11 +7,12 @@
  */
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { GetCommandInvocationCommand, SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import { backupRunning } from '@common/backup';
+import { backupRunning, waitForImageSnapshots } from '@common/backup';
 import { changesOf, endedInvocation, okReport } from '@common/command-wait';
 import { realClock, type Clock } from '@common/ec2';
-import { generateKeyPair } from '@common/keys';
-import { prepareRunKey } from '@common/stored-key';
+import type { GeneratedKeyPair, KeyType } from '@common/keys';
+import { requireOwnLockTag } from '@common/lock-tag';
+import { generateRunKey, prepareRunKey, storeRunKey, type RunKey } from '@common/stored-key';
 import { isAwsError, NotReadyError, PlanError, UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
 import { loadOwnPlan, updatePlan, type Plan } from '@common/plan';
@@ -37,7 +38,8 @@ export interface InjectDeps {
   readonly ec2: EC2Client;
   readonly log: Logger;
   readonly config: InjectConfig;
-  readonly generate?: typeof generateKeyPair;
+  /** @default generateKeyPairAsync */
+  readonly generate?: (type: KeyType) => GeneratedKeyPair | Promise<GeneratedKeyPair>;
   /** @default realClock */
   readonly clock?: Clock;
   /** @default ONLINE_CONFIRM_MS */
@@ -102,18 +104,30 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
     return sendRevoke(deps, plan, helperId, online);
   }
 
-  // Online: the backup starts here, before anything is written (a snapshot is point-in-time at the
-  // call: https://docs.aws.amazon.com/ebs/latest/userguide/ebs-creating-snapshot.html), in the same
-  // step as the command, which saves a step transition and a cold Lambda on the way to access.
-  const backupId = online ? (await backupRunning({ ec2: deps.ec2, ssm, log: deps.log }, plan, input)).backupId : (plan.created.backupId ?? 'none');
-
-  const { publicKey, fingerprint, keyType, keyParameterName } = await prepareRunKey(
-    { ssm, keyId: config.keyId, generate: deps.generate },
-    plan,
-    instanceId,
-    executionId,
-  );
+  const keyDeps = { ssm, keyId: config.keyId, generate: deps.generate };
+  let backupId = plan.created.backupId ?? 'none';
+  let key: RunKey;
+  if (online) {
+    // Online: the backup starts here, before anything is written (a snapshot is point-in-time at
+    // the call: https://docs.aws.amazon.com/ebs/latest/userguide/ebs-creating-snapshot.html), in the
+    // same step as the command, which saves a step transition and a cold Lambda on the way to
+    // access. The key is generated meanwhile (off the event loop: generateKeyPairAsync), since the
+    // backup's calls do not need it; it is stored after the backup's plan update (one writer of
+    // the plan at a time), and the command is sent only after both.
+    const [backup, pair] = await Promise.all([backupRunning({ ec2: deps.ec2, ssm, log: deps.log }, plan, input), generateRunKey(keyDeps, plan)]);
+    backupId = backup.backupId;
+    // Image (NoReboot): its point in time is its snapshots' creation, not the call (review P5):
+    // wait for them, while the key is stored.
+    const imageWait = plan.inputs.backupMethod === 'Image' && backupId.startsWith('ami-') ? waitForImageSnapshots(deps.ec2, backupId, deps.clock) : undefined;
+    const [stored] = await Promise.all([storeRunKey(keyDeps, plan, pair, instanceId, executionId), imageWait]);
+    key = stored;
+  } else {
+    key = await prepareRunKey(keyDeps, plan, instanceId, executionId);
+  }
+  const { publicKey, fingerprint, keyType, keyParameterName } = key;
   if (keyParameterName !== 'none') deps.log.info('private key stored', { instanceId, parameter: keyParameterName, fingerprint });
+  // Online: the customer's instance must carry this run's lock tag, read now (review P6/O1).
+  if (online) await requireOwnLockTag(deps.ec2, instanceId, executionId);
 
   const out = await ssm.send(
     new SendCommandCommand({
@@ -175,6 +189,8 @@ async function sendRevoke(deps: InjectDeps, plan: Plan, targetId: string, online
   if (!config.revokeDocumentName) {
     throw new UnexpectedStateError('This inject-key function was deployed without REVOKE_DOCUMENT_NAME: it cannot send a revoke command');
   }
+  // Online: the customer's instance must carry this run's lock tag, read now (review P6/O1).
+  if (online) await requireOwnLockTag(deps.ec2, instanceId, executionId);
   const out = await ssm.send(
     new SendCommandCommand({
       DocumentName: config.revokeDocumentName,

@@ -13,6 +13,7 @@ import {
   type Instance,
   type InstanceTypeInfo,
   type _InstanceType,
+  type Volume,
 } from '@aws-sdk/client-ec2';
 import { DescribeKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { GetAutomationExecutionCommand, GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
@@ -163,6 +164,14 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
   }
 
   await checkLockTag(deps, req, id, lockTagOf(instance.Tags));
+  // Reads that need only the instance, started together with the rest of the inspection (the
+  // agent's registration below) instead of one after the other; each is awaited where it was
+  // read before, so a refusal comes in the same order. Nothing here changes anything.
+  const rootIdSeen = instance.BlockDeviceMappings?.find((m) => m.DeviceName === instance.RootDeviceName)?.Ebs?.VolumeId;
+  const volumeRead = rootIdSeen ? findVolume(ec2, rootIdSeen) : undefined;
+  const elasticIpRead = hasElasticIp(ec2, id);
+  volumeRead?.catch(() => undefined);
+  elasticIpRead.catch(() => undefined);
   // A revoke run reaches Windows instances through a key pair selection: there is no authorized_keys
   // to clean, and the key pair's real exposure there is the launch password (GetPasswordData is
   // "encrypted using the key pair that you specified when you launched the instance":
@@ -248,7 +257,7 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
   // The root volume's own lock tag, and for the volume swap its encryption (the helper must attach
   // it): the online method never attaches it anywhere, and EBS snapshots an encrypted volume with
   // its own key, so a KMS key the automation cannot describe is no reason to refuse it.
-  if (rootVolumeId) await checkRootVolume(deps, req, rootVolumeId, swap);
+  if (rootVolumeId) await checkRootVolume(deps, req, rootVolumeId, swap, rootVolumeId === rootIdSeen ? volumeRead : undefined);
 
   const availabilityZone = instance.Placement?.AvailabilityZone ?? '';
   if (swap) {
@@ -256,7 +265,7 @@ async function inspect(deps: PreflightDeps, req: PreflightRequest): Promise<{ in
     await checkHelperType(ec2, req.inputs.helperInstanceType, id);
   }
 
-  const elasticIp = await hasElasticIp(ec2, id);
+  const elasticIp = await elasticIpRead;
   return { method, instance: {
     originalState: state as OriginalState,
     rootVolumeId: rootVolumeId ?? '',
@@ -356,9 +365,9 @@ async function describeInstanceType(ec2: EC2Client, type: string): Promise<Insta
   }
 }
 
-async function checkRootVolume(deps: PreflightDeps, req: PreflightRequest, volumeId: string, moves: boolean): Promise<void> {
+async function checkRootVolume(deps: PreflightDeps, req: PreflightRequest, volumeId: string, moves: boolean, read?: Promise<Volume | undefined>): Promise<void> {
   const id = req.instanceId;
-  const volume = await findVolume(deps.ec2, volumeId);
+  const volume = await (read ?? findVolume(deps.ec2, volumeId));
   if (!volume) refuse(id, `has root volume ${volumeId}, which was not found`, 'Check the instance and run again.');
   await checkLockTag(deps, req, volumeId, lockTagOf(volume.Tags));
   if (!volume.Encrypted || !moves) return;

@@ -17,6 +17,12 @@ export interface RestoreOutput {
 export const OUTPUT_FIELDS = outputFields<RestoreOutput>()(['Restored', 'Message', 'ForcedDetach']);
 
 const log = createLogger('reset-access-restore');
+/**
+ * The windows-reset Command document (review W2: a Windows run's Mode=Revert), set by the stack
+ * (lib/functions.ts). Not required at load: restore must still put a Linux run back without it; a
+ * Windows revert without it is reported as not done (windows-revert.ts).
+ */
+const WINDOWS_DOCUMENT_NAME = process.env.WINDOWS_DOCUMENT_NAME || undefined;
 
 /**
  * The whole result may be a step output (the restore runbook outputs `restore.Payload`), and
@@ -39,6 +45,6 @@ export function fitPayload(out: RestoreOutput): RestoreOutput {
 
 export async function handler(event: unknown): Promise<RestoreOutput> {
   const input = validateStepInput(event);
-  const r = await restore({ ec2, ssm, log, clock: realClock }, input);
+  const r = await restore({ ec2, ssm, log, clock: realClock, windowsDocumentName: WINDOWS_DOCUMENT_NAME }, input);
   return fitPayload({ Restored: r.restored, Message: r.message, ForcedDetach: r.forcedDetach });
 }

@@ -13,6 +13,8 @@
  *  3. DeleteOnTermination as it was; start the instance if it was running and is stopped;
  *  4. a key written but not injected: delete the SecureString; injected: keep it, name it.
  *  4b. Method=UserData: the original user data back (convergeUserData: stop if running, put back);
+ *  1w. Windows (issue 15), before 1: what the windows-reset command wrote is undone with its
+ *     Mode=Revert on the helper, unless the run has started the instance (windows-revert.ts);
  *  5. last: remove this run's lock tag from the instance and the root volume (issue 11).
  * The online method (plan.method.chosen Online) moved and stopped nothing: only 0, 4 and 5, with
  * the command on the instance itself; nothing is detached, stopped or started.
@@ -41,6 +43,7 @@ import { removeLockTag } from '@common/lock-tag';
 import { readPlan, updatePlan, type Plan } from '@common/plan';
 import { convergeUserData } from '@common/user-data-store';
 import type { StepInput } from '@common/validation';
+import { revertWindows, type WindowsRevertBudgets } from './windows-revert';
 
 export interface RestoreBudgets {
   /** Wait for a normal detach before forcing it. */
@@ -82,6 +85,10 @@ export interface RestoreDeps {
   readonly log: Logger;
   readonly clock: Clock;
   readonly budgets?: RestoreBudgets;
+  /** The windows-reset Command document, for a Windows run's Mode=Revert (windows-revert.ts). */
+  readonly windowsDocumentName?: string;
+  /** @default DEFAULT_REVERT_BUDGETS */
+  readonly revertBudgets?: WindowsRevertBudgets;
 }
 
 export interface RestoreResult {
@@ -114,6 +121,8 @@ export async function restore(deps: RestoreDeps, input: StepInput): Promise<Rest
   const settled = await settleCommand(deps, plan, budgets, done);
   if (plan.method.chosen === 'Online') return finishOnline(deps, plan, done, settled);
   const forcedEarlier = plan.progress.forcedDetach === true;
+  // Windows: what the windows-reset command wrote is undone on the helper before the volume moves back (review W2).
+  await revertWindows(deps, plan, done, deps.revertBudgets, settled.force);
   try {
     await putVolumeBack(deps, plan, budgets, done, settled.force);
     // Method=UserData: the original user data back (the instance stopped for it if it runs).
@@ -357,6 +366,9 @@ async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
   // Online: the command runs on the instance itself, on its live root (always "on" it).
   const helperId = online ? plan.instanceId : plan.created.helperInstanceId;
   const calm: Settled = { force: false, outcomeUnknown: false };
+  // The command is windows-reset's on a Windows target (issue 15), inject-key's otherwise.
+  const windows = plan.instance.platform === 'windows';
+  const command = windows ? 'windows-reset command' : 'inject command';
   if (!commandId || !helperId || plan.progress.keyInjected) return calm;
   const onHelper = online || (await volumeState(deps, plan.instance.rootVolumeId)).attachment?.instanceId === helperId;
 
@@ -366,9 +378,9 @@ async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
     if (!isTerminal(inv)) {
       try {
         await deps.ssm.send(new CancelCommandCommand({ CommandId: commandId, InstanceIds: [helperId] }));
-        done.push(`cancelled the inject command ${commandId}, still ${inv.status} after ${Math.round(budgets.commandMs / 1000)} s`);
+        done.push(`cancelled the ${command} ${commandId}, still ${inv.status} after ${Math.round(budgets.commandMs / 1000)} s`);
       } catch (err) {
-        done.push(`could not cancel the inject command ${commandId} (${awsErrorCode(err) || 'error'})`);
+        done.push(`could not cancel the ${command} ${commandId} (${awsErrorCode(err) || 'error'})`);
       }
       inv = await waitTerminal(deps, commandId, helperId, budgets.cancelMs, inv);
     }
@@ -380,20 +392,20 @@ async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
       await updatePlan(deps.ssm, plan.instanceId, plan.executionId, (p) => {
         p.progress.keyInjected = true;
       });
-      done.push(`the inject command ${commandId} had added the key`);
+      done.push(windows ? `the windows-reset command ${commandId} had written its changes` : `the ${command} ${commandId} had added the key`);
     } else if (inv.status !== 'Success') {
-      done.push(`the inject command ${commandId} ended ${inv.status}`);
+      done.push(`the ${command} ${commandId} ended ${inv.status}`);
     }
     return calm;
   }
   if (!onHelper) {
     // The volume is no longer on the helper: nothing of the command can reach it.
-    done.push(`the inject command ${commandId} is ${inv.status}, but the root volume is no longer on the helper`);
+    done.push(`the ${command} ${commandId} is ${inv.status}, but the root volume is no longer on the helper`);
     return { force: false, outcomeUnknown: true };
   }
   const helperState = (await findInstance(deps.ec2, helperId))?.State?.Name ?? 'terminated';
   if (HELPER_AT_REST.includes(helperState)) {
-    done.push(`the inject command ${commandId} is ${inv.status}, but helper ${helperId} is ${helperState}: nothing runs on it`);
+    done.push(`the ${command} ${commandId} is ${inv.status}, but helper ${helperId} is ${helperState}: nothing runs on it`);
     return { force: false, outcomeUnknown: true };
   }
   const waited = Math.round((budgets.commandMs + budgets.cancelMs) / 1000);
@@ -403,11 +415,11 @@ async function settleCommand(deps: RestoreDeps, plan: Plan, budgets: RestoreBudg
     });
     deps.log.warn('inject command has not ended: restore is to be retried', { commandId, status: inv.status });
     throw new NotReadyError(
-      `The inject command ${commandId} on helper ${helperId} is still ${inv.status} ${waited} s after restore began waiting and cancelled it; ` +
+      `The ${command} ${commandId} on helper ${helperId} is still ${inv.status} ${waited} s after restore began waiting and cancelled it; ` +
         'the root volume stays on the helper while the command may write to it. Restore is retried (maxAttempts) and forces the detach if the command still has not ended.',
     );
   }
-  done.push(`the inject command ${commandId} was still ${inv.status} after two waits of ${waited} s and a cancel`);
+  done.push(`the ${command} ${commandId} was still ${inv.status} after two waits of ${waited} s and a cancel`);
   return { force: true, outcomeUnknown: true };
 }
 
@@ -425,14 +437,16 @@ async function stopWindowsStartedByRun(deps: RestoreDeps, plan: Plan, done: stri
 
 /**
  * A Windows run's own key (Mode=NewPassword, issue 15) is deleted when the run fails before its
- * windows-reset command was sent. Once it was sent, the volume may carry the boot task, which at the
+ * windows-reset command was sent, or once restore reverted what it wrote. Otherwise the volume may carry the boot task, which at the
  * instance's next boot sets a new password and writes it to the console encrypted to this key only:
  * deleting the key would then lock the user out, so it is kept and the message says why.
  */
 async function deleteWindowsRunKey(deps: RestoreDeps, plan: Plan, done: string[]): Promise<void> {
   const name = plan.created.runKeyParameterName;
   if (!name) return;
-  if (plan.created.commandId && !plan.created.passwordParameterName) {
+  // Kept while the volume may carry the boot task: the command was sent and its writes were not
+  // reverted (windows-revert.ts) and no password was stored.
+  if (plan.created.commandId && !plan.created.passwordParameterName && !plan.progress.windowsReverted) {
     done.push(`kept ${name}: the boot task this run may have written sets a new password at the next boot, readable only with this key from the console line ec2-reset-access:${plan.executionId}:password:`);
     return;
   }

@@ -2,12 +2,11 @@
  * Step `startInstance`: put DeleteOnTermination back as it was, start the instance if it was
  * running, and say what the user should know (warnings).
  */
-import { ModifyInstanceAttributeCommand, StartInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { describeInstance, describeVolume, liveAttachment } from '@common/ec2';
-import { UnexpectedStateError } from '@common/errors';
 import type { Logger } from '@common/log';
-import { loadOwnPlan, updatePlan, type Plan } from '@common/plan';
+import { loadOwnPlan, type Plan } from '@common/plan';
+import { putBackAndStart } from '@common/start';
 import type { StepInput } from '@common/validation';
 
 export interface StartDeps {
@@ -22,39 +21,14 @@ export interface StartResult {
 }
 
 export async function startInstance(deps: StartDeps, input: StepInput): Promise<StartResult> {
-  const { instanceId, executionId } = input;
-  const plan = await loadOwnPlan(deps.ssm, instanceId, executionId);
-  const { rootVolumeId, rootDeviceName } = plan.instance;
-  const attachment = liveAttachment(await describeVolume(deps.ec2, rootVolumeId));
-  if (attachment?.instanceId !== instanceId || attachment.state !== 'attached') {
-    throw new UnexpectedStateError(
-      `Volume ${rootVolumeId} is not attached to ${instanceId} (${attachment ? `${attachment.state} to ${attachment.instanceId}` : 'not attached'}); it must be before the instance starts`,
-    );
-  }
-  await deps.ec2.send(
-    new ModifyInstanceAttributeCommand({
-      InstanceId: instanceId,
-      BlockDeviceMappings: [{ DeviceName: rootDeviceName, Ebs: { DeleteOnTermination: plan.instance.deleteOnTermination } }],
-    }),
-  );
-
-  let started = false;
-  const state = (await describeInstance(deps.ec2, instanceId)).State?.Name;
-  if (plan.instance.originalState === 'running') {
-    if (state === 'stopped') {
-      await deps.ec2.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
-      deps.log.info('start requested', { instanceId });
-      started = true;
-    } else if (state === 'pending' || state === 'running') {
-      started = true;
-    } else {
-      throw new UnexpectedStateError(`Instance ${instanceId} is ${state}; it must be stopped to be started again`);
-    }
-  }
-  await updatePlan(deps.ssm, instanceId, executionId, (p) => {
-    p.progress.phase = 'started';
+  const plan = await loadOwnPlan(deps.ssm, input.instanceId, input.executionId);
+  // Started again only if it was running before the run; one already pending or running counts as started.
+  const outcome = await putBackAndStart(deps, plan, {
+    start: plan.instance.originalState === 'running',
+    notStoppedReason: 'it must be stopped to be started again',
+    logLine: 'start requested',
   });
-  return { started, warnings: warningsFor(plan) };
+  return { started: outcome !== 'left', warnings: warningsFor(plan) };
 }
 
 /** What changed for the user besides the key. No warning may contain ';', the separator. */

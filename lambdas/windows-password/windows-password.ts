@@ -2,7 +2,8 @@
  * Step `waitForPassword` (issue 15): after the Windows instance started, wait until its launch
  * agent has set the new Administrator password, and say how the user gets it.
  *
- * - EnablePasswordGeneration: GetPasswordData until PasswordData is not empty. AWS: "password
+ * - EnablePasswordGeneration: GetPasswordData until it returns password data made after this run
+ *   started the instance (its Timestamp, see passwordDataReady: review W1). AWS: "password
  *   generation and encryption may take a few minutes. If you try to retrieve the password before
  *   it's available, the output returns an empty string. We recommend that you wait up to 15 minutes
  *   after launching an instance" (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetPasswordData.html).
@@ -63,10 +64,32 @@ async function instanceNow(ec2: EC2Client, instanceId: string) {
   return i;
 }
 
-/** undefined while nothing yet; throws for a failure the boot action reported. */
-async function passwordDataReady(ec2: EC2Client, instanceId: string): Promise<boolean> {
+/**
+ * Whether GetPasswordData holds password data made by this run's boot. An instance launched with a
+ * key pair already has the data of its first boot ("This usually only happens the first time an
+ * instance is launched", GetPasswordData's documentation in the EC2 API model, botocore
+ * data/ec2/2016-11-15/service-2.json), which the user cannot use any more: only data whose
+ * `Timestamp` ("The time the data was last updated", GetPasswordDataResult in the same model) is
+ * later than the run's own StartInstances counts (review W1). Older data is waited past, as empty.
+ */
+async function passwordDataReady(ec2: EC2Client, instanceId: string, startedAt: number): Promise<'ready' | 'empty' | 'old'> {
   const out = await ec2.send(new GetPasswordDataCommand({ InstanceId: instanceId }));
-  return (out.PasswordData ?? '').trim() !== '';
+  if ((out.PasswordData ?? '').trim() === '') return 'empty';
+  const at = out.Timestamp?.getTime();
+  return at !== undefined && at > startedAt ? 'ready' : 'old';
+}
+
+/**
+ * When this run asked EC2 to start the instance: startWindows records it in the plan before its
+ * StartInstances. Without it (the instance was already pending or running at startWindows, which
+ * this run did not start), the instance's LaunchTime, "The time that the instance was last
+ * launched" (Instance.LaunchTime, the same model).
+ */
+function startTimeOf(plan: Plan, launchTime: Date | undefined): number {
+  const recorded = plan.progress.startRequestedAt ? Date.parse(plan.progress.startRequestedAt) : NaN;
+  if (Number.isFinite(recorded)) return recorded;
+  if (launchTime) return launchTime.getTime();
+  throw new PlanError(`The plan of ${plan.instanceId} has no start time and EC2 gives no LaunchTime: cannot tell this boot's password data from an older one`);
 }
 
 async function storeNewPassword(deps: WindowsPasswordDeps, plan: Plan, ciphertext: string): Promise<string> {
@@ -125,10 +148,14 @@ export async function waitForPassword(deps: WindowsPasswordDeps, input: StepInpu
   const mode = plan.inputs.mode ?? DEFAULT_WINDOWS_MODE;
   const deadline = clock.now() + PASSWORD_BUDGET_MS;
   let passwordName = plan.created.passwordParameterName ?? 'none';
+  const startedAt = mode === 'EnablePasswordGeneration' ? startTimeOf(plan, (await instanceNow(ec2, instanceId)).LaunchTime) : 0;
+  let seenOld = false;
   for (;;) {
     if (passwordName !== 'none') break;
     if (mode === 'EnablePasswordGeneration') {
-      if (await passwordDataReady(ec2, instanceId)) break;
+      const data = await passwordDataReady(ec2, instanceId, startedAt);
+      if (data === 'ready') break;
+      seenOld ||= data === 'old';
     } else {
       const output = (await ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId, Latest: true }))).Output;
       const found = findConsoleResult(Buffer.from(output ?? '', 'base64').toString('utf8'), executionId);
@@ -146,7 +173,7 @@ export async function waitForPassword(deps: WindowsPasswordDeps, input: StepInpu
     }
     if (clock.now() + PASSWORD_POLL_MS > deadline) {
       throw new NotReadyError(
-        `Instance ${instanceId} has no new password yet after ${PASSWORD_BUDGET_MS / 1000} s (${mode === 'NewPassword' ? 'no line on its console' : 'GetPasswordData is empty'}; the run allows ${(PASSWORD_ATTEMPTS * PASSWORD_BUDGET_MS) / 60_000} min from the start)`,
+        `Instance ${instanceId} has no new password yet after ${PASSWORD_BUDGET_MS / 1000} s (${mode === 'NewPassword' ? 'no line on its console' : seenOld ? `GetPasswordData still holds only password data older than this run's start at ${new Date(startedAt).toISOString()}` : 'GetPasswordData is empty'}; the run allows ${(PASSWORD_ATTEMPTS * PASSWORD_BUDGET_MS) / 60_000} min from the start)`,
       );
     }
     await clock.sleep(PASSWORD_POLL_MS);

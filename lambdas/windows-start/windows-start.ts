@@ -4,18 +4,21 @@
  * only at a boot (the runbook's description says so). A stopped instance is stopped again only if
  * the run fails (restore); after a success it runs, and the output says it was stopped before.
  */
-import { ModifyInstanceAttributeCommand, StartInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { describeInstance, describeVolume, liveAttachment } from '@common/ec2';
-import { PlanError, UnexpectedStateError } from '@common/errors';
+import type { Clock } from '@common/ec2';
+import { PlanError } from '@common/errors';
 import type { Logger } from '@common/log';
-import { loadOwnPlan, updatePlan, type Plan } from '@common/plan';
+import { loadOwnPlan, type Plan } from '@common/plan';
+import { putBackAndStart } from '@common/start';
 import type { StepInput } from '@common/validation';
 
 export interface WindowsStartDeps {
   readonly ec2: EC2Client;
   readonly ssm: SSMClient;
   readonly log: Logger;
+  /** @default realClock */
+  readonly clock?: Clock;
 }
 
 export interface WindowsStartResult {
@@ -24,35 +27,16 @@ export interface WindowsStartResult {
 }
 
 export async function startWindows(deps: WindowsStartDeps, input: StepInput): Promise<WindowsStartResult> {
-  const { instanceId, executionId } = input;
-  const plan = await loadOwnPlan(deps.ssm, instanceId, executionId);
-  if (plan.instance.platform !== 'windows') throw new PlanError(`The plan of ${instanceId} is not a Windows target's: startWindows does not run for it`);
-  const { rootVolumeId, rootDeviceName } = plan.instance;
-  const attachment = liveAttachment(await describeVolume(deps.ec2, rootVolumeId));
-  if (attachment?.instanceId !== instanceId || attachment.state !== 'attached') {
-    throw new UnexpectedStateError(
-      `Volume ${rootVolumeId} is not attached to ${instanceId} (${attachment ? `${attachment.state} to ${attachment.instanceId}` : 'not attached'}); it must be before the instance starts`,
-    );
-  }
-  await deps.ec2.send(
-    new ModifyInstanceAttributeCommand({
-      InstanceId: instanceId,
-      BlockDeviceMappings: [{ DeviceName: rootDeviceName, Ebs: { DeleteOnTermination: plan.instance.deleteOnTermination } }],
-    }),
-  );
-  const state = (await describeInstance(deps.ec2, instanceId)).State?.Name;
-  let started = false;
-  if (state === 'stopped') {
-    await deps.ec2.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
-    deps.log.info('start requested (Windows: the new password is set at this boot)', { instanceId });
-    started = true;
-  } else if (state !== 'pending' && state !== 'running') {
-    throw new UnexpectedStateError(`Instance ${instanceId} is ${state}; it must be stopped to be started`);
-  }
-  await updatePlan(deps.ssm, instanceId, executionId, (p) => {
-    p.progress.phase = 'started';
+  const plan = await loadOwnPlan(deps.ssm, input.instanceId, input.executionId);
+  if (plan.instance.platform !== 'windows') throw new PlanError(`The plan of ${input.instanceId} is not a Windows target's: startWindows does not run for it`);
+  // Always started; the time of the request goes into the plan first (waitForPassword, review W1).
+  const outcome = await putBackAndStart(deps, plan, {
+    start: true,
+    recordStartTime: true,
+    notStoppedReason: 'it must be stopped to be started',
+    logLine: 'start requested (Windows: the new password is set at this boot)',
   });
-  return { started, warnings: windowsWarnings(plan) };
+  return { started: outcome === 'requested', warnings: windowsWarnings(plan) };
 }
 
 /** What changed for the user besides the password. No warning contains ';', the separator. */

@@ -73,6 +73,11 @@ export async function attachLoop(imagePath: string): Promise<AttachedLoop> {
   }
   attached.add(device);
   try {
+    // Partitions a previous user of this device number left (see removePartitions) belong to
+    // another image's table: removed before this image's are added, else the device fails.
+    if (partitionsOf(device).length > 0 && !(await removePartitions(device))) {
+      throw new Error(`${device} still has partitions of an earlier image that cannot be removed: ${partitionsOf(device).join(', ')}`);
+    }
     try {
       await run('partx', ['-a', device]);
     } catch {
@@ -87,15 +92,31 @@ export async function attachLoop(imagePath: string): Promise<AttachedLoop> {
   }
 }
 
-/** Remove the partition devices and detach the loop device. */
-export async function detachLoop(device: string): Promise<void> {
-  if (partitionsOf(device).length > 0) {
+/**
+ * Deletes the partition devices of `device`, retrying for up to 5 s while one is busy. A partition
+ * that anything holds open at that instant (a mount not yet gone, or any process probing every
+ * block device, such as an LVM scan or blkid elsewhere on the machine) is not deleted (partx -d:
+ * EBUSY), and losetup -d does not delete it either: partitions added with partx (BLKPG) outlive
+ * the loop device's detach, so the next image attached at that device number would see this
+ * image's partitions (seen on this machine: after the holder closed, /sys/block/loopN/loopNp1
+ * stayed with no backing file). Returns whether none is left.
+ */
+async function removePartitions(device: string): Promise<boolean> {
+  for (let attempt = 0; attempt < 50 && partitionsOf(device).length > 0; attempt += 1) {
     try {
       await run('partx', ['-d', device]);
     } catch {
-      // fall through: losetup -d removes them with the device
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
+  return partitionsOf(device).length === 0;
+}
+
+/** Remove the partition devices and detach the loop device. */
+export async function detachLoop(device: string): Promise<void> {
+  // Partitions still held after the retries are left (losetup -d then only marks the device for
+  // autoclear): the next attachLoop at this device number removes them or refuses the device.
+  await removePartitions(device);
   let lastError: unknown;
   for (let attempt = 0; attempt < 20; attempt += 1) {
     try {

@@ -8,7 +8,7 @@
  * alone.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -44,8 +44,29 @@ let st: SelftestTwin;
 let scratch: string;
 let motoIam: IAMClient;
 
+/**
+ * `npm run build:cli` as package.json writes it, but into a private file renamed over
+ * cli/dist/main.cjs: esbuild rewrites its outfile in place (truncate, then write), and another jest
+ * worker may be starting the built CLI at that moment; a rename replaces the file atomically
+ * (rename(2)), so a reader sees the old bundle or the new one, never half of one.
+ */
+function buildCliAtomically(): void {
+  const root = join(__dirname, '..', '..');
+  const script = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['build:cli'] as string;
+  const outfile = '--outfile=cli/dist/main.cjs';
+  expect(script.split(' ')).toContain(outfile);
+  const tmp = `cli/dist/.main-${process.pid}.cjs`;
+  const [cmd, ...args] = script.replace(outfile, `--outfile=${tmp}`).split(' ');
+  try {
+    execFileSync(join(root, 'node_modules', '.bin', cmd as string), args, { cwd: root, stdio: 'pipe' });
+    renameSync(join(root, tmp), join(root, 'cli', 'dist', 'main.cjs'));
+  } finally {
+    rmSync(join(root, tmp), { force: true });
+  }
+}
+
 beforeAll(async () => {
-  execFileSync('npm', ['run', '--silent', 'build:cli'], { cwd: join(__dirname, '..', '..'), stdio: 'pipe' });
+  buildCliAtomically();
   twin = await startTwin({ maxLifetimeSeconds: 1500, transitions: 'settle', awsManagedPolicies: true });
   st = await enableSelftestInstances(twin);
   scratch = mkdtempSync(join(tmpdir(), 'selftest-'));

@@ -276,6 +276,9 @@ test('Auto on a running managed node: the summary says Online with no stop, the 
   expect(r.stdout).not.toContain('STOPPED');
   expect(r.stdout).toMatch(/^ {2}method: Online/m);
   const keyPath = join(home, '.ssh', `reset-access-${instance.instanceId}`);
+  // Written as soon as the step outputs said the key was in place (review P4), then followed to the end.
+  expect(r.stdout).toContain(`The key is in place on ${instance.instanceId}: the private key is in ${keyPath} (mode 0600).`);
+  expect(r.stdout).toMatch(/^ {2}private key: .*the parameter \/ec2rl\/openssh\/i-[0-9a-f]+\/key was deleted$/m);
   expect(statSync(keyPath).mode & 0o777).toBe(0o600);
   const cmd = /^ {2}ssh -i (\S+) (\S+)@(\S+)$/m.exec(r.stdout);
   expect(cmd?.slice(1)).toEqual([keyPath, 'ec2-user', await publicAddress(instance.instanceId)]);
@@ -324,4 +327,26 @@ test('a step that fails: exit 4, the failed step and its message, and what resto
   await twin.automation.drain();
   await expectNothingLost(twin, before);
   expect(() => statSync(join(home, '.ssh', `reset-access-${instance.instanceId}`))).toThrow(/ENOENT/);
+});
+
+test('online: the key file is written once the step outputs say the key is in place, and the run is followed to its end; a later failure (cleanup) is reported beside it', async () => {
+  const instance = await twin.createLockedOutInstance({ managed: {} });
+  const before = await baseline(twin, instance);
+  const home = mkdtempSync(join(scratch, 'home-'));
+  const keyPath = join(home, '.ssh', `reset-access-${instance.instanceId}`);
+  // cleanupOnline's DeleteTags fails at each of its 3 attempts, after the key is in place; restore's succeeds.
+  twin.agent.injectFault({ service: 'ec2', action: 'DeleteTags', nth: 1, times: 3 });
+  const r = await cli(home, 'reset', instance.instanceId, '--yes', '--document-name', twin.documentName);
+  expect(r.code).toBe(4);
+  expect(r.stdout).toContain(`The key is in place on ${instance.instanceId}: the private key is in ${keyPath} (mode 0600). Following the run to its end`);
+  expect(r.stderr).toMatch(/^The run failed at cleanupOnline/m);
+  expect(r.stderr).toContain(`Note: the key had been put in place (injectKeyOnline) and written to ${keyPath} before this failure.`);
+  expect(statSync(keyPath).mode & 0o777).toBe(0o600);
+  const privateKey = readFileSync(keyPath, 'utf8');
+  expect(r.stdout + r.stderr).not.toContain(privateKey.split('\n')[1]);
+  await twin.automation.drain();
+  await expectNothingLost(twin, before, [KEY_FILE]);
+  // The key the file holds is the one the run put in place (real ssh over the instance's disk).
+  const login = await sshWith(instance.imagePath as string, keyPath, 'ec2-user');
+  expect([login.ok, login.out.trim()]).toEqual([true, 'ec2-user']);
 });

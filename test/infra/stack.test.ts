@@ -38,10 +38,10 @@ describe('functions', () => {
     }
   });
 
-  test('memory 256 MB, inject-key 1024 MB (RSA 4096); cleanup 240 s', () => {
+  test('memory 256 MB; inject-key 1,769 MB, one whole vCPU for RSA 4096 (Lambda configuration-memory page); the user data key steps 1024 MB; cleanup 240 s', () => {
     for (const folder of STEP_FOLDERS) {
       const props = json.Resources[fnId(folder)].Properties;
-      expect(props.MemorySize).toBe(['inject-key', 'save-user-data', 'set-user-data'].includes(folder) ? 1024 : 256);
+      expect(props.MemorySize).toBe(folder === 'inject-key' ? 1769 : ['save-user-data', 'set-user-data'].includes(folder) ? 1024 : 256);
     }
     expect(json.Resources[fnId('cleanup')].Properties.Timeout).toBe(240);
   });
@@ -279,12 +279,17 @@ describe('IAM: the user\'s instance and volume', () => {
     for (const [folder, action] of [
       ['attach-to-helper', 'ec2:AttachVolume'],
       ['release-from-helper', 'ec2:DetachVolume'],
-      ['restore', 'ec2:DetachVolume'],
     ] as [StepFolder, string][]) {
       for (const s of onlyWith(folder, action, 'instance')) {
         expect(s.condition).toEqual(MANAGED);
       }
       onlyWith(folder, action, 'volume');
+    }
+    // restore: off the helper (ours) and onto the locked target; for a Windows run's Mode=Revert
+    // (review W2) also off the locked target and onto the helper: each end under its own condition.
+    for (const action of ['ec2:DetachVolume', 'ec2:AttachVolume']) {
+      expect(onlyWith('restore', action, 'instance').map((x) => x.condition)).toEqual(action === 'ec2:DetachVolume' ? [MANAGED, LOCKED] : [LOCKED, MANAGED]);
+      onlyWith('restore', action, 'volume');
     }
     for (const [folder, action] of [
       ['backup-and-detach', 'ec2:DetachVolume'],
@@ -404,7 +409,9 @@ describe('IAM: Systems Manager', () => {
       [[`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:document/\${${logicalId(stack.windowsDocument.document)}}`], undefined],
       [[ec2ArnPattern('instance')], { StringEquals: { 'ssm:resourceTag/reset-access:role': 'helper' } }],
     ]);
-    sending.splice(0, sending.length, ...sending.filter((s) => s.role !== roleId('windows-reset')));
+    // restore sends the same document, Mode=Revert, to the helper only (review W2).
+    expect(sending.filter((s) => s.role === roleId('restore')).map((s) => [s.resources, s.condition])).toEqual(windows.map((s) => [s.resources, s.condition]));
+    sending.splice(0, sending.length, ...sending.filter((s) => s.role !== roleId('windows-reset') && s.role !== roleId('restore')));
     expect(new Set(sending.map((s) => s.role))).toEqual(new Set([roleId('inject-key')]));
     const docRef = `\${${logicalId(stack.injectDocument.document)}}`;
     const onDoc = sending.filter((s) => s.resources.some((r) => r.includes(':document/')));

@@ -8,7 +8,8 @@ import { generateKeyPairSync } from 'crypto';
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { goRegexpVerdicts } from '../../local/go-regexp';
-import { loadWindowsResetDocument, windowsDeployedLines, windowsResetScript, windowsResetScriptFromDocument } from '../../lib/windows-reset-document';
+import { loadWindowsResetDocument, sharedHead, windowsDeployedLines, windowsResetScript, windowsResetScriptFromDocument } from '../../lib/windows-reset-document';
+import { assembleScript } from '../../lib/inject-key-document';
 import { javaVerdicts } from '../security/support/patterns';
 
 interface Parameter {
@@ -92,5 +93,21 @@ describe('the windows-reset Command document', () => {
     expect(JSON.stringify(doc)).not.toContain('{{');
     expect(Buffer.byteLength(JSON.stringify(doc))).toBeLessThan(64 * 1024);
     expect(() => execFileSync('shellcheck', [join(runbooks, 'windows-reset.sh')], { stdio: 'pipe' })).not.toThrow();
+    // The script as joined (shebang, key-files.sh's shared head, the rest), read by shellcheck on stdin.
+    expect(() => execFileSync('shellcheck', ['-'], { input: windowsResetScript(), stdio: 'pipe' })).not.toThrow();
+  });
+
+  it('starts with the shared head of key-files.sh (the very lines inject-key and revoke-key run), and defines none of its functions again', () => {
+    const head = sharedHead();
+    const script = windowsResetScript();
+    expect(script.startsWith(`#!/usr/bin/env bash\n${head}`)).toBe(true);
+    expect(assembleScript('inject-key.sh')).toContain(head);
+    expect(assembleScript('revoke-key.sh')).toContain(head);
+    const defined = (text: string): string[] => [...text.matchAll(/^([a-z_]+)\(\) \{/gm)].map((m) => m[1]);
+    expect(defined(head)).toEqual(['wait_for_device', 'json_string', 'json_join']);
+    const own = defined(readFileSync(join(runbooks, 'windows-reset.sh'), 'utf8'));
+    expect(own.filter((f) => defined(head).includes(f))).toEqual([]);
+    // The private mount namespace is entered by the head only, before anything else runs.
+    expect(script.match(/exec unshare --mount --propagation private/g)).toHaveLength(1);
   });
 });

@@ -172,6 +172,9 @@ beforeAll(async () => {
     ['Windows, EnablePasswordGeneration', 'Success', { windows: { imagePath: windowsImage() } }, {}, {}],
     ['Windows, NewPassword (stopped, no key pair)', 'Success', { windows: { imagePath: windowsImage(), keyPair: false }, state: 'stopped' }, { Mode: 'NewPassword' }, {}],
     ['Windows restore (failure while waiting for the password)', 'Failed', { windows: { imagePath: windowsImage() }, state: 'stopped' }, { Mode: 'NewPassword' }, { faults: [{ step: 'waitForPassword', when: 'before', message: 'iam replay: fail after the Windows start' }] }],
+    // Review W2: the volume is back on the stopped instance when the run fails; restore detaches it,
+    // attaches it to the helper again and sends windows-reset Mode=Revert before putting it back.
+    ['Windows restore with Mode=Revert (failure after the reattach)', 'Failed', { windows: { imagePath: windowsImage() }, state: 'stopped' }, { Mode: 'NewPassword' }, { faults: [{ step: 'reattachWindowsRoot', when: 'after', message: 'iam replay: fail with the volume written and back' }] }],
   ];
   // RevokeKey (issue 14): the fleet runbook over an online instance and a stopped one (the volume
   // swap) in Revoke mode, with DeleteKeyPair: resolve, the fan-out (aws:executeAutomation through the
@@ -495,6 +498,11 @@ test.each([
   "the instance's own subnet (SelectedInstanceSubnet)",
   'online (a managed instance, Auto)',
   'online, restore (failure injected after injection)',
+  // Windows (issue 15, review W8/W2): the runs above, now judged one by one too.
+  'Windows, EnablePasswordGeneration',
+  'Windows, NewPassword (stopped, no key pair)',
+  'Windows restore (failure while waiting for the password)',
+  'Windows restore with Mode=Revert (failure after the reattach)',
   REVOKE_SCENARIO,
 ])(
   '%s: every call and every authorization AWS makes for it is allowed',

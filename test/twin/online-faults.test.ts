@@ -5,6 +5,7 @@
  * the agent's call log), its root volume is where it was, no lock or lock tag is left, and the disk
  * image is byte-identical outside authorized_keys. (The volume swap: test/twin/faults.test.ts.)
  */
+import { CreateTagsCommand, DeleteTagsCommand, DescribeTagsCommand } from '@aws-sdk/client-ec2';
 import { AwsFault } from '../../local/agent';
 import { startTwin, Twin } from '../../local/twin';
 import { baseline, expectNothingLost, onlineStepNames } from './support';
@@ -94,3 +95,35 @@ test.each<[string, AwsFault]>([
   expect(await twin.getParameter(`/ec2rl/openssh/${instance.instanceId}/key`)).toBeUndefined();
 });
 
+
+test("the lock tag on the instance is another run's by the time of the send (review P6): nothing is sent, the run restores, nothing lost", async () => {
+  const instance = await twin.createLockedOutInstance({ managed: {} });
+  const before = await baseline(twin, instance);
+  // Once the backup has been started (inside injectKeyOnline, before the key is stored and the
+  // command sent), someone with ec2:CreateTags puts another execution's id in the lock tag.
+  let retag: Promise<unknown> | undefined;
+  const untap = twin.agent.tapWire((x) => {
+    if (x.action === 'CreateSnapshot' && x.status === 200 && !retag) {
+      retag = twin.ec2.send(new CreateTagsCommand({ Resources: [instance.instanceId], Tags: [{ Key: 'reset-access:lock', Value: 'another-execution' }] }));
+    }
+  });
+  let run;
+  try {
+    run = await twin.runReset({ InstanceId: instance.instanceId, KeyType: 'ed25519' });
+  } finally {
+    untap();
+  }
+  await retag;
+  const { result, callLog } = run;
+
+  expect(result.status).toBe('Failed');
+  expect(result.failureMessage).toContain("carries the lock tag of another execution (another-execution), not this execution's");
+  expect(callLog.filter((c) => c.action === 'SendCommand')).toEqual([]);
+  expect(twin.agent.commands().filter((c) => c.instanceId === instance.instanceId)).toEqual([]);
+  expect(result.steps.map((s) => `${s.name}:${s.status}`).slice(-2)).toEqual(['restore:Success', 'cleanupAfterRestore:Success']);
+  // The other run's tag is its own to remove: restore removes only its own value (lock-tag.ts).
+  const tags = (await twin.ec2.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [instance.instanceId] }, { Name: 'key', Values: ['reset-access:lock'] }] }))).Tags ?? [];
+  expect(tags.map((t) => t.Value)).toEqual(['another-execution']);
+  await twin.ec2.send(new DeleteTagsCommand({ Resources: [instance.instanceId], Tags: [{ Key: 'reset-access:lock' }] }));
+  await expectNothingLost(twin, before, []);
+});

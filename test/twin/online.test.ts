@@ -74,6 +74,28 @@ test('Auto takes Online for a managed instance: the key logs in, the instance ne
   expectNoKeyMaterial([JSON.stringify(result), ...twin.lambdaLogs(), ...twin.agent.commands().map((c) => JSON.stringify(c))]);
 });
 
+test("Online with BackupMethod=Image (NoReboot): the command is sent only once DescribeImages shows the image's snapshots and they exist; the key is sent only to an instance carrying this run's lock", async () => {
+  const instance = await twin.createLockedOutInstance({ managed: {} });
+  const before = await baseline(twin, instance);
+
+  const { result, callLog } = await twin.runReset({ InstanceId: instance.instanceId, BackupMethod: 'Image' });
+
+  expect([result.status, result.failureMessage]).toEqual(['Success', undefined]);
+  const summary = onlineSummaryOf(result);
+  expect(summary.BackupId).toMatch(/^ami-/);
+  // The twin shows the image pending, without snapshot ids, until its CreateImage completes on the clock.
+  const created = twin.clock.history().filter((op) => op.op === 'CreateImage' && op.resourceIds.includes(summary.BackupId));
+  expect(created).toHaveLength(1);
+  const send = callLog.find((c) => c.action === 'SendCommand' && c.status === 200);
+  expect(send && send.at >= created[0]!.completesAt).toBe(true);
+  // Read before the send: the image, its snapshots, and the instance's lock tag.
+  const sendIndex = callLog.indexOf(send!);
+  const beforeSend = callLog.slice(0, sendIndex).map((c) => c.action);
+  expect(beforeSend).toEqual(expect.arrayContaining(['CreateImage', 'DescribeImages', 'DescribeSnapshots']));
+  expect(beforeSend.lastIndexOf('DescribeInstances')).toBeGreaterThan(beforeSend.lastIndexOf('PutParameter'));
+  await expectNothingLost(twin, before, ['/home/ec2-user/.ssh/authorized_keys']);
+});
+
 test.each([
   ['an agent older than 3.3.2746.0', { managed: { agentVersion: '3.3.987.0' } }, /3\.3\.987\.0 is older/],
   ['an instance that is not a managed node', {}, /not a managed node/],

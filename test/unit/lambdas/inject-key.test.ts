@@ -1,6 +1,7 @@
 import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
-import { CreateSnapshotCommand, DescribeSnapshotsCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { CreateImageCommand, CreateSnapshotCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeSnapshotsCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { waitForImageSnapshots } from '@common/backup';
 import { GetCommandInvocationCommand, PutParameterCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { awsError, EXECUTION_ID, HELPER_ID, INSTANCE_ID, makePlan, parameterStore, ROOT_VOLUME_ID, STEP_EVENT, storedPlan, storePlan } from '../helpers';
 import { fingerprintOf } from '@common/keys';
@@ -140,6 +141,51 @@ describe('inject-key handler, online (issue 12: backup, command and report in on
     ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: ROOT_VOLUME_ID, State: 'in-use', Attachments: [{ InstanceId: INSTANCE_ID, State: 'attached' }] }] });
     ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
     ec2Mock.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-0123456789abcdef0' });
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, Tags: [{ Key: 'reset-access:lock', Value: EXECUTION_ID }] }] }] });
+  });
+
+  it("refuses to send when the instance's lock tag is not this execution's (another run's, or none), read right before SendCommand (review P6)", async () => {
+    for (const tags of [[{ Key: 'reset-access:lock', Value: 'other-execution' }], []]) {
+      ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, Tags: tags }] }] });
+      await expect(handler(STEP_EVENT)).rejects.toThrow(tags.length ? /carries the lock tag of another execution \(other-execution\), not this execution's .*nothing was sent/ : /carries no lock tag/);
+    }
+    expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
+  });
+
+  it('Image (NoReboot): sends only once DescribeImages shows the snapshot ids and DescribeSnapshots shows the snapshots (review P5)', async () => {
+    storePlan(store, plan((p) => {
+      p.method = { chosen: 'Online', reason: 'test' };
+      p.inputs.publicKey = USER_KEY;
+      p.inputs.backupMethod = 'Image';
+      p.created = {};
+    }));
+    const order: string[] = [];
+    let polls = 0;
+    ec2Mock.on(DescribeImagesCommand).callsFake((input: { ImageIds?: string[] }) => {
+      // The backup's own lookup by its tags finds no earlier image; then the image by id.
+      if (!input.ImageIds) return { Images: [] };
+      polls += 1;
+      order.push(polls === 1 ? 'image pending' : 'image with snapshots');
+      return { Images: [{ ImageId: 'ami-0123456789abcdef0', State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: polls === 1 ? {} : { SnapshotId: 'snap-0aaa' } }] }] };
+    });
+    ec2Mock.on(DescribeSnapshotsCommand, { SnapshotIds: ['snap-0aaa'] }).callsFake(() => (order.push('snapshots'), { Snapshots: [{ SnapshotId: 'snap-0aaa', State: 'pending' }] }));
+    ec2Mock.on(CreateImageCommand).callsFake((input: { NoReboot?: boolean }) => (order.push(`CreateImage NoReboot=${input.NoReboot}`), { ImageId: 'ami-0123456789abcdef0' }));
+    ssmMock.on(SendCommandCommand).callsFake(() => (order.push('SendCommand'), { Command: { CommandId: 'cmd-0123' } }));
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: REPORT });
+    const out = await handler(STEP_EVENT);
+    expect(order).toEqual(['CreateImage NoReboot=true', 'image pending', 'image with snapshots', 'snapshots', 'SendCommand']);
+    expect(out).toMatchObject({ BackupId: 'ami-0123456789abcdef0', Confirmed: 'true' });
+  });
+
+  it("Image: refuses once the bound has passed without the image's snapshots, or on a failed image", async () => {
+    let t = 0;
+    const clock = { now: () => t, sleep: async (ms: number) => void (t += ms) };
+    const ec2 = new EC2Client({ region: 'us-east-1' });
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: 'ami-0123456789abcdef0', State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: {} }] }] });
+    await expect(waitForImageSnapshots(ec2, 'ami-0123456789abcdef0', clock, 5_000)).rejects.toThrow(/did not appear within 5 s.*nothing was written to the instance/);
+    expect(t).toBeLessThanOrEqual(5_000);
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: 'ami-0123456789abcdef0', State: 'failed' }] });
+    await expect(waitForImageSnapshots(ec2, 'ami-0123456789abcdef0', clock, 5_000)).rejects.toThrow(/is failed: nothing was written/);
   });
 
   it('starts the snapshot before SendCommand, then reads the report and marks the key injected', async () => {
@@ -149,6 +195,8 @@ describe('inject-key handler, online (issue 12: backup, command and report in on
     ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: `done\n${REPORT}\n` });
     const out = await handler(STEP_EVENT);
     expect(order).toEqual(['CreateSnapshot', 'SendCommand']);
+    // the earlier-backup lookup is made once (with the volume's read), not again before the create
+    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeSnapshotsCommand, 1);
     expect(ssmMock).toHaveReceivedCommandWith(SendCommandCommand, { InstanceIds: [INSTANCE_ID] });
     expect(out).toMatchObject({ BackupId: 'snap-0123456789abcdef0', Confirmed: 'true' });
     expect(storedPlan(store)?.progress).toMatchObject({ keyInjected: true, phase: 'key-injected' });

@@ -16,6 +16,7 @@ import {
   EC2Client,
   GetConsoleOutputCommand,
   GetPasswordDataCommand,
+  StartInstancesCommand,
   type DescribeInstancesCommandOutput,
   type DescribeVolumesCommandOutput,
 } from '@aws-sdk/client-ec2';
@@ -24,14 +25,17 @@ import { decryptPassword, findConsoleResult, generatePasswordKey, parseWindowsRe
 import { resetWindows } from '../../../lambdas/windows-reset/windows-reset';
 import { releaseWindows } from '../../../lambdas/windows-release/windows-release';
 import { startWindows } from '../../../lambdas/windows-start/windows-start';
-import { nextStep, waitForPassword, PASSWORD_BUDGET_MS } from '../../../lambdas/windows-password/windows-password';
+import { nextStep, waitForPassword, PASSWORD_BUDGET_MS, PASSWORD_POLL_MS } from '../../../lambdas/windows-password/windows-password';
 import { EXECUTION_ID, HELPER_ID, INSTANCE_ID, makePlan, parameterStore, recordingLogger, ROOT_VOLUME_ID, storedPlan, storePlan, fakeClock, STEP_INPUT } from '../helpers';
 import type { Plan } from '../../../lambdas/common/plan';
+import { revertWindows } from '../../../lambdas/restore/windows-revert';
 
 const ec2Mock = mockClient(EC2Client);
 const ssmMock = mockClient(SSMClient);
 const ec2 = new EC2Client({ region: 'us-east-1' });
 const ssm = new SSMClient({ region: 'us-east-1' });
+/** A run's start time in the tests (the fake clock starts there). */
+const START = Date.parse('2026-11-28T15:00:00.000Z');
 const KEY_ARN = 'arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555';
 
 /** Encrypts with OpenSSL (RSA-OAEP, SHA-1) to a DER SubjectPublicKeyInfo given as base64: what the boot action does with .NET. */
@@ -155,9 +159,16 @@ describe('startWindows', () => {
     storePlan(store, plan);
     ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: ROOT_VOLUME_ID, State: 'in-use' as const, Attachments: [{ InstanceId: INSTANCE_ID, State: 'attached' as const, Device: '/dev/xvda' }] }] });
     ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID, State: { Name: 'stopped' as const } }] }] });
-    const r = await startWindows({ ec2, ssm, log: recordingLogger() }, STEP_INPUT);
+    let recordedAtStart: string | undefined;
+    ec2Mock.on(StartInstancesCommand).callsFake(() => {
+      recordedAtStart = storedPlan(store)?.progress.startRequestedAt;
+      return {};
+    });
+    const r = await startWindows({ ec2, ssm, log: recordingLogger(), clock: fakeClock(START) }, STEP_INPUT);
     expect(r.started).toBe(true);
     expect(r.warnings.join(' ')).toMatch(/was stopped before the run/);
+    // The time of the request is in the plan before StartInstances is sent (review W1).
+    expect(recordedAtStart).toBe(new Date(START).toISOString());
   });
 });
 
@@ -166,10 +177,10 @@ describe('waitForPassword', () => {
 
   it('EnablePasswordGeneration: waits while GetPasswordData is empty, never decrypts, and names the CLI command', async () => {
     const store = parameterStore(ssmMock);
-    storePlan(store, windowsPlan());
+    storePlan(store, windowsPlan({ progress: { keyInjected: true, phase: 'started', startRequestedAt: new Date(START).toISOString() } }));
     ec2Mock.on(DescribeInstancesCommand).resolves(running);
-    ec2Mock.on(GetPasswordDataCommand).resolvesOnce({ PasswordData: '' }).resolvesOnce({ PasswordData: '\r\n' }).resolves({ PasswordData: 'c2VjcmV0' });
-    const clock = fakeClock();
+    ec2Mock.on(GetPasswordDataCommand).resolvesOnce({ PasswordData: '' }).resolvesOnce({ PasswordData: '\r\n' }).resolves({ PasswordData: 'c2VjcmV0', Timestamp: new Date(START + 60_000) });
+    const clock = fakeClock(START);
     const r = await waitForPassword({ ec2, ssm, log: recordingLogger(), config: { keyId: KEY_ARN }, clock }, STEP_INPUT);
     expect(ec2Mock.commandCalls(GetPasswordDataCommand)).toHaveLength(3);
     expect(r).toMatchObject({ mode: 'EnablePasswordGeneration', passwordParameterName: 'none', address: '198.51.100.7 (public)' });
@@ -177,9 +188,43 @@ describe('waitForPassword', () => {
     expect(ssmMock).not.toHaveReceivedCommand(PutParameterCommand);
   });
 
-  it('EnablePasswordGeneration: no password within the budget fails the attempt (the runbook retries, then restores)', async () => {
+  // Review W1: the password data of the instance's launch (Timestamp, GetPasswordDataResult in
+  // botocore data/ec2/2016-11-15/service-2.json) must not pass for the new one.
+  it('EnablePasswordGeneration: password data older than the run\'s StartInstances is refused until the boot\'s own arrives', async () => {
+    const store = parameterStore(ssmMock);
+    storePlan(store, windowsPlan({ progress: { keyInjected: true, phase: 'started', startRequestedAt: new Date(START).toISOString() } }));
+    ec2Mock.on(DescribeInstancesCommand).resolves(running);
+    const launch = { PasswordData: 'bGF1bmNoLXRpbWU=', Timestamp: new Date(START - 86_400_000) };
+    ec2Mock.on(GetPasswordDataCommand).resolvesOnce(launch).resolvesOnce(launch).resolves({ PasswordData: 'bmV3', Timestamp: new Date(START + 90_000) });
+    const clock = fakeClock(START);
+    await waitForPassword({ ec2, ssm, log: recordingLogger(), config: { keyId: KEY_ARN }, clock }, STEP_INPUT);
+    expect(ec2Mock.commandCalls(GetPasswordDataCommand)).toHaveLength(3);
+    expect(clock.elapsed()).toBe(2 * PASSWORD_POLL_MS);
+  });
+
+  it('EnablePasswordGeneration: only launch-time password data within the budget fails the attempt and says why', async () => {
+    const store = parameterStore(ssmMock);
+    storePlan(store, windowsPlan({ progress: { keyInjected: true, phase: 'started', startRequestedAt: new Date(START).toISOString() } }));
+    ec2Mock.on(DescribeInstancesCommand).resolves(running);
+    // Equal to the start is not later than it: refused too.
+    ec2Mock.on(GetPasswordDataCommand).resolvesOnce({ PasswordData: 'b2xk', Timestamp: new Date(START) }).resolves({ PasswordData: 'b2xk', Timestamp: new Date(START - 1) });
+    const clock = fakeClock(START);
+    await expect(waitForPassword({ ec2, ssm, log: recordingLogger(), config: { keyId: KEY_ARN }, clock }, STEP_INPUT)).rejects.toThrow(/only password data older than this run's start/);
+  });
+
+  it('EnablePasswordGeneration: without a recorded start (not started by startWindows), the instance\'s LaunchTime is the bound', async () => {
     const store = parameterStore(ssmMock);
     storePlan(store, windowsPlan());
+    ec2Mock.on(DescribeInstancesCommand).resolves({ $metadata: {}, Reservations: [{ Instances: [{ ...running.Reservations![0].Instances![0], LaunchTime: new Date(START) }] }] });
+    ec2Mock.on(GetPasswordDataCommand).resolvesOnce({ PasswordData: 'b2xk', Timestamp: new Date(START - 5_000) }).resolves({ PasswordData: 'bmV3', Timestamp: new Date(START + 5_000) });
+    const clock = fakeClock(START);
+    await waitForPassword({ ec2, ssm, log: recordingLogger(), config: { keyId: KEY_ARN }, clock }, STEP_INPUT);
+    expect(ec2Mock.commandCalls(GetPasswordDataCommand)).toHaveLength(2);
+  });
+
+  it('EnablePasswordGeneration: no password within the budget fails the attempt (the runbook retries, then restores)', async () => {
+    const store = parameterStore(ssmMock);
+    storePlan(store, windowsPlan({ progress: { keyInjected: true, phase: 'started', startRequestedAt: new Date(START).toISOString() } }));
     ec2Mock.on(DescribeInstancesCommand).resolves(running);
     ec2Mock.on(GetPasswordDataCommand).resolves({ PasswordData: '' });
     const clock = fakeClock();
@@ -216,5 +261,68 @@ describe('waitForPassword', () => {
     ec2Mock.on(GetConsoleOutputCommand).resolves({ Output: Buffer.from(`ec2-reset-access:${EXECUTION_ID}:error:Administrator account is disabled\n`).toString('base64') });
     await expect(waitForPassword({ ec2, ssm, log: recordingLogger(), config: { keyId: KEY_ARN }, clock: fakeClock() }, STEP_INPUT)).rejects.toThrow(/Administrator account is disabled/);
     expect(ssmMock).not.toHaveReceivedCommand(PutParameterCommand);
+  });
+});
+
+// Review W2: restore's Windows revert, in the cases the twin does not reach (lambdas/restore/windows-revert.ts).
+describe('restore: revertWindows', () => {
+  const report = (changes: string): string => `{"version":1,"status":"ok","agent":"EC2Launch v2","agentVersion":"","mode":"x","changes":[${changes}],"warnings":[]}`;
+  const revertPlan = (): Plan => windowsPlan({ created: { helperInstanceId: HELPER_ID, commandId: 'cmd-reset', runKeyParameterName: runKeyParameterName(INSTANCE_ID) } }, 'NewPassword');
+  const onHelper = { Volumes: [{ VolumeId: ROOT_VOLUME_ID, State: 'in-use' as const, Attachments: [{ InstanceId: HELPER_ID, State: 'attached' as const, Device: '/dev/sdf' }] }] };
+  const helper = (state: 'running' | 'terminated') => ({ Reservations: [{ Instances: [{ InstanceId: HELPER_ID, State: { Name: state } }] }] });
+  const deps = () => ({ ec2, ssm, log: recordingLogger(), clock: fakeClock(), windowsDocumentName: 'ResetAccess-WindowsReset' });
+
+  it('a command whose report lists no change: nothing is reverted and no command is sent', async () => {
+    const store = parameterStore(ssmMock);
+    const plan = revertPlan();
+    storePlan(store, plan);
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Failed', StandardOutputContent: report('').replace('"ok"', '"error"') });
+    const done: string[] = [];
+    await revertWindows(deps(), plan, done);
+    expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
+    expect(done).toEqual([]);
+  });
+
+  it('the helper is gone: NOT REVERTED, with the way to do it by hand; the plan does not say reverted', async () => {
+    const store = parameterStore(ssmMock);
+    const plan = revertPlan();
+    storePlan(store, plan);
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: report('{"path":"x","action":"rewritten"}') });
+    ec2Mock.on(DescribeInstancesCommand).resolves(helper('terminated'));
+    const done: string[] = [];
+    await revertWindows(deps(), plan, done);
+    expect(done.join(' ')).toMatch(/NOT REVERTED .*helper i-0fedcba9876543210 is terminated.*Mode=Revert RunId=/);
+    expect(storedPlan(store)?.progress.windowsReverted).toBeUndefined();
+    expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
+  });
+
+  it('a Revert command still running fails the attempt; the next attempt waits for the same command, never sends a second, and records the revert', async () => {
+    const store = parameterStore(ssmMock);
+    storePlan(store, revertPlan());
+    ec2Mock.on(DescribeInstancesCommand).resolves(helper('running'));
+    ec2Mock.on(DescribeVolumesCommand).resolves(onHelper);
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-revert' } });
+    ssmMock.on(GetCommandInvocationCommand, { CommandId: 'cmd-reset' }).resolves({ Status: 'Success', StandardOutputContent: report('{"path":"x","action":"rewritten"}') });
+    ssmMock.on(GetCommandInvocationCommand, { CommandId: 'cmd-revert' }).resolves({ Status: 'InProgress' });
+    const budgets = { moveMs: 9_000, commandMs: 9_000 };
+    await expect(revertWindows(deps(), storedPlan(store)!, [], budgets)).rejects.toThrow(/still InProgress.*restore is retried/);
+    expect(ssmMock).toHaveReceivedCommandWith(SendCommandCommand, { Parameters: { VolumeId: [ROOT_VOLUME_ID], Mode: ['Revert'], RunId: [EXECUTION_ID], PasswordKey: [''] }, InstanceIds: [HELPER_ID] });
+    ssmMock.on(GetCommandInvocationCommand, { CommandId: 'cmd-revert' }).resolves({ Status: 'Success', StandardOutputContent: report('{"path":"ProgramData\\\\Amazon\\\\EC2Launch\\\\config\\\\agent-config.yml","action":"rewritten"}') });
+    const done: string[] = [];
+    await revertWindows(deps(), storedPlan(store)!, done, budgets);
+    expect(ssmMock.commandCalls(SendCommandCommand)).toHaveLength(1);
+    expect(done).toEqual([expect.stringMatching(/^reverted what the windows-reset command wrote \(ProgramData.*agent-config.yml\)$/)]);
+    expect(storedPlan(store)?.progress).toMatchObject({ revertCommandId: 'cmd-revert', windowsReverted: true });
+  });
+
+  it('after the run started the instance, or when the first command never ended: nothing is sent, and the message says why', async () => {
+    const started = revertPlan();
+    started.progress.startRequestedAt = new Date(START).toISOString();
+    started.progress.startAccepted = true;
+    const done: string[] = [];
+    await revertWindows(deps(), started, done);
+    await revertWindows(deps(), revertPlan(), done, undefined, true);
+    expect(done).toEqual([expect.stringMatching(/^not reverted: the run started/), expect.stringMatching(/^NOT REVERTED .*never reported an end/)]);
+    expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
   });
 });
