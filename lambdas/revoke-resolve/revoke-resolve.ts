@@ -6,7 +6,7 @@
  * gives aws:executeAutomation (a parameter value or an output holds at most 512 characters, so a
  * list of instance ids cannot travel between steps; a tag target has no such limit).
  */
-import { CreateTagsCommand, DescribeInstancesCommand, type EC2Client, type Filter } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DescribeInstancesCommand, type EC2Client, type Filter, type Instance } from '@aws-sdk/client-ec2';
 import { PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { InvalidInputError, isAwsError } from '@common/errors';
 import type { Logger } from '@common/log';
@@ -82,13 +82,12 @@ export function validateResourceGroupName(name: string): string {
  * key, with any or no value" (botocore resourcegroupstaggingapi, GetResourcesInput.TagFilters).
  * DescribeInstances joins several filters with AND and a filter's values with OR ("If you specify
  * multiple filters, the filters are joined with an AND, and the request returns only results that
- * match all of the specified filters"; "If you specify multiple values for a filter, the values are
- * joined with an OR": https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Filtering.html), so
- * each tag key becomes one `tag:<key>` filter with its values, or `tag-key` without values.
+ * match all of the specified filters": botocore ec2 2016-11-15, shape Filter), so each tag key is one
+ * `tag-key` filter, and the values are compared here (below: EC2 filter values are patterns).
  * A CloudFormation-stack group (CLOUDFORMATION_STACK_1_0) is refused: its members are the stack's
  * resources, which DescribeInstances cannot list.
  */
-export function groupFilters(group: string, q: { type: string; query: string }): Filter[] {
+export function groupFilters(group: string, q: { type: string; query: string }): { filters: Filter[]; match: (i: Instance) => boolean } {
   if (q.type === 'CLOUDFORMATION_STACK_1_0') {
     throw new InvalidInputError(`ResourceGroupName ${group} is a CloudFormation stack group; choose its instances by InstanceIds or a tag`);
   }
@@ -105,18 +104,27 @@ export function groupFilters(group: string, q: { type: string; query: string }):
   }
   const tagFilters = parsed.TagFilters;
   if (!Array.isArray(tagFilters) || tagFilters.length === 0) throw new InvalidInputError(`ResourceGroupName ${group}: its query has no TagFilters`);
-  return tagFilters.map((f: { Key?: unknown; Values?: unknown }, i) => {
+  const wanted = tagFilters.map((f: { Key?: unknown; Values?: unknown }, i) => {
     const key = f?.Key;
     const values = f?.Values ?? [];
     if (typeof key !== 'string' || key === '' || !Array.isArray(values) || !values.every((v) => typeof v === 'string')) {
       throw new InvalidInputError(`ResourceGroupName ${group}: TagFilters entry ${i + 1} is not {Key, Values}`);
     }
-    return values.length > 0 ? { Name: `tag:${key}`, Values: values as string[] } : { Name: 'tag-key', Values: [key] };
+    return { key, values: values as string[] };
   });
+  // EC2 filter values are patterns: "*" and "?" are wildcards and "\" escapes (EC2 Filter:
+  // https://docs.aws.amazon.com/sdkfornet1/latest/apidocs/html/T_Amazon_EC2_Model_Filter.htm, "Wildcards can
+  // be included in filter values ... Use a backslash to escape special characters"), while a group's
+  // values are literal. So EC2 is asked only for the keys (`tag-key`, a superset; a key holding a
+  // pattern character is left to the exact match), and the values are compared exactly here.
+  const filters: Filter[] = wanted.filter((w) => !/[*?\\]/.test(w.key)).map((w) => ({ Name: 'tag-key', Values: [w.key] }));
+  const match = (i: Instance): boolean =>
+    wanted.every((w) => (i.Tags ?? []).some((t) => t.Key === w.key && (w.values.length === 0 || w.values.includes(t.Value ?? ''))));
+  return { filters, match };
 }
 
 /** How the instances are chosen: ids, a tag, a resource group, or the key pair they were launched with. */
-export function selectionOf(req: ResolveRequest): { text: string; filters?: Filter[]; ids?: string[]; group?: string } {
+export function selectionOf(req: ResolveRequest): { text: string; filters?: Filter[]; ids?: string[]; group?: string; match?: (i: Instance) => boolean } {
   const byIds = req.instanceIds.length > 0;
   const byTag = req.tagKey !== '';
   const group = req.resourceGroup ?? '';
@@ -141,7 +149,9 @@ export function selectionOf(req: ResolveRequest): { text: string; filters?: Filt
   if (group !== '') {
     validateResourceGroupName(group);
     const states: Filter = { Name: 'instance-state-name', Values: SELECTED_STATES };
-    return { text: `resource group ${group}`, group, ...(req.groupQuery ? { filters: [...groupFilters(group, req.groupQuery), states] } : {}) };
+    if (!req.groupQuery) return { text: `resource group ${group}`, group };
+    const { filters, match } = groupFilters(group, req.groupQuery);
+    return { text: `resource group ${group}`, group, filters: [...filters, states], match };
   }
   if (req.keys.keyPairName !== '') {
     // "key-name - The name of the key pair used when the instance was launched" (same page).
@@ -151,7 +161,7 @@ export function selectionOf(req: ResolveRequest): { text: string; filters?: Filt
 }
 
 /** Every instance id DescribeInstances answers, all pages, in the states a fleet selects. */
-async function describeIds(ec2: EC2Client, selection: { filters?: Filter[]; ids?: string[] }): Promise<string[]> {
+async function describeIds(ec2: EC2Client, selection: { filters?: Filter[]; ids?: string[]; match?: (i: Instance) => boolean }): Promise<string[]> {
   const out: string[] = [];
   let token: string | undefined;
   do {
@@ -160,7 +170,7 @@ async function describeIds(ec2: EC2Client, selection: { filters?: Filter[]; ids?
     );
     for (const r of page.Reservations ?? []) {
       for (const i of r.Instances ?? []) {
-        if (i.InstanceId && SELECTED_STATES.includes(i.State?.Name ?? '')) out.push(i.InstanceId);
+        if (i.InstanceId && SELECTED_STATES.includes(i.State?.Name ?? '') && (selection.match?.(i) ?? true)) out.push(i.InstanceId);
       }
     }
     token = page.NextToken;

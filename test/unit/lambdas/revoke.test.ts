@@ -188,20 +188,37 @@ describe('resolve (the fleet)', () => {
     expect(first.spec).toBeUndefined();
     expect(ssmMock).not.toHaveReceivedCommand(PutParameterCommand);
     expect(ec2Mock).not.toHaveReceivedCommand(CreateTagsCommand);
-    // Act: with the query (the Resource Groups API reference's own example: Stage in Test or Deploy, and Version in 1 or 2).
-    const query = JSON.stringify({ ResourceTypeFilters: ['AWS::EC2::Instance'], TagFilters: [{ Key: 'Stage', Values: ['Test', 'Deploy'] }, { Key: 'Version', Values: ['1', '2'] }, { Key: 'Owner' }] });
+    // Act: with the query (the Resource Groups API reference's own example: Stage in Test or Deploy, and
+    // Version in 1 or 2; and a key with no values). A value holding "*" or "?" is literal for the group
+    // but a wildcard for EC2 (review Q28): EC2 is asked for the keys only, the values compared exactly.
+    const tagged = (id: string, tags: Record<string, string>) => ({ InstanceId: id, State: { Name: 'running' as const }, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) });
+    ec2Mock.on(DescribeInstancesCommand).resolves({
+      Reservations: [
+        {
+          Instances: [
+            tagged(IDS[0], { Stage: 'Test', Version: '1', Owner: '' }),
+            tagged(IDS[1], { Stage: 'Deploy', Version: '2*', Owner: 'x' }),
+            tagged(IDS[2], { Stage: 'Deploy', Version: '2x', Owner: 'x' }),
+            tagged('i-0000000000000000a', { Stage: 'Prod', Version: '1', Owner: 'x' }),
+            tagged('i-0000000000000000b', { Stage: 'Test', Version: '1' }),
+          ],
+        },
+      ],
+    });
+    const query = JSON.stringify({ ResourceTypeFilters: ['AWS::EC2::Instance'], TagFilters: [{ Key: 'Stage', Values: ['Test', 'Deploy'] }, { Key: 'Version', Values: ['1', '2*'] }, { Key: 'Owner' }] });
     const second = await resolveFleet(deps, resolveRequest({ resourceGroup: 'web-fleet', groupQuery: { type: 'TAG_FILTERS_1_0', query } }));
     // Assess
     expect(ec2Mock).toHaveReceivedCommandWith(DescribeInstancesCommand, {
       Filters: [
-        { Name: 'tag:Stage', Values: ['Test', 'Deploy'] },
-        { Name: 'tag:Version', Values: ['1', '2'] },
+        { Name: 'tag-key', Values: ['Stage'] },
+        { Name: 'tag-key', Values: ['Version'] },
         { Name: 'tag-key', Values: ['Owner'] },
         { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
       ],
     });
     expect(second.spec?.selection).toBe('resource group web-fleet');
-    expect(second.spec?.instanceIds).toEqual(IDS);
+    // Every key, one of each key's values, exactly: not "2x" for "2*", not Stage=Prod, not without Owner.
+    expect(second.spec?.instanceIds).toEqual([IDS[0], IDS[1]]);
     // The handler tells the runbook which step is next.
     const parsed = parseResolveRequest({ ExecutionId: PARENT_ID, ResourceGroupName: 'web-fleet', GroupQueryType: 'TAG_FILTERS_1_0', GroupQuery: query });
     expect(parsed.groupQuery).toEqual({ type: 'TAG_FILTERS_1_0', query });
@@ -211,7 +228,7 @@ describe('resolve (the fleet)', () => {
     const g = (type: string, query: string) => resolveRequest({ resourceGroup: 'g1', groupQuery: { type, query } });
     expect(() => selectionOf(g('CLOUDFORMATION_STACK_1_0', JSON.stringify({ ResourceTypeFilters: ['AWS::AllSupported'], StackIdentifier: 'arn:aws:cloudformation:us-east-1:123456789012:stack/s/1' })))).toThrow(/CloudFormation stack group/);
     expect(() => selectionOf(g('TAG_FILTERS_1_0', JSON.stringify({ ResourceTypeFilters: ['AWS::S3::Bucket'], TagFilters: [{ Key: 'a', Values: ['b'] }] })))).toThrow(/holds no EC2 instances/);
-    expect(selectionOf(g('TAG_FILTERS_1_0', JSON.stringify({ ResourceTypeFilters: ['AWS::AllSupported'], TagFilters: [{ Key: 'a', Values: ['b'] }] }))).filters?.[0]).toEqual({ Name: 'tag:a', Values: ['b'] });
+    expect(selectionOf(g('TAG_FILTERS_1_0', JSON.stringify({ ResourceTypeFilters: ['AWS::AllSupported'], TagFilters: [{ Key: 'a', Values: ['b'] }] }))).filters?.[0]).toEqual({ Name: 'tag-key', Values: ['a'] });
     for (const name of ['AWS-prod', 'awsfleet', 'a b', 'x'.repeat(301)]) expect(() => selectionOf(resolveRequest({ resourceGroup: name }))).toThrow(/ResourceGroupName must be/);
     expect(() => selectionOf(resolveRequest({ resourceGroup: 'g1', tagKey: 'Team' }))).toThrow(/one way/);
   });
