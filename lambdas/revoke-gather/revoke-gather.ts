@@ -87,8 +87,14 @@ export interface FleetReport {
 /** An advanced parameter holds 8 KB (parameter-store-advanced-parameters.html). */
 export const REPORT_MAX_CHARS = 8192;
 const REASON_CHARS = 160;
-/** How long gather waits for the children it stopped (its step runs within the cancel path's two minutes). */
-export const STOP_WAIT_SECONDS = 60;
+/**
+ * Gather's time on the cancel path, which Automation ends after two minutes (automation-actions.html,
+ * onCancel): it scans for the run's executions for at most SCAN_SECONDS (twice: before and after the
+ * stop), waits at most STOP_WAIT_SECONDS for the children it stopped, and then writes the report and
+ * removes the run's tags, spec and results: about 80 s with the calls (review Q27).
+ */
+export const STOP_WAIT_SECONDS = 40;
+export const SCAN_SECONDS = 15;
 export const STOP_POLL_SECONDS = 3;
 /** Bounds of the search for the run's executions (a long history of the child document). */
 const MAX_DESCRIBE_PAGES = 20;
@@ -154,7 +160,7 @@ export async function readResults(ssm: SSMClient, executionId: string): Promise<
  * The executions of the child document that name this run's spec: the non-ended ones always (to
  * stop them), every one when `all` (to explain instances without a result).
  */
-export async function findRuns(ssm: SSMClient, childDocument: string, specName: string, all: boolean): Promise<ChildRun[]> {
+export async function findRuns(ssm: SSMClient, childDocument: string, specName: string, all: boolean, deadline = Infinity): Promise<ChildRun[]> {
   const runs: ChildRun[] = [];
   let token: string | undefined;
   let pages = 0;
@@ -167,7 +173,8 @@ export async function findRuns(ssm: SSMClient, childDocument: string, specName: 
       if (m.DocumentName !== childDocument || !m.AutomationExecutionId) continue;
       const ended = ENDED.has(m.AutomationExecutionStatus ?? '');
       if (ended && !all) continue;
-      if (++lookups > MAX_LOOKUPS) return runs;
+      // Bounded by count and by time: what is not examined stays without an execution in the report.
+      if (++lookups > MAX_LOOKUPS || Date.now() > deadline) return runs;
       let e;
       try {
         e = (await ssm.send(new GetAutomationExecutionCommand({ AutomationExecutionId: m.AutomationExecutionId }))).AutomationExecution;
@@ -241,7 +248,7 @@ export function entryOf(instanceId: string, result: ChildResult | undefined, run
   if (!run) {
     return fleetCancelled
       ? { instanceId, outcome: 'cancelled', reason: 'not started: the fleet run was cancelled' }
-      : { instanceId, outcome: 'failed', reason: 'no result and no execution found for it (not started: over MaxErrors, or the fan-out failed)' };
+      : { instanceId, outcome: 'failed', reason: 'no result and no execution found for it (not started: over MaxErrors, or the fan-out failed; or not examined in time)' };
   }
   const why = `${run.status}${run.failureMessage ? `: ${run.failureMessage}` : ''}`;
   if (run.status === 'Cancelled') return { instanceId, outcome: 'cancelled', execution: run.executionId, reason: cut(`its run was cancelled (its restore puts the instance back): ${why}`) };
@@ -386,12 +393,12 @@ export async function gather(deps: GatherDeps, req: GatherRequest): Promise<Gath
   let results = await readResults(deps.ssm, req.executionId);
   const missing = (): boolean => spec.instanceIds.some((id) => !results.get(id)?.result);
   // Stop what still runs (only on a cancel or a fan-out that failed early can anything run here).
-  let runs = await findRuns(deps.ssm, req.childDocument, specName, missing());
+  let runs = await findRuns(deps.ssm, req.childDocument, specName, missing(), Date.now() + SCAN_SECONDS * 1000);
   const stopped = await stopRuns(deps, runs, STOP_WAIT_SECONDS);
   if (stopped > 0) {
     deps.log.info('fleet children stopped', { executionId: req.executionId, stopped });
     results = await readResults(deps.ssm, req.executionId);
-    if (missing()) runs = await findRuns(deps.ssm, req.childDocument, specName, true);
+    if (missing()) runs = await findRuns(deps.ssm, req.childDocument, specName, true, Date.now() + SCAN_SECONDS * 1000);
   }
   const fleetCancelled = stopped > 0 || (missing() && (await beingCancelled(deps.ssm, req.executionId)));
   const report = fleetReport(spec, results, runs, 'not asked (DeleteKeyPair=False)', fleetCancelled);

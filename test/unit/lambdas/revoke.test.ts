@@ -34,7 +34,7 @@ import { parseFingerprints, resolveRevokeAction, revokeResultName, revokeResults
 import { handler as preflightHandler } from '../../../lambdas/preflight/handler';
 import { resolveFleet, selectionOf, type ResolveRequest } from '../../../lambdas/revoke-resolve/revoke-resolve';
 import { parseResolveRequest } from '../../../lambdas/revoke-resolve/handler';
-import { fleetReport, gather, keepKeyPairReason, reportText, STOP_WAIT_SECONDS } from '../../../lambdas/revoke-gather/revoke-gather';
+import { findRuns, fleetReport, gather, keepKeyPairReason, reportText, SCAN_SECONDS, STOP_WAIT_SECONDS } from '../../../lambdas/revoke-gather/revoke-gather';
 import { handler as gatherHandler, OUTPUT_FIELDS as GATHER_FIELDS } from '../../../lambdas/revoke-gather/handler';
 import { handler as reportHandler, OUTPUT_FIELDS as REPORT_FIELDS } from '../../../lambdas/revoke-report/handler';
 import { injectKey } from '../../../lambdas/inject-key/inject-key';
@@ -581,6 +581,18 @@ describe('gather (the fleet report)', () => {
     ]);
     expect(r.report.keyPair).toMatch(/^leaked kept: .*1 cancelled, 1 unknown/);
     expect(ec2Mock).not.toHaveReceivedCommand(DeleteKeyPairCommand);
+  });
+
+  it('bounds its search for the run\'s executions by time (the cancel path ends after two minutes, review Q27)', async () => {
+    // Prepare
+    executions = [{ id: 'exec-2', instanceId: IDS[1], spec: revokeSpecName(PARENT_ID), status: 'Failed' }];
+    // Act
+    const late = await findRuns(new SSMClient({}), CHILD_DOC, revokeSpecName(PARENT_ID), true, Date.now() - 1);
+    const inTime = await findRuns(new SSMClient({}), CHILD_DOC, revokeSpecName(PARENT_ID), true, Date.now() + 60000);
+    // Assess
+    expect(late).toEqual([]);
+    expect(inTime.map((r) => r.executionId)).toEqual(['exec-2']);
+    expect(SCAN_SECONDS * 2 + STOP_WAIT_SECONDS).toBeLessThan(120);
   });
 
   it('on a cancel before an instance started: cancelled (not started), not failed', async () => {
