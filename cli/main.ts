@@ -53,8 +53,9 @@ export function program(io: Io, done: (code: ExitCode) => void): Command {
     prog
       .command('revoke')
       .description('a leaked key: find (Audit) or take out (Revoke) its public key on every instance, with the RevokeKey runbook; prints the fleet report')
-      .argument('[instance-ids...]', 'the instances (at most 25); or --tag, or --key-pair alone for every instance launched with it')
+      .argument('[instance-ids...]', 'the instances (at most 25); or --tag, or --resource-group, or --key-pair alone for every instance launched with it')
       .option('--tag <Key=Value>', 'every instance with this tag (Key alone: with the key)')
+      .option('--resource-group <name>', 'the EC2 instances of this tag-based resource group (Resource Groups)')
       .option('--key-pair <name>', 'the EC2 key pair whose public key is revoked')
       .option('--fingerprint <SHA256:...>', 'a key to revoke by its OpenSSH SHA256 fingerprint (repeat for more)', (v: string, all: string[] = []) => [...all, v])
       .option('--public-key <file>', 'a key to revoke, its .pub file')

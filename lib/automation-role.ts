@@ -96,6 +96,16 @@ export class AutomationRole extends Construct {
         }),
       );
       this.role.addToPolicy(new iam.PolicyStatement({ sid: 'ResolveTagTargets', actions: ['tag:GetResources'], resources: ['*'] }));
+      // ResourceGroupName: the fleet's readGroup step (aws:executeAwsApi) reads the group's query,
+      // read-only, on the group the user names at run time (Service Authorization Reference for
+      // Resource Groups: GetGroupQuery on the group resource, arn:${Partition}:resource-groups:${Region}:${Account}:group/${GroupName}).
+      this.role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadResourceGroupQuery',
+          actions: ['resource-groups:GetGroupQuery'],
+          resources: [`arn:${stack.partition}:resource-groups:${stack.region}:${stack.account}:group/*`],
+        }),
+      );
     }
     // The restore execution runs as this role too (its AutomationAssumeRole), so starting it
     // passes this role to Systems Manager: itself, only to ssm.amazonaws.com.
@@ -138,6 +148,15 @@ export class AutomationRole extends Construct {
             'Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:automation-execution/*',
           ],
         },
+        ...(props.revokeInstanceDocumentName
+          ? [
+              {
+                id: 'AwsSolutions-IAM5',
+                reason: 'RevokeKey by ResourceGroupName: GetGroupQuery (read-only) of the group the user names, known only at run time.',
+                appliesTo: ['Resource::arn:<AWS::Partition>:resource-groups:<AWS::Region>:<AWS::AccountId>:group/*'],
+              },
+            ]
+          : []),
       ],
       true,
     );

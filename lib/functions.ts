@@ -824,7 +824,8 @@ function grantRestoreUserData(p: StepPolicy, props: StepFunctionsProps): void {
 
 // ---- RevokeKey (issue 14) ---------------------------------------------------------------
 
-const WHY_REVOKE_RUN = 'A RevokeKey fleet run\'s parameters: /reset-access/revoke/<execution id>/spec and /report, named at run time.';
+const WHY_REVOKE_RUN = 'A RevokeKey fleet run\'s parameters: /reset-access/revoke/<execution id>/spec, /report and /results/<instance id>, named at run time.';
+const WHY_REVOKE_RESULT = 'A RevokeKey fleet child\'s result: /reset-access/revoke/<fleet execution id>/results/<instance id>, named at run time.';
 const WHY_REVOKE_TAG =
   'The instances a RevokeKey fleet run chose, named at run time: only the tag key reset-access:revoke-run ' +
   '(conditions aws:TagKeys, aws:RequestTag / aws:ResourceTag); the tag grants nothing (no policy keys on it).';
@@ -858,6 +859,8 @@ function grantRevokeReport(p: StepPolicy): void {
   p.allow('RevokeCommandReport', ['ssm:GetCommandInvocation'], ['*'], 'ssm:GetCommandInvocation does not support resource-level permissions (read-only).');
   locks(p, ['GetParameter']);
   revokeSpecRead(p);
+  // A fleet child's own result (review P10): only under a run's results/ path, never its spec or report.
+  p.allow('RevokeChildResult', ['ssm:PutParameter'], [parameterArn(`${REVOKE_PATH}/*/results`)], WHY_REVOKE_RESULT);
 }
 
 function grantRevokeGather(p: StepPolicy): void {
@@ -869,7 +872,18 @@ function grantRevokeGather(p: StepPolicy): void {
     ['*'],
     'ssm:DescribeAutomationExecutions does not support resource-level permissions (read-only: the children of this run).',
   );
-  p.allow('RevokeRunParameters', ['ssm:GetParameter', 'ssm:PutParameter', 'ssm:DeleteParameter'], [parameterArn(REVOKE_PATH)], WHY_REVOKE_RUN);
+  p.allow(
+    'FleetChildRuns',
+    ['ssm:GetAutomationExecution', 'ssm:StopAutomationExecution'],
+    [(q) => `arn:${q.partition}:ssm:${q.region}:${q.account}:automation-execution/*`],
+    'The run\'s child executions, known only at run time: read to explain an instance without a result, stopped (Type Cancel) when the run is cancelled (review P9).',
+  );
+  p.allow(
+    'RevokeRunParameters',
+    ['ssm:GetParameter', 'ssm:GetParametersByPath', 'ssm:PutParameter', 'ssm:DeleteParameter', 'ssm:DeleteParameters'],
+    [parameterArn(REVOKE_PATH)],
+    WHY_REVOKE_RUN,
+  );
   p.allow('RevokeRunUntag', ['ec2:DeleteTags'], [ec2Arn('instance')], WHY_REVOKE_TAG, REVOKE_UNTAGGING);
   p.allow(
     'DeleteLeakedKeyPair',

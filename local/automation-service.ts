@@ -30,7 +30,7 @@ import { randomUUID } from 'node:crypto';
 import { AwsErrorReply, SsmHandler } from './agent';
 import { operationShape, serviceModel, ServiceModel, validateShape } from './botocore-model';
 import { parseDocument, resolveParameters } from './runner/document';
-import type { ExecuteAutomationRequest, ExecutionResult, RunAutomationOptions, StepResult } from './runner/runner';
+import type { ExecuteAutomationRequest, ExecuteAutomationResult, ExecutionResult, RunAutomationOptions, StepResult } from './runner/runner';
 import { executions as runnerRegistry } from './runner/runner';
 import type { VirtualClock } from './runner/clock';
 
@@ -80,6 +80,8 @@ interface ExecutionRecord {
   outputs?: Record<string, unknown>;
   failureMessage?: string;
   readonly stop: { cancel: boolean };
+  /** Called once when StopAutomationExecution cancels this execution (an aws:executeAutomation step waiting on a secondary). */
+  readonly cancelListeners: Array<() => void>;
   readonly parentId?: string;
   readonly target?: string;
   // rate control (parent only)
@@ -98,9 +100,10 @@ export interface AutomationService {
   /**
    * An aws:executeAutomation step of a running execution (runner): starts the secondary execution
    * as StartAutomationExecution does (the same checks, rate control with Targets), naming the
-   * step's execution as its parent, and resolves once it (and every child) has ended.
+   * step's execution as its parent, and resolves once it (and every child) has ended, or at once
+   * (`stepCancelled`) when the step's own execution is cancelled: the secondary keeps running.
    */
-  executeAutomation(request: ExecuteAutomationRequest): Promise<{ executionId: string; status: string; outputs: Record<string, unknown>; failureMessage?: string }>;
+  executeAutomation(request: ExecuteAutomationRequest): Promise<ExecuteAutomationResult>;
   /** Waits until every execution started through the API has ended. */
   drain(): Promise<void>;
 }
@@ -164,6 +167,10 @@ export function createAutomationService(options: AutomationServiceOptions): Auto
     order.unshift(rec.id);
   };
 
+  /** True when the document has an aws:executeAutomation step. */
+  const startsExecutions = (document: Record<string, unknown>): boolean =>
+    Array.isArray(document.mainSteps) && document.mainSteps.some((st) => (st as { action?: unknown }).action === 'aws:executeAutomation');
+
   /** Starts one document run in the background; the record follows it. */
   const launch = (rec: ExecutionRecord, document: Record<string, unknown>): Promise<void> => {
     const childHooks: RunAutomationOptions['onStarted'] = (childId, info) => {
@@ -197,7 +204,9 @@ export function createAutomationService(options: AutomationServiceOptions): Auto
           rec.failureMessage = ended.failureMessage;
         },
         onStarted: childHooks,
-        sharedClock: rec.parentId !== undefined,
+        // A fleet's children, and an execution that starts one (its aws:executeAutomation step's
+        // secondary runs alongside it): all on the one clock.
+        sharedClock: rec.parentId !== undefined || startsExecutions(document),
       })
       .then(
         () => undefined,
@@ -293,6 +302,7 @@ export function createAutomationService(options: AutomationServiceOptions): Auto
       steps: [],
       stepIds: new Map(),
       stop: { cancel: false },
+      cancelListeners: [],
       tags,
       done: Promise.resolve(),
       ...extra,
@@ -355,7 +365,6 @@ export function createAutomationService(options: AutomationServiceOptions): Auto
         running.add(p);
       }
       if (running.size === 0) break;
-      if (parent.stop.cancel) for (const c of children) c.stop.cancel = true;
       await Promise.race(running);
     }
     parent.endClock = clock.now();
@@ -592,20 +601,15 @@ export function createAutomationService(options: AutomationServiceOptions): Auto
       fail('InvalidAutomationStatusUpdateException', 'The twin does not model StopAutomationExecution Type Complete; use Cancel');
     }
     // Cancel: the next step to start is Cancelled and the document's onCancel path runs, for at
-    // most two minutes (runner, CANCEL_PATH_SECONDS); a parent stops starting targets and cancels
-    // its running children.
+    // most two minutes (runner, CANCEL_PATH_SECONDS); an aws:executeAutomation step that is waiting
+    // for its secondary execution is the step cancelled, and its onCancel runs ("onCancel: the step
+    // to go to in the event that a user cancels the automation", automation-actions.html). A
+    // rate-controlled parent starts no further target.
+    // What a cancel does to executions already started (a rate-controlled execution's running
+    // targets, the execution an aws:executeAutomation step started) no AWS source says (review P9):
+    // the twin leaves them running, the reading the product must survive (local/README.md).
     rec.stop.cancel = true;
-    // A parent's running children are cancelled too: a rate-controlled execution's targets, and an
-    // execution an aws:executeAutomation step started (with its own children in turn).
-    const cancelChildren = (id: string): void => {
-      for (const c of records.values()) {
-        if (c.parentId === id && !TERMINAL.has(c.status)) {
-          c.stop.cancel = true;
-          cancelChildren(c.id);
-        }
-      }
-    };
-    cancelChildren(rec.id);
+    for (const l of rec.cancelListeners.splice(0)) l();
     return {};
   }
 
@@ -616,7 +620,7 @@ export function createAutomationService(options: AutomationServiceOptions): Auto
    * started execution names the step's execution as ParentAutomationExecutionId (local/README.md,
    * assumptions); a rate-controlled one's children name it in turn.
    */
-  async function executeAutomation(request: ExecuteAutomationRequest): Promise<{ executionId: string; status: string; outputs: Record<string, unknown>; failureMessage?: string }> {
+  async function executeAutomation(request: ExecuteAutomationRequest): Promise<ExecuteAutomationResult> {
     const json: Record<string, unknown> = { DocumentName: request.documentName };
     if (request.documentVersion !== undefined) json.DocumentVersion = request.documentVersion;
     if (Object.keys(request.runtimeParameters).length > 0) json.Parameters = parameterMap(request.runtimeParameters);
@@ -626,7 +630,14 @@ export function createAutomationService(options: AutomationServiceOptions): Auto
     if (request.maxErrors !== undefined) json.MaxErrors = request.maxErrors;
     const { AutomationExecutionId: id } = await startAutomationExecution(json, request.parentExecutionId);
     const rec = records.get(id) as ExecutionRecord;
-    await rec.done;
+    // The step waits for the secondary execution, unless its own execution is cancelled first (an
+    // execution started through this API; one run by twin.runReset cannot be stopped by the API).
+    const caller = records.get(request.parentExecutionId);
+    const stepCancelled = caller ? new Promise<'cancelled'>((r) => (caller.stop.cancel ? r('cancelled') : caller.cancelListeners.push(() => r('cancelled')))) : undefined;
+    const first = await Promise.race([rec.done.then(() => 'ended' as const), ...(stepCancelled ? [stepCancelled] : [])]);
+    if (first === 'cancelled' && !TERMINAL.has(rec.status)) {
+      return { executionId: id, status: statusOf(rec), outputs: {}, stepCancelled: true };
+    }
     return { executionId: id, status: rec.status, outputs: rec.outputs ?? {}, failureMessage: rec.failureMessage };
   }
 

@@ -17,6 +17,7 @@ import { FINGERPRINT_PATTERN, INSTANCE_OUTCOMES } from '../../lambdas/common/rev
 
 export interface RevokeOptions extends CommonOptions {
   readonly tag?: string;
+  readonly resourceGroup?: string;
   readonly keyPair?: string;
   readonly fingerprint?: string[];
   readonly publicKey?: string;
@@ -47,6 +48,7 @@ export interface ReportRow {
   authorizedKeysCommand?: boolean;
   reason?: string;
   command?: string;
+  execution?: string;
 }
 
 export interface FleetReportView {
@@ -79,7 +81,16 @@ export function revokeParameters(instanceIds: string[], o: RevokeOptions, keys: 
   };
   for (const id of instanceIds) if (!INSTANCE_ID.test(id)) throw new UsageError(`"${id}" is not an instance id (i- and 8 or 17 hex digits)`);
   if (instanceIds.length > 25) throw new UsageError(`${instanceIds.length} instance ids: at most 25 (the runbook's parameter holds 512 characters); use --tag for more`);
-  if (instanceIds.length > 0 && o.tag) throw new UsageError('give instance ids or --tag, not both');
+  if ([instanceIds.length > 0, o.tag !== undefined, o.resourceGroup !== undefined].filter(Boolean).length > 1) {
+    throw new UsageError('choose the instances one way: instance ids, --tag or --resource-group');
+  }
+  if (o.resourceGroup !== undefined) {
+    // A group name as Resource Groups allows it (CreateGroupName; names starting with AWS are reserved).
+    if (!/^[a-zA-Z0-9_.-]{1,300}$/.test(o.resourceGroup) || /^aws/i.test(o.resourceGroup)) {
+      throw new UsageError('--resource-group must be a resource group name: letters, digits, "_", "." or "-", not starting with AWS');
+    }
+    put('ResourceGroupName', o.resourceGroup);
+  }
   if (instanceIds.length > 0) put('InstanceIds', instanceIds.join(','));
   if (o.tag) {
     const m = /^([^=,|]{1,128})(?:=([^,|]{0,256}))?$/.exec(o.tag);
@@ -87,7 +98,9 @@ export function revokeParameters(instanceIds: string[], o: RevokeOptions, keys: 
     put('TargetTagKey', m[1]);
     put('TargetTagValue', m[2]);
   }
-  if (instanceIds.length === 0 && !o.tag && !o.keyPair) throw new UsageError('choose the instances: instance ids, --tag Key=Value, or --key-pair NAME (every instance launched with it)');
+  if (instanceIds.length === 0 && !o.tag && !o.resourceGroup && !o.keyPair) {
+    throw new UsageError('choose the instances: instance ids, --tag Key=Value, --resource-group NAME, or --key-pair NAME (every instance launched with it)');
+  }
   const fingerprints = o.fingerprint ?? [];
   for (const f of fingerprints) if (!FINGERPRINT_PATTERN.test(f)) throw new UsageError('--fingerprint must be an OpenSSH SHA256 fingerprint (SHA256: and 43 base64 characters: ssh-keygen -lf key.pub)');
   if (fingerprints.length > 10) throw new UsageError('at most 10 --fingerprint (the parameter holds 512 characters); use --public-key for more');
@@ -120,6 +133,7 @@ export function reportTable(r: FleetReportView): string {
     if (e.authorizedKeysCommand) notes.push('AuthorizedKeysCommand: check it');
     if (e.reason) notes.push(e.reason);
     if (e.command && (e.outcome === 'found' || e.outcome === 'cleaned')) notes.push(`report: command ${e.command}`);
+    if (e.execution && (e.outcome === 'unknown' || e.outcome === 'cancelled')) notes.push(`execution ${e.execution}`);
     const n = (v: number | undefined): string => (v === undefined ? '-' : String(v));
     return [e.instanceId, e.outcome, e.method || '-', n(e.found), n(e.removed), n(e.added), e.usersWithoutKey && e.usersWithoutKey !== 'none' ? e.usersWithoutKey : '-', notes.join('; ') || '-'];
   });
@@ -136,9 +150,14 @@ export function reportTable(r: FleetReportView): string {
   return `${out.join('\n')}\n`;
 }
 
-/** The exit code of a fleet: 4 when any instance failed (each failed run restores its instance), else 0. */
+/**
+ * The exit code of a fleet: 1 when an instance's run was still going when the report was written
+ * (`unknown`: its own execution says how it ended); 4 when any instance failed or was cancelled
+ * (each such run restores its instance); else 0.
+ */
 export function fleetExitCode(r: FleetReportView): ExitCode {
-  return (r.counts.failed ?? 0) > 0 ? EXIT.failedRestored : EXIT.ok;
+  if ((r.counts.unknown ?? 0) > 0) return EXIT.error;
+  return (r.counts.failed ?? 0) + (r.counts.cancelled ?? 0) > 0 ? EXIT.failedRestored : EXIT.ok;
 }
 
 async function readReport(ssm: SSMClient, snap: Snapshot): Promise<FleetReportView | undefined> {

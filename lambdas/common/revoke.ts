@@ -226,7 +226,25 @@ export function revokeReportName(parentExecutionId: string): string {
 }
 
 /** The spec name rule (what a child accepts as RevokeSpec). */
-export const REVOKE_SPEC_NAME = new RegExp(`^/${REVOKE_PATH}/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/spec$`);
+export const REVOKE_SPEC_NAME = new RegExp(`^/${REVOKE_PATH}/([A-Za-z0-9][A-Za-z0-9_-]{0,63})/spec$`);
+
+/** The fleet execution id a spec name carries (the child's explicit RevokeSpec parameter), or undefined. */
+export function parentOfSpecName(name: string): string | undefined {
+  return REVOKE_SPEC_NAME.exec(name)?.[1];
+}
+
+/**
+ * `/reset-access/revoke/<parent execution id>/results`: where each child of a fleet run writes its
+ * own result (review P10), so that gather never has to find the children through a parent link.
+ */
+export function revokeResultsPath(parentExecutionId: string): string {
+  return `/${REVOKE_PATH}/${parentExecutionId}/results`;
+}
+
+/** `/reset-access/revoke/<parent execution id>/results/<instance id>`: one child's result. */
+export function revokeResultName(parentExecutionId: string, instanceId: string): string {
+  return `${revokeResultsPath(parentExecutionId)}/${instanceId}`;
+}
 
 /** The fleet's spec: the action, and the choices every child makes the same way. */
 export interface RevokeSpec {
@@ -332,12 +350,16 @@ export function unreadableKeySource(report: RevokeCommandReport): boolean {
  *   that you specified when you launched the instance":
  *   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetPasswordData.html; review F1);
  * - `unreachable`: running without an Online agent and AllowStop=False (never stopped, not read);
- * - `failed`: the run failed (restore put the instance back) or no report could be read.
+ * - `failed`: the run failed (restore put the instance back), never started, or no report could be read;
+ * - `cancelled`: the fleet run was cancelled and this instance's run ended Cancelled (its own cancel
+ *   path started its restore) or was never started (review P9);
+ * - `unknown`: this instance's run was still going when the fleet report was written (a cancel:
+ *   gather stopped it and waited a bounded time); its own execution says how it ended.
  */
-export type InstanceOutcome = 'clean' | 'cleaned' | 'found' | 'incomplete' | 'windows' | 'unreachable' | 'failed';
+export type InstanceOutcome = 'clean' | 'cleaned' | 'found' | 'incomplete' | 'windows' | 'unreachable' | 'failed' | 'cancelled' | 'unknown';
 
 /** Every outcome, in the order reports count them. */
-export const INSTANCE_OUTCOMES: readonly InstanceOutcome[] = ['clean', 'cleaned', 'found', 'incomplete', 'windows', 'unreachable', 'failed'];
+export const INSTANCE_OUTCOMES: readonly InstanceOutcome[] = ['clean', 'cleaned', 'found', 'incomplete', 'windows', 'unreachable', 'failed', 'cancelled', 'unknown'];
 
 /** The outcome of a command report in `mode`. */
 export function outcomeOf(report: RevokeCommandReport, mode: RevokeMode): InstanceOutcome {

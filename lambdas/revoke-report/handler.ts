@@ -5,7 +5,7 @@ import { createLogger } from '@common/log';
 import { outputFields } from '@common/outputs';
 import { readRevokeSpec } from '@common/revoke';
 import { requireObject, validateStepInput } from '@common/validation';
-import { instanceReport, unreachableReport, type InstanceReport } from './revoke-report';
+import { instanceReport, unreachableReport, writeFleetResult, type InstanceReport } from './revoke-report';
 
 export const OUTPUT_FIELDS = outputFields<InstanceReport>()([
   'InstanceId',
@@ -49,9 +49,19 @@ export async function handler(event: unknown): Promise<InstanceReport> {
     const specName = typeof o.RevokeSpec === 'string' ? o.RevokeSpec.trim() : '';
     const mode = specName !== '' ? (await readRevokeSpec(ssm, specName)).action.mode : o.Mode === 'Revoke' ? 'Revoke' : 'Audit';
     log.info('unreachable', { instanceId: input.instanceId, executionId: input.executionId });
-    return unreachableReport(input.instanceId, mode, reason, windows ? 'windows' : 'unreachable');
+    const report = unreachableReport(input.instanceId, mode, reason, windows ? 'windows' : 'unreachable');
+    await toFleet(specName, report, input.executionId);
+    return report;
   }
   const report = await instanceReport({ ssm }, input);
   log.info('instance report', { instanceId: input.instanceId, executionId: input.executionId, outcome: report.Outcome, removed: report.Removed });
+  await toFleet(typeof o.RevokeSpec === 'string' ? o.RevokeSpec.trim() : '', report, input.executionId);
   return report;
+}
+
+/** A fleet child (RevokeSpec given) also writes its result where the fleet's gather reads it. */
+async function toFleet(specName: string, report: InstanceReport, executionId: string): Promise<void> {
+  if (specName === '') return;
+  const name = await writeFleetResult({ ssm }, specName, report, executionId);
+  log.info(name ? 'fleet result written' : 'fleet already gathered: result left in this execution\'s outputs', { instanceId: report.InstanceId, executionId });
 }

@@ -3,11 +3,11 @@
  * command's own JSON report (GetCommandInvocation) before cleanup releases the plan; and
  * `reportUnreachable` for an instance preflight answered Unreachable (no plan, nothing changed).
  */
-import { GetCommandInvocationCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import { PlanError, UnexpectedStateError } from '@common/errors';
+import { GetCommandInvocationCommand, PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { InvalidInputError, PlanError, UnexpectedStateError } from '@common/errors';
 import { joinWithin } from '@common/outputs';
 import { loadOwnPlan } from '@common/plan';
-import { outcomeOf, parseRevokeReport, type InstanceOutcome, type RevokeCommandReport } from '@common/revoke';
+import { outcomeOf, parentOfSpecName, parseRevokeReport, readRevokeSpec, revokeResultName, type InstanceOutcome, type RevokeCommandReport } from '@common/revoke';
 import type { StepInput } from '@common/validation';
 
 /**
@@ -105,4 +105,37 @@ export async function instanceReport(deps: RevokeReportDeps, input: StepInput): 
   const report = parseRevokeReport(inv.StandardOutputContent);
   if (!report) throw new UnexpectedStateError(`The revoke command ${commandId} on ${target} printed no JSON report`);
   return reportOf(input.instanceId, plan.method.chosen, action.mode, report, commandId, target);
+}
+
+/**
+ * A fleet child's own result, written where the fleet's gather step reads it (review P10):
+ * `/reset-access/revoke/<fleet execution id>/results/<instance id>`, the fleet id taken from the
+ * child's explicit RevokeSpec parameter (`/reset-access/revoke/<fleet execution id>/spec`), never
+ * from a parent link between executions. Written only while the fleet's spec exists: once gather
+ * has deleted it the fleet report is written, and a late child's result stays in its own execution's
+ * outputs (report.Payload) rather than as a parameter nobody would delete. Returns the name written,
+ * or undefined.
+ */
+export async function writeFleetResult(deps: RevokeReportDeps, specName: string, report: InstanceReport, executionId: string): Promise<string | undefined> {
+  const parent = parentOfSpecName(specName);
+  if (!parent) throw new InvalidInputError('RevokeSpec must be /reset-access/revoke/<execution id>/spec');
+  try {
+    const spec = await readRevokeSpec(deps.ssm, specName);
+    if (!spec.instanceIds.includes(report.InstanceId)) throw new InvalidInputError(`${report.InstanceId} is not one of the instances of the fleet run ${parent}`);
+  } catch (err) {
+    if (err instanceof InvalidInputError && /does not exist/.test(err.message)) return undefined;
+    throw err;
+  }
+  const name = revokeResultName(parent, report.InstanceId);
+  await deps.ssm.send(
+    new PutParameterCommand({
+      Name: name,
+      Value: JSON.stringify({ ...report, ExecutionId: executionId }),
+      Type: 'String',
+      // A retried step writes the same execution's result again.
+      Overwrite: true,
+      Description: `ec2-reset-access RevokeKey result of ${report.InstanceId} in fleet run ${parent}`,
+    }),
+  );
+  return name;
 }

@@ -19,9 +19,11 @@ export interface ResolveOutput {
   Mode: string;
   /** `/reset-access/revoke/<execution id>/spec`, which every child reads. */
   SpecParameter: string;
+  /** What the runbook does next: `|next:readGroup|` (a resource group's query to read) or `|next:fanOut|`. */
+  Next: string;
 }
 
-export const OUTPUT_FIELDS = outputFields<ResolveOutput>()(['Instances', 'Selection', 'InstanceIds', 'Keys', 'Mode', 'SpecParameter']);
+export const OUTPUT_FIELDS = outputFields<ResolveOutput>()(['Instances', 'Selection', 'InstanceIds', 'Keys', 'Mode', 'SpecParameter', 'Next']);
 
 const log = createLogger('reset-access-revoke-resolve');
 
@@ -41,11 +43,15 @@ export function parseResolveRequest(event: unknown): ResolveRequest {
     if (typeof v !== 'string') throw new InvalidInputError(`${field} is not a string`);
     return v.trim();
   };
+  const groupQueryType = text('GroupQueryType');
   return {
     executionId: validateExecutionId(o.ExecutionId),
     instanceIds: instanceIdsOf(o.InstanceIds),
     tagKey: text('TargetTagKey'),
     tagValue: text('TargetTagValue'),
+    resourceGroup: text('ResourceGroupName'),
+    // resolveGroup's input: the query readGroup read with GetGroupQuery (its Type and Query).
+    ...(groupQueryType !== '' ? { groupQuery: { type: groupQueryType, query: typeof o.GroupQuery === 'string' ? o.GroupQuery : '' } } : {}),
     keys: revokeInputsOf(o),
     users: o.Users ?? '',
     method: o.Method ?? 'Auto',
@@ -57,7 +63,10 @@ export function parseResolveRequest(event: unknown): ResolveRequest {
 
 export async function handler(event: unknown): Promise<ResolveOutput> {
   const request = parseResolveRequest(event);
-  const { spec, specName } = await resolveFleet({ ec2, ssm, log }, request);
+  const { spec, specName, selection } = await resolveFleet({ ec2, ssm, log }, request);
+  if (!spec) {
+    return { Instances: 0, Selection: selection.slice(0, 120), InstanceIds: '', Keys: 0, Mode: '', SpecParameter: specName, Next: '|next:readGroup|' };
+  }
   return {
     Instances: spec.instanceIds.length,
     Selection: spec.selection.slice(0, 120),
@@ -65,5 +74,6 @@ export async function handler(event: unknown): Promise<ResolveOutput> {
     Keys: spec.action.fingerprints.length,
     Mode: spec.action.mode,
     SpecParameter: specName,
+    Next: '|next:fanOut|',
   };
 }

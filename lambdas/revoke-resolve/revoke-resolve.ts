@@ -6,7 +6,7 @@
  * gives aws:executeAutomation (a parameter value or an output holds at most 512 characters, so a
  * list of instance ids cannot travel between steps; a tag target has no such limit).
  */
-import { CreateTagsCommand, DescribeInstancesCommand, type EC2Client, type Filter } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DescribeInstancesCommand, type EC2Client, type Filter, type Instance } from '@aws-sdk/client-ec2';
 import { PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { InvalidInputError, isAwsError } from '@common/errors';
 import type { Logger } from '@common/log';
@@ -38,6 +38,10 @@ export interface ResolveRequest {
   readonly instanceIds: string[];
   readonly tagKey: string;
   readonly tagValue: string;
+  /** ResourceGroupName ('' when not given). */
+  readonly resourceGroup?: string;
+  /** The group's resource query, as the runbook's readGroup step read it (GetGroupQuery). */
+  readonly groupQuery?: { readonly type: string; readonly query: string };
   readonly keys: RevokeKeyInputs;
   readonly users: unknown;
   readonly method: unknown;
@@ -53,11 +57,80 @@ export interface ResolveDeps {
   readonly log: Logger;
 }
 
-/** How the instances are chosen: ids, a tag, or the key pair they were launched with. */
-export function selectionOf(req: ResolveRequest): { text: string; filters?: Filter[]; ids?: string[] } {
+/**
+ * A resource group name as Resource Groups allows it: letters, digits, `_`, `.` and `-`, at most 300
+ * characters, not starting with "AWS" in any capitalization (reserved) (botocore resource-groups
+ * 2017-11-27 service-2.json, CreateGroupName and CreateGroupInput.Name).
+ */
+export const RESOURCE_GROUP_NAME = /^[a-zA-Z0-9_.-]{1,300}$/;
+
+export function validateResourceGroupName(name: string): string {
+  if (!RESOURCE_GROUP_NAME.test(name) || /^aws/i.test(name)) {
+    throw new InvalidInputError('ResourceGroupName must be a resource group name: 1 to 300 letters, digits, "_", "." or "-", not starting with AWS');
+  }
+  return name;
+}
+
+/**
+ * The DescribeInstances filters that select what a tag-based resource group holds (a query of type
+ * TAG_FILTERS_1_0), with the semantics the Resource Groups API documents for it (botocore
+ * resource-groups service-2.json, ResourceQuery.Query; https://docs.aws.amazon.com/ARG/latest/APIReference/API_ResourceQuery.html):
+ * `ResourceTypeFilters` limits the types (`AWS::AllSupported` or a list, here it must take
+ * `AWS::EC2::Instance`); with several tag keys a resource must match every key, and at least one
+ * value of each. The query syntax is GetResources' (the same page), whose TagFilters say: "If you
+ * don't specify a value for a key, the response returns all resources that are tagged with that
+ * key, with any or no value" (botocore resourcegroupstaggingapi, GetResourcesInput.TagFilters).
+ * DescribeInstances joins several filters with AND and a filter's values with OR ("If you specify
+ * multiple filters, the filters are joined with an AND, and the request returns only results that
+ * match all of the specified filters": botocore ec2 2016-11-15, shape Filter), so each tag key is one
+ * `tag-key` filter, and the values are compared here (below: EC2 filter values are patterns).
+ * A CloudFormation-stack group (CLOUDFORMATION_STACK_1_0) is refused: its members are the stack's
+ * resources, which DescribeInstances cannot list.
+ */
+export function groupFilters(group: string, q: { type: string; query: string }): { filters: Filter[]; match: (i: Instance) => boolean } {
+  if (q.type === 'CLOUDFORMATION_STACK_1_0') {
+    throw new InvalidInputError(`ResourceGroupName ${group} is a CloudFormation stack group; choose its instances by InstanceIds or a tag`);
+  }
+  if (q.type !== 'TAG_FILTERS_1_0') throw new InvalidInputError(`ResourceGroupName ${group}: its query type is not TAG_FILTERS_1_0`);
+  let parsed: { ResourceTypeFilters?: unknown; TagFilters?: unknown };
+  try {
+    parsed = JSON.parse(q.query) as typeof parsed;
+  } catch {
+    throw new InvalidInputError(`ResourceGroupName ${group}: its tag query is not JSON (a query over 512 characters cannot pass between the runbook's steps)`);
+  }
+  const types = parsed?.ResourceTypeFilters;
+  if (!Array.isArray(types) || !types.some((t) => t === 'AWS::EC2::Instance' || t === 'AWS::AllSupported')) {
+    throw new InvalidInputError(`ResourceGroupName ${group} holds no EC2 instances (its ResourceTypeFilters take neither AWS::EC2::Instance nor AWS::AllSupported)`);
+  }
+  const tagFilters = parsed.TagFilters;
+  if (!Array.isArray(tagFilters) || tagFilters.length === 0) throw new InvalidInputError(`ResourceGroupName ${group}: its query has no TagFilters`);
+  const wanted = tagFilters.map((f: { Key?: unknown; Values?: unknown }, i) => {
+    const key = f?.Key;
+    const values = f?.Values ?? [];
+    if (typeof key !== 'string' || key === '' || !Array.isArray(values) || !values.every((v) => typeof v === 'string')) {
+      throw new InvalidInputError(`ResourceGroupName ${group}: TagFilters entry ${i + 1} is not {Key, Values}`);
+    }
+    return { key, values: values as string[] };
+  });
+  // EC2 filter values are patterns: "*" and "?" are wildcards and "\" escapes (EC2 Filter:
+  // https://docs.aws.amazon.com/sdkfornet1/latest/apidocs/html/T_Amazon_EC2_Model_Filter.htm, "Wildcards can
+  // be included in filter values ... Use a backslash to escape special characters"), while a group's
+  // values are literal. So EC2 is asked only for the keys (`tag-key`, a superset; a key holding a
+  // pattern character is left to the exact match), and the values are compared exactly here.
+  const filters: Filter[] = wanted.filter((w) => !/[*?\\]/.test(w.key)).map((w) => ({ Name: 'tag-key', Values: [w.key] }));
+  const match = (i: Instance): boolean =>
+    wanted.every((w) => (i.Tags ?? []).some((t) => t.Key === w.key && (w.values.length === 0 || w.values.includes(t.Value ?? ''))));
+  return { filters, match };
+}
+
+/** How the instances are chosen: ids, a tag, a resource group, or the key pair they were launched with. */
+export function selectionOf(req: ResolveRequest): { text: string; filters?: Filter[]; ids?: string[]; group?: string; match?: (i: Instance) => boolean } {
   const byIds = req.instanceIds.length > 0;
   const byTag = req.tagKey !== '';
-  if (byIds && byTag) throw new InvalidInputError('Choose the instances one way: InstanceIds or TargetTagKey, not both');
+  const group = req.resourceGroup ?? '';
+  if ([byIds, byTag, group !== ''].filter(Boolean).length > 1) {
+    throw new InvalidInputError('Choose the instances one way: InstanceIds, TargetTagKey or ResourceGroupName, not two');
+  }
   if (!byTag && req.tagValue !== '') throw new InvalidInputError('TargetTagValue needs TargetTagKey');
   const states: Filter = { Name: 'instance-state-name', Values: SELECTED_STATES };
   if (byIds) {
@@ -73,15 +146,22 @@ export function selectionOf(req: ResolveRequest): { text: string; filters?: Filt
     const filter: Filter = req.tagValue !== '' ? { Name: `tag:${req.tagKey}`, Values: [req.tagValue] } : { Name: 'tag-key', Values: [req.tagKey] };
     return { text: `tag ${req.tagKey}${req.tagValue !== '' ? `=${req.tagValue}` : ''}`, filters: [filter, states] };
   }
+  if (group !== '') {
+    validateResourceGroupName(group);
+    const states: Filter = { Name: 'instance-state-name', Values: SELECTED_STATES };
+    if (!req.groupQuery) return { text: `resource group ${group}`, group };
+    const { filters, match } = groupFilters(group, req.groupQuery);
+    return { text: `resource group ${group}`, group, filters: [...filters, states], match };
+  }
   if (req.keys.keyPairName !== '') {
     // "key-name - The name of the key pair used when the instance was launched" (same page).
     return { text: `launched with key pair ${req.keys.keyPairName}`, filters: [{ Name: 'key-name', Values: [req.keys.keyPairName] }, states] };
   }
-  throw new InvalidInputError('Choose the instances: InstanceIds, TargetTagKey (and TargetTagValue), or KeyPairName (every instance launched with it)');
+  throw new InvalidInputError('Choose the instances: InstanceIds, TargetTagKey (and TargetTagValue), ResourceGroupName, or KeyPairName (every instance launched with it)');
 }
 
 /** Every instance id DescribeInstances answers, all pages, in the states a fleet selects. */
-async function describeIds(ec2: EC2Client, selection: { filters?: Filter[]; ids?: string[] }): Promise<string[]> {
+async function describeIds(ec2: EC2Client, selection: { filters?: Filter[]; ids?: string[]; match?: (i: Instance) => boolean }): Promise<string[]> {
   const out: string[] = [];
   let token: string | undefined;
   do {
@@ -90,7 +170,7 @@ async function describeIds(ec2: EC2Client, selection: { filters?: Filter[]; ids?
     );
     for (const r of page.Reservations ?? []) {
       for (const i of r.Instances ?? []) {
-        if (i.InstanceId && SELECTED_STATES.includes(i.State?.Name ?? '')) out.push(i.InstanceId);
+        if (i.InstanceId && SELECTED_STATES.includes(i.State?.Name ?? '') && (selection.match?.(i) ?? true)) out.push(i.InstanceId);
       }
     }
     token = page.NextToken;
@@ -99,8 +179,10 @@ async function describeIds(ec2: EC2Client, selection: { filters?: Filter[]; ids?
 }
 
 export interface ResolveResult {
-  readonly spec: RevokeSpec;
+  /** Undefined when the group's query is still to be read (the runbook's readGroup step): nothing written yet. */
+  readonly spec?: RevokeSpec;
   readonly specName: string;
+  readonly selection: string;
 }
 
 export async function resolveFleet(deps: ResolveDeps, req: ResolveRequest): Promise<ResolveResult> {
@@ -116,6 +198,8 @@ export async function resolveFleet(deps: ResolveDeps, req: ResolveRequest): Prom
     throw new InvalidInputError('DeleteKeyPair=True needs Mode=Revoke: an audit changes nothing, the key pair included');
   }
   if (req.deleteKeyPair === 'True' && req.keys.keyPairName === '') throw new InvalidInputError('DeleteKeyPair=True needs KeyPairName');
+  // A resource group: every input is checked now; the instances once the group's query is read.
+  if (selection.group !== undefined && !selection.filters) return { specName: revokeSpecName(req.executionId), selection: selection.text };
   let instanceIds: string[];
   try {
     instanceIds = await describeIds(deps.ec2, selection);
@@ -163,5 +247,5 @@ export async function resolveFleet(deps: ResolveDeps, req: ResolveRequest): Prom
     );
   }
   deps.log.info('fleet resolved', { executionId: req.executionId, instances: instanceIds.length, keys: action.fingerprints.length, mode: action.mode });
-  return { spec, specName };
+  return { spec, specName, selection: selection.text };
 }

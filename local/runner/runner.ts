@@ -155,7 +155,7 @@ export interface RunAutomationOptions {
    * given) through the twin's Automation API and resolves when it has ended, children included
    * (local/automation-service.ts, executeAutomation). @default - none: the action fails the step
    */
-  executeAutomation?: (request: ExecuteAutomationRequest) => Promise<{ executionId: string; status: string; outputs: Record<string, unknown>; failureMessage?: string }>;
+  executeAutomation?: (request: ExecuteAutomationRequest) => Promise<ExecuteAutomationResult>;
   /** Called once when this execution has ended (before the executions it started run). */
   /**
    * For an execution this one started (StartAutomationExecution in a step): the onEnded hook of
@@ -178,6 +178,16 @@ export interface ExecuteAutomationRequest {
   targetParameterName?: string;
   maxConcurrency?: string;
   maxErrors?: string;
+}
+
+/** How the secondary execution of an aws:executeAutomation step came out, for the step. */
+export interface ExecuteAutomationResult {
+  executionId: string;
+  status: string;
+  outputs: Record<string, unknown>;
+  failureMessage?: string;
+  /** The step's own execution was cancelled while it waited: the step is Cancelled (the secondary runs on). */
+  stepCancelled?: boolean;
 }
 
 export interface InFlightInvocation {
@@ -240,6 +250,14 @@ class StepFailure extends Error {
   ) {
     super(message);
     this.name = 'StepFailure';
+  }
+}
+
+/** The execution was cancelled while this step ran (an aws:executeAutomation step waiting): its onCancel routes it. */
+class StepCancelled extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StepCancelled';
   }
 }
 
@@ -435,6 +453,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
 
       let outcome: { outputs: Record<string, unknown>; next?: number; branched: boolean } | undefined;
       let failure: StepFailure | undefined;
+      let stepCancel: StepCancelled | undefined;
       for (let attempt = 1; attempt <= step.maxAttempts; attempt++) {
         record.attempts = attempt;
         const attemptStart = clock.now();
@@ -453,13 +472,31 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
           failure = undefined;
           break;
         } catch (e) {
+          if (e instanceof StepCancelled) {
+            stepCancel = e;
+            break;
+          }
           failure = e instanceof StepFailure ? e : new StepFailure(errorMessage(e));
           log(`[${fmt(rel())}] ${step.name} attempt ${attempt}/${step.maxAttempts} ${failure.status}: ${failure.message.slice(0, 300)}`);
         }
       }
       record.endedAt = rel();
 
-      if (cancelledAt !== undefined && clock.now() >= cancelledAt + CANCEL_PATH_SECONDS) {
+      if (stepCancel) {
+        if (!cancelFired) cancelledAt = clock.now();
+        cancelFired = true;
+        cancelled = true;
+        record.status = 'Cancelled';
+        record.failureMessage = stepCancel.message;
+        log(`[${fmt(record.endedAt)}] ${step.name} Cancelled while running (onCancel ${step.onCancel})`);
+        current = step.onCancel === 'Abort' ? undefined : doc.stepIndex.get(step.onCancel.slice(5));
+        continue;
+      }
+
+      // On a shared clock the virtual time a Lambda invocation or an API call appears to take is the
+      // other executions' time (sharedClock): such a step is not judged on it, as for its deadline.
+      const ownTime = !(opts.sharedClock && (step.action === 'aws:invokeLambdaFunction' || step.action === 'aws:executeAwsApi'));
+      if (cancelledAt !== undefined && ownTime && clock.now() >= cancelledAt + CANCEL_PATH_SECONDS) {
         // The step ran past the two minutes: Automation stops the path here. What the action
         // already did stays done (a Lambda invocation is not undone); nothing after it runs.
         cancelPathCutShort = true;
@@ -681,7 +718,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
         if (!opts.executeAutomation) throw new StepFailure('aws:executeAutomation runs only through the twin\'s Automation API');
         const i = resolve(step.inputs) as Record<string, unknown>;
         clock.advanceBy(latencyOf('ApiCall'));
-        let ended: Awaited<ReturnType<NonNullable<RunAutomationOptions['executeAutomation']>>>;
+        let ended: ExecuteAutomationResult;
         try {
           ended = await opts.executeAutomation({
             parentExecutionId: executionId,
@@ -696,6 +733,7 @@ export async function runAutomation(opts: RunAutomationOptions): Promise<Executi
         } catch (e) {
           throw new StepFailure(`StartAutomationExecution: ${errorMessage(e)}`);
         }
+        if (ended.stepCancelled) throw new StepCancelled(`The execution was cancelled (StopAutomationExecution) while this step waited for the secondary automation ${ended.executionId}, which was ${ended.status} and was not stopped`);
         checkDeadline('the secondary automation');
         if (ended.status !== 'Success') {
           throw new StepFailure(`the secondary automation ${ended.executionId} ended ${ended.status}${ended.failureMessage ? `: ${ended.failureMessage}` : ''}`);

@@ -5,7 +5,51 @@
  * document (API names, PascalCase), and the answer comes back as plain JSON (dates as ISO
  * strings, no $metadata), as Automation's selectors see it.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { AwsCall } from './runner';
+
+/**
+ * Services without an SDK v3 client in this project go through the preinstalled AWS CLI v1
+ * (botocore: its service model checks the parameters, as the service would), the API's own
+ * PascalCase JSON given as --cli-input-json. Today: resource-groups (RevokeKey's readGroup step).
+ */
+const CLI_SERVICES = new Set(['resource-groups']);
+const run = promisify(execFile);
+
+/** The CLI's operation name of an API name (GetGroupQuery -> get-group-query), as botocore derives it. */
+export function cliOperation(api: string): string {
+  return api
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1-$2')
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .toLowerCase();
+}
+
+async function cliCall(endpoint: string, region: string, service: string, api: string, params: Record<string, unknown>): Promise<unknown> {
+  try {
+    const r = await run('aws', [service, cliOperation(api), '--cli-input-json', JSON.stringify(params), '--endpoint-url', endpoint, '--region', region, '--output', 'json'], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        AWS_ACCESS_KEY_ID: 'testing',
+        AWS_SECRET_ACCESS_KEY: 'testing',
+        AWS_CONFIG_FILE: '/nonexistent',
+        AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+        AWS_PAGER: '',
+        AWS_MAX_ATTEMPTS: '1',
+      },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return r.stdout.trim() === '' ? {} : (JSON.parse(r.stdout) as unknown);
+  } catch (err) {
+    // "An error occurred (NotFoundException) when calling the GetGroupQuery operation: ..."
+    const text = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim();
+    const code = /An error occurred \(([^)]+)\)/.exec(text)?.[1];
+    const e = new Error(text.split('\n').pop() ?? text);
+    e.name = code ?? 'AwsCliError';
+    throw e;
+  }
+}
 
 const CLIENTS: Record<string, { pkg: string; client: string }> = {
   ec2: { pkg: '@aws-sdk/client-ec2', client: 'EC2Client' },
@@ -57,6 +101,7 @@ export function sdkAwsCall(endpoint: string, region = 'us-east-1'): AwsCall {
   };
 
   return async (service, api, params) => {
+    if (CLI_SERVICES.has(service.toLowerCase())) return cliCall(endpoint, region, service.toLowerCase(), api, params as Record<string, unknown>);
     const { mod, client } = load(service);
     const name = `${api.charAt(0).toUpperCase()}${api.slice(1)}Command`;
     const Command = mod[name];

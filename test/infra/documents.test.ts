@@ -146,7 +146,9 @@ describe('the automation role against the runbooks', () => {
   const restoreSteps: any[] = json.Resources[id(stack.restoreRunbook.document)].Properties.Content.mainSteps;
 
   test('its actions are exactly the API calls of the wait, read and start steps of both runbooks, and passing itself', () => {
-    const apiSteps = [...steps, ...restoreSteps].filter((s) => s.action === 'aws:waitForAwsResourceProperty' || s.action === 'aws:executeAwsApi');
+    // The RevokeKey runbooks' own read steps count too (the fleet's readGroup: GetGroupQuery of a resource group).
+    const revokeSteps: any[] = [stack.revokeRunbook, stack.revokeInstanceRunbook].flatMap((r) => json.Resources[id(r.document)].Properties.Content.mainSteps);
+    const apiSteps = [...steps, ...restoreSteps, ...revokeSteps].filter((s) => s.action === 'aws:waitForAwsResourceProperty' || s.action === 'aws:executeAwsApi');
     expect(apiSteps.length).toBeGreaterThan(0);
     // StartAutomationExecution with an AutomationAssumeRole passes that role (iam:PassRole).
     // RevokeKey's fan-out (aws:executeAutomation, issue 14) starts its per-instance runbook over a

@@ -329,6 +329,8 @@ describe('IAM: Systems Manager', () => {
   const USER_DATA = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/user-data/*';
   /** RevokeKey's fleet spec and report (issue 14). */
   const REVOKE = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/revoke/*';
+  /** A RevokeKey fleet child's own result (review P10): written by revoke-report only. */
+  const REVOKE_RESULTS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/revoke/*/results/*';
   // Windows targets (issue 15): the helper's Ubuntu AMI parameters, a run's own key, the new passwords.
   const WINDOWS_AMI = 'arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/canonical/ubuntu/server/24.04/stable/current/*';
   const RUN_KEYS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/windows-run-keys/*';
@@ -339,7 +341,7 @@ describe('IAM: Systems Manager', () => {
     const PUBLIC_KEYS = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/reset-access/public-keys/*';
     for (const s of ALL.filter((st) => st.actions.some((a) => /^ssm:(Put|Get|Delete)Parameters?$/.test(a)))) {
       for (const r of s.resources) {
-        expect([LOCKS, KEYS, AMI, PUBLIC_KEYS, USER_DATA, REVOKE, WINDOWS_AMI, RUN_KEYS, PASSWORDS]).toContain(r);
+        expect([LOCKS, KEYS, AMI, PUBLIC_KEYS, USER_DATA, REVOKE, REVOKE_RESULTS, WINDOWS_AMI, RUN_KEYS, PASSWORDS]).toContain(r);
       }
       if (s.resources.includes(WINDOWS_AMI)) expect([s.role, s.actions]).toEqual([roleId('launch-helper'), ['ssm:GetParameter']]);
       // A user's long public key (PublicKeyParameter): read by preflight and RevokeKey's resolve only.
@@ -368,8 +370,10 @@ describe('IAM: Systems Manager', () => {
     // RevokeKey's fleet steps never touch a plan; they write the fleet's spec and report.
     for (const folder of ['revoke-resolve', 'revoke-gather'] as StepFolder[]) expect(on(folder, LOCKS)).toEqual([]);
     expect(on('revoke-resolve', REVOKE)).toEqual(['ssm:PutParameter']);
-    expect(on('revoke-gather', REVOKE)).toEqual(['ssm:DeleteParameter', 'ssm:GetParameter', 'ssm:PutParameter']);
+    expect(on('revoke-gather', REVOKE)).toEqual(['ssm:DeleteParameter', 'ssm:DeleteParameters', 'ssm:GetParameter', 'ssm:GetParametersByPath', 'ssm:PutParameter']);
     expect(on('revoke-report', REVOKE)).toEqual(['ssm:GetParameter']);
+    expect(on('revoke-report', REVOKE_RESULTS)).toEqual(['ssm:PutParameter']);
+    for (const folder of STEP_FOLDERS.filter((f) => f !== 'revoke-report')) expect(on(folder, REVOKE_RESULTS)).toEqual([]);
     expect(on('preflight', REVOKE)).toEqual(['ssm:GetParameter']);
     for (const folder of STEP_FOLDERS.filter((f) => !['preflight', 'cleanup', 'summarize', 'revoke-resolve', 'revoke-gather', ...planReaders].includes(f))) {
       expect(on(folder, LOCKS)).toEqual(['ssm:GetParameter', 'ssm:PutParameter']);
@@ -524,12 +528,17 @@ describe('automation role', () => {
       'ec2:DescribeInstances',
       'ec2:DescribeVolumes',
       'iam:PassRole',
+      'resource-groups:GetGroupQuery',
       'ssm:DescribeInstanceInformation',
       'ssm:GetAutomationExecution',
       'ssm:ListCommandInvocations',
       'ssm:StartAutomationExecution',
       'ssm:StartAutomationExecution',
       'tag:GetResources',
+    ]);
+    // RevokeKey's readGroup: the group's query only (read-only), on any group of the account's Region.
+    expect(grants(stmts, 'resource-groups:GetGroupQuery').map((s) => s.resources)).toEqual([
+      ['arn:${AWS::Partition}:resource-groups:${AWS::Region}:${AWS::AccountId}:group/*'],
     ]);
     // The cancel path may start the restore runbook, and RevokeKey's fan-out its per-instance
     // runbook (issue 14), and no other document.

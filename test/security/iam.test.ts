@@ -251,7 +251,8 @@ function sendCommandScope(tpl: Template): string[] {
 }
 
 function parameterWrites(tpl: Template): string[] {
-  const ok = /:ssm:[^:]*:[^:]*:parameter\/(ec2rl\/openssh|ec2rl\/windows|reset-access\/locks|reset-access\/user-data|reset-access\/revoke|reset-access\/windows-run-keys)\/\*$/;
+  // reset-access/revoke/*/results/*: a RevokeKey fleet child's own result (review P10).
+  const ok = /:ssm:[^:]*:[^:]*:parameter\/(ec2rl\/openssh|ec2rl\/windows|reset-access\/locks|reset-access\/user-data|reset-access\/revoke|reset-access\/revoke\/\*\/results|reset-access\/windows-run-keys)\/\*$/;
   const bad: string[] = [];
   for (const s of allowsOf(tpl)) {
     for (const a of s.actions.filter((x) => /^ssm:(PutParameter|DeleteParameter|DeleteParameters|LabelParameterVersion|AddTagsToResource)$/.test(x))) {

@@ -13,11 +13,11 @@ import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import type { WireExchange } from '../../local/agent';
 import { operationShape, serviceModel, validateShape } from '../../local/botocore-model';
 import { startTwin, Twin } from '../../local/twin';
+import { twinCli } from './aws-cli';
 import { baseline, expectNothingLost, stepNames, summaryOf } from './support';
 
 jest.setTimeout(600000);
 
-const run = promisify(execFile);
 const API = ['StartAutomationExecution', 'GetAutomationExecution', 'DescribeAutomationExecutions', 'DescribeAutomationStepExecutions', 'StopAutomationExecution'];
 const TERMINAL = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
 const KEY_FILE = '/home/ec2-user/.ssh/authorized_keys';
@@ -39,45 +39,11 @@ afterAll(async () => {
   await twin?.stop();
 });
 
-/** Environment of the CLI: fixed credentials, no profile, no pager, nothing from the user's files. */
-function cliEnv(): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    HOME: scratch,
-    AWS_ACCESS_KEY_ID: 'twin-cli',
-    AWS_SECRET_ACCESS_KEY: 'twin-cli',
-    AWS_DEFAULT_REGION: 'us-east-1',
-    AWS_CONFIG_FILE: join(scratch, 'no-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(scratch, 'no-credentials'),
-    AWS_PAGER: '',
-  };
-}
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `aws <args>` against the twin (asynchronously: the twin runs in this process). */
-async function aws(...args: string[]): Promise<CliResult> {
-  try {
-    const r = await run('aws', ['--endpoint-url', twin.agent.endpoint, '--region', 'us-east-1', '--output', 'json', ...args], {
-      env: cliEnv(),
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : 1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
-
-async function awsJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
-  const r = await aws(...args);
-  if (r.code !== 0) throw new Error(`aws ${args.slice(0, 2).join(' ')} exited ${r.code}: ${r.stderr}`);
-  return (r.stdout.trim() === '' ? {} : JSON.parse(r.stdout)) as T;
-}
+const run = promisify(execFile);
+const cli = twinCli(() => twin, () => scratch);
+const cliEnv = cli.env;
+const aws = cli.raw;
+const awsJson = cli.json;
 
 interface Execution {
   AutomationExecutionId: string;

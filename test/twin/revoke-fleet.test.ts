@@ -15,74 +15,34 @@
  * and its rule by test/unit/lambdas/revoke.test.ts (a third fleet run here cost ~40 s of the CI budget).
  */
 import { createHash } from 'node:crypto';
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { CreateTagsCommand, DescribeKeyPairsCommand, DescribeTagsCommand, ImportKeyPairCommand } from '@aws-sdk/client-ec2';
-import { GetAutomationExecutionCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DescribeAutomationExecutionsCommand, GetAutomationExecutionCommand, GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { ImageSpec } from '../../local/disk/images';
 import { startTwin, type LockedOutInstance, type Twin } from '../../local/twin';
+import { fingerprintsOf as oracle, imageFile, opensshKey as makeKey, twinCli } from './aws-cli';
+import { baseline, expectNothingLost } from './support';
 
 jest.setTimeout(900000);
 
-const run = promisify(execFile);
 const TERMINAL = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
 const KEY_FILE = '/home/ec2-user/.ssh/authorized_keys';
 
 let twin: Twin;
 let scratch: string;
 
-/** A key made by OpenSSH, with its fingerprint as `ssh-keygen -l` prints it. */
-function opensshKey(type: 'ed25519' | 'rsa', name: string): { line: string; blob: string; fingerprint: string } {
-  const file = join(scratch, name);
-  execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '3072'] : []), '-N', '', '-C', `${name}@fleet`, '-f', file]);
-  const line = readFileSync(`${file}.pub`, 'utf8').trim();
-  const fingerprint = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${file}.pub`], { encoding: 'utf8' }).split(' ')[1];
-  return { line, blob: line.split(' ')[1], fingerprint };
-}
-
-/** The key file of an ext4-whole image, read with e2fsprogs' debugfs (no mount). */
-function keyFileOf(imagePath: string, path = KEY_FILE): string {
-  return execFileSync('debugfs', ['-R', `cat ${path}`, imagePath], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-}
-
-/** Fingerprints `ssh-keygen -l -f` attributes to the file's lines, in order (the oracle). */
-function fingerprintsOf(content: string): string[] {
-  const f = join(scratch, `keys-${Math.random().toString(36).slice(2)}`);
-  writeFileSync(f, content);
-  try {
-    const out = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', f], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    return out.split('\n').filter((l) => l.trim() !== '').map((l) => l.split(' ')[1]);
-  } catch {
-    return [];
-  } finally {
-    rmSync(f, { force: true });
-  }
-}
+const opensshKey = (type: 'ed25519' | 'rsa', name: string) => makeKey(scratch, type, name);
+const keyFileOf = (imagePath: string, path = KEY_FILE): string => imageFile(imagePath, path);
+const fingerprintsOf = (content: string): string[] => oracle(scratch, content);
 
 function sha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-function cliEnv(): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    HOME: scratch,
-    AWS_ACCESS_KEY_ID: 'twin-cli',
-    AWS_SECRET_ACCESS_KEY: 'twin-cli',
-    AWS_DEFAULT_REGION: 'us-east-1',
-    AWS_CONFIG_FILE: join(scratch, 'no-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(scratch, 'no-credentials'),
-    AWS_PAGER: '',
-  };
-}
-
-async function aws<T = Record<string, unknown>>(...args: string[]): Promise<T> {
-  const r = await run('aws', ['--endpoint-url', twin.agent.endpoint, '--region', 'us-east-1', '--output', 'json', ...args], { env: cliEnv(), maxBuffer: 16 * 1024 * 1024 });
-  return (r.stdout.trim() === '' ? {} : JSON.parse(r.stdout)) as T;
-}
+const cli = twinCli(() => twin, () => scratch);
+const aws = cli.json;
 
 interface Execution {
   AutomationExecutionId: string;
@@ -227,6 +187,51 @@ test('Audit on the fleet by tag: every instance reported as ssh-keygen sees it, 
   expect((await twin.leftovers()).locks).toEqual([]);
 });
 
+/**
+ * Selection by resource group (issue 14, item 1): a tag-based group made with the AWS CLI (Resource
+ * Groups' CreateGroup, served by moto), then RevokeKey with ResourceGroupName. The members must be
+ * what the Resource Groups API reference says a TAG_FILTERS_1_0 query holds (ResourceQuery.Query:
+ * every tag key matched, at least one value of each; its own example is Stage in Test or Deploy,
+ * and Version in 1 or 2): online-once (Stage=Test, Version=1) and online-twice (Stage=Deploy,
+ * Version=2), not online-clean (Stage only) nor swap-clean (Version only).
+ */
+test('Audit by resource group (AWS CLI): the EC2 instances as its tag query defines them, nothing else; a CloudFormation stack group refused before any change', async () => {
+  // Prepare
+  const tag = (name: string, tags: Record<string, string>) =>
+    twin.ec2.send(new CreateTagsCommand({ Resources: [member(name).instance.instanceId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }));
+  await tag('online-once', { Stage: 'Test', Version: '1' });
+  await tag('online-twice', { Stage: 'Deploy', Version: '2' });
+  await tag('online-clean', { Stage: 'Deploy' });
+  await tag('swap-clean', { Version: '1' });
+  const query = JSON.stringify({ ResourceTypeFilters: ['AWS::EC2::Instance'], TagFilters: [{ Key: 'Stage', Values: ['Test', 'Deploy'] }, { Key: 'Version', Values: ['1', '2'] }] });
+  await aws('resource-groups', 'create-group', '--name', 'leak-web', '--resource-query', JSON.stringify({ Type: 'TAG_FILTERS_1_0', Query: query }));
+  // Act
+  const e = await revokeKey({ ResourceGroupName: 'leak-web', Fingerprints: LEAKED.fingerprint, MaxConcurrency: '2' });
+  // Assess
+  expect(e.AutomationExecutionStatus).toBe('Success');
+  expect((e.StepExecutions ?? []).map((x) => x.StepName)).toEqual(['resolve', 'branchOnSelection', 'readGroup', 'resolveGroup', 'fanOut', 'gather']);
+  const { gather, report } = await fleetReportOf(e);
+  expect(report.instances.map((x) => x.instanceId).sort()).toEqual([member('online-once').instance.instanceId, member('online-twice').instance.instanceId].sort());
+  expect(gather).toMatchObject({ Instances: 2, Found: 2, Failed: 0 });
+  for (const x of report.instances) {
+    const m = fleet.find((f) => f.instance.instanceId === x.instanceId) as Member;
+    expect(x).toMatchObject({ outcome: 'found', found: fingerprintsOf(m.before).filter((f) => f === LEAKED.fingerprint).length });
+  }
+  expect(JSON.parse(e.Outputs?.['resolveGroup.Payload']?.[0] ?? '{}')).toMatchObject({ Instances: 2, Selection: 'resource group leak-web' });
+
+  // A CloudFormation stack group: refused at resolveGroup, nothing tagged or written.
+  await aws('resource-groups', 'create-group', '--name', 'leak-stack', '--resource-query', JSON.stringify({
+    Type: 'CLOUDFORMATION_STACK_1_0',
+    Query: JSON.stringify({ ResourceTypeFilters: ['AWS::AllSupported'], StackIdentifier: 'arn:aws:cloudformation:us-east-1:123456789012:stack/web/00000000-0000-0000-0000-000000000000' }),
+  }));
+  const refused = await revokeKey({ ResourceGroupName: 'leak-stack', Fingerprints: LEAKED.fingerprint });
+  expect(refused.AutomationExecutionStatus).toBe('Failed');
+  expect((refused.StepExecutions ?? []).find((x) => x.StepName === 'resolveGroup')?.FailureMessage).toMatch(/CloudFormation stack group; choose its instances by InstanceIds or a tag/);
+  const tags = await twin.ec2.send(new DescribeTagsCommand({ Filters: [{ Name: 'key', Values: ['reset-access:revoke-run'] }] }));
+  expect(tags.Tags ?? []).toEqual([]);
+  expect(await twin.getParameter(`/reset-access/revoke/${refused.AutomationExecutionId}/spec`)).toBeUndefined();
+});
+
 test('Revoke of a key pair with a replacement key: the leaked lines gone, every other line kept in order, the report equal to what ssh-keygen sees; the key pair kept (one instance unreachable)', async () => {
   // Prepare: the leaked key as an EC2 key pair (the runbook reads its public key with DescribeKeyPairs).
   await twin.ec2.send(new ImportKeyPairCommand({ KeyName: 'leaked', PublicKeyMaterial: Buffer.from(LEAKED.line) }));
@@ -267,5 +272,83 @@ test('Revoke of a key pair with a replacement key: the leaked lines gone, every 
     expect(after.split('\n').filter((l) => l !== '' && fingerprintsOf(`${l}\n`)[0] !== REPLACEMENT.fingerprint)).toEqual(kept);
     expect(afterFps.filter((f) => f === REPLACEMENT.fingerprint)).toHaveLength(1);
     expect(entry).toMatchObject({ outcome: 'cleaned', found: leakedLines, removed: leakedLines, added: 1 });
+  }
+});
+
+/**
+ * A cancel of the fleet run (review P9). No AWS source says what cancelling an execution does to
+ * the executions its aws:executeAutomation step started, so the twin leaves them running
+ * (local/README.md) and the product must not need more: gather, on the cancel path, stops every
+ * child of the run still going and reports it `cancelled` (or `unknown` if it is still running at
+ * gather's bound), an instance never started `cancelled`, never `failed` or `clean`; each stopped
+ * child's own cancel path restores its instance.
+ */
+test('stop-automation-execution on the fleet while a volume swap runs: the running child is stopped and restored, the report says cancelled, nothing lost', async () => {
+  // Prepare: run in order (MaxConcurrency 1): an online clean instance, a stopped one with the key, a stopped clean one.
+  const specs: Array<{ keys: string; managed?: boolean; state: 'running' | 'stopped' }> = [
+    { keys: `${OTHER.line}\n`, managed: true, state: 'running' },
+    { keys: `${OTHER.line}\n${LEAKED.line}\n`, state: 'stopped' },
+    { keys: `${OTHER.line}\n`, state: 'stopped' },
+  ];
+  const members: LockedOutInstance[] = [];
+  for (const s of specs) members.push(await twin.createLockedOutInstance({ image: image(s.keys), state: s.state, ...(s.managed ? { managed: { agentVersion: '3.3.2746.0' } } : {}) }));
+  await twin.ec2.send(new CreateTagsCommand({ Resources: members.map((m) => m.instanceId), Tags: [{ Key: 'fleet', Value: 'cancel' }] }));
+  const before = await Promise.all(members.map((m) => baseline(twin, m)));
+  const untouched = sha256(members[2].imagePath as string);
+  const sdk = new SSMClient({ endpoint: twin.agent.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'twin-cli', secretAccessKey: 'twin-cli' } });
+  try {
+    // Act: start with the AWS CLI; once the second instance's run is past its stop, cancel the fleet run.
+    const map = JSON.stringify({ TargetTagKey: ['fleet'], TargetTagValue: ['cancel'], Fingerprints: [LEAKED.fingerprint], Mode: ['Revoke'], MaxConcurrency: ['1'] });
+    const { AutomationExecutionId: id } = await aws<{ AutomationExecutionId: string }>('ssm', 'start-automation-execution', '--document-name', 'RevokeKey', '--parameters', map);
+    const past = ['launchHelper', 'waitForInstanceStopped', 'backupAndDetachRoot', 'waitForRootDetached', 'describeHelper', 'waitForHelperOnline', 'attachToHelper'];
+    let child: string | undefined;
+    for (const until = Date.now() + 300000; !child; ) {
+      if (Date.now() > until) throw new Error('the second instance\'s run never got past its stop');
+      const list = await sdk.send(new DescribeAutomationExecutionsCommand({ Filters: [{ Key: 'DocumentNamePrefix', Values: ['RevokeKey-Instance'] }] }));
+      for (const m of list.AutomationExecutionMetadataList ?? []) {
+        if (m.AutomationExecutionStatus !== 'InProgress' || !past.includes(m.CurrentStepName ?? '')) continue;
+        const got = await sdk.send(new GetAutomationExecutionCommand({ AutomationExecutionId: m.AutomationExecutionId }));
+        if (got.AutomationExecution?.Parameters?.InstanceId?.[0] === members[1].instanceId) child = m.AutomationExecutionId;
+      }
+      if (!child) await new Promise((r) => setTimeout(r, 100));
+    }
+    await aws('ssm', 'stop-automation-execution', '--automation-execution-id', id);
+    for (const until = Date.now() + 300000; ; ) {
+      const got = await sdk.send(new GetAutomationExecutionCommand({ AutomationExecutionId: id }));
+      if (TERMINAL.includes(got.AutomationExecution?.AutomationExecutionStatus ?? '')) break;
+      if (Date.now() > until) throw new Error('the fleet run did not end');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    // Everything the cancel set going (the child's restore runbook) ends.
+    await twin.automation.drain();
+    // Assess
+    const e = (await aws<{ AutomationExecution: Execution }>('ssm', 'get-automation-execution', '--automation-execution-id', id)).AutomationExecution;
+    expect(e.AutomationExecutionStatus).toBe('Cancelled');
+    const steps = (e.StepExecutions ?? []).map((x) => `${x.StepName}:${x.StepStatus}${x.StepStatus === 'Success' || x.StepName === 'fanOut' ? '' : ` ${x.FailureMessage}`}`);
+    expect(steps).toEqual(['resolve:Success', 'branchOnSelection:Success', 'fanOut:Cancelled', 'gather:Success']);
+    const { gather, report } = await fleetReportOf(e);
+    expect(report.instances.map((x) => [x.instanceId, x.outcome])).toEqual([
+      [members[0].instanceId, 'clean'],
+      [members[1].instanceId, 'cancelled'],
+      [members[2].instanceId, 'cancelled'],
+    ]);
+    expect(gather).toMatchObject({ Instances: 3, Clean: 1, Cancelled: 2, Unknown: 0, Failed: 0 });
+    expect(report.instances[2].reason).toMatch(/not started/);
+    // The stopped child ended Cancelled through its own cancel path, which started its restore.
+    const stopped = (await aws<{ AutomationExecution: Execution }>('ssm', 'get-automation-execution', '--automation-execution-id', child)).AutomationExecution;
+    expect(stopped.AutomationExecutionStatus).toBe('Cancelled');
+    expect((stopped.StepExecutions ?? []).at(-1)).toMatchObject({ StepName: 'startRestore', StepStatus: 'Success' });
+    // Nothing lost: each instance as it was, the key file before or fully revoked, the unstarted one not a byte changed.
+    for (const b of before) await expectNothingLost(twin, b, [KEY_FILE]);
+    const after = keyFileOf(members[1].imagePath as string);
+    if (after !== specs[1].keys) expect(fingerprintsOf(after)).toEqual([OTHER.fingerprint]);
+    expect(sha256(members[2].imagePath as string)).toBe(untouched);
+    // The run's results, spec and tags are gone.
+    const left = await sdk.send(new GetParametersByPathCommand({ Path: `/reset-access/revoke/${id}`, Recursive: true }));
+    expect((left.Parameters ?? []).map((p) => p.Name)).toEqual([`/reset-access/revoke/${id}/report`]);
+    const tags = await twin.ec2.send(new DescribeTagsCommand({ Filters: [{ Name: 'key', Values: ['reset-access:revoke-run'] }] }));
+    expect(tags.Tags ?? []).toEqual([]);
+  } finally {
+    sdk.destroy();
   }
 });

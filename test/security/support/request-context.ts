@@ -439,6 +439,9 @@ const JSON_SERVICES: Record<string, JsonMapper> = {
   'ssm:GetParameter': (b, w) => [parameterRes(w, String(b.Name))],
   'ssm:GetParameters': (b, w) => ((b.Names as string[]) ?? []).map((n) => parameterRes(w, n)),
   'ssm:DeleteParameter': (b, w) => [parameterRes(w, String(b.Name))],
+  'ssm:DeleteParameters': (b, w) => ((b.Names as string[]) ?? []).map((n) => parameterRes(w, n)),
+  // GetParametersByPath is authorized on the path's own parameter ARN (SAR: resource type parameter).
+  'ssm:GetParametersByPath': (b, w) => [parameterRes(w, String(b.Path))],
   // The UserData method reads the inject-key document's script (SAR: GetDocument authorizes on the document).
   'ssm:GetDocument': (b, w) => [
     {
@@ -479,6 +482,14 @@ const JSON_SERVICES: Record<string, JsonMapper> = {
     ];
   },
   'ssm:GetAutomationExecution': (b, w) => [
+    {
+      type: 'automation-execution',
+      arn: `arn:aws:ssm:${w.place.region}:${w.place.account}:automation-execution/${String(b.AutomationExecutionId)}`,
+      binding: 'customer',
+      foreign: `arn:aws:ssm:${w.place.region}:${w.place.account}:automation-execution/00000000-0000-4000-8000-00000000f001`,
+    },
+  ],
+  'ssm:StopAutomationExecution': (b, w) => [
     {
       type: 'automation-execution',
       arn: `arn:aws:ssm:${w.place.region}:${w.place.account}:automation-execution/${String(b.AutomationExecutionId)}`,
