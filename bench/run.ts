@@ -164,7 +164,7 @@ export function main(argv: readonly string[]): BenchResult {
   const onlineHigh = online.high?.timeToAccessSeconds ?? null;
   const onlineAccess: Range | null = onlineLow !== null && onlineHigh !== null ? { low: onlineLow, high: onlineHigh } : null;
   // The user of the CLI holds the key once `reset` sees the step outputs that say the key is in
-  // place (review P4): the access step's end, plus the CLI's poll and two calls (bench/result.ts).
+  // place (review P4): the access step's end, plus the CLI's poll and three calls (bench/result.ts `userHoldsKeyAt`).
   const onlineUserHoldsKey: Range | null =
     onlineAccess && online.low?.ours.status === 'Success' && online.high?.ours.status === 'Success'
       ? { low: userHoldsKeyAt(onlineAccess.low, 'low'), high: userHoldsKeyAt(onlineAccess.high, 'high') }

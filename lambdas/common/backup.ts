@@ -102,10 +102,15 @@ export async function startBackup(deps: BackupDeps, plan: Plan, input: StepInput
     return out.SnapshotId;
   }
 
-  // Not sure of: whether EC2 has started the image's snapshots by the time CreateImage returns
-  // (for a stopped instance it snapshots each volume; AWS documents snapshots as point-in-time at
-  // their start). Detaching right after is what AWSSupport-ResetAccess does after its image is
-  // available; prefer BackupMethod=Snapshot, whose point in time is the call itself.
+  // An image's point in time is each of its snapshots' creation (CreateImage, NoReboot:
+  // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateImage.html), not this call.
+  // So no write may reach the volume before the image's snapshots exist (waitForImageSnapshots):
+  // Online waits in inject-key before its command; the volume swap (inject and revoke) waits in
+  // inject-key before the command to the helper (review-s6 Q19). Not yet waited for: Windows
+  // (lambdas/windows-reset writes the NTFS volume on the helper) and UserData (the instance's own
+  // first boot writes it): there the helper's boot or the stop and start usually give EC2 tens of
+  // seconds, which no source says is enough (open: review-s6 Q19). Snapshot is the safer choice:
+  // its point in time is the call itself.
   const out = await ec2.send(
     new CreateImageCommand({
       InstanceId: instanceId,

@@ -101,6 +101,24 @@ export const CONFIRM_MARGIN_MS = 15_000;
 /** Online: GetCommandInvocation is asked every second while the command runs (a read, at most ~120 calls). */
 export const ONLINE_POLL_MS = 1_000;
 
+/**
+ * The volume swap (inject and revoke) with BackupMethod=Image (review-s6 Q19): the image was made
+ * by backup-and-detach (CreateImage, NoReboot) on the stopped instance, and the root volume was
+ * detached right after. Stopped or not, an image holds "only the data that has been written to the
+ * volumes at the time the snapshots are created"
+ * (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateImage.html, NoReboot): its point
+ * in time is each snapshot's creation, which no source ties to the CreateImage call or to the
+ * detach. The command below is the first write to the volume, so the same bounded wait as the
+ * online path (waitForImageSnapshots) comes before it; past its bound, or on a failed image, the
+ * step refuses with nothing written and nothing stored. In the runbook this step follows the
+ * helper's boot, so the snapshots usually exist by now and the wait is one DescribeImages and one
+ * DescribeSnapshots.
+ */
+async function imageSnapshotsBeforeWrite(deps: InjectDeps, plan: Plan): Promise<void> {
+  const backupId = plan.created.backupId;
+  if (plan.inputs.backupMethod === 'Image' && backupId?.startsWith('ami-')) await waitForImageSnapshots(deps.ec2, backupId, deps.clock);
+}
+
 export function keyParameterNameFor(instanceId: string): string {
   return keyParameterName(instanceId);
 }
@@ -142,6 +160,7 @@ export async function injectKey(deps: InjectDeps, input: StepInput): Promise<Inj
     if (waited.status === 'rejected') throw waited.reason;
     key = stored.value;
   } else {
+    await imageSnapshotsBeforeWrite(deps, plan);
     key = await prepareRunKey(keyDeps, plan, instanceId, executionId);
   }
   const { publicKey, fingerprint, keyType, keyParameterName } = key;
@@ -216,6 +235,7 @@ async function sendRevoke(deps: InjectDeps, plan: Plan, targetId: string, online
   }
   // Online: the customer's instance must carry this run's lock tag, read now (review P6/O1).
   if (online) await requireOwnLockTag(deps.ec2, instanceId, executionId);
+  else await imageSnapshotsBeforeWrite(deps, plan);
   const out = await ssm.send(
     new SendCommandCommand({
       DocumentName: config.revokeDocumentName,

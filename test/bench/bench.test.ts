@@ -325,14 +325,26 @@ describe('the result', () => {
       expect(online?.status).toBe('Success');
       expect((online?.work ?? []).map((w) => w.op).filter((op) => ['StopInstances', 'StartInstances', 'DetachVolume', 'AttachVolume', 'RunInstancesUntilOnline'].includes(op))).toEqual([]);
       expect(online?.work.some((w) => w.op === 'RunCommandOnline')).toBe(true);
-      // Review P2: the backup call is on the path, awaited before SendCommand, and the RSA key is
-      // generated before it too: the command starts no earlier than both.
+      // Review P2 / review-s6 Q9: inside injectKeyOnline the backup and the RSA generation overlap
+      // (inject-key.ts: Promise.all of backupRunning and generateRunKey), and SendCommand waits for both.
+      // Overlapped: the command starts before CreateSnapshot's answer plus a whole generation (the
+      // serial order of d8cda73's run, generation after the backup, fails this); but no earlier than
+      // the step's start plus the generation and the key's PutParameter, nor than the snapshot's
+      // answer (a run that charged no generation, as 98fae58's, fails this).
+      expect(online?.keyType).toBe('rsa');
+      const step = online?.steps.find((s) => s.name === 'injectKeyOnline');
       const snapshot = online?.work.find((w) => w.op === 'CreateSnapshot');
       const command = online?.work.find((w) => w.op === 'RunCommandOnline');
-      expect(snapshot && command && snapshot.startedAt + latencyOf('CreateSnapshot', end) <= command.startedAt + 1e-6).toBe(true);
-      if (online?.keyType === 'rsa') expect((command?.startedAt ?? 0) >= latencyOf('LambdaRsa4096KeyGen', end) + latencyOf('CreateSnapshot', end)).toBe(true);
-      // Review P4: the CLI user holds the key after it is in place, never before.
-      expect((r.online?.userHoldsKeySeconds?.[end] ?? 0) > (r.online?.timeToAccessSeconds?.[end] ?? Infinity)).toBe(true);
+      if (!step || !snapshot || !command) throw new Error(`the committed online run at the ${end} end lacks injectKeyOnline, CreateSnapshot or RunCommandOnline`);
+      const keygen = latencyOf('LambdaRsa4096KeyGen', end);
+      expect([end, command.startedAt < snapshot.completesAt + keygen]).toEqual([end, true]);
+      expect([end, command.startedAt + 1e-6 >= Math.max(snapshot.completesAt, step.startSeconds + keygen + latencyOf('ApiCall', end))]).toEqual([end, true]);
+      // Review P4: the CLI user holds the key one poll's lateness and three calls after it is in
+      // place (bench/result.ts userHoldsKeyAt): a committed figure from another formula fails here.
+      const inPlace = r.online?.timeToAccessSeconds?.[end];
+      expect(inPlace).toEqual(expect.any(Number));
+      expect(r.online?.userHoldsKeySeconds?.[end]).toBeCloseTo(userHoldsKeyAt(inPlace as number, end), 2);
+      expect((r.online?.userHoldsKeySeconds?.[end] ?? 0) - (inPlace as number)).toBeGreaterThanOrEqual(3 * latencyOf('ApiCall', end) - 1e-6);
     }
   });
 

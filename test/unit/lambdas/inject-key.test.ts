@@ -112,6 +112,58 @@ describe('inject-key handler, generated key', () => {
   });
 });
 
+describe('inject-key handler, volume swap with BackupMethod=Image (review-s6 Q19)', () => {
+  const IMAGE = 'ami-0123456789abcdef0';
+  const swapPlan = (revoke = false): Plan => plan((p) => {
+    p.inputs.publicKey = USER_KEY;
+    p.inputs.backupMethod = 'Image';
+    p.created = { helperInstanceId: HELPER_ID, backupId: IMAGE };
+    if (revoke) p.inputs.action = { kind: 'revoke', fingerprints: [fingerprintOf(USER_KEY)], replacementKey: '', mode: 'remove' } as unknown as Plan['inputs']['action'];
+  });
+
+  it.each([false, true])('writes (SendCommand to the helper) only once the image made before the detach shows its snapshots (revoke: %s)', async (revoke) => {
+    storePlan(store, swapPlan(revoke));
+    const order: string[] = [];
+    let polls = 0;
+    ec2Mock.on(DescribeImagesCommand, { ImageIds: [IMAGE] }).callsFake(() => {
+      polls += 1;
+      order.push(polls === 1 ? 'image pending' : 'image with snapshots');
+      return { Images: [{ ImageId: IMAGE, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: polls === 1 ? {} : { SnapshotId: 'snap-0aaa' } }] }] };
+    });
+    ec2Mock.on(DescribeSnapshotsCommand, { SnapshotIds: ['snap-0aaa'] }).callsFake(() => (order.push('snapshots'), { Snapshots: [{ SnapshotId: 'snap-0aaa', State: 'pending' }] }));
+    ssmMock.on(SendCommandCommand).callsFake(() => (order.push('SendCommand'), { Command: { CommandId: 'cmd-0123' } }));
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
+    const r = await injectKey(
+      { ssm: new SSMClient({ region: 'us-east-1' }), ec2: new EC2Client({ region: 'us-east-1' }), log: recordingLogger(), config: { keyId: 'k', documentName: 'ResetAccess-InjectKey', revokeDocumentName: 'ResetAccess-RevokeKey' } },
+      { executionId: EXECUTION_ID, instanceId: INSTANCE_ID },
+    );
+    expect(order).toEqual(['image pending', 'image with snapshots', 'snapshots', 'SendCommand']);
+    expect(r.commandId).toBe('cmd-0123');
+  });
+
+  it('refuses on a failed image: nothing sent, nothing stored', async () => {
+    storePlan(store, plan((p) => {
+      p.inputs.backupMethod = 'Image';
+      p.created = { helperInstanceId: HELPER_ID, backupId: IMAGE };
+    }));
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: IMAGE, State: 'failed' }] });
+    await expect(handler(STEP_EVENT)).rejects.toThrow(/is failed: nothing was written/);
+    expect(ssmMock).not.toHaveReceivedCommand(SendCommandCommand);
+    expect(store.has(KEY_NAME)).toBe(false);
+  });
+
+  it('BackupMethod=Snapshot: no image read before the write', async () => {
+    storePlan(store, plan((p) => {
+      p.inputs.publicKey = USER_KEY;
+      p.created = { helperInstanceId: HELPER_ID, backupId: 'snap-0123456789abcdef0' };
+    }));
+    ssmMock.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
+    await handler(STEP_EVENT);
+    expect(ec2Mock).not.toHaveReceivedCommand(DescribeImagesCommand);
+    expect(ssmMock).toHaveReceivedCommand(SendCommandCommand);
+  });
+});
+
 describe('inject-key handler, user public key', () => {
   it('stores nothing and sends the given key', async () => {
     storePlan(store, plan((p) => (p.inputs.publicKey = USER_KEY)));
