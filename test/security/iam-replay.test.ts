@@ -163,6 +163,9 @@ beforeAll(async () => {
     // The online method (issue 12): a managed node; SendCommand goes to the instance itself.
     ['online (a managed instance, Auto)', 'Success', { managed: {} }, {}, {}],
     ['online, restore (failure injected after injection)', 'Failed', { managed: {} }, {}, { faults: [{ step: 'reportOnline', when: 'before', message: 'iam replay: fail after online injection' }] }],
+    // review-s6 Q24: the online Image path: CreateImage NoReboot with its tag specifications, then
+    // DescribeImages by id and DescribeSnapshots by ids until the image's snapshots exist (review P5).
+    ['online, BackupMethod=Image', 'Success', { managed: {} }, { BackupMethod: 'Image' }, {}],
     // Method=UserData (issue 12): a success, and a failure after our user data was set (restore stops the instance and puts the original back).
     ['user data (Method=UserData)', 'Success', { userData: Buffer.from('#!/bin/sh\necho original\n') }, { Method: 'UserData' }, {}],
     ['user data restored (failure after confirmUserData)', 'Failed', { userData: Buffer.from('#!/bin/sh\necho original\n') }, { Method: 'UserData' }, { faults: [{ step: 'confirmUserData', when: 'after', message: 'iam replay: fail with our user data set' }] }],
@@ -498,6 +501,7 @@ test.each([
   "the instance's own subnet (SelectedInstanceSubnet)",
   'online (a managed instance, Auto)',
   'online, restore (failure injected after injection)',
+  'online, BackupMethod=Image',
   // Windows (issue 15, review W8/W2): the runs above, now judged one by one too.
   'Windows, EnablePasswordGeneration',
   'Windows, NewPassword (stopped, no key pair)',
@@ -519,6 +523,13 @@ test.each([
     expect(r.denied).toEqual([]);
   },
 );
+
+test("online, BackupMethod=Image: inject-key's image path is on the replayed wire (CreateImage, then DescribeImages and DescribeSnapshots by id: review-s6 Q24)", () => {
+  const s = scenarios.find((x) => x.name === 'online, BackupMethod=Image') as Scenario;
+  expect(s).toBeDefined();
+  const byInjectKey = s.exchanges.filter((x) => /InjectKey/i.test(x.accessKeyId ?? '')).map((x) => `${x.service}:${x.action}`);
+  for (const call of ['ec2:CreateImage', 'ec2:DescribeImages', 'ec2:DescribeSnapshots']) expect([call, byInjectKey.includes(call)]).toEqual([call, true]);
+});
 
 test('the authorizations AWS makes on its own are replayed, each with its source', async () => {
   const all = await Promise.all(scenarios.map((s) => evaluateScenario(s)));
