@@ -264,11 +264,21 @@ test('CreateImage tags the image and its snapshots in the call, as EC2 does', as
   const id = await launch();
   const tag = (type: 'image' | 'snapshot') => ({ ResourceType: type, Tags: [{ Key: 'reset-access:role', Value: 'backup' }] });
   const out = await ec2.send(new CreateImageCommand({ InstanceId: id, Name: 'twin-backup', NoReboot: true, TagSpecifications: [tag('image'), tag('snapshot')] }));
-  const image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [out.ImageId as string] }))).Images?.[0];
-  expect(image?.Tags).toEqual([{ Key: 'reset-access:role', Value: 'backup' }]);
-  const snapshotIds = (image?.BlockDeviceMappings ?? []).map((b) => b.Ebs?.SnapshotId as string);
+  // A pending image shows its mappings without snapshot ids (the twin's DescribeImages, local/agent.ts):
+  // the ids are read once the image has settled.
+  const pending = (await ec2.send(new DescribeImagesCommand({ ImageIds: [out.ImageId as string] }))).Images?.[0];
+  expect(pending?.Tags).toEqual([{ Key: 'reset-access:role', Value: 'backup' }]);
+  agent.setTransitions('settle');
+  let image;
+  try {
+    image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [out.ImageId as string] }))).Images?.[0];
+  } finally {
+    agent.setTransitions('show');
+  }
+  const snapshotIds = (image?.BlockDeviceMappings ?? []).map((b) => b.Ebs?.SnapshotId).filter((s): s is string => !!s);
   expect(snapshotIds.length).toBeGreaterThan(0);
   const snapshots = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
+  expect(snapshots.Snapshots?.map((s) => s.SnapshotId).sort()).toEqual([...snapshotIds].sort());
   for (const snap of snapshots.Snapshots ?? []) expect(snap.Tags).toEqual([{ Key: 'reset-access:role', Value: 'backup' }]);
 });
 
